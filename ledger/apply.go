@@ -1,0 +1,480 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// An op is one ledger operation, validated before it is queued and applied
+// inside a batch. apply must read and write accounts only through o, so a
+// failing op leaves no trace.
+type op interface {
+	// refs are the accounts the op names directly; the pools of named jobs
+	// are loaded too.
+	refs() []Ref
+	// key is the idempotency key, or "".
+	key() string
+	apply(o *opCtx) (any, error)
+}
+
+// batchState is what a batch of ops sees inside one store transaction:
+// every account it may touch, loaded (and locked) up front, and the changes
+// of the ops applied so far.
+type batchState struct {
+	ctx      context.Context
+	tx       Tx
+	now      time.Time
+	byRef    map[Ref]*Account
+	keys     map[string]*Entry
+	dirty    map[*Account]bool // existing accounts changed by the batch
+	created  []*Account        // new accounts, with temporary negative IDs
+	entries  []*Entry
+	nextTemp int64
+}
+
+func newBatchState(ctx context.Context, tx Tx, now time.Time) *batchState {
+	return &batchState{ctx: ctx, tx: tx, now: now, byRef: map[Ref]*Account{},
+		keys: map[string]*Entry{}, dirty: map[*Account]bool{}}
+}
+
+// prefetch loads the accounts and idempotency entries that ops will need.
+func (st *batchState) prefetch(ops []op) error {
+	var refs []Ref
+	var keys []string
+	for _, op := range ops {
+		refs = append(refs, op.refs()...)
+		if k := op.key(); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	if err := st.load(dedupRefs(refs)); err != nil {
+		return err
+	}
+	var pools []Ref
+	for _, a := range st.byRef {
+		if a.Ref.Kind == KindJob {
+			if _, ok := st.byRef[a.PoolRef]; !ok {
+				pools = append(pools, a.PoolRef)
+			}
+		}
+	}
+	if err := st.load(dedupRefs(pools)); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	es, err := st.tx.EntriesByKey(st.ctx, keys)
+	if err != nil {
+		return err
+	}
+	for i := range es {
+		st.keys[es[i].Key] = &es[i]
+	}
+	return nil
+}
+
+func (st *batchState) load(refs []Ref) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	accts, err := st.tx.LoadAccounts(st.ctx, refs)
+	if err != nil {
+		return err
+	}
+	for i := range accts {
+		a := accts[i]
+		st.byRef[a.Ref] = &a
+	}
+	return nil
+}
+
+func dedupRefs(refs []Ref) []Ref {
+	seen := make(map[Ref]bool, len(refs))
+	out := refs[:0:0]
+	for _, r := range refs {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	// A stable order makes concurrent writers lock rows in the same order.
+	sort.Slice(out, func(i, j int) bool { return out[i].Encode() < out[j].Encode() })
+	return out
+}
+
+// flush writes the batch: new pools, then new jobs (which point at pool IDs),
+// then changed accounts, then entries.
+func (st *batchState) flush() error {
+	real := map[int64]int64{}
+	mapID := func(id int64) int64 {
+		if id < 0 {
+			return real[id]
+		}
+		return id
+	}
+	for _, kind := range []Kind{KindPool, KindJob} {
+		var batch []*Account
+		var temps []int64
+		for _, a := range st.created {
+			if a.Ref.Kind == kind {
+				a.PoolID = mapID(a.PoolID)
+				temps = append(temps, a.ID)
+				batch = append(batch, a)
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := st.tx.InsertAccounts(st.ctx, batch); err != nil {
+			return err
+		}
+		for i, a := range batch {
+			real[temps[i]] = a.ID
+		}
+	}
+	if len(st.dirty) > 0 {
+		changed := make([]*Account, 0, len(st.dirty))
+		for a := range st.dirty {
+			changed = append(changed, a)
+		}
+		sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
+		if err := st.tx.UpdateAccounts(st.ctx, changed); err != nil {
+			return err
+		}
+	}
+	for _, e := range st.entries {
+		e.From, e.To = mapID(e.From), mapID(e.To)
+	}
+	if len(st.entries) == 0 {
+		return nil
+	}
+	return st.tx.InsertEntries(st.ctx, st.entries)
+}
+
+// opCtx is one op's private view of the batch: copies of the accounts it
+// touched, its new accounts and entries. commit publishes them to the batch;
+// a failed op is simply dropped.
+type opCtx struct {
+	st      *batchState
+	touched map[Ref]*Account
+	created []*Account
+	entries []*Entry
+}
+
+func (st *batchState) begin() *opCtx {
+	return &opCtx{st: st, touched: map[Ref]*Account{}}
+}
+
+func (o *opCtx) now() time.Time { return o.st.now }
+
+// account returns the op's working copy of ref, or nil if it does not exist.
+func (o *opCtx) account(ref Ref) *Account {
+	if a, ok := o.touched[ref]; ok {
+		return a
+	}
+	a, ok := o.st.byRef[ref]
+	if !ok {
+		return nil
+	}
+	c := *a
+	o.touched[ref] = &c
+	return &c
+}
+
+// create makes a new account with a temporary ID.
+func (o *opCtx) create(a Account) *Account {
+	o.st.nextTemp--
+	a.ID = o.st.nextTemp
+	a.OpenedAt, a.UpdatedAt = o.now(), o.now()
+	p := &a
+	o.touched[a.Ref] = p
+	o.created = append(o.created, p)
+	return p
+}
+
+func (o *opCtx) entry(e Entry) {
+	e.At = o.now()
+	o.entries = append(o.entries, &e)
+}
+
+// replayed looks for an earlier entry with the op's key. It returns the
+// entry when the inputs match, ErrIdempotencyConflict when they do not.
+func (o *opCtx) replayed(key, hash string) (*Entry, error) {
+	e := o.st.keys[key]
+	if e == nil {
+		return nil, nil
+	}
+	if e.InputHash != hash {
+		return nil, fmt.Errorf("%w: key %q", ErrIdempotencyConflict, key)
+	}
+	return e, nil
+}
+
+func (o *opCtx) commit() {
+	isNew := map[*Account]bool{}
+	for _, a := range o.created {
+		isNew[a] = true
+		o.st.created = append(o.st.created, a)
+	}
+	for ref, c := range o.touched {
+		if isNew[c] {
+			o.st.byRef[ref] = c
+			continue
+		}
+		orig := o.st.byRef[ref]
+		if *orig == *c {
+			continue
+		}
+		*orig = *c
+		if orig.ID > 0 {
+			o.st.dirty[orig] = true
+		}
+	}
+	for _, e := range o.entries {
+		o.st.entries = append(o.st.entries, e)
+		if e.Key != "" {
+			o.st.keys[e.Key] = e
+		}
+	}
+}
+
+func inputHash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// usable checks that money may move into or out of a job now.
+func (o *opCtx) usable(job *Account) error {
+	switch {
+	case job.State.IsFinal():
+		return fmt.Errorf("%w: %s is %s", ErrJobClosed, job.Ref, job.State)
+	case !job.ExpiresAt.After(o.now()):
+		return fmt.Errorf("%w: %s was idle past its TTL of %s", ErrJobExpired, job.Ref, job.TTL)
+	}
+	return nil
+}
+
+// touch records activity: a job's TTL starts again.
+func (o *opCtx) touch(a *Account) {
+	a.UpdatedAt = o.now()
+	if a.Ref.Kind == KindJob && a.State == StateOpen {
+		a.ExpiresAt = o.now().Add(a.TTL)
+	}
+}
+
+func addChecked(a, b Amount) (Amount, error) {
+	s := a.Add(b)
+	if s.outOfRange() {
+		return Amount{}, fmt.Errorf("%w: %s + %s", ErrAmountOverflow, a, b)
+	}
+	return s, nil
+}
+
+// move transfers amt (≥ 0) from one account to another.
+func (o *opCtx) move(kind EntryKind, from, to *Account, amt Amount, after *Account) error {
+	if amt.IsZero() {
+		return nil
+	}
+	nb, err := addChecked(to.Balance, amt)
+	if err != nil {
+		return err
+	}
+	fb, err := addChecked(from.Balance, amt.Neg())
+	if err != nil {
+		return err
+	}
+	to.Balance, from.Balance = nb, fb
+	to.MovedIn = to.MovedIn.Add(amt)
+	from.MovedOut = from.MovedOut.Add(amt)
+	o.entry(Entry{Kind: kind, From: from.ID, To: to.ID, Amount: amt, BalanceAfter: after.Balance})
+	return nil
+}
+
+// ---- Credit ----
+
+type creditOp struct {
+	ref    Ref
+	amount Amount
+	k      string
+}
+
+func (c *creditOp) refs() []Ref { return []Ref{c.ref} }
+func (c *creditOp) key() string { return c.k }
+func (c *creditOp) hash() string {
+	return inputHash(string(EntryCredit), c.ref.Encode(), c.amount.String())
+}
+
+func (c *creditOp) apply(o *opCtx) (any, error) {
+	if e, err := o.replayed(c.k, c.hash()); err != nil || e != nil {
+		if err != nil {
+			return nil, err
+		}
+		return CreditResult{Balance: e.BalanceAfter, Replayed: true}, nil
+	}
+	a := o.account(c.ref)
+	switch {
+	case a == nil && c.ref.Kind == KindPool:
+		a = o.create(Account{Ref: c.ref, State: StateOpen})
+	case a == nil:
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, c.ref)
+	case c.ref.Kind == KindJob:
+		if err := o.usable(a); err != nil {
+			return nil, err
+		}
+	}
+	nb, err := addChecked(a.Balance, c.amount)
+	if err != nil {
+		return nil, err
+	}
+	a.Balance = nb
+	a.Credited = a.Credited.Add(c.amount)
+	o.touch(a)
+	o.entry(Entry{Kind: EntryCredit, To: a.ID, Amount: c.amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
+	return CreditResult{Balance: nb}, nil
+}
+
+// ---- Charge ----
+
+type chargeOp struct {
+	ref    Ref
+	amount Amount
+	grace  Amount
+	k      string
+}
+
+func (c *chargeOp) refs() []Ref { return []Ref{c.ref} }
+func (c *chargeOp) key() string { return c.k }
+func (c *chargeOp) hash() string {
+	return inputHash(string(EntryCharge), c.ref.Encode(), c.amount.String())
+}
+
+func (c *chargeOp) apply(o *opCtx) (any, error) {
+	if e, err := o.replayed(c.k, c.hash()); err != nil || e != nil {
+		if err != nil {
+			return nil, err
+		}
+		return ChargeResult{Balance: e.BalanceAfter, Replayed: true}, nil
+	}
+	a := o.account(c.ref)
+	if a == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, c.ref)
+	}
+	if c.ref.Kind == KindJob {
+		if err := o.usable(a); err != nil {
+			return nil, err
+		}
+	}
+	nb := a.Balance.Sub(c.amount)
+	if nb.Cmp(c.grace.Neg()) < 0 {
+		return nil, fmt.Errorf("%w: %s holds %s, charge %s, grace %s", ErrInsufficientFunds, c.ref, a.Balance, c.amount, c.grace)
+	}
+	if nb.outOfRange() {
+		return nil, fmt.Errorf("%w: %s - %s", ErrAmountOverflow, a.Balance, c.amount)
+	}
+	a.Balance = nb
+	a.Charged = a.Charged.Add(c.amount)
+	o.touch(a)
+	o.entry(Entry{Kind: EntryCharge, From: a.ID, Amount: c.amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
+	return ChargeResult{Balance: nb}, nil
+}
+
+// ---- OpenJob ----
+
+type openJobOp struct {
+	req OpenJobRequest
+}
+
+func (j *openJobOp) refs() []Ref { return []Ref{j.req.Job.Ref(), j.req.Pool().Ref()} }
+func (j *openJobOp) key() string { return "" }
+
+func (j *openJobOp) apply(o *opCtx) (any, error) {
+	r := j.req
+	poolRef := r.Pool().Ref()
+	job := o.account(r.Job.Ref())
+	created := job == nil
+	if job != nil {
+		if job.PoolRef != poolRef {
+			return nil, fmt.Errorf("%w: %s belongs to %s, not %s", ErrJobMismatch, job.Ref, job.PoolRef, poolRef)
+		}
+		if err := o.usable(job); err != nil {
+			return nil, err
+		}
+	}
+	pool := o.account(poolRef)
+	if pool == nil {
+		pool = o.create(Account{Ref: poolRef, State: StateOpen})
+	}
+	if created {
+		job = o.create(Account{Ref: r.Job.Ref(), PoolRef: poolRef, PoolID: pool.ID, State: StateOpen, TTL: r.TTL})
+	} else if r.TTL > 0 {
+		job.TTL = r.TTL
+	}
+	want := MaxOf(r.Reserve.Sub(job.Balance), Amount{})
+	draw := MinAmount(want, MaxOf(pool.Balance, Amount{}))
+	if job.Balance.Add(draw).Cmp(r.Minimum) < 0 {
+		return nil, fmt.Errorf("%w: %s needs %s, holds %s and its pool %s", ErrInsufficientFunds,
+			job.Ref, r.Minimum, job.Balance, pool.Balance)
+	}
+	if err := o.move(EntryReserve, pool, job, draw, job); err != nil {
+		return nil, err
+	}
+	o.touch(job)
+	if !draw.IsZero() {
+		o.touch(pool)
+	}
+	return OpenJobResult{Balance: job.Balance, Drawn: draw, PoolBalance: pool.Balance, Created: created}, nil
+}
+
+// ---- CloseJob / expiry ----
+
+type closeJobOp struct {
+	job JobKey
+	// expire marks the sweeper: it only acts on jobs still past their TTL.
+	expire bool
+}
+
+func (c *closeJobOp) refs() []Ref { return []Ref{c.job.Ref()} }
+func (c *closeJobOp) key() string { return "" }
+
+func (c *closeJobOp) apply(o *opCtx) (any, error) {
+	job := o.account(c.job.Ref())
+	if job == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, c.job.Ref())
+	}
+	pool := o.account(job.PoolRef)
+	if pool == nil {
+		return nil, fmt.Errorf("ledger: %s has no pool %s", job.Ref, job.PoolRef)
+	}
+	if job.State.IsFinal() {
+		return CloseJobResult{State: job.State, PoolBalance: pool.Balance, Replayed: true}, nil
+	}
+	if c.expire && job.ExpiresAt.After(o.now()) {
+		// Touched since the sweeper looked: still alive.
+		return CloseJobResult{State: job.State, PoolBalance: pool.Balance, Replayed: true}, nil
+	}
+	kind, state := EntryRelease, StateClosed
+	if c.expire {
+		kind, state = EntryExpire, StateExpired
+	}
+	released := job.Balance
+	var err error
+	if released.Sign() >= 0 {
+		err = o.move(kind, job, pool, released, job)
+	} else {
+		err = o.move(kind, pool, job, released.Neg(), job)
+	}
+	if err != nil {
+		return nil, err
+	}
+	job.State, job.ClosedAt, job.ExpiresAt, job.UpdatedAt = state, o.now(), time.Time{}, o.now()
+	pool.UpdatedAt = o.now()
+	return CloseJobResult{State: state, Released: released, PoolBalance: pool.Balance}, nil
+}

@@ -1,0 +1,388 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Options configure a Ledger. Zero values take the defaults.
+type Options struct {
+	// Clock defaults to the wall clock.
+	Clock Clock
+	// MaxBatch bounds how many operations share one transaction (default 512).
+	MaxBatch int
+	// DefaultTTL is the idle lifetime of a job opened without one (default 5 min).
+	DefaultTTL time.Duration
+	// Logger receives store errors the committer could not hand to a caller.
+	Logger *slog.Logger
+}
+
+// Ledger applies operations to a Store. It is safe for concurrent use. All
+// writes go through a committer that groups concurrent operations into one
+// transaction; each method returns after its operation is durable.
+type Ledger struct {
+	store Store
+	clock Clock
+	opts  Options
+
+	queue chan *request
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	closeOnce sync.Once
+	mu        sync.RWMutex // guards closed against sends on queue
+	closed    bool
+}
+
+type request struct {
+	op   op
+	done chan result
+}
+
+type result struct {
+	val any
+	err error
+}
+
+// New returns a Ledger on store and starts its committers. Call Close to stop them.
+func New(store Store, opts Options) *Ledger {
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	if opts.DefaultTTL <= 0 {
+		opts.DefaultTTL = 5 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	l := &Ledger{store: store, clock: opts.Clock, opts: opts,
+		queue: make(chan *request, 4*opts.MaxBatch), stop: make(chan struct{})}
+	for range max(store.Writers(), 1) {
+		l.wg.Add(1)
+		go l.commitLoop()
+	}
+	return l
+}
+
+// Store returns the store the ledger writes to.
+func (l *Ledger) Store() Store { return l.store }
+
+// Now is the ledger clock's time.
+func (l *Ledger) Now() time.Time { return l.clock.Now() }
+
+// Close stops the committers after the queued operations are done. It does
+// not close the store.
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.stop)
+		l.wg.Wait()
+	})
+	return nil
+}
+
+// submit queues op and waits for its result. If ctx ends first, the op may
+// still be applied later; since every op is idempotent, the caller may retry.
+func (l *Ledger) submit(ctx context.Context, op op) (any, error) {
+	r := &request{op: op, done: make(chan result, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case l.queue <- r:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.val, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *Ledger) commitLoop() {
+	defer l.wg.Done()
+	batch := make([]*request, 0, l.opts.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-l.queue:
+			batch = append(batch, r)
+		case <-l.stop:
+			// Drain what is queued, then stop.
+			for {
+				select {
+				case r := <-l.queue:
+					l.runBatch([]*request{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < l.opts.MaxBatch {
+			select {
+			case r := <-l.queue:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		l.runBatch(batch)
+	}
+}
+
+// runBatch applies a batch in one transaction and hands out the results.
+func (l *Ledger) runBatch(batch []*request) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ops := make([]op, len(batch))
+	for i, r := range batch {
+		ops[i] = r.op
+	}
+	results, err := l.applyOps(ctx, ops)
+	for i, r := range batch {
+		if err != nil {
+			r.done <- result{err: fmt.Errorf("ledger: batch of %d not committed: %w", len(batch), err)}
+			continue
+		}
+		r.done <- results[i]
+	}
+}
+
+func (l *Ledger) applyOps(ctx context.Context, ops []op) ([]result, error) {
+	now := l.clock.Now().UTC().Truncate(time.Microsecond)
+	var results []result
+	err := l.store.Update(ctx, func(tx Tx) error {
+		st := newBatchState(ctx, tx, now)
+		if err := st.prefetch(ops); err != nil {
+			return err
+		}
+		results = make([]result, len(ops))
+		for i, op := range ops {
+			o := st.begin()
+			v, err := op.apply(o)
+			if err == nil {
+				o.commit()
+			}
+			results[i] = result{v, err}
+		}
+		return st.flush()
+	})
+	return results, err
+}
+
+// ---- Operations ----
+
+// CreditResult is the outcome of Credit.
+type CreditResult struct {
+	// Balance is the account's balance right after the credit (for a replay:
+	// right after the original credit).
+	Balance Amount `json:"balance"`
+	// Replayed is true when the key was seen before with the same inputs and
+	// nothing changed now.
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// Credit adds amount (≥ 0) to a pool, creating it if needed, or to an open
+// job. key makes the credit happen at most once.
+//
+// Errors: ErrInvalidInput, ErrIdempotencyConflict, ErrNotFound (job),
+// ErrJobClosed, ErrJobExpired, ErrAmountOverflow.
+func (l *Ledger) Credit(ctx context.Context, to Ref, amount Amount, key string) (CreditResult, error) {
+	if err := firstErr(to.validate(), checkAmount("credit", amount), checkKey(key)); err != nil {
+		return CreditResult{}, err
+	}
+	v, err := l.submit(ctx, &creditOp{ref: to, amount: amount, k: key})
+	if err != nil {
+		return CreditResult{}, err
+	}
+	return v.(CreditResult), nil
+}
+
+// ChargeResult is the outcome of Charge.
+type ChargeResult struct {
+	Balance  Amount `json:"balance"`
+	Replayed bool   `json:"replayed,omitempty"`
+}
+
+// Charge posts usage of amount (≥ 0) against an open job, or against a pool
+// for a legacy request that has no job. The balance may go below zero by at
+// most grace (≥ 0); beyond that the charge is refused, never cut silently.
+//
+// Errors: ErrInvalidInput, ErrIdempotencyConflict, ErrNotFound,
+// ErrJobClosed, ErrJobExpired, ErrInsufficientFunds, ErrAmountOverflow.
+func (l *Ledger) Charge(ctx context.Context, from Ref, amount, grace Amount, key string) (ChargeResult, error) {
+	if err := firstErr(from.validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key)); err != nil {
+		return ChargeResult{}, err
+	}
+	v, err := l.submit(ctx, &chargeOp{ref: from, amount: amount, grace: grace, k: key})
+	if err != nil {
+		return ChargeResult{}, err
+	}
+	return v.(ChargeResult), nil
+}
+
+// OpenJobRequest describes a hold to open (or top up).
+type OpenJobRequest struct {
+	Job        JobKey
+	Capability string
+	Customer   string
+	// Reserve is what the hold should hold after opening; the missing part
+	// is drawn from the pool, as far as the pool's positive balance goes.
+	Reserve Amount
+	// Minimum is the least the hold must hold for the job to be admitted.
+	Minimum Amount
+	// TTL is how long the job may stay idle before the sweeper releases it
+	// (0: the ledger default).
+	TTL time.Duration
+}
+
+// Pool returns the key of the pool the job draws from.
+func (r OpenJobRequest) Pool() PoolKey { return PoolKey{r.Job.Sender, r.Capability, r.Customer} }
+
+// OpenJobResult is the outcome of OpenJob.
+type OpenJobResult struct {
+	Balance     Amount `json:"balance"`      // the job's balance now
+	Drawn       Amount `json:"drawn"`        // moved from the pool by this call
+	PoolBalance Amount `json:"pool_balance"` // the pool's balance now
+	Created     bool   `json:"created"`      // false: the job was already open
+}
+
+// OpenJob opens a job's hold, or tops up an open one: it draws from the pool
+// up to Reserve and admits the job only if the hold then covers Minimum.
+// Calling it again for an open job is safe (it draws what is missing and
+// refreshes the TTL).
+//
+// Errors: ErrInvalidInput, ErrJobMismatch, ErrJobClosed, ErrJobExpired,
+// ErrInsufficientFunds (nothing changes: the job is not opened).
+func (l *Ledger) OpenJob(ctx context.Context, req OpenJobRequest) (OpenJobResult, error) {
+	if req.TTL == 0 {
+		req.TTL = l.opts.DefaultTTL
+	}
+	err := firstErr(req.Job.Ref().validate(), req.Pool().Ref().validate(),
+		checkAmount("reserve", req.Reserve), checkAmount("minimum", req.Minimum))
+	if err == nil && req.TTL < 0 {
+		err = fmt.Errorf("%w: negative TTL %s", ErrInvalidInput, req.TTL)
+	}
+	if err != nil {
+		return OpenJobResult{}, err
+	}
+	v, err := l.submit(ctx, &openJobOp{req: req})
+	if err != nil {
+		return OpenJobResult{}, err
+	}
+	return v.(OpenJobResult), nil
+}
+
+// CloseJobResult is the outcome of CloseJob and of expiry.
+type CloseJobResult struct {
+	State State `json:"state"`
+	// Released is what went back to the pool (negative: a deficit the pool covered).
+	Released    Amount `json:"released"`
+	PoolBalance Amount `json:"pool_balance"`
+	// Replayed is true when the job was already final and nothing changed.
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// CloseJob ends a job: no more credits or charges, and its whole balance goes
+// back to its pool in the same atomic step. Closing a final job is harmless.
+//
+// Errors: ErrInvalidInput, ErrNotFound (including another sender's job).
+func (l *Ledger) CloseJob(ctx context.Context, job JobKey) (CloseJobResult, error) {
+	if err := job.Ref().validate(); err != nil {
+		return CloseJobResult{}, err
+	}
+	v, err := l.submit(ctx, &closeJobOp{job: job})
+	if err != nil {
+		return CloseJobResult{}, err
+	}
+	return v.(CloseJobResult), nil
+}
+
+// ExpireJobs releases every open job idle past its TTL, as CloseJob would,
+// marking it expired. It returns how many jobs it expired.
+func (l *Ledger) ExpireJobs(ctx context.Context) (int, error) {
+	const page = 256
+	total := 0
+	for {
+		var refs []Ref
+		now := l.clock.Now()
+		err := l.store.View(ctx, func(tx ReadTx) (err error) {
+			refs, err = tx.ExpiredJobs(ctx, now, page)
+			return err
+		})
+		if err != nil || len(refs) == 0 {
+			return total, err
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(refs))
+		expired := make([]bool, len(refs))
+		for i, r := range refs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := l.submit(ctx, &closeJobOp{job: r.Job(), expire: true})
+				if err == nil {
+					expired[i] = !v.(CloseJobResult).Replayed
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		n := 0
+		for _, e := range expired {
+			if e {
+				n++
+			}
+		}
+		total += n
+		if err := errors.Join(errs...); err != nil {
+			return total, err
+		}
+		if len(refs) < page || n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// RunSweeper expires idle jobs every interval until ctx ends.
+func (l *Ledger) RunSweeper(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := l.ExpireJobs(ctx); err != nil && ctx.Err() == nil {
+				l.opts.Logger.Error("ledger sweeper", "err", err)
+			} else if n > 0 {
+				l.opts.Logger.Info("ledger sweeper released idle jobs", "expired", n)
+			}
+		}
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

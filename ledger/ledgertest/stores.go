@@ -1,0 +1,75 @@
+package ledgertest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"byoc/ledger"
+	"byoc/ledger/postgres"
+	"byoc/ledger/sqlite"
+)
+
+// SQLite is a Factory of fresh SQLite ledger files in the test's
+// temporary directory.
+func SQLite(t testing.TB) Opener {
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	return func() ledger.Store {
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+// PostgresDSN returns the PostgreSQL DSN for tests from BYOC_POSTGRES_DSN,
+// or skips the test with a message saying how to run it.
+func PostgresDSN(t testing.TB) string {
+	dsn := os.Getenv(postgres.EnvDSN)
+	if dsn == "" {
+		t.Skipf("PostgreSQL tests skipped: set %s (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable); .ci/run sets it", postgres.EnvDSN)
+	}
+	return dsn
+}
+
+// PostgresSchema creates a fresh schema for one test, drops it when the
+// test ends, and returns a DSN whose search_path points at it.
+func PostgresSchema(t testing.TB, dsn string) string {
+	t.Helper()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "byoc_test_" + hex.EncodeToString(b)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		db.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		defer db.Close()
+		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return postgres.WithSearchPath(dsn, schema)
+}
+
+// Postgres is a Factory of fresh PostgreSQL ledgers, one schema per test.
+// It skips the test when BYOC_POSTGRES_DSN is not set.
+func Postgres(t testing.TB) Opener {
+	dsn := PostgresSchema(t, PostgresDSN(t))
+	return func() ledger.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatalf("open postgres ledger: %v", err)
+		}
+		return s
+	}
+}

@@ -1,0 +1,122 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Account returns the current state of a pool or job.
+//
+// Errors: ErrInvalidInput, ErrNotFound.
+func (l *Ledger) Account(ctx context.Context, ref Ref) (Account, error) {
+	if err := ref.validate(); err != nil {
+		return Account{}, err
+	}
+	var out Account
+	err := l.store.View(ctx, func(tx ReadTx) error {
+		a, err := loadOne(ctx, tx, ref)
+		out = a
+		return err
+	})
+	return out, err
+}
+
+// Balance returns the balance of a pool or job; an unknown pool has balance 0
+// (nothing was ever paid), an unknown job is ErrNotFound.
+func (l *Ledger) Balance(ctx context.Context, ref Ref) (Amount, error) {
+	a, err := l.Account(ctx, ref)
+	if err != nil && ref.Kind == KindPool && errors.Is(err, ErrNotFound) {
+		return Amount{}, nil
+	}
+	return a.Balance, err
+}
+
+func loadOne(ctx context.Context, tx ReadTx, ref Ref) (Account, error) {
+	as, err := tx.LoadAccounts(ctx, []Ref{ref})
+	if err != nil {
+		return Account{}, err
+	}
+	if len(as) == 0 {
+		return Account{}, fmt.Errorf("%w: %s", ErrNotFound, ref)
+	}
+	return as[0], nil
+}
+
+// Statement is the history of one account: its current state, totals by
+// kind of movement, and its entries.
+type Statement struct {
+	Account Account `json:"account"`
+	// Pool is the job's pool (jobs only).
+	Pool *Account `json:"pool,omitempty"`
+	// Totals. For a job: Drawn from the pool, Released back (negative: a
+	// deficit the pool covered). For a pool: Drawn by its jobs, Released
+	// back by them.
+	Credited Amount `json:"credited"`
+	Charged  Amount `json:"charged"`
+	Drawn    Amount `json:"drawn"`
+	Released Amount `json:"released"`
+	// Opened and Closed are the job's timestamps (Closed zero while open).
+	Opened  time.Time `json:"opened"`
+	Closed  time.Time `json:"closed,omitzero"`
+	Entries []Entry   `json:"entries"`
+	// Truncated is true when more entries exist than were returned.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Statement returns an account's statement with at most limit entries
+// (0 = all), the most recent last.
+func (l *Ledger) Statement(ctx context.Context, ref Ref, limit int) (Statement, error) {
+	if err := ref.validate(); err != nil {
+		return Statement{}, err
+	}
+	var s Statement
+	err := l.store.View(ctx, func(tx ReadTx) error {
+		a, err := loadOne(ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		s = Statement{Account: a, Credited: a.Credited, Charged: a.Charged, Opened: a.OpenedAt, Closed: a.ClosedAt}
+		if a.Ref.Kind == KindJob {
+			p, err := loadOne(ctx, tx, a.PoolRef)
+			if err != nil {
+				return err
+			}
+			s.Pool = &p
+		}
+		es, err := tx.Entries(ctx, a.ID, 0, 0)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			switch e.Kind {
+			case EntryReserve:
+				s.Drawn = s.Drawn.Add(e.Amount)
+			case EntryRelease, EntryExpire:
+				// Job → pool is a release; pool → job covers a deficit.
+				if (e.From == a.ID) == (a.Ref.Kind == KindJob) {
+					s.Released = s.Released.Add(e.Amount)
+				} else {
+					s.Released = s.Released.Sub(e.Amount)
+				}
+			}
+		}
+		if limit > 0 && len(es) > limit {
+			es, s.Truncated = es[len(es)-limit:], true
+		}
+		s.Entries = es
+		return nil
+	})
+	return s, err
+}
+
+// List returns accounts matching f.
+func (l *Ledger) List(ctx context.Context, f AccountFilter) ([]Account, error) {
+	var out []Account
+	err := l.store.View(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.ListAccounts(ctx, f)
+		return err
+	})
+	return out, err
+}

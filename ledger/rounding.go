@@ -1,0 +1,59 @@
+package ledger
+
+import (
+	"fmt"
+	"math/big"
+	"time"
+)
+
+// This file is the one place where exact fractions become whole wei or whole
+// billing units. The rule is stated in the package documentation.
+
+// UnitsFor returns how many whole billing units of length unit a duration d
+// costs: d / unit rounded up, and at least 1 (a job that ran at all pays for
+// one unit). unit must be positive; a negative d counts as 0 elapsed.
+func UnitsFor(d, unit time.Duration) int64 {
+	if unit <= 0 {
+		panic("ledger.UnitsFor: unit must be positive")
+	}
+	if d <= 0 {
+		return 1
+	}
+	n := int64(d / unit)
+	if d%unit != 0 {
+		n++
+	}
+	return max(n, 1)
+}
+
+// CostOf returns the cost of units billing units at price wei per unit,
+// rounded up to a whole wei. price must be non-negative and units ≥ 0.
+func CostOf(price *big.Rat, units int64) (Amount, error) {
+	if price == nil || price.Sign() < 0 || units < 0 {
+		return Amount{}, fmt.Errorf("%w: cost of %d units at price %v", ErrInvalidInput, units, price)
+	}
+	total := new(big.Rat).Mul(price, new(big.Rat).SetInt64(units))
+	a := Amount{ceilRat(total)}
+	if a.outOfRange() {
+		return Amount{}, fmt.Errorf("%w: cost %s exceeds 2^256-1", ErrInvalidInput, a)
+	}
+	return a, nil
+}
+
+// CreditFor returns the whole-wei credit for an exact value, such as a PM
+// ticket's expected value: rounded down. A negative value credits 0.
+func CreditFor(v *big.Rat) Amount {
+	if v == nil || v.Sign() <= 0 {
+		return Amount{}
+	}
+	return Amount{new(big.Int).Quo(v.Num(), v.Denom())}
+}
+
+// ceilRat rounds r up to an integer.
+func ceilRat(r *big.Rat) *big.Int {
+	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
+	if m.Sign() > 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return q
+}

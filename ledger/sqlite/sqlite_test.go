@@ -1,0 +1,9 @@
+package sqlite_test
+
+import (
+	"testing"
+
+	"byoc/ledger/ledgertest"
+)
+
+func TestConformance(t *testing.T) { ledgertest.Run(t, ledgertest.SQLite) }

@@ -1,0 +1,607 @@
+// Package sqlstore implements ledger.Store on database/sql for every SQL
+// database byoc supports. The schema and the queries are written once; a
+// Dialect supplies the few differences (column types, placeholders, row
+// locks, error classification). ledger/sqlite and ledger/postgres open
+// connections and pick the dialect; no driver is imported here.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"byoc/ledger"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Dialect is what differs between databases.
+type Dialect struct {
+	Name string
+	// Types replaces {{NAME}} markers in the schema, e.g. {{AMOUNT}}.
+	Types map[string]string
+	// Numbered placeholders ($1, $2 …) instead of ?.
+	Numbered bool
+	// LockClause is appended to reads inside Update (" FOR UPDATE").
+	LockClause string
+	// MigrationLock / MigrationUnlock serialize migrations across processes.
+	MigrationLock, MigrationUnlock string
+	// IsConflict reports a transient error worth retrying the transaction
+	// for: busy, serialization failure, deadlock, unique violation.
+	IsConflict func(error) bool
+	// ReadOptions are the options of View transactions.
+	ReadOptions *sql.TxOptions
+}
+
+// Store is a ledger.Store on a SQL database.
+type Store struct {
+	write, read *sql.DB
+	d           Dialect
+	writers     int
+	// Retries bounds how often Update runs fn again after a conflict.
+	Retries int
+}
+
+var _ ledger.Store = (*Store)(nil)
+
+// New wraps open database handles: write for Update, read for View (they
+// may be the same). It applies pending migrations.
+func New(ctx context.Context, write, read *sql.DB, d Dialect, writers int) (*Store, error) {
+	s := &Store{write: write, read: read, d: d, writers: writers, Retries: 20}
+	if err := s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("%s ledger: migrate: %w", d.Name, err)
+	}
+	return s, nil
+}
+
+// Writers implements ledger.Store.
+func (s *Store) Writers() int { return s.writers }
+
+// Close implements ledger.Store.
+func (s *Store) Close() error {
+	err := s.write.Close()
+	if s.read != s.write {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// DB returns the write handle (for tests and tools).
+func (s *Store) DB() *sql.DB { return s.write }
+
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if s.d.MigrationLock != "" {
+		if _, err := conn.ExecContext(ctx, s.d.MigrationLock); err != nil {
+			return err
+		}
+		defer conn.ExecContext(context.Background(), s.d.MigrationUnlock)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	files, err := migrations.ReadDir("migrations")
+	if err != nil {
+		return err
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Name() < files[j].Name() })
+	for _, f := range files {
+		version, err := strconv.Atoi(strings.SplitN(f.Name(), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with a number", f.Name())
+		}
+		var n int
+		if err := conn.QueryRowContext(ctx, s.rebind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile("migrations/" + f.Name())
+		if err != nil {
+			return err
+		}
+		text := string(body)
+		for k, v := range s.d.Types {
+			text = strings.ReplaceAll(text, "{{"+k+"}}", v)
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range splitStatements(text) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %s: %w", f.Name(), err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+			version, f.Name(), time.Now().UnixMicro()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitStatements splits a migration on semicolons that end a line, after
+// dropping -- comments.
+func splitStatements(text string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		if i := strings.Index(line, "--"); i >= 0 {
+			line = line[:i]
+		}
+		cur.WriteString(line)
+		cur.WriteString("\n")
+		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+			if s := strings.TrimSpace(cur.String()); s != ";" {
+				out = append(out, s)
+			}
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// rebind turns ? placeholders into $n where the dialect numbers them.
+func (s *Store) rebind(q string) string {
+	if !s.d.Numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			b.WriteString("$")
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// Update implements ledger.Store: a managed read-write transaction, retried
+// on conflicts with jittered backoff.
+func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = s.updateOnce(ctx, fn)
+		if err == nil || !s.d.IsConflict(err) || attempt >= s.Retries {
+			break
+		}
+		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err != nil && s.d.IsConflict(err) {
+		return fmt.Errorf("%w: %v", ledger.ErrConflict, err)
+	}
+	return err
+}
+
+func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err error) {
+	sqlTx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			sqlTx.Rollback()
+		}
+	}()
+	if err := fn(&tx{s: s, q: sqlTx, lock: s.d.LockClause}); err != nil {
+		return err
+	}
+	committed = true
+	return sqlTx.Commit()
+}
+
+// View implements ledger.Store.
+func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
+	sqlTx, err := s.read.BeginTx(ctx, s.d.ReadOptions)
+	if err != nil {
+		return err
+	}
+	defer sqlTx.Rollback()
+	return fn(&tx{s: s, q: sqlTx})
+}
+
+// tx implements ledger.Tx on a *sql.Tx.
+type tx struct {
+	s    *Store
+	q    *sql.Tx
+	lock string
+}
+
+const accountCols = `id, ref, pool_ref, pool_id, state, CAST(balance AS TEXT), CAST(credited AS TEXT), CAST(charged AS TEXT),
+	CAST(moved_in AS TEXT), CAST(moved_out AS TEXT), ttl_us, opened_at, updated_at, expires_at, closed_at`
+
+// chunk is how many rows go into one statement.
+const chunk = 400
+
+func placeholders(n, width int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.q.QueryContext(ctx, t.s.rebind(q), args...)
+}
+
+func (t *tx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Account, error) {
+	var out []ledger.Account
+	for start := 0; start < len(refs); start += chunk {
+		part := refs[start:min(start+chunk, len(refs))]
+		args := make([]any, len(part))
+		for i, r := range part {
+			args[i] = r.Encode()
+		}
+		q := `SELECT ` + accountCols + ` FROM accounts WHERE ref IN (` +
+			strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ") + `) ORDER BY ref` + t.lock
+		got, err := t.accounts(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+func (t *tx) accounts(ctx context.Context, q string, args ...any) ([]ledger.Account, error) {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ledger.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func scanAccount(rows *sql.Rows) (ledger.Account, error) {
+	var (
+		a                       ledger.Account
+		ref, poolRef, state     string
+		poolID, expires, closed sql.NullInt64
+		bal, cred, chg, in, out string
+		ttl, opened, updated    int64
+	)
+	if err := rows.Scan(&a.ID, &ref, &poolRef, &poolID, &state, &bal, &cred, &chg, &in, &out,
+		&ttl, &opened, &updated, &expires, &closed); err != nil {
+		return a, err
+	}
+	var err error
+	if a.Ref, err = ledger.DecodeRef(ref); err != nil {
+		return a, err
+	}
+	if poolRef != "" {
+		if a.PoolRef, err = ledger.DecodeRef(poolRef); err != nil {
+			return a, err
+		}
+	}
+	a.PoolID = poolID.Int64
+	a.State = ledger.State(state)
+	for _, p := range []struct {
+		dst *ledger.Amount
+		src string
+	}{{&a.Balance, bal}, {&a.Credited, cred}, {&a.Charged, chg}, {&a.MovedIn, in}, {&a.MovedOut, out}} {
+		if *p.dst, err = ledger.ParseAmount(p.src); err != nil {
+			return a, fmt.Errorf("account %d: %w", a.ID, err)
+		}
+	}
+	a.TTL = time.Duration(ttl) * time.Microsecond
+	a.OpenedAt, a.UpdatedAt = fromMicros(opened), fromMicros(updated)
+	if expires.Valid {
+		a.ExpiresAt = fromMicros(expires.Int64)
+	}
+	if closed.Valid {
+		a.ClosedAt = fromMicros(closed.Int64)
+	}
+	return a, nil
+}
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// micros stores a time; the zero time is NULL.
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error {
+	for start := 0; start < len(accts); start += chunk {
+		part := accts[start:min(start+chunk, len(accts))]
+		args := make([]any, 0, len(part)*18)
+		byRef := make(map[string]*ledger.Account, len(part))
+		for _, a := range part {
+			poolRef := ""
+			var poolID any
+			if a.Ref.Kind == ledger.KindJob {
+				poolRef, poolID = a.PoolRef.Encode(), a.PoolID
+			}
+			byRef[a.Ref.Encode()] = a
+			args = append(args, a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer,
+				poolRef, poolID, string(a.State), a.Balance.String(), a.Credited.String(), a.Charged.String(),
+				a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(), a.OpenedAt.UnixMicro(),
+				a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt))
+		}
+		rows, err := t.query(ctx, `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
+			balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
+			VALUES `+placeholders(len(part), 18)+` RETURNING id, ref`, args...)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			var id int64
+			var ref string
+			if err := rows.Scan(&id, &ref); err != nil {
+				rows.Close()
+				return err
+			}
+			if a := byRef[ref]; a != nil {
+				a.ID = id
+				n++
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		if n != len(part) {
+			return fmt.Errorf("sqlstore: inserted %d accounts, got %d ids", len(part), n)
+		}
+	}
+	return nil
+}
+
+func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error {
+	for start := 0; start < len(accts); start += chunk {
+		part := accts[start:min(start+chunk, len(accts))]
+		args := make([]any, 0, len(part)*11)
+		for _, a := range part {
+			args = append(args, strconv.FormatInt(a.ID, 10), string(a.State), a.Balance.String(), a.Credited.String(),
+				a.Charged.String(), a.MovedIn.String(), a.MovedOut.String(), strconv.FormatInt(a.TTL.Microseconds(), 10),
+				strconv.FormatInt(a.UpdatedAt.UnixMicro(), 10), microsText(a.ExpiresAt), microsText(a.ClosedAt))
+		}
+		amount := t.s.d.Types["AMOUNT"]
+		q := `WITH v (id, state, balance, credited, charged, moved_in, moved_out, ttl_us, updated_at, expires_at, closed_at)
+			AS (VALUES ` + placeholders(len(part), 11) + `)
+			UPDATE accounts SET state = v.state,
+				balance = CAST(v.balance AS ` + amount + `), credited = CAST(v.credited AS ` + amount + `),
+				charged = CAST(v.charged AS ` + amount + `), moved_in = CAST(v.moved_in AS ` + amount + `),
+				moved_out = CAST(v.moved_out AS ` + amount + `), ttl_us = CAST(v.ttl_us AS BIGINT),
+				updated_at = CAST(v.updated_at AS BIGINT), expires_at = CAST(v.expires_at AS BIGINT),
+				closed_at = CAST(v.closed_at AS BIGINT)
+			FROM v WHERE accounts.id = CAST(v.id AS BIGINT)`
+		res, err := t.q.ExecContext(ctx, t.s.rebind(q), args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n != int64(len(part)) {
+			return fmt.Errorf("sqlstore: updated %d of %d accounts", n, len(part))
+		}
+	}
+	return nil
+}
+
+func microsText(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return strconv.FormatInt(t.UnixMicro(), 10)
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (t *tx) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
+	for start := 0; start < len(entries); start += chunk {
+		part := entries[start:min(start+chunk, len(entries))]
+		args := make([]any, 0, len(part)*8)
+		for _, e := range part {
+			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), e.Amount.String(),
+				nullString(e.Key), nullString(e.InputHash), e.BalanceAfter.String())
+		}
+		if _, err := t.q.ExecContext(ctx, t.s.rebind(`INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
+			VALUES `+placeholders(len(part), 8)), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const entryCols = `id, at, kind, from_id, to_id, CAST(amount AS TEXT), idem_key, input_hash, CAST(balance_after AS TEXT)`
+
+func scanEntry(rows *sql.Rows) (ledger.Entry, error) {
+	var (
+		e          ledger.Entry
+		at         int64
+		kind       string
+		from, to   sql.NullInt64
+		amt, after string
+		key, hash  sql.NullString
+	)
+	if err := rows.Scan(&e.ID, &at, &kind, &from, &to, &amt, &key, &hash, &after); err != nil {
+		return e, err
+	}
+	var err error
+	if e.Amount, err = ledger.ParseAmount(amt); err != nil {
+		return e, fmt.Errorf("entry %d: %w", e.ID, err)
+	}
+	if e.BalanceAfter, err = ledger.ParseAmount(after); err != nil {
+		return e, fmt.Errorf("entry %d: %w", e.ID, err)
+	}
+	e.At, e.Kind, e.From, e.To, e.Key, e.InputHash = fromMicros(at), ledger.EntryKind(kind), from.Int64, to.Int64, key.String, hash.String
+	return e, nil
+}
+
+func (t *tx) entries(ctx context.Context, q string, args ...any) ([]ledger.Entry, error) {
+	var out []ledger.Entry
+	err := t.scanEntries(ctx, func(e ledger.Entry) error {
+		out = append(out, e)
+		return nil
+	}, q, args...)
+	return out, err
+}
+
+func (t *tx) scanEntries(ctx context.Context, fn func(ledger.Entry) error, q string, args ...any) error {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (t *tx) EntriesByKey(ctx context.Context, keys []string) ([]ledger.Entry, error) {
+	var out []ledger.Entry
+	for start := 0; start < len(keys); start += chunk {
+		part := keys[start:min(start+chunk, len(keys))]
+		args := make([]any, len(part))
+		for i, k := range part {
+			args[i] = k
+		}
+		got, err := t.entries(ctx, `SELECT `+entryCols+` FROM entries WHERE idem_key IN (`+
+			strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+func (t *tx) Entries(ctx context.Context, accountID, after int64, limit int) ([]ledger.Entry, error) {
+	q := `SELECT ` + entryCols + ` FROM entries WHERE (from_id = ? OR to_id = ?) AND id > ? ORDER BY id`
+	args := []any{accountID, accountID, after}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	return t.entries(ctx, q, args...)
+}
+
+func (t *tx) ListAccounts(ctx context.Context, f ledger.AccountFilter) ([]ledger.Account, error) {
+	q := `SELECT ` + accountCols + ` FROM accounts WHERE id > ?`
+	args := []any{f.AfterID}
+	if f.Kind != "" {
+		q += ` AND kind = ?`
+		args = append(args, string(f.Kind))
+	}
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, string(f.State))
+	}
+	if f.Sender != "" {
+		q += ` AND sender = ?`
+		args = append(args, f.Sender)
+	}
+	if f.PoolID != 0 {
+		q += ` AND pool_id = ?`
+		args = append(args, f.PoolID)
+	}
+	q += ` ORDER BY id`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	return t.accounts(ctx, q, args...)
+}
+
+func (t *tx) ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]ledger.Ref, error) {
+	rows, err := t.query(ctx, `SELECT ref FROM accounts WHERE expires_at IS NOT NULL AND expires_at <= ? AND state = ?
+		ORDER BY expires_at LIMIT ?`, now.UnixMicro(), string(ledger.StateOpen), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ledger.Ref
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		r, err := ledger.DecodeRef(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) ScanEntries(ctx context.Context, fn func(ledger.Entry) error) error {
+	return t.scanEntries(ctx, fn, `SELECT `+entryCols+` FROM entries ORDER BY id`)
+}
+
+func (t *tx) ScanAccounts(ctx context.Context, fn func(ledger.Account) error) error {
+	rows, err := t.query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

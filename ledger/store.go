@@ -1,0 +1,80 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store keeps the ledger durably. Implementations (ledger/sqlite,
+// ledger/postgres) are dumb on purpose: they load and save rows; every rule
+// lives in this package. All of them pass the conformance suite in
+// ledger/ledgertest.
+type Store interface {
+	// Update runs fn in one read-write transaction and commits it when fn
+	// returns nil; it rolls back when fn returns an error or panics. When the
+	// store reports a transient conflict (serialization failure, deadlock,
+	// busy database, unique violation from a concurrent writer) Update rolls
+	// back and runs fn again, a bounded number of times, so fn must have no
+	// effects outside tx.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction that sees one consistent snapshot.
+	View(ctx context.Context, fn func(ReadTx) error) error
+	// Writers is how many Update transactions this store runs well at once
+	// (1 for an embedded single-writer database).
+	Writers() int
+	// Close releases the store's connections.
+	Close() error
+}
+
+// ReadTx reads the ledger. Times come back in UTC with microsecond precision.
+type ReadTx interface {
+	// LoadAccounts returns those of refs that exist, in any order. Inside an
+	// Update it locks them until the transaction ends, where the store has
+	// row locks.
+	LoadAccounts(ctx context.Context, refs []Ref) ([]Account, error)
+	// EntriesByKey returns the entries carrying any of these idempotency keys.
+	EntriesByKey(ctx context.Context, keys []string) ([]Entry, error)
+	// Entries returns an account's entries, oldest first, at most limit
+	// (0 = all), starting after entry ID after.
+	Entries(ctx context.Context, accountID int64, after int64, limit int) ([]Entry, error)
+	// ListAccounts returns accounts matching f, ordered by ID, at most f.Limit.
+	ListAccounts(ctx context.Context, f AccountFilter) ([]Account, error)
+	// ExpiredJobs returns refs of open jobs with ExpiresAt ≤ now, at most limit.
+	ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]Ref, error)
+	// ScanEntries calls fn for every entry in ID order (used by Verify).
+	ScanEntries(ctx context.Context, fn func(Entry) error) error
+	// ScanAccounts calls fn for every account in ID order (used by Verify).
+	ScanAccounts(ctx context.Context, fn func(Account) error) error
+}
+
+// Tx reads and writes the ledger inside Update.
+type Tx interface {
+	ReadTx
+	// InsertAccounts inserts new accounts and sets their IDs. A ref that
+	// already exists is ErrConflict (a concurrent writer created it; Update
+	// retries). PoolID of a job must already be a real ID.
+	InsertAccounts(ctx context.Context, accts []*Account) error
+	// UpdateAccounts saves balance, counters, state and times by ID.
+	UpdateAccounts(ctx context.Context, accts []*Account) error
+	// InsertEntries appends entries and sets their IDs. A reused key is
+	// ErrConflict.
+	InsertEntries(ctx context.Context, entries []*Entry) error
+}
+
+// AccountFilter selects accounts for ListAccounts. Zero fields match all.
+type AccountFilter struct {
+	Kind   Kind
+	State  State
+	Sender string
+	// PoolID lists the jobs of one pool.
+	PoolID int64
+	// AfterID pages: only accounts with a larger ID.
+	AfterID int64
+	Limit   int
+}
+
+// ErrConflict is what a store returns for a transient conflict with a
+// concurrent writer; Update retries on it and returns it only when the
+// retries are used up.
+var ErrConflict = errors.New("ledger store: conflict with a concurrent transaction")
