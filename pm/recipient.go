@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/crypto"
 
 	"byoc/wire"
 )
@@ -178,12 +177,16 @@ func (r *Recipient) TicketParams(sender common.Address, price *big.Rat) (*Ticket
 }
 
 func (r *Recipient) recipientRand(msg []byte) (out [32]byte) {
+	r.recipientRandInto(msg, &out)
+	return out
+}
+
+func (r *Recipient) recipientRandInto(msg []byte, out *[32]byte) {
 	m := r.hmacs.Get().(hash.Hash)
 	m.Reset()
 	m.Write(msg)
 	m.Sum(out[:0])
 	r.hmacs.Put(m)
-	return out
 }
 
 // ticketEV returns the shared, read-only EV for (faceValue, winProb),
@@ -371,7 +374,10 @@ func (r *Recipient) Validate(p *wire.Payment, quote *big.Rat) (*Validation, erro
 	params.PricePerPixel = v.Price
 	v.Params = params
 
-	var pre [PreimageLen]byte
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	pre := &sc.pre
+	clear(pre[:])
 	preLen := PreimageLenNoAux
 	copy(pre[0:20], params.Recipient[:])
 	copy(pre[20:40], v.Sender[:])
@@ -385,15 +391,15 @@ func (r *Recipient) Validate(p *wire.Payment, quote *big.Rat) (*Validation, erro
 		preLen = PreimageLen
 	}
 
-	var msgBuf [256]byte
-	msg := appendRandMessage(msgBuf[:0], params.Seed, v.Sender, params.FaceValue, params.WinProb,
+	msg := appendRandMessage(sc.msg[:0], params.Seed, v.Sender, params.FaceValue, params.WinProb,
 		params.ExpirationBlock, v.Price, pre[PreimageLenNoAux:preLen])
-	recipientRand := r.recipientRand(msg)
-	kh := crypto.NewKeccakState()
-	var h common.Hash
+	r.recipientRandInto(msg, &sc.rand)
+	recipientRand := sc.rand
+	kh := sc.kh
+	kh.Reset()
 	kh.Write(recipientRand[:])
-	kh.Read(h[:])
-	if h != params.RecipientRandHash {
+	kh.Read(sc.h[:])
+	if sc.h != params.RecipientRandHash {
 		return nil, fatal(ErrInvalidRecipientRand)
 	}
 
@@ -402,7 +408,6 @@ func (r *Recipient) Validate(p *wire.Payment, quote *big.Rat) (*Validation, erro
 	ev := r.ticketEV(fv, wp, params.FaceValue, params.WinProb)
 
 	v.Tickets = make([]TicketResult, len(p.TicketSenderParams))
-	var digest, winHash common.Hash
 	for i, tsp := range p.TicketSenderParams {
 		var nonce uint32
 		var sig []byte
@@ -421,8 +426,8 @@ func (r *Recipient) Validate(p *wire.Payment, quote *big.Rat) (*Validation, erro
 		kh.Reset()
 		kh.Write(personalPrefix32)
 		kh.Write(res.TicketHash[:])
-		kh.Read(digest[:])
-		signer, err := recoverDigest(digest[:], sig, kh)
+		kh.Read(sc.digest[:])
+		signer, err := sc.recover(sc.digest[:], sig)
 		if err != nil || signer != v.Sender {
 			res.Err = ErrInvalidSignature
 			continue
@@ -432,8 +437,8 @@ func (r *Recipient) Validate(p *wire.Payment, quote *big.Rat) (*Validation, erro
 		kh.Reset()
 		kh.Write(sig)
 		kh.Write(recipientRand[:])
-		kh.Read(winHash[:])
-		if res.Won = isWinning(winHash, wp); res.Won {
+		kh.Read(sc.win[:])
+		if res.Won = isWinning(sc.win, wp); res.Won {
 			res.Winner = &SignedTicket{
 				Ticket:        params.ticket(v.Sender, nonce),
 				Hash:          res.TicketHash,

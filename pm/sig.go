@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -89,7 +90,7 @@ func (s *KeySigner) signDigest(digest []byte) ([]byte, error) {
 // ErrInvalidSignature.
 func RecoverPersonalSigner(msg, sig []byte) (common.Address, error) {
 	d := PersonalSignDigest(msg)
-	return recoverDigest(d[:], sig, nil)
+	return recoverDigest(d[:], sig)
 }
 
 // VerifyPersonalSig checks that sig is addr's personal-sign signature over
@@ -105,9 +106,29 @@ func VerifyPersonalSig(addr common.Address, msg, sig []byte) error {
 	return nil
 }
 
-// recoverDigest recovers the signer of a digest. kh, if not nil, is reused
-// to hash the public key.
-func recoverDigest(digest, sig []byte, kh crypto.KeccakState) (common.Address, error) {
+// scratch holds the buffers of one signature check or payment validation,
+// recycled through scratchPool so that the hot path does not allocate them.
+type scratch struct {
+	kh                    crypto.KeccakState
+	pre                   [PreimageLen]byte
+	msg                   [256]byte
+	rand                  [32]byte
+	h, digest, win, pubKH common.Hash
+	sig                   [SignatureLength]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{kh: crypto.NewKeccakState()} }}
+
+// recoverDigest recovers the signer of a digest; see recover.
+func recoverDigest(digest, sig []byte) (common.Address, error) {
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	return sc.recover(digest, sig)
+}
+
+// recover checks sig against the recipient's rules (65 bytes, low s,
+// v = 27/28) and returns the address that signed digest.
+func (sc *scratch) recover(digest, sig []byte) (common.Address, error) {
 	if len(sig) != SignatureLength {
 		return common.Address{}, fmt.Errorf("%w: length %d", ErrInvalidSignature, len(sig))
 	}
@@ -118,20 +139,14 @@ func recoverDigest(digest, sig []byte, kh crypto.KeccakState) (common.Address, e
 	if v != 27 && v != 28 {
 		return common.Address{}, fmt.Errorf("%w: v = %d", ErrInvalidSignature, v)
 	}
-	var s [SignatureLength]byte
-	copy(s[:], sig)
-	s[64] = v - 27
-	pub, err := crypto.Ecrecover(digest, s[:])
+	copy(sc.sig[:], sig)
+	sc.sig[64] = v - 27
+	pub, err := crypto.Ecrecover(digest, sc.sig[:])
 	if err != nil || len(pub) != 65 {
 		return common.Address{}, fmt.Errorf("%w: recovery failed", ErrInvalidSignature)
 	}
-	var h common.Hash
-	if kh == nil {
-		h = crypto.Keccak256Hash(pub[1:])
-	} else {
-		kh.Reset()
-		kh.Write(pub[1:])
-		kh.Read(h[:])
-	}
-	return common.BytesToAddress(h[12:]), nil
+	sc.kh.Reset()
+	sc.kh.Write(pub[1:])
+	sc.kh.Read(sc.pubKH[:])
+	return common.BytesToAddress(sc.pubKH[12:]), nil
 }
