@@ -62,6 +62,31 @@ type NonceSet interface {
 	Len() int
 }
 
+// NonceSnapshot is a NonceSet built from what a store read inside its
+// transaction: which of the nonces about to be decided are already recorded
+// for the session, and how many nonces the session holds in total. That is
+// all ApplyNonceRule needs, so a durable book never loads a whole session.
+type NonceSnapshot struct {
+	Recorded map[uint32]struct{}
+	Count    int
+}
+
+// NewNonceSnapshot returns a snapshot from the recorded nonces found among
+// those being decided and the session's total count.
+func NewNonceSnapshot(recorded []uint32, count int) *NonceSnapshot {
+	s := &NonceSnapshot{Recorded: make(map[uint32]struct{}, len(recorded)), Count: count}
+	for _, n := range recorded {
+		s.Recorded[n] = struct{}{}
+	}
+	return s
+}
+
+// Contains implements NonceSet.
+func (s *NonceSnapshot) Contains(n uint32) bool { _, ok := s.Recorded[n]; return ok }
+
+// Len implements NonceSet.
+func (s *NonceSnapshot) Len() int { return s.Count }
+
 // ApplyNonceRule applies DecideNonce to nonces in order, as if each accepted
 // nonce were recorded before the next is decided (so a nonce repeated within
 // the call is seen the second time). It returns one verdict per nonce and
@@ -69,8 +94,9 @@ type NonceSet interface {
 // modify set. max <= 0 selects DefaultMaxNoncesPerSession.
 //
 // This is the one implementation of the rule: every NonceBook, in memory or
-// durable, should read the session's state, call ApplyNonceRule and store
-// the accepted nonces atomically.
+// durable, should read the session's state (for a store: which of nonces are
+// recorded and the session's count, see NonceSnapshot), call ApplyNonceRule
+// and store the accepted nonces, all in one transaction.
 func ApplyNonceRule(set NonceSet, nonces []uint32, max int) (verdicts []NonceVerdict, accepted []uint32) {
 	if max <= 0 {
 		max = DefaultMaxNoncesPerSession

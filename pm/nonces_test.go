@@ -43,6 +43,11 @@ func TestApplyNonceRule(t *testing.T) {
 	if len(set) != 2 {
 		t.Fatal("ApplyNonceRule modified the set")
 	}
+	// A store's snapshot (recorded subset + count) gives the same answer.
+	snap := NewNonceSnapshot([]uint32{5}, 2)
+	if v2, a2 := ApplyNonceRule(snap, []uint32{0, 5, 7, 7, 8, 9}, 4); !reflect.DeepEqual(v2, want) || !reflect.DeepEqual(a2, accepted) {
+		t.Fatalf("snapshot: %v %v", v2, a2)
+	}
 	v, a := ApplyNonceRule(setOf{}, nil, 0)
 	if len(v) != 0 || len(a) != 0 {
 		t.Fatal("empty input")

@@ -21,12 +21,12 @@ const (
 	DefaultMaxSessions = 100_000
 )
 
-var (
+const (
 	// DefaultMaxTicketEV is go-livepeer's -maxTicketEV default, in wei.
-	DefaultMaxTicketEV = big.NewInt(3_000_000_000_000)
+	DefaultMaxTicketEV = 3_000_000_000_000
 	// DefaultMaxTotalEV is go-livepeer's -maxTotalEV default, in wei: the
 	// most EV one batch may carry.
-	DefaultMaxTotalEV = big.NewInt(20_000_000_000_000)
+	DefaultMaxTotalEV = 20_000_000_000_000
 )
 
 // SenderConfig configures a Sender.
@@ -93,10 +93,10 @@ func NewSender(cfg SenderConfig) *Sender {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.MaxTicketEV == nil {
-		cfg.MaxTicketEV = DefaultMaxTicketEV
+		cfg.MaxTicketEV = big.NewInt(DefaultMaxTicketEV)
 	}
 	if cfg.MaxTotalEV == nil {
-		cfg.MaxTotalEV = DefaultMaxTotalEV
+		cfg.MaxTotalEV = big.NewInt(DefaultMaxTotalEV)
 	}
 	return &Sender{
 		cfg:         cfg,

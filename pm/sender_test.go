@@ -106,7 +106,7 @@ func TestSenderParamChecks(t *testing.T) {
 	if _, err := f.snd.CreateTicketBatch(id, 1); !errors.Is(err, ErrTicketEVTooHigh) {
 		t.Fatalf("max ticket EV: %v", err)
 	}
-	f.snd.maxTicketEV = new(big.Rat).SetInt(DefaultMaxTicketEV)
+	f.snd.maxTicketEV = big.NewRat(DefaultMaxTicketEV, 1)
 	if _, err := f.snd.CreateTicketBatch(id, 2501); !errors.Is(err, ErrTotalEVTooHigh) {
 		t.Fatalf("max total EV: %v", err)
 	}
