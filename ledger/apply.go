@@ -54,17 +54,6 @@ func (st *batchState) prefetch(ops []op) error {
 	if err := st.load(dedupRefs(refs)); err != nil {
 		return err
 	}
-	var pools []Ref
-	for _, a := range st.byRef {
-		if a.Ref.Kind == KindJob {
-			if _, ok := st.byRef[a.PoolRef]; !ok {
-				pools = append(pools, a.PoolRef)
-			}
-		}
-	}
-	if err := st.load(dedupRefs(pools)); err != nil {
-		return err
-	}
 	if len(keys) == 0 {
 		return nil
 	}

@@ -38,10 +38,12 @@ func loadOne(ctx context.Context, tx ReadTx, ref Ref) (Account, error) {
 	if err != nil {
 		return Account{}, err
 	}
-	if len(as) == 0 {
-		return Account{}, fmt.Errorf("%w: %s", ErrNotFound, ref)
+	for _, a := range as {
+		if a.Ref == ref {
+			return a, nil
+		}
 	}
-	return as[0], nil
+	return Account{}, fmt.Errorf("%w: %s", ErrNotFound, ref)
 }
 
 // Statement is the history of one account: its current state, totals by

@@ -29,9 +29,10 @@ type Store interface {
 
 // ReadTx reads the ledger. Times come back in UTC with microsecond precision.
 type ReadTx interface {
-	// LoadAccounts returns those of refs that exist, in any order. Inside an
-	// Update it locks them until the transaction ends, where the store has
-	// row locks.
+	// LoadAccounts returns those of refs that exist and the pools of the
+	// jobs among them, in any order. Inside an Update it locks all of them
+	// until the transaction ends, in ref order (so that concurrent writers
+	// cannot deadlock on them), where the store has row locks.
 	LoadAccounts(ctx context.Context, refs []Ref) ([]Account, error)
 	// EntriesByKey returns the entries carrying any of these idempotency keys.
 	EntriesByKey(ctx context.Context, keys []string) ([]Entry, error)

@@ -1,6 +1,7 @@
 package ledgertest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/big"
@@ -430,34 +431,47 @@ func testSurvivesRestart(t *testing.T, e *Env) {
 // their own jobs on shared pools, and checks the totals against what the
 // goroutines saw acknowledged.
 func testConcurrent(t *testing.T, e *Env) {
-	const workers, jobs = 16, 12
+	credited, charged := ConcurrentLoad(t, []*ledger.Ledger{e.Ledger}, 16, 12)
+	r := e.MustVerify()
+	if r.Credited.Cmp(ledger.Wei(credited)) != 0 || r.Charged.Cmp(ledger.Wei(charged)) != 0 || r.OpenJobs != 0 {
+		t.Fatalf("report %+v; acknowledged credited %d charged %d", r, credited, charged)
+	}
+}
+
+// ConcurrentLoad runs workers goroutines, spread over ledgers (replicas of
+// one store, or one ledger), each crediting a shared pool and opening,
+// paying (twice with one key), charging and closing jobs of its own. It
+// returns the totals the workers saw acknowledged, to compare with Verify.
+func ConcurrentLoad(t testing.TB, ledgers []*ledger.Ledger, workers, jobs int) (credited, charged int64) {
+	t.Helper()
+	ctx := context.Background()
 	senders := []string{"0xs1", "0xs2", "0xs3"}
 	var mu sync.Mutex
-	credited, charged := int64(0), int64(0)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			l := ledgers[w%len(ledgers)]
 			sender := senders[w%len(senders)]
 			pool := ledger.PoolKey{Sender: sender, Capability: "echo"}
 			myCredit, myCharge := int64(0), int64(0)
 			for j := range jobs {
 				key := fmt.Sprintf("w%d-j%d", w, j)
-				if _, err := e.Ledger.Credit(e.Ctx, pool.Ref(), ledger.Wei(100), key+"-pool"); err != nil {
+				if _, err := l.Credit(ctx, pool.Ref(), ledger.Wei(100), key+"-pool"); err != nil {
 					errs <- err
 					return
 				}
 				myCredit += 100
 				job := ledger.JobKey{Sender: sender, JobID: key}
-				if _, err := e.Ledger.OpenJob(e.Ctx, ledger.OpenJobRequest{Job: job, Capability: "echo", Reserve: ledger.Wei(150)}); err != nil {
+				if _, err := l.OpenJob(ctx, ledger.OpenJobRequest{Job: job, Capability: "echo", Reserve: ledger.Wei(150)}); err != nil {
 					errs <- err
 					return
 				}
 				// A replayed credit must not count twice.
 				for range 2 {
-					r, err := e.Ledger.Credit(e.Ctx, job.Ref(), ledger.Wei(20), key+"-pay")
+					r, err := l.Credit(ctx, job.Ref(), ledger.Wei(20), key+"-pay")
 					if err != nil {
 						errs <- err
 						return
@@ -466,13 +480,13 @@ func testConcurrent(t *testing.T, e *Env) {
 						myCredit += 20
 					}
 				}
-				if _, err := e.Ledger.Charge(e.Ctx, job.Ref(), ledger.Wei(15), ledger.Wei(0), key+"-use"); err == nil {
+				if _, err := l.Charge(ctx, job.Ref(), ledger.Wei(15), ledger.Wei(0), key+"-use"); err == nil {
 					myCharge += 15
 				} else if !errors.Is(err, ledger.ErrInsufficientFunds) {
 					errs <- err
 					return
 				}
-				if _, err := e.Ledger.CloseJob(e.Ctx, job); err != nil {
+				if _, err := l.CloseJob(ctx, job); err != nil {
 					errs <- err
 					return
 				}
@@ -488,10 +502,7 @@ func testConcurrent(t *testing.T, e *Env) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	r := e.MustVerify()
-	if r.Credited.Cmp(ledger.Wei(credited)) != 0 || r.Charged.Cmp(ledger.Wei(charged)) != 0 || r.OpenJobs != 0 {
-		t.Fatalf("report %+v; acknowledged credited %d charged %d", r, credited, charged)
-	}
+	return credited, charged
 }
 
 // testConcurrentAdmission opens 100 jobs at once against a pool that covers

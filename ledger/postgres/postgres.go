@@ -21,8 +21,9 @@ import (
 
 	"byoc/ledger/sqlstore"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // EnvDSN is the environment variable the tests and `byoc` read for a
@@ -53,7 +54,10 @@ var Dialect = sqlstore.Dialect{
 
 // Options tune the PostgreSQL store.
 type Options struct {
-	// Writers is how many batches commit at once (default 4).
+	// Writers is how many batches this process commits at once (default 1:
+	// batches of one process mostly touch the same pools, so a second writer
+	// waits on the first one's row locks and adds deadlock retries; replicas
+	// in other processes are what scale out).
 	Writers int
 	// MaxConns bounds the connection pool (default 16).
 	MaxConns int
@@ -64,15 +68,22 @@ type Options struct {
 // search_path schema.
 func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error) {
 	if opts.Writers <= 0 {
-		opts.Writers = 4
+		opts.Writers = 1
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16
 	}
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres ledger: %w", err)
 	}
+	// Plan every batch statement for its arguments: a generic plan made
+	// while a table was small (a new ledger) keeps scanning it sequentially
+	// long after it has grown.
+	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	if err := db.PingContext(ctx); err != nil {

@@ -28,8 +28,9 @@ const FileName = "ledger.db"
 
 // Dialect is SQLite's flavour of the shared SQL store.
 var Dialect = sqlstore.Dialect{
-	Name:  "sqlite",
-	Types: map[string]string{"ID": "INTEGER PRIMARY KEY", "AMOUNT": "TEXT"},
+	Name:                   "sqlite",
+	Types:                  map[string]string{"ID": "INTEGER PRIMARY KEY", "AMOUNT": "TEXT"},
+	PrepareBatchStatements: true,
 	IsConflict: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {

@@ -7,3 +7,5 @@ import (
 )
 
 func TestConformance(t *testing.T) { ledgertest.Run(t, ledgertest.SQLite) }
+
+func BenchmarkLedger(b *testing.B) { ledgertest.Bench(b, ledgertest.SQLite) }

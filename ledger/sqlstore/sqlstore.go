@@ -11,10 +11,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"byoc/ledger"
@@ -39,6 +42,12 @@ type Dialect struct {
 	IsConflict func(error) bool
 	// ReadOptions are the options of View transactions.
 	ReadOptions *sql.TxOptions
+	// PrepareBatchStatements keeps the batch statements prepared on the
+	// write handle. Right for a single write connection (SQLite); a driver
+	// with its own per-connection statement cache (pgx) does better without,
+	// since database/sql re-prepares a statement on every transaction that
+	// lands on another connection.
+	PrepareBatchStatements bool
 }
 
 // Store is a ledger.Store on a SQL database.
@@ -48,6 +57,11 @@ type Store struct {
 	writers     int
 	// Retries bounds how often Update runs fn again after a conflict.
 	Retries int
+
+	stmts struct {
+		sync.Mutex
+		byText map[string]*sql.Stmt
+	}
 }
 
 var _ ledger.Store = (*Store)(nil)
@@ -59,6 +73,11 @@ func New(ctx context.Context, write, read *sql.DB, d Dialect, writers int) (*Sto
 	if err := s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("%s ledger: migrate: %w", d.Name, err)
 	}
+	if d.PrepareBatchStatements {
+		if err := s.prepare(ctx); err != nil {
+			return nil, fmt.Errorf("%s ledger: %w", d.Name, err)
+		}
+	}
 	return s, nil
 }
 
@@ -67,6 +86,12 @@ func (s *Store) Writers() int { return s.writers }
 
 // Close implements ledger.Store.
 func (s *Store) Close() error {
+	s.stmts.Lock()
+	for _, st := range s.stmts.byText {
+		st.Close()
+	}
+	s.stmts.byText = nil
+	s.stmts.Unlock()
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
@@ -215,7 +240,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err e
 			sqlTx.Rollback()
 		}
 	}()
-	if err := fn(&tx{s: s, q: sqlTx, lock: s.d.LockClause}); err != nil {
+	if err := fn(&tx{s: s, db: s.write, q: sqlTx, lock: s.d.LockClause}); err != nil {
 		return err
 	}
 	committed = true
@@ -229,12 +254,13 @@ func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
 		return err
 	}
 	defer sqlTx.Rollback()
-	return fn(&tx{s: s, q: sqlTx})
+	return fn(&tx{s: s, db: s.read, q: sqlTx})
 }
 
 // tx implements ledger.Tx on a *sql.Tx.
 type tx struct {
 	s    *Store
+	db   *sql.DB // the handle q belongs to
 	q    *sql.Tx
 	lock string
 }
@@ -242,33 +268,188 @@ type tx struct {
 const accountCols = `id, ref, pool_ref, pool_id, state, CAST(balance AS TEXT), CAST(credited AS TEXT), CAST(charged AS TEXT),
 	CAST(moved_in AS TEXT), CAST(moved_out AS TEXT), ttl_us, opened_at, updated_at, expires_at, closed_at`
 
-// chunk is how many rows go into one statement.
-const chunk = 400
+// chunk is the most rows that go into one statement.
+const chunk = 256
 
 func placeholders(n, width int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
 	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
+// prepare caches the statements that Update runs for every batch, one per
+// power-of-two row count: re-parsing the same SQL for every batch costs more
+// than running it. It runs before any transaction, because preparing inside
+// one would wait for the connection the transaction holds.
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmts.byText = map[string]*sql.Stmt{}
+	for n := 1; n <= chunk; n *= 2 {
+		for _, q := range []string{loadAccountsSQL(n), entriesByKeySQL(n), insertAccountsSQL(n),
+			updateAccountsSQL(n, s.d.Types["AMOUNT"]), insertEntriesSQL(n)} {
+			st, err := s.write.PrepareContext(ctx, s.rebind(q))
+			if err != nil {
+				return fmt.Errorf("prepare %q: %w", q, err)
+			}
+			s.stmts.byText[q] = st
+		}
+	}
+	return nil
+}
+
+// stmt returns the cached statement for q bound to the transaction, or nil
+// when q is not one of the cached batch statements.
+func (t *tx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if t.db != t.s.write {
+		return nil
+	}
+	t.s.stmts.Lock()
+	st := t.s.stmts.byText[q]
+	t.s.stmts.Unlock()
+	if st == nil {
+		return nil
+	}
+	return t.q.StmtContext(ctx, st)
+}
+
 func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return t.q.QueryContext(ctx, t.s.rebind(q), args...)
 }
 
-func (t *tx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Account, error) {
-	var out []ledger.Account
-	for start := 0; start < len(refs); start += chunk {
-		part := refs[start:min(start+chunk, len(refs))]
-		args := make([]any, len(part))
-		for i, r := range part {
-			args[i] = r.Encode()
+func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.q.ExecContext(ctx, t.s.rebind(q), args...)
+}
+
+// pieces splits n rows into (start, size) pieces whose sizes are powers of
+// two, at most chunk, so a few cached statement texts serve every batch size.
+func pieces(n int) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		for start := 0; start < n; {
+			k := chunk
+			for k > n-start {
+				k /= 2
+			}
+			if !yield(start, k) {
+				return
+			}
+			start += k
 		}
-		q := `SELECT ` + accountCols + ` FROM accounts WHERE ref IN (` +
-			strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ") + `) ORDER BY ref` + t.lock
+	}
+}
+
+// loadAccountsSQL reads n accounts and the pools of the jobs among them in
+// one statement (for stores without row locks). The refs appear twice in
+// the arguments. A UNION rather than an OR keeps both lookups indexed.
+func loadAccountsSQL(n int) string {
+	list := placeholders(n, 1)
+	return `SELECT ` + accountCols + ` FROM accounts WHERE ref IN (
+		SELECT pool_ref FROM accounts WHERE ref IN (` + list + `)
+		UNION ALL SELECT column1 FROM (VALUES ` + list + `) AS named)`
+}
+
+// lockAccountsSQL reads and locks n accounts in ref order.
+func lockAccountsSQL(n int, lock string) string {
+	return `SELECT ` + accountCols + ` FROM accounts WHERE ref IN (` + placeholders(n, 1) + `) ORDER BY ref` + lock
+}
+
+func poolRefsSQL(n int) string {
+	return `SELECT pool_ref FROM accounts WHERE ref IN (` + placeholders(n, 1) + `) AND pool_ref <> ''`
+}
+
+func entriesByKeySQL(n int) string {
+	return `SELECT ` + entryCols + ` FROM entries WHERE idem_key IN (` + placeholders(n, 1) + `)`
+}
+
+func insertAccountsSQL(n int) string {
+	return `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
+		balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
+		VALUES ` + placeholders(n, 18) + ` RETURNING id, ref`
+}
+
+func updateAccountsSQL(n int, amount string) string {
+	return `WITH v (id, state, balance, credited, charged, moved_in, moved_out, ttl_us, updated_at, expires_at, closed_at)
+		AS (VALUES ` + placeholders(n, 11) + `)
+		UPDATE accounts SET state = v.state,
+			balance = CAST(v.balance AS ` + amount + `), credited = CAST(v.credited AS ` + amount + `),
+			charged = CAST(v.charged AS ` + amount + `), moved_in = CAST(v.moved_in AS ` + amount + `),
+			moved_out = CAST(v.moved_out AS ` + amount + `), ttl_us = CAST(v.ttl_us AS BIGINT),
+			updated_at = CAST(v.updated_at AS BIGINT), expires_at = CAST(v.expires_at AS BIGINT),
+			closed_at = CAST(v.closed_at AS BIGINT)
+		FROM v WHERE accounts.id = CAST(v.id AS BIGINT)`
+}
+
+func insertEntriesSQL(n int) string {
+	return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
+		VALUES ` + placeholders(n, 8)
+}
+
+func (t *tx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Account, error) {
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = r.Encode()
+	}
+	if t.lock != "" {
+		// With row locks, the pools are resolved first and then every row
+		// is locked by one plain IN list in ref order: PostgreSQL's
+		// re-check of a locked row that changed meanwhile can drop rows
+		// matched through a subquery. A job's pool never changes, so
+		// reading it unlocked is safe.
+		pools, err := t.poolRefs(ctx, names)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, pools...)
+		sort.Strings(names)
+		names = slices.Compact(names)
+	}
+	var out []ledger.Account
+	for start, n := range pieces(len(names)) {
+		args := make([]any, n)
+		for i, r := range names[start : start+n] {
+			args[i] = r
+		}
+		q := loadAccountsSQL(n)
+		if t.lock != "" {
+			q = lockAccountsSQL(n, t.lock)
+		} else {
+			args = append(args, args...)
+		}
 		got, err := t.accounts(ctx, q, args...)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// poolRefs returns the pool refs of the jobs among names.
+func (t *tx) poolRefs(ctx context.Context, names []string) ([]string, error) {
+	var out []string
+	for start, n := range pieces(len(names)) {
+		args := make([]any, n)
+		for i, r := range names[start : start+n] {
+			args[i] = r
+		}
+		rows, err := t.query(ctx, poolRefsSQL(n), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, p)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -343,8 +524,8 @@ func micros(t time.Time) any {
 }
 
 func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error {
-	for start := 0; start < len(accts); start += chunk {
-		part := accts[start:min(start+chunk, len(accts))]
+	for start, n := range pieces(len(accts)) {
+		part := accts[start : start+n]
 		args := make([]any, 0, len(part)*18)
 		byRef := make(map[string]*ledger.Account, len(part))
 		for _, a := range part {
@@ -359,9 +540,7 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 				a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(), a.OpenedAt.UnixMicro(),
 				a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt))
 		}
-		rows, err := t.query(ctx, `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
-			balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
-			VALUES `+placeholders(len(part), 18)+` RETURNING id, ref`, args...)
+		rows, err := t.query(ctx, insertAccountsSQL(n), args...)
 		if err != nil {
 			return err
 		}
@@ -389,25 +568,15 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 }
 
 func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error {
-	for start := 0; start < len(accts); start += chunk {
-		part := accts[start:min(start+chunk, len(accts))]
+	for start, n := range pieces(len(accts)) {
+		part := accts[start : start+n]
 		args := make([]any, 0, len(part)*11)
 		for _, a := range part {
 			args = append(args, strconv.FormatInt(a.ID, 10), string(a.State), a.Balance.String(), a.Credited.String(),
 				a.Charged.String(), a.MovedIn.String(), a.MovedOut.String(), strconv.FormatInt(a.TTL.Microseconds(), 10),
 				strconv.FormatInt(a.UpdatedAt.UnixMicro(), 10), microsText(a.ExpiresAt), microsText(a.ClosedAt))
 		}
-		amount := t.s.d.Types["AMOUNT"]
-		q := `WITH v (id, state, balance, credited, charged, moved_in, moved_out, ttl_us, updated_at, expires_at, closed_at)
-			AS (VALUES ` + placeholders(len(part), 11) + `)
-			UPDATE accounts SET state = v.state,
-				balance = CAST(v.balance AS ` + amount + `), credited = CAST(v.credited AS ` + amount + `),
-				charged = CAST(v.charged AS ` + amount + `), moved_in = CAST(v.moved_in AS ` + amount + `),
-				moved_out = CAST(v.moved_out AS ` + amount + `), ttl_us = CAST(v.ttl_us AS BIGINT),
-				updated_at = CAST(v.updated_at AS BIGINT), expires_at = CAST(v.expires_at AS BIGINT),
-				closed_at = CAST(v.closed_at AS BIGINT)
-			FROM v WHERE accounts.id = CAST(v.id AS BIGINT)`
-		res, err := t.q.ExecContext(ctx, t.s.rebind(q), args...)
+		res, err := t.exec(ctx, updateAccountsSQL(n, t.s.d.Types["AMOUNT"]), args...)
 		if err != nil {
 			return err
 		}
@@ -440,15 +609,14 @@ func nullString(s string) any {
 }
 
 func (t *tx) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
-	for start := 0; start < len(entries); start += chunk {
-		part := entries[start:min(start+chunk, len(entries))]
+	for start, n := range pieces(len(entries)) {
+		part := entries[start : start+n]
 		args := make([]any, 0, len(part)*8)
 		for _, e := range part {
 			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), e.Amount.String(),
 				nullString(e.Key), nullString(e.InputHash), e.BalanceAfter.String())
 		}
-		if _, err := t.q.ExecContext(ctx, t.s.rebind(`INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
-			VALUES `+placeholders(len(part), 8)), args...); err != nil {
+		if _, err := t.exec(ctx, insertEntriesSQL(n), args...); err != nil {
 			return err
 		}
 	}
@@ -509,14 +677,13 @@ func (t *tx) scanEntries(ctx context.Context, fn func(ledger.Entry) error, q str
 
 func (t *tx) EntriesByKey(ctx context.Context, keys []string) ([]ledger.Entry, error) {
 	var out []ledger.Entry
-	for start := 0; start < len(keys); start += chunk {
-		part := keys[start:min(start+chunk, len(keys))]
+	for start, n := range pieces(len(keys)) {
+		part := keys[start : start+n]
 		args := make([]any, len(part))
 		for i, k := range part {
 			args[i] = k
 		}
-		got, err := t.entries(ctx, `SELECT `+entryCols+` FROM entries WHERE idem_key IN (`+
-			strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`, args...)
+		got, err := t.entries(ctx, entriesByKeySQL(n), args...)
 		if err != nil {
 			return nil, err
 		}
