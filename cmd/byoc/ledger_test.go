@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/ledger"
+	"byoc/ledger/sqlite"
+)
+
+func byoc(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, norm(out.String()), errb.String()
+}
+
+// norm collapses the padding of tables so tests match words, not columns.
+func norm(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// seedLedger writes a small history: a pool, a closed job, an open job.
+func seedLedger(t *testing.T, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l := ledger.New(s, ledger.Options{DefaultTTL: time.Hour})
+	defer l.Close()
+	pool := ledger.PoolKey{Sender: "0xabc", Capability: "echo"}
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Credit(ctx, pool.Ref(), ledger.Wei(10_000), "ticket-1"))
+	for _, id := range []string{"job-1", "job-2"} {
+		job := ledger.JobKey{Sender: "0xabc", JobID: id}
+		must(l.OpenJob(ctx, ledger.OpenJobRequest{Job: job, Capability: "echo", Reserve: ledger.Wei(3000)}))
+		must(l.Charge(ctx, job.Ref(), ledger.Wei(1000), ledger.Amount{}, id+"-use"))
+	}
+	must(l.CloseJob(ctx, ledger.JobKey{Sender: "0xabc", JobID: "job-1"}))
+}
+
+func TestLedgerCommands(t *testing.T) {
+	dir := t.TempDir()
+	seedLedger(t, dir)
+
+	code, out, errs := byoc(t, "ledger", "verify", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "all hold") || !strings.Contains(out, "credited 10000 wei") {
+		t.Fatalf("verify: code %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = byoc(t, "ledger", "pools", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "0xabc") || !strings.Contains(out, "6000") {
+		t.Fatalf("pools: code %d\n%s", code, out)
+	}
+	code, out, _ = byoc(t, "ledger", "jobs", "--data-dir", dir, "--json")
+	var jobs []ledger.Account
+	if err := json.Unmarshal([]byte(out), &jobs); code != 0 || err != nil || len(jobs) != 1 || jobs[0].Ref.Name != "job-2" {
+		t.Fatalf("jobs --json: code %d err %v\n%s", code, err, out)
+	}
+	code, out, _ = byoc(t, "ledger", "statement", "--data-dir", dir, "--sender", "0xabc", "--job", "job-1")
+	for _, want := range []string{"state closed", "drawn 3000", "released 2000", "charged 1000", "job-1-use"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("statement: code %d, missing %q\n%s", code, want, out)
+		}
+	}
+}
+
+func TestLedgerVerifyFailsOnCorruption(t *testing.T) {
+	dir := t.TempDir()
+	seedLedger(t, dir)
+	s, err := sqlite.OpenDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Money appears from nowhere: a pool's balance changes without an entry.
+	if _, err := s.DB().Exec(`UPDATE accounts SET balance = '999999' WHERE kind = 'pool'`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	code, out, _ := byoc(t, "ledger", "verify", "--data-dir", dir)
+	if code != 1 || !strings.Contains(out, "VIOLATED") || !strings.Contains(out, "conservation") {
+		t.Fatalf("verify on a corrupted ledger: code %d\n%s", code, out)
+	}
+}
+
+func TestLedgerErrors(t *testing.T) {
+	if code, _, errs := byoc(t, "ledger", "verify", "--data-dir", t.TempDir()); code != 1 || !strings.Contains(errs, "no ledger at") {
+		t.Fatalf("missing ledger: code %d %q", code, errs)
+	}
+	if code, _, errs := byoc(t, "nonsense"); code != 2 || !strings.Contains(errs, "unknown command") {
+		t.Fatalf("unknown command: code %d %q", code, errs)
+	}
+	dir := t.TempDir()
+	seedLedger(t, dir)
+	if code, _, errs := byoc(t, "ledger", "statement", "--data-dir", dir, "--sender", "0xabc"); code != 1 || !strings.Contains(errs, "--job or --capability") {
+		t.Fatalf("statement without account: code %d %q", code, errs)
+	}
+	if code, _, errs := byoc(t, "ledger", "statement", "--data-dir", dir, "--sender", "0xother", "--job", "job-1"); code != 1 || !strings.Contains(errs, "not found") {
+		t.Fatalf("another sender's job: code %d %q", code, errs)
+	}
+}
