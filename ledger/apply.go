@@ -34,11 +34,13 @@ type batchState struct {
 	created  []*Account        // new accounts, with temporary negative IDs
 	entries  []*Entry
 	nextTemp int64
+	sessions map[string]*sessionState
+	winners  []Winner
 }
 
 func newBatchState(ctx context.Context, tx Tx, now time.Time) *batchState {
 	return &batchState{ctx: ctx, tx: tx, now: now, byRef: map[Ref]*Account{},
-		keys: map[string]*Entry{}, dirty: map[*Account]bool{}}
+		keys: map[string]*Entry{}, dirty: map[*Account]bool{}, sessions: map[string]*sessionState{}}
 }
 
 // prefetch loads the accounts and idempotency entries that ops will need.
@@ -54,10 +56,23 @@ func (st *batchState) prefetch(ops []op) error {
 	if err := st.load(dedupRefs(refs)); err != nil {
 		return err
 	}
-	if len(keys) == 0 {
+	return st.loadKeys(keys)
+}
+
+// loadKeys reads the entries of those idempotency keys the batch has not
+// looked up yet.
+func (st *batchState) loadKeys(keys []string) error {
+	var ask []string
+	for _, k := range keys {
+		if _, known := st.keys[k]; !known {
+			ask = append(ask, k)
+			st.keys[k] = nil // known to be absent unless found below
+		}
+	}
+	if len(ask) == 0 {
 		return nil
 	}
-	es, err := st.tx.EntriesByKey(st.ctx, keys)
+	es, err := st.tx.EntriesByKey(st.ctx, ask)
 	if err != nil {
 		return err
 	}
@@ -139,10 +154,12 @@ func (st *batchState) flush() error {
 	for _, e := range st.entries {
 		e.From, e.To = mapID(e.From), mapID(e.To)
 	}
-	if len(st.entries) == 0 {
-		return nil
+	if len(st.entries) > 0 {
+		if err := st.tx.InsertEntries(st.ctx, st.entries); err != nil {
+			return err
+		}
 	}
-	return st.tx.InsertEntries(st.ctx, st.entries)
+	return st.flushTickets(mapID)
 }
 
 // opCtx is one op's private view of the batch: copies of the accounts it
@@ -153,6 +170,8 @@ type opCtx struct {
 	touched map[Ref]*Account
 	created []*Account
 	entries []*Entry
+	nonces  []acceptedNonces
+	winners []Winner
 }
 
 func (st *batchState) begin() *opCtx {
@@ -230,6 +249,18 @@ func (o *opCtx) commit() {
 			o.st.keys[e.Key] = e
 		}
 	}
+	for _, a := range o.nonces {
+		if a.sess.expiry < a.expiry {
+			a.sess.expiry = a.expiry
+		}
+		for _, n := range a.nonces {
+			if !a.sess.known[n] {
+				a.sess.known[n] = true
+				a.sess.added = append(a.sess.added, n)
+			}
+		}
+	}
+	o.st.winners = append(o.st.winners, o.winners...)
 }
 
 func inputHash(parts ...string) string {

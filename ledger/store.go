@@ -47,6 +47,12 @@ type ReadTx interface {
 	ScanEntries(ctx context.Context, fn func(Entry) error) error
 	// ScanAccounts calls fn for every account in ID order (used by Verify).
 	ScanAccounts(ctx context.Context, fn func(Account) error) error
+	// NonceState returns which of nonces are recorded for a ticket session,
+	// how many the session holds and its expiry (0, 0 for a new session).
+	NonceState(ctx context.Context, session string, nonces []uint32) (recorded []uint32, count int, expiry int64, err error)
+	// Winners returns winning tickets in the given state ("" = all), oldest
+	// first, at most limit (0 = all).
+	Winners(ctx context.Context, state string, limit int) ([]Winner, error)
 }
 
 // Tx reads and writes the ledger inside Update.
@@ -58,9 +64,18 @@ type Tx interface {
 	InsertAccounts(ctx context.Context, accts []*Account) error
 	// UpdateAccounts saves balance, counters, state and times by ID.
 	UpdateAccounts(ctx context.Context, accts []*Account) error
-	// InsertEntries appends entries and sets their IDs. A reused key is
-	// ErrConflict.
+	// InsertEntries appends entries. A reused key is ErrConflict.
 	InsertEntries(ctx context.Context, entries []*Entry) error
+	// RecordNonces adds nonces to a ticket session that held count nonces
+	// when this transaction read it, creating the session if needed and
+	// raising its expiry to at least expiry. A nonce recorded meanwhile by
+	// another writer is ErrConflict.
+	RecordNonces(ctx context.Context, session string, expiry int64, count int, nonces []uint32) error
+	// InsertWinners queues winning tickets; a ticket already queued (by
+	// key) is left as it is.
+	InsertWinners(ctx context.Context, winners []*WinnerRow) error
+	// ForgetSessions deletes sessions with expiry ≤ expiry and their nonces.
+	ForgetSessions(ctx context.Context, expiry int64) (int, error)
 }
 
 // AccountFilter selects accounts for ListAccounts. Zero fields match all.

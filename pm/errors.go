@@ -58,8 +58,6 @@ var (
 	// number of distinct nonces. Returned wrapped in a *NonceError.
 	ErrTooManyNonces = errors.New("invalid ticket senderNonce: too many values")
 
-	// ErrAlreadySettled is returned by Validation.Settle when called twice.
-	ErrAlreadySettled = errors.New("pm: validation already settled")
 	// ErrNonceBook is returned (wrapping the store's error) by
 	// Validation.Settle when the NonceBook fails or answers with the wrong
 	// number of verdicts; the payment's outcome is then unknown.

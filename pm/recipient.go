@@ -477,14 +477,20 @@ func (p *TicketParams) ticket(sender common.Address, nonce uint32) Ticket {
 // ticket earns credit only if it has no error and no earlier ticket had one
 // (TicketResult.Blocked marks valid tickets that lose credit that way).
 //
-// Call Settle once, inside the same transaction that credits the tickets
-// when book is durable. It returns ErrAlreadySettled on a second call and an
-// error wrapping ErrNonceBook when the book fails, in which case nothing
-// should be credited.
+// Call Settle inside the same transaction that credits the tickets when
+// book is durable. Each call starts again from what Validate found, so a
+// store that retries its transaction may call it again with its new view of
+// the book. It returns an error wrapping ErrNonceBook when the book fails,
+// in which case nothing should be credited.
 func (v *Validation) Settle(ctx context.Context, book NonceBook) error {
-	if v.settled {
-		return ErrAlreadySettled
+	for i := range v.Tickets {
+		t := &v.Tickets[i]
+		if t.sigValid {
+			t.Err = nil // Validate leaves errors only on invalid signatures
+		}
+		t.Credit, t.Blocked = false, false
 	}
+	v.settled = false
 	var nonces []uint32
 	for i := range v.Tickets {
 		if v.Tickets[i].sigValid {

@@ -336,11 +336,18 @@ func TestSettleErrors(t *testing.T) {
 	if err := v.Settle(context.Background(), nil); !errors.Is(err, ErrNonceBook) {
 		t.Fatalf("nil book: %v", err)
 	}
-	if err := v.Settle(context.Background(), NewMemNonceBook(0)); err != nil {
+	book := NewMemNonceBook(0)
+	if err := v.Settle(context.Background(), book); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Settle(context.Background(), NewMemNonceBook(0)); !errors.Is(err, ErrAlreadySettled) {
-		t.Fatalf("second settle: %v", err)
+	first := v.Credit()
+	// A store retrying its transaction settles again: with a fresh view of
+	// the book the decision is the same; with the nonces recorded, a replay.
+	if err := v.Settle(context.Background(), NewMemNonceBook(0)); err != nil || v.Credit().Cmp(first) != 0 || !v.Settled() {
+		t.Fatalf("settle again on a fresh book: %v, credit %v want %v", err, v.Credit(), first)
+	}
+	if err := v.Settle(context.Background(), book); err != nil || v.Credit().Sign() != 0 || v.Err() == nil {
+		t.Fatalf("settle again on the same book: %v, credit %v, err %v", err, v.Credit(), v.Err())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

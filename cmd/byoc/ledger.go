@@ -21,6 +21,7 @@ Actions:
   jobs        list job holds (open ones unless --all)
   statement   one account's history: --sender with --job, or with --capability [--customer]
   sweep       release every job idle past its TTL now (a running node does this itself)
+  winners     winning PM tickets queued for redemption (--state queued|redeemed|failed|all)
 
 Flags (all actions):
 `
@@ -37,6 +38,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	customer := fs.String("customer", "", "statement: the pool's customer")
 	all := fs.Bool("all", false, "jobs: include closed and expired jobs")
 	limit := fs.Int("limit", 100, "at most this many rows or entries (0 = no limit)")
+	state := fs.String("state", ledger.WinnerQueued, "winners: which state to list (all for every one)")
 	staleAfter := fs.Duration("stale-after", time.Minute,
 		"verify: an open job this long past its TTL counts as stranded (allow for the sweep interval of a running node)")
 	fs.Usage = func() {
@@ -134,6 +136,22 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		return out(s, func(w *tabwriter.Writer) { printStatement(w, s) })
+	case "winners":
+		st := *state
+		if st == "all" {
+			st = ""
+		}
+		ws, err := l.Winners(ctx, st, *limit)
+		if err != nil {
+			return err
+		}
+		return out(ws, func(w *tabwriter.Writer) {
+			fmt.Fprintln(w, "TICKET\tSENDER\tFACE VALUE\tREDEEM AFTER BLOCK\tACCOUNT\tQUEUED\tSTATE")
+			for _, x := range ws {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", x.Key, x.Sender, x.FaceValue, x.RedeemAfter,
+					x.Account, x.QueuedAt.Format(time.RFC3339), x.State)
+			}
+		})
 	case "sweep":
 		n, err := l.ExpireJobs(ctx)
 		if err != nil {

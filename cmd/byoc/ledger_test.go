@@ -53,6 +53,12 @@ func seedLedger(t *testing.T, dir string) {
 		must(l.Charge(ctx, job.Ref(), ledger.Wei(1000), ledger.Amount{}, id+"-use"))
 	}
 	must(l.CloseJob(ctx, ledger.JobKey{Sender: "0xabc", JobID: "job-1"}))
+	must(l.ReceivePayment(ctx, ledger.PaymentRequest{To: pool.Ref(), Session: "0xsession", SessionExpiry: 77, Nonces: []uint32{1},
+		Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
+			return ledger.PaymentDecision{Accepted: []uint32{1},
+				Credits: []ledger.PaymentCredit{{Key: "pm:0xwin", Amount: ledger.Wei(8)}},
+				Winners: []ledger.Winner{{Key: "pm:0xwin", Sender: "0xabc", FaceValue: ledger.Wei(800), Payload: []byte("{}")}}}, nil
+		}}))
 }
 
 func TestLedgerCommands(t *testing.T) {
@@ -60,17 +66,21 @@ func TestLedgerCommands(t *testing.T) {
 	seedLedger(t, dir)
 
 	code, out, errs := byoc(t, "ledger", "verify", "--data-dir", dir)
-	if code != 0 || !strings.Contains(out, "all hold") || !strings.Contains(out, "credited 10000 wei") {
+	if code != 0 || !strings.Contains(out, "all hold") || !strings.Contains(out, "credited 10008 wei") {
 		t.Fatalf("verify: code %d\n%s%s", code, out, errs)
 	}
 	code, out, _ = byoc(t, "ledger", "pools", "--data-dir", dir)
-	if code != 0 || !strings.Contains(out, "0xabc") || !strings.Contains(out, "6000") {
+	if code != 0 || !strings.Contains(out, "0xabc") || !strings.Contains(out, "6008") {
 		t.Fatalf("pools: code %d\n%s", code, out)
 	}
 	code, out, _ = byoc(t, "ledger", "jobs", "--data-dir", dir, "--json")
 	var jobs []ledger.Account
 	if err := json.Unmarshal([]byte(out), &jobs); code != 0 || err != nil || len(jobs) != 1 || jobs[0].Ref.Name != "job-2" {
 		t.Fatalf("jobs --json: code %d err %v\n%s", code, err, out)
+	}
+	code, out, _ = byoc(t, "ledger", "winners", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "pm:0xwin 0xabc 800 77 pool(0xabc,echo)") {
+		t.Fatalf("winners: code %d\n%s", code, out)
 	}
 	code, out, _ = byoc(t, "ledger", "statement", "--data-dir", dir, "--sender", "0xabc", "--job", "job-1")
 	for _, want := range []string{"state closed", "drawn 3000", "released 2000", "charged 1000", "job-1-use"} {

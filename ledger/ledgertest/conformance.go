@@ -42,6 +42,7 @@ func Run(t *testing.T, f Factory) {
 		{"ConcurrentAdmissionNeverOverdraws", testConcurrentAdmission},
 		{"RandomizedAgainstModel", testModel},
 	}
+	tests = append(tests, paymentTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, NewEnv(t, f))

@@ -29,7 +29,7 @@ const FileName = "ledger.db"
 // Dialect is SQLite's flavour of the shared SQL store.
 var Dialect = sqlstore.Dialect{
 	Name:                   "sqlite",
-	Types:                  map[string]string{"ID": "INTEGER PRIMARY KEY", "AMOUNT": "TEXT"},
+	Types:                  map[string]string{"ID": "INTEGER PRIMARY KEY", "AMOUNT": "TEXT", "BLOB": "BLOB"},
 	PrepareBatchStatements: true,
 	IsConflict: func(err error) bool {
 		var e *sqlite.Error

@@ -213,7 +213,7 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = s.updateOnce(ctx, fn)
-		if err == nil || !s.d.IsConflict(err) || attempt >= s.Retries {
+		if err == nil || !s.retryable(err) || attempt >= s.Retries {
 			break
 		}
 		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
@@ -223,11 +223,13 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 			return ctx.Err()
 		}
 	}
-	if err != nil && s.d.IsConflict(err) {
+	if err != nil && s.retryable(err) {
 		return fmt.Errorf("%w: %v", ledger.ErrConflict, err)
 	}
 	return err
 }
+
+func (s *Store) retryable(err error) bool { return errors.Is(err, errStale) || s.d.IsConflict(err) }
 
 func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err error) {
 	sqlTx, err := s.write.BeginTx(ctx, nil)

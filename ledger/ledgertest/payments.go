@@ -1,0 +1,152 @@
+package ledgertest
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"byoc/ledger"
+	"byoc/pm"
+)
+
+// paymentTests are the conformance tests of ReceivePayment, run by Run.
+var paymentTests = []struct {
+	name string
+	fn   func(t *testing.T, e *Env)
+}{
+	{"PaymentCreditsOnceAcrossRestart", testPaymentOnce},
+	{"PaymentNonceCap", testPaymentCap},
+	{"PaymentToClosedJobRecordsNothing", testPaymentClosedJob},
+	{"PaymentTicketKeyBoundToAccount", testPaymentKeyBound},
+	{"PaymentWinnersQueuedOnce", testPaymentWinners},
+	{"PaymentConcurrentReplays", testPaymentConcurrent},
+	{"ForgetSessions", testForgetSessions},
+}
+
+// ticketPayment is a payment of tickets with the given nonces in session,
+// worth 100 wei each, decided by pm's nonce rule with a cap of maxNonces;
+// every ticket whose nonce is a multiple of 4 wins.
+func ticketPayment(to ledger.Ref, session string, maxNonces int, nonces ...uint32) ledger.PaymentRequest {
+	return ledger.PaymentRequest{To: to, Session: session, SessionExpiry: 100, Nonces: nonces,
+		Decide: func(seen ledger.NonceView) (ledger.PaymentDecision, error) {
+			verdicts, accepted := pm.ApplyNonceRule(seen, nonces, maxNonces)
+			var d ledger.PaymentDecision
+			d.Accepted = accepted
+			for i, n := range nonces {
+				key := fmt.Sprintf("%s/%d", session, n)
+				if verdicts[i] == pm.NonceAccepted {
+					d.Credits = append(d.Credits, ledger.PaymentCredit{Key: key, Amount: ledger.Wei(100)})
+				}
+				if n%4 == 0 {
+					d.Winners = append(d.Winners, ledger.Winner{Key: key, Sender: to.Sender, FaceValue: ledger.Wei(400), Payload: []byte{byte(n)}})
+				}
+			}
+			return d, nil
+		}}
+}
+
+func (e *Env) pay(req ledger.PaymentRequest) (ledger.PaymentResult, error) {
+	return e.Ledger.ReceivePayment(e.Ctx, req)
+}
+
+func testPaymentOnce(t *testing.T, e *Env) {
+	r, err := e.pay(ticketPayment(poolA.Ref(), "s1", 0, 1, 2, 3))
+	if err != nil || r.Credited.Cmp(ledger.Wei(300)) != 0 || r.Tickets != 3 {
+		t.Fatalf("payment = %+v, %v", r, err)
+	}
+	r, err = e.pay(ticketPayment(poolA.Ref(), "s1", 0, 3, 4))
+	if err != nil || r.Credited.Cmp(ledger.Wei(100)) != 0 {
+		t.Fatalf("partly replayed payment = %+v, %v", r, err)
+	}
+	e.Restart()
+	r, err = e.pay(ticketPayment(poolA.Ref(), "s1", 0, 1, 2, 3, 4))
+	if err != nil || r.Credited.Sign() != 0 || r.Tickets != 0 {
+		t.Fatalf("replay after restart = %+v, %v", r, err)
+	}
+	e.WantBalance(poolA.Ref(), 400)
+}
+
+func testPaymentCap(t *testing.T, e *Env) {
+	e.pay(ticketPayment(poolA.Ref(), "s1", 3, 1, 2))
+	r, err := e.pay(ticketPayment(poolA.Ref(), "s1", 3, 3, 4))
+	if err != nil || r.Credited.Cmp(ledger.Wei(100)) != 0 {
+		t.Fatalf("payment past the cap = %+v, %v", r, err)
+	}
+	e.WantBalance(poolA.Ref(), 300)
+}
+
+func testPaymentClosedJob(t *testing.T, e *Env) {
+	mustOpen(e, jobA1, 0, 0)
+	e.Ledger.CloseJob(e.Ctx, jobA1)
+	_, err := e.pay(ticketPayment(jobA1.Ref(), "s1", 0, 1, 2))
+	WantErr(t, err, ledger.ErrJobClosed)
+	_, err = e.pay(ticketPayment(jobA2.Ref(), "s1", 0, 1, 2))
+	WantErr(t, err, ledger.ErrNotFound)
+	// Nothing was recorded: the same tickets can still pay the pool.
+	if r, err := e.pay(ticketPayment(poolA.Ref(), "s1", 0, 1, 2)); err != nil || r.Credited.Cmp(ledger.Wei(200)) != 0 {
+		t.Fatalf("payment to pool = %+v, %v", r, err)
+	}
+}
+
+func testPaymentKeyBound(t *testing.T, e *Env) {
+	e.pay(ticketPayment(poolA.Ref(), "s1", 0, 1))
+	// A rule that ignores nonces cannot credit the same ticket elsewhere.
+	other := ledger.PoolKey{Sender: poolA.Sender, Capability: "other"}.Ref()
+	req := ticketPayment(other, "s1", 0, 1)
+	req.Decide = func(ledger.NonceView) (ledger.PaymentDecision, error) {
+		return ledger.PaymentDecision{Credits: []ledger.PaymentCredit{{Key: "s1/1", Amount: ledger.Wei(100)}}}, nil
+	}
+	_, err := e.pay(req)
+	WantErr(t, err, ledger.ErrIdempotencyConflict)
+	e.WantBalance(other, 0)
+}
+
+func testPaymentWinners(t *testing.T, e *Env) {
+	mustOpen(e, jobA1, 0, 0)
+	if r, err := e.pay(ticketPayment(jobA1.Ref(), "s1", 0, 4, 5, 8)); err != nil || r.Winners != 2 {
+		t.Fatalf("payment = %+v, %v", r, err)
+	}
+	// A replay is not credited but its winners are presented again.
+	e.pay(ticketPayment(jobA1.Ref(), "s1", 0, 4, 8))
+	ws, err := e.Ledger.Winners(e.Ctx, ledger.WinnerQueued, 0)
+	if err != nil || len(ws) != 2 || ws[0].Key != "s1/4" || ws[0].Account != jobA1.Ref() ||
+		ws[0].FaceValue.Cmp(ledger.Wei(400)) != 0 || ws[0].RedeemAfter != 100 || string(ws[1].Payload) != "\x08" {
+		t.Fatalf("winners = %+v, %v", ws, err)
+	}
+}
+
+// testPaymentConcurrent sends the same tickets many times at once, as a
+// replaying client would; each ticket is credited once.
+func testPaymentConcurrent(t *testing.T, e *Env) {
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nonces := []uint32{uint32(i % 10), uint32(i%10 + 1), 20}
+			if _, err := e.pay(ticketPayment(poolA.Ref(), "s1", 0, nonces...)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.WantBalance(poolA.Ref(), 12*100) // nonces 0..10 and 20
+}
+
+func testForgetSessions(t *testing.T, e *Env) {
+	e.pay(ticketPayment(poolA.Ref(), "s1", 0, 1))
+	req := ticketPayment(poolA.Ref(), "s2", 0, 1)
+	req.SessionExpiry = 200
+	e.pay(req)
+	if n, err := e.Ledger.ForgetSessions(e.Ctx, 150); err != nil || n != 1 {
+		t.Fatalf("forgot %d, %v", n, err)
+	}
+	// s1's nonce is forgotten, but its ticket keeps its credit key.
+	if r, err := e.pay(ticketPayment(poolA.Ref(), "s1", 0, 1)); err != nil || r.Credited.Sign() != 0 || r.Replayed != 1 {
+		t.Fatalf("forgotten session replay = %+v, %v", r, err)
+	}
+	if r, _ := e.pay(ticketPayment(poolA.Ref(), "s2", 0, 1)); r.Tickets != 0 {
+		t.Fatalf("kept session replay credited %+v", r)
+	}
+	e.WantBalance(poolA.Ref(), 200)
+}
