@@ -204,7 +204,7 @@ type CreditResult struct {
 // Errors: ErrInvalidInput, ErrIdempotencyConflict, ErrNotFound (job),
 // ErrJobClosed, ErrJobExpired, ErrAmountOverflow.
 func (l *Ledger) Credit(ctx context.Context, to Ref, amount Amount, key string) (CreditResult, error) {
-	if err := firstErr(to.validate(), checkAmount("credit", amount), checkKey(key)); err != nil {
+	if err := firstErr(to.Validate(), checkAmount("credit", amount), checkKey(key)); err != nil {
 		return CreditResult{}, err
 	}
 	v, err := l.submit(ctx, &creditOp{ref: to, amount: amount, k: key})
@@ -227,7 +227,7 @@ type ChargeResult struct {
 // Errors: ErrInvalidInput, ErrIdempotencyConflict, ErrNotFound,
 // ErrJobClosed, ErrJobExpired, ErrInsufficientFunds, ErrAmountOverflow.
 func (l *Ledger) Charge(ctx context.Context, from Ref, amount, grace Amount, key string) (ChargeResult, error) {
-	if err := firstErr(from.validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key)); err != nil {
+	if err := firstErr(from.Validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key)); err != nil {
 		return ChargeResult{}, err
 	}
 	v, err := l.submit(ctx, &chargeOp{ref: from, amount: amount, grace: grace, k: key})
@@ -274,7 +274,7 @@ func (l *Ledger) OpenJob(ctx context.Context, req OpenJobRequest) (OpenJobResult
 	if req.TTL == 0 {
 		req.TTL = l.opts.DefaultTTL
 	}
-	err := firstErr(req.Job.Ref().validate(), req.Pool().Ref().validate(),
+	err := firstErr(req.Job.Ref().Validate(), req.Pool().Ref().Validate(),
 		checkAmount("reserve", req.Reserve), checkAmount("minimum", req.Minimum))
 	if err == nil && req.TTL < 0 {
 		err = fmt.Errorf("%w: negative TTL %s", ErrInvalidInput, req.TTL)
@@ -304,7 +304,7 @@ type CloseJobResult struct {
 //
 // Errors: ErrInvalidInput, ErrNotFound (including another sender's job).
 func (l *Ledger) CloseJob(ctx context.Context, job JobKey) (CloseJobResult, error) {
-	if err := job.Ref().validate(); err != nil {
+	if err := job.Ref().Validate(); err != nil {
 		return CloseJobResult{}, err
 	}
 	v, err := l.submit(ctx, &closeJobOp{job: job})

@@ -100,7 +100,7 @@ type PaymentResult struct {
 // ErrIdempotencyConflict (a ticket key used for something else),
 // ErrAmountOverflow, or Decide's error. Nothing is recorded on error.
 func (l *Ledger) ReceivePayment(ctx context.Context, req PaymentRequest) (PaymentResult, error) {
-	err := req.To.validate()
+	err := req.To.Validate()
 	switch {
 	case err != nil:
 	case req.Decide == nil:

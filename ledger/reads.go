@@ -11,7 +11,7 @@ import (
 //
 // Errors: ErrInvalidInput, ErrNotFound.
 func (l *Ledger) Account(ctx context.Context, ref Ref) (Account, error) {
-	if err := ref.validate(); err != nil {
+	if err := ref.Validate(); err != nil {
 		return Account{}, err
 	}
 	var out Account
@@ -70,7 +70,7 @@ type Statement struct {
 // Statement returns an account's statement with at most limit entries
 // (0 = all), the most recent last.
 func (l *Ledger) Statement(ctx context.Context, ref Ref, limit int) (Statement, error) {
-	if err := ref.validate(); err != nil {
+	if err := ref.Validate(); err != nil {
 		return Statement{}, err
 	}
 	var s Statement

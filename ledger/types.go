@@ -100,7 +100,9 @@ func (r Ref) String() string {
 	return fmt.Sprintf("pool(%s,%s)", r.Sender, r.Name)
 }
 
-func (r Ref) validate() error {
+// Validate checks the reference's names (non-empty where required, at most
+// MaxNameBytes, valid UTF-8, no control characters): ErrInvalidInput.
+func (r Ref) Validate() error {
 	switch r.Kind {
 	case KindPool:
 		if err := checkName("capability", r.Name, true); err != nil {
