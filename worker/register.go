@@ -1,0 +1,296 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Capability is what a worker registers with an orchestrator: go-livepeer's
+// ExternalCapability (BYOC.md §3.4), with its JSON keys in the reference's
+// order.
+type Capability struct {
+	// Name is the capability name clients ask for.
+	Name string `json:"name"`
+	// Description is free text.
+	Description string `json:"description"`
+	// URL is where the orchestrator sends jobs: POST URL[/suffix].
+	URL string `json:"url"`
+	// Capacity is how many jobs the worker takes at once.
+	Capacity int `json:"capacity"`
+	// PricePerUnit / PriceScaling is the price per second of compute, in
+	// Currency. A go-livepeer orchestrator quotes it floored to whole wei
+	// per second (BYOC.md §5.6).
+	PricePerUnit int64 `json:"price_per_unit"`
+	// PriceScaling is the price's denominator; the orchestrator reads 0 as 1.
+	PriceScaling int64 `json:"price_scaling"`
+	// Currency is "wei" (or "") or "eth"; other currencies need the
+	// orchestrator's on-chain price feed (go-livepeer panics without one,
+	// BYOC.md §11 D11).
+	Currency string `json:"currency"`
+	// Token, when set, is sent back by the orchestrator on every job as
+	// "Authorization: Bearer <Token>". Left out of the JSON when empty.
+	Token string `json:"token,omitempty"`
+}
+
+// Validate reports the first field a worker should not register. The
+// reference orchestrator accepts more (an empty name, no URL); these are
+// mistakes, not capabilities.
+func (c Capability) Validate() error {
+	switch {
+	case strings.TrimSpace(c.Name) == "":
+		return errors.New("capability has no name")
+	case c.Capacity < 1:
+		return fmt.Errorf("capability %q: capacity %d, need at least 1", c.Name, c.Capacity)
+	case c.PricePerUnit < 0:
+		return fmt.Errorf("capability %q: negative price_per_unit %d", c.Name, c.PricePerUnit)
+	case c.PriceScaling < 0:
+		return fmt.Errorf("capability %q: negative price_scaling %d", c.Name, c.PriceScaling)
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("capability %q: url %q is not an absolute http:// or https:// URL", c.Name, c.URL)
+	}
+	return nil
+}
+
+// Option changes how Register and Unregister reach the orchestrator.
+type Option func(*clientOptions)
+
+type clientOptions struct {
+	httpClient *http.Client
+	insecure   bool
+	rootCAs    *x509.CertPool
+}
+
+// InsecureSkipVerify accepts any certificate from an https:// orchestrator,
+// such as the self-signed one go-livepeer and byoc orchestrators serve. Use
+// it only where the network path is trusted (loopback, a private network),
+// since it lets anyone in the path read the orchestrator secret.
+func InsecureSkipVerify() Option { return func(o *clientOptions) { o.insecure = true } }
+
+// WithRootCAs trusts the certificates in pool (for example the
+// orchestrator's self-signed certificate) instead of the system's.
+func WithRootCAs(pool *x509.CertPool) Option { return func(o *clientOptions) { o.rootCAs = pool } }
+
+// WithHTTPClient sends the requests with c; InsecureSkipVerify and
+// WithRootCAs are then ignored.
+func WithHTTPClient(c *http.Client) Option { return func(o *clientOptions) { o.httpClient = c } }
+
+// newClient returns the client to use and a function to release it.
+func newClient(opts []Option) (*http.Client, func()) {
+	var o clientOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.httpClient != nil {
+		return o.httpClient, func() {}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ForceAttemptHTTP2 = true // orchestrators speak HTTP/2 over TLS; a custom TLS config would turn it off
+	t.TLSClientConfig = &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            o.rootCAs,
+		InsecureSkipVerify: o.insecure, // explicitly requested by the caller, see InsecureSkipVerify
+	}
+	c := &http.Client{Transport: t}
+	return c, t.CloseIdleConnections
+}
+
+// OrchestratorError is an orchestrator's refusal: any answer but 2xx.
+type OrchestratorError struct {
+	Op         string // "register" or "unregister"
+	Capability string
+	URL        string // the URL called
+	StatusCode int
+	Status     string // e.g. "400 Bad Request"
+	Body       string // the answer's body, trimmed, at most 4 KiB
+}
+
+func (e *OrchestratorError) Error() string {
+	msg := fmt.Sprintf("%s capability %q at %s: orchestrator answered %s", e.Op, e.Capability, e.URL, e.Status)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// maxErrorBody bounds how much of an orchestrator's error answer is kept.
+const maxErrorBody = 4 << 10
+
+// defaultCallTimeout bounds a registration call whose context has no
+// deadline.
+const defaultCallTimeout = 30 * time.Second
+
+// NormalizeOrchestratorURL turns an orchestrator address into the base URL
+// Register calls: "host:port" becomes "https://host:port" (orchestrators
+// serve TLS, as go-livepeer's -orchAddr assumes), a trailing "/" is dropped,
+// and only http and https are accepted.
+func NormalizeOrchestratorURL(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errors.New("empty orchestrator URL")
+	}
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("orchestrator URL %q: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("orchestrator URL %q: scheme must be https or http", s)
+	}
+	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("orchestrator URL %q: want scheme://host:port, without query, fragment or user", s)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// Register registers c with the orchestrator at orchURL (see
+// NormalizeOrchestratorURL): POST <orchURL>/capability/register with c as
+// JSON and the raw secret as the Authorization header. Registering a name
+// again replaces it. A refusal is an *OrchestratorError with the
+// orchestrator's status and body.
+func Register(ctx context.Context, orchURL, secret string, c Capability, opts ...Option) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	client, release := newClient(opts)
+	defer release()
+	return call(ctx, client, "register", c.Name, orchURL, "/capability/register", secret, "application/json", body)
+}
+
+// Unregister removes the capability name from the orchestrator at orchURL:
+// POST <orchURL>/capability/unregister with the raw name as the body. A
+// go-livepeer orchestrator answers 200 "ok" for unknown names too.
+func Unregister(ctx context.Context, orchURL, secret, name string, opts ...Option) error {
+	if strings.TrimSpace(name) == "" {
+		return errors.New("unregister: empty capability name")
+	}
+	client, release := newClient(opts)
+	defer release()
+	return call(ctx, client, "unregister", name, orchURL, "/capability/unregister", secret,
+		"text/plain; charset=utf-8", []byte(name))
+}
+
+func call(ctx context.Context, client *http.Client, op, capName, orchURL, path, secret, contentType string, body []byte) error {
+	base, err := NormalizeOrchestratorURL(orchURL)
+	if err != nil {
+		return fmt.Errorf("%s capability %q: %w", op, capName, err)
+	}
+	target := base + path
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultCallTimeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%s capability %q: %w", op, capName, err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if secret != "" {
+		req.Header.Set("Authorization", secret) // raw, no scheme: what the orchestrator compares
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		err = fmt.Errorf("%s capability %q at %s: %w", op, capName, target, err)
+		if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+			err = fmt.Errorf("%w (the orchestrator's certificate is not trusted; for a self-signed "+
+				"orchestrator on a trusted network, skip verification explicitly or trust its certificate)", err)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	return &OrchestratorError{
+		Op:         op,
+		Capability: capName,
+		URL:        target,
+		StatusCode: resp.StatusCode,
+		Status:     resp.Status,
+		Body:       strings.TrimSpace(string(answer)),
+	}
+}
+
+// Registration is a set of capabilities kept registered with one
+// orchestrator.
+type Registration struct {
+	Orchestrator string // base URL, see NormalizeOrchestratorURL
+	Secret       string // the orchestrator's secret, sent raw
+	Capabilities []Capability
+	Options      []Option
+}
+
+// Register registers every capability. If one fails, it unregisters those
+// it had registered (best effort) and returns the failure.
+func (r Registration) Register(ctx context.Context) error {
+	for i, c := range r.Capabilities {
+		if err := Register(ctx, r.Orchestrator, r.Secret, c, r.Options...); err != nil {
+			for _, done := range r.Capabilities[:i] {
+				Unregister(ctx, r.Orchestrator, r.Secret, done.Name, r.Options...)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Unregister unregisters every capability and returns every failure.
+func (r Registration) Unregister(ctx context.Context) error {
+	var errs []error
+	for _, c := range r.Capabilities {
+		if err := Unregister(ctx, r.Orchestrator, r.Secret, c.Name, r.Options...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// KeepAlive registers every capability again each interval until ctx ends,
+// so an orchestrator that restarted (registrations live in its memory) or
+// removed a capability after a failed job (BYOC.md §5.6) gets it back. It
+// calls report after each round with that round's error, nil on success.
+// Note that a go-livepeer orchestrator resets the capability's load count on
+// every registration (BYOC.md §11 D10).
+func (r Registration) KeepAlive(ctx context.Context, interval time.Duration, report func(error)) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		var errs []error
+		for _, c := range r.Capabilities {
+			if err := Register(ctx, r.Orchestrator, r.Secret, c, r.Options...); err != nil && ctx.Err() == nil {
+				errs = append(errs, err)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if report != nil {
+			report(errors.Join(errs...))
+		}
+	}
+}
