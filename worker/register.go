@@ -265,12 +265,20 @@ func (r Registration) Unregister(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// keepAliveCallTimeout bounds one re-registration call of KeepAlive.
+const keepAliveCallTimeout = 10 * time.Second
+
 // KeepAlive registers every capability again each interval until ctx ends,
 // so an orchestrator that restarted (registrations live in its memory) or
 // removed a capability after a failed job (BYOC.md §5.6) gets it back. It
 // calls report after each round with that round's error, nil on success.
-// Note that a go-livepeer orchestrator resets the capability's load count on
-// every registration (BYOC.md §11 D10).
+//
+// A call under way when ctx ends is finished (within 10 s), not abandoned,
+// so once KeepAlive has returned no registration of it can still reach the
+// orchestrator and overtake a later Unregister.
+//
+// A go-livepeer orchestrator resets the capability's load count on every
+// registration (BYOC.md §11 D10).
 func (r Registration) KeepAlive(ctx context.Context, interval time.Duration, report func(error)) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -282,12 +290,15 @@ func (r Registration) KeepAlive(ctx context.Context, interval time.Duration, rep
 		}
 		var errs []error
 		for _, c := range r.Capabilities {
-			if err := Register(ctx, r.Orchestrator, r.Secret, c, r.Options...); err != nil && ctx.Err() == nil {
+			if ctx.Err() != nil {
+				return
+			}
+			callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keepAliveCallTimeout)
+			err := Register(callCtx, r.Orchestrator, r.Secret, c, r.Options...)
+			cancel()
+			if err != nil {
 				errs = append(errs, err)
 			}
-		}
-		if ctx.Err() != nil {
-			return
 		}
 		if report != nil {
 			report(errors.Join(errs...))
