@@ -66,8 +66,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Stats are a Handler's request counts. Requests to GET / and /healthz are
-// not counted.
+// Stats are a Handler's request counts. Only requests to a capability's
+// path count: not GET /, /healthz, or a 404 for a path no capability has.
 type Stats struct {
 	// Served counts capability requests that have finished, whatever their
 	// status (including 401, 405 and 413 answers).

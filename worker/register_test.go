@@ -320,3 +320,30 @@ func TestRegistrationKeepAlive(t *testing.T) {
 		t.Errorf("%d registrations after 3 rounds of 2 capabilities", n)
 	}
 }
+
+// TestServerCapabilityRegistersAndWorks: what Server.Capability registers
+// is what an orchestrator then calls, token included.
+func TestServerCapabilityRegistersAndWorks(t *testing.T) {
+	srv := startWorker(t, Config{Token: "tok"})
+	f := newFakeOrchestrator()
+	ts := httptest.NewServer(f)
+	t.Cleanup(ts.Close)
+	c := srv.Capability(Reverse)
+	c.PricePerUnit = 1000
+	if err := Register(waitCtx(t), ts.URL, "s", c); err != nil {
+		t.Fatal(err)
+	}
+	var got Capability
+	if err := json.Unmarshal([]byte((<-f.received).body), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := Capability{Name: "reverse", Description: Describe(Reverse), URL: srv.URL() + "/reverse", Capacity: 4,
+		PricePerUnit: 1000, PriceScaling: 1, Currency: "wei", Token: "tok"}
+	if got != want {
+		t.Fatalf("registered %+v, want %+v", got, want)
+	}
+	resp, body := post(t, got.URL+"/v1/reverse", "application/json", `{"text":"ab"}`, "Authorization", "Bearer "+got.Token)
+	if resp.StatusCode != 200 || body != `{"original":"ab","reversed":"ba"}`+"\n" {
+		t.Errorf("job at the registered URL: %d %q", resp.StatusCode, body)
+	}
+}

@@ -81,6 +81,21 @@ func (s *Server) URL() string { return s.url }
 // URL() + "/" + name.
 func (s *Server) CapabilityURL(name string) string { return s.url + "/" + name }
 
+// Capability returns a registration for the named capability served here:
+// its URL, its description, the Config's token, capacity 4 and a price of 0
+// wei (scaling 1). Adjust the fields before registering as needed.
+func (s *Server) Capability(name string) Capability {
+	return Capability{
+		Name:         name,
+		Description:  Describe(name),
+		URL:          s.CapabilityURL(name),
+		Capacity:     4,
+		PriceScaling: 1,
+		Currency:     "wei",
+		Token:        s.handler.token,
+	}
+}
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
