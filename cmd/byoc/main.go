@@ -22,6 +22,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"orchestrator", "run an orchestrator: workers register capabilities, gateways send paid jobs", runOrchestrator},
+		{"worker", "run the sample worker and register it with orchestrators", runWorker},
 		{"ledger", "inspect and verify a ledger (pools, jobs, statements, invariants)", runLedger},
 	}
 }

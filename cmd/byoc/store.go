@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"byoc/ledger"
-	"byoc/ledger/postgres"
 	"byoc/ledger/sqlite"
+	"byoc/ledger/stores"
 )
 
 // storeFlags select a ledger store: an embedded SQLite file in a data
@@ -38,22 +34,5 @@ func envOr(key, def string) string {
 // open opens the selected store. With mustExist, an absent SQLite file is an
 // error instead of a new empty ledger (for inspection commands).
 func (s *storeFlags) open(ctx context.Context, mustExist bool) (ledger.Store, string, error) {
-	if s.dsn != "" {
-		st, err := postgres.Open(ctx, s.dsn, postgres.Options{})
-		return st, "postgres", err
-	}
-	path := s.dataDir
-	if !strings.HasSuffix(path, ".db") {
-		path = filepath.Join(path, sqlite.FileName)
-	}
-	if mustExist {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return nil, path, fmt.Errorf("no ledger at %s (give --data-dir or --ledger-dsn)", path)
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, path, err
-	}
-	st, err := sqlite.Open(ctx, path)
-	return st, path, err
+	return stores.Open(ctx, s.dataDir, s.dsn, mustExist)
 }

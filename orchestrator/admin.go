@@ -1,0 +1,107 @@
+package orchestrator
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"byoc/ledger"
+)
+
+// AdminHandler serves the operator's API, meant for a separate, private
+// listener: /metrics (Prometheus, open) and, with `Authorization: Bearer
+// <token>`, JSON views of the ledger and the registry:
+//
+//	GET /admin/capabilities                 registered capabilities, price, capacity
+//	GET /admin/pools[?sender=]              pool accounts
+//	GET /admin/jobs[?sender=][&all=1]       open jobs (all: closed and expired too)
+//	GET /admin/jobs/{sender}/{job}          one job's statement
+//	GET /admin/winners[?state=queued|all]   winning tickets waiting for redemption
+//
+// An empty token disables the JSON views.
+func (o *Orchestrator) AdminHandler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", o.m.Handler())
+	guard := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				httpError(w, "admin token required", http.StatusUnauthorized)
+				return
+			}
+			h(w, r)
+		}
+	}
+	limit := func(r *http.Request) int {
+		n, err := strconv.Atoi(r.URL.Query().Get("limit"))
+		if err != nil || n <= 0 {
+			return 1000
+		}
+		return n
+	}
+	mux.HandleFunc("GET /admin/capabilities", guard(func(w http.ResponseWriter, r *http.Request) {
+		type capView struct {
+			Name      string `json:"name"`
+			Price     string `json:"price_wei_per_second"`
+			Capacity  int    `json:"capacity"`
+			Available int    `json:"available"`
+			Workers   int    `json:"workers"`
+		}
+		out := []capView{}
+		for _, c := range o.reg.list() {
+			out = append(out, capView{c.name, c.price.RatString(), c.capacity, c.available, c.workers})
+		}
+		writeJSON(w, out)
+	}))
+	mux.HandleFunc("GET /admin/pools", guard(func(w http.ResponseWriter, r *http.Request) {
+		as, err := o.cfg.Ledger.List(r.Context(), ledger.AccountFilter{Kind: ledger.KindPool, Sender: r.URL.Query().Get("sender"), Limit: limit(r)})
+		writeResult(w, as, err)
+	}))
+	mux.HandleFunc("GET /admin/jobs", guard(func(w http.ResponseWriter, r *http.Request) {
+		f := ledger.AccountFilter{Kind: ledger.KindJob, Sender: r.URL.Query().Get("sender"), Limit: limit(r)}
+		if r.URL.Query().Get("all") == "" {
+			f.State = ledger.StateOpen
+		}
+		as, err := o.cfg.Ledger.List(r.Context(), f)
+		writeResult(w, as, err)
+	}))
+	mux.HandleFunc("GET /admin/jobs/{sender}/{job}", guard(func(w http.ResponseWriter, r *http.Request) {
+		s, err := o.cfg.Ledger.Statement(r.Context(), ledger.JobKey{Sender: r.PathValue("sender"), JobID: r.PathValue("job")}.Ref(), limit(r))
+		writeResult(w, s, err)
+	}))
+	mux.HandleFunc("GET /admin/winners", guard(func(w http.ResponseWriter, r *http.Request) {
+		state := r.URL.Query().Get("state")
+		switch state {
+		case "":
+			state = ledger.WinnerQueued
+		case "all":
+			state = ""
+		}
+		ws, err := o.cfg.Ledger.Winners(r.Context(), state, limit(r))
+		writeResult(w, ws, err)
+	}))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeResult(w http.ResponseWriter, v any, err error) {
+	switch {
+	case err == nil:
+		writeJSON(w, v)
+	case errors.Is(err, ledger.ErrNotFound):
+		httpError(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, ledger.ErrInvalidInput):
+		httpError(w, err.Error(), http.StatusBadRequest)
+	default:
+		httpError(w, "ledger: "+err.Error(), http.StatusInternalServerError)
+	}
+}

@@ -1,0 +1,368 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"byoc/ledger"
+	"byoc/pm"
+	"byoc/wire"
+)
+
+// jobRun is one job request in flight.
+type jobRun struct {
+	o       *Orchestrator
+	req     *wire.JobRequest
+	sender  common.Address
+	price   *big.Rat // wei per second
+	slot    *slot
+	account ledger.Ref // the job's hold, or the pool for a legacy request
+	job     *ledger.JobKey
+	reqID   string // for idempotency keys and logs
+	charged int64  // billing units charged so far
+	log     *slog.Logger
+}
+
+func (j *jobRun) free() bool { return j.price.Sign() == 0 }
+
+// handleJob runs one job: authenticate, reserve a slot, take the payment,
+// admit against the hold, forward to the worker, charge, release.
+func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		httpError(w, "Method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	reject := func(reason, msg string, status int) {
+		o.m.rejected.WithLabelValues("job", reason).Inc()
+		httpError(w, msg, status)
+	}
+	req, err := wire.DecodeJobRequestHeader(r.Header.Get(wire.HeaderJobRequest))
+	if err != nil {
+		if errors.Is(err, wire.ErrJobNoTimeout) {
+			reject("bad_request", "no timeout_seconds set with request, timeout_seconds is required", http.StatusBadRequest)
+			return
+		}
+		reject("bad_request", "Could not verify job creds: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	timeout := time.Duration(req.TimeoutSeconds) * time.Second
+	if timeout > o.cfg.MaxTimeout {
+		reject("bad_request", fmt.Sprintf("timeout_seconds %d exceeds the maximum of %d", req.TimeoutSeconds, int(o.cfg.MaxTimeout/time.Second)), http.StatusBadRequest)
+		return
+	}
+	sender, signed, err := jobSender(req)
+	if err != nil {
+		reject("bad_credentials", "Could not verify job creds", http.StatusBadRequest)
+		return
+	}
+	var details wire.JobRequestDetails
+	if err := json.Unmarshal([]byte(req.Request), &details); err != nil {
+		reject("bad_request", "Unable to unmarshal job request details err="+err.Error(), http.StatusBadRequest)
+		return
+	}
+	payment, err := wire.DecodePaymentHeader(r.Header.Get(wire.PaymentHeader))
+	if err != nil {
+		reject("bad_payment", "Invalid payment: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(payment.TicketSenderParams) > 0 && !bytes.Equal(payment.Sender, sender[:]) {
+		reject("bad_payment", fmt.Sprintf("Invalid payment: tickets from 0x%x pay for a job of %s", payment.Sender, sender.Hex()), http.StatusBadRequest)
+		return
+	}
+	if req.ID != "" {
+		if err := (ledger.JobKey{Sender: sender.Hex(), JobID: req.ID}).Ref().Validate(); err != nil {
+			reject("bad_request", "Invalid job id: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.cfg.MaxBodyBytes))
+	if err != nil {
+		reject("body_too_large", fmt.Sprintf("request body too large (max %d bytes)", o.cfg.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
+	s, err := o.reg.reserve(req.Capability)
+	if err != nil {
+		reject("no_capacity", "No capacity available for capability", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.release()
+	j := &jobRun{o: o, req: req, sender: sender, price: s.price, slot: s, reqID: newRequestID()}
+	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", sender.Hex(), "job_id", req.ID)
+	if !signed && !j.free() {
+		reject("unsigned", fmt.Sprintf("capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, j.price.RatString()), http.StatusPaymentRequired)
+		return
+	}
+	if !o.tryOpen(sender.Hex()) {
+		reject("too_many_jobs", fmt.Sprintf("sender %s already has %d jobs running", sender.Hex(), o.cfg.MaxOpenJobsPerSender), http.StatusTooManyRequests)
+		return
+	}
+	defer o.done(sender.Hex())
+	o.m.openJobs.Inc()
+	defer o.m.openJobs.Dec()
+
+	status, msg := j.admit(r.Context(), payment, timeout)
+	defer j.close()
+	if status != 0 {
+		o.m.jobs.WithLabelValues(req.Capability, "refused").Inc()
+		httpError(w, msg, status)
+		return
+	}
+	j.forward(w, r, body, timeout)
+}
+
+func newRequestID() string {
+	b := make([]byte, 16) // also the charges' idempotency keys: never reused
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// admit opens the job's hold (or picks the pool for a legacy request),
+// credits the payment, and checks the hold covers MinCompute. It returns a
+// non-zero status and message when the job must not run.
+func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.Duration) (int, string) {
+	o, l := j.o, j.o.cfg.Ledger
+	pool := ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}
+	j.account = pool.Ref()
+	if j.free() {
+		return 0, "" // nothing to hold or charge
+	}
+	if j.req.ID != "" {
+		key := ledger.JobKey{Sender: j.sender.Hex(), JobID: j.req.ID}
+		res, err := l.OpenJob(ctx, ledger.OpenJobRequest{Job: key, Capability: j.req.Capability, TTL: timeout + o.cfg.HoldTTLMargin})
+		switch {
+		case errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired), errors.Is(err, ledger.ErrJobMismatch):
+			return http.StatusConflict, fmt.Sprintf("job id %s was already used: %v", j.req.ID, err)
+		case err != nil:
+			j.log.Error("open hold", "err", err)
+			return http.StatusInternalServerError, "could not open the job's hold"
+		case !res.Created:
+			return http.StatusConflict, fmt.Sprintf("job %s is already running", j.req.ID)
+		}
+		j.job, j.account = &key, key.Ref()
+	}
+	if len(payment.TicketSenderParams) > 0 {
+		rc, err := o.receiver.Receive(ctx, payment, j.price, j.account)
+		switch {
+		case pm.IsFatal(err):
+			o.m.tickets.WithLabelValues("rejected").Add(float64(len(payment.TicketSenderParams)))
+			return http.StatusBadRequest, "Invalid payment: " + err.Error()
+		case err != nil:
+			j.log.Error("receive payment", "err", err)
+			return http.StatusInternalServerError, "could not record the payment"
+		}
+		credited := rc.Ledger.Tickets - rc.Ledger.Replayed
+		o.m.tickets.WithLabelValues("credited").Add(float64(credited))
+		o.m.tickets.WithLabelValues("rejected").Add(float64(len(rc.Validation.Tickets) - credited))
+		o.m.tickets.WithLabelValues("won").Add(float64(rc.Ledger.Winners))
+		o.m.creditedWei.Add(approx(rc.Ledger.Credited))
+		if err := rc.Err(); err != nil {
+			return http.StatusBadRequest, "Invalid payment: " + err.Error()
+		}
+	}
+	minimum := costFor(j.price, o.cfg.MinCompute)
+	if j.job != nil {
+		_, err := l.OpenJob(ctx, ledger.OpenJobRequest{Job: *j.job, Capability: j.req.Capability,
+			Reserve: costFor(j.price, max(timeout, o.cfg.MinCompute)), Minimum: minimum, TTL: timeout + o.cfg.HoldTTLMargin})
+		switch {
+		case errors.Is(err, ledger.ErrInsufficientFunds):
+			return http.StatusPaymentRequired, "Insufficient balance for request"
+		case err != nil:
+			j.log.Error("fund hold", "err", err)
+			return http.StatusInternalServerError, "could not fund the job's hold"
+		}
+		return 0, ""
+	}
+	bal, err := l.Balance(ctx, j.account)
+	if err != nil {
+		return http.StatusInternalServerError, "could not read the balance"
+	}
+	if bal.Cmp(minimum) < 0 {
+		return http.StatusPaymentRequired, "Insufficient balance for request"
+	}
+	return 0, ""
+}
+
+func approx(a ledger.Amount) float64 {
+	f, _ := new(big.Float).SetInt(a.Big()).Float64()
+	return f
+}
+
+// chargeUpTo charges the account so that, in total, the job has paid for
+// the whole seconds of elapsed (rounded up, at least one). With allowDebt
+// the hold may go negative by this charge (the work is done and must be
+// paid; the pool covers the deficit at close); without, a charge the hold
+// cannot cover is refused with ledger.ErrInsufficientFunds.
+func (j *jobRun) chargeUpTo(ctx context.Context, elapsed time.Duration, allowDebt bool) error {
+	if j.free() {
+		return nil
+	}
+	units := ledger.UnitsFor(elapsed, time.Second) - j.charged
+	if units <= 0 {
+		return nil
+	}
+	cost, err := ledger.CostOf(j.price, units)
+	if err != nil {
+		return err
+	}
+	grace := ledger.Amount{}
+	if allowDebt {
+		grace = cost
+	}
+	key := fmt.Sprintf("compute:%s:%d", j.reqID, j.charged+units)
+	if _, err := j.o.cfg.Ledger.Charge(ctx, j.account, cost, grace, key); err != nil {
+		if !allowDebt && errors.Is(err, ledger.ErrInsufficientFunds) {
+			return err // the caller stops the job
+		}
+		j.log.Error("charge for compute", "units", units, "cost", cost, "err", err)
+		return err
+	}
+	j.charged += units
+	j.o.m.chargedWei.Add(approx(cost))
+	return nil
+}
+
+// close ends the job's hold, releasing what is left to the pool.
+func (j *jobRun) close() {
+	if j.job == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := j.o.cfg.Ledger.CloseJob(ctx, *j.job); err != nil {
+		// The hold stays open and the sweeper releases it after its TTL.
+		j.log.Error("close hold; the sweeper will release it", "err", err)
+	}
+}
+
+// balanceHeader is the Livepeer-Balance value after the job: what the
+// sender has left for this capability (its pool, once the hold is back).
+func (j *jobRun) balanceHeader(ctx context.Context) string {
+	if j.free() {
+		return "0"
+	}
+	if j.job != nil {
+		j.close()
+		j.job = nil
+	}
+	bal, err := j.o.cfg.Ledger.Balance(ctx, ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}.Ref())
+	if err != nil {
+		return ""
+	}
+	return wire.BalanceHeader(bal.Big())
+}
+
+// forward sends the job to the worker and relays the answer.
+func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, timeout time.Duration) {
+	o := j.o
+	url := j.slot.url
+	if suffix := strings.TrimPrefix(r.URL.Path, "/process/request/"); suffix != "" {
+		url += "/" + suffix
+	}
+	wctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	wreq, err := http.NewRequestWithContext(wctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		httpError(w, "job not able to be processed: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		wreq.Header.Set("Content-Type", ct)
+	}
+	if j.slot.token != "" {
+		wreq.Header.Set("Authorization", "Bearer "+j.slot.token)
+	}
+	// reached: the worker got the whole job, so it may have done work for
+	// it (charged) even if the connection breaks before it answers.
+	var reached atomic.Bool
+	wreq = wreq.WithContext(httptrace.WithClientTrace(wctx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) { reached.Store(i.Err == nil) },
+	}))
+	began := time.Now()
+	resp, err := o.cfg.WorkerClient.Do(wreq)
+	observe := func(outcome string) {
+		o.m.workerSeconds.WithLabelValues(j.req.Capability).Observe(time.Since(began).Seconds())
+		o.m.jobs.WithLabelValues(j.req.Capability, outcome).Inc()
+	}
+	ctx := context.WithoutCancel(r.Context())
+	if err != nil {
+		switch {
+		case errors.Is(wctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
+			j.chargeUpTo(ctx, time.Since(began), true)
+			observe("timeout")
+			w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
+			httpError(w, fmt.Sprintf("job timed out: the worker did not answer within %d s", j.req.TimeoutSeconds), http.StatusGatewayTimeout)
+		case r.Context().Err() != nil:
+			j.chargeUpTo(ctx, time.Since(began), true)
+			observe("client_gone")
+		default:
+			o.reg.removeWorker(j.req.Capability, j.slot.url)
+			outcome := "worker_unreachable"
+			if reached.Load() {
+				j.chargeUpTo(ctx, time.Since(began), true)
+				outcome = "worker_failed"
+			}
+			observe(outcome)
+			j.log.Warn("worker failed; removed", "url", j.slot.url, "got_job", reached.Load(), "err", err)
+			w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
+			httpError(w, "job not able to be processed, removing capability err="+err.Error(), http.StatusBadGateway)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		o.reg.removeWorker(j.req.Capability, j.slot.url)
+		observe("worker_auth_failed")
+		j.log.Warn("worker refused our token; removed", "url", j.slot.url)
+		w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
+		httpError(w, "job not able to be processed, removing capability err=worker auth token failed", http.StatusBadGateway)
+		return
+	}
+	if strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream") {
+		j.relaySSE(w, r, resp, wctx, cancel, began)
+		observe("sse")
+		return
+	}
+	out, err := io.ReadAll(io.LimitReader(resp.Body, o.cfg.MaxResponseBytes+1))
+	j.chargeUpTo(ctx, time.Since(began), true)
+	switch {
+	case err != nil:
+		observe("worker_error")
+		w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
+		httpError(w, "job not able to be processed: reading the worker's response: "+err.Error(), http.StatusBadGateway)
+		return
+	case int64(len(out)) > o.cfg.MaxResponseBytes:
+		observe("worker_error")
+		w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
+		httpError(w, fmt.Sprintf("the worker's response exceeds %d bytes", o.cfg.MaxResponseBytes), http.StatusBadGateway)
+		return
+	}
+	h := w.Header()
+	h.Set(wire.HeaderBalance, j.balanceHeader(ctx))
+	h.Set(wire.HeaderMetadata, resp.Header.Get(wire.HeaderMetadata))
+	if resp.StatusCode > 399 {
+		observe("worker_error_status")
+		httpError(w, string(out), resp.StatusCode)
+		return
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	observe("ok")
+	w.WriteHeader(http.StatusOK)
+	w.Write(out)
+}

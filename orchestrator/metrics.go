@@ -1,0 +1,57 @@
+package orchestrator
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the orchestrator's Prometheus metrics. Wei totals are
+// float64 counters: fine for dashboards, not for accounting (the ledger is
+// exact; `byoc ledger` reads it).
+type Metrics struct {
+	reg *prometheus.Registry
+
+	jobs          *prometheus.CounterVec
+	rejected      *prometheus.CounterVec
+	openJobs      prometheus.Gauge
+	creditedWei   prometheus.Counter
+	chargedWei    prometheus.Counter
+	tickets       *prometheus.CounterVec
+	workerSeconds *prometheus.HistogramVec
+	capabilities  prometheus.Gauge
+}
+
+// NewMetrics returns the metrics on a registry of their own (with the Go
+// runtime and process collectors).
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_orchestrator_jobs_total",
+		Help: "Jobs that reached a worker or were refused after admission, by capability and outcome."}, []string{"capability", "outcome"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_orchestrator_rejected_total",
+		Help: "Requests refused before a worker was called, by endpoint and reason."}, []string{"endpoint", "reason"})
+	m.openJobs = prometheus.NewGauge(prometheus.GaugeOpts{Name: "byoc_orchestrator_open_holds",
+		Help: "Jobs running now, each with an open hold in the ledger."})
+	m.creditedWei = prometheus.NewCounter(prometheus.CounterOpts{Name: "byoc_orchestrator_credited_wei_total",
+		Help: "Wei credited from PM tickets (approximate: float64)."})
+	m.chargedWei = prometheus.NewCounter(prometheus.CounterOpts{Name: "byoc_orchestrator_charged_wei_total",
+		Help: "Wei charged for compute (approximate: float64)."})
+	m.tickets = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_orchestrator_tickets_total",
+		Help: "PM tickets received, by result: credited, rejected, won."}, []string{"result"})
+	m.workerSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "byoc_orchestrator_worker_seconds",
+		Help: "Time from forwarding a job to the worker until its response ended.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)},
+		[]string{"capability"})
+	m.capabilities = prometheus.NewGauge(prometheus.GaugeOpts{Name: "byoc_orchestrator_capabilities",
+		Help: "Capabilities with at least one registered worker."})
+	m.reg.MustRegister(m.jobs, m.rejected, m.openJobs, m.creditedWei, m.chargedWei, m.tickets, m.workerSeconds, m.capabilities,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// Registry is where the metrics are registered.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }

@@ -1,0 +1,215 @@
+package orchestrator
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"byoc/internal/nodefiles"
+	"byoc/ledger"
+	"byoc/ledger/stores"
+	"byoc/pm"
+)
+
+// NodeConfig is what a running orchestrator node needs; `byoc orchestrator`
+// fills it from flags, `byoc demo` and tests directly.
+type NodeConfig struct {
+	// Listen is where the BYOC API listens: https://host:port (TLS with a
+	// self-signed certificate kept in DataDir, what go-livepeer gateways
+	// dial) or http://host:port. Port 0 picks a free port.
+	Listen string
+	// ServiceAddr is the URL gateways are told to use; default: Listen as bound.
+	ServiceAddr string
+	// AdminListen is host:port of the admin API and /metrics; "" disables it.
+	AdminListen string
+	// AdminToken guards the admin API; "" generates one in DataDir (admin.token).
+	AdminToken string
+	// DataDir holds the embedded ledger, the node key, the PM secret and the
+	// certificate. Required.
+	DataDir string
+	// LedgerDSN selects a PostgreSQL ledger instead of the embedded one.
+	LedgerDSN string
+	// Address is the PM recipient address (the node's Ethereum account);
+	// zero uses the key in DataDir, created on first start.
+	Address common.Address
+	// TicketEV is the expected value of one ticket in wei (default pm.DefaultTicketEV).
+	TicketEV *big.Int
+	// SweepInterval is how often idle holds are released (default 15 s).
+	SweepInterval time.Duration
+	// Clock drives the ledger and the offchain block numbers (default: wall clock).
+	Clock ledger.Clock
+	// Orchestrator holds the remaining settings (Secret is required);
+	// StartNode fills in ServiceAddr, Ledger and Recipient.
+	Orchestrator Config
+}
+
+// Node is a running orchestrator with its listeners, ledger and sweeper.
+type Node struct {
+	*Orchestrator
+	URL        string // the service address
+	AdminURL   string // "" when disabled
+	AdminToken string
+	Address    common.Address
+	Ledger     *ledger.Ledger
+	Store      ledger.Store
+
+	servers []*http.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  sync.Once
+}
+
+// StartNode opens the ledger, listens and serves until Close.
+func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("orchestrator: no data directory")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "https://127.0.0.1:8935"
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = ledger.SystemClock{}
+	}
+	setDefault(&cfg.SweepInterval, 15*time.Second)
+	u, err := url.Parse(cfg.Listen)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("orchestrator: listen address %q must look like https://host:port or http://host:port", cfg.Listen)
+	}
+	n = &Node{}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	store, where, err := stores.Open(ctx, cfg.DataDir, cfg.LedgerDSN, false)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: ledger %s: %w", where, err)
+	}
+	n.Store = store
+	n.Ledger = ledger.New(store, ledger.Options{Clock: cfg.Clock, Logger: cfg.Orchestrator.Logger})
+	if n.Address = cfg.Address; n.Address == (common.Address{}) {
+		key, err := nodefiles.Key(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("orchestrator: node key: %w", err)
+		}
+		n.Address = key.Address()
+	}
+	secret, err := nodefiles.Secret(cfg.DataDir, nodefiles.SecretFile, pm.SecretLength)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: PM secret: %w", err)
+	}
+	blocks, err := pm.NewOffchainBlocks(cfg.Clock.Now, 0, common.Hash{})
+	if err != nil {
+		return nil, err
+	}
+	rc := pm.RecipientConfig{Address: n.Address, Blocks: blocks, TicketEV: cfg.TicketEV}
+	copy(rc.Secret[:], secret)
+	if cfg.Orchestrator.Recipient, err = pm.NewRecipient(rc); err != nil {
+		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: listen: %w", err)
+	}
+	bound := u.Scheme + "://" + ln.Addr().String()
+	if cfg.ServiceAddr == "" {
+		if host, _, _ := net.SplitHostPort(ln.Addr().String()); net.ParseIP(host).IsUnspecified() {
+			ln.Close()
+			return nil, fmt.Errorf("orchestrator: listening on %s: give the address gateways should use (--service-addr)", ln.Addr())
+		}
+		cfg.ServiceAddr = bound
+	}
+	n.URL = strings.TrimSuffix(cfg.ServiceAddr, "/")
+	oc := cfg.Orchestrator
+	oc.ServiceAddr, oc.Ledger = n.URL, n.Ledger
+	if n.Orchestrator, err = New(oc); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slogErrorLog(n.log)}
+	if u.Scheme == "https" {
+		host := u.Hostname()
+		if su, err := url.Parse(cfg.ServiceAddr); err == nil {
+			host = su.Hostname()
+		}
+		cert, err := LoadOrCreateCertificate(cfg.DataDir, []string{host})
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		n.serve(srv, func() error { return srv.ServeTLS(ln, "", "") })
+	} else {
+		n.serve(srv, func() error { return srv.Serve(ln) })
+	}
+
+	if cfg.AdminListen != "" {
+		if n.AdminToken = cfg.AdminToken; n.AdminToken == "" {
+			if n.AdminToken, err = nodefiles.Token(cfg.DataDir, "admin.token"); err != nil {
+				return nil, err
+			}
+		}
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			return nil, fmt.Errorf("orchestrator: admin listen: %w", err)
+		}
+		n.AdminURL = "http://" + aln.Addr().String()
+		asrv := &http.Server{Handler: n.AdminHandler(n.AdminToken), ReadHeaderTimeout: 10 * time.Second}
+		n.serve(asrv, func() error { return asrv.Serve(aln) })
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.Ledger.RunSweeper(sctx, cfg.SweepInterval)
+	}()
+	n.log.Info("orchestrator listening", "service_addr", n.URL, "admin", n.AdminURL, "address", n.Address.Hex(), "ledger", where)
+	return n, nil
+}
+
+func (n *Node) serve(srv *http.Server, run func() error) {
+	n.servers = append(n.servers, srv)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("orchestrator server", "err", err)
+		}
+	}()
+}
+
+// Close stops the listeners (letting running jobs finish for up to 10 s),
+// the sweeper and the ledger.
+func (n *Node) Close() error {
+	n.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range n.servers {
+			s.Shutdown(ctx)
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.Ledger != nil {
+			n.Ledger.Close()
+		}
+		if n.Store != nil {
+			n.Store.Close()
+		}
+	})
+	return nil
+}

@@ -1,0 +1,162 @@
+package orchestrator
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"byoc/ledger"
+	"byoc/pm"
+	"byoc/pmledger"
+)
+
+// Config configures an Orchestrator. Zero values take the defaults.
+type Config struct {
+	// ServiceAddr is the absolute base URL gateways reach us at
+	// (https://host:port); it goes into every token. Required.
+	ServiceAddr string
+	// Secret authorizes workers to register; required, compared in constant time.
+	Secret string
+	// Ledger keeps the money; required.
+	Ledger *ledger.Ledger
+	// Recipient issues ticket params and validates tickets; required, also
+	// offchain (ticket params are always sent, BYOC.md §4.4).
+	Recipient *pm.Recipient
+	// MaxNonces is the per-session nonce cap (default pm.DefaultMaxNoncesPerSession).
+	MaxNonces int
+	// MinCompute is how much compute a job's hold must cover to be admitted
+	// (default 60 s, go-livepeer's rule).
+	MinCompute time.Duration
+	// HoldTTLMargin is added to a job's timeout to get its hold's idle TTL
+	// (default 2 min): a hold idle that long is released to its pool.
+	HoldTTLMargin time.Duration
+	// MaxOpenJobsPerSender bounds the jobs one sender has running (default 64).
+	MaxOpenJobsPerSender int
+	// MaxBodyBytes bounds a job's request body (default 10 MiB) and
+	// MaxResponseBytes a plain worker response (default 64 MiB).
+	MaxBodyBytes, MaxResponseBytes int64
+	// MaxTimeout bounds timeout_seconds (default 1 h).
+	MaxTimeout time.Duration
+	// ChargeInterval is how often a running SSE job is charged (default 5 s).
+	ChargeInterval time.Duration
+	// WorkerClient calls workers (default: a client with sane timeouts).
+	WorkerClient *http.Client
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics defaults to a new, unregistered set.
+	Metrics *Metrics
+}
+
+// Orchestrator serves the BYOC orchestrator API.
+type Orchestrator struct {
+	cfg      Config
+	reg      *registry
+	receiver *pmledger.Receiver
+	log      *slog.Logger
+	m        *Metrics
+
+	open struct {
+		sync.Mutex
+		bySender map[string]int // running jobs per sender
+	}
+}
+
+// New checks cfg and returns an Orchestrator.
+func New(cfg Config) (*Orchestrator, error) {
+	switch {
+	case cfg.Ledger == nil:
+		return nil, errors.New("orchestrator: no ledger")
+	case cfg.Recipient == nil:
+		return nil, errors.New("orchestrator: no PM recipient")
+	case cfg.Secret == "":
+		return nil, errors.New("orchestrator: an empty secret would let anyone register workers")
+	case !strings.HasPrefix(cfg.ServiceAddr, "https://") && !strings.HasPrefix(cfg.ServiceAddr, "http://"):
+		return nil, fmt.Errorf("orchestrator: service address %q must be an absolute http(s) URL", cfg.ServiceAddr)
+	}
+	cfg.ServiceAddr = strings.TrimSuffix(cfg.ServiceAddr, "/")
+	setDefault(&cfg.MinCompute, 60*time.Second)
+	setDefault(&cfg.HoldTTLMargin, 2*time.Minute)
+	setDefault(&cfg.MaxOpenJobsPerSender, 64)
+	setDefault(&cfg.MaxBodyBytes, 10<<20)
+	setDefault(&cfg.MaxResponseBytes, 64<<20)
+	setDefault(&cfg.MaxTimeout, time.Hour)
+	setDefault(&cfg.ChargeInterval, 5*time.Second)
+	if cfg.WorkerClient == nil {
+		cfg.WorkerClient = &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0,
+		}}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	o := &Orchestrator{cfg: cfg, reg: newRegistry(), log: cfg.Logger, m: cfg.Metrics,
+		receiver: &pmledger.Receiver{Recipient: cfg.Recipient, Ledger: cfg.Ledger, MaxNonces: cfg.MaxNonces}}
+	o.open.bySender = map[string]int{}
+	return o, nil
+}
+
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Handler returns the BYOC API: worker registration, tokens and jobs.
+func (o *Orchestrator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/capability/register", o.handleRegister)
+	mux.HandleFunc("/capability/unregister", o.handleUnregister)
+	mux.HandleFunc("/process/token", o.handleToken)
+	mux.HandleFunc("/process/request/", o.handleJob)
+	return mux
+}
+
+// costFor is the price of d of compute at price wei per second, with the
+// ledger's one rounding rule.
+func costFor(price *big.Rat, d time.Duration) ledger.Amount {
+	c, err := ledger.CostOf(price, ledger.UnitsFor(d, time.Second))
+	if err != nil {
+		return ledger.MaxAmount // a price so absurd that nothing can pay it
+	}
+	return c
+}
+
+// httpError writes msg as go-livepeer's handlers do (http.Error: text/plain,
+// nosniff, message plus newline).
+func httpError(w http.ResponseWriter, msg string, status int) {
+	http.Error(w, msg, status)
+}
+
+// tryOpen counts a running job against its sender's limit.
+func (o *Orchestrator) tryOpen(sender string) bool {
+	o.open.Lock()
+	defer o.open.Unlock()
+	if o.open.bySender[sender] >= o.cfg.MaxOpenJobsPerSender {
+		return false
+	}
+	o.open.bySender[sender]++
+	return true
+}
+
+func (o *Orchestrator) done(sender string) {
+	o.open.Lock()
+	defer o.open.Unlock()
+	if o.open.bySender[sender]--; o.open.bySender[sender] <= 0 {
+		delete(o.open.bySender, sender)
+	}
+}
+
+// slogErrorLog sends net/http's own error messages (TLS handshake noise
+// from probes, mostly) to the structured log at debug level.
+func slogErrorLog(l *slog.Logger) *log.Logger {
+	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
+}

@@ -1,0 +1,81 @@
+package orchestrator
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"byoc/pm"
+	"byoc/wire"
+)
+
+// maxRegistrationBytes bounds a registration body.
+const maxRegistrationBytes = 64 << 10
+
+// authorized checks the orchestrator secret, sent raw in Authorization as
+// go-livepeer workers do (a "Bearer " prefix is accepted too), in constant time.
+func (o *Orchestrator) authorized(r *http.Request) bool {
+	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return subtle.ConstantTimeCompare([]byte(got), []byte(o.cfg.Secret)) == 1
+}
+
+// handleRegister adds or updates a worker for a capability.
+func (o *Orchestrator) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		httpError(w, "Method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !o.authorized(r) {
+		httpError(w, "invalid authorization", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBytes))
+	if err != nil {
+		httpError(w, "Error registering capability: request body too large or unreadable", http.StatusRequestEntityTooLarge)
+		return
+	}
+	var c wire.ExternalCapability
+	if err := json.Unmarshal(body, &c); err != nil {
+		httpError(w, "Error registering capability: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := c.Validate(); err != nil {
+		httpError(w, "Error registering capability: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	price := c.PriceWeiPerUnit()
+	if _, err := pm.WirePrice(price); err != nil {
+		httpError(w, "Error registering capability: price "+price.RatString()+" wei per second cannot be quoted (numerator and denominator must fit 64 bits)", http.StatusBadRequest)
+		return
+	}
+	o.reg.register(c.Name, c.Description, strings.TrimSuffix(c.URL, "/"), c.Token, int(c.Capacity), price)
+	o.log.Info("worker registered", "capability", c.Name, "url", c.URL, "capacity", c.Capacity, "price_wei_per_second", price.RatString())
+	o.m.capabilities.Set(float64(len(o.reg.list())))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok")
+}
+
+// handleUnregister removes a capability; the body is its raw name.
+func (o *Orchestrator) handleUnregister(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		httpError(w, "Method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !o.authorized(r) {
+		httpError(w, "invalid authorization", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBytes))
+	if err != nil {
+		httpError(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+		return
+	}
+	name := string(body)
+	existed := o.reg.unregister(name)
+	o.log.Info("capability unregistered", "capability", name, "existed", existed)
+	o.m.capabilities.Set(float64(len(o.reg.list())))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok")
+}
