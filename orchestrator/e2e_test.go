@@ -96,6 +96,9 @@ func TestPaidJobChargesAndReleases(t *testing.T) {
 	if s.Account.State != ledger.StateClosed || amount(s.Credited) != 7000 || amount(s.Charged) != 1000 || amount(s.Released) != 6000 {
 		t.Errorf("statement: state %s credited %s charged %s released %s", s.Account.State, s.Credited, s.Charged, s.Released)
 	}
+	if r.header.Get(wire.HeaderJobCharged) != "1000" {
+		t.Errorf("Livepeer-Job-Charged %q, want 1000", r.header.Get(wire.HeaderJobCharged))
+	}
 	if got := balance(t, n, pool(c.addr(), "reverse")); got != 6000 || r.header.Get(wire.HeaderBalance) != "6000" {
 		t.Errorf("pool %d, Livepeer-Balance %q; want 6000", got, r.header.Get(wire.HeaderBalance))
 	}

@@ -36,6 +36,7 @@ type jobRun struct {
 	reqID   string // for idempotency keys and logs
 	charged int64  // billing units charged so far
 	log     *slog.Logger
+	w       http.ResponseWriter // for headers set along the way
 }
 
 func (j *jobRun) free() bool { return j.price.Sign() == 0 }
@@ -255,6 +256,7 @@ func (j *jobRun) balanceHeader(ctx context.Context) string {
 	if j.free() {
 		return "0"
 	}
+	j.chargedHeader()
 	if j.job != nil {
 		j.close()
 		j.job = nil
@@ -266,9 +268,21 @@ func (j *jobRun) balanceHeader(ctx context.Context) string {
 	return wire.BalanceHeader(bal.Big())
 }
 
+// chargedHeader records what this request was charged, for the gateway's books.
+func (j *jobRun) chargedHeader() {
+	if j.w == nil {
+		return
+	}
+	cost, err := ledger.CostOf(j.price, j.charged)
+	if err == nil {
+		j.w.Header().Set(wire.HeaderJobCharged, cost.String())
+	}
+}
+
 // forward sends the job to the worker and relays the answer.
 func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, timeout time.Duration) {
 	o := j.o
+	j.w = w
 	url := j.slot.url
 	if suffix := strings.TrimPrefix(r.URL.Path, "/process/request/"); suffix != "" {
 		url += "/" + suffix

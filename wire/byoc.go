@@ -65,6 +65,10 @@ const (
 	// HeaderPaymentBalance replaces HeaderBalance on SSE job answers: the
 	// balance before any charge for the job (defect D28).
 	HeaderPaymentBalance = "Livepeer-Payment-Balance"
+	// HeaderJobCharged is a byoc addition on a job's answer: what this
+	// request was charged for compute, decimal wei, so a gateway can post
+	// the exact charge to its own books (go-livepeer gateways ignore it).
+	HeaderJobCharged = "Livepeer-Job-Charged"
 	// HeaderOrchSearchTimeout and HeaderOrchSearchRespTimeout are Go duration
 	// strings a client may send to a gateway; go-livepeer ignores both (D1).
 	HeaderOrchSearchTimeout     = "Livepeer-Orch-Search-Timeout"
