@@ -584,4 +584,3 @@ func TestAdminAndMetrics(t *testing.T) {
 		}
 	}
 }
-
