@@ -23,7 +23,7 @@ per job; see docs/operator.md.
 Example (offchain, embedded ledger in ./orch-data):
 
   byoc orchestrator --secret s3cret --data-dir orch-data --listen https://127.0.0.1:8935
-  byoc worker --orchestrator https://127.0.0.1:8935 --secret s3cret --price-per-unit 1000
+  byoc worker --orchestrator https://127.0.0.1:8935 --secret s3cret --insecure --price-per-unit 1000
 
 Flags:
 `
