@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"byoc/ledger"
+	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/wire"
 	"byoc/worker"
@@ -583,4 +584,68 @@ func TestAdminAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+// A worker that refuses our token (401) is removed, and the job, which it
+// did not run, is not charged.
+func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	w, err := worker.Start("", worker.Config{Token: "right"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	c := w.Capability(worker.Reverse)
+	c.Name, c.PricePerUnit, c.Token = "reverse", 1000, "wrong"
+	if err := worker.Register(context.Background(), n.URL, secret, c, worker.InsecureSkipVerify()); err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, n.URL, keyA)
+	r := cl.job(jobSpec{capability: "reverse", id: "j", body: "x", payment: cl.pay(cl.token("reverse", ""), 6)})
+	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "worker auth token failed") {
+		t.Fatalf("job on a worker refusing our token: %d %s", r.status, r.body)
+	}
+	if s := statement(t, n, cl.addr(), "j"); amount(s.Charged) != 0 || amount(s.Released) != 6000 {
+		t.Errorf("charged %s released %s, want nothing charged", s.Charged, s.Released)
+	}
+	if status, _ := cl.tokenRaw("reverse", ""); status != http.StatusNotFound {
+		t.Errorf("token after removal: %d", status)
+	}
+	verify(t, n)
+}
+
+// One sender may run at most MaxOpenJobsPerSender jobs at once.
+func TestOpenJobsPerSenderBounded(t *testing.T) {
+	n := startNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxOpenJobsPerSender = 1 })
+	w := startWorker(t)
+	register(t, n.URL, w, worker.Sleep, "sleep", 0, 4)
+	c := newClient(t, n.URL, keyA)
+	done := make(chan jobResult)
+	go func() { done <- c.job(jobSpec{capability: "sleep", id: "a", body: sleepBody(time.Minute)}) }()
+	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.job(jobSpec{capability: "sleep", id: "b", body: sleepBody(0)}); r.status != http.StatusTooManyRequests {
+		t.Errorf("second job of the sender: %d %s", r.status, r.body)
+	}
+	if r := newClient(t, n.URL, keyB).job(jobSpec{capability: "sleep", id: "b", body: sleepBody(0)}); r.status != http.StatusOK {
+		t.Errorf("another sender's job: %d %s", r.status, r.body)
+	}
+	w.Crash()
+	<-done
+}
+
+// The orchestrator runs on a PostgreSQL ledger (--ledger-dsn) as on the
+// embedded one.
+func TestPostgresLedger(t *testing.T) {
+	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
+	n := startNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.LedgerDSN = dsn })
+	w := startWorker(t)
+	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := newClient(t, n.URL, keyA)
+	r := c.job(jobSpec{capability: "reverse", id: "pg", body: "abc", payment: c.pay(c.token("reverse", ""), 6)})
+	if r.status != http.StatusOK || r.header.Get(wire.HeaderBalance) != "5000" {
+		t.Fatalf("job on PostgreSQL: %d %q %s", r.status, r.header.Get(wire.HeaderBalance), r.body)
+	}
+	verify(t, n)
 }
