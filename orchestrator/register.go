@@ -21,19 +21,29 @@ func (o *Orchestrator) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(o.cfg.Secret)) == 1
 }
 
-// handleRegister adds or updates a worker for a capability.
-func (o *Orchestrator) handleRegister(w http.ResponseWriter, r *http.Request) {
+// workerRequest checks a registration call (POST, secret) and reads its
+// body; on failure it has answered and returns false.
+func (o *Orchestrator) workerRequest(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if r.Method != http.MethodPost {
 		httpError(w, "Method not allowed", http.StatusMethodNotAllowed)
-		return
+		return nil, false
 	}
 	if !o.authorized(r) {
 		httpError(w, "invalid authorization", http.StatusUnauthorized)
-		return
+		return nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBytes))
 	if err != nil {
-		httpError(w, "Error registering capability: request body too large or unreadable", http.StatusRequestEntityTooLarge)
+		httpError(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+		return nil, false
+	}
+	return body, true
+}
+
+// handleRegister adds or updates a worker for a capability.
+func (o *Orchestrator) handleRegister(w http.ResponseWriter, r *http.Request) {
+	body, ok := o.workerRequest(w, r)
+	if !ok {
 		return
 	}
 	var c wire.ExternalCapability
@@ -59,17 +69,8 @@ func (o *Orchestrator) handleRegister(w http.ResponseWriter, r *http.Request) {
 
 // handleUnregister removes a capability; the body is its raw name.
 func (o *Orchestrator) handleUnregister(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		httpError(w, "Method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if !o.authorized(r) {
-		httpError(w, "invalid authorization", http.StatusUnauthorized)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBytes))
-	if err != nil {
-		httpError(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+	body, ok := o.workerRequest(w, r)
+	if !ok {
 		return
 	}
 	name := string(body)
