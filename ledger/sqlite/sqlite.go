@@ -56,7 +56,7 @@ func OpenDir(ctx context.Context, dataDir string) (*sqlstore.Store, error) {
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	dsn := func(txlock string) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)"} {
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-65536)", "temp_store(MEMORY)"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", txlock)
