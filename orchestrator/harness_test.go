@@ -167,6 +167,7 @@ func (c *client) pay(tok *wire.JobToken, n int) string {
 type jobSpec struct {
 	capability, id, path string
 	body                 string
+	unbound              bool // sign without a byoc_job binding, as go-livepeer gateways do
 	timeout              int
 	payment              string
 	ctx                  context.Context
@@ -191,6 +192,11 @@ func (c *client) job(s jobSpec) jobResult {
 		s.ctx = context.Background()
 	}
 	req := &wire.JobRequest{ID: s.id, Request: "{}", Parameters: "{}", Capability: s.capability, TimeoutSeconds: s.timeout}
+	if c.signer != nil && s.id != "" && !s.unbound {
+		if err := wire.Bind(req, time.Now().Add(time.Minute)); err != nil {
+			c.t.Fatal(err)
+		}
+	}
 	if err := wire.SignJobRequest(c.wireSigner(), req); err != nil {
 		c.t.Fatal(err)
 	}

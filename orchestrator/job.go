@@ -71,6 +71,17 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 		reject("bad_credentials", "Could not verify job creds", http.StatusBadRequest)
 		return
 	}
+	if signed {
+		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
+		switch {
+		case err != nil:
+			reject("bad_binding", "Invalid job binding: "+err.Error(), http.StatusBadRequest)
+			return
+		case !bound && o.cfg.RequireBoundJobs:
+			reject("unbound", "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)", http.StatusBadRequest)
+			return
+		}
+	}
 	var details wire.JobRequestDetails
 	if err := json.Unmarshal([]byte(req.Request), &details); err != nil {
 		reject("bad_request", "Unable to unmarshal job request details err="+err.Error(), http.StatusBadRequest)

@@ -43,6 +43,11 @@ type Config struct {
 	MaxBodyBytes, MaxResponseBytes int64
 	// MaxTimeout bounds timeout_seconds (default 1 h).
 	MaxTimeout time.Duration
+	// RequireBoundJobs refuses signed job requests without a byoc_job
+	// binding (wire.Bind): go-livepeer gateways' requests can be replayed
+	// (BYOC.md §11 D8), so an operator serving only byoc gateways can close
+	// that hole. Off by default, for compatibility.
+	RequireBoundJobs bool
 	// ChargeInterval is how often a running SSE job is charged (default 5 s).
 	ChargeInterval time.Duration
 	// WorkerClient calls workers (default: a client with sane timeouts).

@@ -46,6 +46,7 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&cfg.Orchestrator.MaxOpenJobsPerSender, "max-jobs-per-sender", 64, "most jobs one sender may have running")
 	fs.Int64Var(&cfg.Orchestrator.MaxBodyBytes, "max-body", 10<<20, "largest job request body in bytes")
 	fs.DurationVar(&cfg.Orchestrator.MaxTimeout, "max-timeout", time.Hour, "largest timeout_seconds a job may ask for")
+	fs.BoolVar(&cfg.Orchestrator.RequireBoundJobs, "require-bound-jobs", false, "refuse signed jobs without a byoc_job binding (go-livepeer gateways send none; their job headers can be replayed)")
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", 15*time.Second, "how often idle holds are released to their pools")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), orchestratorUsage); fs.PrintDefaults() }
