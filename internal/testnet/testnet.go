@@ -19,6 +19,7 @@ import (
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/pm"
+	"byoc/pmledger"
 	"byoc/wire"
 	"byoc/worker"
 )
@@ -156,6 +157,14 @@ func (c *Client) TokenRaw(capability, jobID string) (int, []byte) {
 // ticket session from tok.
 func (c *Client) Pay(tok *wire.JobToken, n int) string {
 	c.T.Helper()
+	h, _ := c.PayTickets(tok, n)
+	return h
+}
+
+// PayTickets is Pay, also returning the ledger keys of the tickets
+// (pmledger.TicketKey), to look them up on the orchestrator's books.
+func (c *Client) PayTickets(tok *wire.JobToken, n int) (string, []string) {
+	c.T.Helper()
 	id, err := c.Sender.StartSession(tok.TicketParams, tok.Price)
 	if err != nil {
 		c.T.Fatal(err)
@@ -164,7 +173,11 @@ func (c *Client) Pay(tok *wire.JobToken, n int) string {
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	return wire.EncodePaymentHeader(b.Payment(pm.LayoutBYOC))
+	keys := make([]string, len(b.Tickets))
+	for i, tk := range b.Tickets {
+		keys[i] = pmledger.TicketKey(tk.Hash)
+	}
+	return wire.EncodePaymentHeader(b.Payment(pm.LayoutBYOC)), keys
 }
 
 // JobSpec describes a job to send.
