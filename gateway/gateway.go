@@ -1,0 +1,262 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"byoc/ledger"
+	"byoc/pm"
+	"byoc/wire"
+)
+
+// Defaults of Config.
+const (
+	DefaultMinCompute    = 60 * time.Second
+	DefaultSearchTimeout = time.Second
+	DefaultRespTimeout   = 500 * time.Millisecond
+	DefaultMaxAttempts   = 3
+	DefaultMaxBodyBytes  = 10 << 20
+	DefaultMaxTimeout    = time.Hour
+	DefaultHoldTTLMargin = 2 * time.Minute
+	DefaultSettleTime    = 2 * time.Second
+	// MaxSearchTimeout bounds what a client may ask for in
+	// Livepeer-Orch-Search-Timeout.
+	MaxSearchTimeout = 30 * time.Second
+)
+
+// Config configures a Gateway. Zero values take the defaults.
+type Config struct {
+	// Discovery lists the orchestrators; required.
+	Discovery *Discovery
+	// Ledger keeps the gateway's books (the mirror of what it holds at each
+	// orchestrator); required. It must not be an orchestrator's ledger.
+	Ledger *ledger.Ledger
+	// Signer signs jobs and tickets. Nil runs offchain: requests are
+	// unsigned and only free capabilities can be used.
+	Signer pm.Signer
+	// MaxPrice, if set, is the highest price in wei per second the gateway
+	// pays; dearer orchestrators are skipped.
+	MaxPrice *big.Rat
+	// MinCompute is how much compute an orchestrator demands a job's hold
+	// cover before it admits the job (default 60 s, go-livepeer's rule and
+	// byoc orchestrator's default). The gateway pays so that the hold
+	// reaches max(timeout, MinCompute) of compute.
+	MinCompute time.Duration
+	// SearchTimeout and RespTimeout are the defaults of the client headers
+	// Livepeer-Orch-Search-Timeout (how long to collect tokens, default 1 s)
+	// and Livepeer-Orch-Search-Resp-Timeout (how long one token request may
+	// take, default 500 ms).
+	SearchTimeout, RespTimeout time.Duration
+	// MaxAttempts is how many orchestrators one job is sent to at most
+	// (default 3).
+	MaxAttempts int
+	// MaxTimeout bounds a job's timeout_seconds (default 1 h).
+	MaxTimeout time.Duration
+	// MaxBodyBytes bounds a job's request body (default 10 MiB).
+	MaxBodyBytes int64
+	// HoldTTLMargin is added to a job's timeout to get the idle TTL of its
+	// hold in the gateway's books (default 2 min).
+	HoldTTLMargin time.Duration
+	// SettleTime is how long after a streamed or broken job the
+	// orchestrator's reported pool is not compared with the books, because
+	// the orchestrator may not have closed that job's hold yet (default 2 s).
+	SettleTime time.Duration
+	// MaxTicketEV and MaxTotalEV bound one ticket's and one payment's EV in
+	// wei (defaults: go-livepeer's 3e12 and 2e13).
+	MaxTicketEV, MaxTotalEV *big.Int
+	// Client calls orchestrators (default: HTTP/2 over TLS without
+	// certificate verification, as go-livepeer does, or verified against
+	// RootCAs).
+	Client *http.Client
+	// RootCAs, if set, is what orchestrator certificates are verified
+	// against by the default Client.
+	RootCAs *x509.CertPool
+	// Now tells the time for latencies and settle periods (default time.Now).
+	Now func() time.Time
+	// Logger defaults to slog.Default(); Metrics to a new, unregistered set.
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// Gateway is the client entry point: it serves /process/request/, picks
+// orchestrators, pays them and keeps its books. Safe for concurrent use.
+type Gateway struct {
+	cfg       Config
+	log       *slog.Logger
+	m         *Metrics
+	sender    *pm.Sender
+	signer    wire.Signer // nil offchain
+	senderHdr string      // Livepeer-Eth-Address, static per key
+	books     *books
+	stats     *latencies
+	wg        sync.WaitGroup
+	busy      idleTracker
+}
+
+// New checks cfg and returns a Gateway.
+func New(cfg Config) (*Gateway, error) {
+	switch {
+	case cfg.Discovery == nil:
+		return nil, errors.New("gateway: no discovery")
+	case cfg.Ledger == nil:
+		return nil, errors.New("gateway: no ledger for the gateway's books")
+	case cfg.MaxPrice != nil && cfg.MaxPrice.Sign() < 0:
+		return nil, errors.New("gateway: negative maximum price")
+	}
+	setDefault(&cfg.MinCompute, DefaultMinCompute)
+	setDefault(&cfg.SearchTimeout, DefaultSearchTimeout)
+	setDefault(&cfg.RespTimeout, DefaultRespTimeout)
+	setDefault(&cfg.MaxAttempts, DefaultMaxAttempts)
+	setDefault(&cfg.MaxTimeout, DefaultMaxTimeout)
+	setDefault(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&cfg.HoldTTLMargin, DefaultHoldTTLMargin)
+	setDefault(&cfg.SettleTime, DefaultSettleTime)
+	if cfg.MaxTimeout > wire.MaxJobTimeoutSeconds*time.Second {
+		cfg.MaxTimeout = wire.MaxJobTimeoutSeconds * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Client == nil {
+		cfg.Client = NewOrchestratorClient(cfg.RootCAs)
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, stats: newLatencies(cfg.Now)}
+	sc := pm.SenderConfig{MaxTicketEV: cfg.MaxTicketEV, MaxTotalEV: cfg.MaxTotalEV}
+	if cfg.Signer != nil {
+		sc.Signer = cfg.Signer
+		g.signer = cfg.Signer
+	}
+	g.sender = pm.NewSender(sc)
+	js, err := wire.NewJobSender(g.signer)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: signing the sender header: %w", err)
+	}
+	if g.senderHdr, err = wire.EncodeJobSenderHeader(js); err != nil {
+		return nil, err
+	}
+	g.books = newBooks(cfg.Ledger, g.log, g.m, cfg.Now, cfg.SettleTime)
+	return g, nil
+}
+
+// NewOrchestratorClient returns the HTTP client a gateway uses to reach
+// orchestrators: HTTP/2 over TLS (HTTP/1.1 for http:// orchestrators) with
+// many idle connections kept, no transparent decompression (bodies are
+// relayed as they come), and the certificate verified against roots, or —
+// with nil roots — not verified at all, as go-livepeer gateways do for the
+// self-signed certificates orchestrators serve. Payments stay safe only as
+// far as the network path to the orchestrator is trusted; give roots (e.g.
+// the orchestrator's own certificate) where it is not.
+func NewOrchestratorClient(roots *x509.CertPool) *http.Client {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if roots != nil {
+		tc.RootCAs = roots
+	} else {
+		tc.InsecureSkipVerify = true
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tc,
+		TLSHandshakeTimeout: 2 * time.Second,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}}
+}
+
+// Handler returns the client API: POST /process/request/<path>.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/process/request/", g.handleJob)
+	return mux
+}
+
+// Metrics returns the gateway's metrics.
+func (g *Gateway) Metrics() *Metrics { return g.m }
+
+// Address is the gateway's paying address (zero offchain).
+func (g *Gateway) Address() string {
+	if g.signer == nil {
+		return wire.ZeroAddressHex
+	}
+	return g.signer.Address().Hex()
+}
+
+// Wait blocks until the gateway's background work is done.
+func (g *Gateway) Wait() { g.wg.Wait() }
+
+// WaitIdle blocks until no job is being handled — its answer relayed and
+// its books posted (which happens right after the client has the answer)
+// — or ctx ends.
+func (g *Gateway) WaitIdle(ctx context.Context) error { return g.busy.wait(ctx) }
+
+// idleTracker counts jobs in flight and wakes waiters when none is.
+type idleTracker struct {
+	mu      sync.Mutex
+	n       int
+	waiters []chan struct{}
+}
+
+func (t *idleTracker) add() {
+	t.mu.Lock()
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *idleTracker) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n--; t.n == 0 {
+		for _, w := range t.waiters {
+			close(w)
+		}
+		t.waiters = nil
+	}
+}
+
+func (t *idleTracker) wait(ctx context.Context) error {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	w := make(chan struct{})
+	t.waiters = append(t.waiters, w)
+	t.mu.Unlock()
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Orchestrators reports what the gateway knows of each orchestrator it has
+// talked to: recent latencies and failures.
+func (g *Gateway) Orchestrators() []OrchestratorStatus { return g.stats.list() }
+
+// Pools reports the gateway's books per (orchestrator, capability).
+func (g *Gateway) Pools(ctx context.Context) ([]PoolStatus, error) { return g.books.pools(ctx) }
+
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}

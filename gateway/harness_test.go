@@ -1,0 +1,302 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/gateway"
+	"byoc/ledger"
+	"byoc/orchestrator"
+	"byoc/pm"
+	"byoc/wire"
+	"byoc/worker"
+)
+
+// Keys of test senders (never fund them).
+const (
+	keyA = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+	keyB = "0x8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f"
+)
+
+const secret = "s3cret"
+
+// Amounts in these tests: tickets of EV 1000 wei and prices around 1000 wei
+// per second, with a 5 s minimum on both sides, so a job's hold needs
+// 5000 wei (5 tickets) and numbers stay readable.
+var testEV = big.NewInt(1000)
+
+const minCompute = 5 * time.Second
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("BYOC_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startOrch starts an orchestrator on loopback with an embedded ledger.
+func startOrch(t *testing.T, tweak func(*orchestrator.NodeConfig)) *orchestrator.Node {
+	t.Helper()
+	cfg := orchestrator.NodeConfig{
+		Listen:        "https://127.0.0.1:0",
+		DataDir:       t.TempDir(),
+		TicketEV:      testEV,
+		SweepInterval: 50 * time.Millisecond,
+		Orchestrator: orchestrator.Config{
+			Secret:         secret,
+			MinCompute:     minCompute,
+			ChargeInterval: 100 * time.Millisecond,
+			Logger:         testLogger(t),
+		},
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	n, err := orchestrator.StartNode(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		verifyLedger(t, "orchestrator "+n.URL, n.Ledger, n.Store)
+		n.Close()
+	})
+	return n
+}
+
+func startWorker(t *testing.T) *worker.Server {
+	t.Helper()
+	w, err := worker.Start("", worker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// register registers one of the worker's capabilities under name.
+func register(t *testing.T, orchURL string, w *worker.Server, capability, name string, price int64, capacity int) {
+	t.Helper()
+	c := w.Capability(capability)
+	c.Name, c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = name, price, 1, "wei", capacity
+	if err := worker.Register(context.Background(), orchURL, secret, c, worker.InsecureSkipVerify()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startGateway starts a gateway on loopback paying with key ("" for none)
+// and using the given orchestrators.
+func startGateway(t *testing.T, key string, orchs []string, tweak func(*gateway.NodeConfig)) *gateway.Node {
+	t.Helper()
+	cfg := gateway.NodeConfig{
+		Listen:        "127.0.0.1:0",
+		AdminListen:   "127.0.0.1:0",
+		DataDir:       t.TempDir(),
+		SweepInterval: 50 * time.Millisecond,
+		Discovery:     gateway.DiscoveryConfig{Static: orchs},
+		Gateway: gateway.Config{
+			MinCompute: minCompute,
+			Logger:     testLogger(t),
+		},
+	}
+	if key != "" {
+		s, err := pm.KeySignerFromHex(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Gateway.Signer = s
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	n, err := gateway.StartNode(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		idle(t, n)
+		verifyLedger(t, "gateway", n.Ledger, n.Store)
+		n.Close()
+	})
+	return n
+}
+
+// verifyLedger sweeps and checks every invariant of a ledger.
+func verifyLedger(t *testing.T, name string, l *ledger.Ledger, s ledger.Store) {
+	t.Helper()
+	r, err := ledger.Verify(context.Background(), s, ledger.VerifyOptions{Now: time.Now(), StaleAfter: time.Hour})
+	if err != nil {
+		t.Errorf("verify %s: %v", name, err)
+		return
+	}
+	for _, p := range r.Problems {
+		t.Errorf("%s ledger invariant violated: %s", name, p)
+	}
+}
+
+// jobSpec is a client's job.
+type jobSpec struct {
+	capability string
+	id         string
+	path       string
+	body       string
+	timeout    int
+	request    string // default "{}"
+	parameters string // default "{}"
+	header     map[string]string
+	raw        string // a raw Livepeer header value instead of the encoded request
+	method     string
+	ctx        context.Context
+}
+
+type jobResult struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// submit sends a job to the gateway the way a client does (an unsigned,
+// base64 JSON Livepeer header) and reads the whole answer; then it waits
+// until the gateway has posted the job's books.
+func submit(t *testing.T, gw *gateway.Node, s jobSpec) jobResult {
+	t.Helper()
+	if s.timeout == 0 {
+		s.timeout = 5
+	}
+	if s.request == "" {
+		s.request = "{}"
+	}
+	if s.parameters == "" {
+		s.parameters = "{}"
+	}
+	if s.method == "" {
+		s.method = http.MethodPost
+	}
+	if s.ctx == nil {
+		s.ctx = context.Background()
+	}
+	hdr := s.raw
+	if hdr == "" {
+		m := map[string]any{"capability": s.capability, "request": s.request, "parameters": s.parameters, "timeout_seconds": s.timeout}
+		if s.id != "" {
+			m["id"] = s.id
+		}
+		b, _ := json.Marshal(m)
+		hdr = base64.StdEncoding.EncodeToString(b)
+	}
+	req, err := http.NewRequestWithContext(s.ctx, s.method, gw.URL+"/process/request/"+s.path, strings.NewReader(s.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr != "-" {
+		req.Header.Set(wire.HeaderJobRequest, hdr)
+	}
+	if strings.HasPrefix(s.body, "{") {
+		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Header.Set("Content-Type", "text/plain")
+	}
+	for k, v := range s.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	idle(t, gw)
+	return jobResult{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+// idle waits until the gateway has finished every job's books.
+func idle(t *testing.T, gw *gateway.Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gw.WaitIdle(ctx); err != nil {
+		t.Fatal("gateway still busy:", err)
+	}
+}
+
+func amount(t *testing.T, a ledger.Amount) int64 {
+	t.Helper()
+	v, ok := a.Int64()
+	if !ok {
+		t.Fatalf("amount %s too large", a)
+	}
+	return v
+}
+
+// side sums one side's books for a counterpart: the pool and every job
+// hold (all states) whose "sender" is the counterpart (for the gateway:
+// the orchestrator's address; for the orchestrator: the gateway's).
+type side struct {
+	pool              int64
+	credited, charged int64
+	openJobs          int
+}
+
+func books(t *testing.T, l *ledger.Ledger, counterpart, capability string) side {
+	t.Helper()
+	ctx := context.Background()
+	var s side
+	bal, err := l.Balance(ctx, ledger.PoolKey{Sender: counterpart, Capability: capability}.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pool = amount(t, bal)
+	accts, err := l.List(ctx, ledger.AccountFilter{Sender: counterpart, Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range accts {
+		if a.Ref.Kind == ledger.KindPool && a.Ref.Name != capability {
+			continue
+		}
+		if a.Ref.Kind == ledger.KindJob {
+			if a.State == ledger.StateOpen {
+				s.openJobs++
+			}
+		}
+		s.credited += amount(t, a.Credited)
+		s.charged += amount(t, a.Charged)
+	}
+	return s
+}
+
+// agree checks that the gateway's books for orchestrator o and capability
+// match o's ledger for the gateway: same pool, same credits, same charges,
+// no open holds. It returns the orchestrator's side.
+func agree(t *testing.T, gw *gateway.Node, o *orchestrator.Node, capability string) side {
+	t.Helper()
+	g := books(t, gw.Ledger, o.Address.Hex(), capability)
+	ob := books(t, o.Ledger, gw.Address(), capability)
+	if g != ob {
+		t.Errorf("books disagree for %s at %s:\n  gateway      %+v\n  orchestrator %+v", capability, o.URL, g, ob)
+	}
+	return ob
+}
+
+func mustOK(t *testing.T, r jobResult) {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func sleepBody(d time.Duration) string { return fmt.Sprintf(`{"duration_ms": %d}`, d.Milliseconds()) }

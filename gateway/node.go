@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"byoc/internal/nodefiles"
+	"byoc/ledger"
+	"byoc/ledger/stores"
+)
+
+// NodeConfig is what a running gateway needs; `byoc gateway` fills it from
+// flags, `byoc bench` and tests directly.
+type NodeConfig struct {
+	// Listen is host:port of the client API (plain HTTP, as go-livepeer's
+	// gateway); port 0 picks a free port. Default 127.0.0.1:9935.
+	Listen string
+	// AdminListen is host:port of /metrics and the read-only views
+	// (/admin/orchestrators, /admin/pools); "" disables it.
+	AdminListen string
+	// DataDir holds the gateway's embedded ledger (its books). Required
+	// unless LedgerDSN is set. Must not be an orchestrator's data directory.
+	DataDir string
+	// LedgerDSN selects a PostgreSQL ledger instead; give the gateway its
+	// own database (not an orchestrator's).
+	LedgerDSN string
+	// Discovery configures where orchestrators come from (Logger and Client
+	// default to the gateway's).
+	Discovery DiscoveryConfig
+	// Clock drives the ledger (default: wall clock).
+	Clock ledger.Clock
+	// SweepInterval is how often holds left by a crash are released
+	// (default 15 s).
+	SweepInterval time.Duration
+	// Gateway holds the remaining settings; StartNode fills in Discovery
+	// and Ledger.
+	Gateway Config
+}
+
+// Node is a running gateway with its listeners, books and background work.
+type Node struct {
+	*Gateway
+	URL      string // the client API, http://host:port
+	AdminURL string // "" when disabled
+	Ledger   *ledger.Ledger
+	Store    ledger.Store
+
+	servers []*http.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  sync.Once
+}
+
+// StartNode opens the books, starts discovery and serves until Close.
+func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
+	if cfg.DataDir == "" && cfg.LedgerDSN == "" {
+		return nil, errors.New("gateway: no data directory for the gateway's books")
+	}
+	if cfg.DataDir != "" {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, nodefiles.SecretFile)); err == nil {
+			return nil, fmt.Errorf("gateway: %s holds an orchestrator's files; give the gateway a data directory of its own so the books stay apart", cfg.DataDir)
+		}
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:9935"
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = ledger.SystemClock{}
+	}
+	setDefault(&cfg.SweepInterval, 15*time.Second)
+	if cfg.Gateway.Logger == nil {
+		cfg.Gateway.Logger = slog.Default()
+	}
+	n = &Node{}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	store, where, err := stores.Open(ctx, cfg.DataDir, cfg.LedgerDSN, false)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: ledger %s: %w", where, err)
+	}
+	n.Store = store
+	n.Ledger = ledger.New(store, ledger.Options{Clock: cfg.Clock, Logger: cfg.Gateway.Logger})
+	if cfg.Discovery.Logger == nil {
+		cfg.Discovery.Logger = cfg.Gateway.Logger
+	}
+	disc, err := NewDiscovery(cfg.Discovery)
+	if err != nil {
+		return nil, err
+	}
+	gc := cfg.Gateway
+	gc.Discovery, gc.Ledger = disc, n.Ledger
+	if n.Gateway, err = New(gc); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listen: %w", err)
+	}
+	n.URL = "http://" + ln.Addr().String()
+	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	n.serve(srv, func() error { return srv.Serve(ln) })
+	if cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: admin listen: %w", err)
+		}
+		n.AdminURL = "http://" + aln.Addr().String()
+		asrv := &http.Server{Handler: n.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		n.serve(asrv, func() error { return asrv.Serve(aln) })
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		n.Ledger.RunSweeper(bg, cfg.SweepInterval)
+	}()
+	go func() {
+		defer n.wg.Done()
+		disc.Run(bg)
+	}()
+	n.log.Info("gateway listening", "url", n.URL, "admin", n.AdminURL, "address", n.Address(), "ledger", where,
+		"orchestrators", len(cfg.Discovery.Static), "webhook", cfg.Discovery.WebhookURL)
+	return n, nil
+}
+
+func (n *Node) serve(srv *http.Server, run func() error) {
+	n.servers = append(n.servers, srv)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("gateway server", "err", err)
+		}
+	}()
+}
+
+// Close stops the listeners (letting running jobs finish for up to 10 s),
+// discovery, the sweeper and the books.
+func (n *Node) Close() error {
+	n.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range n.servers {
+			s.Shutdown(ctx)
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.Gateway != nil {
+			n.Gateway.Wait()
+		}
+		if n.Ledger != nil {
+			n.Ledger.Close()
+		}
+		if n.Store != nil {
+			n.Store.Close()
+		}
+	})
+	return nil
+}
+
+// AdminHandler serves the operator's endpoints, meant for a private
+// listener: GET /metrics (Prometheus), /healthz, and read-only JSON views
+// /admin/orchestrators (latencies, failures) and /admin/pools (the books:
+// the gateway's credit per orchestrator and capability, and the last
+// comparison with the orchestrator's figure).
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", g.m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /admin/orchestrators", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, g.Orchestrators(), nil)
+	})
+	mux.HandleFunc("GET /admin/pools", func(w http.ResponseWriter, r *http.Request) {
+		p, err := g.Pools(r.Context())
+		writeJSON(w, p, err)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

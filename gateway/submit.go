@@ -1,0 +1,445 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"byoc/ledger"
+	"byoc/pm"
+	"byoc/pmledger"
+	"byoc/wire"
+)
+
+// jobMargin is how much longer than timeout_seconds the gateway waits for
+// an orchestrator's whole answer (go-livepeer: +5 s for the headers, +10 s
+// for a stream).
+const jobMargin = 10 * time.Second
+
+// result sums up one client job for logs and metrics.
+type result struct {
+	outcome      string
+	status       int
+	orchestrator string
+	attempts     int
+	tickets      int
+	paid         ledger.Amount
+	charged      ledger.Amount
+}
+
+// handleJob serves POST /process/request/<path>.
+func (g *Gateway) handleJob(w http.ResponseWriter, r *http.Request) {
+	g.busy.add()
+	defer g.busy.done()
+	j, rerr := g.parseJob(w, r)
+	if rerr != nil {
+		g.m.jobs.WithLabelValues("", "bad_request").Inc()
+		http.Error(w, rerr.Msg, rerr.Status)
+		return
+	}
+	g.m.inflight.Inc()
+	defer g.m.inflight.Dec()
+	log := g.log.With("job_id", j.id, "capability", j.req.Capability)
+	w.Header().Set(HeaderJobIDResponse, j.id)
+	res := g.run(w, r, j, log)
+	label := j.req.Capability
+	if res.outcome == "no_orchestrator" {
+		label = "" // a capability nobody offers: a client-chosen string, not a label
+	}
+	g.m.jobs.WithLabelValues(label, res.outcome).Inc()
+	took := g.cfg.Now().Sub(j.started)
+	g.m.jobSeconds.WithLabelValues(label).Observe(took.Seconds())
+	lvl := slog.LevelInfo
+	if res.outcome != "ok" && res.outcome != "relayed_error" {
+		lvl = slog.LevelWarn
+	}
+	log.Log(r.Context(), lvl, "job done", "outcome", res.outcome, "status", res.status, "orchestrator", res.orchestrator,
+		"attempts", res.attempts, "tickets", res.tickets, "paid_wei", res.paid.String(), "charged_wei", res.charged.String(),
+		"duration", took)
+}
+
+// run finds orchestrators for the job and tries them in order until one
+// answers it; it always either answers the client or finds it gone.
+func (g *Gateway) run(w http.ResponseWriter, r *http.Request, j *job, log *slog.Logger) result {
+	ctx := r.Context()
+	jerr := &JobError{Capability: j.req.Capability, JobID: j.id}
+	sctx, cancel := context.WithTimeout(ctx, j.search)
+	urls, err := g.cfg.Discovery.Orchestrators(sctx)
+	cancel()
+	if err == nil {
+		if urls = filterOrchestrators(urls, j.filter); len(urls) == 0 {
+			err = errors.New("the job's parameters.orchestrators include/exclude lists leave none of the known orchestrators")
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return result{outcome: "client_gone"}
+		}
+		jerr.Reason = err.Error()
+		return g.fail(w, jerr, log)
+	}
+	offers, fails := g.collectOffers(ctx, j, urls)
+	jerr.Attempts = fails
+	if ctx.Err() != nil {
+		return result{outcome: "client_gone"}
+	}
+	if len(offers) == 0 {
+		jerr.Reason = "no usable token"
+	}
+	sent := 0
+	for _, o := range offers {
+		if sent >= g.cfg.MaxAttempts {
+			break
+		}
+		a := g.attempt(ctx, w, j, o, log.With("orchestrator", o.url))
+		if a.sent {
+			sent++
+		}
+		if a.done {
+			a.res.attempts = sent
+			return a.res
+		}
+		jerr.Attempts = append(jerr.Attempts, a.err)
+		g.m.attempts.WithLabelValues(o.url, string(a.err.Stage), outcomeOf(a.err)).Inc()
+		log.Info("orchestrator failed; trying the next", "orchestrator", o.url, "err", a.err)
+	}
+	res := g.fail(w, jerr, log)
+	res.attempts = sent
+	return res
+}
+
+// fail answers a job no orchestrator ran: never an empty 200 (D13).
+func (g *Gateway) fail(w http.ResponseWriter, jerr *JobError, log *slog.Logger) result {
+	status := jerr.Status()
+	http.Error(w, jerr.Error(), status)
+	outcome := "no_orchestrator"
+	if status == http.StatusBadGateway {
+		outcome = "failed"
+	}
+	return result{outcome: outcome, status: status}
+}
+
+// attemptOutcome is how one attempt at an orchestrator ended.
+type attemptOutcome struct {
+	done bool          // the client has its answer, or is gone: stop
+	res  result        // when done
+	err  *AttemptError // why this orchestrator did not run the job, when not done
+	sent bool          // the job request went out
+}
+
+// attempt runs the job at one orchestrator: pay (books first), send, and
+// either relay the answer (done) or report a failure that allows trying
+// the next orchestrator — only when no output has reached the client.
+func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o *offer, log *slog.Logger) attemptOutcome {
+	fail := func(stage Stage, status int, err error, detail string, sent bool) attemptOutcome {
+		return attemptOutcome{sent: sent, err: &AttemptError{Orchestrator: o.url, Stage: stage, Status: status, Err: err, Detail: detail}}
+	}
+	internal := func(err error) attemptOutcome {
+		log.Error("job refused: internal error", "err", err)
+		http.Error(w, "gateway error: "+err.Error(), http.StatusInternalServerError)
+		return attemptOutcome{done: true, res: result{outcome: "internal", status: http.StatusInternalServerError, orchestrator: o.url}}
+	}
+	id := j.attemptID()
+	bookCtx := context.WithoutCancel(ctx) // the books are finished even if the client leaves
+
+	// Pay: open the hold in the books (drawing prepaid credit), then make
+	// tickets for what is missing.
+	var h *hold
+	var pay payment
+	if o.price.Sign() > 0 {
+		required, err := ledger.CostOf(o.price, ledger.UnitsFor(max(j.timeout, g.cfg.MinCompute), time.Second))
+		if err != nil {
+			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
+		}
+		h, err = g.books.open(bookCtx, o, j.req.Capability, id, required, j.timeout+g.cfg.HoldTTLMargin, log)
+		switch {
+		case errors.Is(err, ErrBooks):
+			return internal(err)
+		case err != nil:
+			return fail(StagePayment, 0, err, "", false)
+		}
+		if pay, err = g.pay(o, required.Sub(h.drawn)); err != nil {
+			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
+			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
+		}
+		defer pay.end(g.sender)
+	}
+	hdr, err := g.signedHeader(j, id)
+	if err != nil {
+		if h != nil {
+			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
+		}
+		return internal(err)
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, j.timeout+jobMargin)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, o.service+j.path, bytes.NewReader(j.body))
+	if err != nil {
+		if h != nil {
+			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
+		}
+		return fail(StageJob, 0, ErrBadToken, err.Error(), false)
+	}
+	if ct := j.header.Get("Content-Type"); ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	if ae := j.header.Get("Accept-Encoding"); ae != "" {
+		req.Header.Set("Accept-Encoding", ae)
+	}
+	req.Header.Set(wire.HeaderJobRequest, hdr)
+	if pay.header != "" {
+		req.Header.Set(wire.PaymentHeader, pay.header)
+	}
+	j.attempted++
+	began := g.cfg.Now()
+	resp, err := g.cfg.Client.Do(req)
+	if err != nil {
+		// Nothing reached the client. Whether the orchestrator took the
+		// tickets is unknown: the books do not count them (the safe side:
+		// never more credit than confirmed), and the pool's figures settle.
+		if h != nil {
+			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
+		}
+		switch {
+		case ctx.Err() != nil:
+			return attemptOutcome{done: true, sent: true, res: result{outcome: "client_gone", orchestrator: o.url}}
+		case errors.Is(rctx.Err(), context.DeadlineExceeded):
+			// The worker may have worked all that time: not run again.
+			msg := fmt.Sprintf("the orchestrator %s did not answer within timeout_seconds (%d) + %s", o.url, j.req.TimeoutSeconds, jobMargin)
+			http.Error(w, msg, http.StatusGatewayTimeout)
+			g.stats.failure(o.url, errors.New(msg))
+			return attemptOutcome{done: true, sent: true, res: result{outcome: "relayed_error", status: http.StatusGatewayTimeout, orchestrator: o.url}}
+		}
+		g.stats.failure(o.url, err)
+		return fail(StageJob, 0, ErrTransport, err.Error(), true)
+	}
+	defer resp.Body.Close()
+	status := resp.StatusCode
+	_, workerAnswered := resp.Header[wire.HeaderMetadata]
+	balanceHdr := resp.Header.Get(wire.HeaderBalance)
+
+	if status >= 500 && status != http.StatusGatewayTimeout && !workerAnswered {
+		// The orchestrator failed before any worker output: retry elsewhere.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2*maxErrorDetail))
+		credited := balanceHdr != ""
+		if h != nil {
+			charged := g.chargedFor(o, resp, credited, relayResult{}, g.cfg.Now().Sub(began))
+			h.finish(bookCtx, pay.creditsIf(credited), charged, g.poolAfter(o, resp, relayResult{complete: true}))
+			g.count(pay, credited, charged)
+		}
+		err := ErrOrchestratorFailed
+		if status == http.StatusServiceUnavailable {
+			err = ErrNoCapacity
+		}
+		g.stats.failure(o.url, fmt.Errorf("job: %d %s", status, snippet(body)))
+		return fail(StageJob, status, err, snippet(body), true)
+	}
+
+	// From here on the answer is the client's: never retried (D2).
+	sse := status == http.StatusOK && strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream")
+	out := w.Header()
+	copyHeader(out, resp.Header, sse)
+	out.Set(wire.HeaderOrchestratorURL, o.service)
+	if sse {
+		out.Set("Cache-Control", "no-cache")
+		out.Set("Connection", "keep-alive")
+		if _, ok := out[wire.HeaderBalance]; !ok {
+			out[wire.HeaderBalance] = []string{""} // go-livepeer's shape (D28); the balance comes in the stream
+		}
+	}
+	w.WriteHeader(status)
+	g.stats.jobDone(o.url, g.cfg.Now().Sub(began))
+	var rr relayResult
+	if sse {
+		rr = relaySSE(w, resp.Body)
+	} else {
+		rr = relayPlain(w, resp.Body)
+	}
+	res := result{outcome: "ok", status: status, orchestrator: o.url}
+	switch {
+	case rr.clientErr != nil:
+		res.outcome = "client_gone"
+	case status >= 300:
+		res.outcome = "relayed_error"
+	case rr.upstreamErr != nil:
+		log.Warn("the orchestrator's answer broke off", "err", rr.upstreamErr, "bytes", rr.bytes)
+	}
+	if h != nil {
+		insufficient := (status == http.StatusPaymentRequired || status == http.StatusBadRequest) &&
+			bytes.Contains(rr.head, []byte("Insufficient balance"))
+		credited := status < 300 || insufficient || balanceHdr != ""
+		charged := ledger.Amount{}
+		if !insufficient {
+			charged = g.chargedFor(o, resp, credited, rr, g.cfg.Now().Sub(began))
+		}
+		if insufficient {
+			log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
+				"required_wei", pay.required.String(), "paid_wei", pay.credit().String())
+		}
+		h.finish(bookCtx, pay.creditsIf(credited), charged, g.poolAfter(o, resp, rr))
+		g.count(pay, credited, charged)
+		if credited {
+			res.tickets, res.paid = len(pay.credits), pay.credit()
+		}
+		res.charged = charged
+	}
+	return attemptOutcome{done: true, sent: true, res: res}
+}
+
+// count updates the payment metrics once an attempt's books are posted.
+func (g *Gateway) count(p payment, credited bool, charged ledger.Amount) {
+	if credited && len(p.credits) > 0 {
+		g.m.tickets.Add(float64(len(p.credits)))
+		g.m.paidWei.Add(approx(p.credit()))
+	}
+	g.m.chargedWei.Add(approx(charged))
+}
+
+// signedHeader returns the Livepeer header for attempt id: the client's
+// request with our signature (or unsigned offchain: sender zero, sig ""),
+// the effective search timeouts, and id. The signature covers only
+// request‖parameters, so it is made once per job.
+func (g *Gateway) signedHeader(j *job, id string) (string, error) {
+	send := *j.req
+	send.ID = id
+	send.OrchSearchTimeout, send.OrchSearchRespTimeout = j.search, j.resp
+	if !j.signed {
+		if err := wire.SignJobRequest(g.signer, &send); err != nil {
+			return "", fmt.Errorf("signing the job: %w", err)
+		}
+		j.sender, j.sig, j.signed = send.Sender, send.Sig, true
+	}
+	send.Sender, send.Sig = j.sender, j.sig
+	return wire.EncodeJobRequestHeader(&send)
+}
+
+// payment is what one attempt pays: tickets from a fresh session.
+type payment struct {
+	required ledger.Amount
+	session  pm.SessionID
+	started  bool
+	header   string
+	credits  []ledger.PaymentCredit // one per ticket, as the orchestrator credits it
+}
+
+func (p payment) end(s *pm.Sender) {
+	if p.started {
+		s.EndSession(p.session)
+	}
+}
+
+func (p payment) credit() ledger.Amount {
+	var sum ledger.Amount
+	for _, c := range p.credits {
+		sum = sum.Add(c.Amount)
+	}
+	return sum
+}
+
+func (p payment) creditsIf(ok bool) []ledger.PaymentCredit {
+	if !ok {
+		return nil
+	}
+	return p.credits
+}
+
+// pay makes the tickets that bring the orchestrator's hold for the job up
+// by need: n = pm.TicketsNeeded(need, credit per ticket), where a ticket
+// earns what the orchestrator credits for it — its EV rounded down to a
+// whole wei (ledger.CreditFor), never the exact EV — so n tickets always
+// cover need. need ≤ 0 pays nothing. Each attempt has its own session,
+// started from the token's fresh params and ended after the attempt.
+func (g *Gateway) pay(o *offer, need ledger.Amount) (payment, error) {
+	p := payment{required: need}
+	if need.Sign() <= 0 {
+		return p, nil
+	}
+	tp := o.token.TicketParams
+	ev := pm.TicketEV(new(big.Int).SetBytes(tp.FaceValue), new(big.Int).SetBytes(tp.WinProb))
+	perTicket := ledger.CreditFor(ev)
+	if perTicket.IsZero() {
+		return p, fmt.Errorf("a ticket's expected value (%s wei) is below 1 wei", ev.FloatString(3))
+	}
+	n, _, err := pm.TicketsNeeded(need.Rat(), perTicket.Rat(), nil)
+	if err != nil {
+		return p, err
+	}
+	if n > wire.MaxTicketsPerPayment {
+		return p, fmt.Errorf("the job needs %d tickets of %s wei (more than %d in one payment): use a shorter timeout_seconds or an orchestrator with a larger ticket EV",
+			n, perTicket, wire.MaxTicketsPerPayment)
+	}
+	if p.session, err = g.sender.StartSession(tp, o.token.Price); err != nil {
+		return p, err
+	}
+	p.started = true
+	batch, err := g.sender.CreateTicketBatch(p.session, n)
+	if err != nil {
+		return p, err
+	}
+	p.header = wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC))
+	p.credits = make([]ledger.PaymentCredit, len(batch.Tickets))
+	for i, t := range batch.Tickets {
+		p.credits[i] = ledger.PaymentCredit{Key: pmledger.TicketKey(t.Hash), Amount: perTicket}
+	}
+	return p, nil
+}
+
+// chargedFor is what the orchestrator charged the attempt for compute:
+// its Livepeer-Job-Charged header (byoc, exact); for a byoc stream, the
+// hold's balance at the start (Livepeer-Payment-Balance) minus the balance
+// line before [DONE]; else, for an orchestrator that took the payment and
+// ran the job (go-livepeer), the price times the whole seconds the gateway
+// waited — an upper bound of what it charges, so the books never hold more
+// than the orchestrator does.
+func (g *Gateway) chargedFor(o *offer, resp *http.Response, credited bool, rr relayResult, elapsed time.Duration) ledger.Amount {
+	if v := resp.Header.Get(wire.HeaderJobCharged); v != "" {
+		if a, err := ledger.ParseAmount(v); err == nil && a.Sign() >= 0 {
+			return a
+		}
+	}
+	if !credited {
+		return ledger.Amount{}
+	}
+	start, startOK := balanceHeader(resp.Header.Get(wire.HeaderPaymentBalance))
+	if rr.sse && o.exact && startOK && rr.endOK && !rr.insufficient {
+		return ledger.MaxOf(start.Sub(rr.end), ledger.Amount{})
+	}
+	est, err := ledger.CostOf(o.price, ledger.UnitsFor(elapsed, time.Second))
+	if err != nil {
+		return ledger.Amount{}
+	}
+	if rr.sse && rr.insufficient && startOK && start.Sign() >= 0 {
+		est = ledger.MinAmount(est, start) // a stream never takes more than its hold
+	}
+	return est
+}
+
+// poolAfter is the orchestrator's figure for our pool once it closed the
+// job: Livepeer-Balance of a plain answer read to its end (byoc: the pool
+// after the hold's release; go-livepeer: the capability's balance).
+func (g *Gateway) poolAfter(o *offer, resp *http.Response, rr relayResult) figure {
+	if rr.sse || !rr.complete {
+		return figure{}
+	}
+	v, ok := balanceHeader(resp.Header.Get(wire.HeaderBalance))
+	if !ok {
+		return figure{}
+	}
+	return figure{ok: true, exact: o.exact, v: v}
+}
+
+func balanceHeader(s string) (ledger.Amount, bool) {
+	wei, ok, err := wire.ParseBalanceHeader(s)
+	if err != nil || !ok {
+		return ledger.Amount{}, false
+	}
+	return ledger.AmountFromBig(wei), true
+}
