@@ -289,8 +289,8 @@ type PoolStatus struct {
 	// WrittenDown is what confirmed shortfalls took off the pool.
 	WrittenDown ledger.Amount `json:"written_down"`
 	JobsRunning int           `json:"jobs_running"`
-	Suspect      ledger.Amount `json:"unconfirmed_shortfall"`
-	Last         *comparison   `json:"last_comparison,omitempty"`
+	Suspect     ledger.Amount `json:"unconfirmed_shortfall"`
+	Last        *comparison   `json:"last_comparison,omitempty"`
 }
 
 // pools lists the books' pools with what the gateway last learned of each.
