@@ -1,6 +1,7 @@
 package orchestrator_test
 
 import (
+	. "byoc/internal/testnet"
 	"context"
 	"io"
 	"net/http"
@@ -20,12 +21,12 @@ import (
 // 5 s minimum: a job needs 5 tickets (or 5000 wei of prepaid credit).
 
 func TestTokenShape(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := newClient(t, n.URL, keyA)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
 
-	tok := c.token("reverse", "")
+	tok := c.Token("reverse", "")
 	p := tok.TicketParams
 	switch {
 	case tok.Price == nil || tok.Price.PricePerUnit != 1000 || tok.Price.PixelsPerUnit != 1:
@@ -36,12 +37,12 @@ func TestTokenShape(t *testing.T) {
 		t.Errorf("token %+v", tok)
 	case tok.PoolBalance != "0" || tok.Balance != 0 || tok.JobBalance != "":
 		t.Errorf("balances %+v", tok)
-	case tok.SenderAddress == nil || tok.SenderAddress.Addr != c.addr():
+	case tok.SenderAddress == nil || tok.SenderAddress.Addr != c.Addr():
 		t.Errorf("sender %+v", tok.SenderAddress)
 	}
 	// A free capability still gets ticket params (go-livepeer gateways need them).
-	register(t, n.URL, w, worker.Echo, "echo", 0, 1)
-	if tok := c.token("echo", ""); tok.TicketParams == nil || tok.Price.PixelsPerUnit != 1 {
+	Register(t, n.URL, w, worker.Echo, "echo", 0, 1)
+	if tok := c.Token("echo", ""); tok.TicketParams == nil || tok.Price.PixelsPerUnit != 1 {
 		t.Errorf("free token %+v", tok)
 	}
 
@@ -61,16 +62,16 @@ func TestTokenShape(t *testing.T) {
 		}
 		switch tc.sender {
 		case "":
-			js, _ := wire.NewJobSender(c.signer)
+			js, _ := wire.NewJobSender(c.Signer)
 			h, _ := wire.EncodeJobSenderHeader(js)
 			req.Header.Set(wire.HeaderJobSender, h)
 		case "-":
 		case "!!!":
 			req.Header.Set(wire.HeaderJobSender, tc.sender)
 		default:
-			req.Header.Set(wire.HeaderJobSender, b64(tc.sender))
+			req.Header.Set(wire.HeaderJobSender, B64(tc.sender))
 		}
-		resp, err := insecure.Do(req)
+		resp, err := Insecure.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,75 +85,75 @@ func TestTokenShape(t *testing.T) {
 // A paid job: the payment funds the job's hold, the compute used is
 // charged, and the rest goes back to the sender's pool.
 func TestPaidJobChargesAndReleases(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := newClient(t, n.URL, keyA)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
 
-	r := c.job(jobSpec{capability: "reverse", id: "job-1", body: `{"text":"hello"}`, payment: c.pay(c.token("reverse", ""), 7)})
-	if r.status != http.StatusOK || !strings.Contains(r.body, `"reversed":"olleh"`) {
-		t.Fatalf("job: %d %s %v", r.status, r.body, r.err)
+	r := c.Job(JobSpec{Capability: "reverse", ID: "job-1", Body: `{"text":"hello"}`, Payment: c.Pay(c.Token("reverse", ""), 7)})
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, `"reversed":"olleh"`) {
+		t.Fatalf("job: %d %s %v", r.Status, r.Body, r.Err)
 	}
-	s := statement(t, n, c.addr(), "job-1")
-	if s.Account.State != ledger.StateClosed || amount(s.Credited) != 7000 || amount(s.Charged) != 1000 || amount(s.Released) != 6000 {
+	s := Statement(t, n, c.Addr(), "job-1")
+	if s.Account.State != ledger.StateClosed || Amount(s.Credited) != 7000 || Amount(s.Charged) != 1000 || Amount(s.Released) != 6000 {
 		t.Errorf("statement: state %s credited %s charged %s released %s", s.Account.State, s.Credited, s.Charged, s.Released)
 	}
-	if r.header.Get(wire.HeaderJobCharged) != "1000" {
-		t.Errorf("Livepeer-Job-Charged %q, want 1000", r.header.Get(wire.HeaderJobCharged))
+	if r.Header.Get(wire.HeaderJobCharged) != "1000" {
+		t.Errorf("Livepeer-Job-Charged %q, want 1000", r.Header.Get(wire.HeaderJobCharged))
 	}
-	if got := balance(t, n, pool(c.addr(), "reverse")); got != 6000 || r.header.Get(wire.HeaderBalance) != "6000" {
-		t.Errorf("pool %d, Livepeer-Balance %q; want 6000", got, r.header.Get(wire.HeaderBalance))
+	if got := Balance(t, n, Pool(c.Addr(), "reverse")); got != 6000 || r.Header.Get(wire.HeaderBalance) != "6000" {
+		t.Errorf("pool %d, Livepeer-Balance %q; want 6000", got, r.Header.Get(wire.HeaderBalance))
 	}
 	// The next token shows the carried-over credit, and the next job runs on
 	// it without paying again.
-	if tok := c.token("reverse", ""); tok.Balance != 6000 || tok.PoolBalance != "6000" {
+	if tok := c.Token("reverse", ""); tok.Balance != 6000 || tok.PoolBalance != "6000" {
 		t.Errorf("token after the job: balance %d pool %s", tok.Balance, tok.PoolBalance)
 	}
-	r = c.job(jobSpec{capability: "reverse", id: "job-2", body: "abc"})
-	if r.status != http.StatusOK || r.body != "cba" {
-		t.Fatalf("prepaid job: %d %q", r.status, r.body)
+	r = c.Job(JobSpec{Capability: "reverse", ID: "job-2", Body: "abc"})
+	if r.Status != http.StatusOK || r.Body != "cba" {
+		t.Fatalf("prepaid job: %d %q", r.Status, r.Body)
 	}
-	if s := statement(t, n, c.addr(), "job-2"); amount(s.Drawn) != 6000 || amount(s.Charged) != 1000 || amount(s.Released) != 5000 {
+	if s := Statement(t, n, c.Addr(), "job-2"); Amount(s.Drawn) != 6000 || Amount(s.Charged) != 1000 || Amount(s.Released) != 5000 {
 		t.Errorf("prepaid job statement: drawn %s charged %s released %s", s.Drawn, s.Charged, s.Released)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // A job whose hold cannot reach the minimum is refused (402); the payment
 // it carried stays the sender's, in its pool.
 func TestUnderpaidJobRefused(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	r := c.job(jobSpec{capability: "reverse", id: "j1", body: "x", payment: c.pay(c.token("reverse", ""), 3)})
-	if r.status != http.StatusPaymentRequired || !strings.Contains(r.body, "Insufficient balance") {
-		t.Fatalf("underpaid job: %d %s", r.status, r.body)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	r := c.Job(JobSpec{Capability: "reverse", ID: "j1", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 3)})
+	if r.Status != http.StatusPaymentRequired || !strings.Contains(r.Body, "Insufficient balance") {
+		t.Fatalf("underpaid job: %d %s", r.Status, r.Body)
 	}
-	if got := balance(t, n, pool(c.addr(), "reverse")); got != 3000 {
+	if got := Balance(t, n, Pool(c.Addr(), "reverse")); got != 3000 {
 		t.Fatalf("pool after refusal = %d, want the 3000 paid", got)
 	}
 	if w.Handler().Stats().Served != 0 {
 		t.Fatal("the worker ran a refused job")
 	}
 	// Topping up with 2 more tickets is enough: the pool's 3000 is drawn.
-	r = c.job(jobSpec{capability: "reverse", id: "j2", body: "x", payment: c.pay(c.token("reverse", ""), 2)})
-	if r.status != http.StatusOK {
-		t.Fatalf("topped-up job: %d %s", r.status, r.body)
+	r = c.Job(JobSpec{Capability: "reverse", ID: "j2", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 2)})
+	if r.Status != http.StatusOK {
+		t.Fatalf("topped-up job: %d %s", r.Status, r.Body)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // Two concurrent jobs of one sender have separate holds: each is funded,
 // charged and released on its own.
 func TestConcurrentJobsSeparateHolds(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	payA, payB := c.pay(c.token("sleep", ""), 6), c.pay(c.token("sleep", ""), 9)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	payA, payB := c.Pay(c.Token("sleep", ""), 6), c.Pay(c.Token("sleep", ""), 9)
 	var wg sync.WaitGroup
-	results := map[string]jobResult{}
+	results := map[string]JobResult{}
 	var mu sync.Mutex
 	for _, j := range []struct {
 		id, pay string
@@ -161,7 +162,7 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := c.job(jobSpec{capability: "sleep", id: j.id, body: sleepBody(j.d), payment: j.pay})
+			r := c.Job(JobSpec{Capability: "sleep", ID: j.id, Body: SleepBody(j.d), Payment: j.pay})
 			mu.Lock()
 			results[j.id] = r
 			mu.Unlock()
@@ -172,199 +173,199 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	var open []ledger.Account
-	admin(t, n, "/admin/jobs?sender="+c.addr(), &open)
+	Admin(t, n, "/admin/jobs?sender="+c.Addr(), &open)
 	held := map[string]int64{}
 	for _, a := range open {
-		held[a.Ref.Name] = amount(a.Balance)
+		held[a.Ref.Name] = Amount(a.Balance)
 	}
 	if held["short"] != 6000 || held["long"] != 9000 {
 		t.Errorf("open holds while running: %v, want short 6000 long 9000", held)
 	}
 	wg.Wait()
 	for id, r := range results {
-		if r.status != http.StatusOK {
-			t.Fatalf("%s: %d %s", id, r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", id, r.Status, r.Body)
 		}
 	}
-	short, long := statement(t, n, c.addr(), "short"), statement(t, n, c.addr(), "long")
-	if amount(short.Charged) != 1000 || amount(short.Released) != 5000 || amount(long.Charged) != 2000 || amount(long.Released) != 7000 {
+	short, long := Statement(t, n, c.Addr(), "short"), Statement(t, n, c.Addr(), "long")
+	if Amount(short.Charged) != 1000 || Amount(short.Released) != 5000 || Amount(long.Charged) != 2000 || Amount(long.Released) != 7000 {
 		t.Errorf("short charged %s released %s; long charged %s released %s", short.Charged, short.Released, long.Charged, long.Released)
 	}
-	if got := balance(t, n, pool(c.addr(), "sleep")); got != 12000 {
+	if got := Balance(t, n, Pool(c.Addr(), "sleep")); got != 12000 {
 		t.Errorf("pool = %d, want 12000", got)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // A request without a job ID is a legacy request: paid into and charged
 // to the pool, as a capability-keyed node would, with no job account.
 func TestLegacyJobChargedToPool(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	r := c.job(jobSpec{capability: "reverse", body: "abc", payment: c.pay(c.token("reverse", ""), 6)})
-	if r.status != http.StatusOK || r.body != "cba" || r.header.Get(wire.HeaderBalance) != "5000" {
-		t.Fatalf("legacy job: %d %q balance %q", r.status, r.body, r.header.Get(wire.HeaderBalance))
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	r := c.Job(JobSpec{Capability: "reverse", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
+	if r.Status != http.StatusOK || r.Body != "cba" || r.Header.Get(wire.HeaderBalance) != "5000" {
+		t.Fatalf("legacy job: %d %q balance %q", r.Status, r.Body, r.Header.Get(wire.HeaderBalance))
 	}
 	jobs, _ := n.Ledger.List(context.Background(), ledger.AccountFilter{Kind: ledger.KindJob})
 	if len(jobs) != 0 {
 		t.Fatalf("a legacy request opened job accounts: %+v", jobs)
 	}
-	r = c.job(jobSpec{capability: "reverse", body: "abc"})
-	if r.status != http.StatusOK || r.header.Get(wire.HeaderBalance) != "4000" {
-		t.Fatalf("second legacy job: %d balance %q", r.status, r.header.Get(wire.HeaderBalance))
+	r = c.Job(JobSpec{Capability: "reverse", Body: "abc"})
+	if r.Status != http.StatusOK || r.Header.Get(wire.HeaderBalance) != "4000" {
+		t.Fatalf("second legacy job: %d balance %q", r.Status, r.Header.Get(wire.HeaderBalance))
 	}
-	r = c.job(jobSpec{capability: "reverse", body: "abc"})
-	if r.status != http.StatusPaymentRequired {
-		t.Fatalf("legacy job below the minimum: %d %s", r.status, r.body)
+	r = c.Job(JobSpec{Capability: "reverse", Body: "abc"})
+	if r.Status != http.StatusPaymentRequired {
+		t.Fatalf("legacy job below the minimum: %d %s", r.Status, r.Body)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // Sender B cannot see or spend sender A's job: the same job ID under B is
 // another job, on B's money.
 func TestSenderIsolation(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	a, b := newClient(t, n.URL, keyA), newClient(t, n.URL, keyB)
-	done := make(chan jobResult)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	a, b := NewClient(t, n.URL, KeyA), NewClient(t, n.URL, KeyB)
+	done := make(chan JobResult)
 	go func() {
-		done <- a.job(jobSpec{capability: "sleep", id: "shared", body: sleepBody(800 * time.Millisecond), payment: a.pay(a.token("sleep", ""), 8)})
+		done <- a.Job(JobSpec{Capability: "sleep", ID: "shared", Body: SleepBody(800 * time.Millisecond), Payment: a.Pay(a.Token("sleep", ""), 8)})
 	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if tok := a.token("sleep", "shared"); tok.JobBalance != "8000" || tok.Balance != 8000 {
+	if tok := a.Token("sleep", "shared"); tok.JobBalance != "8000" || tok.Balance != 8000 {
 		t.Errorf("A's token for its running job: job %q balance %d", tok.JobBalance, tok.Balance)
 	}
-	if tok := b.token("sleep", "shared"); tok.JobBalance != "" || tok.Balance != 0 {
+	if tok := b.Token("sleep", "shared"); tok.JobBalance != "" || tok.Balance != 0 {
 		t.Errorf("B sees A's job: job %q balance %d", tok.JobBalance, tok.Balance)
 	}
 	// B's job "shared" runs on B's money only: unpaid, it is refused.
-	if r := b.job(jobSpec{capability: "sleep", id: "shared", body: sleepBody(0)}); r.status != http.StatusPaymentRequired {
-		t.Errorf("B's unpaid job with A's ID: %d %s", r.status, r.body)
+	if r := b.Job(JobSpec{Capability: "sleep", ID: "shared", Body: SleepBody(0)}); r.Status != http.StatusPaymentRequired {
+		t.Errorf("B's unpaid job with A's ID: %d %s", r.Status, r.Body)
 	}
-	if r := <-done; r.status != http.StatusOK {
-		t.Fatalf("A's job: %d %s", r.status, r.body)
+	if r := <-done; r.Status != http.StatusOK {
+		t.Fatalf("A's job: %d %s", r.Status, r.Body)
 	}
-	if s := statement(t, n, a.addr(), "shared"); amount(s.Credited) != 8000 || amount(s.Charged) != 1000 {
+	if s := Statement(t, n, a.Addr(), "shared"); Amount(s.Credited) != 8000 || Amount(s.Charged) != 1000 {
 		t.Errorf("A's job: credited %s charged %s", s.Credited, s.Charged)
 	}
-	if got := balance(t, n, pool(b.addr(), "sleep")); got != 0 {
+	if got := Balance(t, n, Pool(b.Addr(), "sleep")); got != 0 {
 		t.Errorf("B's pool = %d", got)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // A gateway that goes away mid-job: the job is charged for the time the
 // worker spent and its hold goes back to the pool at once.
 func TestGatewayGoneReleasesHold(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := newClient(t, n.URL, keyA)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan jobResult)
+	done := make(chan JobResult)
 	go func() {
-		done <- c.job(jobSpec{ctx: ctx, capability: "sleep", id: "gone", body: sleepBody(time.Minute), payment: c.pay(c.token("sleep", ""), 10)})
+		done <- c.Job(JobSpec{Ctx: ctx, Capability: "sleep", ID: "gone", Body: SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
 	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
 	<-done
-	eventually(t, "the hold to close", func() bool {
-		a, err := n.Ledger.Account(context.Background(), ledger.JobKey{Sender: c.addr(), JobID: "gone"}.Ref())
+	Eventually(t, "the hold to close", func() bool {
+		a, err := n.Ledger.Account(context.Background(), ledger.JobKey{Sender: c.Addr(), JobID: "gone"}.Ref())
 		return err == nil && a.State.IsFinal()
 	})
-	s := statement(t, n, c.addr(), "gone")
-	if amount(s.Charged) != 1000 || amount(s.Released) != 9000 || balance(t, n, pool(c.addr(), "sleep")) != 9000 {
+	s := Statement(t, n, c.Addr(), "gone")
+	if Amount(s.Charged) != 1000 || Amount(s.Released) != 9000 || Balance(t, n, Pool(c.Addr(), "sleep")) != 9000 {
 		t.Errorf("after the gateway left: charged %s released %s", s.Charged, s.Released)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // A worker that dies mid-job is removed; the job is charged for the time
 // the worker had it, the rest is released, and the gateway gets a 5xx so
 // it can try another orchestrator.
 func TestWorkerCrashMidJob(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	done := make(chan jobResult)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	done := make(chan JobResult)
 	go func() {
-		done <- c.job(jobSpec{capability: "sleep", id: "crash", body: sleepBody(time.Minute), payment: c.pay(c.token("sleep", ""), 10)})
+		done <- c.Job(JobSpec{Capability: "sleep", ID: "crash", Body: SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
 	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	w.Crash()
 	r := <-done
-	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "removing capability") {
-		t.Fatalf("job on a crashed worker: %d %s", r.status, r.body)
+	if r.Status != http.StatusBadGateway || !strings.Contains(r.Body, "removing capability") {
+		t.Fatalf("job on a crashed worker: %d %s", r.Status, r.Body)
 	}
-	if s := statement(t, n, c.addr(), "crash"); amount(s.Charged) != 1000 || s.Account.State != ledger.StateClosed {
+	if s := Statement(t, n, c.Addr(), "crash"); Amount(s.Charged) != 1000 || s.Account.State != ledger.StateClosed {
 		t.Errorf("crashed job: charged %s state %s", s.Charged, s.Account.State)
 	}
-	if status, _ := c.tokenRaw("sleep", ""); status != http.StatusNotFound {
+	if status, _ := c.TokenRaw("sleep", ""); status != http.StatusNotFound {
 		t.Errorf("token after the worker was removed: %d", status)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // An SSE job is charged while it streams and stopped, alone, when its hold
 // runs dry; a second job of the same sender runs on.
 func TestSSEJobRunsOutOfBalance(t *testing.T) {
-	n := startNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = 2 * time.Second })
-	w := startWorker(t)
-	register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
-	register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	other := make(chan jobResult)
+	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = 2 * time.Second })
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
+	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	other := make(chan JobResult)
 	go func() {
-		other <- c.job(jobSpec{capability: "sleep", id: "other", body: sleepBody(3500 * time.Millisecond), payment: c.pay(c.token("sleep", ""), 6)})
+		other <- c.Job(JobSpec{Capability: "sleep", ID: "other", Body: SleepBody(3500 * time.Millisecond), Payment: c.Pay(c.Token("sleep", ""), 6)})
 	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	// 3 tickets: three seconds of a stream that wants to run for 10.
-	r := c.job(jobSpec{capability: "sse", id: "stream", body: `{"events":100,"interval_ms":100}`, payment: c.pay(c.token("sse", ""), 3)})
-	if r.status != http.StatusOK || !strings.Contains(r.body, "event: insufficient balance") || !strings.HasSuffix(r.body, "data: [DONE]\n\n") {
-		t.Fatalf("stream: %d\n%s", r.status, r.body)
+	r := c.Job(JobSpec{Capability: "sse", ID: "stream", Body: `{"events":100,"interval_ms":100}`, Payment: c.Pay(c.Token("sse", ""), 3)})
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, "event: insufficient balance") || !strings.HasSuffix(r.Body, "data: [DONE]\n\n") {
+		t.Fatalf("stream: %d\n%s", r.Status, r.Body)
 	}
-	if events := strings.Count(r.body, `"i":`); events < 20 || events > 40 {
+	if events := strings.Count(r.Body, `"i":`); events < 20 || events > 40 {
 		t.Errorf("stream relayed %d events before it ran dry, want about 30", events)
 	}
-	if s := statement(t, n, c.addr(), "stream"); amount(s.Charged) != 3000 || amount(s.Account.Balance) != 0 {
+	if s := Statement(t, n, c.Addr(), "stream"); Amount(s.Charged) != 3000 || Amount(s.Account.Balance) != 0 {
 		t.Errorf("stream charged %s (balance %s), want exactly its 3000", s.Charged, s.Account.Balance)
 	}
-	if o := <-other; o.status != http.StatusOK {
-		t.Errorf("the sender's other job: %d %s", o.status, o.body)
+	if o := <-other; o.Status != http.StatusOK {
+		t.Errorf("the sender's other job: %d %s", o.Status, o.Body)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // An SSE job that finishes is charged for the seconds it used, its events
 // relayed as they came, the balance line before [DONE].
 func TestSSEJobCompletes(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	r := c.job(jobSpec{capability: "sse", id: "s1", body: `{"events":3,"interval_ms":10}`, payment: c.pay(c.token("sse", ""), 6)})
-	if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("sse: %d %v", r.status, r.header)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	r := c.Job(JobSpec{Capability: "sse", ID: "s1", Body: `{"events":3,"interval_ms":10}`, Payment: c.Pay(c.Token("sse", ""), 6)})
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("sse: %d %v", r.Status, r.Header)
 	}
-	if !strings.Contains(r.body, "data: {\"balance\": 5000.000}\n\n\ndata: [DONE]") || strings.Count(r.body, `"i":`) != 3 {
-		t.Errorf("sse body:\n%s", r.body)
+	if !strings.Contains(r.Body, "data: {\"balance\": 5000.000}\n\n\ndata: [DONE]") || strings.Count(r.Body, `"i":`) != 3 {
+		t.Errorf("sse body:\n%s", r.Body)
 	}
-	if s := statement(t, n, c.addr(), "s1"); amount(s.Charged) != 1000 {
+	if s := Statement(t, n, c.Addr(), "s1"); Amount(s.Charged) != 1000 {
 		t.Errorf("sse charged %s", s.Charged)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // A payment replayed after the orchestrator restarted is refused and
@@ -372,78 +373,78 @@ func TestSSEJobCompletes(t *testing.T) {
 // issued before the restart stay valid (the PM secret is in the data dir).
 func TestReplayAfterRestart(t *testing.T) {
 	dir := t.TempDir()
-	n := startNode(t, dir, nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	payment := c.pay(c.token("reverse", ""), 6)
-	if r := c.job(jobSpec{capability: "reverse", id: "first", body: "a", payment: payment}); r.status != http.StatusOK {
-		t.Fatalf("first job: %d %s", r.status, r.body)
+	n := StartNode(t, dir, nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	payment := c.Pay(c.Token("reverse", ""), 6)
+	if r := c.Job(JobSpec{Capability: "reverse", ID: "first", Body: "a", Payment: payment}); r.Status != http.StatusOK {
+		t.Fatalf("first job: %d %s", r.Status, r.Body)
 	}
 	n.Close()
-	n = startNode(t, dir, func(cfg *orchestrator.NodeConfig) {
+	n = StartNode(t, dir, func(cfg *orchestrator.NodeConfig) {
 		cfg.Listen = strings.Replace(n.URL, "https://", "https://", 1) // same address, so the token's service_addr holds
 	})
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c.orch = n.URL
-	before := balance(t, n, pool(c.addr(), "reverse"))
-	r := c.job(jobSpec{capability: "reverse", id: "replay", body: "a", payment: payment})
-	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "already seen") {
-		t.Fatalf("replayed payment: %d %s", r.status, r.body)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c.Orch = n.URL
+	before := Balance(t, n, Pool(c.Addr(), "reverse"))
+	r := c.Job(JobSpec{Capability: "reverse", ID: "replay", Body: "a", Payment: payment})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "already seen") {
+		t.Fatalf("replayed payment: %d %s", r.Status, r.Body)
 	}
-	if after := balance(t, n, pool(c.addr(), "reverse")); after != before {
+	if after := Balance(t, n, Pool(c.Addr(), "reverse")); after != before {
 		t.Fatalf("replay changed the pool from %d to %d", before, after)
 	}
 	// Fresh tickets on params issued before the restart are still good.
-	tok := c.token("reverse", "")
+	tok := c.Token("reverse", "")
 	n.Close()
-	n = startNode(t, dir, func(cfg *orchestrator.NodeConfig) { cfg.Listen = n.URL })
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	if r := c.job(jobSpec{capability: "reverse", id: "fresh", body: "a", payment: c.pay(tok, 1)}); r.status != http.StatusOK {
-		t.Fatalf("payment on pre-restart params: %d %s", r.status, r.body)
+	n = StartNode(t, dir, func(cfg *orchestrator.NodeConfig) { cfg.Listen = n.URL })
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	if r := c.Job(JobSpec{Capability: "reverse", ID: "fresh", Body: "a", Payment: c.Pay(tok, 1)}); r.Status != http.StatusOK {
+		t.Fatalf("payment on pre-restart params: %d %s", r.Status, r.Body)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // Bad input gets a clear 4xx and never changes a balance.
 func TestBadInputChangesNothing(t *testing.T) {
-	n := startNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 1024 })
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	a, b := newClient(t, n.URL, keyA), newClient(t, n.URL, keyB)
-	unsigned := newClient(t, n.URL, "")
-	fund := a.job(jobSpec{capability: "reverse", id: "fund", body: "x", payment: a.pay(a.token("reverse", ""), 10)})
-	if fund.status != http.StatusOK {
-		t.Fatalf("funding job: %d %s", fund.status, fund.body)
+	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 1024 })
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	a, b := NewClient(t, n.URL, KeyA), NewClient(t, n.URL, KeyB)
+	unsigned := NewClient(t, n.URL, "")
+	fund := a.Job(JobSpec{Capability: "reverse", ID: "fund", Body: "x", Payment: a.Pay(a.Token("reverse", ""), 10)})
+	if fund.Status != http.StatusOK {
+		t.Fatalf("funding job: %d %s", fund.Status, fund.Body)
 	}
-	before := verify(t, n)
-	good := a.pay(a.token("reverse", ""), 6)
+	before := Verify(t, n)
+	good := a.Pay(a.Token("reverse", ""), 6)
 	for _, tc := range []struct {
 		name string
-		c    *client
-		spec jobSpec
+		c    *Client
+		spec JobSpec
 		want int
 		text string
 	}{
-		{"oversized body", a, jobSpec{capability: "reverse", id: "big", body: strings.Repeat("x", 2000), payment: good}, 413, "too large"},
-		{"malformed payment", a, jobSpec{capability: "reverse", id: "m", body: "x", payment: "!!notbase64"}, 400, "Invalid payment"},
-		{"forged tickets", a, jobSpec{capability: "reverse", id: "f", body: "x", payment: tamper(t, a.pay(a.token("reverse", ""), 6))}, 400, "Invalid payment"},
-		{"someone else's tickets", b, jobSpec{capability: "reverse", id: "s", body: "x", payment: good}, 400, "pay for a job of"},
-		{"negative timeout", a, jobSpec{capability: "reverse", id: "n", body: "x", edit: func(r *wire.JobRequest) { r.TimeoutSeconds = -5 }}, 400, "timeout"},
-		{"absurd timeout", a, jobSpec{capability: "reverse", id: "t", body: "x", timeout: 1 << 40}, 400, "timeout"},
-		{"forged job signature", a, jobSpec{capability: "reverse", id: "g", body: "x", edit: func(r *wire.JobRequest) { r.Sender = b.addr() }}, 400, "Could not verify job creds"},
-		{"garbage job header", a, jobSpec{capability: "reverse", id: "h", body: "x", header: map[string]string{wire.HeaderJobRequest: "%%%"}}, 400, "Could not verify job creds"},
-		{"request not JSON", a, jobSpec{capability: "reverse", id: "r", body: "x", edit: func(r *wire.JobRequest) { r.Request = "run it" }}, 400, ""},
-		{"unknown capability", a, jobSpec{capability: "nope", id: "u", body: "x"}, 503, "No capacity"},
-		{"unsigned job on a priced capability", unsigned, jobSpec{capability: "reverse", id: "x", body: "x"}, 402, "sign the request"},
-		{"job ID with a control character", a, jobSpec{capability: "reverse", id: "bad\x01id", body: "x"}, 400, "Invalid job id"},
+		{"oversized body", a, JobSpec{Capability: "reverse", ID: "big", Body: strings.Repeat("x", 2000), Payment: good}, 413, "too large"},
+		{"malformed payment", a, JobSpec{Capability: "reverse", ID: "m", Body: "x", Payment: "!!notbase64"}, 400, "Invalid payment"},
+		{"forged tickets", a, JobSpec{Capability: "reverse", ID: "f", Body: "x", Payment: tamper(t, a.Pay(a.Token("reverse", ""), 6))}, 400, "Invalid payment"},
+		{"someone else's tickets", b, JobSpec{Capability: "reverse", ID: "s", Body: "x", Payment: good}, 400, "pay for a job of"},
+		{"negative timeout", a, JobSpec{Capability: "reverse", ID: "n", Body: "x", Edit: func(r *wire.JobRequest) { r.TimeoutSeconds = -5 }}, 400, "timeout"},
+		{"absurd timeout", a, JobSpec{Capability: "reverse", ID: "t", Body: "x", Timeout: 1 << 40}, 400, "timeout"},
+		{"forged job signature", a, JobSpec{Capability: "reverse", ID: "g", Body: "x", Edit: func(r *wire.JobRequest) { r.Sender = b.Addr() }}, 400, "Could not verify job creds"},
+		{"garbage job header", a, JobSpec{Capability: "reverse", ID: "h", Body: "x", Header: map[string]string{wire.HeaderJobRequest: "%%%"}}, 400, "Could not verify job creds"},
+		{"request not JSON", a, JobSpec{Capability: "reverse", ID: "r", Body: "x", Edit: func(r *wire.JobRequest) { r.Request = "run it" }}, 400, ""},
+		{"unknown capability", a, JobSpec{Capability: "nope", ID: "u", Body: "x"}, 503, "No capacity"},
+		{"unsigned job on a priced capability", unsigned, JobSpec{Capability: "reverse", ID: "x", Body: "x"}, 402, "sign the request"},
+		{"job ID with a control character", a, JobSpec{Capability: "reverse", ID: "bad\x01id", Body: "x"}, 400, "Invalid job id"},
 	} {
-		r := tc.c.job(tc.spec)
-		if r.status != tc.want || !strings.Contains(r.body, tc.text) {
-			t.Errorf("%s: %d %q, want %d containing %q", tc.name, r.status, r.body, tc.want, tc.text)
+		r := tc.c.Job(tc.spec)
+		if r.Status != tc.want || !strings.Contains(r.Body, tc.text) {
+			t.Errorf("%s: %d %q, want %d containing %q", tc.name, r.Status, r.Body, tc.want, tc.text)
 		}
 	}
-	after := verify(t, n)
+	after := Verify(t, n)
 	if after.Credited.Cmp(before.Credited) != 0 || after.Charged.Cmp(before.Charged) != 0 || after.PoolTotal.Cmp(before.PoolTotal) != 0 {
 		t.Errorf("bad input moved money: %+v → %+v", before, after)
 	}
@@ -451,8 +452,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Errorf("the worker ran %d jobs, want only the funding one", w.Handler().Stats().Served)
 	}
 	// The untouched payment still works afterwards.
-	if r := a.job(jobSpec{capability: "reverse", id: "ok", body: "x", payment: good}); r.status != http.StatusOK {
-		t.Errorf("good payment after the bad ones: %d %s", r.status, r.body)
+	if r := a.Job(JobSpec{Capability: "reverse", ID: "ok", Body: "x", Payment: good}); r.Status != http.StatusOK {
+		t.Errorf("good payment after the bad ones: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -468,14 +469,14 @@ func tamper(t *testing.T, header string) string {
 }
 
 func TestRegistration(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
 	post := func(path, auth, body string) int {
 		req, _ := http.NewRequest(http.MethodPost, n.URL+path, strings.NewReader(body))
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
-		resp, err := insecure.Do(req)
+		resp, err := Insecure.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,80 +490,80 @@ func TestRegistration(t *testing.T) {
 	}{
 		{"wrong secret", "/capability/register", "nope", good, 401},
 		{"no secret", "/capability/register", "", good, 401},
-		{"bad JSON", "/capability/register", secret, "{", 400},
-		{"USD without a price feed", "/capability/register", secret, strings.Replace(good, `"price_scaling":2`, `"price_scaling":2,"currency":"USD"`, 1), 400},
-		{"zero capacity", "/capability/register", secret, strings.Replace(good, `"capacity":1`, `"capacity":0`, 1), 400},
-		{"ftp URL", "/capability/register", secret, strings.Replace(good, "http://", "ftp://", 1), 400},
-		{"good", "/capability/register", secret, good, 200},
+		{"bad JSON", "/capability/register", Secret, "{", 400},
+		{"USD without a price feed", "/capability/register", Secret, strings.Replace(good, `"price_scaling":2`, `"price_scaling":2,"currency":"USD"`, 1), 400},
+		{"zero capacity", "/capability/register", Secret, strings.Replace(good, `"capacity":1`, `"capacity":0`, 1), 400},
+		{"ftp URL", "/capability/register", Secret, strings.Replace(good, "http://", "ftp://", 1), 400},
+		{"good", "/capability/register", Secret, good, 200},
 		{"unregister, wrong secret", "/capability/unregister", "nope", "r", 401},
 	} {
 		if got := post(tc.path, tc.auth, tc.body); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	c := newClient(t, n.URL, keyA)
+	c := NewClient(t, n.URL, KeyA)
 	// 3/2 wei per second is quoted exactly, not floored to 1 (D15).
-	if tok := c.token("r", ""); tok.Price.PricePerUnit != 3 || tok.Price.PixelsPerUnit != 2 {
+	if tok := c.Token("r", ""); tok.Price.PricePerUnit != 3 || tok.Price.PixelsPerUnit != 2 {
 		t.Errorf("fractional price quoted as %+v", tok.Price)
 	}
 	// A second worker adds its capacity; re-registering one updates it.
-	w2 := startWorker(t)
+	w2 := StartWorker(t)
 	body2 := strings.Replace(good, w.URL(), w2.URL(), 1)
-	post("/capability/register", secret, body2)
-	post("/capability/register", secret, strings.Replace(good, `"capacity":1`, `"capacity":3`, 1))
-	if tok := c.token("r", ""); tok.AvailableCapacity != 4 {
+	post("/capability/register", Secret, body2)
+	post("/capability/register", Secret, strings.Replace(good, `"capacity":1`, `"capacity":3`, 1))
+	if tok := c.Token("r", ""); tok.AvailableCapacity != 4 {
 		t.Errorf("capacity of two workers = %d, want 3+1", tok.AvailableCapacity)
 	}
-	if post("/capability/unregister", secret, "r") != 200 {
+	if post("/capability/unregister", Secret, "r") != 200 {
 		t.Fatal("unregister failed")
 	}
-	if r := c.job(jobSpec{capability: "r", id: "gone", body: "x"}); r.status != http.StatusServiceUnavailable {
-		t.Errorf("job after unregister: %d", r.status)
+	if r := c.Job(JobSpec{Capability: "r", ID: "gone", Body: "x"}); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("job after unregister: %d", r.Status)
 	}
 }
 
 // Capacity is a limit: with one slot busy, the next job gets 503 and the
 // token says no capacity; a free capability needs no payment.
 func TestCapacityEnforced(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Sleep, "sleep", 0, 1)
-	c := newClient(t, n.URL, "")
-	done := make(chan jobResult)
-	go func() { done <- c.job(jobSpec{capability: "sleep", id: "a", body: sleepBody(time.Minute)}) }()
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Sleep, "sleep", 0, 1)
+	c := NewClient(t, n.URL, "")
+	done := make(chan JobResult)
+	go func() { done <- c.Job(JobSpec{Capability: "sleep", ID: "a", Body: SleepBody(time.Minute)}) }()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.job(jobSpec{capability: "sleep", id: "b", body: sleepBody(0)}); r.status != http.StatusServiceUnavailable {
-		t.Errorf("second job on a full capability: %d %s", r.status, r.body)
+	if r := c.Job(JobSpec{Capability: "sleep", ID: "b", Body: SleepBody(0)}); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("second job on a full capability: %d %s", r.Status, r.Body)
 	}
-	if status, _ := c.tokenRaw("sleep", ""); status != http.StatusServiceUnavailable {
+	if status, _ := c.TokenRaw("sleep", ""); status != http.StatusServiceUnavailable {
 		t.Errorf("token on a full capability: %d", status)
 	}
 	w.Crash()
 	<-done
-	verify(t, n)
+	Verify(t, n)
 }
 
 func TestAdminAndMetrics(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	c.job(jobSpec{capability: "reverse", id: "j", body: "x", payment: c.pay(c.token("reverse", ""), 6)})
+	n := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	c.Job(JobSpec{Capability: "reverse", ID: "j", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	req, _ := http.NewRequest(http.MethodGet, n.AdminURL+"/admin/pools", nil)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("admin without a token: %v %v", resp, err)
 	}
 	var pools []ledger.Account
-	if admin(t, n, "/admin/pools", &pools) != 200 || len(pools) != 1 || amount(pools[0].Balance) != 5000 {
+	if Admin(t, n, "/admin/pools", &pools) != 200 || len(pools) != 1 || Amount(pools[0].Balance) != 5000 {
 		t.Errorf("pools %+v", pools)
 	}
 	var st ledger.Statement
-	if admin(t, n, "/admin/jobs/"+c.addr()+"/j", &st) != 200 || amount(st.Charged) != 1000 {
+	if Admin(t, n, "/admin/jobs/"+c.Addr()+"/j", &st) != 200 || Amount(st.Charged) != 1000 {
 		t.Errorf("statement %+v", st)
 	}
-	if admin(t, n, "/admin/jobs/"+c.addr()+"/nope", nil) != http.StatusNotFound {
+	if Admin(t, n, "/admin/jobs/"+c.Addr()+"/nope", nil) != http.StatusNotFound {
 		t.Error("statement of an unknown job is not 404")
 	}
 	resp, err := http.Get(n.AdminURL + "/metrics")
@@ -589,7 +590,7 @@ func TestAdminAndMetrics(t *testing.T) {
 // A worker that refuses our token (401) is removed, and the job, which it
 // did not run, is not charged.
 func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
+	n := StartNode(t, t.TempDir(), nil)
 	w, err := worker.Start("", worker.Config{Token: "right"})
 	if err != nil {
 		t.Fatal(err)
@@ -597,39 +598,39 @@ func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
 	t.Cleanup(func() { w.Close() })
 	c := w.Capability(worker.Reverse)
 	c.Name, c.PricePerUnit, c.Token = "reverse", 1000, "wrong"
-	if err := worker.Register(context.Background(), n.URL, secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := worker.Register(context.Background(), n.URL, Secret, c, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}
-	cl := newClient(t, n.URL, keyA)
-	r := cl.job(jobSpec{capability: "reverse", id: "j", body: "x", payment: cl.pay(cl.token("reverse", ""), 6)})
-	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "worker auth token failed") {
-		t.Fatalf("job on a worker refusing our token: %d %s", r.status, r.body)
+	cl := NewClient(t, n.URL, KeyA)
+	r := cl.Job(JobSpec{Capability: "reverse", ID: "j", Body: "x", Payment: cl.Pay(cl.Token("reverse", ""), 6)})
+	if r.Status != http.StatusBadGateway || !strings.Contains(r.Body, "worker auth token failed") {
+		t.Fatalf("job on a worker refusing our token: %d %s", r.Status, r.Body)
 	}
-	if s := statement(t, n, cl.addr(), "j"); amount(s.Charged) != 0 || amount(s.Released) != 6000 {
+	if s := Statement(t, n, cl.Addr(), "j"); Amount(s.Charged) != 0 || Amount(s.Released) != 6000 {
 		t.Errorf("charged %s released %s, want nothing charged", s.Charged, s.Released)
 	}
-	if status, _ := cl.tokenRaw("reverse", ""); status != http.StatusNotFound {
+	if status, _ := cl.TokenRaw("reverse", ""); status != http.StatusNotFound {
 		t.Errorf("token after removal: %d", status)
 	}
-	verify(t, n)
+	Verify(t, n)
 }
 
 // One sender may run at most MaxOpenJobsPerSender jobs at once.
 func TestOpenJobsPerSenderBounded(t *testing.T) {
-	n := startNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxOpenJobsPerSender = 1 })
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Sleep, "sleep", 0, 4)
-	c := newClient(t, n.URL, keyA)
-	done := make(chan jobResult)
-	go func() { done <- c.job(jobSpec{capability: "sleep", id: "a", body: sleepBody(time.Minute)}) }()
+	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxOpenJobsPerSender = 1 })
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Sleep, "sleep", 0, 4)
+	c := NewClient(t, n.URL, KeyA)
+	done := make(chan JobResult)
+	go func() { done <- c.Job(JobSpec{Capability: "sleep", ID: "a", Body: SleepBody(time.Minute)}) }()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.job(jobSpec{capability: "sleep", id: "b", body: sleepBody(0)}); r.status != http.StatusTooManyRequests {
-		t.Errorf("second job of the sender: %d %s", r.status, r.body)
+	if r := c.Job(JobSpec{Capability: "sleep", ID: "b", Body: SleepBody(0)}); r.Status != http.StatusTooManyRequests {
+		t.Errorf("second job of the sender: %d %s", r.Status, r.Body)
 	}
-	if r := newClient(t, n.URL, keyB).job(jobSpec{capability: "sleep", id: "b", body: sleepBody(0)}); r.status != http.StatusOK {
-		t.Errorf("another sender's job: %d %s", r.status, r.body)
+	if r := NewClient(t, n.URL, KeyB).Job(JobSpec{Capability: "sleep", ID: "b", Body: SleepBody(0)}); r.Status != http.StatusOK {
+		t.Errorf("another sender's job: %d %s", r.Status, r.Body)
 	}
 	w.Crash()
 	<-done
@@ -639,13 +640,13 @@ func TestOpenJobsPerSenderBounded(t *testing.T) {
 // embedded one.
 func TestPostgresLedger(t *testing.T) {
 	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
-	n := startNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.LedgerDSN = dsn })
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := newClient(t, n.URL, keyA)
-	r := c.job(jobSpec{capability: "reverse", id: "pg", body: "abc", payment: c.pay(c.token("reverse", ""), 6)})
-	if r.status != http.StatusOK || r.header.Get(wire.HeaderBalance) != "5000" {
-		t.Fatalf("job on PostgreSQL: %d %q %s", r.status, r.header.Get(wire.HeaderBalance), r.body)
+	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.LedgerDSN = dsn })
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := NewClient(t, n.URL, KeyA)
+	r := c.Job(JobSpec{Capability: "reverse", ID: "pg", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
+	if r.Status != http.StatusOK || r.Header.Get(wire.HeaderBalance) != "5000" {
+		t.Fatalf("job on PostgreSQL: %d %q %s", r.Status, r.Header.Get(wire.HeaderBalance), r.Body)
 	}
-	verify(t, n)
+	Verify(t, n)
 }

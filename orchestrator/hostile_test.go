@@ -1,6 +1,7 @@
 package orchestrator_test
 
 import (
+	. "byoc/internal/testnet"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -29,10 +30,10 @@ var (
 // exactly what the honest payments paid minus what their jobs used: bad
 // input moved no money.
 func TestHostileInputs(t *testing.T) {
-	n := startNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 4096 })
-	w := startWorker(t)
-	register(t, n.URL, w, worker.Reverse, "reverse", 1000, 8)
-	honest, mallory := newClient(t, n.URL, keyA), newClient(t, n.URL, keyB)
+	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 4096 })
+	w := StartWorker(t)
+	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 8)
+	honest, mallory := NewClient(t, n.URL, KeyA), NewClient(t, n.URL, KeyB)
 	seed := *hostileSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -41,14 +42,14 @@ func TestHostileInputs(t *testing.T) {
 	t.Logf("seed %d", seed)
 
 	// Material to mutate: a real signed job header and real payments.
-	tok := honest.token("reverse", "") // for the setup payment; later payments take fresh tokens (sessions cap nonces)
+	tok := honest.Token("reverse", "") // for the setup payment; later payments take fresh tokens (sessions cap nonces)
 	goodReq := &wire.JobRequest{ID: "template", Request: "{}", Parameters: "{}", Capability: "reverse", TimeoutSeconds: 30}
 	wire.Bind(goodReq, time.Now().Add(time.Hour))
-	wire.SignJobRequest(honest.signer, goodReq)
+	wire.SignJobRequest(honest.Signer, goodReq)
 	goodHeader, _ := wire.EncodeJobRequestHeader(goodReq)
-	spent := honest.pay(tok, 6)
-	if r := honest.job(jobSpec{capability: "reverse", id: "spent", body: "x", payment: spent}); r.status != 200 {
-		t.Fatalf("setup job: %d %s", r.status, r.body)
+	spent := honest.Pay(tok, 6)
+	if r := honest.Job(JobSpec{Capability: "reverse", ID: "spent", Body: "x", Payment: spent}); r.Status != 200 {
+		t.Fatalf("setup job: %d %s", r.Status, r.Body)
 	}
 
 	mutate := func(s string) string {
@@ -96,18 +97,18 @@ func TestHostileInputs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return amount(r.Credited)
+		return Amount(r.Credited)
 	}
 	for i := range *hostileRounds {
-		var r jobResult
+		var r JobResult
 		switch k := rng.IntN(9); k {
 		case 0:
 			kinds["mutated job header"]++
-			r = mallory.job(jobSpec{capability: "reverse", id: fmt.Sprint("h", i), body: "x", header: map[string]string{wire.HeaderJobRequest: mutateHeader(goodHeader)}})
+			r = mallory.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("h", i), Body: "x", Header: map[string]string{wire.HeaderJobRequest: mutateHeader(goodHeader)}})
 			switch {
-			case r.status == http.StatusServiceUnavailable && strings.Contains(r.body, "No capacity"):
-				r.status = 0 // the mutation renamed the capability: unknown here, 503 so a gateway tries elsewhere
-			case r.status == http.StatusOK:
+			case r.Status == http.StatusServiceUnavailable && strings.Contains(r.Body, "No capacity"):
+				r.Status = 0 // the mutation renamed the capability: unknown here, 503 so a gateway tries elsewhere
+			case r.Status == http.StatusOK:
 				// The mutation left the honest, bound header intact: it runs
 				// the job it names, once; every later copy is refused.
 				if templateRuns++; templateRuns > 1 {
@@ -117,65 +118,65 @@ func TestHostileInputs(t *testing.T) {
 			}
 		case 1:
 			kinds["mutated payment"]++
-			r = honest.job(jobSpec{capability: "reverse", id: fmt.Sprint("p", i), body: "x", payment: mutateHeader(honest.pay(honest.token("reverse", ""), 1+rng.IntN(3)))})
+			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("p", i), Body: "x", Payment: mutateHeader(honest.Pay(honest.Token("reverse", ""), 1+rng.IntN(3)))})
 			// A mutation may leave some genuinely signed tickets intact;
 			// those are the honest sender's money and may be credited.
 			credited = creditedNow()
-			if r.status == http.StatusOK {
+			if r.Status == http.StatusOK {
 				okJobs++
 			}
 		case 2:
 			kinds["replayed payment"]++
-			r = honest.job(jobSpec{capability: "reverse", id: fmt.Sprint("r", i), body: "x", payment: spent})
+			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("r", i), Body: "x", Payment: spent})
 		case 3:
 			kinds["forged tickets"]++
-			r = honest.job(jobSpec{capability: "reverse", id: fmt.Sprint("f", i), body: "x", payment: tamper(t, honest.pay(honest.token("reverse", ""), 3))})
+			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("f", i), Body: "x", Payment: tamper(t, honest.Pay(honest.Token("reverse", ""), 3))})
 		case 4:
 			kinds["stolen payment"]++
-			r = mallory.job(jobSpec{capability: "reverse", id: fmt.Sprint("s", i), body: "x", payment: honest.pay(honest.token("reverse", ""), 6)})
+			r = mallory.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("s", i), Body: "x", Payment: honest.Pay(honest.Token("reverse", ""), 6)})
 		case 5:
 			kinds["oversized body"]++
-			r = honest.job(jobSpec{capability: "reverse", id: fmt.Sprint("b", i), body: strings.Repeat("z", 5000+rng.IntN(5000))})
+			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("b", i), Body: strings.Repeat("z", 5000+rng.IntN(5000))})
 		case 6:
 			kinds["mutated sender header"]++
-			js, _ := wire.NewJobSender(honest.signer)
+			js, _ := wire.NewJobSender(honest.Signer)
 			h, _ := wire.EncodeJobSenderHeader(js)
 			req, _ := http.NewRequest(http.MethodGet, n.URL+"/process/token", nil)
 			req.Header.Set(wire.HeaderJobSender, mutateHeader(h))
 			req.Header.Set(wire.HeaderCapability, "reverse")
-			resp, err := insecure.Do(req)
+			resp, err := Insecure.Do(req)
 			if err != nil {
 				t.Fatalf("token: %v", err)
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			r = jobResult{status: resp.StatusCode}
+			r = JobResult{Status: resp.StatusCode}
 		case 7:
 			kinds["absurd numbers"]++
-			r = honest.job(jobSpec{capability: "reverse", id: fmt.Sprint("n", i), body: "x",
-				edit: func(q *wire.JobRequest) { q.TimeoutSeconds = []int{-1, 1 << 40, -(1 << 40)}[rng.IntN(3)] }})
+			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("n", i), Body: "x",
+				Edit: func(q *wire.JobRequest) { q.TimeoutSeconds = []int{-1, 1 << 40, -(1 << 40)}[rng.IntN(3)] }})
 		case 8:
 			kinds["honest job"]++
-			r = honest.job(jobSpec{capability: "reverse", id: fmt.Sprint("ok", i), body: "x", payment: honest.pay(honest.token("reverse", ""), 2)})
-			if r.status != http.StatusOK {
-				t.Fatalf("honest job %d refused: %d %s", i, r.status, r.body)
+			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("ok", i), Body: "x", Payment: honest.Pay(honest.Token("reverse", ""), 2)})
+			if r.Status != http.StatusOK {
+				t.Fatalf("honest job %d refused: %d %s", i, r.Status, r.Body)
 			}
 			credited += 2000
 			okJobs++
 		}
-		if r.err != nil || r.status >= 500 {
-			t.Fatalf("round %d: %d %v %s", i, r.status, r.err, r.body)
+		if r.Err != nil || r.Status >= 500 {
+			t.Fatalf("round %d: %d %v %s", i, r.Status, r.Err, r.Body)
 		}
 	}
 	kinds["slow client"] += slowClients(t, n.URL)
 
-	rep := verify(t, n)
-	if amount(rep.Credited) != credited || amount(rep.Charged) != 1000*okJobs || rep.OpenJobs != 0 {
+	rep := Verify(t, n)
+	if Amount(rep.Credited) != credited || Amount(rep.Charged) != 1000*okJobs || rep.OpenJobs != 0 {
 		t.Errorf("credited %s (want %d), charged %s (want %d for %d jobs), open jobs %d",
 			rep.Credited, credited, rep.Charged, 1000*okJobs, okJobs, rep.OpenJobs)
 	}
-	if got := balance(t, n, pool(honest.addr(), "reverse")); got != credited-1000*okJobs || balance(t, n, pool(mallory.addr(), "reverse")) != 0 {
-		t.Errorf("honest pool %d, want %d; mallory's pool %d", got, credited-1000*okJobs, balance(t, n, pool(mallory.addr(), "reverse")))
+	if got := Balance(t, n, Pool(honest.Addr(), "reverse")); got != credited-1000*okJobs || Balance(t, n, Pool(mallory.Addr(), "reverse")) != 0 {
+		t.Errorf("honest pool %d, want %d; mallory's pool %d", got, credited-1000*okJobs, Balance(t, n, Pool(mallory.Addr(), "reverse")))
 	}
 	t.Logf("hostile inputs: %v; %d ledger entries, invariants hold, money lost 0", kinds, rep.Entries)
 }
@@ -200,7 +201,7 @@ func slowClients(t *testing.T, base string) int {
 		}
 	}()
 	// The node still answers promptly.
-	resp, err := insecure.Get(base + "/process/token")
+	resp, err := Insecure.Get(base + "/process/token")
 	if err != nil {
 		t.Fatalf("node unresponsive with slow clients: %v", err)
 	}

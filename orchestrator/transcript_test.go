@@ -1,6 +1,7 @@
 package orchestrator_test
 
 import (
+	. "byoc/internal/testnet"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -87,7 +88,7 @@ var offchainReplay = map[string]replayExpect{
 // yet; their exchanges are counted and left out.
 func TestReplayOffchainTranscript(t *testing.T) {
 	file := transcript.Offchain()
-	n := startNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) {
+	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) {
 		c.Orchestrator.Secret = "byoc-secret-123"
 		c.Orchestrator.MinCompute = 60e9
 	})
@@ -161,7 +162,7 @@ func TestReplayOffchainTranscript(t *testing.T) {
 }
 
 var noRedirect = &http.Client{
-	Transport:     insecure.Transport,
+	Transport:     Insecure.Transport,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 

@@ -36,7 +36,7 @@ const Secret = "s3cret"
 // price of one second at the tests' usual price, so amounts stay readable.
 var TestEV = big.NewInt(1000)
 
-// StartNode starts an in-Process orchestrator on loopback with an embedded
+// StartNode starts an in-process orchestrator on loopback with an embedded
 // ledger in dir; tweak adjusts the configuration.
 func StartNode(t testing.TB, dir string, tweak func(*orchestrator.NodeConfig)) *orchestrator.Node {
 	t.Helper()
@@ -138,7 +138,7 @@ func (c *Client) TokenRaw(capability, jobID string) (int, []byte) {
 		c.T.Fatal(err)
 	}
 	h, _ := wire.EncodeJobSenderHeader(js)
-	req, _ := http.NewRequest(http.MethodGet, c.Orch+"/Process/token", nil)
+	req, _ := http.NewRequest(http.MethodGet, c.Orch+"/process/token", nil)
 	req.Header.Set(wire.HeaderJobSender, h)
 	req.Header.Set(wire.HeaderCapability, capability)
 	if jobID != "" {
@@ -225,7 +225,7 @@ func (c *Client) Job(s JobSpec) JobResult {
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	hr, _ := http.NewRequestWithContext(s.Ctx, http.MethodPost, c.Orch+"/Process/request/"+s.Path, strings.NewReader(s.Body))
+	hr, _ := http.NewRequestWithContext(s.Ctx, http.MethodPost, c.Orch+"/process/request/"+s.Path, strings.NewReader(s.Body))
 	hr.Header.Set(wire.HeaderJobRequest, h)
 	if strings.HasPrefix(s.Body, "{") {
 		hr.Header.Set("Content-Type", "application/json")
