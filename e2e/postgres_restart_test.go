@@ -128,7 +128,10 @@ func TestFaultPostgresRestartUnderLoad(t *testing.T) {
 						_, err := l.OpenJob(ctx, ledger.OpenJobRequest{Job: job, Capability: "echo", Reserve: ledger.Wei(80)})
 						return err
 					},
-					func() error { _, err := l.Charge(ctx, job.Ref(), ledger.Wei(30), ledger.Amount{}, job.JobID+"-use"); return err },
+					func() error {
+						_, err := l.Charge(ctx, job.Ref(), ledger.Wei(30), ledger.Amount{}, job.JobID+"-use")
+						return err
+					},
 					func() error { _, err := l.CloseJob(ctx, job); return err },
 				}
 				for _, step := range steps {
