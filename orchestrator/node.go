@@ -45,6 +45,9 @@ type NodeConfig struct {
 	Address common.Address
 	// TicketEV is the expected value of one ticket in wei (default pm.DefaultTicketEV).
 	TicketEV *big.Int
+	// MaxFaceValue caps a ticket's face value (0: none). A face value close
+	// to TicketEV makes tickets win often (tests, demos).
+	MaxFaceValue *big.Int
 	// SweepInterval is how often idle holds are released (default 15 s).
 	SweepInterval time.Duration
 	// Clock drives the ledger and the offchain block numbers (default: wall clock).
@@ -113,7 +116,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := pm.RecipientConfig{Address: n.Address, Blocks: blocks, TicketEV: cfg.TicketEV}
+	rc := pm.RecipientConfig{Address: n.Address, Blocks: blocks, TicketEV: cfg.TicketEV, MaxFaceValue: cfg.MaxFaceValue}
 	copy(rc.Secret[:], secret)
 	if cfg.Orchestrator.Recipient, err = pm.NewRecipient(rc); err != nil {
 		return nil, fmt.Errorf("orchestrator: %w", err)
