@@ -34,17 +34,29 @@ type snapshot struct {
 	epoch uint64
 }
 
-// poolState is what the books track in memory per pool to know when the
-// orchestrator's figures are comparable with ours.
+// poolState is what the books track in memory per pool.
+//
+// avail is the part of the pool's balance no job has reserved yet: the
+// ledger's pool balance minus the draws of holds being opened. This
+// process is the books' only writer, so avail never exceeds the ledger's
+// pool: a reservation is taken off avail before its OpenJob commits, and a
+// release is added only after its CloseJob committed (the sweeper's
+// releases of holds a crash left behind are picked up at the next resync).
+// That lets a job know its draw at once and open its hold in the ledger
+// while its request is on the way (see open).
 //
 // epoch counts every start and end of a job of ours against the pool. An
 // orchestrator's pool figure describes the same state as the books only
-// if no job of ours started or ended between the two readings (the epoch
-// did not move) and no earlier job may still be settling there (a
-// streamed or broken job whose hold the orchestrator may close a little
-// after we stopped listening: settleUntil).
+// if no other job of ours ran against the pool between the two readings
+// (the epoch did not move and the job was alone) and no earlier job may
+// still be settling there (a streamed or broken job whose hold the
+// orchestrator may close a little after we stopped listening: settleUntil).
 type poolState struct {
+	loaded      bool
+	syncedAt    time.Time
+	avail       ledger.Amount
 	inflight    int
+	running     map[string]bool // job IDs with a hold being used
 	epoch       uint64
 	settleUntil time.Time
 	// suspect is a shortfall (the orchestrator holds less than the books)
@@ -53,6 +65,10 @@ type poolState struct {
 	suspect ledger.Amount
 	last    *comparison
 }
+
+// resyncAfter is how long a quiet pool's avail is trusted before it is
+// read from the ledger again.
+const resyncAfter = 10 * time.Second
 
 // comparison is the last time the books were compared with an orchestrator.
 type comparison struct {
@@ -89,7 +105,7 @@ func newBooks(l *ledger.Ledger, log *slog.Logger, m *Metrics, now func() time.Ti
 func (b *books) state(p poolID) *poolState {
 	st := b.mu.pools[p]
 	if st == nil {
-		st = &poolState{}
+		st = &poolState{running: map[string]bool{}}
 		b.mu.pools[p] = st
 	}
 	return st
@@ -108,54 +124,101 @@ type hold struct {
 	pool  poolID
 	key   ledger.JobKey
 	epoch uint64 // the pool's epoch right after this hold began
+	alone bool   // no other job of ours ran against the pool when it began
 	drawn ledger.Amount
 	log   *slog.Logger
+	// opened delivers the outcome of opening the hold in the ledger when
+	// that runs alongside the job's request.
+	opened chan error
 }
 
-// open begins a job attempt at o: it opens the attempt's hold, drawing
-// from the books' pool what the job may count on — at most required, and
-// at most what the orchestrator says is available — so that concurrent
-// jobs never count the same prepaid credit twice. When the token was asked
-// for while the pool was quiet, the orchestrator's pool figure is compared
-// with the books'.
-func (b *books) open(ctx context.Context, o *offer, capability, id string, required ledger.Amount, ttl time.Duration, log *slog.Logger) (*hold, error) {
+// open begins a job attempt at o: it reserves, from the books' pool, what
+// the job may count on — at most required, and at most what the
+// orchestrator says is available — so that concurrent jobs never count
+// the same prepaid credit twice, and opens the attempt's hold with that
+// draw. With wait, open returns once the hold is durably open (and
+// refuses an ID the books have seen with this orchestrator); without, the
+// ledger write runs alongside the request and finish waits for it — for
+// IDs the gateway made up, which cannot have been used. When the token was
+// asked for while the pool was quiet, the orchestrator's pool figure is
+// compared with the books'.
+func (b *books) open(ctx context.Context, o *offer, capability, id string, required ledger.Amount, ttl time.Duration, wait bool, log *slog.Logger) (*hold, error) {
 	p := poolID{o.recipient, capability}
 	b.mu.Lock()
 	st := b.state(p)
-	tokenQuiet := o.snap.ok && o.snap.epoch == st.epoch && st.inflight == 0 && !b.now().Before(st.settleUntil)
-	st.inflight++
-	st.epoch++
-	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, epoch: st.epoch, log: log}
-	b.mu.Unlock()
-
-	res, err := b.l.OpenJob(ctx, ledger.OpenJobRequest{Job: h.key, Capability: capability,
-		Reserve: ledger.MinAmount(required, o.available), TTL: ttl})
-	switch {
-	case errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired), errors.Is(err, ledger.ErrJobMismatch):
-		h.end(true)
-		return nil, fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
-	case err != nil:
-		h.end(true)
-		b.m.booksErrors.Inc()
-		return nil, fmt.Errorf("%w: opening the hold: %v", ErrBooks, err)
-	case !res.Created:
-		h.end(true) // the other job with this ID keeps its hold
+	if st.running[id] {
+		b.mu.Unlock()
 		return nil, fmt.Errorf("%w: a job with this id is running at this orchestrator", ErrJobIDUsed)
 	}
-	h.drawn = res.Drawn
-	if tokenQuiet && o.poolFigure.ok {
-		b.compare(ctx, p, h.epoch, o.poolFigure, res.PoolBalance.Add(res.Drawn), "token", log)
+	if !st.loaded || (st.inflight == 0 && b.now().Sub(st.syncedAt) > resyncAfter) {
+		bal, err := b.l.Balance(ctx, p.ref())
+		if err != nil {
+			b.mu.Unlock()
+			b.m.booksErrors.Inc()
+			return nil, fmt.Errorf("%w: reading the pool: %v", ErrBooks, err)
+		}
+		st.loaded, st.avail, st.syncedAt = true, bal, b.now()
+	}
+	tokenQuiet := o.snap.ok && o.snap.epoch == st.epoch && st.inflight == 0 && !b.now().Before(st.settleUntil)
+	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, alone: st.inflight == 0, log: log}
+	h.drawn = ledger.MaxOf(ledger.MinAmount(ledger.MinAmount(required, o.available), st.avail), ledger.Amount{})
+	st.avail = st.avail.Sub(h.drawn)
+	st.running[id] = true
+	st.inflight++
+	st.epoch++
+	h.epoch = st.epoch
+	b.mu.Unlock()
+
+	openHold := func() error {
+		res, err := b.l.OpenJob(ctx, ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn, TTL: ttl})
+		switch {
+		case errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired), errors.Is(err, ledger.ErrJobMismatch):
+			return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
+		case err != nil:
+			b.m.booksErrors.Inc()
+			return fmt.Errorf("%w: opening the hold: %v", ErrBooks, err)
+		case !res.Created:
+			return fmt.Errorf("%w: the books have an open hold for this job id", ErrJobIDUsed)
+		}
+		if res.Drawn.Cmp(h.drawn) != 0 {
+			// Only another writer on the books' ledger could cause this.
+			log.Error("gateway books: the hold drew another amount than reserved; is another process writing this ledger?",
+				"reserved", h.drawn.String(), "drawn", res.Drawn.String())
+			b.mu.Lock()
+			b.state(p).avail = b.state(p).avail.Add(h.drawn).Sub(res.Drawn)
+			b.mu.Unlock()
+		}
+		if tokenQuiet && o.poolFigure.ok {
+			b.compare(ctx, p, h.epoch, o.poolFigure, res.PoolBalance.Add(res.Drawn), "token", log)
+		}
+		return nil
+	}
+	if !wait {
+		h.opened = make(chan error, 1)
+		go func() { h.opened <- openHold() }()
+		return h, nil
+	}
+	if err := openHold(); err != nil {
+		h.end(ledger.Amount{}, true, true)
+		return nil, err
 	}
 	return h, nil
 }
 
-// end records the end of the attempt in the pool's state; unsettled marks
-// the orchestrator's figures unreliable for the settle time.
-func (h *hold) end(unsettled bool) {
+// end records the end of the attempt in the pool's state: what its hold
+// released back to the pool (or, if the hold never opened, the draw that
+// was reserved for it); unsettled marks the orchestrator's figures
+// unreliable for the settle time.
+func (h *hold) end(released ledger.Amount, unsettled, notOpened bool) {
 	b := h.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := b.state(h.pool)
+	if notOpened {
+		released = h.drawn
+	}
+	st.avail = st.avail.Add(released)
+	delete(st.running, h.key.JobID)
 	st.inflight--
 	st.epoch++
 	if unsettled {
@@ -165,13 +228,25 @@ func (h *hold) end(unsettled bool) {
 
 // finish posts what the orchestrator credited (credits: one per ticket,
 // keyed by its hash) and charged, closes the hold — its remainder goes back
-// to the books' pool — and, if no other job of ours ran against the pool
-// meanwhile, compares the books with after, the orchestrator's pool figure
-// once it closed the job (not ok when it gave none). The hold stays open
-// if the ledger fails; it then expires after its TTL and is released the
-// same way, minus the charge that could not be posted.
+// to the books' pool — and, if the job ran alone against the pool, compares
+// the books with after, the orchestrator's pool figure once it closed the
+// job (not ok when it gave none). The hold stays open if the ledger fails;
+// it then expires after its TTL and is released the same way, minus what
+// could not be posted.
 func (h *hold) finish(ctx context.Context, credits []ledger.PaymentCredit, charged ledger.Amount, after figure) error {
 	b := h.b
+	if h.opened != nil {
+		if err := <-h.opened; err != nil {
+			// The hold never opened: nothing of this attempt is in the books.
+			h.end(ledger.Amount{}, true, true)
+			if !errors.Is(err, ErrBooks) {
+				b.m.booksErrors.Inc()
+			}
+			h.log.Error("gateway books: the job's hold could not be opened; its payment and charge are not booked", "err", err,
+				"tickets", len(credits), "charged", charged.String())
+			return err
+		}
+	}
 	ref := h.key.Ref()
 	var errs [2]error
 	var wg sync.WaitGroup
@@ -193,19 +268,21 @@ func (h *hold) finish(ctx context.Context, credits []ledger.PaymentCredit, charg
 	wg.Wait()
 	res, err := b.l.CloseJob(ctx, h.key)
 	if err = errors.Join(errs[0], errs[1], err); err != nil {
-		h.end(true)
+		// What the hold holds comes back when it expires; avail catches up
+		// at the next resync.
+		h.end(ledger.Amount{}, true, false)
 		b.m.booksErrors.Inc()
 		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
 		return fmt.Errorf("%w: %v", ErrBooks, err)
 	}
 	b.mu.Lock()
 	st := b.state(h.pool)
-	quiet := st.epoch == h.epoch && !b.now().Before(st.settleUntil)
+	quiet := h.alone && st.epoch == h.epoch && !b.now().Before(st.settleUntil)
 	b.mu.Unlock()
 	if quiet && after.ok {
 		b.compare(ctx, h.pool, h.epoch, after, res.PoolBalance, "job", h.log)
 	}
-	h.end(!after.ok)
+	h.end(res.Released, !after.ok, false)
 	return nil
 }
 
@@ -231,18 +308,13 @@ func (b *books) compare(ctx context.Context, p poolID, epoch uint64, orch figure
 	}
 	st.last = &comparison{At: b.now(), Orchestrator: orch.v, Books: books, Exact: orch.exact, Source: source}
 	writeDown := ledger.Amount{}
-	switch diff.Sign() {
-	case 0:
+	if diff.Sign() >= 0 {
 		st.suspect = ledger.Amount{}
-	case 1:
-		st.suspect = ledger.Amount{}
-	default:
-		short := diff.Neg()
-		if st.suspect.Cmp(short) == 0 {
-			writeDown, st.suspect = short, ledger.Amount{}
-		} else {
-			st.suspect = short
-		}
+	} else if short := diff.Neg(); st.suspect.Cmp(short) == 0 {
+		writeDown, st.suspect = short, ledger.Amount{}
+		st.avail = st.avail.Sub(writeDown) // before the charge commits: avail stays ≤ the ledger's
+	} else {
+		st.suspect = short
 	}
 	b.mu.Unlock()
 
@@ -273,6 +345,9 @@ func (b *books) compare(ctx context.Context, p poolID, epoch uint64, orch figure
 	key := "writedown:" + NewJobID()
 	if _, err := b.l.Charge(ctx, p.ref(), writeDown, writeDown, key); err != nil {
 		b.m.booksErrors.Inc()
+		b.mu.Lock()
+		b.state(p).avail = b.state(p).avail.Add(writeDown)
+		b.mu.Unlock()
 		log.Error("gateway books: write-down failed", append(attrs, "err", err)...)
 		return
 	}

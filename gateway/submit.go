@@ -32,6 +32,9 @@ type result struct {
 	tickets      int
 	paid         ledger.Amount
 	charged      ledger.Amount
+	// post, if set, posts the job's books; it runs after the handler
+	// returned.
+	post func()
 }
 
 // handleJob serves POST /process/request/<path>.
@@ -49,20 +52,34 @@ func (g *Gateway) handleJob(w http.ResponseWriter, r *http.Request) {
 	log := g.log.With("job_id", j.id, "capability", j.req.Capability)
 	w.Header().Set(HeaderJobIDResponse, j.id)
 	res := g.run(w, r, j, log)
-	label := j.req.Capability
-	if res.outcome == "no_orchestrator" {
-		label = "" // a capability nobody offers: a client-chosen string, not a label
+	done := func() {
+		if res.post != nil {
+			res.post()
+		}
+		label := j.req.Capability
+		if res.outcome == "no_orchestrator" {
+			label = "" // a capability nobody offers: a client-chosen string, not a label
+		}
+		g.m.jobs.WithLabelValues(label, res.outcome).Inc()
+		took := g.cfg.Now().Sub(j.started)
+		g.m.jobSeconds.WithLabelValues(label).Observe(took.Seconds())
+		lvl := slog.LevelInfo
+		if res.outcome != "ok" && res.outcome != "relayed_error" {
+			lvl = slog.LevelWarn
+		}
+		log.Log(context.Background(), lvl, "job done", "outcome", res.outcome, "status", res.status, "orchestrator", res.orchestrator,
+			"attempts", res.attempts, "tickets", res.tickets, "paid_wei", res.paid.String(), "charged_wei", res.charged.String(),
+			"duration", took)
 	}
-	g.m.jobs.WithLabelValues(label, res.outcome).Inc()
-	took := g.cfg.Now().Sub(j.started)
-	g.m.jobSeconds.WithLabelValues(label).Observe(took.Seconds())
-	lvl := slog.LevelInfo
-	if res.outcome != "ok" && res.outcome != "relayed_error" {
-		lvl = slog.LevelWarn
+	if res.post == nil {
+		done()
+		return
 	}
-	log.Log(r.Context(), lvl, "job done", "outcome", res.outcome, "status", res.status, "orchestrator", res.orchestrator,
-		"attempts", res.attempts, "tickets", res.tickets, "paid_wei", res.paid.String(), "charged_wei", res.charged.String(),
-		"duration", took)
+	g.busy.add()
+	go func() {
+		defer g.busy.done()
+		done()
+	}()
 }
 
 // run finds orchestrators for the job and tries them in order until one
@@ -158,7 +175,10 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		if err != nil {
 			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
 		}
-		h, err = g.books.open(bookCtx, o, j.req.Capability, id, required, j.timeout+g.cfg.HoldTTLMargin, log)
+		// A client's ID may have been used before: its hold is opened before
+		// paying, so a reused ID is refused up front. An ID the gateway made
+		// up is new: its hold opens while the request is on its way.
+		h, err = g.books.open(bookCtx, o, j.req.Capability, id, required, j.timeout+g.cfg.HoldTTLMargin, j.clientID, log)
 		switch {
 		case errors.Is(err, ErrBooks):
 			return internal(err)
@@ -277,19 +297,24 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 			bytes.Contains(rr.head, []byte("Insufficient balance"))
 		credited := status < 300 || insufficient || balanceHdr != ""
 		charged := ledger.Amount{}
-		if !insufficient {
-			charged = g.chargedFor(o, resp, credited, rr, g.cfg.Now().Sub(began))
-		}
 		if insufficient {
 			log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
 				"required_wei", pay.required.String(), "paid_wei", pay.credit().String())
+		} else {
+			charged = g.chargedFor(o, resp, credited, rr, g.cfg.Now().Sub(began))
 		}
-		h.finish(bookCtx, pay.creditsIf(credited), charged, g.poolAfter(o, resp, rr))
-		g.count(pay, credited, charged)
+		after := g.poolAfter(o, resp, rr)
 		if credited {
 			res.tickets, res.paid = len(pay.credits), pay.credit()
 		}
 		res.charged = charged
+		// The books are posted once the client has its whole answer (the
+		// handler returns first, so a keep-alive connection is free for
+		// the client's next request); WaitIdle and Close wait for them.
+		res.post = func() {
+			h.finish(bookCtx, pay.creditsIf(credited), charged, after)
+			g.count(pay, credited, charged)
+		}
 	}
 	return attemptOutcome{done: true, sent: true, res: res}
 }

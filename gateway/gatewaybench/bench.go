@@ -1,0 +1,488 @@
+// Package gatewaybench measures what the BYOC stack adds to a job: it runs
+// an orchestrator, a trivial worker and a gateway in one process on
+// loopback, with payments on and both ledgers durable, drives N concurrent
+// clients first straight at the worker and then through the gateway, and
+// reports throughput and latency percentiles of both, plus the books of
+// both sides (which must agree) at the end. `byoc bench` runs it.
+package gatewaybench
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"byoc/gateway"
+	"byoc/ledger"
+	"byoc/orchestrator"
+	"byoc/pm"
+	"byoc/wire"
+	"byoc/worker"
+)
+
+// Config is what to measure. Zero values take the defaults.
+type Config struct {
+	// Concurrency is the number of clients sending jobs back to back (16).
+	Concurrency int
+	// Duration is how long each phase measures (5 s), after Warmup (1 s).
+	Duration, Warmup time.Duration
+	// PriceWei is the capability's price in wei per second (1000).
+	PriceWei int64
+	// TicketEV is a ticket's expected value in wei (default PriceWei: one
+	// ticket pays one second, so a job pays about one ticket).
+	TicketEV int64
+	// BodyBytes is the size of each job's body (64).
+	BodyBytes int
+	// TimeoutSeconds is each job's timeout_seconds (10).
+	TimeoutSeconds int
+	// DataDir holds both ledgers (default: a temporary directory, removed).
+	DataDir string
+	// PlainHTTP serves the orchestrator over http:// instead of TLS.
+	PlainHTTP bool
+	// CPUProfile, if set, is written for the stack phase.
+	CPUProfile string
+	// Logger gets the nodes' logs (default: warnings and errors to stderr).
+	Logger *slog.Logger
+}
+
+// Phase is one measured run.
+type Phase struct {
+	Name          string        `json:"name"`
+	Jobs          int           `json:"jobs"`
+	Errors        int           `json:"errors"`
+	FirstError    string        `json:"first_error,omitempty"`
+	Seconds       float64       `json:"seconds"`
+	JobsPerSecond float64       `json:"jobs_per_second"`
+	P50           time.Duration `json:"p50"`
+	P90           time.Duration `json:"p90"`
+	P99           time.Duration `json:"p99"`
+	Mean          time.Duration `json:"mean"`
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Config Config `json:"-"`
+	// Direct calls the worker; Orchestrator pays and calls the orchestrator
+	// straight (token, tickets, signed job: what a gateway sends, without
+	// books or a client hop); Stack goes client → gateway → orchestrator →
+	// worker.
+	Direct       Phase  `json:"direct"`
+	Orchestrator Phase  `json:"orchestrator"`
+	Stack        Phase  `json:"stack"`
+	Tickets      int64  `json:"tickets"`
+	PaidWei      string `json:"paid_wei"`
+	ChargedWei   string `json:"charged_wei"`
+	BooksAgree   bool   `json:"books_agree"`
+	BooksDetail  string `json:"books_detail,omitempty"`
+	Problems     []string
+}
+
+// ThroughputRatio is stack jobs/s over direct jobs/s.
+func (r Report) ThroughputRatio() float64 {
+	if r.Direct.JobsPerSecond == 0 {
+		return 0
+	}
+	return r.Stack.JobsPerSecond / r.Direct.JobsPerSecond
+}
+
+// Run sets up the stack, measures both phases and checks the books.
+func Run(ctx context.Context, cfg Config) (rep Report, err error) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 5 * time.Second
+	}
+	if cfg.Warmup < 0 {
+		cfg.Warmup = 0
+	} else if cfg.Warmup == 0 {
+		cfg.Warmup = time.Second
+	}
+	if cfg.PriceWei <= 0 {
+		cfg.PriceWei = 1000
+	}
+	if cfg.TicketEV <= 0 {
+		cfg.TicketEV = cfg.PriceWei
+	}
+	if cfg.BodyBytes <= 0 {
+		cfg.BodyBytes = 64
+	}
+	if cfg.TimeoutSeconds <= 0 {
+		cfg.TimeoutSeconds = 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	rep.Config = cfg
+	dir := cfg.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "byoc-bench-"); err != nil {
+			return rep, err
+		}
+		defer os.RemoveAll(dir)
+	}
+
+	// Goroutines inherit profiler labels from the goroutine that starts
+	// them, so each node's servers and committers are labelled in a CPU
+	// profile (pprof -tagfocus node=gateway).
+	labelled := func(node string, f func()) {
+		pprof.Do(ctx, pprof.Labels("node", node), func(context.Context) { f() })
+	}
+	var w *worker.Server
+	labelled("worker", func() { w, err = worker.Start("127.0.0.1:0", worker.Config{}) })
+	if err != nil {
+		return rep, err
+	}
+	defer w.Close()
+	listen := "https://127.0.0.1:0"
+	if cfg.PlainHTTP {
+		listen = "http://127.0.0.1:0"
+	}
+	capacity := min(2*cfg.Concurrency, wire.MaxCapabilityCapacity)
+	var orch *orchestrator.Node
+	labelled("orchestrator", func() {
+		orch, err = orchestrator.StartNode(ctx, orchestrator.NodeConfig{
+			Listen: listen, DataDir: filepath.Join(dir, "orchestrator"), TicketEV: big.NewInt(cfg.TicketEV),
+			Orchestrator: orchestrator.Config{Secret: "bench", Logger: cfg.Logger, MaxOpenJobsPerSender: capacity},
+		})
+	})
+	if err != nil {
+		return rep, err
+	}
+	defer orch.Close()
+	c := w.Capability(worker.Echo)
+	c.Name, c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = "echo", cfg.PriceWei, 1, "wei", capacity
+	if err := worker.Register(ctx, orch.URL, "bench", c, worker.InsecureSkipVerify()); err != nil {
+		return rep, err
+	}
+	key, err := crypto.GenerateKey()
+	if err != nil {
+		return rep, err
+	}
+	signer, err := pm.NewKeySigner(key)
+	if err != nil {
+		return rep, err
+	}
+	var gw *gateway.Node
+	labelled("gateway", func() {
+		gw, err = gateway.StartNode(ctx, gateway.NodeConfig{
+			Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "gateway"),
+			Discovery: gateway.DiscoveryConfig{Static: []string{orch.URL}},
+			Gateway:   gateway.Config{Signer: signer, Logger: cfg.Logger},
+		})
+	})
+	if err != nil {
+		return rep, err
+	}
+	defer gw.Close()
+
+	body := strings.Repeat("x", cfg.BodyBytes)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4 * cfg.Concurrency, MaxIdleConnsPerHost: 2 * cfg.Concurrency,
+		IdleConnTimeout: time.Minute, DisableCompression: true}}
+	direct := func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.CapabilityURL(worker.Echo), strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		return do(client, req, len(body))
+	}
+	hdr := jobHeader(cfg.TimeoutSeconds)
+	stack := func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/request/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set(wire.HeaderJobRequest, hdr)
+		return do(client, req, len(body))
+	}
+	if rep.Direct, err = measure(ctx, "direct", cfg, direct); err != nil {
+		return rep, err
+	}
+	op, err := newOrchPayer(ctx, orch.URL, signer, cfg)
+	if err != nil {
+		return rep, fmt.Errorf("orchestrator phase: %w", err)
+	}
+	labelled("client", func() { rep.Orchestrator, err = measure(ctx, "orch", cfg, op.job) })
+	if err != nil {
+		return rep, err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return rep, err
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+	}
+	labelled("client", func() { rep.Stack, err = measure(ctx, "stack", cfg, stack) })
+	if cfg.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		return rep, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := gw.WaitIdle(wctx); err != nil {
+		return rep, err
+	}
+	rep.checkBooks(ctx, gw, orch, signer)
+	return rep, nil
+}
+
+// orchPayer plays a gateway without books for the orchestrator phase:
+// per job a token, one fresh ticket session paying what the job will be
+// charged (one second: the worker answers in well under one), and a signed
+// job with its own ID. The holds' minimum comes from credit prepaid once.
+type orchPayer struct {
+	url      string
+	client   *http.Client
+	signer   *pm.KeySigner
+	sender   *pm.Sender
+	senderH  string
+	timeout  int
+	body     string
+	perJob   int
+	prepaid  bool
+	fundOnce sync.Once
+	fundErr  error
+}
+
+func newOrchPayer(ctx context.Context, orchURL string, signer *pm.KeySigner, cfg Config) (*orchPayer, error) {
+	js, err := wire.NewJobSender(signer)
+	if err != nil {
+		return nil, err
+	}
+	h, err := wire.EncodeJobSenderHeader(js)
+	if err != nil {
+		return nil, err
+	}
+	p := &orchPayer{url: orchURL, client: gateway.NewOrchestratorClient(nil), signer: signer,
+		sender: pm.NewSender(pm.SenderConfig{Signer: signer}), senderH: h, timeout: cfg.TimeoutSeconds,
+		body: strings.Repeat("x", cfg.BodyBytes)}
+	// Tickets per job: what one second costs, in whole tickets.
+	p.perJob = int((cfg.PriceWei + cfg.TicketEV - 1) / cfg.TicketEV)
+	// Prepay the holds of all concurrent jobs (60 s each, the orchestrator's
+	// minimum) with 20% to spare, 400 tickets a payment.
+	need := int64(cfg.Concurrency) * 60 * cfg.PriceWei * 6 / 5
+	tickets := int((need + cfg.TicketEV - 1) / cfg.TicketEV)
+	for tickets > 0 {
+		n := min(tickets, 400)
+		if err := p.send(ctx, n); err != nil {
+			return nil, fmt.Errorf("prepaying: %w", err)
+		}
+		tickets -= n
+	}
+	return p, nil
+}
+
+func (p *orchPayer) job(ctx context.Context) error { return p.send(ctx, p.perJob) }
+
+func (p *orchPayer) send(ctx context.Context, tickets int) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/process/token", nil)
+	req.Header.Set(wire.HeaderJobSender, p.senderH)
+	req.Header.Set(wire.HeaderCapability, "echo")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("token: %d %s %v", resp.StatusCode, b, err)
+	}
+	tok, err := wire.DecodeJobToken(b)
+	if err != nil {
+		return err
+	}
+	sid, err := p.sender.StartSession(tok.TicketParams, tok.Price)
+	if err != nil {
+		return err
+	}
+	defer p.sender.EndSession(sid)
+	batch, err := p.sender.CreateTicketBatch(sid, tickets)
+	if err != nil {
+		return err
+	}
+	jr := &wire.JobRequest{ID: gateway.NewJobID(), Request: "{}", Parameters: "{}", Capability: "echo", TimeoutSeconds: p.timeout}
+	if err := wire.SignJobRequest(p.signer, jr); err != nil {
+		return err
+	}
+	h, err := wire.EncodeJobRequestHeader(jr)
+	if err != nil {
+		return err
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/process/request/", strings.NewReader(p.body))
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set(wire.HeaderJobRequest, h)
+	req.Header.Set(wire.PaymentHeader, wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC)))
+	return do(p.client, req, len(p.body))
+}
+
+func jobHeader(timeout int) string {
+	b, _ := json.Marshal(map[string]any{"capability": "echo", "request": "{}", "parameters": "{}", "timeout_seconds": timeout})
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func do(c *http.Client, req *http.Request, want int) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || int(n) != want {
+		return fmt.Errorf("status %d, %d bytes", resp.StatusCode, n)
+	}
+	return nil
+}
+
+// measure runs fn from cfg.Concurrency goroutines back to back for the
+// warmup, then records every call that starts within cfg.Duration.
+func measure(ctx context.Context, name string, cfg Config, fn func(context.Context) error) (Phase, error) {
+	p := Phase{Name: name}
+	warmEnd := time.Now().Add(cfg.Warmup)
+	end := warmEnd.Add(cfg.Duration)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range cfg.Concurrency {
+		wg.Go(func() {
+			var mine []time.Duration
+			for {
+				start := time.Now()
+				if start.After(end) || ctx.Err() != nil {
+					break
+				}
+				err := fn(ctx)
+				d := time.Since(start)
+				if start.Before(warmEnd) {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return p, ctx.Err()
+	}
+	p.Jobs, p.Errors = len(lat), int(errs.Load())
+	if v, ok := firstErr.Load().(string); ok {
+		p.FirstError = v
+	}
+	p.Seconds = cfg.Duration.Seconds()
+	p.JobsPerSecond = float64(p.Jobs) / p.Seconds
+	if len(lat) == 0 {
+		return p, errors.New(name + ": no successful job")
+	}
+	slices.Sort(lat)
+	pct := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	p.P50, p.P90, p.P99 = pct(0.50), pct(0.90), pct(0.99)
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	p.Mean = sum / time.Duration(len(lat))
+	return p, nil
+}
+
+// checkBooks compares the gateway's books for the orchestrator with the
+// orchestrator's ledger for the gateway, and verifies both ledgers.
+func (r *Report) checkBooks(ctx context.Context, gw *gateway.Node, orch *orchestrator.Node, signer *pm.KeySigner) {
+	sum := func(l *ledger.Ledger, sender string) (credited, charged, pool ledger.Amount, err error) {
+		accts, err := l.List(ctx, ledger.AccountFilter{Sender: sender, Limit: 10_000_000})
+		if err != nil {
+			return
+		}
+		for _, a := range accts {
+			credited, charged = credited.Add(a.Credited), charged.Add(a.Charged)
+			if a.Ref.Kind == ledger.KindPool {
+				pool = pool.Add(a.Balance)
+			}
+		}
+		return
+	}
+	gc, gch, gp, err1 := sum(gw.Ledger, orch.Address.Hex())
+	oc, och, op, err2 := sum(orch.Ledger, signer.Address().Hex())
+	if err := errors.Join(err1, err2); err != nil {
+		r.Problems = append(r.Problems, err.Error())
+		return
+	}
+	r.PaidWei, r.ChargedWei = gc.String(), gch.String()
+	r.BooksAgree = gc.Cmp(oc) == 0 && gch.Cmp(och) == 0 && gp.Cmp(op) == 0
+	r.BooksDetail = fmt.Sprintf("gateway: credited %s charged %s pool %s; orchestrator: credited %s charged %s pool %s", gc, gch, gp, oc, och, op)
+	if ev := big.NewInt(r.Config.TicketEV); ev.Sign() > 0 {
+		r.Tickets = new(big.Int).Quo(gc.Big(), ev).Int64()
+	}
+	for name, pair := range map[string]struct {
+		s   ledger.Store
+		now time.Time
+	}{"gateway": {gw.Store, gw.Ledger.Now()}, "orchestrator": {orch.Store, orch.Ledger.Now()}} {
+		rep, err := ledger.Verify(ctx, pair.s, ledger.VerifyOptions{Now: pair.now, StaleAfter: time.Hour})
+		if err != nil {
+			r.Problems = append(r.Problems, name+": "+err.Error())
+			continue
+		}
+		for _, p := range rep.Problems {
+			r.Problems = append(r.Problems, name+": "+p)
+		}
+	}
+}
+
+// Print writes the report for people.
+func (r Report) Print(w io.Writer) {
+	c := r.Config
+	fmt.Fprintf(w, "byoc bench: %d concurrent clients, %s per phase after %s warmup, price %d wei/s, ticket EV %d wei, %d-byte bodies, orchestrator over %s\n\n",
+		c.Concurrency, c.Duration, c.Warmup, c.PriceWei, c.TicketEV, c.BodyBytes, map[bool]string{true: "http", false: "https (HTTP/2)"}[c.PlainHTTP])
+	fmt.Fprintf(w, "%-8s %9s %8s %10s %10s %10s %10s %10s\n", "", "jobs", "errors", "jobs/s", "p50", "p90", "p99", "mean")
+	for _, p := range []Phase{r.Direct, r.Orchestrator, r.Stack} {
+		fmt.Fprintf(w, "%-8s %9d %8d %10.0f %10s %10s %10s %10s\n", p.Name, p.Jobs, p.Errors, p.JobsPerSecond,
+			round(p.P50), round(p.P90), round(p.P99), round(p.Mean))
+		if p.FirstError != "" {
+			fmt.Fprintf(w, "         first error: %s\n", p.FirstError)
+		}
+	}
+	fmt.Fprintf(w, "\nstack throughput: %.1f%% of direct\n", 100*r.ThroughputRatio())
+	fmt.Fprintf(w, "added latency:    p50 %s, p99 %s (stack − direct)\n", round(r.Stack.P50-r.Direct.P50), round(r.Stack.P99-r.Direct.P99))
+	fmt.Fprintf(w, "  of which the gateway (stack − orch): p50 %s, p99 %s\n", round(r.Stack.P50-r.Orchestrator.P50), round(r.Stack.P99-r.Orchestrator.P99))
+	fmt.Fprintf(w, "payments:         ~%d tickets, %s wei credited, %s wei charged\n", r.Tickets, r.PaidWei, r.ChargedWei)
+	fmt.Fprintf(w, "books agree:      %v (%s)\n", r.BooksAgree, r.BooksDetail)
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	}
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d.Abs() >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d.Abs() >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
