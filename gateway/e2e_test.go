@@ -1,10 +1,13 @@
 package gateway_test
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
 	"byoc/gateway"
+	"byoc/ledger"
 	"byoc/wire"
 	"byoc/worker"
 )
@@ -50,4 +53,123 @@ func TestPaidJobsBooksAgree(t *testing.T) {
 			t.Errorf("after job %d: %+v", i, s)
 		}
 	}
+}
+
+// An orchestrator whose worker is gone answers 5xx before any output: the
+// gateway tries the next one, with a new attempt ID, and the failed
+// attempt costs nothing but stays in the books as what it was: a paid,
+// uncharged hold released to that orchestrator's pool.
+func TestFailingWorkerSkipped(t *testing.T) {
+	a := startOrch(t, nil)
+	b := startOrch(t, nil)
+	wa, wb := startWorker(t), startWorker(t)
+	register(t, a.URL, wa, worker.Reverse, "reverse", 900, 4) // cheaper: tried first
+	register(t, b.URL, wb, worker.Reverse, "reverse", 1000, 4)
+	gw := startGateway(t, keyA, []string{a.URL, b.URL}, nil)
+	wa.Crash()
+
+	r := submit(t, gw, jobSpec{capability: "reverse", id: "job-x", body: "abc"})
+	mustOK(t, r)
+	if r.body != "cba" || r.header.Get(wire.HeaderOrchestratorURL) != b.URL {
+		t.Fatalf("served by %s: %q", r.header.Get(wire.HeaderOrchestratorURL), r.body)
+	}
+	if r.header.Get(gateway.HeaderJobIDResponse) != "job-x" {
+		t.Errorf("job id %q", r.header.Get(gateway.HeaderJobIDResponse))
+	}
+	// At a: the attempt "job-x" paid 5 tickets (4500 wei at 900 wei/s),
+	// was not charged (the worker was never reached) and went to the pool.
+	sa := statement(t, a, gw.Address(), "job-x")
+	if sa.Account.State != ledger.StateClosed || amount(t, sa.Credited) != 5000 || !sa.Charged.IsZero() {
+		t.Errorf("attempt at a: state %s credited %s charged %s", sa.Account.State, sa.Credited, sa.Charged)
+	}
+	// At b: the retry ran as "job-x~2".
+	sb := statement(t, b, gw.Address(), "job-x~2")
+	if sb.Account.State != ledger.StateClosed || amount(t, sb.Charged) != 1000 {
+		t.Errorf("retry at b: state %s charged %s", sb.Account.State, sb.Charged)
+	}
+	if s := agree(t, gw, a, "reverse"); s.pool != 5000 || s.charged != 0 {
+		t.Errorf("a: %+v", s)
+	}
+	if s := agree(t, gw, b, "reverse"); s.pool != 4000 || s.charged != 1000 {
+		t.Errorf("b: %+v", s)
+	}
+
+	// a removed the capability: the next job goes to b without a try at a.
+	r = submit(t, gw, jobSpec{capability: "reverse", body: "xy"})
+	mustOK(t, r)
+	if r.header.Get(wire.HeaderOrchestratorURL) != b.URL {
+		t.Errorf("second job served by %s", r.header.Get(wire.HeaderOrchestratorURL))
+	}
+	agree(t, gw, a, "reverse")
+	agree(t, gw, b, "reverse")
+}
+
+// A closed orchestrator is skipped; when every orchestrator fails the
+// client gets a 502/503 that lists each one and why — never an empty 200.
+func TestClosedOrchestratorSkipped(t *testing.T) {
+	a := startOrch(t, nil)
+	b := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, a.URL, w, worker.Reverse, "reverse", 900, 4)
+	register(t, b.URL, w, worker.Reverse, "reverse", 1000, 4)
+	gw := startGateway(t, keyA, []string{a.URL, b.URL}, nil)
+	mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"})) // at a, the cheaper
+	agree(t, gw, a, "reverse")
+	closeOrch(t, a, gw)
+
+	r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
+	mustOK(t, r)
+	if r.header.Get(wire.HeaderOrchestratorURL) != b.URL {
+		t.Fatalf("served by %s", r.header.Get(wire.HeaderOrchestratorURL))
+	}
+	agree(t, gw, b, "reverse")
+
+	closeOrch(t, b, gw)
+	r = submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("all closed: %d %q", r.status, r.body)
+	}
+	for _, want := range []string{"no usable token from the 2 orchestrators asked", a.URL + ": token: transport error", b.URL + ": token: transport error"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("error body lacks %q:\n%s", want, r.body)
+		}
+	}
+}
+
+// A job that reached an orchestrator and failed there with a 5xx is
+// retried; when the last one fails too, the client gets 502 with the list.
+func TestAllOrchestratorsFail(t *testing.T) {
+	a := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, a.URL, w, worker.Reverse, "reverse", 1000, 4)
+	gw := startGateway(t, keyA, []string{a.URL}, nil)
+	w.Crash()
+	r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
+	if r.status != http.StatusBadGateway || !strings.Contains(r.body, a.URL+": job: 502 orchestrator failed: job not able to be processed") {
+		t.Fatalf("%d %q", r.status, r.body)
+	}
+	agree(t, gw, a, "reverse")
+}
+
+// A worker's own error answer is the job's answer: relayed, not retried.
+func TestWorkerErrorRelayed(t *testing.T) {
+	a := startOrch(t, nil)
+	b := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, a.URL, w, worker.Fail, "fail", 900, 4)
+	register(t, b.URL, w, worker.Fail, "fail", 1000, 4)
+	gw := startGateway(t, keyA, []string{a.URL, b.URL}, nil)
+	for _, status := range []int{404, 503} {
+		r := submit(t, gw, jobSpec{capability: "fail", body: fmt.Sprintf(`{"status":%d,"message":"nope"}`, status)})
+		if r.status != status || !strings.Contains(r.body, "nope") || r.header.Get(wire.HeaderOrchestratorURL) != a.URL {
+			t.Errorf("worker %d: got %d from %s: %q", status, r.status, r.header.Get(wire.HeaderOrchestratorURL), r.body)
+		}
+	}
+	if got := w.Handler().Stats().Served; got != 2 {
+		t.Errorf("the worker ran %d jobs, want 2 (no retries)", got)
+	}
+	if s := agree(t, gw, a, "fail"); s.charged != 1800 {
+		t.Errorf("a: %+v (worker errors are charged)", s)
+	}
+	agree(t, gw, b, "fail")
 }

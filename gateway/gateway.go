@@ -248,6 +248,10 @@ func (t *idleTracker) wait(ctx context.Context) error {
 	}
 }
 
+// CloseIdleConnections closes the gateway's idle connections to
+// orchestrators (an orchestrator shutting down gracefully waits for them).
+func (g *Gateway) CloseIdleConnections() { g.cfg.Client.CloseIdleConnections() }
+
 // Orchestrators reports what the gateway knows of each orchestrator it has
 // talked to: recent latencies and failures.
 func (g *Gateway) Orchestrators() []OrchestratorStatus { return g.stats.list() }

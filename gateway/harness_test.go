@@ -67,10 +67,26 @@ func startOrch(t *testing.T, tweak func(*orchestrator.NodeConfig)) *orchestrator
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		verifyLedger(t, "orchestrator "+n.URL, n.Ledger, n.Store)
+		if !closed[n] {
+			verifyLedger(t, "orchestrator "+n.URL, n.Ledger, n.Store)
+		}
 		n.Close()
 	})
 	return n
+}
+
+// closed lists the orchestrators a test closed (after verifying them).
+var closed = map[*orchestrator.Node]bool{}
+
+// closeOrch verifies an orchestrator's ledger and stops it, as a test step
+// (the gateway's idle connections are closed first, else the orchestrator's
+// graceful shutdown waits a second for them).
+func closeOrch(t *testing.T, n *orchestrator.Node, gw *gateway.Node) {
+	t.Helper()
+	gw.CloseIdleConnections()
+	verifyLedger(t, "orchestrator "+n.URL, n.Ledger, n.Store)
+	n.Close()
+	closed[n] = true
 }
 
 func startWorker(t *testing.T) *worker.Server {
@@ -300,3 +316,12 @@ func mustOK(t *testing.T, r jobResult) {
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func sleepBody(d time.Duration) string { return fmt.Sprintf(`{"duration_ms": %d}`, d.Milliseconds()) }
+
+func statement(t *testing.T, n *orchestrator.Node, sender, job string) ledger.Statement {
+	t.Helper()
+	s, err := n.Ledger.Statement(context.Background(), ledger.JobKey{Sender: sender, JobID: job}.Ref(), 0)
+	if err != nil {
+		t.Fatalf("statement of %s: %v", job, err)
+	}
+	return s
+}

@@ -163,6 +163,7 @@ func (n *Node) Close() error {
 		n.wg.Wait()
 		if n.Gateway != nil {
 			n.Gateway.Wait()
+			n.CloseIdleConnections()
 		}
 		if n.Ledger != nil {
 			n.Ledger.Close()

@@ -108,7 +108,10 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, j *job, log *slog.
 		return result{outcome: "client_gone"}
 	}
 	if len(offers) == 0 {
-		jerr.Reason = "no usable token"
+		jerr.Reason = fmt.Sprintf("no usable token from the %d orchestrators asked", len(urls))
+		if len(urls) == 1 {
+			jerr.Reason = "no usable token from the one orchestrator asked"
+		}
 	}
 	sent := 0
 	for _, o := range offers {
