@@ -161,7 +161,7 @@ func (d *Discovery) Orchestrators(ctx context.Context) ([]string, error) {
 	list, fetched, lastErr := d.snapshot()
 	if len(list) == 0 && d.webhook != "" && fetched.IsZero() {
 		d.fetch(ctx)
-		list, _, lastErr = d.snapshot()
+		list, fetched, lastErr = d.snapshot()
 	}
 	if len(list) == 0 {
 		switch {
@@ -169,6 +169,8 @@ func (d *Discovery) Orchestrators(ctx context.Context) ([]string, error) {
 			return nil, errors.New("no orchestrators configured (--orch-addr or --orch-webhook-url)")
 		case lastErr != nil:
 			return nil, fmt.Errorf("the discovery webhook gave no orchestrators: %v", lastErr)
+		case fetched.IsZero():
+			return nil, errors.New("the discovery webhook has not answered yet")
 		default:
 			return nil, errors.New("the discovery webhook lists no orchestrators")
 		}

@@ -325,3 +325,14 @@ func statement(t *testing.T, n *orchestrator.Node, sender, job string) ledger.St
 	}
 	return s
 }
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+func ledgerWei(n int64) ledger.Amount { return ledger.Wei(n) }

@@ -1,0 +1,141 @@
+package gateway_test
+
+import (
+	"context"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"byoc/gateway"
+	"byoc/orchestrator"
+	"byoc/worker"
+)
+
+// metric returns the value of a counter or gauge of the gateway whose
+// labels include the given name=value pairs (0 if absent).
+func metric(t *testing.T, gw *gateway.Node, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := gw.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if hasLabels(m, labels) {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func hasLabels(m *dto.Metric, kv []string) bool {
+	for i := 0; i+1 < len(kv); i += 2 {
+		found := false
+		for _, l := range m.GetLabel() {
+			if l.GetName() == kv[i] && l.GetValue() == kv[i+1] {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// While one gateway is alone with an orchestrator, every comparison of
+// its books with the orchestrator's reports agrees.
+func TestBooksCompareAgree(t *testing.T) {
+	o := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
+	gw := startGateway(t, keyA, []string{o.URL}, nil)
+	for range 3 {
+		mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
+	}
+	agree(t, gw, o, "reverse")
+	// Job 1: after (token: unknown address yet). Jobs 2, 3: token and after.
+	if n := metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "agree"); n != 5 {
+		t.Errorf("%v comparisons agreed, want 5", n)
+	}
+	if n := metric(t, gw, "byoc_gateway_books_comparisons_total") - metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "agree"); n != 0 {
+		t.Errorf("%v comparisons disagreed", n)
+	}
+}
+
+// Two gateways sharing a key share the orchestrator's pool: each sees the
+// orchestrator report more than its own books, logs and counts it, and
+// never books the other's money as its own.
+func TestBooksNeverCreditMoreThanPaid(t *testing.T) {
+	o := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
+	gw1 := startGateway(t, keyA, []string{o.URL}, nil)
+	gw2 := startGateway(t, keyA, []string{o.URL}, nil)
+	mustOK(t, submit(t, gw1, jobSpec{capability: "reverse", body: "abc"})) // pays 5000, charged 1000
+	mustOK(t, submit(t, gw2, jobSpec{capability: "reverse", body: "abc"})) // its books are empty: pays 5000 too
+	mustOK(t, submit(t, gw1, jobSpec{capability: "reverse", body: "abc"}))
+	for i, gw := range []*gateway.Node{gw1, gw2} {
+		if n := metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "orchestrator_higher"); n < 1 {
+			t.Errorf("gateway %d: no comparison found the orchestrator higher", i+1)
+		}
+		if n := metric(t, gw, "byoc_gateway_books_written_down_wei_total"); n != 0 {
+			t.Errorf("gateway %d wrote down %v", i+1, n)
+		}
+	}
+	// Each gateway's pool is what it paid minus what its own jobs were
+	// charged; together they are the orchestrator's pool.
+	g1 := books(t, gw1.Ledger, o.Address.Hex(), "reverse")
+	g2 := books(t, gw2.Ledger, o.Address.Hex(), "reverse")
+	ob := books(t, o.Ledger, gw1.Address(), "reverse")
+	if g1.pool != 4000 || g2.pool != 4000 || g1.pool+g2.pool != ob.pool {
+		t.Errorf("gateway 1 %+v, gateway 2 %+v, orchestrator %+v", g1, g2, ob)
+	}
+	if g1.credited+g2.credited != ob.credited || g1.charged+g2.charged != ob.charged {
+		t.Errorf("totals: gateway 1 %+v + gateway 2 %+v != orchestrator %+v", g1, g2, ob)
+	}
+}
+
+// An orchestrator that lost its ledger (a restart on an empty one) holds
+// less than the books say: the gateway still pays in full (it trusts the
+// lower figure at once), sees the same shortfall twice, and writes its
+// books down to the orchestrator's figure.
+func TestBooksWriteDownConfirmedShortfall(t *testing.T) {
+	w := startWorker(t)
+	o1 := startOrch(t, nil)
+	register(t, o1.URL, w, worker.Reverse, "reverse", 1000, 4)
+	gw := startGateway(t, keyA, []string{o1.URL}, nil)
+	mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
+	if s := agree(t, gw, o1, "reverse"); s.pool != 4000 {
+		t.Fatalf("%+v", s)
+	}
+	closeOrch(t, o1, gw)
+	o2 := startOrch(t, func(c *orchestrator.NodeConfig) { c.Listen, c.Address = o1.URL, o1.Address }) // same place, same address, empty ledger
+	register(t, o2.URL, w, worker.Reverse, "reverse", 1000, 4)
+
+	mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
+	if n := metric(t, gw, "byoc_gateway_books_written_down_wei_total"); n != 4000 {
+		t.Fatalf("written down %v, want 4000", n)
+	}
+	g := books(t, gw.Ledger, o2.Address.Hex(), "reverse")
+	ob := books(t, o2.Ledger, gw.Address(), "reverse")
+	if g.pool != ob.pool || g.pool != 4000 {
+		t.Errorf("pool: books %d, orchestrator %d", g.pool, ob.pool)
+	}
+	// From here on both sides move together again.
+	mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
+	g = books(t, gw.Ledger, o2.Address.Hex(), "reverse")
+	ob = books(t, o2.Ledger, gw.Address(), "reverse")
+	if g.pool != ob.pool {
+		t.Errorf("after: books %d, orchestrator %d", g.pool, ob.pool)
+	}
+	pools, err := gw.Pools(context.Background())
+	if err != nil || len(pools) != 1 || amount(t, pools[0].WrittenDown) != 4000 || pools[0].Last == nil {
+		t.Errorf("pools view: %+v %v", pools, err)
+	}
+}
