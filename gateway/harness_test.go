@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"math/big"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,13 +72,20 @@ func startOrch(t *testing.T, tweak func(*orchestrator.NodeConfig)) *orchestrator
 		if !closed[n] {
 			verifyLedger(t, "orchestrator "+n.URL, n.Ledger, n.Store)
 		}
+		for _, gw := range gateways {
+			gw.CloseIdleConnections() // else the graceful shutdown waits a second for them
+		}
 		n.Close()
 	})
 	return n
 }
 
-// closed lists the orchestrators a test closed (after verifying them).
-var closed = map[*orchestrator.Node]bool{}
+// closed lists the orchestrators a test closed (after verifying them);
+// gateways, the gateways running (tests here do not run in parallel).
+var (
+	closed   = map[*orchestrator.Node]bool{}
+	gateways []*gateway.Node
+)
 
 // closeOrch verifies an orchestrator's ledger and stops it, as a test step
 // (the gateway's idle connections are closed first, else the orchestrator's
@@ -104,7 +113,9 @@ func register(t *testing.T, orchURL string, w *worker.Server, capability, name s
 	t.Helper()
 	c := w.Capability(capability)
 	c.Name, c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = name, price, 1, "wei", capacity
-	if err := worker.Register(context.Background(), orchURL, secret, c, worker.InsecureSkipVerify()); err != nil {
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	defer hc.CloseIdleConnections() // else the orchestrator's shutdown waits for it
+	if err := worker.Register(context.Background(), orchURL, secret, c, worker.WithHTTPClient(hc)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -138,9 +149,12 @@ func startGateway(t *testing.T, key string, orchs []string, tweak func(*gateway.
 	if err != nil {
 		t.Fatal(err)
 	}
+	gateways = append(gateways, n)
 	t.Cleanup(func() {
+		gateways = slices.DeleteFunc(gateways, func(g *gateway.Node) bool { return g == n })
 		idle(t, n)
 		verifyLedger(t, "gateway", n.Ledger, n.Store)
+		http.DefaultClient.CloseIdleConnections() // the test client's, so the gateway's shutdown need not wait
 		n.Close()
 	})
 	return n

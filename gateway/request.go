@@ -132,6 +132,7 @@ func (g *Gateway) parseJob(w http.ResponseWriter, r *http.Request) (*job, *Reque
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			w.Header().Set("Connection", "close") // the rest of the body is not read
 			return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body too large (max %d bytes)", g.cfg.MaxBodyBytes)}
 		}
 		return nil, badRequest("Error reading request body: %v", err)

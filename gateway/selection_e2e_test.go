@@ -26,7 +26,8 @@ func slowTokens(t *testing.T, orchURL string, delay time.Duration) string {
 	t.Helper()
 	target, _ := url.Parse(orchURL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	proxy.Transport = tr
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/process/token" {
 			select {
@@ -39,7 +40,10 @@ func slowTokens(t *testing.T, orchURL string, delay time.Duration) string {
 	}))
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		tr.CloseIdleConnections() // else the orchestrator's shutdown waits for them
+	})
 	return srv.URL
 }
 

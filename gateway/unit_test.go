@@ -1,0 +1,230 @@
+package gateway
+
+import (
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"byoc/internal/transcript"
+	"byoc/ledger"
+	"byoc/ledger/ledgertest"
+	"byoc/pm"
+	"byoc/wire"
+)
+
+func TestNormalizeOrchestratorURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.5":                  "https://10.0.0.5:8935",
+		"10.0.0.5:9000":             "https://10.0.0.5:9000",
+		"orch.example":              "https://orch.example:8935",
+		"http://127.0.0.1:1":        "http://127.0.0.1:1",
+		"https://orch.example:443/": "https://orch.example:443",
+		" https://[::1]:8935 ":      "https://[::1]:8935",
+		"[::1]":                     "https://[::1]:8935",
+	} {
+		if got, err := NormalizeOrchestratorURL(in); err != nil || got != want {
+			t.Errorf("%q: %q %v, want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "ftp://x:1", "https://x:1/path", "https://x:1?q", "https://user@x:1", "https://:1", "::"} {
+		if got, err := NormalizeOrchestratorURL(bad); err == nil {
+			t.Errorf("%q accepted as %q", bad, got)
+		}
+	}
+	list, err := ParseOrchestratorList("a:1, https://a:1,b,, ")
+	if err != nil || strings.Join(list, " ") != "https://a:1 https://b:8935" {
+		t.Errorf("list %v %v", list, err)
+	}
+}
+
+func TestValidJobID(t *testing.T) {
+	for _, ok := range []string{"a", "job-1", "0f3a9c", "x.y:z_w", strings.Repeat("a", MaxJobIDLen)} {
+		if err := ValidJobID(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "x~2", "a/b", "é", "a\nb", strings.Repeat("a", MaxJobIDLen+1)} {
+		if ValidJobID(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if a, b := NewJobID(), NewJobID(); a == b || len(a) != 32 || ValidJobID(a) != nil {
+		t.Errorf("NewJobID %q %q", a, b)
+	}
+	j := &job{id: "j"}
+	if j.attemptID() != "j" {
+		t.Error(j.attemptID())
+	}
+	j.attempted = 1
+	if j.attemptID() != "j~2" {
+		t.Error(j.attemptID())
+	}
+}
+
+func TestJobErrorStatus(t *testing.T) {
+	a := func(stage Stage, err error) *AttemptError { return &AttemptError{Orchestrator: "o", Stage: stage, Err: err} }
+	for _, tc := range []struct {
+		attempts []*AttemptError
+		want     int
+	}{
+		{nil, 503},
+		{[]*AttemptError{a(StageToken, ErrUnknownCapability)}, 503},
+		{[]*AttemptError{a(StageToken, ErrNeedsKey), a(StageToken, ErrNeedsKey)}, 402},
+		{[]*AttemptError{a(StageToken, ErrNeedsKey), a(StageToken, ErrNoCapacity)}, 503},
+		{[]*AttemptError{a(StagePayment, ErrJobIDUsed)}, 409},
+		{[]*AttemptError{a(StageToken, ErrNoCapacity), a(StageJob, ErrTransport)}, 502},
+	} {
+		e := &JobError{Capability: "c", JobID: "j", Attempts: tc.attempts}
+		if got := e.Status(); got != tc.want {
+			t.Errorf("%v: %d, want %d", e, got, tc.want)
+		}
+	}
+}
+
+func TestParseBalanceLine(t *testing.T) {
+	for in, want := range map[string]int64{" 8000000000.000}": 8000000000, "0.000}": 0, " 12}": 12, " -5.000 }": -5} {
+		if got, ok := parseBalanceLine([]byte(in)); !ok || amountOf(got) != want {
+			t.Errorf("%q: %s %v", in, got, ok)
+		}
+	}
+	for _, bad := range []string{" 1.5}", "x}", "}"} {
+		if _, ok := parseBalanceLine([]byte(bad)); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func amountOf(a ledger.Amount) int64 { v, _ := a.Int64(); return v }
+
+// testGateway is a Gateway on a throwaway ledger, paying with the
+// transcripts' sender key.
+func testGateway(t *testing.T, signed bool) *Gateway {
+	t.Helper()
+	env := ledgertest.NewEnv(t, ledgertest.SQLite)
+	d, _ := NewDiscovery(DiscoveryConfig{Static: []string{"https://127.0.0.1:1"}})
+	cfg := Config{Discovery: d, Ledger: env.Ledger}
+	if signed {
+		s, err := pm.KeySignerFromHex(transcript.Paid().MadeWith.FixedInputs.SenderPrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Signer = s
+	}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// A ticket earns what the orchestrator credits for it, its EV rounded down
+// (ledger.CreditFor). Sizing with the exact EV would leave the hold short:
+// 100 tickets of EV 1000.99 are credited 100 000 wei, not 100 099.
+func TestPaySizesByCreditedEV(t *testing.T) {
+	g := testGateway(t, true)
+	tok := recordedToken(t)
+	m := pm.MaxWinProb()
+	winProb := new(big.Int).Quo(m, big.NewInt(200))
+	tok.TicketParams.FaceValue = big.NewInt(200198).Bytes()
+	tok.TicketParams.WinProb = winProb.Bytes()
+	ev := pm.TicketEV(big.NewInt(200198), winProb)
+	if f, _ := ev.Float64(); f < 1000.98 || f > 1000.99 {
+		t.Fatalf("test EV %v", f)
+	}
+	o := &offer{token: tok}
+	p, err := g.pay(o, ledger.Wei(100050))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.end(g.sender)
+	if len(p.credits) != 101 || amountOf(p.credit()) != 101000 {
+		t.Errorf("%d tickets worth %s, want 101 worth 101000", len(p.credits), p.credit())
+	}
+	exact, _, _ := pm.TicketsNeeded(big.NewRat(100050, 1), ev, nil)
+	if exact != 100 {
+		t.Errorf("with the exact EV it would be %d tickets", exact)
+	}
+	if p, err := g.pay(o, ledger.Amount{}); err != nil || len(p.credits) != 0 || p.header != "" {
+		t.Errorf("nothing needed: %+v %v", p, err)
+	}
+	tok.TicketParams.WinProb = big.NewInt(1).Bytes() // EV far below a wei
+	if _, err := g.pay(o, ledger.Wei(1)); err == nil || !strings.Contains(err.Error(), "below 1 wei") {
+		t.Errorf("sub-wei EV: %v", err)
+	}
+}
+
+func recordedToken(t *testing.T) *wire.JobToken {
+	t.Helper()
+	sc, _ := transcript.Paid().Scenario("paid_job_1_first_payment")
+	tok, err := wire.DecodeJobToken([]byte(sc.Hop(transcript.HopGatewayOrchestrator)[0].ResponseBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Every token a go-livepeer orchestrator answered in the recordings is
+// understood without a panic: paid ones are usable (legacy balances),
+// offchain ones without ticket_params are usable for free, one without
+// capacity is not; and a keyless gateway refuses the paid ones clearly.
+func TestEvaluateRecordedTokens(t *testing.T) {
+	signed, keyless := testGateway(t, true), testGateway(t, false)
+	n := 0
+	for _, f := range []*transcript.File{transcript.Offchain(), transcript.Paid()} {
+		for _, ex := range f.Exchanges(transcript.HopGatewayOrchestrator) {
+			if ex.Path != "/process/token" || ex.StatusCode() != http.StatusOK {
+				continue
+			}
+			n++
+			tok, err := wire.DecodeJobToken([]byte(ex.ResponseBody))
+			if err != nil {
+				t.Fatalf("seq %d: %v", ex.Seq, err)
+			}
+			o, aerr := signed.evaluate("https://x:1", tok)
+			switch {
+			case tok.AvailableCapacity == 0:
+				if !errors.Is(aerr, ErrNoCapacity) {
+					t.Errorf("seq %d: no capacity: %v", ex.Seq, aerr)
+				}
+				continue
+			case aerr != nil:
+				t.Errorf("seq %d: %v", ex.Seq, aerr)
+				continue
+			}
+			if o.exact || o.service == "" || o.price == nil {
+				t.Errorf("seq %d: offer %+v", ex.Seq, o)
+			}
+			if o.price.Sign() > 0 {
+				if amountOf(o.available) != tok.Balance || !o.poolFigure.ok {
+					t.Errorf("seq %d: available %s, balance %d", ex.Seq, o.available, tok.Balance)
+				}
+				if _, aerr := keyless.evaluate("https://x:1", tok); !errors.Is(aerr, ErrNeedsKey) {
+					t.Errorf("seq %d: keyless: %v", ex.Seq, aerr)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d recorded tokens", n)
+	}
+}
+
+// The SSE relay writes each line as it comes, stops at [DONE] (ending that
+// event with a blank line, and ignoring what follows), and reads the
+// balance line and the insufficient-balance event.
+func TestRelaySSE(t *testing.T) {
+	long := strings.Repeat("y", 40<<10) // longer than the read buffer
+	in := "data: {\"i\":0}\n\ndata: " + long + "\n\nevent: insufficient balance\ndata: {\"balance\": 17.000}\n\ndata: [DONE]\n\n\n\n\nmore"
+	rec := httptest.NewRecorder()
+	rr := relaySSE(rec, strings.NewReader(in))
+	want := strings.TrimSuffix(in, "\n\n\n\nmore") + "\n"
+	if got := rec.Body.String(); got != want {
+		t.Errorf("relayed %d bytes, want %d", len(got), len(want))
+	}
+	if !rr.complete || !rr.insufficient || !rr.endOK || amountOf(rr.end) != 17 || rr.upstreamErr != nil {
+		t.Errorf("%+v", rr)
+	}
+}
