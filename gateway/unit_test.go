@@ -65,7 +65,9 @@ func TestValidJobID(t *testing.T) {
 }
 
 func TestJobErrorStatus(t *testing.T) {
-	a := func(stage Stage, err error) *AttemptError { return &AttemptError{Orchestrator: "o", Stage: stage, Err: err} }
+	a := func(stage Stage, err error) *AttemptError {
+		return &AttemptError{Orchestrator: "o", Stage: stage, Err: err}
+	}
 	for _, tc := range []struct {
 		attempts []*AttemptError
 		want     int
