@@ -24,6 +24,8 @@ func commands() []command {
 	return []command{
 		{"orchestrator", "run an orchestrator: workers register capabilities, gateways send paid jobs", runOrchestrator},
 		{"worker", "run the sample worker and register it with orchestrators", runWorker},
+		{"gateway", "run a gateway: clients send it jobs, it picks orchestrators, pays them and keeps its books", runGateway},
+		{"bench", "measure what the gateway and orchestrator add to a job (in-process, payments on)", runBench},
 		{"ledger", "inspect and verify a ledger (pools, jobs, statements, invariants)", runLedger},
 	}
 }

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"strings"
+	"time"
+
+	"byoc/gateway"
+)
+
+const gatewayUsage = `Usage: byoc gateway --orch-addr URL[,URL...] [--dev-key KEY | --eth-keystore FILE] [flags]
+
+Runs a BYOC gateway: clients send it jobs the way they send them to a
+go-livepeer gateway (POST /process/request/<path> with a base64 JSON
+"Livepeer" header); it asks the orchestrators it knows for a job token,
+picks the cheapest that has capacity (then the fastest), pays it with PM
+tickets, forwards the job and relays the answer — plain or server-sent
+events — with X-Orchestrator-Url, Livepeer-Balance and Livepeer-Job-Id.
+If an orchestrator fails before the worker produced any output it tries
+the next one; a 4xx is final.
+
+It keeps its own books: a ledger in --data-dir with the gateway's credit
+at each orchestrator, and a hold per job, compared with what the
+orchestrator reports (see 'go doc byoc/gateway'). Without a key it runs
+offchain and can only use free capabilities.
+
+Example, on one machine (three terminals; the dev key is a throwaway
+test key, never fund it):
+
+  byoc orchestrator --secret s3cret --data-dir orch-data --listen https://127.0.0.1:8935
+  byoc worker --orchestrator https://127.0.0.1:8935 --secret s3cret --insecure \
+    --capabilities reverse --price-per-unit 1000
+  byoc gateway --orch-addr https://127.0.0.1:8935 --data-dir gateway-data \
+    --dev-key 0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318
+
+  # then submit a job (timeout_seconds is required; request and
+  # parameters are JSON texts; an optional "id" names the job):
+  curl -s -D - http://127.0.0.1:9935/process/request/ \
+    -H "Livepeer: $(printf '%s' '{"capability":"reverse","request":"{}","parameters":"{}","timeout_seconds":30}' | base64 -w0)" \
+    -H 'Content-Type: application/json' -d '{"text":"hello"}'
+
+  # what the gateway holds at each orchestrator, and its metrics:
+  curl -s http://127.0.0.1:9936/admin/pools
+  curl -s http://127.0.0.1:9936/metrics | grep byoc_gateway
+  byoc ledger pools --data-dir gateway-data
+
+Client headers it honours: Livepeer-Orch-Search-Timeout (how long to collect
+tokens, default --search-timeout) and Livepeer-Orch-Search-Resp-Timeout (how
+long one orchestrator may take, default --resp-timeout), as Go durations.
+
+Flags:
+`
+
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("byoc gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf storeFlags
+	sf.register(fs)
+	if os.Getenv("BYOC_DATA_DIR") == "" {
+		// Not an orchestrator's default directory: the books stay apart.
+		sf.dataDir = "byoc-gateway-data"
+		fs.Lookup("data-dir").DefValue = sf.dataDir
+	}
+	var cfg gateway.NodeConfig
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9935", "host:port of the client API (plain HTTP, like a go-livepeer gateway's -httpAddr)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:9936", "host:port of /metrics, /healthz and the read-only /admin/pools and /admin/orchestrators (empty: off)")
+	keyFlags := registerKeyFlags(fs)
+	orchAddr := fs.String("orch-addr", os.Getenv("BYOC_ORCH_ADDR"), "orchestrators, comma-separated: https://host:port, host:port (https is assumed) or host (port 8935); env BYOC_ORCH_ADDR")
+	fs.StringVar(&cfg.Discovery.WebhookURL, "orch-webhook-url", "", "URL answering a JSON list of {\"address\": url} (go-livepeer's -orchWebhookUrl format), asked at start and every --orch-webhook-refresh")
+	fs.DurationVar(&cfg.Discovery.Refresh, "orch-webhook-refresh", time.Minute, "how often the webhook is asked again")
+	caFile := fs.String("orch-ca", "", "PEM certificates to verify orchestrators' TLS against (default: not verified, as go-livepeer gateways do with orchestrators' self-signed certificates)")
+	maxPrice := fs.String("max-price", "", "highest price paid, in wei per second of compute: an integer, a decimal or a fraction such as 1/3 (default: no limit)")
+	fs.DurationVar(&cfg.Gateway.MinCompute, "min-compute", gateway.DefaultMinCompute, "how much compute orchestrators demand a job's hold cover (go-livepeer and byoc orchestrators: 60s); jobs are paid up to max(timeout, this)")
+	fs.DurationVar(&cfg.Gateway.SearchTimeout, "search-timeout", gateway.DefaultSearchTimeout, "default time to collect tokens for a job (client header Livepeer-Orch-Search-Timeout)")
+	fs.DurationVar(&cfg.Gateway.RespTimeout, "resp-timeout", gateway.DefaultRespTimeout, "default time one orchestrator may take to answer a token request (client header Livepeer-Orch-Search-Resp-Timeout)")
+	fs.IntVar(&cfg.Gateway.MaxAttempts, "max-attempts", gateway.DefaultMaxAttempts, "most orchestrators one job is sent to")
+	fs.DurationVar(&cfg.Gateway.MaxTimeout, "max-timeout", gateway.DefaultMaxTimeout, "largest timeout_seconds a job may ask for")
+	fs.Int64Var(&cfg.Gateway.MaxBodyBytes, "max-body", gateway.DefaultMaxBodyBytes, "largest job request body in bytes")
+	fs.DurationVar(&cfg.Gateway.HoldTTLMargin, "hold-ttl-margin", gateway.DefaultHoldTTLMargin, "a job's hold in the books is released after its timeout plus this much idle time (a crash mid-job)")
+	maxTicketEV := fs.String("max-ticket-ev", "", "largest expected value of one ticket, in wei (default 3000000000000)")
+	maxTotalEV := fs.String("max-total-ev", "", "largest expected value of one payment, in wei (default 20000000000000)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info (one line per job), warn or error")
+	fs.Usage = func() { io.WriteString(fs.Output(), gatewayUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	var err error
+	if cfg.Discovery.Static, err = gateway.ParseOrchestratorList(*orchAddr); err != nil {
+		return fmt.Errorf("--orch-addr: %w", err)
+	}
+	if len(cfg.Discovery.Static) == 0 && cfg.Discovery.WebhookURL == "" {
+		return fmt.Errorf("give the orchestrators to use: --orch-addr and/or --orch-webhook-url")
+	}
+	if *maxPrice != "" {
+		p, ok := new(big.Rat).SetString(*maxPrice)
+		if !ok || p.Sign() < 0 {
+			return fmt.Errorf("--max-price %q: want a non-negative number of wei per second (e.g. 1000, 0.5 or 1/3)", *maxPrice)
+		}
+		cfg.Gateway.MaxPrice = p
+	}
+	for name, dst := range map[string]**big.Int{*maxTicketEV: &cfg.Gateway.MaxTicketEV, *maxTotalEV: &cfg.Gateway.MaxTotalEV} {
+		if name == "" {
+			continue
+		}
+		v, ok := new(big.Int).SetString(name, 10)
+		if !ok || v.Sign() <= 0 {
+			return fmt.Errorf("--max-ticket-ev / --max-total-ev %q: want a positive integer number of wei", name)
+		}
+		*dst = v
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("--orch-ca: %w", err)
+		}
+		cfg.Gateway.RootCAs = x509.NewCertPool()
+		if !cfg.Gateway.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--orch-ca %s: no PEM certificate in it", *caFile)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	handlerOpts := &slog.HandlerOptions{Level: level}
+	if *logFormat == "json" {
+		cfg.Gateway.Logger = slog.New(slog.NewJSONHandler(stderr, handlerOpts))
+	} else {
+		cfg.Gateway.Logger = slog.New(slog.NewTextHandler(stderr, handlerOpts))
+	}
+	signer, err := keyFlags.signer(sf.dataDir, false)
+	if err != nil {
+		return err
+	}
+	if signer != nil {
+		cfg.Gateway.Signer = signer
+	}
+	cfg.DataDir, cfg.LedgerDSN = sf.dataDir, sf.dsn
+	node, err := gateway.StartNode(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	who := "offchain (no key: free capabilities only)"
+	if signer != nil {
+		who = "paying as " + signer.Address().Hex()
+	}
+	fmt.Fprintf(stdout, "gateway serving %s (admin %s), %s, orchestrators: %s\n", node.URL, node.AdminURL, who,
+		orchestratorsText(cfg.Discovery))
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "shutting down")
+	return node.Close()
+}
+
+func orchestratorsText(d gateway.DiscoveryConfig) string {
+	parts := append([]string(nil), d.Static...)
+	if d.WebhookURL != "" {
+		parts = append(parts, "webhook "+d.WebhookURL)
+	}
+	return strings.Join(parts, ", ")
+}
