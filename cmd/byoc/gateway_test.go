@@ -35,8 +35,8 @@ func TestGatewayHelp(t *testing.T) {
 
 func TestGatewayBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{},                                   // no orchestrators
-		{"--orch-addr", "ftp://x"},           // bad address
+		{},                         // no orchestrators
+		{"--orch-addr", "ftp://x"}, // bad address
 		{"--orch-addr", "x", "--max-price", "-1"},
 		{"--orch-addr", "x", "--max-ticket-ev", "ten"},
 		{"--orch-addr", "x", "--log-level", "loud"},
