@@ -209,7 +209,17 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if rep.Direct, err = measure(ctx, "direct", cfg, direct); err != nil {
 		return rep, err
 	}
-	op, err := newOrchPayer(ctx, orch.URL, signer, cfg)
+	// The orchestrator phase pays from another account, so the gateway's
+	// books can be compared with the orchestrator's ledger for its own.
+	key2, err := crypto.GenerateKey()
+	if err != nil {
+		return rep, err
+	}
+	signer2, err := pm.NewKeySigner(key2)
+	if err != nil {
+		return rep, err
+	}
+	op, err := newOrchPayer(ctx, orch.URL, signer2, cfg)
 	if err != nil {
 		return rep, fmt.Errorf("orchestrator phase: %w", err)
 	}
