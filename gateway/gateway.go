@@ -98,7 +98,6 @@ type Gateway struct {
 	senderHdr string      // Livepeer-Eth-Address, static per key
 	books     *books
 	stats     *latencies
-	wg        sync.WaitGroup
 	busy      idleTracker
 }
 
@@ -198,9 +197,6 @@ func (g *Gateway) Address() string {
 	}
 	return g.signer.Address().Hex()
 }
-
-// Wait blocks until the gateway's background work is done.
-func (g *Gateway) Wait() { g.wg.Wait() }
 
 // WaitIdle blocks until no job is being handled — its answer relayed and
 // its books posted (which happens right after the client has the answer)

@@ -162,7 +162,10 @@ func (n *Node) Close() error {
 		}
 		n.wg.Wait()
 		if n.Gateway != nil {
-			n.Gateway.Wait()
+			// Jobs whose answers went out may still be posting their books.
+			if err := n.WaitIdle(ctx); err != nil {
+				n.log.Error("gateway: closing with jobs' books still being posted; their holds will expire", "err", err)
+			}
 			n.CloseIdleConnections()
 		}
 		if n.Ledger != nil {

@@ -36,7 +36,7 @@ type job struct {
 	resp      time.Duration
 	filter    wire.JobOrchestratorsFilter
 	body      []byte
-	path      string // /process/request/... as received, without the query
+	path      string // /process/request/... as received (escaped), without the query, as go-livepeer forwards it
 	header    http.Header
 	started   time.Time
 	attempted int // job requests sent so far (for attempt IDs)
@@ -94,7 +94,7 @@ func (g *Gateway) parseJob(w http.ResponseWriter, r *http.Request) (*job, *Reque
 	if err != nil {
 		return nil, badRequest("Unable to parse job request, err=%v", err)
 	}
-	j := &job{req: req, path: r.URL.Path, header: r.Header, started: g.cfg.Now()}
+	j := &job{req: req, path: r.URL.EscapedPath(), header: r.Header, started: g.cfg.Now()}
 	if req.Capability == "" {
 		return nil, badRequest("Unable to parse job request, err=no capability set with request")
 	}

@@ -249,8 +249,9 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	_, workerAnswered := resp.Header[wire.HeaderMetadata]
 	balanceHdr := resp.Header.Get(wire.HeaderBalance)
 
-	if status >= 500 && status != http.StatusGatewayTimeout && !workerAnswered {
-		// The orchestrator failed before any worker output: retry elsewhere.
+	if (status >= 500 && status != http.StatusGatewayTimeout && !workerAnswered) || status == http.StatusTooManyRequests {
+		// The orchestrator failed, or is busy with our jobs (429), before
+		// any worker output: retry elsewhere.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2*maxErrorDetail))
 		credited := balanceHdr != ""
 		if h != nil {
@@ -259,7 +260,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 			g.count(pay, credited, charged)
 		}
 		err := ErrOrchestratorFailed
-		if status == http.StatusServiceUnavailable {
+		if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 			err = ErrNoCapacity
 		}
 		g.stats.failure(o.url, fmt.Errorf("job: %d %s", status, snippet(body)))
