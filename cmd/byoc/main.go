@@ -22,6 +22,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "run orchestrator, worker and gateway in one process and watch paid jobs go through", runDemo},
 		{"orchestrator", "run an orchestrator: workers register capabilities, gateways send paid jobs", runOrchestrator},
 		{"worker", "run the sample worker and register it with orchestrators", runWorker},
 		{"gateway", "run a gateway: clients send it jobs, it picks orchestrators, pays them and keeps its books", runGateway},

@@ -1,0 +1,328 @@
+// Package demo runs the whole byoc system in one process on loopback — an
+// orchestrator with an embedded ledger, the sample worker, a gateway with
+// its own books — registers priced capabilities, sends jobs through the
+// gateway with real PM tickets, and prints, per job, what was paid,
+// reserved, charged and released, and the pool before and after. It ends
+// by checking every ledger invariant on both sides. `byoc demo` runs it.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"byoc/gateway"
+	"byoc/internal/nodefiles"
+	"byoc/ledger"
+	"byoc/orchestrator"
+	"byoc/wire"
+	"byoc/worker"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// DataDir keeps the nodes' data (orchestrator/, gateway/); "" uses a
+	// temporary directory removed at the end.
+	DataDir string
+	// KeepRunning leaves the servers up after the jobs, until ctx ends, and
+	// prints their addresses and curl examples.
+	KeepRunning bool
+	// Out receives the report; Log the nodes' logs (default: discarded).
+	Out io.Writer
+	Log io.Writer
+}
+
+// Prices of the demo: 0.2 gwei per second of compute, tickets of 8 gwei
+// expected value that win one time in four.
+var (
+	pricePerSecond = int64(200_000_000)
+	ticketEV       = big.NewInt(8_000_000_000)
+	maxFaceValue   = big.NewInt(32_000_000_000)
+)
+
+const secret = "demo-secret"
+
+// Result is what a run measured, for tests.
+type Result struct {
+	Jobs     []JobReport
+	Verified bool
+}
+
+// JobReport is one job as both ledgers saw it.
+type JobReport struct {
+	Name, ID, Capability string
+	Status               int
+	Paid, Reserved       ledger.Amount // credited from tickets, drawn from the pool
+	Charged, Released    ledger.Amount
+	PoolBefore, PoolAft  ledger.Amount
+	Output               string
+}
+
+// Run runs the demo.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	logger := slog.New(slog.NewTextHandler(logw, nil))
+	dir := opts.DataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "byoc-demo-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	fmt.Fprintf(out, "byoc demo — data in %s\n\n", dir)
+
+	orch, err := orchestrator.StartNode(ctx, orchestrator.NodeConfig{
+		Listen: "https://127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "orchestrator"),
+		TicketEV: ticketEV, MaxFaceValue: maxFaceValue, SweepInterval: time.Second,
+		Orchestrator: orchestrator.Config{Secret: secret, Logger: logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
+	defer orch.Close()
+	wk, err := worker.Start("", worker.Config{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	defer wk.Close()
+	for _, name := range []string{worker.Reverse, worker.SSE, worker.Sleep} {
+		c := wk.Capability(name)
+		c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = pricePerSecond, 1, "wei", 8
+		if err := worker.Register(ctx, orch.URL, secret, c, worker.InsecureSkipVerify()); err != nil {
+			return nil, fmt.Errorf("register %s: %w", name, err)
+		}
+	}
+	key, err := nodefiles.Key(filepath.Join(dir, "gateway"))
+	if err != nil {
+		return nil, fmt.Errorf("gateway key: %w", err)
+	}
+	gw, err := gateway.StartNode(ctx, gateway.NodeConfig{
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "gateway"),
+		Discovery: gateway.DiscoveryConfig{Static: []string{orch.URL}}, SweepInterval: time.Second,
+		Gateway: gateway.Config{Signer: key, Logger: logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	defer gw.Close()
+	sender := gw.Address()
+	fmt.Fprintf(out, "orchestrator %s  (recipient %s)\nworker       %s  (reverse, sse, sleep at %d wei/s)\ngateway      %s  (pays as %s)\n\n",
+		orch.URL, orch.Address.Hex(), wk.URL(), pricePerSecond, gw.URL, sender)
+
+	d := &run{ctx: ctx, orch: orch, gw: gw, sender: sender, out: out}
+	res := &Result{}
+	add := func(r JobReport, err error) error {
+		if err != nil {
+			return err
+		}
+		res.Jobs = append(res.Jobs, r)
+		d.print(r)
+		return nil
+	}
+	fmt.Fprintln(out, "1. A job pays for itself: its tickets open its own hold; what it does not use goes to the pool.")
+	if err := add(d.job("reverse, first job", "demo-reverse-1", worker.Reverse, `{"text":"Hello, byoc!"}`, 30)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(out, "\n2. The next job runs on that prepaid credit: it draws its hold from the pool and pays no tickets.")
+	if err := add(d.job("reverse, prepaid", "demo-reverse-2", worker.Reverse, `{"text":"prepaid credit"}`, 30)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(out, "\n3. Two concurrent jobs of one sender have separate holds.")
+	var wg sync.WaitGroup
+	pair := make([]JobReport, 2)
+	errs := make([]error, 2)
+	for i, spec := range []struct{ id, body string }{{"demo-sleep-a", `{"duration_ms":1200}`}, {"demo-sleep-b", `{"duration_ms":300}`}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pair[i], errs[i] = d.job("sleep, concurrent", spec.id, worker.Sleep, spec.body, 30)
+		}()
+	}
+	wg.Wait()
+	for i := range pair {
+		if err := add(pair[i], errs[i]); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintln(out, "\n4. A server-sent-events job is relayed as it streams and charged while it runs.")
+	if err := add(d.job("sse", "demo-sse", worker.SSE, `{"text":"streamed by the sample worker","events":5,"interval_ms":200}`, 30)); err != nil {
+		return nil, err
+	}
+
+	fmt.Fprintln(out, "\nBooks")
+	if err := d.books(); err != nil {
+		return nil, err
+	}
+	ok, err := d.verify()
+	if err != nil {
+		return nil, err
+	}
+	res.Verified = ok
+	if !ok {
+		return res, errors.New("a ledger invariant does not hold")
+	}
+	if opts.KeepRunning {
+		fmt.Fprintf(out, "\nThe servers keep running until Ctrl-C. Try:\n\n")
+		h := base64.StdEncoding.EncodeToString([]byte(`{"request":"{}","parameters":"{}","capability":"reverse","timeout_seconds":30}`))
+		fmt.Fprintf(out, "  curl -s -H 'Livepeer: %s' -H 'Content-Type: application/json' \\\n    -d '{\"text\":\"hi\"}' %s/process/request/\n", h, gw.URL)
+		fmt.Fprintf(out, "  curl -s %s/metrics | grep byoc_     # gateway metrics (orchestrator: %s/metrics)\n", gw.AdminURL, orch.AdminURL)
+		fmt.Fprintf(out, "  curl -s -H 'Authorization: Bearer %s' %s/admin/pools\n", orch.AdminToken, orch.AdminURL)
+		fmt.Fprintf(out, "  byoc ledger pools --data-dir %s     # works while the demo runs\n", filepath.Join(dir, "orchestrator"))
+		<-ctx.Done()
+	}
+	return res, nil
+}
+
+type run struct {
+	ctx    context.Context
+	orch   *orchestrator.Node
+	gw     *gateway.Node
+	sender string
+	out    io.Writer
+	mu     sync.Mutex
+}
+
+// job sends one job through the gateway and reads its statement from the
+// orchestrator's ledger.
+func (d *run) job(name, id, capability, body string, timeout int) (JobReport, error) {
+	r := JobReport{Name: name, ID: id, Capability: capability}
+	pool := ledger.PoolKey{Sender: d.sender, Capability: capability}.Ref()
+	var err error
+	if r.PoolBefore, err = d.orch.Ledger.Balance(d.ctx, pool); err != nil {
+		return r, err
+	}
+	hdr, _ := json.Marshal(wire.JobRequest{ID: id, Request: "{}", Parameters: "{}", Capability: capability, TimeoutSeconds: timeout})
+	req, _ := http.NewRequestWithContext(d.ctx, http.MethodPost, d.gw.URL+"/process/request/", bytes.NewReader([]byte(body)))
+	req.Header.Set(wire.HeaderJobRequest, base64.StdEncoding.EncodeToString(hdr))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return r, fmt.Errorf("job %s: %w", id, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r.Status, r.Output = resp.StatusCode, strings.TrimSpace(string(b))
+	if resp.StatusCode != http.StatusOK {
+		return r, fmt.Errorf("job %s: %d %s", id, resp.StatusCode, r.Output)
+	}
+	// The gateway posts its books, and the orchestrator closes the hold,
+	// right after answering; wait for both.
+	if err := d.gw.WaitIdle(d.ctx); err != nil {
+		return r, err
+	}
+	key := ledger.JobKey{Sender: d.sender, JobID: id}
+	deadline := time.Now().Add(5 * time.Second)
+	var st ledger.Statement
+	for {
+		st, err = d.orch.Ledger.Statement(d.ctx, key.Ref(), 0)
+		if err == nil && st.Account.State.IsFinal() {
+			break
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("job %s: its hold did not close: %v", id, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Paid, r.Reserved, r.Charged, r.Released = st.Credited, st.Drawn, st.Charged, st.Released
+	r.PoolAft, err = d.orch.Ledger.Balance(d.ctx, pool)
+	return r, err
+}
+
+func (d *run) print(r JobReport) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := r.Output
+	if len(out) > 120 {
+		out = out[:117] + "..."
+	}
+	out = strings.ReplaceAll(out, "\n\n", " | ")
+	fmt.Fprintf(d.out, "   job %-15s %-8s → %d %s\n", r.ID, r.Capability, r.Status, out)
+	tw := tabwriter.NewWriter(d.out, 0, 4, 1, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "\tpaid (tickets)\treserved from pool\tcharged\treleased to pool\tpool before\tpool after\t\n")
+	fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\t%s\t%s\t\n", gwei(r.Paid), gwei(r.Reserved), gwei(r.Charged), gwei(r.Released), gwei(r.PoolBefore), gwei(r.PoolAft))
+	tw.Flush()
+}
+
+// gwei prints wei as gwei with up to 9 decimals.
+func gwei(a ledger.Amount) string {
+	r := new(big.Rat).SetFrac(a.Big(), big.NewInt(1_000_000_000))
+	s := strings.TrimRight(strings.TrimRight(r.FloatString(9), "0"), ".")
+	return s + " gwei"
+}
+
+func (d *run) books() error {
+	pools, err := d.orch.Ledger.List(d.ctx, ledger.AccountFilter{Kind: ledger.KindPool})
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		fmt.Fprintf(d.out, "   orchestrator: pool of %s for %-8s %s\n", short(p.Ref.Sender), p.Ref.Name, gwei(p.Balance))
+	}
+	gp, err := d.gw.Pools(d.ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range gp {
+		fmt.Fprintf(d.out, "   gateway:      credit at %s for %-8s %s\n", short(p.Orchestrator), p.Capability, gwei(p.Balance))
+	}
+	ws, err := d.orch.Ledger.Winners(d.ctx, ledger.WinnerQueued, 0)
+	if err != nil {
+		return err
+	}
+	face := ledger.Amount{}
+	for _, w := range ws {
+		face = face.Add(w.FaceValue)
+	}
+	fmt.Fprintf(d.out, "   winning tickets queued for redemption: %d, face value %s\n", len(ws), gwei(face))
+	return nil
+}
+
+func short(addr string) string {
+	if len(addr) > 10 {
+		return addr[:6] + "…" + addr[len(addr)-4:]
+	}
+	return addr
+}
+
+func (d *run) verify() (bool, error) {
+	ok := true
+	for _, side := range []struct {
+		name  string
+		l     *ledger.Ledger
+		store ledger.Store
+	}{{"orchestrator", d.orch.Ledger, d.orch.Store}, {"gateway", d.gw.Ledger, d.gw.Store}} {
+		rep, err := ledger.Verify(d.ctx, side.store, ledger.VerifyOptions{Now: side.l.Now(), StaleAfter: time.Minute})
+		if err != nil {
+			return false, err
+		}
+		verdict := "all invariants hold"
+		if !rep.OK() {
+			ok, verdict = false, fmt.Sprintf("VIOLATED: %s", strings.Join(rep.Problems, "; "))
+		}
+		fmt.Fprintf(d.out, "\nledger verify (%s): %d accounts, %d entries; credited %s = pools %s + open jobs %s + charged %s: %s\n",
+			side.name, rep.Accounts, rep.Entries, gwei(rep.Credited), gwei(rep.PoolTotal), gwei(rep.OpenJobHeld), gwei(rep.Charged), verdict)
+	}
+	return ok, nil
+}

@@ -1,0 +1,37 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestDemo runs the demo end to end and checks what it reports: every job
+// succeeded, the money adds up per job, the prepaid job paid no tickets,
+// and both ledgers verify.
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Options{Out: &out})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || len(res.Jobs) != 5 {
+		t.Fatalf("verified %v, %d jobs", res.Verified, len(res.Jobs))
+	}
+	for _, j := range res.Jobs {
+		// Each hold: paid + reserved = charged + released.
+		if j.Paid.Add(j.Reserved).Cmp(j.Charged.Add(j.Released)) != 0 || j.Charged.Sign() <= 0 {
+			t.Errorf("%s: paid %s + reserved %s ≠ charged %s + released %s", j.ID, j.Paid, j.Reserved, j.Charged, j.Released)
+		}
+	}
+	if p := res.Jobs[1]; !p.Paid.IsZero() || p.Reserved.IsZero() {
+		t.Errorf("the prepaid job paid %s and reserved %s; want no tickets, a reservation", p.Paid, p.Reserved)
+	}
+	for _, want := range []string{"all invariants hold", "!coyb ,olleH", "winning tickets queued"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+}
