@@ -189,6 +189,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 			return fail(StagePayment, 0, err, "", false)
 		}
 		if pay, err = g.pay(o, required.Sub(h.drawn)); err != nil {
+			pay.end(g.sender)
 			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
 			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
 		}
@@ -303,7 +304,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		charged := ledger.Amount{}
 		if insufficient {
 			log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
-				"required_wei", pay.required.String(), "paid_wei", pay.credit().String())
+				"drawn_wei", h.drawn.String(), "paid_wei", pay.credit().String())
 		} else {
 			charged = g.chargedFor(o, resp, credited, rr, g.cfg.Now().Sub(began))
 		}
@@ -352,11 +353,10 @@ func (g *Gateway) signedHeader(j *job, id string) (string, error) {
 
 // payment is what one attempt pays: tickets from a fresh session.
 type payment struct {
-	required ledger.Amount
-	session  pm.SessionID
-	started  bool
-	header   string
-	credits  []ledger.PaymentCredit // one per ticket, as the orchestrator credits it
+	session pm.SessionID
+	started bool
+	header  string
+	credits []ledger.PaymentCredit // one per ticket, as the orchestrator credits it
 }
 
 func (p payment) end(s *pm.Sender) {
@@ -387,7 +387,7 @@ func (p payment) creditsIf(ok bool) []ledger.PaymentCredit {
 // cover need. need ≤ 0 pays nothing. Each attempt has its own session,
 // started from the token's fresh params and ended after the attempt.
 func (g *Gateway) pay(o *offer, need ledger.Amount) (payment, error) {
-	p := payment{required: need}
+	var p payment
 	if need.Sign() <= 0 {
 		return p, nil
 	}
