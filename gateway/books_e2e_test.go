@@ -2,7 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -137,5 +140,26 @@ func TestBooksWriteDownConfirmedShortfall(t *testing.T) {
 	pools, err := gw.Pools(context.Background())
 	if err != nil || len(pools) != 1 || amount(t, pools[0].WrittenDown) != 4000 || pools[0].Last == nil {
 		t.Errorf("pools view: %+v %v", pools, err)
+	}
+}
+
+// An orchestrator that refuses a paid job for insufficient balance (here:
+// it demands 5 s of compute, the gateway was told 2 s) keeps the payment
+// in the sender's pool; the refusal is relayed as final and the books hold
+// the same payment in the same pool.
+func TestRefusedPaymentStaysBooked(t *testing.T) {
+	o := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
+	gw := startGateway(t, keyA, []string{o.URL}, func(c *gateway.NodeConfig) { c.Gateway.MinCompute = 2 * time.Second })
+	r := submit(t, gw, jobSpec{capability: "reverse", body: "abc", timeout: 2})
+	if r.status != http.StatusPaymentRequired || !strings.Contains(r.body, "Insufficient balance") {
+		t.Fatalf("%d %q", r.status, r.body)
+	}
+	if s := agree(t, gw, o, "reverse"); s.pool != 2000 || s.credited != 2000 || s.charged != 0 {
+		t.Errorf("%+v", s)
+	}
+	if w.Handler().Stats().Served != 0 {
+		t.Error("the worker ran a refused job")
 	}
 }
