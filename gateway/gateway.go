@@ -168,7 +168,7 @@ func NewOrchestratorClient(roots *x509.CertPool) *http.Client {
 		tc.InsecureSkipVerify = true
 	}
 	return &http.Client{Transport: &http.Transport{
-		Proxy:               nil,
+		Proxy:               nil, // orchestrators are dialled directly, never through $HTTPS_PROXY
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tc,
 		TLSHandshakeTimeout: 2 * time.Second,
