@@ -360,21 +360,36 @@ func (l *Ledger) ExpireJobs(ctx context.Context) (int, error) {
 	}
 }
 
-// RunSweeper expires idle jobs every interval until ctx ends.
+// RunSweeper expires idle jobs until ctx ends: at once, then when the next
+// open job's TTL runs out, and at least every interval (a job opened by
+// another process in between is found then).
 func (l *Ledger) RunSweeper(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := l.ExpireJobs(ctx); err != nil && ctx.Err() == nil {
-				l.opts.Logger.Error("ledger sweeper", "err", err)
-			} else if n > 0 {
-				l.opts.Logger.Info("ledger sweeper released idle jobs", "expired", n)
+		}
+		if n, err := l.ExpireJobs(ctx); err != nil && ctx.Err() == nil {
+			l.opts.Logger.Error("ledger sweeper", "err", err)
+		} else if n > 0 {
+			l.opts.Logger.Info("ledger sweeper released idle jobs", "expired", n)
+		}
+		wait := interval
+		var next time.Time
+		var open bool
+		err := l.store.View(ctx, func(tx ReadTx) (err error) {
+			next, open, err = tx.NextExpiry(ctx)
+			return err
+		})
+		if err == nil && open {
+			if d := next.Sub(l.clock.Now()); d < wait {
+				wait = max(d, time.Millisecond)
 			}
 		}
+		t.Reset(wait)
 	}
 }
 

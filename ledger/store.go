@@ -43,6 +43,9 @@ type ReadTx interface {
 	ListAccounts(ctx context.Context, f AccountFilter) ([]Account, error)
 	// ExpiredJobs returns refs of open jobs with ExpiresAt ≤ now, at most limit.
 	ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]Ref, error)
+	// NextExpiry returns the earliest ExpiresAt of an open job, and false
+	// when no job is open.
+	NextExpiry(ctx context.Context) (time.Time, bool, error)
 	// ScanEntries calls fn for every entry in ID order (used by Verify).
 	ScanEntries(ctx context.Context, fn func(Entry) error) error
 	// ScanAccounts calls fn for every account in ID order (used by Verify).

@@ -281,6 +281,12 @@ func testExpiry(t *testing.T, e *Env) {
 	e.Credit(poolA.Ref(), 1000, "p")
 	mustOpen(e, jobA1, 400, 0)
 	e.Credit(jobA1.Ref(), 100, "pay")
+	var next time.Time
+	var open bool
+	e.Store.View(e.Ctx, func(tx ledger.ReadTx) (err error) { next, open, err = tx.NextExpiry(e.Ctx); return err })
+	if !open || !next.Equal(e.Clock.Now().Add(time.Minute)) {
+		t.Fatalf("next expiry %s (%v), want %s", next, open, e.Clock.Now().Add(time.Minute))
+	}
 	e.Clock.Advance(59 * time.Second)
 	if n, err := e.Ledger.ExpireJobs(e.Ctx); err != nil || n != 0 {
 		t.Fatalf("early sweep expired %d, %v", n, err)
@@ -301,6 +307,10 @@ func testExpiry(t *testing.T, e *Env) {
 	}
 	if n, _ := e.Ledger.ExpireJobs(e.Ctx); n != 0 {
 		t.Fatalf("second sweep expired %d", n)
+	}
+	e.Store.View(e.Ctx, func(tx ledger.ReadTx) (err error) { _, open, err = tx.NextExpiry(e.Ctx); return err })
+	if open {
+		t.Fatal("next expiry reported with no open job")
 	}
 	// The next job spends the carried-over credit.
 	if r := mustOpen(e, jobA2, 1100, 1100); r.Drawn.Cmp(ledger.Wei(1100)) != 0 {

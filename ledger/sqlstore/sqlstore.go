@@ -753,6 +753,15 @@ func (t *tx) ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]ledge
 	return out, rows.Err()
 }
 
+func (t *tx) NextExpiry(ctx context.Context) (time.Time, bool, error) {
+	var next sql.NullInt64
+	if err := t.q.QueryRowContext(ctx, t.s.rebind(`SELECT min(expires_at) FROM accounts WHERE expires_at IS NOT NULL AND state = ?`),
+		string(ledger.StateOpen)).Scan(&next); err != nil {
+		return time.Time{}, false, err
+	}
+	return fromMicros(next.Int64), next.Valid, nil
+}
+
 func (t *tx) ScanEntries(ctx context.Context, fn func(ledger.Entry) error) error {
 	return t.scanEntries(ctx, fn, `SELECT `+entryCols+` FROM entries ORDER BY id`)
 }
