@@ -27,46 +27,55 @@ func (p poolID) ref() ledger.Ref {
 	return ledger.PoolKey{Sender: p.addr.Hex(), Capability: p.capability}.Ref()
 }
 
-// snapshot records a pool's state when a token was asked for: ok when none
-// of our jobs was running against it and nothing was settling.
+// snapshot records a pool's state when a token was asked for: ok when no
+// job of ours was open against it and nothing was settling.
 type snapshot struct {
 	ok    bool
 	epoch uint64
 }
 
-// poolState is what the books track in memory per pool.
+// poolState is what the books track in memory per pool. This process is
+// the books' only writer, which is what makes these figures exact.
 //
-// avail is the part of the pool's balance no job has reserved yet: the
-// ledger's pool balance minus the draws of holds being opened. This
-// process is the books' only writer, so avail never exceeds the ledger's
-// pool: a reservation is taken off avail before its OpenJob commits, and a
-// release is added only after its CloseJob committed (the sweeper's
-// releases of holds a crash left behind are picked up at the next resync).
-// That lets a job know its draw at once and open its hold in the ledger
-// while its request is on the way (see open).
+// avail is the part of the ledger's pool no hold has reserved: the pool
+// minus the draws of holds not yet open in the ledger; a release is added
+// once its CloseJob committed. So avail never exceeds the ledger's pool,
+// a job knows its draw at once, and its hold can open in the ledger while
+// its request is on the way (see open). The sweeper's releases of holds a
+// crash left behind are picked up at the next resync.
 //
-// epoch counts every start and end of a job of ours against the pool. An
-// orchestrator's pool figure describes the same state as the books only
-// if no other job of ours ran against the pool between the two readings
-// (the epoch did not move and the job was alone) and no earlier job may
-// still be settling there (a streamed or broken job whose hold the
-// orchestrator may close a little after we stopped listening: settleUntil).
+// settled is the pool as it will be once every answered job's books are
+// posted: a job's draw leaves it when the job begins, and what its hold
+// will release (draw + tickets sent − charge) comes back when the job is
+// answered. When no job of ours is open at the orchestrator, settled is
+// what the orchestrator's pool should be, even while answered jobs are
+// still posting their books.
+//
+// epoch moves whenever a job begins or is answered. An orchestrator's pool
+// figure is compared with settled only when it describes the same state:
+// no other job was open meanwhile (the epoch did not move, the job was
+// alone) and no earlier job may still be settling there (a streamed or
+// broken one whose hold the orchestrator may close a little after we
+// stopped listening: settleUntil).
 type poolState struct {
-	loaded      bool
-	syncedAt    time.Time
-	avail       ledger.Amount
-	inflight    int
-	running     map[string]bool // job IDs with a hold being used
-	epoch       uint64
+	loaded   bool
+	syncedAt time.Time
+	avail    ledger.Amount
+	settled  ledger.Amount
+	inflight int             // holds begun whose books are not posted yet
+	open     int             // jobs begun and not answered yet
+	running  map[string]bool // job IDs of those holds
+	epoch    uint64
+	// settleUntil: the orchestrator's figures are not compared before.
 	settleUntil time.Time
 	// suspect is a shortfall (the orchestrator holds less than the books)
-	// seen once; a second quiet comparison showing the same amount
-	// confirms it and the books are written down.
+	// seen once; a second comparison showing the same amount confirms it
+	// and the books are written down.
 	suspect ledger.Amount
 	last    *comparison
 }
 
-// resyncAfter is how long a quiet pool's avail is trusted before it is
+// resyncAfter is how long a quiet pool's memory is trusted before it is
 // read from the ledger again.
 const resyncAfter = 10 * time.Second
 
@@ -111,25 +120,34 @@ func (b *books) state(p poolID) *poolState {
 	return st
 }
 
+func (b *books) settling(st *poolState) bool { return b.now().Before(st.settleUntil) }
+
 func (b *books) snapshot(p poolID) snapshot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := b.state(p)
-	return snapshot{ok: st.inflight == 0 && !b.now().Before(st.settleUntil), epoch: st.epoch}
+	return snapshot{ok: st.open == 0 && !b.settling(st), epoch: st.epoch}
 }
 
-// hold is one job attempt's hold in the books.
+// hold is one job attempt's hold in the books. Its life: open (reserve
+// the draw), book (the tickets, once sent), settle (the answer is known),
+// post (the charge and the close, in the ledger), end.
 type hold struct {
 	b     *books
 	pool  poolID
 	key   ledger.JobKey
-	epoch uint64 // the pool's epoch right after this hold began
-	alone bool   // no other job of ours ran against the pool when it began
+	epoch uint64 // the pool's epoch right after this job began
+	alone bool   // no other job of ours was open at the orchestrator then
 	drawn ledger.Amount
 	log   *slog.Logger
-	// opened delivers the outcome of opening the hold in the ledger when
-	// that runs alongside the job's request.
-	opened chan error
+	// openLater opens the hold in the ledger when that runs alongside the
+	// job's request (nil once started); pre delivers the outcome of that
+	// and of booking the payment (see book).
+	openLater func() error
+	pre       chan error
+	paid      ledger.Amount // what was sent (book books it)
+	charged   ledger.Amount
+	settled   bool
 }
 
 // open begins a job attempt at o: it reserves, from the books' pool, what
@@ -138,9 +156,9 @@ type hold struct {
 // the same prepaid credit twice, and opens the attempt's hold with that
 // draw. With wait, open returns once the hold is durably open (and
 // refuses an ID the books have seen with this orchestrator); without, the
-// ledger write runs alongside the request and finish waits for it — for
-// IDs the gateway made up, which cannot have been used. When the token was
-// asked for while the pool was quiet, the orchestrator's pool figure is
+// ledger write runs alongside the request (book starts it) — for IDs the
+// gateway made up, which cannot have been used. When the token was asked
+// for while the pool was quiet, the orchestrator's pool figure is
 // compared with the books'.
 func (b *books) open(ctx context.Context, o *offer, capability, id string, required ledger.Amount, ttl time.Duration, wait bool, log *slog.Logger) (*hold, error) {
 	p := poolID{o.recipient, capability}
@@ -157,17 +175,25 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 			b.m.booksErrors.Inc()
 			return nil, fmt.Errorf("%w: reading the pool: %v", ErrBooks, err)
 		}
-		st.loaded, st.avail, st.syncedAt = true, bal, b.now()
+		st.loaded, st.avail, st.settled, st.syncedAt = true, bal, bal, b.now()
 	}
-	tokenQuiet := o.snap.ok && o.snap.epoch == st.epoch && st.inflight == 0 && !b.now().Before(st.settleUntil)
-	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, alone: st.inflight == 0, log: log}
+	var after func()
+	if o.snap.ok && o.snap.epoch == st.epoch && st.open == 0 && !b.settling(st) && o.poolFigure.ok {
+		after = b.compare(p, st, o.poolFigure, "token", log)
+	}
+	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, alone: st.open == 0, log: log}
 	h.drawn = ledger.MaxOf(ledger.MinAmount(ledger.MinAmount(required, o.available), st.avail), ledger.Amount{})
 	st.avail = st.avail.Sub(h.drawn)
+	st.settled = st.settled.Sub(h.drawn)
 	st.running[id] = true
 	st.inflight++
+	st.open++
 	st.epoch++
 	h.epoch = st.epoch
 	b.mu.Unlock()
+	if after != nil {
+		after()
+	}
 
 	openHold := func() error {
 		res, err := b.l.OpenJob(ctx, ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn, TTL: ttl})
@@ -185,174 +211,267 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 			log.Error("gateway books: the hold drew another amount than reserved; is another process writing this ledger?",
 				"reserved", h.drawn.String(), "drawn", res.Drawn.String())
 			b.mu.Lock()
-			b.state(p).avail = b.state(p).avail.Add(h.drawn).Sub(res.Drawn)
+			st := b.state(p)
+			st.avail = st.avail.Add(h.drawn).Sub(res.Drawn)
+			st.syncedAt = time.Time{} // read the ledger again when quiet
 			b.mu.Unlock()
-		}
-		if tokenQuiet && o.poolFigure.ok {
-			b.compare(ctx, p, h.epoch, o.poolFigure, res.PoolBalance.Add(res.Drawn), "token", log)
 		}
 		return nil
 	}
 	if !wait {
-		h.opened = make(chan error, 1)
-		go func() { h.opened <- openHold() }()
+		h.openLater = openHold
 		return h, nil
 	}
 	if err := openHold(); err != nil {
-		h.end(ledger.Amount{}, true, true)
+		h.end(ledger.Amount{}, true)
 		return nil, err
 	}
 	return h, nil
 }
 
-// end records the end of the attempt in the pool's state: what its hold
-// released back to the pool (or, if the hold never opened, the draw that
-// was reserved for it); unsettled marks the orchestrator's figures
-// unreliable for the settle time.
-func (h *hold) end(released ledger.Amount, unsettled, notOpened bool) {
+// cancel ends an attempt that sent nothing: the hold, if it was opened,
+// is closed with nothing booked on it.
+func (h *hold) cancel(ctx context.Context) error {
+	h.b.mu.Lock()
+	h.unopen()
+	h.b.mu.Unlock()
+	return h.post(ctx, ledger.Amount{})
+}
+
+// unopen takes back a job that never reached the orchestrator from the
+// pool's state; b.mu held.
+func (h *hold) unopen() {
+	if h.settled {
+		return
+	}
+	st := h.b.state(h.pool)
+	h.settled = true
+	st.settled = st.settled.Add(h.drawn)
+	st.open--
+	st.epoch++
+}
+
+// book books the attempt's payment, one credit per ticket keyed by its
+// hash, as soon as it has left the gateway: sent is closed when the job
+// request's headers (which carry it) were written. Once sent, the tickets
+// are spent — the orchestrator holds them, whatever it answers — so they
+// are booked then, alongside the request, not after the answer: a crash
+// mid-job cannot lose them. ended is closed when the request is over; if
+// the headers were never written, nothing is booked. The hold is opened
+// first if it is not yet. post waits for all this.
+func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{}) {
+	b := h.b
+	h.pre = make(chan error, 1)
+	open := h.openLater
+	h.openLater = nil
+	go func() {
+		if open != nil {
+			if err := open(); err != nil {
+				h.pre <- err
+				return
+			}
+		}
+		if len(credits) == 0 {
+			h.pre <- nil
+			return
+		}
+		select {
+		case <-sent:
+		case <-ended:
+			select {
+			case <-sent:
+			default:
+				h.pre <- nil // never left: nothing paid
+				return
+			}
+		}
+		res, err := b.l.ReceivePayment(context.Background(), ledger.PaymentRequest{To: h.key.Ref(),
+			Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
+				return ledger.PaymentDecision{Credits: credits}, nil
+			}})
+		if err != nil {
+			b.m.booksErrors.Inc()
+			h.log.Error("gateway books: the payment sent could not be booked", "err", err, "tickets", len(credits))
+			b.mu.Lock()
+			b.state(h.pool).syncedAt = time.Time{} // read the ledger again when quiet
+			b.mu.Unlock()
+		} else {
+			b.m.tickets.Add(float64(len(credits)))
+			b.m.paidWei.Add(approx(res.Credited))
+		}
+		h.pre <- nil
+	}()
+}
+
+// settle records that the job is answered: paid is what was sent (booked
+// by book), charged what the orchestrator charged, after its pool figure
+// once it closed the job (not ok when it gave none, which makes the
+// pool's figures settle for a while). If the job was alone at the
+// orchestrator from its start, after is compared with the books. Memory
+// only: it runs before the answer is relayed on.
+func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) {
+	b := h.b
+	b.mu.Lock()
+	st := b.state(h.pool)
+	if h.settled {
+		b.mu.Unlock()
+		return
+	}
+	h.settled, h.paid, h.charged = true, paid, charged
+	st.settled = st.settled.Add(h.drawn).Add(paid).Sub(charged)
+	st.open--
+	quiet := h.alone && st.epoch == h.epoch && st.open == 0 && !b.settling(st) && after.ok
+	st.epoch++
+	if !after.ok {
+		st.settleUntil = b.now().Add(b.settle)
+	}
+	var compare func()
+	if quiet {
+		compare = b.compare(h.pool, st, after, "job", h.log)
+	}
+	b.mu.Unlock()
+	if compare != nil {
+		compare()
+	}
+}
+
+// post waits for the hold's opening and payment, posts the charge and
+// closes the hold — its remainder goes back to the books' pool — then ends
+// the attempt. The hold stays open if the ledger fails; it then expires
+// after its TTL and is released the same way, minus what could not be
+// posted.
+func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
+	b := h.b
+	if h.openLater != nil {
+		// Nothing was sent: the hold was never opened.
+		h.end(ledger.Amount{}, true)
+		return nil
+	}
+	if h.pre != nil {
+		if err := <-h.pre; err != nil {
+			// The hold never opened: nothing of this attempt is in the books.
+			h.end(ledger.Amount{}, true)
+			h.log.Error("gateway books: the job's hold could not be opened; its payment and charge are not booked", "err", err,
+				"charged", charged.String())
+			return err
+		}
+	}
+	var chargeErr error
+	if charged.Sign() > 0 {
+		// The work is done and must be paid even beyond the hold (a job may
+		// run longer than what was reserved); the pool covers it at close.
+		_, chargeErr = b.l.Charge(ctx, h.key.Ref(), charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
+	}
+	res, err := b.l.CloseJob(ctx, h.key)
+	if err = errors.Join(chargeErr, err); err != nil {
+		// What the hold holds comes back when it expires; the memory
+		// catches up at the next resync.
+		b.m.booksErrors.Inc()
+		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
+		h.end(ledger.Amount{}, false)
+		b.mu.Lock()
+		b.state(h.pool).syncedAt = time.Time{}
+		b.mu.Unlock()
+		return fmt.Errorf("%w: %v", ErrBooks, err)
+	}
+	h.end(res.Released, false)
+	return nil
+}
+
+// finish is settle then post.
+func (h *hold) finish(ctx context.Context, paid, charged ledger.Amount, after figure) error {
+	h.settle(paid, charged, after)
+	return h.post(ctx, charged)
+}
+
+// end records that the attempt's books are posted: released is what its
+// hold gave back to the ledger's pool; notOpened, that the hold never
+// opened, so its reserved draw is simply available again.
+func (h *hold) end(released ledger.Amount, notOpened bool) {
 	b := h.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := b.state(h.pool)
+	h.unopen()
 	if notOpened {
+		// Nothing of the job is in the ledger: its draw is available again,
+		// and what settle counted (paid, charged) was never booked.
 		released = h.drawn
+		st.settled = st.settled.Sub(h.paid).Add(h.charged)
 	}
 	st.avail = st.avail.Add(released)
 	delete(st.running, h.key.JobID)
 	st.inflight--
-	st.epoch++
-	if unsettled {
-		st.settleUntil = b.now().Add(b.settle)
-	}
 }
 
-// finish posts what the orchestrator credited (credits: one per ticket,
-// keyed by its hash) and charged, closes the hold — its remainder goes back
-// to the books' pool — and, if the job ran alone against the pool, compares
-// the books with after, the orchestrator's pool figure once it closed the
-// job (not ok when it gave none). The hold stays open if the ledger fails;
-// it then expires after its TTL and is released the same way, minus what
-// could not be posted.
-func (h *hold) finish(ctx context.Context, credits []ledger.PaymentCredit, charged ledger.Amount, after figure) error {
-	b := h.b
-	if h.opened != nil {
-		if err := <-h.opened; err != nil {
-			// The hold never opened: nothing of this attempt is in the books.
-			h.end(ledger.Amount{}, true, true)
-			if !errors.Is(err, ErrBooks) {
-				b.m.booksErrors.Inc()
-			}
-			h.log.Error("gateway books: the job's hold could not be opened; its payment and charge are not booked", "err", err,
-				"tickets", len(credits), "charged", charged.String())
-			return err
-		}
-	}
-	ref := h.key.Ref()
-	var errs [2]error
-	var wg sync.WaitGroup
-	if len(credits) > 0 {
-		wg.Go(func() {
-			_, errs[0] = b.l.ReceivePayment(ctx, ledger.PaymentRequest{To: ref,
-				Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-					return ledger.PaymentDecision{Credits: credits}, nil
-				}})
-		})
-	}
-	if charged.Sign() > 0 {
-		// The work is done and must be paid even beyond the hold (a job may
-		// run longer than what was reserved); the pool covers it at close.
-		wg.Go(func() {
-			_, errs[1] = b.l.Charge(ctx, ref, charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
-		})
-	}
-	wg.Wait()
-	res, err := b.l.CloseJob(ctx, h.key)
-	if err = errors.Join(errs[0], errs[1], err); err != nil {
-		// What the hold holds comes back when it expires; avail catches up
-		// at the next resync.
-		h.end(ledger.Amount{}, true, false)
-		b.m.booksErrors.Inc()
-		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
-		return fmt.Errorf("%w: %v", ErrBooks, err)
-	}
-	b.mu.Lock()
-	st := b.state(h.pool)
-	quiet := h.alone && st.epoch == h.epoch && !b.now().Before(st.settleUntil)
-	b.mu.Unlock()
-	if quiet && after.ok {
-		b.compare(ctx, h.pool, h.epoch, after, res.PoolBalance, "job", h.log)
-	}
-	h.end(res.Released, !after.ok, false)
-	return nil
-}
-
-// compare reconciles the books' pool with the orchestrator's figure for
-// it, both taken while no other job of ours ran against the pool (epoch).
+// compare reconciles the books' pool (settled) with the orchestrator's
+// figure for it, st's lock held; what it returns does the rest (logging,
+// a write-down) after the lock is released.
+//
 // The rule is bounded: the books are never credited with anything but
 // the tickets the gateway paid, so an orchestrator reporting more than the
 // books is logged and counted, nothing else. An orchestrator reporting
 // less (it lost state, charged more than it said, another gateway with our
-// key spent the pool) is logged and counted too, and once a second quiet
+// key spent the pool) is logged and counted too, and once a second
 // comparison shows the same shortfall the books are written down by it
 // (a charge on the pool), so that later jobs are paid for in full.
-func (b *books) compare(ctx context.Context, p poolID, epoch uint64, orch figure, books ledger.Amount, source string, log *slog.Logger) {
+func (b *books) compare(p poolID, st *poolState, orch figure, source string, log *slog.Logger) func() {
+	books := st.settled
 	if !orch.exact && books.Cmp(ledger.Wei(legacyCap)) >= 0 {
-		return // go-livepeer's token balance saturates there
+		return nil // go-livepeer's token balance saturates there
 	}
 	diff := orch.v.Sub(books)
-	b.mu.Lock()
-	st := b.state(p)
-	if st.epoch != epoch {
-		b.mu.Unlock()
-		return // another job started meanwhile: not comparable
-	}
 	st.last = &comparison{At: b.now(), Orchestrator: orch.v, Books: books, Exact: orch.exact, Source: source}
 	writeDown := ledger.Amount{}
 	if diff.Sign() >= 0 {
 		st.suspect = ledger.Amount{}
 	} else if short := diff.Neg(); st.suspect.Cmp(short) == 0 {
 		writeDown, st.suspect = short, ledger.Amount{}
-		st.avail = st.avail.Sub(writeDown) // before the charge commits: avail stays ≤ the ledger's
+		// Before the charge commits: avail stays ≤ the ledger's pool.
+		st.avail = st.avail.Sub(writeDown)
+		st.settled = st.settled.Sub(writeDown)
 	} else {
 		st.suspect = short
 	}
-	b.mu.Unlock()
-
 	attrs := []any{"orchestrator", p.addr.Hex(), "capability", p.capability, "orchestrator_balance", orch.v.String(),
 		"books_balance", books.String(), "exact", orch.exact, "source", source}
-	switch diff.Sign() {
-	case 0:
-		b.m.reconciled.WithLabelValues("agree").Inc()
-		return
-	case 1:
-		b.m.reconciled.WithLabelValues("orchestrator_higher").Inc()
-		b.m.discrepancyWei.WithLabelValues("orchestrator_higher").Add(approx(diff))
-		if orch.exact {
-			log.Warn("gateway books: the orchestrator reports more credit than we paid for; not taken into the books", attrs...)
-		} else {
-			// go-livepeer credits tickets' exact EV (we book them floored)
-			// and charges less than our estimate: expected.
-			log.Debug("gateway books: a legacy orchestrator reports more credit than the books", attrs...)
+	return func() {
+		switch diff.Sign() {
+		case 0:
+			b.m.reconciled.WithLabelValues("agree").Inc()
+			return
+		case 1:
+			b.m.reconciled.WithLabelValues("orchestrator_higher").Inc()
+			b.m.discrepancyWei.WithLabelValues("orchestrator_higher").Add(approx(diff))
+			if orch.exact {
+				log.Warn("gateway books: the orchestrator reports more credit than we paid for; not taken into the books", attrs...)
+			} else {
+				// go-livepeer credits tickets' exact EV (we book them
+				// floored) and charges less than our estimate: expected.
+				log.Debug("gateway books: a legacy orchestrator reports more credit than the books", attrs...)
+			}
+			return
 		}
-		return
+		b.m.reconciled.WithLabelValues("orchestrator_lower").Inc()
+		b.m.discrepancyWei.WithLabelValues("orchestrator_lower").Add(approx(diff.Neg()))
+		if writeDown.IsZero() {
+			log.Warn("gateway books: the orchestrator reports less credit than the books; writing it down if the next comparison confirms", attrs...)
+			return
+		}
+		key := "writedown:" + NewJobID()
+		if _, err := b.l.Charge(context.Background(), p.ref(), writeDown, writeDown, key); err != nil {
+			b.m.booksErrors.Inc()
+			b.mu.Lock()
+			st := b.state(p)
+			st.avail = st.avail.Add(writeDown)
+			st.settled = st.settled.Add(writeDown)
+			b.mu.Unlock()
+			log.Error("gateway books: write-down failed", append(attrs, "err", err)...)
+			return
+		}
+		b.m.writtenDownWei.Add(approx(writeDown))
+		log.Warn("gateway books: shortfall confirmed; pool written down to the orchestrator's figure", append(attrs, "written_down", writeDown.String(), "key", key)...)
 	}
-	b.m.reconciled.WithLabelValues("orchestrator_lower").Inc()
-	b.m.discrepancyWei.WithLabelValues("orchestrator_lower").Add(approx(diff.Neg()))
-	if writeDown.IsZero() {
-		log.Warn("gateway books: the orchestrator reports less credit than the books; writing it down if a second comparison confirms", attrs...)
-		return
-	}
-	key := "writedown:" + NewJobID()
-	if _, err := b.l.Charge(ctx, p.ref(), writeDown, writeDown, key); err != nil {
-		b.m.booksErrors.Inc()
-		b.mu.Lock()
-		b.state(p).avail = b.state(p).avail.Add(writeDown)
-		b.mu.Unlock()
-		log.Error("gateway books: write-down failed", append(attrs, "err", err)...)
-		return
-	}
-	b.m.writtenDownWei.Add(approx(writeDown))
-	log.Warn("gateway books: shortfall confirmed; pool written down to the orchestrator's figure", append(attrs, "written_down", writeDown.String(), "key", key)...)
 }
 
 // PoolStatus is one pool of the gateway's books: its credit at one
@@ -381,7 +500,7 @@ func (b *books) pools(ctx context.Context) ([]PoolStatus, error) {
 		for _, a := range as {
 			ps := PoolStatus{Orchestrator: a.Ref.Sender, Capability: a.Ref.Name, Balance: a.Balance, WrittenDown: a.Charged}
 			if st := b.mu.pools[poolID{common.HexToAddress(a.Ref.Sender), a.Ref.Name}]; st != nil {
-				ps.JobsRunning, ps.Suspect, ps.Last = st.inflight, st.suspect, st.last
+				ps.JobsRunning, ps.Suspect, ps.Last = st.open, st.suspect, st.last
 			}
 			out = append(out, ps)
 			after = a.ID

@@ -98,13 +98,15 @@
 //     ID the gateway made up (which cannot have been used), the hold's
 //     OpenJob is written while the request is on its way; a client's ID is
 //     opened before paying, so a reused one is refused up front (409).
-//   - credit: the tickets the orchestrator took, one credit each, keyed by
-//     the ticket's hash (as the orchestrator keys them), worth CreditFor(EV).
-//     They are booked only once an answer shows the orchestrator took the
-//     payment (a 2xx, an "Insufficient balance" refusal — the tickets stay
-//     in the pool there —, or an answer carrying Livepeer-Balance); if that
-//     is unknown (no answer) they are not booked: the books never hold
-//     more than the orchestrator confirmed.
+//   - credit: the tickets sent, one credit each, keyed by the ticket's
+//     hash (as the orchestrator keys them), worth CreditFor(EV). They are
+//     booked as soon as the request headers carrying them are written,
+//     alongside the request: once sent they are spent — the orchestrator
+//     holds the signed tickets whatever it answers — and a crash mid-job
+//     cannot lose the record. A payment that never left (the connection
+//     failed first) is not booked. If an orchestrator refuses a job before
+//     taking its payment (no capacity, a 4xx before admission), the books
+//     hold credit it does not: reconciliation finds that shortfall.
 //   - charge: Livepeer-Job-Charged, the exact charge from byoc
 //     orchestrators; for a byoc stream, the hold's balance at its start
 //     (Livepeer-Payment-Balance) minus the balance line the orchestrator
@@ -113,12 +115,13 @@
 //     an upper bound of what they charge.
 //   - close: what is left goes back to the pool in the same step.
 //
-// A job's books are posted right after its answer went out (the handler
-// returns first, so the client's keep-alive connection is free at once);
-// WaitIdle and Close wait for them. A crash in between leaves the hold open
-// until its TTL (timeout plus HoldTTLMargin) and the sweeper releases it,
-// without that job's credits and charge: the next comparison (below) sees
-// the difference.
+// A job's charge and close are posted right after its answer went out (the
+// handler returns first, so the client's keep-alive connection is free at
+// once); WaitIdle and Close wait for them. After a crash, a hold left open
+// is released by the sweeper after its TTL (timeout plus HoldTTLMargin)
+// with the tickets it paid and without the charge it never learned: the
+// credit carries over to the next job, and reconciliation finds the
+// missing charge as a shortfall and writes it down.
 //
 // # Reconciliation (bounded)
 //
@@ -126,9 +129,12 @@
 // a token's pool_balance (byoc, exact) or balance (go-livepeer), and a
 // plain answer's Livepeer-Balance (the pool after the orchestrator closed
 // the job) — whenever both describe the same state: no other job of ours
-// ran against that pool in between, and none may still be settling there
-// (a stream or a broken attempt whose hold the orchestrator may close a
-// little after we stopped listening: SettleTime). go-livepeer resets its
+// was open at that orchestrator in between, and none may still be settling
+// there (a stream or a broken attempt whose hold the orchestrator may close
+// a little after we stopped listening: SettleTime). The books' side is the
+// pool as it will be once every answered job's books are posted, kept in
+// memory (this process is the books' only writer), so jobs still posting
+// do not get in the way. go-livepeer resets its
 // mirror to whatever the token says (BYOC.md §6.2); this gateway never
 // credits itself more than it paid. An orchestrator reporting more than
 // the books is logged and counted, nothing else (another gateway sharing

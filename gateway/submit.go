@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync"
 	"time"
 
 	"byoc/ledger"
@@ -190,7 +192,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		}
 		if pay, err = g.pay(o, required.Sub(h.drawn)); err != nil {
 			pay.end(g.sender)
-			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
+			h.cancel(bookCtx)
 			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
 		}
 		defer pay.end(g.sender)
@@ -198,7 +200,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	hdr, err := g.signedHeader(j, id)
 	if err != nil {
 		if h != nil {
-			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
+			h.cancel(bookCtx)
 		}
 		return internal(err)
 	}
@@ -208,7 +210,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, o.service+j.path, bytes.NewReader(j.body))
 	if err != nil {
 		if h != nil {
-			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
+			h.cancel(bookCtx)
 		}
 		return fail(StageJob, 0, ErrBadToken, err.Error(), false)
 	}
@@ -222,15 +224,30 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	if pay.header != "" {
 		req.Header.Set(wire.PaymentHeader, pay.header)
 	}
+	// The payment is spent once the headers carrying it are written: the
+	// books record it then, alongside the request (hold.book).
+	sent, ended := make(chan struct{}), make(chan struct{})
+	var sentOnce sync.Once
+	req = req.WithContext(httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
+		WroteHeaders: func() { sentOnce.Do(func() { close(sent) }) },
+	}))
+	if h != nil {
+		h.book(pay.credits, sent, ended)
+	}
 	j.attempted++
 	began := g.cfg.Now()
 	resp, err := g.cfg.Client.Do(req)
+	close(ended)
+	tickets, paid := 0, ledger.Amount{}
+	if isClosed(sent) {
+		tickets, paid = len(pay.credits), pay.credit()
+	}
 	if err != nil {
-		// Nothing reached the client. Whether the orchestrator took the
-		// tickets is unknown: the books do not count them (the safe side:
-		// never more credit than confirmed), and the pool's figures settle.
+		// Nothing reached the client. The payment, if it left, is booked;
+		// whether the orchestrator took it is unknown, so the pool's figures
+		// settle before they are compared again.
 		if h != nil {
-			h.finish(bookCtx, nil, ledger.Amount{}, figure{})
+			h.finish(bookCtx, paid, ledger.Amount{}, figure{})
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -254,11 +271,12 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		// The orchestrator failed, or is busy with our jobs (429), before
 		// any worker output: retry elsewhere.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2*maxErrorDetail))
-		credited := balanceHdr != ""
 		if h != nil {
-			charged := g.chargedFor(o, resp, credited, relayResult{}, g.cfg.Now().Sub(began))
-			h.finish(bookCtx, pay.creditsIf(credited), charged, g.poolAfter(o, resp, relayResult{complete: true}))
-			g.count(pay, credited, charged)
+			// A Livepeer-Balance says the orchestrator admitted the job and
+			// may have charged for it; else it refused it before that.
+			charged := g.chargedFor(o, resp, balanceHdr != "", relayResult{}, g.cfg.Now().Sub(began))
+			h.finish(bookCtx, paid, charged, g.poolAfter(o, resp, relayResult{complete: true}))
+			g.m.chargedWei.Add(approx(charged))
 		}
 		err := ErrOrchestratorFailed
 		if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
@@ -300,37 +318,34 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	if h != nil {
 		insufficient := (status == http.StatusPaymentRequired || status == http.StatusBadRequest) &&
 			bytes.Contains(rr.head, []byte("Insufficient balance"))
-		credited := status < 300 || insufficient || balanceHdr != ""
 		charged := ledger.Amount{}
 		if insufficient {
 			log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
 				"drawn_wei", h.drawn.String(), "paid_wei", pay.credit().String())
 		} else {
-			charged = g.chargedFor(o, resp, credited, rr, g.cfg.Now().Sub(began))
+			// 2xx, or an answer with Livepeer-Balance: it admitted the job.
+			charged = g.chargedFor(o, resp, status < 300 || balanceHdr != "", rr, g.cfg.Now().Sub(began))
 		}
-		after := g.poolAfter(o, resp, rr)
-		if credited {
-			res.tickets, res.paid = len(pay.credits), pay.credit()
-		}
-		res.charged = charged
-		// The books are posted once the client has its whole answer (the
+		h.settle(paid, charged, g.poolAfter(o, resp, rr))
+		res.tickets, res.paid, res.charged = tickets, paid, charged
+		// The charge is posted once the client has its whole answer (the
 		// handler returns first, so a keep-alive connection is free for
-		// the client's next request); WaitIdle and Close wait for them.
+		// the client's next request); WaitIdle and Close wait for it.
 		res.post = func() {
-			h.finish(bookCtx, pay.creditsIf(credited), charged, after)
-			g.count(pay, credited, charged)
+			h.post(bookCtx, charged)
+			g.m.chargedWei.Add(approx(charged))
 		}
 	}
 	return attemptOutcome{done: true, sent: true, res: res}
 }
 
-// count updates the payment metrics once an attempt's books are posted.
-func (g *Gateway) count(p payment, credited bool, charged ledger.Amount) {
-	if credited && len(p.credits) > 0 {
-		g.m.tickets.Add(float64(len(p.credits)))
-		g.m.paidWei.Add(approx(p.credit()))
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
-	g.m.chargedWei.Add(approx(charged))
 }
 
 // signedHeader returns the Livepeer header for attempt id: the client's
@@ -371,13 +386,6 @@ func (p payment) credit() ledger.Amount {
 		sum = sum.Add(c.Amount)
 	}
 	return sum
-}
-
-func (p payment) creditsIf(ok bool) []ledger.PaymentCredit {
-	if !ok {
-		return nil
-	}
-	return p.credits
 }
 
 // pay makes the tickets that bring the orchestrator's hold for the job up
@@ -424,17 +432,17 @@ func (g *Gateway) pay(o *offer, need ledger.Amount) (payment, error) {
 // chargedFor is what the orchestrator charged the attempt for compute:
 // its Livepeer-Job-Charged header (byoc, exact); for a byoc stream, the
 // hold's balance at the start (Livepeer-Payment-Balance) minus the balance
-// line before [DONE]; else, for an orchestrator that took the payment and
-// ran the job (go-livepeer), the price times the whole seconds the gateway
-// waited — an upper bound of what it charges, so the books never hold more
-// than the orchestrator does.
-func (g *Gateway) chargedFor(o *offer, resp *http.Response, credited bool, rr relayResult, elapsed time.Duration) ledger.Amount {
+// line before [DONE]; else, for an orchestrator that admitted the job
+// (go-livepeer), the price times the whole seconds the gateway waited — an
+// upper bound of what it charges, so the books never hold more than the
+// orchestrator does.
+func (g *Gateway) chargedFor(o *offer, resp *http.Response, admitted bool, rr relayResult, elapsed time.Duration) ledger.Amount {
 	if v := resp.Header.Get(wire.HeaderJobCharged); v != "" {
 		if a, err := ledger.ParseAmount(v); err == nil && a.Sign() >= 0 {
 			return a
 		}
 	}
-	if !credited {
+	if !admitted {
 		return ledger.Amount{}
 	}
 	start, startOK := balanceHeader(resp.Header.Get(wire.HeaderPaymentBalance))
