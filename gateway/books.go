@@ -37,19 +37,18 @@ type snapshot struct {
 // poolState is what the books track in memory per pool. This process is
 // the books' only writer, which is what makes these figures exact.
 //
-// avail is the part of the ledger's pool no hold has reserved: the pool
-// minus the draws of holds not yet open in the ledger; a release is added
-// once its CloseJob committed. So avail never exceeds the ledger's pool,
-// a job knows its draw at once, and its hold can open in the ledger while
-// its request is on the way (see open). The sweeper's releases of holds a
-// crash left behind are picked up at the next resync.
-//
 // settled is the pool as it will be once every answered job's books are
 // posted: a job's draw leaves it when the job begins, and what its hold
 // will release (draw + tickets sent − charge) comes back when the job is
-// answered. When no job of ours is open at the orchestrator, settled is
-// what the orchestrator's pool should be, even while answered jobs are
-// still posting their books.
+// answered — which is when the orchestrator has released it too. So
+// settled is what the job about to begin may count on without counting
+// anyone else's reservation twice, and, when no job of ours is open at the
+// orchestrator, exactly what the orchestrator's pool should be, even while
+// answered jobs are still posting their books. A job's hold then draws from
+// the ledger's pool what it reserved, or less while releases are still
+// being posted (its statement shows what it drew; the money is the same).
+// The sweeper's releases of holds a crash left behind are picked up when
+// the pool is next read from the ledger (resync).
 //
 // epoch moves whenever a job begins or is answered. An orchestrator's pool
 // figure is compared with settled only when it describes the same state:
@@ -60,7 +59,6 @@ type snapshot struct {
 type poolState struct {
 	loaded   bool
 	syncedAt time.Time
-	avail    ledger.Amount
 	settled  ledger.Amount
 	inflight int             // holds begun whose books are not posted yet
 	open     int             // jobs begun and not answered yet
@@ -175,15 +173,14 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 			b.m.booksErrors.Inc()
 			return nil, fmt.Errorf("%w: reading the pool: %v", ErrBooks, err)
 		}
-		st.loaded, st.avail, st.settled, st.syncedAt = true, bal, bal, b.now()
+		st.loaded, st.settled, st.syncedAt = true, bal, b.now()
 	}
 	var after func()
 	if o.snap.ok && o.snap.epoch == st.epoch && st.open == 0 && !b.settling(st) && o.poolFigure.ok {
 		after = b.compare(p, st, o.poolFigure, "token", log)
 	}
 	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, alone: st.open == 0, log: log}
-	h.drawn = ledger.MaxOf(ledger.MinAmount(ledger.MinAmount(required, o.available), st.avail), ledger.Amount{})
-	st.avail = st.avail.Sub(h.drawn)
+	h.drawn = ledger.MaxOf(ledger.MinAmount(ledger.MinAmount(required, o.available), st.settled), ledger.Amount{})
 	st.settled = st.settled.Sub(h.drawn)
 	st.running[id] = true
 	st.inflight++
@@ -207,14 +204,9 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 			return fmt.Errorf("%w: the books have an open hold for this job id", ErrJobIDUsed)
 		}
 		if res.Drawn.Cmp(h.drawn) != 0 {
-			// Only another writer on the books' ledger could cause this.
-			log.Error("gateway books: the hold drew another amount than reserved; is another process writing this ledger?",
-				"reserved", h.drawn.String(), "drawn", res.Drawn.String())
-			b.mu.Lock()
-			st := b.state(p)
-			st.avail = st.avail.Add(h.drawn).Sub(res.Drawn)
-			st.syncedAt = time.Time{} // read the ledger again when quiet
-			b.mu.Unlock()
+			// Releases of answered jobs not posted yet: the hold holds less,
+			// the pool more, until they are.
+			log.Debug("gateway books: the hold drew less than the job counts on", "reserved", h.drawn.String(), "drawn", res.Drawn.String())
 		}
 		return nil
 	}
@@ -223,7 +215,7 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 		return h, nil
 	}
 	if err := openHold(); err != nil {
-		h.end(ledger.Amount{}, true)
+		h.end(true)
 		return nil, err
 	}
 	return h, nil
@@ -344,13 +336,13 @@ func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
 	b := h.b
 	if h.openLater != nil {
 		// Nothing was sent: the hold was never opened.
-		h.end(ledger.Amount{}, true)
+		h.end(true)
 		return nil
 	}
 	if h.pre != nil {
 		if err := <-h.pre; err != nil {
 			// The hold never opened: nothing of this attempt is in the books.
-			h.end(ledger.Amount{}, true)
+			h.end(true)
 			h.log.Error("gateway books: the job's hold could not be opened; its payment and charge are not booked", "err", err,
 				"charged", charged.String())
 			return err
@@ -362,19 +354,19 @@ func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
 		// run longer than what was reserved); the pool covers it at close.
 		_, chargeErr = b.l.Charge(ctx, h.key.Ref(), charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
 	}
-	res, err := b.l.CloseJob(ctx, h.key)
+	_, err := b.l.CloseJob(ctx, h.key)
 	if err = errors.Join(chargeErr, err); err != nil {
 		// What the hold holds comes back when it expires; the memory
 		// catches up at the next resync.
 		b.m.booksErrors.Inc()
 		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
-		h.end(ledger.Amount{}, false)
+		h.end(false)
 		b.mu.Lock()
 		b.state(h.pool).syncedAt = time.Time{}
 		b.mu.Unlock()
 		return fmt.Errorf("%w: %v", ErrBooks, err)
 	}
-	h.end(res.Released, false)
+	h.end(false)
 	return nil
 }
 
@@ -384,22 +376,18 @@ func (h *hold) finish(ctx context.Context, paid, charged ledger.Amount, after fi
 	return h.post(ctx, charged)
 }
 
-// end records that the attempt's books are posted: released is what its
-// hold gave back to the ledger's pool; notOpened, that the hold never
-// opened, so its reserved draw is simply available again.
-func (h *hold) end(released ledger.Amount, notOpened bool) {
+// end records that the attempt's books are posted; notOpened, that its
+// hold never opened, so nothing of it is in the ledger.
+func (h *hold) end(notOpened bool) {
 	b := h.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := b.state(h.pool)
 	h.unopen()
 	if notOpened {
-		// Nothing of the job is in the ledger: its draw is available again,
-		// and what settle counted (paid, charged) was never booked.
-		released = h.drawn
+		// What settle counted (paid, charged) was never booked.
 		st.settled = st.settled.Sub(h.paid).Add(h.charged)
 	}
-	st.avail = st.avail.Add(released)
 	delete(st.running, h.key.JobID)
 	st.inflight--
 }
@@ -427,8 +415,6 @@ func (b *books) compare(p poolID, st *poolState, orch figure, source string, log
 		st.suspect = ledger.Amount{}
 	} else if short := diff.Neg(); st.suspect.Cmp(short) == 0 {
 		writeDown, st.suspect = short, ledger.Amount{}
-		// Before the charge commits: avail stays ≤ the ledger's pool.
-		st.avail = st.avail.Sub(writeDown)
 		st.settled = st.settled.Sub(writeDown)
 	} else {
 		st.suspect = short
@@ -462,9 +448,7 @@ func (b *books) compare(p poolID, st *poolState, orch figure, source string, log
 		if _, err := b.l.Charge(context.Background(), p.ref(), writeDown, writeDown, key); err != nil {
 			b.m.booksErrors.Inc()
 			b.mu.Lock()
-			st := b.state(p)
-			st.avail = st.avail.Add(writeDown)
-			st.settled = st.settled.Add(writeDown)
+			b.state(p).settled = b.state(p).settled.Add(writeDown)
 			b.mu.Unlock()
 			log.Error("gateway books: write-down failed", append(attrs, "err", err)...)
 			return
