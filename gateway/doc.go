@@ -91,13 +91,16 @@
 // paid — and one hold per job attempt, keyed by (orchestrator, attempt
 // ID), mirroring the orchestrator's two levels:
 //
-//   - open: the hold draws from the pool what the job may count on (at
-//     most required and at most what the token says is available), so that
-//     concurrent jobs never count the same credit twice. This process is
-//     the books' only writer, so the draw is reserved in memory and, for an
-//     ID the gateway made up (which cannot have been used), the hold's
-//     OpenJob is written while the request is on its way; a client's ID is
-//     opened before paying, so a reused one is refused up front (409).
+//   - open: the job reserves what it may count on: at most required, at
+//     most what the token says is available, and at most the pool as it
+//     will be once the jobs already answered have posted their books (kept
+//     in memory: this process is the books' only writer), so concurrent
+//     jobs never count the same credit twice. Its hold draws that from the
+//     ledger's pool (or less, while answered jobs' releases are still being
+//     posted). For an ID the gateway made up (which cannot have been used)
+//     the hold's OpenJob is written while the request is on its way; a
+//     client's ID is opened before paying, so a reused one is refused up
+//     front (409).
 //   - credit: the tickets sent, one credit each, keyed by the ticket's
 //     hash (as the orchestrator keys them), worth CreditFor(EV). They are
 //     booked as soon as the request headers carrying them are written,
