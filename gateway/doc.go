@@ -29,6 +29,12 @@
 // Livepeer-Job-Id on token requests, so a byoc orchestrator reports that
 // hold's balance if it has it.
 //
+// Each signed request is bound to its attempt: a byoc_job object in
+// parameters names the attempt's ID, the capability, the timeout and an
+// expiry (wire.Bind), and the job signature covers it, so a captured
+// header cannot be replayed as another job (go-livepeer D8); go-livepeer
+// orchestrators ignore the key.
+//
 // An orchestrator closes a job's hold when the job ends, whatever the
 // outcome, and never opens it again. So a retry at the next orchestrator
 // carries a new attempt ID, "<id>~2", "<id>~3" (client IDs cannot contain

@@ -8,6 +8,7 @@ import (
 
 	"byoc/gateway"
 	"byoc/ledger"
+	"byoc/orchestrator"
 	"byoc/wire"
 	"byoc/worker"
 )
@@ -172,4 +173,26 @@ func TestWorkerErrorRelayed(t *testing.T) {
 		t.Errorf("a: %+v (worker errors are charged)", s)
 	}
 	agree(t, gw, b, "fail")
+}
+
+// The gateway binds each signed request to its job (wire.Bind, D8): an
+// orchestrator that accepts only bound requests runs its jobs, retries
+// included (each attempt is bound to its own ID).
+func TestBoundRequests(t *testing.T) {
+	a := startOrch(t, func(c *orchestrator.NodeConfig) { c.Orchestrator.RequireBoundJobs = true })
+	b := startOrch(t, func(c *orchestrator.NodeConfig) { c.Orchestrator.RequireBoundJobs = true })
+	wa, wb := startWorker(t), startWorker(t)
+	register(t, a.URL, wa, worker.Reverse, "reverse", 900, 4)
+	register(t, b.URL, wb, worker.Reverse, "reverse", 1000, 4)
+	gw := startGateway(t, keyA, []string{a.URL, b.URL}, nil)
+	mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
+	wa.Crash()
+	r := submit(t, gw, jobSpec{capability: "reverse", id: "bound", body: "abc"})
+	mustOK(t, r)
+	if r.header.Get(wire.HeaderOrchestratorURL) != b.URL {
+		t.Fatalf("retry ran at %s", r.header.Get(wire.HeaderOrchestratorURL))
+	}
+	statement(t, b, gw.Address(), "bound~2")
+	agree(t, gw, a, "reverse")
+	agree(t, gw, b, "reverse")
 }

@@ -40,9 +40,6 @@ type job struct {
 	header    http.Header
 	started   time.Time
 	attempted int // job requests sent so far (for attempt IDs)
-	// The job signature, made once: it covers only request‖parameters.
-	signed      bool
-	sender, sig string
 }
 
 // attemptID is the ID the next job request carries: the job's ID on the

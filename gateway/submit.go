@@ -348,21 +348,28 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
+// bindingTTL is how long a bound request stays acceptable: it must reach
+// the orchestrator within this (clocks may differ a little).
+const bindingTTL = 5 * time.Minute
+
 // signedHeader returns the Livepeer header for attempt id: the client's
-// request with our signature (or unsigned offchain: sender zero, sig ""),
-// the effective search timeouts, and id. The signature covers only
-// request‖parameters, so it is made once per job.
+// request with the effective search timeouts and id, bound to this
+// attempt (a byoc_job binding in parameters naming its ID, capability,
+// timeout and expiry, which the signature covers: a captured header cannot
+// be replayed as another job, D8; go-livepeer orchestrators ignore the
+// key), and signed — or unsigned offchain: sender the zero address, sig "".
 func (g *Gateway) signedHeader(j *job, id string) (string, error) {
 	send := *j.req
 	send.ID = id
 	send.OrchSearchTimeout, send.OrchSearchRespTimeout = j.search, j.resp
-	if !j.signed {
-		if err := wire.SignJobRequest(g.signer, &send); err != nil {
-			return "", fmt.Errorf("signing the job: %w", err)
+	if g.signer != nil {
+		if err := wire.Bind(&send, g.cfg.Now().Add(bindingTTL)); err != nil {
+			return "", fmt.Errorf("binding the job: %w", err)
 		}
-		j.sender, j.sig, j.signed = send.Sender, send.Sig, true
 	}
-	send.Sender, send.Sig = j.sender, j.sig
+	if err := wire.SignJobRequest(g.signer, &send); err != nil {
+		return "", fmt.Errorf("signing the job: %w", err)
+	}
 	return wire.EncodeJobRequestHeader(&send)
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"byoc/gateway"
 	"byoc/internal/transcript"
@@ -146,7 +147,8 @@ func jsonKeys(t *testing.T, b64s string) []string {
 
 // Our gateway's requests to a go-livepeer orchestrator have the recorded
 // shape: the same token request (byte for byte: same key), the same
-// Livepeer header keys, order and values (but our job ID), and a payment
+// Livepeer header keys, order and values (but our job ID, and the binding
+// to it in parameters, which our signature covers), and a payment
 // of the recorded params; it parses the recorded answers, and its books
 // follow a go-livepeer orchestrator's balance exactly (the second job is
 // covered by the first's credit, so no tickets, as recorded).
@@ -190,12 +192,33 @@ func TestTranscriptPaidJobs(t *testing.T) {
 				t.Errorf("made-up job id %q", id)
 			}
 		}
-		delete(want, "id")
-		delete(have, "id")
+		// Ours differs in three keys: our job ID; parameters, which carry
+		// the byoc_job binding (go-livepeer orchestrators ignore the key);
+		// and so the signature, which covers them.
+		for _, k := range []string{"id", "parameters", "sig"} {
+			delete(want, k)
+			delete(have, k)
+		}
 		for k, v := range want {
 			if have[k] != v {
 				t.Errorf("%s: Livepeer %s = %v, want %v", sc.Name, k, have[k], v)
 			}
+		}
+		req, err := wire.DecodeJobRequestHeader(job.header.Get(wire.HeaderJobRequest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bound, err := req.CheckBinding(time.Now()); !bound || err != nil {
+			t.Errorf("%s: binding %v %v in %s", sc.Name, bound, err, req.Parameters)
+		}
+		var params map[string]any
+		json.Unmarshal([]byte(req.Parameters), &params)
+		delete(params, wire.BindingKey)
+		if len(params) != 0 {
+			t.Errorf("%s: parameters %s: the client's were {}", sc.Name, req.Parameters)
+		}
+		if addr, err := wire.VerifyJobSig(req.Sender, req); err != nil || addr.Hex() != paid.MadeWith.FixedInputs.SenderAddress {
+			t.Errorf("%s: signature %v by %s", sc.Name, err, addr.Hex())
 		}
 		if wk, hk := jsonKeys(t, job.recorded.RequestHeaders.Get(wire.HeaderJobRequest)), jsonKeys(t, job.header.Get(wire.HeaderJobRequest)); strings.Join(wk, ",") != strings.Join(hk, ",") {
 			t.Errorf("%s: Livepeer keys %v, want %v", sc.Name, hk, wk)
