@@ -100,6 +100,17 @@ type PaymentResult struct {
 // ErrIdempotencyConflict (a ticket key used for something else),
 // ErrAmountOverflow, or Decide's error. Nothing is recorded on error.
 func (l *Ledger) ReceivePayment(ctx context.Context, req PaymentRequest) (PaymentResult, error) {
+	if err := checkPayment(req); err != nil {
+		return PaymentResult{}, err
+	}
+	v, err := l.submit(ctx, &paymentOp{req: req})
+	if err != nil {
+		return PaymentResult{}, err
+	}
+	return v.(PaymentResult), nil
+}
+
+func checkPayment(req PaymentRequest) error {
 	err := req.To.Validate()
 	switch {
 	case err != nil:
@@ -110,14 +121,7 @@ func (l *Ledger) ReceivePayment(ctx context.Context, req PaymentRequest) (Paymen
 	case len(req.Nonces) > 0:
 		err = checkName("session", req.Session, true)
 	}
-	if err != nil {
-		return PaymentResult{}, err
-	}
-	v, err := l.submit(ctx, &paymentOp{req: req})
-	if err != nil {
-		return PaymentResult{}, err
-	}
-	return v.(PaymentResult), nil
+	return err
 }
 
 // sessionState is a batch's view of one ticket session.

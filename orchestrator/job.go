@@ -143,9 +143,11 @@ func newRequestID() string {
 	return hex.EncodeToString(b)
 }
 
-// admit opens the job's hold (or picks the pool for a legacy request),
-// credits the payment, and checks the hold covers MinCompute. It returns a
-// non-zero status and message when the job must not run.
+// admit opens the job's hold with the payment sent with it and a top-up
+// from the pool, in one ledger step (ledger.Admit), or picks the pool for a
+// legacy request. It returns a non-zero status and message when the job
+// must not run; a payment credited before that stays the sender's, in its
+// pool.
 func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.Duration) (int, string) {
 	o, l := j.o, j.o.cfg.Ledger
 	pool := ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}
@@ -153,58 +155,82 @@ func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.
 	if j.free() {
 		return 0, "" // nothing to hold or charge
 	}
-	if j.req.ID != "" {
-		key := ledger.JobKey{Sender: j.sender.Hex(), JobID: j.req.ID}
-		res, err := l.OpenJob(ctx, ledger.OpenJobRequest{Job: key, Capability: j.req.Capability, TTL: timeout + o.cfg.HoldTTLMargin})
-		switch {
-		case errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired), errors.Is(err, ledger.ErrJobMismatch):
-			return http.StatusConflict, fmt.Sprintf("job id %s was already used: %v", j.req.ID, err)
-		case err != nil:
-			j.log.Error("open hold", "err", err)
-			return http.StatusInternalServerError, "could not open the job's hold"
-		case !res.Created:
-			return http.StatusConflict, fmt.Sprintf("job %s is already running", j.req.ID)
-		}
-		j.job, j.account = &key, key.Ref()
-	}
+	var v *pm.Validation
+	var pay *ledger.PaymentRequest
 	if len(payment.TicketSenderParams) > 0 {
-		rc, err := o.receiver.Receive(ctx, payment, j.price, j.account)
+		var err error
+		v, pay, err = o.receiver.Prepare(ctx, payment, j.price, j.account)
 		switch {
 		case pm.IsFatal(err):
 			o.m.tickets.WithLabelValues("rejected").Add(float64(len(payment.TicketSenderParams)))
 			return http.StatusBadRequest, "Invalid payment: " + err.Error()
 		case err != nil:
-			j.log.Error("receive payment", "err", err)
-			return http.StatusInternalServerError, "could not record the payment"
-		}
-		credited := rc.Ledger.Tickets - rc.Ledger.Replayed
-		o.m.tickets.WithLabelValues("credited").Add(float64(credited))
-		o.m.tickets.WithLabelValues("rejected").Add(float64(len(rc.Validation.Tickets) - credited))
-		o.m.tickets.WithLabelValues("won").Add(float64(rc.Ledger.Winners))
-		o.m.creditedWei.Add(approx(rc.Ledger.Credited))
-		if err := rc.Err(); err != nil {
 			return http.StatusBadRequest, "Invalid payment: " + err.Error()
 		}
 	}
 	minimum := costFor(j.price, o.cfg.MinCompute)
-	if j.job != nil {
-		_, err := l.OpenJob(ctx, ledger.OpenJobRequest{Job: *j.job, Capability: j.req.Capability,
-			Reserve: costFor(j.price, max(timeout, o.cfg.MinCompute)), Minimum: minimum, TTL: timeout + o.cfg.HoldTTLMargin})
-		switch {
-		case errors.Is(err, ledger.ErrInsufficientFunds):
+	if j.req.ID == "" {
+		if pay != nil {
+			res, err := l.ReceivePayment(ctx, *pay)
+			if err != nil {
+				j.log.Error("receive payment", "err", err)
+				return http.StatusInternalServerError, "could not record the payment"
+			}
+			if status, msg := j.counted(v, res); status != 0 {
+				return status, msg
+			}
+			if res.Balance.Cmp(minimum) < 0 {
+				return http.StatusPaymentRequired, "Insufficient balance for request"
+			}
+			return 0, ""
+		}
+		bal, err := l.Balance(ctx, j.account)
+		if err != nil {
+			return http.StatusInternalServerError, "could not read the balance"
+		}
+		if bal.Cmp(minimum) < 0 {
 			return http.StatusPaymentRequired, "Insufficient balance for request"
-		case err != nil:
-			j.log.Error("fund hold", "err", err)
-			return http.StatusInternalServerError, "could not fund the job's hold"
 		}
 		return 0, ""
 	}
-	bal, err := l.Balance(ctx, j.account)
-	if err != nil {
-		return http.StatusInternalServerError, "could not read the balance"
+	key := ledger.JobKey{Sender: j.sender.Hex(), JobID: j.req.ID}
+	res, err := l.Admit(ctx, ledger.AdmitRequest{Payment: pay, OpenJobRequest: ledger.OpenJobRequest{Job: key, Capability: j.req.Capability,
+		Reserve: costFor(j.price, max(timeout, o.cfg.MinCompute)), Minimum: minimum, TTL: timeout + o.cfg.HoldTTLMargin}})
+	switch {
+	case errors.Is(err, ledger.ErrJobExists):
+		return http.StatusConflict, fmt.Sprintf("job %s is already running", j.req.ID)
+	case errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired), errors.Is(err, ledger.ErrJobMismatch):
+		return http.StatusConflict, fmt.Sprintf("job id %s was already used: %v", j.req.ID, err)
+	case err != nil:
+		j.log.Error("admit", "err", err)
+		return http.StatusInternalServerError, "could not open the job's hold"
 	}
-	if bal.Cmp(minimum) < 0 {
+	if res.Admitted {
+		j.job, j.account = &key, key.Ref() // closed by the handler from here on
+	}
+	if status, msg := j.counted(v, res.Payment); status != 0 {
+		return status, msg
+	}
+	if !res.Admitted {
 		return http.StatusPaymentRequired, "Insufficient balance for request"
+	}
+	return 0, ""
+}
+
+// counted updates the ticket metrics for a recorded payment and reports a
+// bad ticket in it (the valid tickets before it stay credited).
+func (j *jobRun) counted(v *pm.Validation, res ledger.PaymentResult) (int, string) {
+	if v == nil {
+		return 0, ""
+	}
+	m := j.o.m
+	credited := res.Tickets - res.Replayed
+	m.tickets.WithLabelValues("credited").Add(float64(credited))
+	m.tickets.WithLabelValues("rejected").Add(float64(len(v.Tickets) - credited))
+	m.tickets.WithLabelValues("won").Add(float64(res.Winners))
+	m.creditedWei.Add(approx(res.Credited))
+	if err := v.Err(); err != nil {
+		return http.StatusBadRequest, "Invalid payment: " + err.Error()
 	}
 	return 0, ""
 }
@@ -261,22 +287,49 @@ func (j *jobRun) close() {
 	}
 }
 
-// balanceHeader is the Livepeer-Balance value after the job: what the
-// sender has left for this capability (its pool, once the hold is back).
-func (j *jobRun) balanceHeader(ctx context.Context) string {
+// finish ends the job's money side: it charges the whole seconds of
+// elapsed not charged yet (when charge is set; the hold may go below zero
+// by this last charge: the work is done) and closes the hold, releasing
+// the rest to the pool, in one ledger step. It returns the Livepeer-Balance
+// value (what the sender has left for this capability: its pool) and what
+// the hold released.
+func (j *jobRun) finish(ctx context.Context, elapsed time.Duration, charge bool) (balance string, released ledger.Amount) {
 	if j.free() {
-		return "0"
+		return "0", ledger.Amount{}
 	}
-	j.chargedHeader()
-	if j.job != nil {
-		j.close()
-		j.job = nil
+	defer j.chargedHeader()
+	units := int64(0)
+	if charge {
+		units = max(ledger.UnitsFor(elapsed, time.Second)-j.charged, 0)
 	}
-	bal, err := j.o.cfg.Ledger.Balance(ctx, ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}.Ref())
+	cost, err := ledger.CostOf(j.price, units)
 	if err != nil {
-		return ""
+		cost, units = ledger.Amount{}, 0
 	}
-	return wire.BalanceHeader(bal.Big())
+	key := fmt.Sprintf("compute:%s:%d", j.reqID, j.charged+units)
+	l := j.o.cfg.Ledger
+	var bal ledger.Amount
+	if j.job != nil {
+		res, err := l.FinishJob(ctx, *j.job, cost, cost, key)
+		if err != nil {
+			j.log.Error("finish job; the sweeper will release its hold", "err", err)
+			return "", ledger.Amount{}
+		}
+		j.job = nil
+		bal, released = res.PoolBalance, res.Released
+	} else if units > 0 {
+		res, err := l.Charge(ctx, j.account, cost, cost, key)
+		if err != nil {
+			j.log.Error("charge for compute", "err", err)
+			return "", ledger.Amount{}
+		}
+		bal = res.Balance
+	} else if bal, err = l.Balance(ctx, j.account); err != nil {
+		return "", ledger.Amount{}
+	}
+	j.charged += units
+	j.o.m.chargedWei.Add(approx(cost))
+	return wire.BalanceHeader(bal.Big()), released
 }
 
 // chargedHeader records what this request was charged, for the gateway's books.
@@ -327,23 +380,23 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 	if err != nil {
 		switch {
 		case errors.Is(wctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
-			j.chargeUpTo(ctx, time.Since(began), true)
+			bal, _ := j.finish(ctx, time.Since(began), true)
 			observe("timeout")
-			w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
+			w.Header().Set(wire.HeaderBalance, bal)
 			httpError(w, fmt.Sprintf("job timed out: the worker did not answer within %d s", j.req.TimeoutSeconds), http.StatusGatewayTimeout)
 		case r.Context().Err() != nil:
-			j.chargeUpTo(ctx, time.Since(began), true)
+			j.finish(ctx, time.Since(began), true)
 			observe("client_gone")
 		default:
 			o.reg.removeWorker(j.req.Capability, j.slot.url)
 			outcome := "worker_unreachable"
 			if reached.Load() {
-				j.chargeUpTo(ctx, time.Since(began), true)
 				outcome = "worker_failed"
 			}
+			bal, _ := j.finish(ctx, time.Since(began), reached.Load())
 			observe(outcome)
 			j.log.Warn("worker failed; removed", "url", j.slot.url, "got_job", reached.Load(), "err", err)
-			w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
+			w.Header().Set(wire.HeaderBalance, bal)
 			httpError(w, "job not able to be processed, removing capability err="+err.Error(), http.StatusBadGateway)
 		}
 		return
@@ -353,7 +406,8 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 		o.reg.removeWorker(j.req.Capability, j.slot.url)
 		observe("worker_auth_failed")
 		j.log.Warn("worker refused our token; removed", "url", j.slot.url)
-		w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
+		bal, _ := j.finish(ctx, 0, false)
+		w.Header().Set(wire.HeaderBalance, bal)
 		httpError(w, "job not able to be processed, removing capability err=worker auth token failed", http.StatusBadGateway)
 		return
 	}
@@ -363,21 +417,19 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 		return
 	}
 	out, err := io.ReadAll(io.LimitReader(resp.Body, o.cfg.MaxResponseBytes+1))
-	j.chargeUpTo(ctx, time.Since(began), true)
+	bal, _ := j.finish(ctx, time.Since(began), true)
+	h := w.Header()
+	h.Set(wire.HeaderBalance, bal)
 	switch {
 	case err != nil:
 		observe("worker_error")
-		w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
 		httpError(w, "job not able to be processed: reading the worker's response: "+err.Error(), http.StatusBadGateway)
 		return
 	case int64(len(out)) > o.cfg.MaxResponseBytes:
 		observe("worker_error")
-		w.Header().Set(wire.HeaderBalance, j.balanceHeader(ctx))
 		httpError(w, fmt.Sprintf("the worker's response exceeds %d bytes", o.cfg.MaxResponseBytes), http.StatusBadGateway)
 		return
 	}
-	h := w.Header()
-	h.Set(wire.HeaderBalance, j.balanceHeader(ctx))
 	h.Set(wire.HeaderMetadata, resp.Header.Get(wire.HeaderMetadata))
 	if resp.StatusCode > 399 {
 		observe("worker_error_status")

@@ -63,6 +63,7 @@ type Orchestrator struct {
 	cfg      Config
 	reg      *registry
 	receiver *pmledger.Receiver
+	senders  senderCache
 	log      *slog.Logger
 	m        *Metrics
 

@@ -67,14 +67,17 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 		defer t.Stop()
 		tick = t.C
 	}
-	final := func() { j.chargeUpTo(ctx, time.Since(began), true) }
+	final := func() ledger.Amount {
+		_, released := j.finish(ctx, time.Since(began), true)
+		return released
+	}
 	for {
 		select {
 		case line := <-lines:
 			if bytes.Contains(line, []byte("[DONE]")) {
 				stopWorker()
-				final()
-				fmt.Fprintf(w, "data: {\"balance\": %s.000}\n\n\n", j.accountBalance(ctx))
+				left := final() // the hold after the last charge, now back in the pool
+				fmt.Fprintf(w, "data: {\"balance\": %s.000}\n\n\n", left)
 				w.Write(line)
 				io.WriteString(w, "\n")
 				flush()
@@ -98,6 +101,7 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 				flush()
 				// The part of a second the hold could not cover is not
 				// charged: a stream never takes more than its hold.
+				j.finish(ctx, 0, false)
 				return
 			} else if err != nil {
 				j.log.Error("charge running stream", "err", err)

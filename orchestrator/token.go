@@ -26,7 +26,7 @@ func (o *Orchestrator) handleToken(w http.ResponseWriter, r *http.Request) {
 		httpError(w, "Must have eth address and signature on address in Livepeer-Eth-Address header", http.StatusBadRequest)
 		return
 	}
-	sender, _, err := tokenSender(header)
+	sender, _, err := o.senders.sender(header)
 	if err != nil {
 		o.m.rejected.WithLabelValues("token", "bad_credentials").Inc()
 		httpError(w, "Invalid eth address header: "+err.Error(), http.StatusBadRequest)

@@ -59,12 +59,29 @@ func (r Receipt) Err() error {
 // nothing; so does a ledger error (e.g. the job is closed). A payment
 // without tickets records nothing and returns a zero Receipt.
 func (r *Receiver) Receive(ctx context.Context, p *wire.Payment, quote *big.Rat, to ledger.Ref) (Receipt, error) {
-	v, err := r.Recipient.Validate(p, quote)
+	v, req, err := r.Prepare(ctx, p, quote, to)
+	if err != nil || req == nil {
+		return Receipt{Validation: v}, err
+	}
+	res, err := r.Ledger.ReceivePayment(ctx, *req)
 	if err != nil {
 		return Receipt{}, err
 	}
+	return Receipt{Validation: v, Ledger: res}, nil
+}
+
+// Prepare validates p against our quote and returns the ledger request that
+// records it (nil when the payment carries no tickets), for a caller that
+// records it as part of a larger ledger operation (ledger.Admit). The
+// validation's per-ticket outcome is final once the request has been
+// applied.
+func (r *Receiver) Prepare(ctx context.Context, p *wire.Payment, quote *big.Rat, to ledger.Ref) (*pm.Validation, *ledger.PaymentRequest, error) {
+	v, err := r.Recipient.Validate(p, quote)
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(v.Tickets) == 0 {
-		return Receipt{Validation: v}, nil
+		return v, nil, nil
 	}
 	var nonces []uint32
 	for _, t := range v.Tickets {
@@ -74,9 +91,9 @@ func (r *Receiver) Receive(ctx context.Context, p *wire.Payment, quote *big.Rat,
 	}
 	expiry := v.Params.ExpirationBlock
 	if !expiry.IsInt64() {
-		return Receipt{}, fmt.Errorf("%w: expiration block %s", pm.ErrValueOutOfRange, expiry)
+		return nil, nil, fmt.Errorf("%w: expiration block %s", pm.ErrValueOutOfRange, expiry)
 	}
-	res, err := r.Ledger.ReceivePayment(ctx, ledger.PaymentRequest{
+	return v, &ledger.PaymentRequest{
 		To:            to,
 		Session:       v.Params.RecipientRandHash.Hex(),
 		SessionExpiry: expiry.Int64(),
@@ -88,11 +105,7 @@ func (r *Receiver) Receive(ctx context.Context, p *wire.Payment, quote *big.Rat,
 			}
 			return decision(v, b.accepted)
 		},
-	})
-	if err != nil {
-		return Receipt{}, err
-	}
-	return Receipt{Validation: v, Ledger: res}, nil
+	}, nil
 }
 
 // book is the pm.NonceBook that Settle uses inside the ledger transaction:

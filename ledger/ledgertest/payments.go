@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"byoc/ledger"
 	"byoc/pm"
@@ -21,6 +22,8 @@ var paymentTests = []struct {
 	{"PaymentWinnersQueuedOnce", testPaymentWinners},
 	{"PaymentConcurrentReplays", testPaymentConcurrent},
 	{"ForgetSessions", testForgetSessions},
+	{"AdmitOpensPaysAndChecks", testAdmit},
+	{"FinishJobChargesAndCloses", testFinishJob},
 }
 
 // ticketPayment is a payment of tickets with the given nonces in session,
@@ -149,4 +152,62 @@ func testForgetSessions(t *testing.T, e *Env) {
 		t.Fatalf("kept session replay credited %+v", r)
 	}
 	e.WantBalance(poolA.Ref(), 200)
+}
+
+func admit(e *Env, job ledger.JobKey, reserve, minimum int64, pay *ledger.PaymentRequest) (ledger.AdmitResult, error) {
+	return e.Ledger.Admit(e.Ctx, ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: job, Capability: poolA.Capability,
+		Reserve: ledger.Wei(reserve), Minimum: ledger.Wei(minimum), TTL: time.Minute}, Payment: pay})
+}
+
+func testAdmit(t *testing.T, e *Env) {
+	e.Credit(poolA.Ref(), 1000, "fund")
+	// Paid 300, topped up from the pool to 800, minimum 500: admitted.
+	pay := ticketPayment(ledger.Ref{}, "s1", 0, 1, 2, 3)
+	r, err := admit(e, jobA1, 800, 500, &pay)
+	if err != nil || !r.Admitted || r.Payment.Credited.Cmp(ledger.Wei(300)) != 0 || r.Job.Drawn.Cmp(ledger.Wei(500)) != 0 ||
+		r.Job.Balance.Cmp(ledger.Wei(800)) != 0 || r.Job.PoolBalance.Cmp(ledger.Wei(500)) != 0 {
+		t.Fatalf("admit = %+v, %v", r, err)
+	}
+	// The same ID again, while the job runs: refused, and its payment is
+	// not recorded (the same tickets pay for the next job).
+	pay2 := ticketPayment(ledger.Ref{}, "s1", 0, 4)
+	_, err = admit(e, jobA1, 800, 0, &pay2)
+	WantErr(t, err, ledger.ErrJobExists)
+	// Not enough: paid 100, pool 500, minimum 700: not admitted, closed at
+	// once, the payment kept in the pool.
+	r, err = admit(e, jobA2, 700, 700, &pay2)
+	if err != nil || r.Admitted || r.Released.Cmp(ledger.Wei(600)) != 0 || r.Job.PoolBalance.Cmp(ledger.Wei(600)) != 0 {
+		t.Fatalf("refused admit = %+v, %v", r, err)
+	}
+	a, _ := e.Ledger.Account(e.Ctx, jobA2.Ref())
+	if a.State != ledger.StateClosed || !a.Balance.IsZero() {
+		t.Fatalf("refused job = %+v", a)
+	}
+	_, err = admit(e, jobA2, 0, 0, nil)
+	WantErr(t, err, ledger.ErrJobClosed)
+	e.WantBalance(poolA.Ref(), 600)
+	e.WantBalance(jobA1.Ref(), 800)
+}
+
+func testFinishJob(t *testing.T, e *Env) {
+	e.Credit(poolA.Ref(), 1000, "fund")
+	mustOpen(e, jobA1, 600, 0)
+	r, err := e.Ledger.FinishJob(e.Ctx, jobA1, ledger.Wei(250), ledger.Wei(0), "use-1")
+	if err != nil || r.State != ledger.StateClosed || r.Released.Cmp(ledger.Wei(350)) != 0 || r.PoolBalance.Cmp(ledger.Wei(750)) != 0 {
+		t.Fatalf("finish = %+v, %v", r, err)
+	}
+	// A retry of the same finish changes nothing.
+	if r, err := e.Ledger.FinishJob(e.Ctx, jobA1, ledger.Wei(250), ledger.Wei(0), "use-1"); err != nil || !r.Replayed {
+		t.Fatalf("retried finish = %+v, %v", r, err)
+	}
+	_, err = e.Ledger.FinishJob(e.Ctx, jobA1, ledger.Wei(1), ledger.Wei(0), "use-2")
+	WantErr(t, err, ledger.ErrJobClosed)
+	// A charge beyond the hold and its grace is refused whole: the job stays open.
+	mustOpen(e, jobA2, 100, 0)
+	_, err = e.Ledger.FinishJob(e.Ctx, jobA2, ledger.Wei(200), ledger.Wei(50), "use-3")
+	WantErr(t, err, ledger.ErrInsufficientFunds)
+	if a, _ := e.Ledger.Account(e.Ctx, jobA2.Ref()); a.State != ledger.StateOpen {
+		t.Fatalf("job after a refused finish: %s", a.State)
+	}
+	e.WantBalance(poolA.Ref(), 650)
 }

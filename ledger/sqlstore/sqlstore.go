@@ -282,29 +282,45 @@ func placeholders(n, width int) string {
 // power-of-two row count: re-parsing the same SQL for every batch costs more
 // than running it. It runs before any transaction, because preparing inside
 // one would wait for the connection the transaction holds.
+//
+// The read handle gets the small account lookups (balances, tokens); a
+// statement prepared on a handle is prepared again, once, on each of its
+// connections the first time a transaction there uses it.
 func (s *Store) prepare(ctx context.Context) error {
 	s.stmts.byText = map[string]*sql.Stmt{}
+	add := func(db *sql.DB, q string) error {
+		st, err := db.PrepareContext(ctx, s.rebind(q))
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.stmts.byText[stmtKey(db, q)] = st
+		return nil
+	}
 	for n := 1; n <= chunk; n *= 2 {
 		for _, q := range []string{loadAccountsSQL(n), entriesByKeySQL(n), insertAccountsSQL(n),
 			updateAccountsSQL(n, s.d.Types["AMOUNT"]), insertEntriesSQL(n)} {
-			st, err := s.write.PrepareContext(ctx, s.rebind(q))
-			if err != nil {
-				return fmt.Errorf("prepare %q: %w", q, err)
+			if err := add(s.write, q); err != nil {
+				return err
 			}
-			s.stmts.byText[q] = st
+		}
+	}
+	if s.read != s.write {
+		for n := 1; n <= 4; n *= 2 {
+			if err := add(s.read, loadAccountsSQL(n)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
+func stmtKey(db *sql.DB, q string) string { return fmt.Sprintf("%p|%s", db, q) }
+
 // stmt returns the cached statement for q bound to the transaction, or nil
 // when q is not one of the cached batch statements.
 func (t *tx) stmt(ctx context.Context, q string) *sql.Stmt {
-	if t.db != t.s.write {
-		return nil
-	}
 	t.s.stmts.Lock()
-	st := t.s.stmts.byText[q]
+	st := t.s.stmts.byText[stmtKey(t.db, q)]
 	t.s.stmts.Unlock()
 	if st == nil {
 		return nil

@@ -1,0 +1,162 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Admit and FinishJob do in one transaction what a node does around a job,
+// so that a job costs two durable commits instead of five: admission (open
+// the hold, credit the payment that came with the job, top up from the
+// pool, check the minimum) and the end (charge what was used, close).
+
+// AdmitRequest is a job to admit: its hold (OpenJobRequest: Reserve is what
+// the hold should reach, Minimum what it must reach) and the payment sent
+// with it (Payment.To is ignored: the payment credits the job).
+type AdmitRequest struct {
+	OpenJobRequest
+	Payment *PaymentRequest
+}
+
+// AdmitResult is the outcome of Admit.
+type AdmitResult struct {
+	// Admitted is false when the hold could not reach Minimum: the job was
+	// then closed in the same step, the payment staying in the pool.
+	Admitted bool          `json:"admitted"`
+	Job      OpenJobResult `json:"job"`
+	Payment  PaymentResult `json:"payment"`
+	// Released is what went back to the pool when the job was not admitted.
+	Released Amount `json:"released"`
+}
+
+// ErrJobExists is returned by Admit for a job that is already open: its ID
+// is in use by a running job of the same sender.
+var ErrJobExists = errors.New("ledger: job already open")
+
+// Admit opens a new job's hold, credits the job's payment to it, draws from
+// the pool up to Reserve and admits the job if the hold covers Minimum;
+// otherwise it closes the job at once, so the payment is kept in the pool.
+// All of it is one atomic step.
+//
+// Errors (nothing changes): ErrInvalidInput, ErrJobExists, ErrJobMismatch,
+// ErrJobClosed, ErrJobExpired, the payment's errors (see ReceivePayment),
+// ErrAmountOverflow.
+func (l *Ledger) Admit(ctx context.Context, req AdmitRequest) (AdmitResult, error) {
+	if req.TTL == 0 {
+		req.TTL = l.opts.DefaultTTL
+	}
+	err := firstErr(req.Job.Ref().Validate(), req.Pool().Ref().Validate(),
+		checkAmount("reserve", req.Reserve), checkAmount("minimum", req.Minimum))
+	if err == nil && req.TTL < 0 {
+		err = fmt.Errorf("%w: negative TTL %s", ErrInvalidInput, req.TTL)
+	}
+	if err == nil && req.Payment != nil {
+		p := *req.Payment
+		p.To = req.Job.Ref()
+		req.Payment = &p
+		err = checkPayment(p)
+	}
+	if err != nil {
+		return AdmitResult{}, err
+	}
+	v, err := l.submit(ctx, &admitOp{req: req})
+	if err != nil {
+		return AdmitResult{}, err
+	}
+	return v.(AdmitResult), nil
+}
+
+type admitOp struct {
+	req AdmitRequest
+}
+
+func (a *admitOp) refs() []Ref { return []Ref{a.req.Job.Ref(), a.req.Pool().Ref()} }
+func (a *admitOp) key() string { return "" }
+
+func (a *admitOp) apply(o *opCtx) (any, error) {
+	var res AdmitResult
+	open := a.req.OpenJobRequest
+	open.Reserve, open.Minimum = Amount{}, Amount{}
+	v, err := (&openJobOp{req: open}).apply(o)
+	if err != nil {
+		return nil, err
+	}
+	if !v.(OpenJobResult).Created {
+		return nil, fmt.Errorf("%w: %s", ErrJobExists, a.req.Job.Ref())
+	}
+	if a.req.Payment != nil {
+		pv, err := (&paymentOp{req: *a.req.Payment}).apply(o)
+		if err != nil {
+			return nil, err
+		}
+		res.Payment = pv.(PaymentResult)
+	}
+	open.Reserve = a.req.Reserve
+	v, err = (&openJobOp{req: open}).apply(o)
+	if err != nil {
+		return nil, err
+	}
+	res.Job = v.(OpenJobResult)
+	res.Job.Created = true
+	if res.Job.Balance.Cmp(a.req.Minimum) >= 0 {
+		res.Admitted = true
+		return res, nil
+	}
+	cv, err := (&closeJobOp{job: a.req.Job}).apply(o)
+	if err != nil {
+		return nil, err
+	}
+	c := cv.(CloseJobResult)
+	res.Released, res.Job.PoolBalance = c.Released, c.PoolBalance
+	return res, nil
+}
+
+// FinishJob charges a job for what it used (amount ≥ 0, under key; the
+// hold may go below zero by at most grace) and closes it, releasing the rest
+// to the pool, in one atomic step. Finishing a job that is already final is
+// harmless when amount is 0 (Replayed).
+//
+// Errors (nothing changes): ErrInvalidInput, ErrIdempotencyConflict,
+// ErrNotFound, ErrJobClosed (amount > 0 on a final job), ErrJobExpired,
+// ErrInsufficientFunds, ErrAmountOverflow.
+func (l *Ledger) FinishJob(ctx context.Context, job JobKey, amount, grace Amount, key string) (CloseJobResult, error) {
+	err := firstErr(job.Ref().Validate(), checkAmount("charge", amount), checkAmount("grace", grace))
+	if err == nil && !amount.IsZero() {
+		err = checkKey(key)
+	}
+	if err != nil {
+		return CloseJobResult{}, err
+	}
+	var charge *chargeOp
+	if !amount.IsZero() {
+		charge = &chargeOp{ref: job.Ref(), amount: amount, grace: grace, k: key}
+	}
+	v, err := l.submit(ctx, &finishOp{charge: charge, close: closeJobOp{job: job}})
+	if err != nil {
+		return CloseJobResult{}, err
+	}
+	return v.(CloseJobResult), nil
+}
+
+type finishOp struct {
+	charge *chargeOp
+	close  closeJobOp
+}
+
+func (f *finishOp) refs() []Ref { return f.close.refs() }
+func (f *finishOp) key() string {
+	if f.charge == nil {
+		return ""
+	}
+	return f.charge.k
+}
+
+func (f *finishOp) apply(o *opCtx) (any, error) {
+	if f.charge != nil {
+		if _, err := f.charge.apply(o); err != nil {
+			return nil, err
+		}
+	}
+	return f.close.apply(o)
+}
