@@ -5,12 +5,15 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,4 +187,51 @@ func checkBooks(t *testing.T, dir string, acked []string) faultReport {
 		}
 	}
 	return rep
+}
+
+// TestFaultGatewayKilledMidStream kills a `byoc gateway` process while it
+// relays a server-sent-events job: the orchestrator stops the stream,
+// charges the seconds it ran and releases the rest of its hold at once;
+// the restarted gateway's books release their hold after its TTL; both
+// ledgers verify and agree on what the gateway paid.
+func TestFaultGatewayKilledMidStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	orch := StartNode(t, t.TempDir(), nil)
+	w := StartWorker(t)
+	Register(t, orch.URL, w, worker.SSE, "sse", 1000, 4)
+	gwDir, gwAddr := t.TempDir(), FreePort(t)
+	args := []string{"gateway", "--orch-addr", orch.URL, "--data-dir", gwDir, "--listen", gwAddr, "--admin-listen", "",
+		"--dev-key", KeyA, "--min-compute", "5s", "--hold-ttl-margin", "1s"}
+	gw := StartProcess(t, "gateway serving", args...)
+	hdr, _ := json.Marshal(wire.JobRequest{ID: "stream", Request: "{}", Parameters: "{}", Capability: "sse", TimeoutSeconds: 3})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/process/request/", strings.NewReader(`{"events":100,"interval_ms":100}`))
+	req.Header.Set(wire.HeaderJobRequest, base64.StdEncoding.EncodeToString(hdr))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	first := make([]byte, 16)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("no event before the kill: %v", err)
+	}
+	gw.Kill9()
+	resp.Body.Close()
+	sender := NewClient(t, orch.URL, KeyA).Addr()
+	job := ledger.JobKey{Sender: sender, JobID: "stream"}.Ref()
+	Eventually(t, "the orchestrator to close the stream's hold", func() bool {
+		a, err := orch.Ledger.Account(context.Background(), job)
+		return err == nil && a.State.IsFinal()
+	})
+	st := Statement(t, orch, sender, "stream")
+	StartProcess(t, "gateway serving", args...)
+	Eventually(t, "the gateway's books to release their hold", func() bool { return openJobs(t, gwDir) == 0 })
+	Verify(t, orch)
+	rep := checkBooks(t, gwDir, nil)
+	if rep.Credited.Cmp(st.Credited) != 0 {
+		t.Errorf("the gateway booked %s paid, the orchestrator credited %s", rep.Credited, st.Credited)
+	}
+	t.Logf("report: gateway killed mid-stream: the stream was charged %s for the seconds it ran, %s went back to the pool; both ledgers verify, money lost 0", st.Charged, st.Released)
 }
