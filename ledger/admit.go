@@ -43,14 +43,7 @@ var ErrJobExists = errors.New("ledger: job already open")
 // ErrJobClosed, ErrJobExpired, the payment's errors (see ReceivePayment),
 // ErrAmountOverflow.
 func (l *Ledger) Admit(ctx context.Context, req AdmitRequest) (AdmitResult, error) {
-	if req.TTL == 0 {
-		req.TTL = l.opts.DefaultTTL
-	}
-	err := firstErr(req.Job.Ref().Validate(), req.Pool().Ref().Validate(),
-		checkAmount("reserve", req.Reserve), checkAmount("minimum", req.Minimum))
-	if err == nil && req.TTL < 0 {
-		err = fmt.Errorf("%w: negative TTL %s", ErrInvalidInput, req.TTL)
-	}
+	err := l.checkOpen(&req.OpenJobRequest)
 	if err == nil && req.Payment != nil {
 		p := *req.Payment
 		p.To = req.Job.Ref()
@@ -60,11 +53,7 @@ func (l *Ledger) Admit(ctx context.Context, req AdmitRequest) (AdmitResult, erro
 	if err != nil {
 		return AdmitResult{}, err
 	}
-	v, err := l.submit(ctx, &admitOp{req: req})
-	if err != nil {
-		return AdmitResult{}, err
-	}
-	return v.(AdmitResult), nil
+	return run[AdmitResult](ctx, l, &admitOp{req: req})
 }
 
 type admitOp struct {
@@ -132,11 +121,7 @@ func (l *Ledger) FinishJob(ctx context.Context, job JobKey, amount, grace Amount
 	if !amount.IsZero() {
 		charge = &chargeOp{ref: job.Ref(), amount: amount, grace: grace, k: key}
 	}
-	v, err := l.submit(ctx, &finishOp{charge: charge, close: closeJobOp{job: job}})
-	if err != nil {
-		return CloseJobResult{}, err
-	}
-	return v.(CloseJobResult), nil
+	return run[CloseJobResult](ctx, l, &finishOp{charge: charge, close: closeJobOp{job: job}})
 }
 
 type finishOp struct {

@@ -114,6 +114,16 @@ func (l *Ledger) submit(ctx context.Context, op op) (any, error) {
 	}
 }
 
+// run submits op and returns its result as a T.
+func run[T any](ctx context.Context, l *Ledger, op op) (T, error) {
+	v, err := l.submit(ctx, op)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.(T), nil
+}
+
 func (l *Ledger) commitLoop() {
 	defer l.wg.Done()
 	batch := make([]*request, 0, l.opts.MaxBatch)
@@ -207,11 +217,7 @@ func (l *Ledger) Credit(ctx context.Context, to Ref, amount Amount, key string) 
 	if err := firstErr(to.Validate(), checkAmount("credit", amount), checkKey(key)); err != nil {
 		return CreditResult{}, err
 	}
-	v, err := l.submit(ctx, &creditOp{ref: to, amount: amount, k: key})
-	if err != nil {
-		return CreditResult{}, err
-	}
-	return v.(CreditResult), nil
+	return run[CreditResult](ctx, l, &creditOp{ref: to, amount: amount, k: key})
 }
 
 // ChargeResult is the outcome of Charge.
@@ -230,11 +236,7 @@ func (l *Ledger) Charge(ctx context.Context, from Ref, amount, grace Amount, key
 	if err := firstErr(from.Validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key)); err != nil {
 		return ChargeResult{}, err
 	}
-	v, err := l.submit(ctx, &chargeOp{ref: from, amount: amount, grace: grace, k: key})
-	if err != nil {
-		return ChargeResult{}, err
-	}
-	return v.(ChargeResult), nil
+	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key})
 }
 
 // OpenJobRequest describes a hold to open (or top up).
@@ -271,6 +273,14 @@ type OpenJobResult struct {
 // Errors: ErrInvalidInput, ErrJobMismatch, ErrJobClosed, ErrJobExpired,
 // ErrInsufficientFunds (nothing changes: the job is not opened).
 func (l *Ledger) OpenJob(ctx context.Context, req OpenJobRequest) (OpenJobResult, error) {
+	if err := l.checkOpen(&req); err != nil {
+		return OpenJobResult{}, err
+	}
+	return run[OpenJobResult](ctx, l, &openJobOp{req: req})
+}
+
+// checkOpen validates an OpenJobRequest and gives it the default TTL.
+func (l *Ledger) checkOpen(req *OpenJobRequest) error {
 	if req.TTL == 0 {
 		req.TTL = l.opts.DefaultTTL
 	}
@@ -279,14 +289,7 @@ func (l *Ledger) OpenJob(ctx context.Context, req OpenJobRequest) (OpenJobResult
 	if err == nil && req.TTL < 0 {
 		err = fmt.Errorf("%w: negative TTL %s", ErrInvalidInput, req.TTL)
 	}
-	if err != nil {
-		return OpenJobResult{}, err
-	}
-	v, err := l.submit(ctx, &openJobOp{req: req})
-	if err != nil {
-		return OpenJobResult{}, err
-	}
-	return v.(OpenJobResult), nil
+	return err
 }
 
 // CloseJobResult is the outcome of CloseJob and of expiry.
@@ -307,11 +310,7 @@ func (l *Ledger) CloseJob(ctx context.Context, job JobKey) (CloseJobResult, erro
 	if err := job.Ref().Validate(); err != nil {
 		return CloseJobResult{}, err
 	}
-	v, err := l.submit(ctx, &closeJobOp{job: job})
-	if err != nil {
-		return CloseJobResult{}, err
-	}
-	return v.(CloseJobResult), nil
+	return run[CloseJobResult](ctx, l, &closeJobOp{job: job})
 }
 
 // ExpireJobs releases every open job idle past its TTL, as CloseJob would,

@@ -103,11 +103,7 @@ func (l *Ledger) ReceivePayment(ctx context.Context, req PaymentRequest) (Paymen
 	if err := checkPayment(req); err != nil {
 		return PaymentResult{}, err
 	}
-	v, err := l.submit(ctx, &paymentOp{req: req})
-	if err != nil {
-		return PaymentResult{}, err
-	}
-	return v.(PaymentResult), nil
+	return run[PaymentResult](ctx, l, &paymentOp{req: req})
 }
 
 func checkPayment(req PaymentRequest) error {
