@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"byoc/internal/nodefiles"
+	"byoc/internal/serve"
 	"byoc/ledger"
 	"byoc/ledger/stores"
 )
@@ -54,7 +55,7 @@ type Node struct {
 	Ledger   *ledger.Ledger
 	Store    ledger.Store
 
-	servers []*http.Server
+	servers serve.Group
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  sync.Once
@@ -111,7 +112,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	n.URL = "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
-	n.serve(srv, func() error { return srv.Serve(ln) })
+	n.servers.Go("gateway", srv, func() error { return srv.Serve(ln) })
 	if cfg.AdminListen != "" {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
@@ -119,7 +120,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		}
 		n.AdminURL = "http://" + aln.Addr().String()
 		asrv := &http.Server{Handler: n.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-		n.serve(asrv, func() error { return asrv.Serve(aln) })
+		n.servers.Go("gateway", asrv, func() error { return asrv.Serve(aln) })
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -137,26 +138,13 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) serve(srv *http.Server, run func() error) {
-	n.servers = append(n.servers, srv)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("gateway server", "err", err)
-		}
-	}()
-}
-
 // Close stops the listeners (letting running jobs finish for up to 10 s),
 // discovery, the sweeper and the books.
 func (n *Node) Close() error {
 	n.closed.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		for _, s := range n.servers {
-			s.Shutdown(ctx)
-		}
+		n.servers.Shutdown(ctx)
 		if n.cancel != nil {
 			n.cancel()
 		}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"byoc/internal/nodefiles"
+	"byoc/internal/serve"
 	"byoc/ledger"
 	"byoc/ledger/stores"
 	"byoc/pm"
@@ -67,7 +67,7 @@ type Node struct {
 	Ledger     *ledger.Ledger
 	Store      ledger.Store
 
-	servers []*http.Server
+	servers serve.Group
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  sync.Once
@@ -153,9 +153,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 			return nil, err
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		n.serve(srv, func() error { return srv.ServeTLS(ln, "", "") })
+		n.servers.Go("orchestrator", srv, func() error { return srv.ServeTLS(ln, "", "") })
 	} else {
-		n.serve(srv, func() error { return srv.Serve(ln) })
+		n.servers.Go("orchestrator", srv, func() error { return srv.Serve(ln) })
 	}
 
 	if cfg.AdminListen != "" {
@@ -170,7 +170,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		}
 		n.AdminURL = "http://" + aln.Addr().String()
 		asrv := &http.Server{Handler: n.AdminHandler(n.AdminToken), ReadHeaderTimeout: 10 * time.Second}
-		n.serve(asrv, func() error { return asrv.Serve(aln) })
+		n.servers.Go("orchestrator", asrv, func() error { return asrv.Serve(aln) })
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -183,26 +183,13 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) serve(srv *http.Server, run func() error) {
-	n.servers = append(n.servers, srv)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("orchestrator server", "err", err)
-		}
-	}()
-}
-
 // Close stops the listeners (letting running jobs finish for up to 10 s),
 // the sweeper and the ledger.
 func (n *Node) Close() error {
 	n.closed.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		for _, s := range n.servers {
-			s.Shutdown(ctx)
-		}
+		n.servers.Shutdown(ctx)
 		if n.cancel != nil {
 			n.cancel()
 		}
