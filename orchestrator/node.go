@@ -179,8 +179,42 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		defer n.wg.Done()
 		n.Ledger.RunSweeper(sctx, cfg.SweepInterval)
 	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.forgetSessions(sctx, blocks)
+	}()
 	n.log.Info("orchestrator listening", "service_addr", n.URL, "admin", n.AdminURL, "address", n.Address.Hex(), "ledger", where)
 	return n, nil
+}
+
+// forgetSessionsMargin is how many blocks past its expiry a ticket
+// session's nonces are kept (offchain, 100 blocks are 20 minutes): tickets
+// on expired params earn nothing, so forgetting them cannot let one be
+// credited, and the margin covers a clock or chain that steps back.
+const forgetSessionsMargin = 100
+
+// forgetSessions drops the seen nonces of expired ticket sessions every few
+// minutes, so the replay table stays bounded by the sessions still valid.
+func (n *Node) forgetSessions(ctx context.Context, blocks pm.BlockSource) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		last := blocks.LastSeenL1Block()
+		if !last.IsInt64() || last.Int64() <= forgetSessionsMargin {
+			continue
+		}
+		if k, err := n.Ledger.ForgetSessions(ctx, last.Int64()-forgetSessionsMargin); err != nil && ctx.Err() == nil {
+			n.log.Error("forget expired ticket sessions", "err", err)
+		} else if k > 0 {
+			n.log.Info("forgot expired ticket sessions", "sessions", k)
+		}
+	}
 }
 
 // Close stops the listeners (letting running jobs finish for up to 10 s),
