@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"byoc/internal/defaults"
 )
 
 // DefaultOrchestratorPort is the port an orchestrator address without one
@@ -123,8 +125,8 @@ func NewDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
 			return nil, fmt.Errorf("gateway: webhook URL %q must be an absolute http(s) URL", cfg.WebhookURL)
 		}
 	}
-	setDefault(&cfg.Refresh, time.Minute)
-	setDefault(&cfg.Timeout, 3*time.Second)
+	defaults.Set(&cfg.Refresh, time.Minute)
+	defaults.Set(&cfg.Timeout, 3*time.Second)
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{}
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"byoc/internal/defaults"
 	"byoc/ledger"
 	"byoc/pm"
 	"byoc/wire"
@@ -111,14 +112,14 @@ func New(cfg Config) (*Gateway, error) {
 	case cfg.MaxPrice != nil && cfg.MaxPrice.Sign() < 0:
 		return nil, errors.New("gateway: negative maximum price")
 	}
-	setDefault(&cfg.MinCompute, DefaultMinCompute)
-	setDefault(&cfg.SearchTimeout, DefaultSearchTimeout)
-	setDefault(&cfg.RespTimeout, DefaultRespTimeout)
-	setDefault(&cfg.MaxAttempts, DefaultMaxAttempts)
-	setDefault(&cfg.MaxTimeout, DefaultMaxTimeout)
-	setDefault(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
-	setDefault(&cfg.HoldTTLMargin, DefaultHoldTTLMargin)
-	setDefault(&cfg.SettleTime, DefaultSettleTime)
+	defaults.Set(&cfg.MinCompute, DefaultMinCompute)
+	defaults.Set(&cfg.SearchTimeout, DefaultSearchTimeout)
+	defaults.Set(&cfg.RespTimeout, DefaultRespTimeout)
+	defaults.Set(&cfg.MaxAttempts, DefaultMaxAttempts)
+	defaults.Set(&cfg.MaxTimeout, DefaultMaxTimeout)
+	defaults.Set(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	defaults.Set(&cfg.HoldTTLMargin, DefaultHoldTTLMargin)
+	defaults.Set(&cfg.SettleTime, DefaultSettleTime)
 	if cfg.MaxTimeout > wire.MaxJobTimeoutSeconds*time.Second {
 		cfg.MaxTimeout = wire.MaxJobTimeoutSeconds * time.Second
 	}
@@ -254,9 +255,3 @@ func (g *Gateway) Orchestrators() []OrchestratorStatus { return g.stats.list() }
 
 // Pools reports the gateway's books per (orchestrator, capability).
 func (g *Gateway) Pools(ctx context.Context) ([]PoolStatus, error) { return g.books.pools(ctx) }
-
-func setDefault[T int | int64 | time.Duration](v *T, def T) {
-	if *v <= 0 {
-		*v = def
-	}
-}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"byoc/internal/defaults"
 	"byoc/internal/nodefiles"
 	"byoc/internal/serve"
 	"byoc/ledger"
@@ -77,7 +78,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if cfg.Clock == nil {
 		cfg.Clock = ledger.SystemClock{}
 	}
-	setDefault(&cfg.SweepInterval, 15*time.Second)
+	defaults.Set(&cfg.SweepInterval, 15*time.Second)
 	if cfg.Gateway.Logger == nil {
 		cfg.Gateway.Logger = slog.Default()
 	}
@@ -87,12 +88,10 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 			n.Close()
 		}
 	}()
-	store, where, err := stores.Open(ctx, cfg.DataDir, cfg.LedgerDSN, false)
-	if err != nil {
+	var where string
+	if n.Store, n.Ledger, where, err = stores.OpenLedger(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Gateway.Logger}); err != nil {
 		return nil, fmt.Errorf("gateway: ledger %s: %w", where, err)
 	}
-	n.Store = store
-	n.Ledger = ledger.New(store, ledger.Options{Clock: cfg.Clock, Logger: cfg.Gateway.Logger})
 	if cfg.Discovery.Logger == nil {
 		cfg.Discovery.Logger = cfg.Gateway.Logger
 	}

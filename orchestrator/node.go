@@ -15,6 +15,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"byoc/internal/defaults"
 	"byoc/internal/nodefiles"
 	"byoc/internal/serve"
 	"byoc/ledger"
@@ -84,7 +85,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if cfg.Clock == nil {
 		cfg.Clock = ledger.SystemClock{}
 	}
-	setDefault(&cfg.SweepInterval, 15*time.Second)
+	defaults.Set(&cfg.SweepInterval, 15*time.Second)
 	u, err := url.Parse(cfg.Listen)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("orchestrator: listen address %q must look like https://host:port or http://host:port", cfg.Listen)
@@ -95,12 +96,10 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 			n.Close()
 		}
 	}()
-	store, where, err := stores.Open(ctx, cfg.DataDir, cfg.LedgerDSN, false)
-	if err != nil {
+	var where string
+	if n.Store, n.Ledger, where, err = stores.OpenLedger(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Orchestrator.Logger}); err != nil {
 		return nil, fmt.Errorf("orchestrator: ledger %s: %w", where, err)
 	}
-	n.Store = store
-	n.Ledger = ledger.New(store, ledger.Options{Clock: cfg.Clock, Logger: cfg.Orchestrator.Logger})
 	if n.Address = cfg.Address; n.Address == (common.Address{}) {
 		key, err := nodefiles.Key(cfg.DataDir)
 		if err != nil {

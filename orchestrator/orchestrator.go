@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"byoc/internal/defaults"
 	"byoc/ledger"
 	"byoc/pm"
 	"byoc/pmledger"
@@ -86,13 +87,13 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, fmt.Errorf("orchestrator: service address %q must be an absolute http(s) URL", cfg.ServiceAddr)
 	}
 	cfg.ServiceAddr = strings.TrimSuffix(cfg.ServiceAddr, "/")
-	setDefault(&cfg.MinCompute, 60*time.Second)
-	setDefault(&cfg.HoldTTLMargin, 2*time.Minute)
-	setDefault(&cfg.MaxOpenJobsPerSender, 64)
-	setDefault(&cfg.MaxBodyBytes, 10<<20)
-	setDefault(&cfg.MaxResponseBytes, 64<<20)
-	setDefault(&cfg.MaxTimeout, time.Hour)
-	setDefault(&cfg.ChargeInterval, 5*time.Second)
+	defaults.Set(&cfg.MinCompute, 60*time.Second)
+	defaults.Set(&cfg.HoldTTLMargin, 2*time.Minute)
+	defaults.Set(&cfg.MaxOpenJobsPerSender, 64)
+	defaults.Set(&cfg.MaxBodyBytes, 10<<20)
+	defaults.Set(&cfg.MaxResponseBytes, 64<<20)
+	defaults.Set(&cfg.MaxTimeout, time.Hour)
+	defaults.Set(&cfg.ChargeInterval, 5*time.Second)
 	if cfg.WorkerClient == nil {
 		cfg.WorkerClient = &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0,
@@ -108,12 +109,6 @@ func New(cfg Config) (*Orchestrator, error) {
 		receiver: &pmledger.Receiver{Recipient: cfg.Recipient, Ledger: cfg.Ledger, MaxNonces: cfg.MaxNonces}}
 	o.open.bySender = map[string]int{}
 	return o, nil
-}
-
-func setDefault[T int | int64 | time.Duration](v *T, def T) {
-	if *v <= 0 {
-		*v = def
-	}
 }
 
 // Handler returns the BYOC API: worker registration, tokens and jobs.

@@ -41,3 +41,13 @@ func Open(ctx context.Context, dataDir, dsn string, mustExist bool) (ledger.Stor
 	st, err := sqlite.Open(ctx, path)
 	return st, path, err
 }
+
+// OpenLedger opens the store as Open does (a new ledger if none) and a
+// Ledger on it, for a node; the caller closes both.
+func OpenLedger(ctx context.Context, dataDir, dsn string, opts ledger.Options) (ledger.Store, *ledger.Ledger, string, error) {
+	store, where, err := Open(ctx, dataDir, dsn, false)
+	if err != nil {
+		return nil, nil, where, err
+	}
+	return store, ledger.New(store, opts), where, nil
+}
