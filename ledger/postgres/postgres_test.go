@@ -19,6 +19,11 @@ func BenchmarkLedger(b *testing.B) {
 	ledgertest.Bench(b, ledgertest.Postgres)
 }
 
+func BenchmarkPaidJob(b *testing.B) {
+	ledgertest.PostgresDSN(b)
+	ledgertest.BenchPaidJob(b, ledgertest.Postgres)
+}
+
 // TestReplicas runs two ledgers in one process on one PostgreSQL schema, as
 // two orchestrator replicas would, each with two writers, so batches of both
 // contend for the same pool rows: nothing may be lost or counted twice.

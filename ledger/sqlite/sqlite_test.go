@@ -9,3 +9,5 @@ import (
 func TestConformance(t *testing.T) { ledgertest.Run(t, ledgertest.SQLite) }
 
 func BenchmarkLedger(b *testing.B) { ledgertest.Bench(b, ledgertest.SQLite) }
+
+func BenchmarkPaidJob(b *testing.B) { ledgertest.BenchPaidJob(b, ledgertest.SQLite) }
