@@ -98,8 +98,9 @@ func TestPaidJobChargesAndReleases(t *testing.T) {
 	if s.Account.State != ledger.StateClosed || Amount(s.Credited) != 7000 || Amount(s.Charged) != 1000 || Amount(s.Released) != 6000 {
 		t.Errorf("statement: state %s credited %s charged %s released %s", s.Account.State, s.Credited, s.Charged, s.Released)
 	}
-	if r.Header.Get(wire.HeaderJobCharged) != "1000" {
-		t.Errorf("Livepeer-Job-Charged %q, want 1000", r.Header.Get(wire.HeaderJobCharged))
+	if r.Header.Get(wire.HeaderJobCharged) != "1000" || r.Header.Get(wire.HeaderPaymentCredited) != "7000" {
+		t.Errorf("Livepeer-Job-Charged %q, want 1000; Livepeer-Payment-Credited %q, want 7000",
+			r.Header.Get(wire.HeaderJobCharged), r.Header.Get(wire.HeaderPaymentCredited))
 	}
 	if got := Balance(t, n, Pool(c.Addr(), "reverse")); got != 6000 || r.Header.Get(wire.HeaderBalance) != "6000" {
 		t.Errorf("pool %d, Livepeer-Balance %q; want 6000", got, r.Header.Get(wire.HeaderBalance))
@@ -127,8 +128,8 @@ func TestUnderpaidJobRefused(t *testing.T) {
 	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
 	c := NewClient(t, n.URL, KeyA)
 	r := c.Job(JobSpec{Capability: "reverse", ID: "j1", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 3)})
-	if r.Status != http.StatusPaymentRequired || !strings.Contains(r.Body, "Insufficient balance") {
-		t.Fatalf("underpaid job: %d %s", r.Status, r.Body)
+	if r.Status != http.StatusPaymentRequired || !strings.Contains(r.Body, "Insufficient balance") || r.Header.Get(wire.HeaderPaymentCredited) != "3000" {
+		t.Fatalf("underpaid job: %d %s (Livepeer-Payment-Credited %q, want 3000: kept in the pool)", r.Status, r.Body, r.Header.Get(wire.HeaderPaymentCredited))
 	}
 	if got := Balance(t, n, Pool(c.Addr(), "reverse")); got != 3000 {
 		t.Fatalf("pool after refusal = %d, want the 3000 paid", got)
@@ -389,8 +390,8 @@ func TestReplayAfterRestart(t *testing.T) {
 	c.Orch = n.URL
 	before := Balance(t, n, Pool(c.Addr(), "reverse"))
 	r := c.Job(JobSpec{Capability: "reverse", ID: "replay", Body: "a", Payment: payment})
-	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "already seen") {
-		t.Fatalf("replayed payment: %d %s", r.Status, r.Body)
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "already seen") || r.Header.Get(wire.HeaderPaymentCredited) != "0" {
+		t.Fatalf("replayed payment: %d %s (Livepeer-Payment-Credited %q, want 0)", r.Status, r.Body, r.Header.Get(wire.HeaderPaymentCredited))
 	}
 	if after := Balance(t, n, Pool(c.Addr(), "reverse")); after != before {
 		t.Fatalf("replay changed the pool from %d to %d", before, after)

@@ -127,6 +127,7 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 	o.m.openJobs.Inc()
 	defer o.m.openJobs.Dec()
 
+	j.w = w
 	status, msg := j.admit(r.Context(), payment, timeout)
 	defer j.close()
 	if status != 0 {
@@ -160,6 +161,9 @@ func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.
 	if len(payment.TicketSenderParams) > 0 {
 		var err error
 		v, pay, err = o.receiver.Prepare(ctx, payment, j.price, j.account)
+		if err != nil {
+			j.credited(ledger.Amount{})
+		}
 		switch {
 		case pm.IsFatal(err):
 			o.m.tickets.WithLabelValues("rejected").Add(float64(len(payment.TicketSenderParams)))
@@ -176,6 +180,7 @@ func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.
 				j.log.Error("receive payment", "err", err)
 				return http.StatusInternalServerError, "could not record the payment"
 			}
+			j.credited(res.Credited)
 			if status, msg := j.counted(v, res); status != 0 {
 				return status, msg
 			}
@@ -196,6 +201,13 @@ func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.
 	key := ledger.JobKey{Sender: j.sender.Hex(), JobID: j.req.ID}
 	res, err := l.Admit(ctx, ledger.AdmitRequest{Payment: pay, OpenJobRequest: ledger.OpenJobRequest{Job: key, Capability: j.req.Capability,
 		Reserve: costFor(j.price, max(timeout, o.cfg.MinCompute)), Minimum: minimum, TTL: timeout + o.cfg.HoldTTLMargin}})
+	switch {
+	case err == nil && pay != nil:
+		j.credited(res.Payment.Credited)
+	case pay != nil && (errors.Is(err, ledger.ErrJobExists) || errors.Is(err, ledger.ErrJobClosed) ||
+		errors.Is(err, ledger.ErrJobExpired) || errors.Is(err, ledger.ErrJobMismatch)):
+		j.credited(ledger.Amount{}) // refused: nothing of the op happened
+	}
 	switch {
 	case errors.Is(err, ledger.ErrJobExists):
 		return http.StatusConflict, fmt.Sprintf("job %s is already running", j.req.ID)
@@ -330,6 +342,11 @@ func (j *jobRun) finish(ctx context.Context, elapsed time.Duration, charge bool)
 	j.charged += units
 	j.o.m.chargedWei.Add(approx(cost))
 	return wire.BalanceHeader(bal.Big()), released
+}
+
+// credited tells the gateway what the request's payment credited.
+func (j *jobRun) credited(a ledger.Amount) {
+	j.w.Header().Set(wire.HeaderPaymentCredited, a.String())
 }
 
 // chargedHeader records what this request was charged, for the gateway's books.

@@ -69,6 +69,12 @@ const (
 	// request was charged for compute, decimal wei, so a gateway can post
 	// the exact charge to its own books (go-livepeer gateways ignore it).
 	HeaderJobCharged = "Livepeer-Job-Charged"
+
+	// HeaderPaymentCredited is what the payment sent with a job request
+	// credited, in wei, on a byoc orchestrator's answer to it: 0 when the
+	// payment was refused whole (bad params, a replay, a job that could not
+	// be opened), so a gateway books only what the orchestrator took.
+	HeaderPaymentCredited = "Livepeer-Payment-Credited"
 	// HeaderOrchSearchTimeout and HeaderOrchSearchRespTimeout are Go duration
 	// strings a client may send to a gateway; go-livepeer ignores both (D1).
 	HeaderOrchSearchTimeout     = "Livepeer-Orch-Search-Timeout"

@@ -178,7 +178,7 @@ var noRedirect = &http.Client{
 }
 
 // additions are headers byoc adds to answers a go-livepeer peer ignores.
-var additions = &transcript.Options{IgnoreHeaders: []string{"Livepeer-Job-Charged"}}
+var additions = &transcript.Options{IgnoreHeaders: []string{wire.HeaderJobCharged, wire.HeaderPaymentCredited}}
 
 func checkReplay(t *testing.T, expect map[string]replayExpect, name string, want transcript.Exchange, resp *http.Response, body []byte) {
 	t.Helper()
