@@ -142,10 +142,16 @@ type hold struct {
 	// job's request (nil once started); pre delivers the outcome of that
 	// and of booking the payment (see book).
 	openLater func() error
-	pre       chan error
-	paid      ledger.Amount // what was sent (book books it)
-	charged   ledger.Amount
-	settled   bool
+	// admitLater opens the hold and books the payment sent in one step,
+	// when both are still to do (see book).
+	admitLater func(credits []ledger.PaymentCredit, paid ledger.Amount) error
+	pre        chan error
+	paid       ledger.Amount // what was sent (book books it)
+	// uncredited is what of paid the orchestrator says it did not credit
+	// (it refused the payment): written off the hold when it is posted.
+	uncredited ledger.Amount
+	charged    ledger.Amount
+	settled    bool
 }
 
 // open begins a job attempt at o: it reserves, from the books' pool, what
@@ -180,7 +186,13 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 		after = b.compare(p, st, o.poolFigure, "token", log)
 	}
 	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, alone: st.open == 0, log: log}
-	h.drawn = ledger.MaxOf(ledger.MinAmount(ledger.MinAmount(required, o.available), st.settled), ledger.Amount{})
+	limit := required
+	if !o.reused {
+		// A fresh token's figure: what the orchestrator holds for us now
+		// (a reused one's is stale; the books' figure then decides).
+		limit = ledger.MinAmount(limit, o.available)
+	}
+	h.drawn = ledger.MaxOf(ledger.MinAmount(limit, st.settled), ledger.Amount{})
 	st.settled = st.settled.Sub(h.drawn)
 	st.running[id] = true
 	st.inflight++
@@ -212,6 +224,23 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 	}
 	if !wait {
 		h.openLater = openHold
+		h.admitLater = func(credits []ledger.PaymentCredit, paid ledger.Amount) error {
+			_, err := b.l.Admit(ctx, ledger.AdmitRequest{
+				OpenJobRequest: ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn.Add(paid), TTL: ttl},
+				Payment: &ledger.PaymentRequest{Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
+					return ledger.PaymentDecision{Credits: credits}, nil
+				}},
+			})
+			switch {
+			case errors.Is(err, ledger.ErrJobExists), errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired),
+				errors.Is(err, ledger.ErrJobMismatch):
+				return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
+			case err != nil:
+				b.m.booksErrors.Inc()
+				return fmt.Errorf("%w: opening the hold with its payment: %v", ErrBooks, err)
+			}
+			return nil
+		}
 		return h, nil
 	}
 	if err := openHold(); err != nil {
@@ -249,22 +278,21 @@ func (h *hold) unopen() {
 // are spent — the orchestrator holds them, whatever it answers — so they
 // are booked then, alongside the request, not after the answer: a crash
 // mid-job cannot lose them. ended is closed when the request is over; if
-// the headers were never written, nothing is booked. The hold is opened
-// first if it is not yet. post waits for all this.
+// the headers were never written, nothing is booked. A hold not opened yet
+// is opened in the same ledger step as the payment (ledger.Admit), or on
+// its own when there is nothing to pay. post waits for all this.
 func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{}) {
 	b := h.b
 	h.pre = make(chan error, 1)
-	open := h.openLater
-	h.openLater = nil
+	open, admit := h.openLater, h.admitLater
+	h.openLater, h.admitLater = nil, nil
 	go func() {
-		if open != nil {
-			if err := open(); err != nil {
-				h.pre <- err
-				return
-			}
-		}
 		if len(credits) == 0 {
-			h.pre <- nil
+			var err error
+			if open != nil {
+				err = open()
+			}
+			h.pre <- err
 			return
 		}
 		select {
@@ -273,14 +301,32 @@ func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{})
 			select {
 			case <-sent:
 			default:
-				h.pre <- nil // never left: nothing paid
+				// Never left: nothing paid, and a hold not opened yet is
+				// not opened at all.
+				if open != nil {
+					h.pre <- errNotSent
+					return
+				}
+				h.pre <- nil
 				return
 			}
 		}
-		res, err := b.l.ReceivePayment(context.Background(), ledger.PaymentRequest{To: h.key.Ref(),
-			Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-				return ledger.PaymentDecision{Credits: credits}, nil
-			}})
+		var paid ledger.Amount
+		for _, c := range credits {
+			paid = paid.Add(c.Amount)
+		}
+		var err error
+		if admit != nil {
+			if err = admit(credits, paid); err != nil {
+				h.pre <- err
+				return
+			}
+		} else {
+			_, err = b.l.ReceivePayment(context.Background(), ledger.PaymentRequest{To: h.key.Ref(),
+				Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
+					return ledger.PaymentDecision{Credits: credits}, nil
+				}})
+		}
 		if err != nil {
 			b.m.booksErrors.Inc()
 			h.log.Error("gateway books: the payment sent could not be booked", "err", err, "tickets", len(credits))
@@ -289,11 +335,15 @@ func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{})
 			b.mu.Unlock()
 		} else {
 			b.m.tickets.Add(float64(len(credits)))
-			b.m.paidWei.Add(approx(res.Credited))
+			b.m.paidWei.Add(approx(paid))
 		}
 		h.pre <- nil
 	}()
 }
+
+// errNotSent: the attempt's request never left, so its hold was never
+// opened; nothing of it is in the books.
+var errNotSent = errors.New("the request was not sent")
 
 // settle records that the job is answered: paid is what was sent (booked
 // by book), charged what the orchestrator charged, after its pool figure
@@ -310,11 +360,11 @@ func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) {
 		return
 	}
 	h.settled, h.paid, h.charged = true, paid, charged
-	st.settled = st.settled.Add(h.drawn).Add(paid).Sub(charged)
+	st.settled = st.settled.Add(h.drawn).Add(paid).Sub(h.uncredited).Sub(charged)
 	st.open--
 	quiet := h.alone && st.epoch == h.epoch && st.open == 0 && !b.settling(st) && after.ok
 	st.epoch++
-	if !after.ok {
+	if !after.ok && !after.untouched {
 		st.settleUntil = b.now().Add(b.settle)
 	}
 	var compare func()
@@ -340,7 +390,10 @@ func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
 		return nil
 	}
 	if h.pre != nil {
-		if err := <-h.pre; err != nil {
+		if err := <-h.pre; errors.Is(err, errNotSent) {
+			h.end(true)
+			return nil
+		} else if err != nil {
 			// The hold never opened: nothing of this attempt is in the books.
 			h.end(true)
 			h.log.Error("gateway books: the job's hold could not be opened; its payment and charge are not booked", "err", err,
@@ -349,13 +402,21 @@ func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
 		}
 	}
 	var chargeErr error
-	if charged.Sign() > 0 {
-		// The work is done and must be paid even beyond the hold (a job may
-		// run longer than what was reserved); the pool covers it at close.
-		_, chargeErr = b.l.Charge(ctx, h.key.Ref(), charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
+	if h.uncredited.Sign() > 0 {
+		// Tickets the orchestrator refused: sent, booked, worth nothing there.
+		_, chargeErr = b.l.Charge(ctx, h.key.Ref(), h.uncredited, h.uncredited, "uncredited:"+h.key.Sender+":"+h.key.JobID)
+		if chargeErr == nil {
+			h.log.Warn("gateway books: the orchestrator did not credit tickets we sent; written off", "uncredited_wei", h.uncredited.String())
+		}
 	}
-	_, err := b.l.CloseJob(ctx, h.key)
-	if err = errors.Join(chargeErr, err); err != nil {
+	err := chargeErr
+	if err == nil {
+		// The charge and the close in one step. The work is done and must be
+		// paid even beyond the hold (a job may run longer than what was
+		// reserved); the pool covers it at close.
+		_, err = b.l.FinishJob(ctx, h.key, charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
+	}
+	if err != nil {
 		// What the hold holds comes back when it expires; the memory
 		// catches up at the next resync.
 		b.m.booksErrors.Inc()
@@ -385,8 +446,8 @@ func (h *hold) end(notOpened bool) {
 	st := b.state(h.pool)
 	h.unopen()
 	if notOpened {
-		// What settle counted (paid, charged) was never booked.
-		st.settled = st.settled.Sub(h.paid).Add(h.charged)
+		// What settle counted (paid, uncredited, charged) was never booked.
+		st.settled = st.settled.Sub(h.paid).Add(h.uncredited).Add(h.charged)
 	}
 	delete(st.running, h.key.JobID)
 	st.inflight--

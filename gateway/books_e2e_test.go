@@ -52,22 +52,35 @@ func hasLabels(m *dto.Metric, kv []string) bool {
 }
 
 // While one gateway is alone with an orchestrator, every comparison of
-// its books with the orchestrator's reports agrees.
+// its books with the orchestrator's reports agrees: its answers' and, when
+// tokens are asked for per job, its tokens'.
 func TestBooksCompareAgree(t *testing.T) {
-	o := startOrch(t, nil)
-	w := startWorker(t)
-	register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
-	gw := startGateway(t, keyA, []string{o.URL}, nil)
-	for range 3 {
-		mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
-	}
-	agree(t, gw, o, "reverse")
-	// Job 1: after (token: unknown address yet). Jobs 2, 3: token and after.
-	if n := metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "agree"); n != 5 {
-		t.Errorf("%v comparisons agreed, want 5", n)
-	}
-	if n := metric(t, gw, "byoc_gateway_books_comparisons_total") - metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "agree"); n != 0 {
-		t.Errorf("%v comparisons disagreed", n)
+	for _, tc := range []struct {
+		name  string
+		reuse time.Duration
+		want  float64
+	}{
+		// Job 1: after (token: unknown address yet). Jobs 2, 3: token and after.
+		{"token per job", -1, 5},
+		// Jobs 2, 3 reuse job 1's token: only their answers are compared.
+		{"tokens reused", 0, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := startOrch(t, nil)
+			w := startWorker(t)
+			register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
+			gw := startGateway(t, keyA, []string{o.URL}, func(c *gateway.NodeConfig) { c.Gateway.TokenReuse = tc.reuse })
+			for range 3 {
+				mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
+			}
+			agree(t, gw, o, "reverse")
+			if n := metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "agree"); n != tc.want {
+				t.Errorf("%v comparisons agreed, want %v", n, tc.want)
+			}
+			if n := metric(t, gw, "byoc_gateway_books_comparisons_total") - metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "agree"); n != 0 {
+				t.Errorf("%v comparisons disagreed", n)
+			}
+		})
 	}
 }
 

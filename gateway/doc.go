@@ -68,10 +68,26 @@
 // then by recent latency (an EWMA of token latency plus time to a job's
 // first response byte, per orchestrator).
 //
+// # Token reuse
+//
+// An orchestrator's answer to a token request serves the jobs for the same
+// capability that come within Config.TokenReuse (2 s; --token-reuse),
+// so a busy gateway asks each orchestrator about once per period instead
+// of once per job (tokens.go). Refusals are kept as long (timeouts are
+// not); an attempt that fails drops the orchestrator's token. The jobs
+// reusing a token pay from one PM session with one nonce counter, capped at
+// the sender's refresh threshold (500 nonces; recipients accept 600): a
+// payment that would pass it asks for fresh params first. A reused token's
+// balance figures are stale and not used: the books' figure sizes the
+// payment. If the orchestrator refuses a reused token's payment before
+// running anything ("Invalid payment": it restarted with other params;
+// "Insufficient balance": its price rose), the gateway asks it for a fresh
+// token and tries once more. Jobs with the client's own ID always ask.
+//
 // # Payment
 //
-// Each attempt at a priced orchestrator gets its own ticket session,
-// started from its token's fresh params and ended after the attempt. The
+// Tickets come from the session of the attempt's token (shared by the jobs
+// reusing it, see above). The
 // orchestrator admits a job only if its hold covers MinCompute (60 s by
 // default, as go-livepeer and byoc orchestrators demand) and tops the hold
 // up from our pool to cost(max(timeout, MinCompute)); so the gateway wants
@@ -98,13 +114,15 @@
 // ID), mirroring the orchestrator's two levels:
 //
 //   - open: the job reserves what it may count on: at most required, at
-//     most what the token says is available, and at most the pool as it
+//     most what a fresh token says is available, and at most the pool as it
 //     will be once the jobs already answered have posted their books (kept
 //     in memory: this process is the books' only writer), so concurrent
 //     jobs never count the same credit twice. Its hold draws that from the
 //     ledger's pool (or less, while answered jobs' releases are still being
 //     posted). For an ID the gateway made up (which cannot have been used)
-//     the hold's OpenJob is written while the request is on its way; a
+//     the hold is written while the request is on its way, together with
+//     the payment (one ledger step, ledger.Admit) once the request's
+//     headers are written, or alone when there is nothing to pay; a
 //     client's ID is opened before paying, so a reused one is refused up
 //     front (409).
 //   - credit: the tickets sent, one credit each, keyed by the ticket's
@@ -122,7 +140,12 @@
 //     sends before [DONE]; for orchestrators that report neither
 //     (go-livepeer), the price times the whole seconds the gateway waited,
 //     an upper bound of what they charge.
-//   - close: what is left goes back to the pool in the same step.
+//   - close: what is left goes back to the pool in the same step as the
+//     charge (ledger.FinishJob).
+//   - write-off: what a byoc orchestrator says the payment did not credit
+//     (Livepeer-Payment-Credited below what was sent: it refused the
+//     tickets) is charged to the hold under "uncredited:…" before it
+//     closes, so the books never count tickets the orchestrator refused.
 //
 // A job's charge and close are posted right after its answer went out (the
 // handler returns first, so the client's keep-alive connection is free at

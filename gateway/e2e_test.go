@@ -125,10 +125,22 @@ func TestClosedOrchestratorSkipped(t *testing.T) {
 	}
 	agree(t, gw, b, "reverse")
 
+	// b's token is reused: the job itself finds b gone. a's refusal is
+	// remembered as long as a token would be.
 	closeOrch(t, b, gw)
 	r = submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
-	if r.status != http.StatusServiceUnavailable {
+	if r.status != http.StatusBadGateway {
 		t.Fatalf("all closed: %d %q", r.status, r.body)
+	}
+	for _, want := range []string{a.URL + ": token: transport error", b.URL + ": job: transport error"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("error body lacks %q:\n%s", want, r.body)
+		}
+	}
+	// The failed job dropped b's token: the next job asks both again.
+	r = submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("all closed, asked again: %d %q", r.status, r.body)
 	}
 	for _, want := range []string{"no usable token from the 2 orchestrators asked", a.URL + ": token: transport error", b.URL + ": token: transport error"} {
 		if !strings.Contains(r.body, want) {

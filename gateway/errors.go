@@ -24,6 +24,9 @@ var (
 	// ErrBadToken: the token answer could not be used (not JSON, no price,
 	// no ticket params at a price, a bad service address).
 	ErrBadToken = errors.New("unusable token")
+	// ErrStaleToken: the orchestrator refused the payment made from a
+	// reused token (its params or price changed since).
+	ErrStaleToken = errors.New("reused token refused")
 	// ErrPayment: a payment for the job could not be made from the token's
 	// ticket params (too many tickets for one payment, EV too high, ...).
 	ErrPayment = errors.New("cannot pay")

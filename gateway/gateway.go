@@ -29,6 +29,7 @@ const (
 	DefaultMaxTimeout    = time.Hour
 	DefaultHoldTTLMargin = 2 * time.Minute
 	DefaultSettleTime    = 2 * time.Second
+	DefaultTokenReuse    = 2 * time.Second
 	// MaxSearchTimeout bounds what a client may ask for in
 	// Livepeer-Orch-Search-Timeout.
 	MaxSearchTimeout = 30 * time.Second
@@ -71,6 +72,10 @@ type Config struct {
 	// orchestrator's reported pool is not compared with the books, because
 	// the orchestrator may not have closed that job's hold yet (default 2 s).
 	SettleTime time.Duration
+	// TokenReuse is how long an orchestrator's answer to a token request
+	// serves later jobs for the same capability, instead of a request per
+	// job (default 2 s; negative: never reused). See tokens.go.
+	TokenReuse time.Duration
 	// MaxTicketEV and MaxTotalEV bound one ticket's and one payment's EV in
 	// wei (defaults: go-livepeer's 3e12 and 2e13).
 	MaxTicketEV, MaxTotalEV *big.Int
@@ -98,6 +103,7 @@ type Gateway struct {
 	signer    wire.Signer // nil offchain
 	senderHdr string      // Livepeer-Eth-Address, static per key
 	books     *books
+	tokens    *tokenCache
 	stats     *latencies
 	busy      idleTracker
 }
@@ -120,6 +126,9 @@ func New(cfg Config) (*Gateway, error) {
 	defaults.Set(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
 	defaults.Set(&cfg.HoldTTLMargin, DefaultHoldTTLMargin)
 	defaults.Set(&cfg.SettleTime, DefaultSettleTime)
+	if cfg.TokenReuse == 0 {
+		cfg.TokenReuse = DefaultTokenReuse // negative stays: reuse off
+	}
 	if cfg.MaxTimeout > wire.MaxJobTimeoutSeconds*time.Second {
 		cfg.MaxTimeout = wire.MaxJobTimeoutSeconds * time.Second
 	}
@@ -149,6 +158,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.senderHdr, err = wire.EncodeJobSenderHeader(js); err != nil {
 		return nil, err
 	}
+	g.tokens = newTokenCache(cfg.TokenReuse, cfg.Now, g.sender, pm.DefaultRefreshThreshold)
 	g.books = newBooks(cfg.Ledger, g.log, g.m, cfg.Now, cfg.SettleTime)
 	return g, nil
 }

@@ -54,6 +54,11 @@ type offer struct {
 	poolFigure figure
 	latency    time.Duration
 	snap       snapshot // of the books when the token was asked for
+	// cached is the token cache's entry this offer came from or went into
+	// (nil: not kept); reused, that the token was asked for by an earlier
+	// job, so its balance figures are stale and not used.
+	cached *cachedToken
+	reused bool
 }
 
 // figure is a balance an orchestrator reported, if it reported one.
@@ -61,6 +66,9 @@ type figure struct {
 	ok    bool
 	exact bool
 	v     ledger.Amount
+	// untouched: no figure, but the orchestrator refused the job before
+	// opening it or taking its payment, so our pool there did not move.
+	untouched bool
 }
 
 // latencies keeps recent per-orchestrator latencies and failures.
@@ -225,6 +233,7 @@ type tokenResult struct {
 	offer   *offer
 	err     *AttemptError
 	latency time.Duration
+	reused  bool // from the token cache: no request was made
 }
 
 // collectOffers asks every candidate for a token in parallel and returns
@@ -241,12 +250,20 @@ func (g *Gateway) collectOffers(ctx context.Context, j *job, urls []string) ([]*
 	defer cancel()
 	results := make(chan tokenResult, len(urls)) // sized by what we iterate (D30)
 	for _, u := range urls {
-		snap := snapshot{}
-		if addr, ok := g.stats.address(u); ok {
-			snap = g.books.snapshot(poolID{addr, j.req.Capability})
+		if !j.clientID {
+			if r, ok := g.tokens.get(u, j.req.Capability); ok {
+				r.reused = true
+				results <- r
+				continue
+			}
 		}
+		snap := g.snapshotOf(u, j.req.Capability)
 		go func() {
-			results <- g.askToken(searchCtx, j, u, snap)
+			r := g.askToken(searchCtx, j, u, snap)
+			if !j.clientID {
+				r = g.tokens.put(u, j.req.Capability, r)
+			}
+			results <- r
 		}()
 	}
 	var offers []*offer
@@ -262,10 +279,16 @@ func (g *Gateway) collectOffers(ctx context.Context, j *job, urls []string) ([]*
 			delete(pending, r.url)
 			if r.err != nil {
 				fails = append(fails, r.err)
-				g.m.attempts.WithLabelValues(r.url, string(StageToken), outcomeOf(r.err)).Inc()
+				if !r.reused {
+					g.m.attempts.WithLabelValues(r.url, string(StageToken), outcomeOf(r.err)).Inc()
+				}
 				continue
 			}
-			g.m.attempts.WithLabelValues(r.url, string(StageToken), "ok").Inc()
+			outcome := "ok"
+			if r.reused {
+				outcome = "reused"
+			}
+			g.m.attempts.WithLabelValues(r.url, string(StageToken), outcome).Inc()
 			offers = append(offers, r.offer)
 			if grace == nil {
 				wait := max(g.cfg.Now().Sub(start), minGrace)
@@ -299,6 +322,15 @@ func (g *Gateway) collectOffers(ctx context.Context, j *job, urls []string) ([]*
 		return strings.Compare(a.url, b.url)
 	})
 	return offers, fails
+}
+
+// snapshotOf is the books' state of our pool at u, taken before asking u
+// for a token, so the token's figure is compared only with the same state.
+func (g *Gateway) snapshotOf(u, capability string) snapshot {
+	if addr, ok := g.stats.address(u); ok {
+		return g.books.snapshot(poolID{addr, capability})
+	}
+	return snapshot{}
 }
 
 func (g *Gateway) abandon(pending map[string]bool, start time.Time, fails *[]*AttemptError, why string) {
@@ -448,7 +480,7 @@ func outcomeOf(err error) string {
 		name string
 	}{
 		{ErrUnknownCapability, "unknown_capability"}, {ErrNoCapacity, "no_capacity"}, {ErrPriceTooHigh, "price_too_high"},
-		{ErrNeedsKey, "needs_key"}, {ErrBadToken, "bad_token"}, {ErrPayment, "payment_failed"}, {ErrTimeout, "timeout"},
+		{ErrNeedsKey, "needs_key"}, {ErrBadToken, "bad_token"}, {ErrStaleToken, "stale_token"}, {ErrPayment, "payment_failed"}, {ErrTimeout, "timeout"},
 		{ErrTransport, "transport_error"}, {ErrOrchestratorFailed, "failed"}, {ErrBooks, "books_error"}, {ErrJobIDUsed, "job_id_used"},
 	} {
 		if errors.Is(err, e.err) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -48,39 +49,47 @@ func slowTokens(t *testing.T, orchURL string, delay time.Duration) string {
 }
 
 // Among orchestrators at the same price, one that answers tokens much
-// slower than the others is not waited for, and not selected.
+// slower than the others is not waited for, and not selected — whether
+// tokens are asked for per job or reused.
 func TestSlowOrchestratorNotSelected(t *testing.T) {
-	a := startOrch(t, nil)
-	b := startOrch(t, nil)
-	w := startWorker(t)
-	register(t, a.URL, w, worker.Reverse, "reverse", 1000, 4)
-	register(t, b.URL, w, worker.Reverse, "reverse", 1000, 4)
-	slowA := slowTokens(t, a.URL, 400*time.Millisecond)
-	gw := startGateway(t, keyA, []string{slowA, b.URL}, nil)
-	for i := 0; i < 3; i++ {
-		start := time.Now()
-		r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
-		mustOK(t, r)
-		if got := r.header.Get(wire.HeaderOrchestratorURL); got != b.URL {
-			t.Fatalf("job %d ran at %s, want the fast %s", i, got, b.URL)
-		}
-		if took := time.Since(start); took > 350*time.Millisecond {
-			t.Errorf("job %d took %s: the gateway waited for the slow token", i, took)
-		}
-	}
-	agree(t, gw, b, "reverse")
-	// Alone, the slow one is used: it answers within the search timeout.
-	r := submit(t, gw, jobSpec{capability: "reverse", body: "abc", parameters: `{"orchestrators":{"include":["` + slowA + `"]}}`})
-	mustOK(t, r)
-	if got := r.header.Get(wire.HeaderOrchestratorURL); got != a.URL {
-		t.Fatalf("include-filtered job ran at %s", got)
-	}
-	agree(t, gw, a, "reverse")
-	// A search timeout below its latency leaves nothing usable: 503.
-	r = submit(t, gw, jobSpec{capability: "reverse", body: "abc", parameters: `{"orchestrators":{"include":["` + slowA + `"]}}`,
-		header: map[string]string{wire.HeaderOrchSearchTimeout: "100ms"}})
-	if r.status != http.StatusServiceUnavailable {
-		t.Fatalf("with a 100ms search timeout: %d %s", r.status, r.body)
+	for _, reuse := range []time.Duration{-1, 0} {
+		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) {
+			a := startOrch(t, nil)
+			b := startOrch(t, nil)
+			w := startWorker(t)
+			register(t, a.URL, w, worker.Reverse, "reverse", 1000, 4)
+			register(t, b.URL, w, worker.Reverse, "reverse", 1000, 4)
+			slowA := slowTokens(t, a.URL, 400*time.Millisecond)
+			gw := startGateway(t, keyA, []string{slowA, b.URL}, func(c *gateway.NodeConfig) { c.Gateway.TokenReuse = reuse })
+			for i := 0; i < 3; i++ {
+				start := time.Now()
+				r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
+				mustOK(t, r)
+				if got := r.header.Get(wire.HeaderOrchestratorURL); got != b.URL {
+					t.Fatalf("job %d ran at %s, want the fast %s", i, got, b.URL)
+				}
+				if took := time.Since(start); took > 350*time.Millisecond {
+					t.Errorf("job %d took %s: the gateway waited for the slow token", i, took)
+				}
+			}
+			agree(t, gw, b, "reverse")
+			// Alone, the slow one is used: it answers within the search timeout.
+			r := submit(t, gw, jobSpec{capability: "reverse", body: "abc", parameters: `{"orchestrators":{"include":["` + slowA + `"]}}`})
+			mustOK(t, r)
+			if got := r.header.Get(wire.HeaderOrchestratorURL); got != a.URL {
+				t.Fatalf("include-filtered job ran at %s", got)
+			}
+			agree(t, gw, a, "reverse")
+			if reuse >= 0 {
+				return // the next job would reuse the token just fetched
+			}
+			// A search timeout below its latency leaves nothing usable: 503.
+			r = submit(t, gw, jobSpec{capability: "reverse", body: "abc", parameters: `{"orchestrators":{"include":["` + slowA + `"]}}`,
+				header: map[string]string{wire.HeaderOrchSearchTimeout: "100ms"}})
+			if r.status != http.StatusServiceUnavailable {
+				t.Fatalf("with a 100ms search timeout: %d %s", r.status, r.body)
+			}
+		})
 	}
 }
 

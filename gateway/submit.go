@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -115,8 +116,9 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, j *job, log *slog.
 			jerr.Reason = "no usable token from the one orchestrator asked"
 		}
 	}
-	sent := 0
-	for _, o := range offers {
+	sent, refreshed := 0, false
+	for i := 0; i < len(offers); i++ {
+		o := offers[i]
 		if sent >= g.cfg.MaxAttempts {
 			break
 		}
@@ -130,6 +132,21 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, j *job, log *slog.
 		}
 		jerr.Attempts = append(jerr.Attempts, a.err)
 		g.m.attempts.WithLabelValues(o.url, string(a.err.Stage), outcomeOf(a.err)).Inc()
+		g.tokens.forget(o.url, j.req.Capability, o.cached)
+		if a.stale && !refreshed {
+			// A reused token the orchestrator no longer honours (it restarted
+			// with other params, or raised its price): ask it afresh and try
+			// it again, once per job.
+			refreshed = true
+			r := g.tokens.put(o.url, j.req.Capability, g.askToken(ctx, j, o.url, g.snapshotOf(o.url, j.req.Capability)))
+			if r.err != nil {
+				jerr.Attempts = append(jerr.Attempts, r.err)
+				continue
+			}
+			log.Info("the orchestrator refused a reused token; trying it again with a fresh one", "orchestrator", o.url, "err", a.err)
+			offers = slices.Insert(offers, i+1, r.offer)
+			continue
+		}
 		log.Info("orchestrator failed; trying the next", "orchestrator", o.url, "err", a.err)
 	}
 	res := g.fail(w, jerr, log)
@@ -154,6 +171,9 @@ type attemptOutcome struct {
 	res  result        // when done
 	err  *AttemptError // why this orchestrator did not run the job, when not done
 	sent bool          // the job request went out
+	// stale: the orchestrator refused the reused token's payment before
+	// running anything; a fresh token may do.
+	stale bool
 }
 
 // attempt runs the job at one orchestrator: pay (books first), send, and
@@ -190,7 +210,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		case err != nil:
 			return fail(StagePayment, 0, err, "", false)
 		}
-		if pay, err = g.pay(o, required.Sub(h.drawn)); err != nil {
+		if pay, err = g.pay(ctx, j, o, required.Sub(h.drawn)); err != nil {
 			pay.end(g.sender)
 			h.cancel(bookCtx)
 			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
@@ -264,6 +284,9 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	}
 	defer resp.Body.Close()
 	status := resp.StatusCode
+	if h != nil {
+		h.uncredited = uncredited(resp, paid)
+	}
 	_, workerAnswered := resp.Header[wire.HeaderMetadata]
 	balanceHdr := resp.Header.Get(wire.HeaderBalance)
 
@@ -284,6 +307,26 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		}
 		g.stats.failure(o.url, fmt.Errorf("job: %d %s", status, snippet(body)))
 		return fail(StageJob, status, err, snippet(body), true)
+	}
+
+	if o.reused && !workerAnswered && (status == http.StatusBadRequest || status == http.StatusPaymentRequired) {
+		// A refusal of a reused token's payment (stale params, a higher
+		// price now) is retried with a fresh token; any other 4xx is the
+		// client's.
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 2*maxErrorDetail))
+		if bytes.HasPrefix(head, []byte("Invalid payment")) || bytes.Contains(head, []byte("Insufficient balance")) {
+			if h != nil {
+				// A refused payment (Livepeer-Payment-Credited: 0) left the
+				// orchestrator's side as it was.
+				h.finish(bookCtx, paid, ledger.Amount{}, figure{untouched: paid.Sign() > 0 && h.uncredited.Cmp(paid) == 0})
+			}
+			return attemptOutcome{sent: true, stale: true, err: &AttemptError{Orchestrator: o.url, Stage: StageJob, Status: status,
+				Err: ErrStaleToken, Detail: snippet(head)}}
+		}
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
 	}
 
 	// From here on the answer is the client's: never retried (D2).
@@ -373,10 +416,12 @@ func (g *Gateway) signedHeader(j *job, id string) (string, error) {
 	return wire.EncodeJobRequestHeader(&send)
 }
 
-// payment is what one attempt pays: tickets from a fresh session.
+// payment is what one attempt pays: tickets from a session of their own
+// or one shared with other jobs reusing the same token.
 type payment struct {
 	session pm.SessionID
-	started bool
+	started bool   // a session of the attempt's own: ended with it
+	release func() // a shared session: let go of it
 	header  string
 	credits []ledger.PaymentCredit // one per ticket, as the orchestrator credits it
 }
@@ -384,6 +429,9 @@ type payment struct {
 func (p payment) end(s *pm.Sender) {
 	if p.started {
 		s.EndSession(p.session)
+	}
+	if p.release != nil {
+		p.release()
 	}
 }
 
@@ -399,41 +447,80 @@ func (p payment) credit() ledger.Amount {
 // by need: n = pm.TicketsNeeded(need, credit per ticket), where a ticket
 // earns what the orchestrator credits for it — its EV rounded down to a
 // whole wei (ledger.CreditFor), never the exact EV — so n tickets always
-// cover need. need ≤ 0 pays nothing. Each attempt has its own session,
-// started from the token's fresh params and ended after the attempt.
-func (g *Gateway) pay(o *offer, need ledger.Amount) (payment, error) {
+// cover need. need ≤ 0 pays nothing. The tickets come from the session
+// the token's jobs share (tokens.go), or, when the token is not kept or
+// its session cannot take n more nonces, from a session of the attempt's
+// own, started from the token's params — fresh ones, asked for now, when
+// the token was reused.
+func (g *Gateway) pay(ctx context.Context, j *job, o *offer, need ledger.Amount) (payment, error) {
 	var p payment
 	if need.Sign() <= 0 {
 		return p, nil
 	}
-	tp := o.token.TicketParams
+	tok := o.token
+	for fresh := false; ; fresh = true {
+		n, perTicket, err := ticketsFor(tok.TicketParams, need)
+		if err != nil {
+			return p, err
+		}
+		if ct := o.cached; ct != nil && tok == ct.res.offer.token {
+			sid, release, ok, err := g.tokens.take(ct, n)
+			if err != nil {
+				return p, err
+			}
+			if ok {
+				p.session, p.release = sid, release
+				return p, g.makeTickets(&p, n, perTicket)
+			}
+		}
+		if !o.reused || fresh {
+			if p.session, err = g.sender.StartSession(tok.TicketParams, tok.Price); err != nil {
+				return p, err
+			}
+			p.started = true
+			return p, g.makeTickets(&p, n, perTicket)
+		}
+		// A reused token whose session is spent: ask for a fresh one (it
+		// replaces the old in the cache) and pay from it.
+		r := g.tokens.put(o.url, j.req.Capability, g.askToken(ctx, j, o.url, snapshot{}))
+		if r.err != nil {
+			return p, fmt.Errorf("fresh ticket params: %w", r.err)
+		}
+		tok, o = r.offer.token, r.offer
+	}
+}
+
+// ticketsFor is how many tickets of params pay need, and what the
+// orchestrator credits for each.
+func ticketsFor(tp *wire.TicketParams, need ledger.Amount) (int, ledger.Amount, error) {
 	ev := pm.TicketEV(new(big.Int).SetBytes(tp.FaceValue), new(big.Int).SetBytes(tp.WinProb))
 	perTicket := ledger.CreditFor(ev)
 	if perTicket.IsZero() {
-		return p, fmt.Errorf("a ticket's expected value (%s wei) is below 1 wei", ev.FloatString(3))
+		return 0, perTicket, fmt.Errorf("a ticket's expected value (%s wei) is below 1 wei", ev.FloatString(3))
 	}
 	n, _, err := pm.TicketsNeeded(need.Rat(), perTicket.Rat(), nil)
 	if err != nil {
-		return p, err
+		return 0, perTicket, err
 	}
 	if n > wire.MaxTicketsPerPayment {
-		return p, fmt.Errorf("the job needs %d tickets of %s wei (more than %d in one payment): use a shorter timeout_seconds or an orchestrator with a larger ticket EV",
+		return 0, perTicket, fmt.Errorf("the job needs %d tickets of %s wei (more than %d in one payment): use a shorter timeout_seconds or an orchestrator with a larger ticket EV",
 			n, perTicket, wire.MaxTicketsPerPayment)
 	}
-	if p.session, err = g.sender.StartSession(tp, o.token.Price); err != nil {
-		return p, err
-	}
-	p.started = true
+	return n, perTicket, nil
+}
+
+// makeTickets signs n tickets in p's session and encodes the payment.
+func (g *Gateway) makeTickets(p *payment, n int, perTicket ledger.Amount) error {
 	batch, err := g.sender.CreateTicketBatch(p.session, n)
 	if err != nil {
-		return p, err
+		return err
 	}
 	p.header = wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC))
 	p.credits = make([]ledger.PaymentCredit, len(batch.Tickets))
 	for i, t := range batch.Tickets {
 		p.credits[i] = ledger.PaymentCredit{Key: pmledger.TicketKey(t.Hash), Amount: perTicket}
 	}
-	return p, nil
+	return nil
 }
 
 // chargedFor is what the orchestrator charged the attempt for compute:
@@ -464,6 +551,22 @@ func (g *Gateway) chargedFor(o *offer, resp *http.Response, admitted bool, rr re
 		est = ledger.MinAmount(est, start) // a stream never takes more than its hold
 	}
 	return est
+}
+
+// uncredited is what of the payment sent (paid) the orchestrator says it
+// did not credit (Livepeer-Payment-Credited, byoc orchestrators): the whole
+// payment when it refused it (stale or bad params, a job it could not
+// open). Without the header (go-livepeer), everything sent counts.
+func uncredited(resp *http.Response, paid ledger.Amount) ledger.Amount {
+	v := resp.Header.Get(wire.HeaderPaymentCredited)
+	if v == "" {
+		return ledger.Amount{}
+	}
+	credited, err := ledger.ParseAmount(v)
+	if err != nil || credited.Sign() < 0 || credited.Cmp(paid) >= 0 {
+		return ledger.Amount{}
+	}
+	return paid.Sub(credited)
 }
 
 // poolAfter is the orchestrator's figure for our pool once it closed the

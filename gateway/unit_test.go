@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"byoc/internal/transcript"
 	"byoc/ledger"
@@ -137,7 +139,8 @@ func TestPaySizesByCreditedEV(t *testing.T) {
 		t.Fatalf("test EV %v", f)
 	}
 	o := &offer{token: tok}
-	p, err := g.pay(o, ledger.Wei(100050))
+	ctx, j := context.Background(), &job{req: &wire.JobRequest{Capability: "echo"}}
+	p, err := g.pay(ctx, j, o, ledger.Wei(100050))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,11 +152,11 @@ func TestPaySizesByCreditedEV(t *testing.T) {
 	if exact != 100 {
 		t.Errorf("with the exact EV it would be %d tickets", exact)
 	}
-	if p, err := g.pay(o, ledger.Amount{}); err != nil || len(p.credits) != 0 || p.header != "" {
+	if p, err := g.pay(ctx, j, o, ledger.Amount{}); err != nil || len(p.credits) != 0 || p.header != "" {
 		t.Errorf("nothing needed: %+v %v", p, err)
 	}
 	tok.TicketParams.WinProb = big.NewInt(1).Bytes() // EV far below a wei
-	if _, err := g.pay(o, ledger.Wei(1)); err == nil || !strings.Contains(err.Error(), "below 1 wei") {
+	if _, err := g.pay(ctx, j, o, ledger.Wei(1)); err == nil || !strings.Contains(err.Error(), "below 1 wei") {
 		t.Errorf("sub-wei EV: %v", err)
 	}
 }
@@ -228,5 +231,76 @@ func TestRelaySSE(t *testing.T) {
 	}
 	if !rr.complete || !rr.insufficient || !rr.endOK || amountOf(rr.end) != 17 || rr.upstreamErr != nil {
 		t.Errorf("%+v", rr)
+	}
+}
+
+// Jobs reusing a token share one PM session: their tickets' nonces never
+// repeat, a session takes at most its budget of nonces, and it ends only
+// once it is retired and no payment uses it.
+func TestTokenCacheSharesOneSession(t *testing.T) {
+	g := testGateway(t, true)
+	now := time.Unix(1000, 0)
+	c := newTokenCache(time.Second, func() time.Time { return now }, g.sender, 5)
+	tok := recordedToken(t)
+	r := c.put("https://o", "echo", tokenResult{url: "https://o", offer: &offer{url: "https://o", token: tok}})
+	if r.offer.cached == nil || r.offer.reused {
+		t.Fatalf("the fetching job's offer: cached %v reused %v", r.offer.cached, r.offer.reused)
+	}
+	got, ok := c.get("https://o", "echo")
+	if !ok || !got.offer.reused || got.offer.cached != r.offer.cached || got.offer.poolFigure.ok {
+		t.Fatalf("reuse: %+v %v", got.offer, ok)
+	}
+	ct := r.offer.cached
+	sid1, rel1, ok1, err := c.take(ct, 3)
+	if err != nil || !ok1 {
+		t.Fatalf("take 3: %v %v", ok1, err)
+	}
+	b1, err := g.sender.CreateTicketBatch(sid1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := c.take(ct, 3); ok {
+		t.Fatal("a sixth nonce was handed out past the budget of 5")
+	}
+	sid2, rel2, ok2, err := c.take(ct, 2)
+	if err != nil || !ok2 || sid2 != sid1 {
+		t.Fatalf("take 2: %v %v, same session %v", ok2, err, sid2 == sid1)
+	}
+	b2, err := g.sender.CreateTicketBatch(sid2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint32]bool{}
+	for _, b := range []*pm.TicketBatch{b1, b2} {
+		for _, tk := range b.Tickets {
+			if seen[tk.Nonce] {
+				t.Fatalf("nonce %d used twice", tk.Nonce)
+			}
+			seen[tk.Nonce] = true
+		}
+	}
+	rel1()
+	now = now.Add(time.Second) // expired: retired on the next look
+	if _, ok := c.get("https://o", "echo"); ok {
+		t.Fatal("an expired token was reused")
+	}
+	if g.sender.Sessions() != 1 {
+		t.Fatalf("the session ended while a payment still used it: %d sessions", g.sender.Sessions())
+	}
+	rel2()
+	if g.sender.Sessions() != 0 {
+		t.Fatalf("the retired session was not ended: %d sessions", g.sender.Sessions())
+	}
+	if _, _, ok, _ := c.take(ct, 1); ok {
+		t.Fatal("a retired token's session was used")
+	}
+	// Timeouts are not kept; refusals are.
+	c.put("https://slow", "echo", tokenResult{url: "https://slow", err: &AttemptError{Err: ErrTimeout}})
+	if _, ok := c.get("https://slow", "echo"); ok {
+		t.Fatal("a timeout was kept")
+	}
+	c.put("https://gone", "echo", tokenResult{url: "https://gone", err: &AttemptError{Err: ErrTransport}})
+	if r, ok := c.get("https://gone", "echo"); !ok || r.err == nil {
+		t.Fatal("a refusal was not kept")
 	}
 }

@@ -80,6 +80,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&cfg.Gateway.MinCompute, "min-compute", gateway.DefaultMinCompute, "how much compute orchestrators demand a job's hold cover (go-livepeer and byoc orchestrators: 60s); jobs are paid up to max(timeout, this)")
 	fs.DurationVar(&cfg.Gateway.SearchTimeout, "search-timeout", gateway.DefaultSearchTimeout, "default time to collect tokens for a job (client header Livepeer-Orch-Search-Timeout)")
 	fs.DurationVar(&cfg.Gateway.RespTimeout, "resp-timeout", gateway.DefaultRespTimeout, "default time one orchestrator may take to answer a token request (client header Livepeer-Orch-Search-Resp-Timeout)")
+	tokenReuse := fs.Duration("token-reuse", gateway.DefaultTokenReuse, "how long an orchestrator's token (price, ticket params) serves later jobs for the same capability; 0 asks for one per job")
 	fs.IntVar(&cfg.Gateway.MaxAttempts, "max-attempts", gateway.DefaultMaxAttempts, "most orchestrators one job is sent to")
 	fs.DurationVar(&cfg.Gateway.MaxTimeout, "max-timeout", gateway.DefaultMaxTimeout, "largest timeout_seconds a job may ask for")
 	fs.Int64Var(&cfg.Gateway.MaxBodyBytes, "max-body", gateway.DefaultMaxBodyBytes, "largest job request body in bytes")
@@ -91,6 +92,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Usage = func() { io.WriteString(fs.Output(), gatewayUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
+	}
+	switch {
+	case *tokenReuse < 0:
+		return fmt.Errorf("--token-reuse %s: must be 0 (off) or positive", *tokenReuse)
+	case *tokenReuse == 0:
+		cfg.Gateway.TokenReuse = -1 // off
+	default:
+		cfg.Gateway.TokenReuse = *tokenReuse
 	}
 	var err error
 	if cfg.Discovery.Static, err = gateway.ParseOrchestratorList(*orchAddr); err != nil {
