@@ -2,13 +2,11 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"os"
 	"slices"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"byoc/gateway"
+	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/pm"
@@ -24,18 +23,17 @@ import (
 	"byoc/worker"
 )
 
-// Keys of test senders (never fund them).
+// The shared test keys, PM secret and ticket EV (internal/testnet).
 const (
-	keyA = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
-	keyB = "0x8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f"
+	keyA   = testnet.KeyA
+	keyB   = testnet.KeyB
+	secret = testnet.Secret
 )
-
-const secret = "s3cret"
 
 // Amounts in these tests: tickets of EV 1000 wei and prices around 1000 wei
 // per second, with a 5 s minimum on both sides, so a job's hold needs
 // 5000 wei (5 tickets) and numbers stay readable.
-var testEV = big.NewInt(1000)
+var testEV = testnet.TestEV
 
 const minCompute = 5 * time.Second
 
@@ -46,36 +44,26 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// startOrch starts an orchestrator on loopback with an embedded ledger.
+// startOrch starts an orchestrator on loopback with an embedded ledger
+// (testnet.StartNode, with a 5 s minimum), whose ledger is verified when
+// the test ends unless the test closed it (closeOrch verified it then).
 func startOrch(t *testing.T, tweak func(*orchestrator.NodeConfig)) *orchestrator.Node {
 	t.Helper()
-	cfg := orchestrator.NodeConfig{
-		Listen:        "https://127.0.0.1:0",
-		DataDir:       t.TempDir(),
-		TicketEV:      testEV,
-		SweepInterval: 50 * time.Millisecond,
-		Orchestrator: orchestrator.Config{
-			Secret:         secret,
-			MinCompute:     minCompute,
-			ChargeInterval: 100 * time.Millisecond,
-			Logger:         testLogger(t),
-		},
-	}
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	n, err := orchestrator.StartNode(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
+	n := testnet.StartNode(t, t.TempDir(), func(cfg *orchestrator.NodeConfig) {
+		cfg.AdminListen = ""
+		cfg.Orchestrator.MinCompute = minCompute
+		cfg.Orchestrator.Logger = testLogger(t)
+		if tweak != nil {
+			tweak(cfg)
+		}
+	})
+	t.Cleanup(func() { // runs before testnet's Close
 		if !closed[n] {
 			verifyLedger(t, "orchestrator "+n.URL, n.Ledger, n.Store)
 		}
 		for _, gw := range gateways {
 			gw.CloseIdleConnections() // else the graceful shutdown waits a second for them
 		}
-		n.Close()
 	})
 	return n
 }
@@ -98,26 +86,12 @@ func closeOrch(t *testing.T, n *orchestrator.Node, gw *gateway.Node) {
 	closed[n] = true
 }
 
-func startWorker(t *testing.T) *worker.Server {
-	t.Helper()
-	w, err := worker.Start("", worker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
-}
+func startWorker(t *testing.T) *worker.Server { return testnet.StartWorker(t) }
 
 // register registers one of the worker's capabilities under name.
 func register(t *testing.T, orchURL string, w *worker.Server, capability, name string, price int64, capacity int) {
 	t.Helper()
-	c := w.Capability(capability)
-	c.Name, c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = name, price, 1, "wei", capacity
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	defer hc.CloseIdleConnections() // else the orchestrator's shutdown waits for it
-	if err := worker.Register(context.Background(), orchURL, secret, c, worker.WithHTTPClient(hc)); err != nil {
-		t.Fatal(err)
-	}
+	testnet.Register(t, orchURL, w, capability, name, price, capacity)
 }
 
 // startGateway starts a gateway on loopback paying with key ("" for none)
