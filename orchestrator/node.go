@@ -51,6 +51,9 @@ type NodeConfig struct {
 	MaxFaceValue *big.Int
 	// SweepInterval is how often idle holds are released (default 15 s).
 	SweepInterval time.Duration
+	// ForgetSessionsEvery is how often the seen nonces of ticket sessions
+	// expired for forgetSessionsMargin blocks are dropped (default 5 min).
+	ForgetSessionsEvery time.Duration
 	// Clock drives the ledger and the offchain block numbers (default: wall clock).
 	Clock ledger.Clock
 	// Orchestrator holds the remaining settings (Secret is required);
@@ -86,6 +89,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		cfg.Clock = ledger.SystemClock{}
 	}
 	defaults.Set(&cfg.SweepInterval, 15*time.Second)
+	defaults.Set(&cfg.ForgetSessionsEvery, 5*time.Minute)
 	u, err := url.Parse(cfg.Listen)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("orchestrator: listen address %q must look like https://host:port or http://host:port", cfg.Listen)
@@ -181,7 +185,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.forgetSessions(sctx, blocks)
+		n.forgetSessions(sctx, blocks, cfg.ForgetSessionsEvery)
 	}()
 	n.log.Info("orchestrator listening", "service_addr", n.URL, "admin", n.AdminURL, "address", n.Address.Hex(), "ledger", where)
 	return n, nil
@@ -193,10 +197,10 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 // credited, and the margin covers a clock or chain that steps back.
 const forgetSessionsMargin = 100
 
-// forgetSessions drops the seen nonces of expired ticket sessions every few
-// minutes, so the replay table stays bounded by the sessions still valid.
-func (n *Node) forgetSessions(ctx context.Context, blocks pm.BlockSource) {
-	t := time.NewTicker(5 * time.Minute)
+// forgetSessions drops the seen nonces of expired ticket sessions every
+// period, so the replay table stays bounded by the sessions still valid.
+func (n *Node) forgetSessions(ctx context.Context, blocks pm.BlockSource, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
