@@ -62,6 +62,12 @@ type admitOp struct {
 
 func (a *admitOp) refs() []Ref { return []Ref{a.req.Job.Ref(), a.req.Pool().Ref()} }
 func (a *admitOp) key() string { return "" }
+func (a *admitOp) nonceQuery() (NonceQuery, bool) {
+	if a.req.Payment == nil {
+		return NonceQuery{}, false
+	}
+	return (&paymentOp{req: *a.req.Payment}).nonceQuery()
+}
 
 func (a *admitOp) apply(o *opCtx) (any, error) {
 	var res AdmitResult

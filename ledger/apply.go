@@ -25,42 +25,63 @@ type op interface {
 // every account it may touch, loaded (and locked) up front, and the changes
 // of the ops applied so far.
 type batchState struct {
-	ctx      context.Context
-	tx       Tx
-	now      time.Time
-	byRef    map[Ref]*Account
-	keys     map[string]*Entry
-	dirty    map[*Account]bool // existing accounts changed by the batch
-	created  []*Account        // new accounts, with temporary negative IDs
-	entries  []*Entry
-	nextTemp int64
-	sessions map[string]*sessionState
-	winners  []Winner
+	ctx context.Context
+	tx  Tx
+	now time.Time
+	// lookupKeys: idempotency keys are looked up before they are used.
+	// Without, they are assumed new (they nearly always are) and flush's
+	// InsertEntries finds out otherwise (ErrKeyTaken); applyOps then
+	// applies the batch again, looking them up.
+	lookupKeys bool
+	assumed    map[string]bool // keys taken to be new without a lookup
+	byRef      map[Ref]*Account
+	keys       map[string]*Entry
+	dirty      map[*Account]bool // existing accounts changed by the batch
+	created    []*Account        // new accounts, with temporary negative IDs
+	entries    []*Entry
+	nextTemp   int64
+	sessions   map[string]*sessionState
+	winners    []Winner
 }
 
-func newBatchState(ctx context.Context, tx Tx, now time.Time) *batchState {
-	return &batchState{ctx: ctx, tx: tx, now: now, byRef: map[Ref]*Account{},
+func newBatchState(ctx context.Context, tx Tx, now time.Time, lookupKeys bool) *batchState {
+	return &batchState{ctx: ctx, tx: tx, now: now, lookupKeys: lookupKeys, assumed: map[string]bool{}, byRef: map[Ref]*Account{},
 		keys: map[string]*Entry{}, dirty: map[*Account]bool{}, sessions: map[string]*sessionState{}}
 }
 
-// prefetch loads the accounts and idempotency entries that ops will need.
+// noncer is an op that presents ticket nonces, which prefetch loads.
+type noncer interface {
+	nonceQuery() (NonceQuery, bool)
+}
+
+// prefetch loads the accounts, idempotency entries and ticket sessions that
+// ops will need.
 func (st *batchState) prefetch(ops []op) error {
 	var refs []Ref
 	var keys []string
+	var nq []NonceQuery
 	for _, op := range ops {
 		refs = append(refs, op.refs()...)
 		if k := op.key(); k != "" {
 			keys = append(keys, k)
 		}
+		if n, ok := op.(noncer); ok {
+			if q, ok := n.nonceQuery(); ok {
+				nq = append(nq, q)
+			}
+		}
 	}
 	if err := st.load(dedupRefs(refs)); err != nil {
+		return err
+	}
+	if err := st.loadSessions(nq); err != nil {
 		return err
 	}
 	return st.loadKeys(keys)
 }
 
 // loadKeys reads the entries of those idempotency keys the batch has not
-// looked up yet.
+// looked up yet (or, without lookupKeys, takes them to be new).
 func (st *batchState) loadKeys(keys []string) error {
 	var ask []string
 	for _, k := range keys {
@@ -72,6 +93,12 @@ func (st *batchState) loadKeys(keys []string) error {
 	if len(ask) == 0 {
 		return nil
 	}
+	if !st.lookupKeys {
+		for _, k := range ask {
+			st.assumed[k] = true
+		}
+		return nil
+	}
 	es, err := st.tx.EntriesByKey(st.ctx, ask)
 	if err != nil {
 		return err
@@ -80,6 +107,53 @@ func (st *batchState) loadKeys(keys []string) error {
 		st.keys[es[i].Key] = &es[i]
 	}
 	return nil
+}
+
+// apply applies one op. An op that fails after taking keys to be new may
+// have failed for want of a replay (a replayed op is answered before any
+// other check): its keys are then looked up, and if one is found, the op
+// is applied again. A failed op changed nothing.
+// The returned error is the store's; the op's own is in the result.
+func (st *batchState) apply(op op) (result, error) {
+	o := st.begin()
+	v, err := op.apply(o)
+	if err != nil && len(o.assumed) > 0 {
+		found, serr := st.verifyKeys(o.assumed)
+		if serr != nil {
+			return result{}, serr
+		}
+		if found {
+			o = st.begin()
+			v, err = op.apply(o)
+		}
+	}
+	if err == nil {
+		o.commit()
+	}
+	return result{v, err}, nil
+}
+
+// verifyKeys looks up keys that were taken to be new, and reports whether
+// one of them was taken after all.
+func (st *batchState) verifyKeys(keys []string) (bool, error) {
+	var ask []string
+	for _, k := range keys {
+		if st.assumed[k] {
+			delete(st.assumed, k)
+			ask = append(ask, k)
+		}
+	}
+	if len(ask) == 0 {
+		return false, nil
+	}
+	es, err := st.tx.EntriesByKey(st.ctx, ask)
+	if err != nil {
+		return false, err
+	}
+	for i := range es {
+		st.keys[es[i].Key] = &es[i]
+	}
+	return len(es) > 0, nil
 }
 
 func (st *batchState) load(refs []Ref) error {
@@ -172,6 +246,7 @@ type opCtx struct {
 	entries []*Entry
 	nonces  []acceptedNonces
 	winners []Winner
+	assumed []string // keys the op took to be new without a lookup
 }
 
 func (st *batchState) begin() *opCtx {
@@ -215,6 +290,9 @@ func (o *opCtx) entry(e Entry) {
 func (o *opCtx) replayed(key, hash string) (*Entry, error) {
 	e := o.st.keys[key]
 	if e == nil {
+		if o.st.assumed[key] {
+			o.assumed = append(o.assumed, key)
+		}
 		return nil, nil
 	}
 	if e.InputHash != hash {

@@ -75,6 +75,9 @@
 // inputs, under a UNIQUE constraint, in the same transaction. The same key
 // with the same inputs returns the original result with Replayed = true and
 // changes nothing; the same key with other inputs is ErrIdempotencyConflict.
+// (A batch first takes its keys to be new, which they nearly always are,
+// and lets the UNIQUE constraint tell otherwise; it is then applied again
+// with its keys looked up, so the answer is the same.)
 // OpenJob, CloseJob and expiry are idempotent by the job's state.
 //
 // # Errors, in order of precedence

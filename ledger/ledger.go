@@ -177,23 +177,35 @@ func (l *Ledger) runBatch(batch []*request) {
 func (l *Ledger) applyOps(ctx context.Context, ops []op) ([]result, error) {
 	now := l.clock.Now().UTC().Truncate(time.Microsecond)
 	var results []result
-	err := l.store.Update(ctx, func(tx Tx) error {
-		st := newBatchState(ctx, tx, now)
-		if err := st.prefetch(ops); err != nil {
-			return err
-		}
-		results = make([]result, len(ops))
-		for i, op := range ops {
-			o := st.begin()
-			v, err := op.apply(o)
-			if err == nil {
-				o.commit()
+	// First take the batch's idempotency keys to be new, which saves a
+	// lookup per key; if one was taken after all, apply the batch again,
+	// looking them up (see batchState.lookupKeys).
+	for _, lookupKeys := range []bool{false, true} {
+		err := l.store.Update(ctx, func(tx Tx) error {
+			st := newBatchState(ctx, tx, now, lookupKeys)
+			if err := st.prefetch(ops); err != nil {
+				return err
 			}
-			results[i] = result{v, err}
+			results = make([]result, len(ops))
+			for i, op := range ops {
+				var err error
+				if results[i], err = st.apply(op); err != nil {
+					return err
+				}
+			}
+			err := st.flush()
+			if lookupKeys && errors.Is(err, ErrKeyTaken) {
+				// Taken since it was looked up: a concurrent writer.
+				err = fmt.Errorf("%w: %w", ErrConflict, err)
+			}
+			return err
+		})
+		if !lookupKeys && errors.Is(err, ErrKeyTaken) {
+			continue
 		}
-		return st.flush()
-	})
-	return results, err
+		return results, err
+	}
+	panic("unreachable")
 }
 
 // ---- Operations ----

@@ -134,34 +134,59 @@ func (s *sessionState) Len() int               { return s.base + len(s.added) }
 // session returns the batch's view of session, loading from the store what
 // it does not know yet about nonces.
 func (st *batchState) session(name string, nonces []uint32) (*sessionState, error) {
-	s := st.sessions[name]
-	if s == nil {
-		s = &sessionState{known: map[uint32]bool{}, base: -1}
-		st.sessions[name] = s
-	}
-	var ask []uint32
-	for _, n := range nonces {
-		if _, ok := s.known[n]; !ok {
-			ask = append(ask, n)
-		}
-	}
-	if len(ask) == 0 && s.base >= 0 {
-		return s, nil
-	}
-	recorded, count, expiry, err := st.tx.NonceState(st.ctx, name, ask)
-	if err != nil {
+	if err := st.loadSessions([]NonceQuery{{Session: name, Nonces: nonces}}); err != nil {
 		return nil, err
 	}
-	for _, n := range ask {
-		s.known[n] = false
+	return st.sessions[name], nil
+}
+
+// loadSessions reads what the batch does not know yet of these sessions:
+// their nonce counts and expiries, and which of the nonces they hold.
+func (st *batchState) loadSessions(queries []NonceQuery) error {
+	var ask []NonceQuery
+	at := map[string]int{} // session → its query in ask
+	for _, q := range queries {
+		s := st.sessions[q.Session]
+		if s == nil {
+			s = &sessionState{known: map[uint32]bool{}, base: -1}
+			st.sessions[q.Session] = s
+		}
+		i, asked := at[q.Session]
+		for _, n := range q.Nonces {
+			if _, ok := s.known[n]; ok {
+				continue
+			}
+			if !asked {
+				i, asked = len(ask), true
+				at[q.Session] = i
+				ask = append(ask, NonceQuery{Session: q.Session})
+			}
+			ask[i].Nonces = append(ask[i].Nonces, n)
+			s.known[n] = false // unless found below
+		}
+		if !asked && s.base < 0 {
+			at[q.Session] = len(ask)
+			ask = append(ask, NonceQuery{Session: q.Session})
+		}
 	}
-	for _, n := range recorded {
-		s.known[n] = true
+	if len(ask) == 0 {
+		return nil
 	}
-	if s.base < 0 {
-		s.base, s.expiry = count, expiry
+	got, err := st.tx.NonceState(st.ctx, ask)
+	if err != nil {
+		return err
 	}
-	return s, nil
+	for _, q := range ask {
+		s := st.sessions[q.Session]
+		g := got[q.Session]
+		for _, n := range g.Recorded {
+			s.known[n] = true
+		}
+		if s.base < 0 {
+			s.base, s.expiry = g.Count, g.Expiry // 0, 0 for a new session
+		}
+	}
+	return nil
 }
 
 type paymentOp struct {
@@ -170,6 +195,9 @@ type paymentOp struct {
 
 func (p *paymentOp) refs() []Ref { return []Ref{p.req.To} }
 func (p *paymentOp) key() string { return "" }
+func (p *paymentOp) nonceQuery() (NonceQuery, bool) {
+	return NonceQuery{Session: p.req.Session, Nonces: p.req.Nonces}, len(p.req.Nonces) > 0
+}
 
 func (p *paymentOp) apply(o *opCtx) (any, error) {
 	r := p.req
@@ -282,16 +310,15 @@ const (
 
 // flushTickets writes the batch's nonces and winners.
 func (st *batchState) flushTickets(realID func(int64) int64) error {
-	names := make([]string, 0, len(st.sessions))
+	var rec []SessionNonces
 	for name, s := range st.sessions {
 		if len(s.added) > 0 {
-			names = append(names, name)
+			rec = append(rec, SessionNonces{Session: name, Expiry: s.expiry, Count: s.base, Nonces: s.added})
 		}
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		s := st.sessions[name]
-		if err := st.tx.RecordNonces(st.ctx, name, s.expiry, s.base, s.added); err != nil {
+	if len(rec) > 0 {
+		sort.Slice(rec, func(i, j int) bool { return rec[i].Session < rec[j].Session })
+		if err := st.tx.RecordNonces(st.ctx, rec); err != nil {
 			return err
 		}
 	}

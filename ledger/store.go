@@ -14,9 +14,10 @@ type Store interface {
 	// Update runs fn in one read-write transaction and commits it when fn
 	// returns nil; it rolls back when fn returns an error or panics. When the
 	// store reports a transient conflict (serialization failure, deadlock,
-	// busy database, unique violation from a concurrent writer) Update rolls
-	// back and runs fn again, a bounded number of times, so fn must have no
-	// effects outside tx.
+	// busy database, unique violation from a concurrent writer), or fn
+	// returns an error wrapping ErrConflict, Update rolls back and runs fn
+	// again, a bounded number of times, so fn must have no effects outside
+	// tx.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction that sees one consistent snapshot.
 	View(ctx context.Context, fn func(ReadTx) error) error
@@ -50,9 +51,11 @@ type ReadTx interface {
 	ScanEntries(ctx context.Context, fn func(Entry) error) error
 	// ScanAccounts calls fn for every account in ID order (used by Verify).
 	ScanAccounts(ctx context.Context, fn func(Account) error) error
-	// NonceState returns which of nonces are recorded for a ticket session,
-	// how many the session holds and its expiry (0, 0 for a new session).
-	NonceState(ctx context.Context, session string, nonces []uint32) (recorded []uint32, count int, expiry int64, err error)
+	// NonceState returns, for each session that exists among the queries,
+	// how many nonces it holds, its expiry and which of the queried nonces
+	// are recorded in it. A session that does not exist is absent from the
+	// map.
+	NonceState(ctx context.Context, queries []NonceQuery) (map[string]SessionState, error)
 	// Winners returns winning tickets in the given state ("" = all), oldest
 	// first, at most limit (0 = all).
 	Winners(ctx context.Context, state string, limit int) ([]Winner, error)
@@ -67,18 +70,42 @@ type Tx interface {
 	InsertAccounts(ctx context.Context, accts []*Account) error
 	// UpdateAccounts saves balance, counters, state and times by ID.
 	UpdateAccounts(ctx context.Context, accts []*Account) error
-	// InsertEntries appends entries. A reused key is ErrConflict.
+	// InsertEntries appends entries. An entry whose key is already taken is
+	// not inserted, and InsertEntries returns ErrKeyTaken: the caller then
+	// abandons the transaction.
 	InsertEntries(ctx context.Context, entries []*Entry) error
-	// RecordNonces adds nonces to a ticket session that held count nonces
-	// when this transaction read it, creating the session if needed and
-	// raising its expiry to at least expiry. A nonce recorded meanwhile by
-	// another writer is ErrConflict.
-	RecordNonces(ctx context.Context, session string, expiry int64, count int, nonces []uint32) error
+	// RecordNonces adds nonces to ticket sessions, each of which held Count
+	// nonces when this transaction read it (0: it did not exist), creating
+	// a session if needed and raising its expiry to at least Expiry. A
+	// session or nonce changed or recorded meanwhile by another writer is
+	// ErrConflict.
+	RecordNonces(ctx context.Context, sessions []SessionNonces) error
 	// InsertWinners queues winning tickets; a ticket already queued (by
 	// key) is left as it is.
 	InsertWinners(ctx context.Context, winners []*WinnerRow) error
 	// ForgetSessions deletes sessions with expiry ≤ expiry and their nonces.
 	ForgetSessions(ctx context.Context, expiry int64) (int, error)
+}
+
+// NonceQuery asks which of Nonces a ticket session holds.
+type NonceQuery struct {
+	Session string
+	Nonces  []uint32
+}
+
+// SessionState is a stored ticket session as NonceState reads it.
+type SessionState struct {
+	Count    int
+	Expiry   int64
+	Recorded []uint32 // of the nonces asked about
+}
+
+// SessionNonces are nonces to add to a ticket session (RecordNonces).
+type SessionNonces struct {
+	Session string
+	Expiry  int64
+	Count   int // nonces held when read; 0 for a new session
+	Nonces  []uint32
 }
 
 // AccountFilter selects accounts for ListAccounts. Zero fields match all.
@@ -97,3 +124,7 @@ type AccountFilter struct {
 // concurrent writer; Update retries on it and returns it only when the
 // retries are used up.
 var ErrConflict = errors.New("ledger store: conflict with a concurrent transaction")
+
+// ErrKeyTaken is what InsertEntries returns when an entry's idempotency key
+// is already taken.
+var ErrKeyTaken = errors.New("ledger store: idempotency key already taken")

@@ -40,6 +40,7 @@ func Run(t *testing.T, f Factory) {
 		{"SurvivesRestart", testSurvivesRestart},
 		{"ConcurrentMixedLoad", testConcurrent},
 		{"ConcurrentAdmissionNeverOverdraws", testConcurrentAdmission},
+		{"ReplaysAmongNewKeysInBatches", testReplaysInBatches},
 		{"RandomizedAgainstModel", testModel},
 	}
 	tests = append(tests, paymentTests...)
@@ -543,4 +544,64 @@ func testConcurrentAdmission(t *testing.T, e *Env) {
 		t.Fatalf("admitted %d jobs, want 10", admitted)
 	}
 	e.WantBalance(poolA.Ref(), 0)
+}
+
+// testReplaysInBatches sends new and replayed keyed operations at once, so
+// that batches mix them: a batch takes its keys to be new and must still
+// answer every replay as one (and every reuse with other inputs as a
+// conflict), counting nothing twice.
+func testReplaysInBatches(t *testing.T, e *Env) {
+	for i := range 20 {
+		e.Credit(poolA.Ref(), 10, fmt.Sprintf("c%d", i))
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	replayed, conflicts := 0, 0
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			amount := int64(10)
+			if i >= 10 && i < 20 {
+				amount = 11 // c10..c19 again with other inputs
+			}
+			r, err := e.Ledger.Credit(e.Ctx, poolA.Ref(), ledger.Wei(amount), fmt.Sprintf("c%d", i))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ledger.ErrIdempotencyConflict) && i >= 10 && i < 20:
+				conflicts++
+			case err != nil:
+				t.Errorf("credit c%d: %v", i, err)
+			case r.Replayed != (i < 10):
+				t.Errorf("credit c%d: %+v", i, r)
+			case r.Replayed:
+				replayed++
+			}
+		}()
+	}
+	wg.Wait()
+	if replayed != 10 || conflicts != 10 {
+		t.Fatalf("replayed %d, conflicts %d; want 10, 10", replayed, conflicts)
+	}
+	e.WantBalance(poolA.Ref(), 600)
+	// Jobs finished twice at once, among jobs finished once.
+	for i := range 10 {
+		mustOpen(e, ledger.JobKey{Sender: poolA.Sender, JobID: fmt.Sprintf("j%d", i)}, 20, 0)
+	}
+	for i := range 10 {
+		job := ledger.JobKey{Sender: poolA.Sender, JobID: fmt.Sprintf("j%d", i)}
+		for range 1 + i%2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := e.Ledger.FinishJob(e.Ctx, job, ledger.Wei(5), ledger.Wei(0), "use-"+job.JobID)
+				if err != nil || r.State != ledger.StateClosed {
+					t.Errorf("finish %s: %+v, %v", job.JobID, r, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	e.WantBalance(poolA.Ref(), 550)
 }

@@ -60,7 +60,7 @@ type Store struct {
 
 	stmts struct {
 		sync.Mutex
-		byText map[string]*sql.Stmt
+		byText map[stmtKey]*sql.Stmt
 	}
 }
 
@@ -229,7 +229,9 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	return err
 }
 
-func (s *Store) retryable(err error) bool { return errors.Is(err, errStale) || s.d.IsConflict(err) }
+func (s *Store) retryable(err error) bool {
+	return errors.Is(err, errStale) || errors.Is(err, ledger.ErrConflict) || s.d.IsConflict(err)
+}
 
 func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err error) {
 	sqlTx, err := s.write.BeginTx(ctx, nil)
@@ -287,22 +289,26 @@ func placeholders(n, width int) string {
 // statement prepared on a handle is prepared again, once, on each of its
 // connections the first time a transaction there uses it.
 func (s *Store) prepare(ctx context.Context) error {
-	s.stmts.byText = map[string]*sql.Stmt{}
+	s.stmts.byText = map[stmtKey]*sql.Stmt{}
 	add := func(db *sql.DB, q string) error {
 		st, err := db.PrepareContext(ctx, s.rebind(q))
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
-		s.stmts.byText[stmtKey(db, q)] = st
+		s.stmts.byText[stmtKey{db, q}] = st
 		return nil
 	}
 	for n := 1; n <= chunk; n *= 2 {
 		for _, q := range []string{loadAccountsSQL(n), entriesByKeySQL(n), insertAccountsSQL(n),
-			updateAccountsSQL(n, s.d.Types["AMOUNT"]), insertEntriesSQL(n)} {
+			updateAccountsSQL(n, s.d.Types["AMOUNT"]), insertEntriesSQL(n), nonceStateSQL(n), insertSessionsSQL(n),
+			updateSessionsSQL(n), insertNoncesSQL(n)} {
 			if err := add(s.write, q); err != nil {
 				return err
 			}
 		}
+	}
+	if err := add(s.write, insertWinnerSQL); err != nil {
+		return err
 	}
 	if s.read != s.write {
 		for n := 1; n <= 4; n *= 2 {
@@ -314,13 +320,17 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
-func stmtKey(db *sql.DB, q string) string { return fmt.Sprintf("%p|%s", db, q) }
+// stmtKey is a cached statement: its text (before rebind) on a handle.
+type stmtKey struct {
+	db *sql.DB
+	q  string
+}
 
 // stmt returns the cached statement for q bound to the transaction, or nil
 // when q is not one of the cached batch statements.
 func (t *tx) stmt(ctx context.Context, q string) *sql.Stmt {
 	t.s.stmts.Lock()
-	st := t.s.stmts.byText[stmtKey(t.db, q)]
+	st := t.s.stmts.byText[stmtKey{t.db, q}]
 	t.s.stmts.Unlock()
 	if st == nil {
 		return nil
@@ -333,6 +343,13 @@ func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 		return st.QueryContext(ctx, args...)
 	}
 	return t.q.QueryContext(ctx, t.s.rebind(q), args...)
+}
+
+func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.q.QueryRowContext(ctx, t.s.rebind(q), args...)
 }
 
 func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -400,9 +417,10 @@ func updateAccountsSQL(n int, amount string) string {
 		FROM v WHERE accounts.id = CAST(v.id AS BIGINT)`
 }
 
+// insertEntriesSQL inserts n entries, skipping those whose key is taken.
 func insertEntriesSQL(n int) string {
 	return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
-		VALUES ` + placeholders(n, 8)
+		VALUES ` + placeholders(n, 8) + ` ON CONFLICT (idem_key) DO NOTHING`
 }
 
 func (t *tx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Account, error) {
@@ -634,8 +652,14 @@ func (t *tx) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
 			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), e.Amount.String(),
 				nullString(e.Key), nullString(e.InputHash), e.BalanceAfter.String())
 		}
-		if _, err := t.exec(ctx, insertEntriesSQL(n), args...); err != nil {
+		res, err := t.exec(ctx, insertEntriesSQL(n), args...)
+		if err != nil {
 			return err
+		}
+		if got, err := res.RowsAffected(); err != nil {
+			return err
+		} else if got != int64(n) {
+			return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(n)-got, n)
 		}
 	}
 	return nil

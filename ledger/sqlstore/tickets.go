@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"byoc/ledger"
@@ -14,65 +15,107 @@ import (
 // Update retries the transaction.
 var errStale = errors.New("sqlstore: row changed since it was read")
 
-func (t *tx) NonceState(ctx context.Context, session string, nonces []uint32) ([]uint32, int, int64, error) {
-	var count, expiry int64
-	err := t.q.QueryRowContext(ctx, t.s.rebind(`SELECT nonces, expiry FROM ticket_sessions WHERE session = ?`), session).Scan(&count, &expiry)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, 0, nil
-	}
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	var recorded []uint32
-	for start, n := range pieces(len(nonces)) {
-		args := []any{session}
-		for _, v := range nonces[start : start+n] {
-			args = append(args, int64(v))
-		}
-		rows, err := t.query(ctx, `SELECT nonce FROM ticket_nonces WHERE session = ? AND nonce IN (`+placeholders(n, 1)+`)`, args...)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		for rows.Next() {
-			var v int64
-			if err := rows.Scan(&v); err != nil {
-				rows.Close()
-				return nil, 0, 0, err
-			}
-			recorded = append(recorded, uint32(v))
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return nil, 0, 0, err
-		}
-	}
-	return recorded, int(count), expiry, nil
+const insertWinnerSQL = `INSERT INTO winners (ticket_key, account_id, sender, session,
+	face_value, redeem_after, payload, queued_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (ticket_key) DO NOTHING`
+
+// nonceStateSQL reads n (session, nonce) pairs: a row for each pair whose
+// session exists, with the nonce when the session holds it (a NULL nonce
+// asks only for the session).
+func nonceStateSQL(n int) string {
+	return `SELECT v.column1, s.nonces, s.expiry, t.nonce FROM (VALUES ` + placeholders(n, 2) + `) AS v
+		JOIN ticket_sessions s ON s.session = v.column1
+		LEFT JOIN ticket_nonces t ON t.session = s.session AND t.nonce = CAST(v.column2 AS BIGINT)`
 }
 
-func (t *tx) RecordNonces(ctx context.Context, session string, expiry int64, count int, nonces []uint32) error {
-	if count == 0 {
-		// A new session; a concurrent writer creating it too makes this a
-		// unique violation, which Update retries.
-		if _, err := t.q.ExecContext(ctx, t.s.rebind(`INSERT INTO ticket_sessions (session, expiry, nonces) VALUES (?, ?, ?)`),
-			session, expiry, len(nonces)); err != nil {
+func insertSessionsSQL(n int) string {
+	return `INSERT INTO ticket_sessions (session, expiry, nonces) VALUES ` + placeholders(n, 3)
+}
+
+// updateSessionsSQL adds to n sessions' counts, each only if the session
+// still holds the count read before.
+func updateSessionsSQL(n int) string {
+	return `WITH v (session, added, expiry, count) AS (VALUES ` + placeholders(n, 4) + `)
+		UPDATE ticket_sessions SET nonces = ticket_sessions.nonces + CAST(v.added AS BIGINT),
+			expiry = CASE WHEN ticket_sessions.expiry < CAST(v.expiry AS BIGINT) THEN CAST(v.expiry AS BIGINT)
+				ELSE ticket_sessions.expiry END
+		FROM v WHERE ticket_sessions.session = v.session AND ticket_sessions.nonces = CAST(v.count AS BIGINT)`
+}
+
+func insertNoncesSQL(n int) string {
+	return `INSERT INTO ticket_nonces (session, nonce) VALUES ` + placeholders(n, 2)
+}
+
+func (t *tx) NonceState(ctx context.Context, queries []ledger.NonceQuery) (map[string]ledger.SessionState, error) {
+	var pairs []any
+	for _, q := range queries {
+		if len(q.Nonces) == 0 {
+			pairs = append(pairs, q.Session, nil)
+		}
+		for _, v := range q.Nonces {
+			pairs = append(pairs, q.Session, strconv.FormatUint(uint64(v), 10))
+		}
+	}
+	out := map[string]ledger.SessionState{}
+	for start, n := range pieces(len(pairs) / 2) {
+		rows, err := t.query(ctx, nonceStateSQL(n), pairs[2*start:2*(start+n)]...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var (
+				session       string
+				count, expiry int64
+				nonce         sql.NullInt64
+			)
+			if err := rows.Scan(&session, &count, &expiry, &nonce); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			st := out[session]
+			st.Count, st.Expiry = int(count), expiry
+			if nonce.Valid {
+				st.Recorded = append(st.Recorded, uint32(nonce.Int64))
+			}
+			out[session] = st
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (t *tx) RecordNonces(ctx context.Context, sessions []ledger.SessionNonces) error {
+	// New sessions; a concurrent writer creating one too makes this a
+	// unique violation, which Update retries.
+	var create, update, nonces []any
+	for _, s := range sessions {
+		if s.Count == 0 {
+			create = append(create, s.Session, s.Expiry, len(s.Nonces))
+		} else {
+			update = append(update, s.Session, strconv.Itoa(len(s.Nonces)), strconv.FormatInt(s.Expiry, 10), strconv.Itoa(s.Count))
+		}
+		for _, v := range s.Nonces {
+			nonces = append(nonces, s.Session, int64(v))
+		}
+	}
+	for start, n := range pieces(len(create) / 3) {
+		if _, err := t.exec(ctx, insertSessionsSQL(n), create[3*start:3*(start+n)]...); err != nil {
 			return err
 		}
-	} else {
-		res, err := t.q.ExecContext(ctx, t.s.rebind(`UPDATE ticket_sessions SET nonces = nonces + ?,
-			expiry = CASE WHEN expiry < ? THEN ? ELSE expiry END WHERE session = ? AND nonces = ?`),
-			len(nonces), expiry, expiry, session, count)
+	}
+	for start, n := range pieces(len(update) / 4) {
+		res, err := t.exec(ctx, updateSessionsSQL(n), update[4*start:4*(start+n)]...)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("%w: ticket session %s", errStale, session)
+		if got, err := res.RowsAffected(); err != nil || got != int64(n) {
+			return fmt.Errorf("%w: %d of %d ticket sessions changed meanwhile", errStale, int64(n)-got, n)
 		}
 	}
-	for start, n := range pieces(len(nonces)) {
-		args := make([]any, 0, 2*n)
-		for _, v := range nonces[start : start+n] {
-			args = append(args, session, int64(v))
-		}
-		if _, err := t.exec(ctx, `INSERT INTO ticket_nonces (session, nonce) VALUES `+placeholders(n, 2), args...); err != nil {
+	for start, n := range pieces(len(nonces) / 2) {
+		if _, err := t.exec(ctx, insertNoncesSQL(n), nonces[2*start:2*(start+n)]...); err != nil {
 			return err
 		}
 	}
@@ -81,10 +124,7 @@ func (t *tx) RecordNonces(ctx context.Context, session string, expiry int64, cou
 
 func (t *tx) InsertWinners(ctx context.Context, winners []*ledger.WinnerRow) error {
 	for _, w := range winners {
-		if _, err := t.q.ExecContext(ctx, t.s.rebind(`INSERT INTO winners (ticket_key, account_id, sender, session,
-			face_value, redeem_after, payload, queued_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (ticket_key) DO NOTHING`),
-			w.Key, w.AccountID, w.Sender, w.Session, w.FaceValue.String(), w.RedeemAfter, w.Payload,
+		if _, err := t.exec(ctx, insertWinnerSQL, w.Key, w.AccountID, w.Sender, w.Session, w.FaceValue.String(), w.RedeemAfter, w.Payload,
 			w.QueuedAt.UnixMicro(), w.State); err != nil {
 			return err
 		}
