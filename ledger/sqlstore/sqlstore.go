@@ -123,6 +123,10 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Name() < files[j].Name() })
 	for _, f := range files {
+		// NNNN_name.sql is for every dialect, NNNN_name.DIALECT.sql for one.
+		if parts := strings.Split(f.Name(), "."); len(parts) == 3 && parts[1] != s.d.Name {
+			continue
+		}
 		version, err := strconv.Atoi(strings.SplitN(f.Name(), "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migration %s: name must start with a number", f.Name())
@@ -420,7 +424,7 @@ func updateAccountsSQL(n int, amount string) string {
 // insertEntriesSQL inserts n entries, skipping those whose key is taken.
 func insertEntriesSQL(n int) string {
 	return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
-		VALUES ` + placeholders(n, 8) + ` ON CONFLICT (idem_key) DO NOTHING`
+		VALUES ` + placeholders(n, 8) + ` ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING`
 }
 
 func (t *tx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Account, error) {
