@@ -31,6 +31,7 @@ var Dialect = sqlstore.Dialect{
 	Name:                   "sqlite",
 	Types:                  map[string]string{"ID": "INTEGER PRIMARY KEY", "AMOUNT": "TEXT", "BLOB": "BLOB"},
 	PrepareBatchStatements: true,
+	PollContext:            true,
 	IsConflict: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {

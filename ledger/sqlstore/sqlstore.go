@@ -48,6 +48,12 @@ type Dialect struct {
 	// since database/sql re-prepares a statement on every transaction that
 	// lands on another connection.
 	PrepareBatchStatements bool
+	// PollContext checks the context before each statement and runs the
+	// statement itself with a context that cannot be canceled. Right for
+	// SQLite, whose driver otherwise starts a goroutine per statement to
+	// interrupt it on cancellation, which costs more than a short
+	// statement; a lock wait is bounded by busy_timeout instead.
+	PollContext bool
 }
 
 // Store is a ledger.Store on a SQL database.
@@ -238,7 +244,11 @@ func (s *Store) retryable(err error) bool {
 }
 
 func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err error) {
-	sqlTx, err := s.write.BeginTx(ctx, nil)
+	bctx, err := s.stmtCtx(ctx)
+	if err != nil {
+		return err
+	}
+	sqlTx, err := s.write.BeginTx(bctx, nil)
 	if err != nil {
 		return err
 	}
@@ -257,7 +267,11 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err e
 
 // View implements ledger.Store.
 func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
-	sqlTx, err := s.read.BeginTx(ctx, s.d.ReadOptions)
+	bctx, err := s.stmtCtx(ctx)
+	if err != nil {
+		return err
+	}
+	sqlTx, err := s.read.BeginTx(bctx, s.d.ReadOptions)
 	if err != nil {
 		return err
 	}
@@ -342,21 +356,33 @@ func (t *tx) stmt(ctx context.Context, q string) *sql.Stmt {
 	return t.q.StmtContext(ctx, st)
 }
 
+// stmtCtx is the context a statement runs with (see Dialect.PollContext).
+func (s *Store) stmtCtx(ctx context.Context) (context.Context, error) {
+	if !s.d.PollContext {
+		return ctx, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
 func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx, err := t.s.stmtCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return t.q.QueryContext(ctx, t.s.rebind(q), args...)
 }
 
-func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	if st := t.stmt(ctx, q); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return t.q.QueryRowContext(ctx, t.s.rebind(q), args...)
-}
-
 func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx, err := t.s.stmtCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -799,8 +825,15 @@ func (t *tx) ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]ledge
 
 func (t *tx) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 	var next sql.NullInt64
-	if err := t.q.QueryRowContext(ctx, t.s.rebind(`SELECT min(expires_at) FROM accounts WHERE expires_at IS NOT NULL AND state = ?`),
-		string(ledger.StateOpen)).Scan(&next); err != nil {
+	rows, err := t.query(ctx, `SELECT min(expires_at) FROM accounts WHERE expires_at IS NOT NULL AND state = ?`, string(ledger.StateOpen))
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return time.Time{}, false, errors.Join(rows.Err(), sql.ErrNoRows)
+	}
+	if err := rows.Scan(&next); err != nil {
 		return time.Time{}, false, err
 	}
 	return fromMicros(next.Int64), next.Valid, nil

@@ -173,11 +173,11 @@ func (t *tx) Winners(ctx context.Context, state string, limit int) ([]ledger.Win
 }
 
 func (t *tx) ForgetSessions(ctx context.Context, expiry int64) (int, error) {
-	if _, err := t.q.ExecContext(ctx, t.s.rebind(`DELETE FROM ticket_nonces WHERE session IN
-		(SELECT session FROM ticket_sessions WHERE expiry <= ?)`), expiry); err != nil {
+	if _, err := t.exec(ctx, `DELETE FROM ticket_nonces WHERE session IN
+		(SELECT session FROM ticket_sessions WHERE expiry <= ?)`, expiry); err != nil {
 		return 0, err
 	}
-	res, err := t.q.ExecContext(ctx, t.s.rebind(`DELETE FROM ticket_sessions WHERE expiry <= ?`), expiry)
+	res, err := t.exec(ctx, `DELETE FROM ticket_sessions WHERE expiry <= ?`, expiry)
 	if err != nil {
 		return 0, err
 	}
