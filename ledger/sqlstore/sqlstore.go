@@ -406,14 +406,29 @@ func pieces(n int) iter.Seq2[int, int] {
 	}
 }
 
-// loadAccountsSQL reads n accounts and the pools of the jobs among them in
-// one statement (for stores without row locks). The refs appear twice in
-// the arguments. A UNION rather than an OR keeps both lookups indexed.
+// loadAccountsSQL reads n accounts, each with its pool when it is a job,
+// in one statement (for stores without row locks): a row per account found,
+// its columns then its pool's (NULL for a pool).
 func loadAccountsSQL(n int) string {
-	list := placeholders(n, 1)
-	return `SELECT ` + accountCols + ` FROM accounts WHERE ref IN (
-		SELECT pool_ref FROM accounts WHERE ref IN (` + list + `)
-		UNION ALL SELECT column1 FROM (VALUES ` + list + `) AS named)`
+	return `SELECT ` + prefixed("a.", accountCols) + `, ` + prefixed("p.", accountCols) + `
+		FROM (VALUES ` + placeholders(n, 1) + `) AS v
+		JOIN accounts a ON a.ref = v.column1
+		LEFT JOIN accounts p ON p.ref = a.pool_ref`
+}
+
+// prefixed qualifies the column list cols with a table alias.
+func prefixed(alias, cols string) string {
+	var out []string
+	for c := range strings.SplitSeq(cols, ",") {
+		c = strings.TrimSpace(c)
+		if strings.HasPrefix(c, "CAST(") {
+			c = "CAST(" + alias + strings.TrimPrefix(c, "CAST(")
+		} else {
+			c = alias + c
+		}
+		out = append(out, c)
+	}
+	return strings.Join(out, ", ")
 }
 
 // lockAccountsSQL reads and locks n accounts in ref order.
@@ -478,19 +493,50 @@ func (t *tx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Acco
 		for i, r := range names[start : start+n] {
 			args[i] = r
 		}
-		q := loadAccountsSQL(n)
+		var got []ledger.Account
+		var err error
 		if t.lock != "" {
-			q = lockAccountsSQL(n, t.lock)
+			got, err = t.accounts(ctx, lockAccountsSQL(n, t.lock), args...)
 		} else {
-			args = append(args, args...)
+			got, err = t.accountsWithPools(ctx, loadAccountsSQL(n), args...)
 		}
-		got, err := t.accounts(ctx, q, args...)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, got...)
 	}
 	return out, nil
+}
+
+// accountsWithPools reads rows of loadAccountsSQL: each account, and its
+// pool once.
+func (t *tx) accountsWithPools(ctx context.Context, q string, args ...any) ([]ledger.Account, error) {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ledger.Account
+	seen := map[int64]bool{}
+	var a, p accountRow
+	dest := append(a.dest(), p.dest()...)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		for _, r := range []*accountRow{&a, &p} {
+			if !r.id.Valid || seen[r.id.Int64] {
+				continue
+			}
+			seen[r.id.Int64] = true
+			acct, err := r.account()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, acct)
+		}
+	}
+	return out, rows.Err()
 }
 
 // poolRefs returns the pool refs of the jobs among names.
@@ -538,43 +584,51 @@ func (t *tx) accounts(ctx context.Context, q string, args ...any) ([]ledger.Acco
 }
 
 func scanAccount(rows *sql.Rows) (ledger.Account, error) {
-	var (
-		a                       ledger.Account
-		ref, poolRef, state     string
-		poolID, expires, closed sql.NullInt64
-		bal, cred, chg, in, out string
-		ttl, opened, updated    int64
-	)
-	if err := rows.Scan(&a.ID, &ref, &poolRef, &poolID, &state, &bal, &cred, &chg, &in, &out,
-		&ttl, &opened, &updated, &expires, &closed); err != nil {
-		return a, err
+	var r accountRow
+	if err := rows.Scan(r.dest()...); err != nil {
+		return ledger.Account{}, err
 	}
+	return r.account()
+}
+
+// accountRow receives the columns of accountCols; all may be NULL (the pool
+// of a pool in loadAccountsSQL).
+type accountRow struct {
+	id, poolID, ttl, opened, updated, expires, closed sql.NullInt64
+	ref, poolRef, state, bal, cred, chg, in, out      sql.NullString
+}
+
+func (r *accountRow) dest() []any {
+	return []any{&r.id, &r.ref, &r.poolRef, &r.poolID, &r.state, &r.bal, &r.cred, &r.chg, &r.in, &r.out,
+		&r.ttl, &r.opened, &r.updated, &r.expires, &r.closed}
+}
+
+func (r *accountRow) account() (ledger.Account, error) {
+	a := ledger.Account{ID: r.id.Int64, PoolID: r.poolID.Int64, State: ledger.State(r.state.String)}
 	var err error
-	if a.Ref, err = ledger.DecodeRef(ref); err != nil {
+	if a.Ref, err = ledger.DecodeRef(r.ref.String); err != nil {
 		return a, err
 	}
-	if poolRef != "" {
-		if a.PoolRef, err = ledger.DecodeRef(poolRef); err != nil {
+	if r.poolRef.String != "" {
+		if a.PoolRef, err = ledger.DecodeRef(r.poolRef.String); err != nil {
 			return a, err
 		}
 	}
-	a.PoolID = poolID.Int64
-	a.State = ledger.State(state)
 	for _, p := range []struct {
 		dst *ledger.Amount
 		src string
-	}{{&a.Balance, bal}, {&a.Credited, cred}, {&a.Charged, chg}, {&a.MovedIn, in}, {&a.MovedOut, out}} {
+	}{{&a.Balance, r.bal.String}, {&a.Credited, r.cred.String}, {&a.Charged, r.chg.String}, {&a.MovedIn, r.in.String}, {&a.MovedOut, r.out.String}} {
 		if *p.dst, err = ledger.ParseAmount(p.src); err != nil {
 			return a, fmt.Errorf("account %d: %w", a.ID, err)
 		}
 	}
-	a.TTL = time.Duration(ttl) * time.Microsecond
-	a.OpenedAt, a.UpdatedAt = fromMicros(opened), fromMicros(updated)
-	if expires.Valid {
-		a.ExpiresAt = fromMicros(expires.Int64)
+	a.TTL = time.Duration(r.ttl.Int64) * time.Microsecond
+	a.OpenedAt, a.UpdatedAt = fromMicros(r.opened.Int64), fromMicros(r.updated.Int64)
+	if r.expires.Valid {
+		a.ExpiresAt = fromMicros(r.expires.Int64)
 	}
-	if closed.Valid {
-		a.ClosedAt = fromMicros(closed.Int64)
+	if r.closed.Valid {
+		a.ClosedAt = fromMicros(r.closed.Int64)
 	}
 	return a, nil
 }
