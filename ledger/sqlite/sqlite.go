@@ -32,6 +32,7 @@ var Dialect = sqlstore.Dialect{
 	Types:                  map[string]string{"ID": "INTEGER PRIMARY KEY", "AMOUNT": "TEXT", "BLOB": "BLOB"},
 	PrepareBatchStatements: true,
 	PollContext:            true,
+	RowStatements:          4,
 	IsConflict: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {

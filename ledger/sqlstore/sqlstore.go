@@ -54,6 +54,12 @@ type Dialect struct {
 	// interrupt it on cancellation, which costs more than a short
 	// statement; a lock wait is bounded by busy_timeout instead.
 	PollContext bool
+	// RowStatements is how many accounts at most InsertAccounts and
+	// UpdateAccounts write with one plain statement each rather than one
+	// statement for all: cheaper for a few rows in an embedded database,
+	// where a statement costs no round trip. The driver must implement
+	// LastInsertId.
+	RowStatements int
 }
 
 // Store is a ledger.Store on a SQL database.
@@ -325,6 +331,12 @@ func (s *Store) prepare(ctx context.Context) error {
 			}
 		}
 	}
+	if err := add(s.write, insertAccountSQL(1)); err != nil {
+		return err
+	}
+	if err := add(s.write, updateAccountSQL); err != nil {
+		return err
+	}
 	if err := add(s.write, insertWinnerSQL); err != nil {
 		return err
 	}
@@ -445,9 +457,27 @@ func entriesByKeySQL(n int) string {
 }
 
 func insertAccountsSQL(n int) string {
+	return insertAccountSQL(n) + ` RETURNING id, ref`
+}
+
+// insertAccountSQL inserts n accounts without returning their IDs (for one
+// row: LastInsertId).
+func insertAccountSQL(n int) string {
 	return `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
 		balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
-		VALUES ` + placeholders(n, 18) + ` RETURNING id, ref`
+		VALUES ` + placeholders(n, 18)
+}
+
+func accountArgs(a *ledger.Account) []any {
+	poolRef := ""
+	var poolID any
+	if a.Ref.Kind == ledger.KindJob {
+		poolRef, poolID = a.PoolRef.Encode(), a.PoolID
+	}
+	return []any{a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer,
+		poolRef, poolID, string(a.State), a.Balance.String(), a.Credited.String(), a.Charged.String(),
+		a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(), a.OpenedAt.UnixMicro(),
+		a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt)}
 }
 
 func updateAccountsSQL(n int, amount string) string {
@@ -644,21 +674,25 @@ func micros(t time.Time) any {
 }
 
 func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error {
+	if len(accts) <= t.s.d.RowStatements {
+		for _, a := range accts {
+			res, err := t.exec(ctx, insertAccountSQL(1), accountArgs(a)...)
+			if err != nil {
+				return err
+			}
+			if a.ID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for start, n := range pieces(len(accts)) {
 		part := accts[start : start+n]
 		args := make([]any, 0, len(part)*18)
 		byRef := make(map[string]*ledger.Account, len(part))
 		for _, a := range part {
-			poolRef := ""
-			var poolID any
-			if a.Ref.Kind == ledger.KindJob {
-				poolRef, poolID = a.PoolRef.Encode(), a.PoolID
-			}
 			byRef[a.Ref.Encode()] = a
-			args = append(args, a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer,
-				poolRef, poolID, string(a.State), a.Balance.String(), a.Credited.String(), a.Charged.String(),
-				a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(), a.OpenedAt.UnixMicro(),
-				a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt))
+			args = append(args, accountArgs(a)...)
 		}
 		rows, err := t.query(ctx, insertAccountsSQL(n), args...)
 		if err != nil {
@@ -687,7 +721,24 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 	return nil
 }
 
+const updateAccountSQL = `UPDATE accounts SET state = ?, balance = ?, credited = ?, charged = ?, moved_in = ?,
+	moved_out = ?, ttl_us = ?, updated_at = ?, expires_at = ?, closed_at = ? WHERE id = ?`
+
 func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error {
+	if len(accts) <= t.s.d.RowStatements {
+		for _, a := range accts {
+			res, err := t.exec(ctx, updateAccountSQL, string(a.State), a.Balance.String(), a.Credited.String(),
+				a.Charged.String(), a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(),
+				a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt), a.ID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err == nil && n != 1 {
+				return fmt.Errorf("sqlstore: account %d not updated", a.ID)
+			}
+		}
+		return nil
+	}
 	for start, n := range pieces(len(accts)) {
 		part := accts[start : start+n]
 		args := make([]any, 0, len(part)*11)
