@@ -54,9 +54,9 @@ type Dialect struct {
 	// interrupt it on cancellation, which costs more than a short
 	// statement; a lock wait is bounded by busy_timeout instead.
 	PollContext bool
-	// RowStatements is how many accounts at most InsertAccounts and
-	// UpdateAccounts write with one plain statement each rather than one
-	// statement for all: cheaper for a few rows in an embedded database,
+	// RowStatements is how many accounts (or ticket sessions) at most
+	// InsertAccounts and UpdateAccounts (RecordNonces) write with one plain
+	// statement each rather than one statement for all: cheaper for a few rows in an embedded database,
 	// where a statement costs no round trip. The driver must implement
 	// LastInsertId.
 	RowStatements int
@@ -332,6 +332,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		}
 	}
 	if err := add(s.write, insertAccountSQL(1)); err != nil {
+		return err
+	}
+	if err := add(s.write, updateSessionSQL); err != nil {
 		return err
 	}
 	if err := add(s.write, updateAccountSQL); err != nil {

@@ -42,6 +42,10 @@ func updateSessionsSQL(n int) string {
 		FROM v WHERE ticket_sessions.session = v.session AND ticket_sessions.nonces = CAST(v.count AS BIGINT)`
 }
 
+// updateSessionSQL is updateSessionsSQL for one session.
+const updateSessionSQL = `UPDATE ticket_sessions SET nonces = nonces + ?,
+	expiry = CASE WHEN expiry < ? THEN ? ELSE expiry END WHERE session = ? AND nonces = ?`
+
 func insertNoncesSQL(n int) string {
 	return `INSERT INTO ticket_nonces (session, nonce) VALUES ` + placeholders(n, 2)
 }
@@ -87,19 +91,35 @@ func (t *tx) NonceState(ctx context.Context, queries []ledger.NonceQuery) (map[s
 }
 
 func (t *tx) RecordNonces(ctx context.Context, sessions []ledger.SessionNonces) error {
-	// New sessions; a concurrent writer creating one too makes this a
-	// unique violation, which Update retries.
 	var create, update, nonces []any
+	var updates []ledger.SessionNonces
 	for _, s := range sessions {
 		if s.Count == 0 {
 			create = append(create, s.Session, s.Expiry, len(s.Nonces))
 		} else {
-			update = append(update, s.Session, strconv.Itoa(len(s.Nonces)), strconv.FormatInt(s.Expiry, 10), strconv.Itoa(s.Count))
+			updates = append(updates, s)
 		}
 		for _, v := range s.Nonces {
 			nonces = append(nonces, s.Session, int64(v))
 		}
 	}
+	if len(updates) <= t.s.d.RowStatements {
+		for _, s := range updates {
+			res, err := t.exec(ctx, updateSessionSQL, len(s.Nonces), s.Expiry, s.Expiry, s.Session, s.Count)
+			if err != nil {
+				return err
+			}
+			if got, err := res.RowsAffected(); err != nil || got != 1 {
+				return fmt.Errorf("%w: ticket session %s", errStale, s.Session)
+			}
+		}
+		updates = nil
+	}
+	for _, s := range updates {
+		update = append(update, s.Session, strconv.Itoa(len(s.Nonces)), strconv.FormatInt(s.Expiry, 10), strconv.Itoa(s.Count))
+	}
+	// New sessions; a concurrent writer creating one too makes this a
+	// unique violation, which Update retries.
 	for start, n := range pieces(len(create) / 3) {
 		if _, err := t.exec(ctx, insertSessionsSQL(n), create[3*start:3*(start+n)]...); err != nil {
 			return err
