@@ -299,6 +299,26 @@ const accountCols = `id, ref, pool_ref, pool_id, state, CAST(balance AS TEXT), C
 // chunk is the most rows that go into one statement.
 const chunk = 256
 
+// texts caches statement texts by builder, variant and row count: building
+// one (placeholders, column lists) costs more than looking it up, and
+// pieces keeps the row counts to a few.
+var texts sync.Map
+
+type textKey struct {
+	builder, variant string
+	n                int
+}
+
+func memo(builder, variant string, n int, build func(int) string) string {
+	k := textKey{builder, variant, n}
+	if q, ok := texts.Load(k); ok {
+		return q.(string)
+	}
+	q := build(n)
+	texts.Store(k, q)
+	return q
+}
+
 func placeholders(n, width int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
 	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
@@ -424,7 +444,9 @@ func pieces(n int) iter.Seq2[int, int] {
 // loadAccountsSQL reads n accounts, each with its pool when it is a job,
 // in one statement (for stores without row locks): a row per account found,
 // its columns then its pool's (NULL for a pool).
-func loadAccountsSQL(n int) string {
+func loadAccountsSQL(n int) string { return memo("loadAccountsSQL", "", n, loadAccountsSQLText) }
+
+func loadAccountsSQLText(n int) string {
 	return `SELECT ` + prefixed("a.", accountCols) + `, ` + prefixed("p.", accountCols) + `
 		FROM (VALUES ` + placeholders(n, 1) + `) AS v
 		JOIN accounts a ON a.ref = v.column1
@@ -448,24 +470,36 @@ func prefixed(alias, cols string) string {
 
 // lockAccountsSQL reads and locks n accounts in ref order.
 func lockAccountsSQL(n int, lock string) string {
+	return memo("lockAccountsSQL", lock, n, func(n int) string { return lockAccountsText(n, lock) })
+}
+
+func lockAccountsText(n int, lock string) string {
 	return `SELECT ` + accountCols + ` FROM accounts WHERE ref IN (` + placeholders(n, 1) + `) ORDER BY ref` + lock
 }
 
-func poolRefsSQL(n int) string {
+func poolRefsSQL(n int) string { return memo("poolRefsSQL", "", n, poolRefsSQLText) }
+
+func poolRefsSQLText(n int) string {
 	return `SELECT pool_ref FROM accounts WHERE ref IN (` + placeholders(n, 1) + `) AND pool_ref <> ''`
 }
 
-func entriesByKeySQL(n int) string {
+func entriesByKeySQL(n int) string { return memo("entriesByKeySQL", "", n, entriesByKeySQLText) }
+
+func entriesByKeySQLText(n int) string {
 	return `SELECT ` + entryCols + ` FROM entries WHERE idem_key IN (` + placeholders(n, 1) + `)`
 }
 
-func insertAccountsSQL(n int) string {
+func insertAccountsSQL(n int) string { return memo("insertAccountsSQL", "", n, insertAccountsSQLText) }
+
+func insertAccountsSQLText(n int) string {
 	return insertAccountSQL(n) + ` RETURNING id, ref`
 }
 
 // insertAccountSQL inserts n accounts without returning their IDs (for one
 // row: LastInsertId).
-func insertAccountSQL(n int) string {
+func insertAccountSQL(n int) string { return memo("insertAccountSQL", "", n, insertAccountSQLText) }
+
+func insertAccountSQLText(n int) string {
 	return `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
 		balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
 		VALUES ` + placeholders(n, 18)
@@ -484,6 +518,10 @@ func accountArgs(a *ledger.Account) []any {
 }
 
 func updateAccountsSQL(n int, amount string) string {
+	return memo("updateAccountsSQL", amount, n, func(n int) string { return updateAccountsText(n, amount) })
+}
+
+func updateAccountsText(n int, amount string) string {
 	return `WITH v (id, state, balance, credited, charged, moved_in, moved_out, ttl_us, updated_at, expires_at, closed_at)
 		AS (VALUES ` + placeholders(n, 11) + `)
 		UPDATE accounts SET state = v.state,
@@ -496,7 +534,9 @@ func updateAccountsSQL(n int, amount string) string {
 }
 
 // insertEntriesSQL inserts n entries, skipping those whose key is taken.
-func insertEntriesSQL(n int) string {
+func insertEntriesSQL(n int) string { return memo("insertEntriesSQL", "", n, insertEntriesSQLText) }
+
+func insertEntriesSQLText(n int) string {
 	return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
 		VALUES ` + placeholders(n, 8) + ` ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING`
 }

@@ -22,19 +22,25 @@ const insertWinnerSQL = `INSERT INTO winners (ticket_key, account_id, sender, se
 // nonceStateSQL reads n (session, nonce) pairs: a row for each pair whose
 // session exists, with the nonce when the session holds it (a NULL nonce
 // asks only for the session).
-func nonceStateSQL(n int) string {
+func nonceStateSQL(n int) string { return memo("nonceStateSQL", "", n, nonceStateSQLText) }
+
+func nonceStateSQLText(n int) string {
 	return `SELECT v.column1, s.nonces, s.expiry, t.nonce FROM (VALUES ` + placeholders(n, 2) + `) AS v
 		JOIN ticket_sessions s ON s.session = v.column1
 		LEFT JOIN ticket_nonces t ON t.session = s.session AND t.nonce = CAST(v.column2 AS BIGINT)`
 }
 
-func insertSessionsSQL(n int) string {
+func insertSessionsSQL(n int) string { return memo("insertSessionsSQL", "", n, insertSessionsSQLText) }
+
+func insertSessionsSQLText(n int) string {
 	return `INSERT INTO ticket_sessions (session, expiry, nonces) VALUES ` + placeholders(n, 3)
 }
 
 // updateSessionsSQL adds to n sessions' counts, each only if the session
 // still holds the count read before.
-func updateSessionsSQL(n int) string {
+func updateSessionsSQL(n int) string { return memo("updateSessionsSQL", "", n, updateSessionsSQLText) }
+
+func updateSessionsSQLText(n int) string {
 	return `WITH v (session, added, expiry, count) AS (VALUES ` + placeholders(n, 4) + `)
 		UPDATE ticket_sessions SET nonces = ticket_sessions.nonces + CAST(v.added AS BIGINT),
 			expiry = CASE WHEN ticket_sessions.expiry < CAST(v.expiry AS BIGINT) THEN CAST(v.expiry AS BIGINT)
@@ -46,7 +52,9 @@ func updateSessionsSQL(n int) string {
 const updateSessionSQL = `UPDATE ticket_sessions SET nonces = nonces + ?,
 	expiry = CASE WHEN expiry < ? THEN ? ELSE expiry END WHERE session = ? AND nonces = ?`
 
-func insertNoncesSQL(n int) string {
+func insertNoncesSQL(n int) string { return memo("insertNoncesSQL", "", n, insertNoncesSQLText) }
+
+func insertNoncesSQLText(n int) string {
 	return `INSERT INTO ticket_nonces (session, nonce) VALUES ` + placeholders(n, 2)
 }
 
