@@ -126,6 +126,7 @@ type sessionState struct {
 	base   int             // nonces recorded before the batch
 	added  []uint32        // recorded by this batch
 	expiry int64
+	read   int64 // expiry before the batch
 }
 
 func (s *sessionState) Contains(n uint32) bool { return s.known[n] }
@@ -183,7 +184,7 @@ func (st *batchState) loadSessions(queries []NonceQuery) error {
 			s.known[n] = true
 		}
 		if s.base < 0 {
-			s.base, s.expiry = g.Count, g.Expiry // 0, 0 for a new session
+			s.base, s.expiry, s.read = g.Count, g.Expiry, g.Expiry // 0, 0 for a new session
 		}
 	}
 	return nil
@@ -313,7 +314,7 @@ func (st *batchState) flushTickets(realID func(int64) int64) error {
 	var rec []SessionNonces
 	for name, s := range st.sessions {
 		if len(s.added) > 0 {
-			rec = append(rec, SessionNonces{Session: name, Expiry: s.expiry, Count: s.base, Nonces: s.added})
+			rec = append(rec, SessionNonces{Session: name, Expiry: s.expiry, Count: s.base, Read: s.read, Nonces: s.added})
 		}
 	}
 	if len(rec) > 0 {

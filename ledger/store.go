@@ -104,7 +104,8 @@ type SessionState struct {
 type SessionNonces struct {
 	Session string
 	Expiry  int64
-	Count   int // nonces held when read; 0 for a new session
+	Count   int   // nonces held when read; 0 for a new session
+	Read    int64 // expiry when read (Expiry is no raise unless above)
 	Nonces  []uint32
 }
 

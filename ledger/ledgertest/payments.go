@@ -141,6 +141,13 @@ func testForgetSessions(t *testing.T, e *Env) {
 	req := ticketPayment(poolA.Ref(), "s2", 0, 1)
 	req.SessionExpiry = 200
 	e.pay(req)
+	// s3's expiry rises with its second payment, and a third does not
+	// lower it.
+	for i, expiry := range []int64{100, 300, 50} {
+		req := ticketPayment(poolA.Ref(), "s3", 0, uint32(i+1))
+		req.SessionExpiry = expiry
+		e.pay(req)
+	}
 	if n, err := e.Ledger.ForgetSessions(e.Ctx, 150); err != nil || n != 1 {
 		t.Fatalf("forgot %d, %v", n, err)
 	}
@@ -151,7 +158,13 @@ func testForgetSessions(t *testing.T, e *Env) {
 	if r, _ := e.pay(ticketPayment(poolA.Ref(), "s2", 0, 1)); r.Tickets != 0 {
 		t.Fatalf("kept session replay credited %+v", r)
 	}
-	e.WantBalance(poolA.Ref(), 200)
+	if r, _ := e.pay(ticketPayment(poolA.Ref(), "s3", 0, 1, 2, 3)); r.Tickets != 0 {
+		t.Fatalf("kept session replay credited %+v", r)
+	}
+	if n, err := e.Ledger.ForgetSessions(e.Ctx, 300); err != nil || n != 3 { // s1 (recorded again), s2, s3
+		t.Fatalf("forgot %d, %v", n, err)
+	}
+	e.WantBalance(poolA.Ref(), 500)
 }
 
 func admit(e *Env, job ledger.JobKey, reserve, minimum int64, pay *ledger.PaymentRequest) (ledger.AdmitResult, error) {

@@ -357,6 +357,9 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err := add(s.write, updateSessionSQL); err != nil {
 		return err
 	}
+	if err := add(s.write, addNoncesSQL); err != nil {
+		return err
+	}
 	if err := add(s.write, updateAccountSQL); err != nil {
 		return err
 	}

@@ -48,9 +48,14 @@ func updateSessionsSQLText(n int) string {
 		FROM v WHERE ticket_sessions.session = v.session AND ticket_sessions.nonces = CAST(v.count AS BIGINT)`
 }
 
-// updateSessionSQL is updateSessionsSQL for one session.
-const updateSessionSQL = `UPDATE ticket_sessions SET nonces = nonces + ?,
+// updateSessionSQL is updateSessionsSQL for one session, and
+// addNoncesSQL for one whose expiry does not rise (which leaves its
+// expiry index alone).
+const (
+	updateSessionSQL = `UPDATE ticket_sessions SET nonces = nonces + ?,
 	expiry = CASE WHEN expiry < ? THEN ? ELSE expiry END WHERE session = ? AND nonces = ?`
+	addNoncesSQL = `UPDATE ticket_sessions SET nonces = nonces + ? WHERE session = ? AND nonces = ?`
+)
 
 func insertNoncesSQL(n int) string { return memo("insertNoncesSQL", "", n, insertNoncesSQLText) }
 
@@ -113,7 +118,13 @@ func (t *tx) RecordNonces(ctx context.Context, sessions []ledger.SessionNonces) 
 	}
 	if len(updates) <= t.s.d.RowStatements {
 		for _, s := range updates {
-			res, err := t.exec(ctx, updateSessionSQL, len(s.Nonces), s.Expiry, s.Expiry, s.Session, s.Count)
+			var res sql.Result
+			var err error
+			if s.Expiry > s.Read {
+				res, err = t.exec(ctx, updateSessionSQL, len(s.Nonces), s.Expiry, s.Expiry, s.Session, s.Count)
+			} else {
+				res, err = t.exec(ctx, addNoncesSQL, len(s.Nonces), s.Session, s.Count)
+			}
 			if err != nil {
 				return err
 			}
