@@ -33,6 +33,7 @@ var Dialect = sqlstore.Dialect{
 	PrepareBatchStatements: true,
 	PollContext:            true,
 	RowStatements:          4,
+	RawWrites:              true,
 	IsConflict: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {

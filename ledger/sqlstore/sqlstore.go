@@ -60,6 +60,9 @@ type Dialect struct {
 	// where a statement costs no round trip. The driver must implement
 	// LastInsertId.
 	RowStatements int
+	// RawWrites runs Update's transactions on the driver connection
+	// directly (see raw.go). For a single write connection only.
+	RawWrites bool
 }
 
 // Store is a ledger.Store on a SQL database.
@@ -74,6 +77,7 @@ type Store struct {
 		sync.Mutex
 		byText map[stmtKey]*sql.Stmt
 	}
+	raw rawConn
 }
 
 var _ ledger.Store = (*Store)(nil)
@@ -98,6 +102,7 @@ func (s *Store) Writers() int { return s.writers }
 
 // Close implements ledger.Store.
 func (s *Store) Close() error {
+	s.closeRaw()
 	s.stmts.Lock()
 	for _, st := range s.stmts.byText {
 		st.Close()
@@ -250,6 +255,9 @@ func (s *Store) retryable(err error) bool {
 }
 
 func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err error) {
+	if s.d.RawWrites {
+		return s.updateRaw(ctx, fn)
+	}
 	bctx, err := s.stmtCtx(ctx)
 	if err != nil {
 		return err
@@ -285,11 +293,12 @@ func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
 	return fn(&tx{s: s, db: s.read, q: sqlTx})
 }
 
-// tx implements ledger.Tx on a *sql.Tx.
+// tx implements ledger.Tx on a *sql.Tx, or on a driver connection (raw).
 type tx struct {
 	s    *Store
 	db   *sql.DB // the handle q belongs to
 	q    *sql.Tx
+	raw  *rawTx
 	lock string
 }
 
@@ -405,10 +414,13 @@ func (s *Store) stmtCtx(ctx context.Context) (context.Context, error) {
 	return context.WithoutCancel(ctx), nil
 }
 
-func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (t *tx) query(ctx context.Context, q string, args ...any) (rows, error) {
 	ctx, err := t.s.stmtCtx(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if t.raw != nil {
+		return t.raw.query(ctx, q, args)
 	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
@@ -420,6 +432,9 @@ func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error
 	ctx, err := t.s.stmtCtx(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if t.raw != nil {
+		return t.raw.exec(ctx, q, args)
 	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
@@ -659,7 +674,7 @@ func (t *tx) accounts(ctx context.Context, q string, args ...any) ([]ledger.Acco
 	return out, rows.Err()
 }
 
-func scanAccount(rows *sql.Rows) (ledger.Account, error) {
+func scanAccount(rows rows) (ledger.Account, error) {
 	var r accountRow
 	if err := rows.Scan(r.dest()...); err != nil {
 		return ledger.Account{}, err
@@ -848,7 +863,7 @@ func (t *tx) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
 
 const entryCols = `id, at, kind, from_id, to_id, CAST(amount AS TEXT), idem_key, input_hash, CAST(balance_after AS TEXT)`
 
-func scanEntry(rows *sql.Rows) (ledger.Entry, error) {
+func scanEntry(rows rows) (ledger.Entry, error) {
 	var (
 		e          ledger.Entry
 		at         int64

@@ -1,0 +1,252 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"byoc/ledger"
+)
+
+// With Dialect.RawWrites, Update runs its transaction on the write
+// handle's driver connection directly (sql.Conn.Raw): BEGIN IMMEDIATE, the
+// batch's statements, COMMIT. database/sql costs little per statement, but
+// it starts a goroutine per transaction and per result set to watch for
+// cancellation, and binds each prepared statement to the transaction anew;
+// for an embedded database whose batches run a dozen short statements,
+// that was a good part of the work. Statements are prepared on the driver
+// connection the first time they are used and kept while it lives.
+
+// rawConn is the driver connection's statement cache.
+type rawConn struct {
+	mu    sync.Mutex
+	conn  any // the driver connection the statements belong to
+	stmts map[string]driver.Stmt
+}
+
+// updateRaw is updateOnce on the driver connection.
+func (s *Store) updateRaw(ctx context.Context, fn func(ledger.Tx) error) error {
+	ctx, err := s.stmtCtx(ctx)
+	if err != nil {
+		return err
+	}
+	conn, err := s.write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		r := &rawTx{s: s, dc: dc}
+		if _, err := r.exec(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+			return err
+		}
+		if err := fn(&tx{s: s, raw: r, lock: s.d.LockClause}); err != nil {
+			if _, rerr := r.exec(ctx, "ROLLBACK", nil); rerr != nil {
+				return errors.Join(err, fmt.Errorf("rollback: %w", rerr), driver.ErrBadConn)
+			}
+			return err
+		}
+		if _, err := r.exec(ctx, "COMMIT", nil); err != nil {
+			// A failed COMMIT may leave the transaction open (SQLITE_BUSY).
+			r.exec(ctx, "ROLLBACK", nil)
+			return err
+		}
+		return nil
+	})
+}
+
+// closeRaw finalizes the cached driver statements.
+func (s *Store) closeRaw() {
+	s.raw.mu.Lock()
+	defer s.raw.mu.Unlock()
+	if len(s.raw.stmts) == 0 {
+		return
+	}
+	conn, err := s.write.Conn(context.Background())
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Raw(func(dc any) error {
+		if dc == s.raw.conn {
+			for _, st := range s.raw.stmts {
+				st.Close()
+			}
+		}
+		return nil
+	})
+	s.raw.stmts = nil
+}
+
+// rawTx runs statements on a driver connection inside Raw.
+type rawTx struct {
+	s  *Store
+	dc any
+}
+
+func (r *rawTx) stmt(ctx context.Context, q string) (driver.Stmt, error) {
+	c := &r.s.raw
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != r.dc {
+		// A new connection (the old one failed): its statements are gone.
+		c.conn, c.stmts = r.dc, map[string]driver.Stmt{}
+	}
+	if st := c.stmts[q]; st != nil {
+		return st, nil
+	}
+	p, ok := r.dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, errors.New("sqlstore: raw writes need a driver with PrepareContext")
+	}
+	st, err := p.PrepareContext(ctx, r.s.rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[q] = st
+	return st, nil
+}
+
+func namedValues(args []any) ([]driver.NamedValue, error) {
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case nil, int64, string, []byte, float64, bool:
+		case int:
+			a = int64(v)
+		default:
+			var err error
+			if a, err = driver.DefaultParameterConverter.ConvertValue(a); err != nil {
+				return nil, fmt.Errorf("sqlstore: argument %d: %w", i+1, err)
+			}
+		}
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return nv, nil
+}
+
+func (r *rawTx) exec(ctx context.Context, q string, args []any) (sql.Result, error) {
+	st, err := r.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	nv, err := namedValues(args)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := st.(driver.StmtExecContext)
+	if !ok {
+		return nil, errors.New("sqlstore: raw writes need a driver with StmtExecContext")
+	}
+	return e.ExecContext(ctx, nv)
+}
+
+func (r *rawTx) query(ctx context.Context, q string, args []any) (rows, error) {
+	st, err := r.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	nv, err := namedValues(args)
+	if err != nil {
+		return nil, err
+	}
+	qc, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		return nil, errors.New("sqlstore: raw writes need a driver with StmtQueryContext")
+	}
+	dr, err := qc.QueryContext(ctx, nv)
+	if err != nil {
+		return nil, err
+	}
+	return &rawRows{r: dr, row: make([]driver.Value, len(dr.Columns()))}, nil
+}
+
+// rows is what the store reads results through: *sql.Rows, or rawRows.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// rawRows reads a driver.Rows as database/sql would (Scan converts as
+// sql.Rows.Scan does, through sql.Null).
+type rawRows struct {
+	r      driver.Rows
+	row    []driver.Value
+	err    error
+	closed bool
+}
+
+func (x *rawRows) Next() bool {
+	if x.closed || x.err != nil {
+		return false
+	}
+	if err := x.r.Next(x.row); err != nil {
+		if err != io.EOF {
+			x.err = err
+		}
+		x.Close()
+		return false
+	}
+	return true
+}
+
+func (x *rawRows) Scan(dest ...any) error {
+	if len(dest) != len(x.row) {
+		return fmt.Errorf("sqlstore: %d destinations for %d columns", len(dest), len(x.row))
+	}
+	for i, d := range dest {
+		if err := scanValue(d, x.row[i]); err != nil {
+			return fmt.Errorf("sqlstore: column %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func scanValue(dest any, v driver.Value) error {
+	switch d := dest.(type) {
+	case sql.Scanner:
+		return d.Scan(v)
+	case *string:
+		return scanNotNull(d, v)
+	case *int64:
+		return scanNotNull(d, v)
+	case *int:
+		return scanNotNull(d, v)
+	case *[]byte:
+		var n sql.Null[[]byte]
+		if err := n.Scan(v); err != nil {
+			return err
+		}
+		*d = n.V
+		return nil
+	}
+	return fmt.Errorf("unsupported destination %T", dest)
+}
+
+func scanNotNull[T any](d *T, v driver.Value) error {
+	var n sql.Null[T]
+	if err := n.Scan(v); err != nil {
+		return err
+	}
+	if !n.Valid {
+		return fmt.Errorf("NULL into %T", d)
+	}
+	*d = n.V
+	return nil
+}
+
+func (x *rawRows) Err() error { return x.err }
+
+func (x *rawRows) Close() error {
+	if x.closed {
+		return nil
+	}
+	x.closed = true
+	return x.r.Close()
+}
