@@ -351,29 +351,19 @@ func (s *Store) prepare(ctx context.Context) error {
 		s.stmts.byText[stmtKey{db, q}] = st
 		return nil
 	}
-	for n := 1; n <= chunk; n *= 2 {
-		for _, q := range []string{loadAccountsSQL(n), entriesByKeySQL(n), insertAccountsSQL(n),
+	var write []string // raw writes prepare their statements on first use
+	for n := 1; n <= chunk && !s.d.RawWrites; n *= 2 {
+		write = append(write, loadAccountsSQL(n), entriesByKeySQL(n), insertAccountsSQL(n),
 			updateAccountsSQL(n, s.d.Types["AMOUNT"]), insertEntriesSQL(n), nonceStateSQL(n), insertSessionsSQL(n),
-			updateSessionsSQL(n), insertNoncesSQL(n)} {
-			if err := add(s.write, q); err != nil {
-				return err
-			}
+			updateSessionsSQL(n), insertNoncesSQL(n))
+	}
+	if !s.d.RawWrites {
+		write = append(write, insertAccountSQL(1), updateSessionSQL, addNoncesSQL, updateAccountSQL, insertWinnerSQL)
+	}
+	for _, q := range write {
+		if err := add(s.write, q); err != nil {
+			return err
 		}
-	}
-	if err := add(s.write, insertAccountSQL(1)); err != nil {
-		return err
-	}
-	if err := add(s.write, updateSessionSQL); err != nil {
-		return err
-	}
-	if err := add(s.write, addNoncesSQL); err != nil {
-		return err
-	}
-	if err := add(s.write, updateAccountSQL); err != nil {
-		return err
-	}
-	if err := add(s.write, insertWinnerSQL); err != nil {
-		return err
 	}
 	if s.read != s.write {
 		for n := 1; n <= 4; n *= 2 {
