@@ -11,6 +11,7 @@ import (
 
 	"byoc/gateway"
 	"byoc/orchestrator"
+	"byoc/wire"
 	"byoc/worker"
 )
 
@@ -174,5 +175,38 @@ func TestRefusedPaymentStaysBooked(t *testing.T) {
 	}
 	if w.Handler().Stats().Served != 0 {
 		t.Error("the worker ran a refused job")
+	}
+}
+
+// An orchestrator that raised its price since the token the gateway
+// reuses refuses the job's payment before running it (the tickets quote
+// the old price); the gateway writes the refused ticket off, asks for a
+// fresh token, pays at the new price, and its pool still agrees with the
+// orchestrator's.
+func TestReusedTokenAfterPriceRise(t *testing.T) {
+	o := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
+	gw := startGateway(t, keyA, []string{o.URL}, nil)
+	mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
+	register(t, o.URL, w, worker.Reverse, "reverse", 3000, 4) // the token the gateway keeps says 1000
+	r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
+	mustOK(t, r)
+	if got := r.header.Get(wire.HeaderJobCharged); got != "3000" {
+		t.Errorf("charged %q, want 3000 (one second at the new price)", got)
+	}
+	if n := metric(t, gw, "byoc_gateway_orchestrator_attempts_total", "stage", "job", "outcome", "stale_token"); n != 1 {
+		t.Errorf("%v stale-token attempts, want 1", n)
+	}
+	// The orchestrator refused the stale payment (its price is in the
+	// tickets): the books hold that ticket as credit and as its write-off
+	// ("uncredited:…"), the orchestrator not at all; the pools agree.
+	g := books(t, gw.Ledger, o.Address.Hex(), "reverse")
+	ob := books(t, o.Ledger, gw.Address(), "reverse")
+	if g.pool != ob.pool || g.credited-ob.credited != 1000 || g.charged-ob.charged != 1000 || g.openJobs+ob.openJobs != 0 {
+		t.Errorf("books %+v, orchestrator %+v: want the same pool and one written-off ticket of 1000", g, ob)
+	}
+	if w.Handler().Stats().Served != 2 {
+		t.Errorf("the worker ran %d jobs, want 2: the refused attempt must not run", w.Handler().Stats().Served)
 	}
 }
