@@ -39,31 +39,62 @@ func (s *Store) updateRaw(ctx context.Context, fn func(ledger.Tx) error) error {
 		return err
 	}
 	defer conn.Close()
-	return conn.Raw(func(dc any) error {
+	return conn.Raw(func(dc any) (err error) {
 		r := &rawTx{s: s, dc: dc}
 		if _, err := r.exec(ctx, "BEGIN IMMEDIATE", nil); err != nil {
 			return err
 		}
-		if err := fn(&tx{s: s, raw: r, lock: s.d.LockClause}); err != nil {
-			if _, rerr := r.exec(ctx, "ROLLBACK", nil); rerr != nil {
-				return errors.Join(err, fmt.Errorf("rollback: %w", rerr), driver.ErrBadConn)
+		done := false
+		defer func() {
+			if done {
+				return
 			}
+			// fn failed or panicked, or COMMIT failed (SQLITE_BUSY leaves the
+			// transaction open): roll back. If that fails too, the
+			// connection is given up, its statements finalized first so
+			// that closing it really closes it (and ends the transaction).
+			p := recover()
+			if _, rerr := r.exec(ctx, "ROLLBACK", nil); rerr != nil || p != nil {
+				s.dropRaw(dc)
+				if rerr != nil {
+					err = errors.Join(err, fmt.Errorf("rollback: %w", rerr), driver.ErrBadConn)
+				}
+			}
+			if p != nil {
+				panic(p)
+			}
+		}()
+		if err := fn(&tx{s: s, raw: r, lock: s.d.LockClause}); err != nil {
 			return err
 		}
 		if _, err := r.exec(ctx, "COMMIT", nil); err != nil {
-			// A failed COMMIT may leave the transaction open (SQLITE_BUSY).
-			r.exec(ctx, "ROLLBACK", nil)
 			return err
 		}
+		done = true
 		return nil
 	})
+}
+
+// dropRaw finalizes the statements cached for driver connection dc, which
+// is being given up.
+func (s *Store) dropRaw(dc any) {
+	s.raw.mu.Lock()
+	defer s.raw.mu.Unlock()
+	if s.raw.conn != dc {
+		return
+	}
+	for _, st := range s.raw.stmts {
+		st.Close()
+	}
+	s.raw.conn, s.raw.stmts = nil, nil
 }
 
 // closeRaw finalizes the cached driver statements.
 func (s *Store) closeRaw() {
 	s.raw.mu.Lock()
-	defer s.raw.mu.Unlock()
-	if len(s.raw.stmts) == 0 {
+	empty := len(s.raw.stmts) == 0
+	s.raw.mu.Unlock()
+	if empty {
 		return
 	}
 	conn, err := s.write.Conn(context.Background())
@@ -72,14 +103,9 @@ func (s *Store) closeRaw() {
 	}
 	defer conn.Close()
 	conn.Raw(func(dc any) error {
-		if dc == s.raw.conn {
-			for _, st := range s.raw.stmts {
-				st.Close()
-			}
-		}
+		s.dropRaw(dc)
 		return nil
 	})
-	s.raw.stmts = nil
 }
 
 // rawTx runs statements on a driver connection inside Raw.
