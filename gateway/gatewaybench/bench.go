@@ -43,6 +43,9 @@ type Config struct {
 	Duration, Warmup time.Duration
 	// PriceWei is the capability's price in wei per second (1000).
 	PriceWei int64
+	// Free runs a free capability instead: no tickets, no ledger writes —
+	// what the protocol's hops and signatures cost on their own.
+	Free bool
 	// TicketEV is a ticket's expected value in wei (default PriceWei: one
 	// ticket pays one second, so a job pays about one ticket).
 	TicketEV int64
@@ -167,6 +170,9 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	defer orch.Close()
 	c := w.Capability(worker.Echo)
 	c.Name, c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = "echo", cfg.PriceWei, 1, "wei", capacity
+	if cfg.Free {
+		c.PricePerUnit = 0
+	}
 	if err := worker.Register(ctx, orch.URL, "bench", c, worker.InsecureSkipVerify()); err != nil {
 		return rep, err
 	}
@@ -200,6 +206,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return do(client, req, len(body))
 	}
 	hdr := jobHeader(cfg.TimeoutSeconds)
+	orchClient := gateway.NewOrchestratorClient(nil)
 	stack := func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/request/", strings.NewReader(body))
 		req.Header.Set("Content-Type", "text/plain")
@@ -219,11 +226,21 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	op, err := newOrchPayer(ctx, orch.URL, signer2, cfg)
-	if err != nil {
-		return rep, fmt.Errorf("orchestrator phase: %w", err)
+	orchJob := func(ctx context.Context) error {
+		// Free: the client's own unsigned request, straight to the orchestrator.
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, orch.URL+"/process/request/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set(wire.HeaderJobRequest, hdr)
+		return do(orchClient, req, len(body))
 	}
-	labelled("client", func() { rep.Orchestrator, err = measure(ctx, "orch", cfg, op.job) })
+	if !cfg.Free {
+		op, err := newOrchPayer(ctx, orch.URL, signer2, cfg)
+		if err != nil {
+			return rep, fmt.Errorf("orchestrator phase: %w", err)
+		}
+		orchJob = op.job
+	}
+	labelled("client", func() { rep.Orchestrator, err = measure(ctx, "orch", cfg, orchJob) })
 	if err != nil {
 		return rep, err
 	}
@@ -467,8 +484,12 @@ func (r *Report) checkBooks(ctx context.Context, gw *gateway.Node, orch *orchest
 // Print writes the report for people.
 func (r Report) Print(w io.Writer) {
 	c := r.Config
-	fmt.Fprintf(w, "byoc bench: %d concurrent clients, %s per phase after %s warmup, price %d wei/s, ticket EV %d wei, %d-byte bodies, orchestrator over %s\n\n",
-		c.Concurrency, c.Duration, c.Warmup, c.PriceWei, c.TicketEV, c.BodyBytes, map[bool]string{true: "http", false: "https (HTTP/2)"}[c.PlainHTTP])
+	pricing := fmt.Sprintf("price %d wei/s, ticket EV %d wei", c.PriceWei, c.TicketEV)
+	if c.Free {
+		pricing = "free capability"
+	}
+	fmt.Fprintf(w, "byoc bench: %d concurrent clients, %s per phase after %s warmup, %s, %d-byte bodies, orchestrator over %s\n\n",
+		c.Concurrency, c.Duration, c.Warmup, pricing, c.BodyBytes, map[bool]string{true: "http", false: "https (HTTP/2)"}[c.PlainHTTP])
 	fmt.Fprintf(w, "%-8s %9s %8s %10s %10s %10s %10s %10s\n", "", "jobs", "errors", "jobs/s", "p50", "p90", "p99", "mean")
 	for _, p := range []Phase{r.Direct, r.Orchestrator, r.Stack} {
 		fmt.Fprintf(w, "%-8s %9d %8d %10.0f %10s %10s %10s %10s\n", p.Name, p.Jobs, p.Errors, p.JobsPerSecond,
@@ -480,7 +501,11 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nstack throughput: %.1f%% of direct\n", 100*r.ThroughputRatio())
 	fmt.Fprintf(w, "added latency:    p50 %s, p99 %s (stack − direct)\n", round(r.Stack.P50-r.Direct.P50), round(r.Stack.P99-r.Direct.P99))
 	fmt.Fprintf(w, "  of which the gateway (stack − orch): p50 %s, p99 %s\n", round(r.Stack.P50-r.Orchestrator.P50), round(r.Stack.P99-r.Orchestrator.P99))
-	fmt.Fprintf(w, "payments:         ~%d tickets, %s wei credited, %s wei charged\n", r.Tickets, r.PaidWei, r.ChargedWei)
+	if c.Free {
+		fmt.Fprintf(w, "payments:         none (a free capability: no tickets, no ledger writes)\n")
+	} else {
+		fmt.Fprintf(w, "payments:         ~%d tickets, %s wei credited, %s wei charged\n", r.Tickets, r.PaidWei, r.ChargedWei)
+	}
 	fmt.Fprintf(w, "books agree:      %v (%s)\n", r.BooksAgree, r.BooksDetail)
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "PROBLEM: %s\n", p)
