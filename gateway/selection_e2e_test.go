@@ -148,12 +148,16 @@ func TestPriceOrderAndMaxPrice(t *testing.T) {
 }
 
 // Concurrent jobs from one sender each have their own hold on both sides:
-// funded, charged and released on their own, and the books agree.
+// funded, charged and released on their own, and the books agree. They
+// reuse one token, so their tickets come from one shared PM session: a
+// repeated nonce would be refused by the orchestrator and show as a
+// difference in the books.
 func TestConcurrentJobsIsolated(t *testing.T) {
 	o := startOrch(t, nil)
 	w := startWorker(t)
 	register(t, o.URL, w, worker.Sleep, "sleep", 1000, 8)
 	gw := startGateway(t, keyA, []string{o.URL}, nil)
+	mustOK(t, submit(t, gw, jobSpec{capability: "sleep", body: sleepBody(0)})) // the token the others reuse
 	const n = 8
 	var wg sync.WaitGroup
 	results := make([]jobResult, n)
@@ -179,8 +183,11 @@ func TestConcurrentJobsIsolated(t *testing.T) {
 		}
 	}
 	s := agree(t, gw, o, "sleep")
-	if s.charged != n*1000 || s.openJobs != 0 {
+	if s.charged != (n+1)*1000 || s.openJobs != 0 {
 		t.Errorf("%+v", s)
+	}
+	if reused := metric(t, gw, "byoc_gateway_orchestrator_attempts_total", "stage", "token", "outcome", "reused"); reused != n {
+		t.Errorf("%v jobs reused the token, want %d", reused, n)
 	}
 }
 
