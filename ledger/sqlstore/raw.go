@@ -155,12 +155,18 @@ func namedValues(args []any) ([]driver.NamedValue, error) {
 	return nv, nil
 }
 
-func (r *rawTx) exec(ctx context.Context, q string, args []any) (sql.Result, error) {
+// bound returns q's prepared statement and args as driver values.
+func (r *rawTx) bound(ctx context.Context, q string, args []any) (driver.Stmt, []driver.NamedValue, error) {
 	st, err := r.stmt(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nv, err := namedValues(args)
+	return st, nv, err
+}
+
+func (r *rawTx) exec(ctx context.Context, q string, args []any) (sql.Result, error) {
+	st, nv, err := r.bound(ctx, q, args)
 	if err != nil {
 		return nil, err
 	}
@@ -172,11 +178,7 @@ func (r *rawTx) exec(ctx context.Context, q string, args []any) (sql.Result, err
 }
 
 func (r *rawTx) query(ctx context.Context, q string, args []any) (rows, error) {
-	st, err := r.stmt(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	nv, err := namedValues(args)
+	st, nv, err := r.bound(ctx, q, args)
 	if err != nil {
 		return nil, err
 	}
