@@ -67,6 +67,25 @@ type Statement struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
+// statementPage is how many entries Statement reads at a time.
+const statementPage = 1000
+
+// addToTotals adds entry e of account a to the statement's Drawn and
+// Released.
+func (s *Statement) addToTotals(a Account, e Entry) {
+	switch e.Kind {
+	case EntryReserve:
+		s.Drawn = s.Drawn.Add(e.Amount)
+	case EntryRelease, EntryExpire:
+		// Job → pool is a release; pool → job covers a deficit.
+		if (e.From == a.ID) == (a.Ref.Kind == KindJob) {
+			s.Released = s.Released.Add(e.Amount)
+		} else {
+			s.Released = s.Released.Sub(e.Amount)
+		}
+	}
+}
+
 // Statement returns an account's statement with at most limit entries
 // (0 = all), the most recent last.
 func (l *Ledger) Statement(ctx context.Context, ref Ref, limit int) (Statement, error) {
@@ -87,27 +106,28 @@ func (l *Ledger) Statement(ctx context.Context, ref Ref, limit int) (Statement, 
 			}
 			s.Pool = &p
 		}
-		es, err := tx.Entries(ctx, a.ID, 0, 0)
-		if err != nil {
-			return err
-		}
-		for _, e := range es {
-			switch e.Kind {
-			case EntryReserve:
-				s.Drawn = s.Drawn.Add(e.Amount)
-			case EntryRelease, EntryExpire:
-				// Job → pool is a release; pool → job covers a deficit.
-				if (e.From == a.ID) == (a.Ref.Kind == KindJob) {
-					s.Released = s.Released.Add(e.Amount)
-				} else {
-					s.Released = s.Released.Sub(e.Amount)
-				}
+		// The totals need every entry; the statement keeps only the last
+		// limit of them, so entries are read a page at a time and memory
+		// stays bounded by the limit, however busy the account.
+		var keep []Entry
+		for after := int64(0); ; {
+			page, err := tx.Entries(ctx, a.ID, after, statementPage)
+			if err != nil {
+				return err
 			}
+			for _, e := range page {
+				s.addToTotals(a, e)
+			}
+			keep = append(keep, page...)
+			if limit > 0 && len(keep) > limit {
+				keep, s.Truncated = append(keep[:0:0], keep[len(keep)-limit:]...), true
+			}
+			if len(page) < statementPage {
+				break
+			}
+			after = page[len(page)-1].ID
 		}
-		if limit > 0 && len(es) > limit {
-			es, s.Truncated = es[len(es)-limit:], true
-		}
-		s.Entries = es
+		s.Entries = keep
 		return nil
 	})
 	return s, err

@@ -35,6 +35,7 @@ func Run(t *testing.T, f Factory) {
 		{"ExpiryReleasesIdleHold", testExpiry},
 		{"ActivityExtendsTTL", testActivityExtendsTTL},
 		{"Statements", testStatements},
+		{"LongStatement", testLongStatement},
 		{"BadInputChangesNothing", testBadInput},
 		{"Overflow", testOverflow},
 		{"SurvivesRestart", testSurvivesRestart},
@@ -366,6 +367,54 @@ func testStatements(t *testing.T, e *Env) {
 	if err != nil || ps.Drawn.Cmp(ledger.Wei(300)) != 0 || ps.Released.Cmp(ledger.Wei(250)) != 0 ||
 		ps.Credited.Cmp(ledger.Wei(1000)) != 0 || len(ps.Entries) != 2 || !ps.Truncated {
 		t.Errorf("pool statement = %+v, %v", ps, err)
+	}
+}
+
+// A pool with more entries than Statement reads at a time: the totals
+// cover every entry, and only the last limit entries are returned.
+func testLongStatement(t *testing.T, e *Env) {
+	e.Credit(poolA.Ref(), 1_000_000, "p")
+	const jobs = 700 // a reserve and a release each: 1,401 pool entries
+	var wg sync.WaitGroup
+	errs := make(chan error, jobs)
+	for g := range 20 {
+		wg.Go(func() {
+			for i := g; i < jobs; i += 20 {
+				job := ledger.JobKey{Sender: poolA.Sender, JobID: fmt.Sprintf("long-%d", i)}
+				if _, err := open(e, job, 30, 0); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := e.Ledger.FinishJob(e.Ctx, job, ledger.Wei(10), ledger.Amount{}, "long-charge-"+job.JobID); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	all, err := e.Ledger.Statement(e.Ctx, poolA.Ref(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Entries) != 2*jobs+1 || all.Truncated || all.Drawn.Cmp(ledger.Wei(30*jobs)) != 0 || all.Released.Cmp(ledger.Wei(20*jobs)) != 0 {
+		t.Fatalf("full statement: %d entries (truncated %v), drawn %s, released %s", len(all.Entries), all.Truncated, all.Drawn, all.Released)
+	}
+	last, err := e.Ledger.Statement(e.Ctx, poolA.Ref(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !last.Truncated || last.Drawn.Cmp(all.Drawn) != 0 || last.Released.Cmp(all.Released) != 0 || len(last.Entries) != 10 {
+		t.Fatalf("limited statement: %d entries (truncated %v), drawn %s, released %s", len(last.Entries), last.Truncated, last.Drawn, last.Released)
+	}
+	for i, en := range last.Entries {
+		if en.ID != all.Entries[len(all.Entries)-10+i].ID {
+			t.Fatalf("entry %d of the limited statement is %d, want the full statement's %d", i, en.ID, all.Entries[len(all.Entries)-10+i].ID)
+		}
 	}
 }
 
