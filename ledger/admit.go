@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Admit and FinishJob do in one transaction what a node does around a job,
@@ -43,6 +44,15 @@ var ErrJobExists = errors.New("ledger: job already open")
 // ErrJobClosed, ErrJobExpired, the payment's errors (see ReceivePayment),
 // ErrAmountOverflow.
 func (l *Ledger) Admit(ctx context.Context, req AdmitRequest) (AdmitResult, error) {
+	req, err := l.checkAdmit(req)
+	if err != nil {
+		return AdmitResult{}, err
+	}
+	return run[AdmitResult](ctx, l, &admitOp{req: req})
+}
+
+// checkAdmit validates req and points its payment at the job.
+func (l *Ledger) checkAdmit(req AdmitRequest) (AdmitRequest, error) {
 	err := l.checkOpen(&req.OpenJobRequest)
 	if err == nil && req.Payment != nil {
 		p := *req.Payment
@@ -50,10 +60,78 @@ func (l *Ledger) Admit(ctx context.Context, req AdmitRequest) (AdmitResult, erro
 		req.Payment = &p
 		err = checkPayment(p)
 	}
-	if err != nil {
-		return AdmitResult{}, err
+	return req, err
+}
+
+// AdmitDecided is Admit for a caller that may start work before the
+// admission is durable. It returns as soon as the batch holding the
+// admission has applied it, just before that batch's commit (an fsync
+// away), with decided: Admit's outcome, if the commit succeeds. confirm
+// waits for the commit and returns the final outcome: decided, unless the
+// commit failed (an error: nothing of the admission happened) or the store
+// ran the batch again (PostgreSQL, after a conflict with another replica).
+//
+// Nothing may leave the process on the strength of decided alone: the
+// caller acts on it only in ways it can take back (start a worker, read its
+// answer) and answers — or reports any figure — only after confirm, which
+// may be called more than once. An admission refused when applied (an
+// error) is returned only once final, as Admit does.
+func (l *Ledger) AdmitDecided(ctx context.Context, req AdmitRequest) (decided AdmitResult, confirm func(context.Context) (AdmitResult, error), err error) {
+	if req, err = l.checkAdmit(req); err != nil {
+		return AdmitResult{}, nil, err
 	}
-	return run[AdmitResult](ctx, l, &admitOp{req: req})
+	r := &request{op: &admitOp{req: req}, done: make(chan result, 1), decided: make(chan result, 1)}
+	if err := l.enqueue(ctx, r); err != nil {
+		return AdmitResult{}, nil, err
+	}
+	var got struct {
+		sync.Mutex
+		ok  bool
+		res result
+	}
+	confirm = func(ctx context.Context) (AdmitResult, error) {
+		got.Lock()
+		defer got.Unlock()
+		if !got.ok {
+			select {
+			case got.res = <-r.done:
+				got.ok = true
+			case <-ctx.Done():
+				return AdmitResult{}, ctx.Err()
+			}
+		}
+		if got.res.err != nil {
+			return AdmitResult{}, got.res.err
+		}
+		return got.res.val.(AdmitResult), nil
+	}
+	final := func(res AdmitResult, err error) (AdmitResult, func(context.Context) (AdmitResult, error), error) {
+		if err != nil {
+			return AdmitResult{}, nil, err
+		}
+		return res, func(context.Context) (AdmitResult, error) { return res, nil }, nil
+	}
+	select {
+	case d := <-r.decided:
+		if d.err == nil {
+			return d.val.(AdmitResult), confirm, nil
+		}
+		return final(confirm(ctx)) // refused: only the final word counts
+	case res := <-r.done:
+		// Committed (or failed) by the time we looked. If it was applied
+		// first, that still comes as decided, and confirm tells the rest.
+		got.res, got.ok = res, true
+		select {
+		case d := <-r.decided:
+			if d.err == nil {
+				return d.val.(AdmitResult), confirm, nil
+			}
+		default:
+		}
+		return final(confirm(ctx))
+	case <-ctx.Done():
+		return AdmitResult{}, nil, ctx.Err()
+	}
 }
 
 type admitOp struct {

@@ -41,6 +41,9 @@ type Ledger struct {
 type request struct {
 	op   op
 	done chan result
+	// decided, if set, gets the op's result once its batch has applied it,
+	// before the commit (see AdmitDecided).
+	decided chan result
 }
 
 type result struct {
@@ -94,18 +97,31 @@ func (l *Ledger) Close() error {
 // still be applied later; since every op is idempotent, the caller may retry.
 func (l *Ledger) submit(ctx context.Context, op op) (any, error) {
 	r := &request{op: op, done: make(chan result, 1)}
+	if err := l.enqueue(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.wait(ctx)
+}
+
+// enqueue hands r to the committer.
+func (l *Ledger) enqueue(ctx context.Context, r *request) error {
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	select {
 	case l.queue <- r:
 		l.mu.RUnlock()
+		return nil
 	case <-ctx.Done():
 		l.mu.RUnlock()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+// wait returns r's result once its batch is committed (or failed).
+func (r *request) wait(ctx context.Context) (any, error) {
 	select {
 	case res := <-r.done:
 		return res.val, res.err
@@ -164,7 +180,14 @@ func (l *Ledger) runBatch(batch []*request) {
 	for i, r := range batch {
 		ops[i] = r.op
 	}
-	results, err := l.applyOps(ctx, ops)
+	decided := func(results []result) {
+		for i, r := range batch {
+			if r.decided != nil {
+				r.decided <- results[i] // buffered; sent once
+			}
+		}
+	}
+	results, err := l.applyOps(ctx, ops, decided)
 	for i, r := range batch {
 		if err != nil {
 			r.done <- result{err: fmt.Errorf("ledger: batch of %d not committed: %w", len(batch), err)}
@@ -174,7 +197,10 @@ func (l *Ledger) runBatch(batch []*request) {
 	}
 }
 
-func (l *Ledger) applyOps(ctx context.Context, ops []op) ([]result, error) {
+// applyOps applies ops in one store transaction. decided, if not nil, is
+// called with the results the first time they are applied and flushed, just
+// before the commit.
+func (l *Ledger) applyOps(ctx context.Context, ops []op, decided func([]result)) ([]result, error) {
 	now := l.clock.Now().UTC().Truncate(time.Microsecond)
 	var results []result
 	// First take the batch's idempotency keys to be new, which saves a
@@ -197,6 +223,10 @@ func (l *Ledger) applyOps(ctx context.Context, ops []op) ([]result, error) {
 			if lookupKeys && errors.Is(err, ErrKeyTaken) {
 				// Taken since it was looked up: a concurrent writer.
 				err = fmt.Errorf("%w: %w", ErrConflict, err)
+			}
+			if err == nil && decided != nil {
+				decided(results)
+				decided = nil
 			}
 			return err
 		})

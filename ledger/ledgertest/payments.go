@@ -1,8 +1,12 @@
 package ledgertest
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +27,7 @@ var paymentTests = []struct {
 	{"PaymentConcurrentReplays", testPaymentConcurrent},
 	{"ForgetSessions", testForgetSessions},
 	{"AdmitOpensPaysAndChecks", testAdmit},
+	{"AdmitDecided", testAdmitDecided},
 	{"FinishJobChargesAndCloses", testFinishJob},
 }
 
@@ -200,6 +205,79 @@ func testAdmit(t *testing.T, e *Env) {
 	WantErr(t, err, ledger.ErrJobClosed)
 	e.WantBalance(poolA.Ref(), 600)
 	e.WantBalance(jobA1.Ref(), 800)
+}
+
+// AdmitDecided reports the admission before its commit and confirms it
+// after; when the commit fails, confirm says so and nothing happened.
+func testAdmitDecided(t *testing.T, e *Env) {
+	e.Credit(poolA.Ref(), 1000, "fund")
+	req := func(job ledger.JobKey, session string, nonce uint32) ledger.AdmitRequest {
+		pay := ticketPayment(ledger.Ref{}, session, 0, nonce)
+		return ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: job, Capability: poolA.Capability,
+			Reserve: ledger.Wei(500), Minimum: ledger.Wei(300), TTL: time.Minute}, Payment: &pay}
+	}
+	d, confirm, err := e.Ledger.AdmitDecided(e.Ctx, req(jobA1, "s1", 1))
+	if err != nil || !d.Admitted || d.Payment.Credited.Cmp(ledger.Wei(100)) != 0 {
+		t.Fatalf("decided = %+v, %v", d, err)
+	}
+	for range 2 { // confirm may be asked again
+		if f, err := confirm(e.Ctx); err != nil || f.Admitted != d.Admitted || f.Job.Balance.Cmp(d.Job.Balance) != 0 {
+			t.Fatalf("confirmed = %+v, %v; decided %+v", f, err, d)
+		}
+	}
+	e.WantBalance(jobA1.Ref(), 500)
+	// Refused when applied: the error comes once final, as from Admit.
+	_, _, err = e.Ledger.AdmitDecided(e.Ctx, req(jobA1, "s1", 2))
+	WantErr(t, err, ledger.ErrJobExists)
+
+	// A store whose commits fail after the batch applied: decided says
+	// admitted, confirm says it did not happen, and it did not.
+	before := e.MustVerify()
+	fs := &FailingCommits{Store: e.Store}
+	l := ledger.New(fs, ledger.Options{Clock: e.Clock})
+	defer l.Close()
+	fs.Fail.Store(true)
+	d, confirm, err = l.AdmitDecided(e.Ctx, req(jobA2, "s2", 1))
+	if err != nil || !d.Admitted {
+		t.Fatalf("decided before a failing commit = %+v, %v", d, err)
+	}
+	if _, err := confirm(e.Ctx); err == nil || !strings.Contains(err.Error(), "injected commit failure") {
+		t.Fatalf("confirm after a failed commit: %v", err)
+	}
+	if _, err := e.Ledger.Account(e.Ctx, jobA2.Ref()); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("the job of a failed commit exists: %v", err)
+	}
+	if after := e.MustVerify(); after.Entries != before.Entries || after.Accounts != before.Accounts ||
+		after.Credited.Cmp(before.Credited) != 0 || after.PoolTotal.Cmp(before.PoolTotal) != 0 {
+		t.Fatalf("a failed commit changed the ledger: %+v -> %+v", before, after)
+	}
+	// The same admission once commits work again: its payment is new.
+	fs.Fail.Store(false)
+	if d, confirm, err = l.AdmitDecided(e.Ctx, req(jobA2, "s2", 1)); err != nil || !d.Admitted {
+		t.Fatalf("decided after = %+v, %v", d, err)
+	}
+	if f, err := confirm(e.Ctx); err != nil || f.Payment.Credited.Cmp(ledger.Wei(100)) != 0 {
+		t.Fatalf("confirmed after = %+v, %v", f, err)
+	}
+}
+
+// FailingCommits is a store whose write transactions fail after fn ran,
+// while Fail is set: what a commit that fails looks like to the ledger.
+type FailingCommits struct {
+	ledger.Store
+	Fail atomic.Bool
+}
+
+func (f *FailingCommits) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	return f.Store.Update(ctx, func(tx ledger.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if f.Fail.Load() {
+			return errors.New("injected commit failure")
+		}
+		return nil
+	})
 }
 
 func testFinishJob(t *testing.T, e *Env) {
