@@ -169,16 +169,22 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 			mu.Unlock()
 		}()
 	}
-	// While both run, each has its own open hold with its own payment.
+	// While both run, each has its own open hold with its own payment (the
+	// worker may start while the admission's commit is in flight, so the
+	// holds are looked for until they show).
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 2 }); err != nil {
 		t.Fatal(err)
 	}
-	var open []ledger.Account
-	Admin(t, n, "/admin/jobs?sender="+c.Addr(), &open)
 	held := map[string]int64{}
-	for _, a := range open {
-		held[a.Ref.Name] = Amount(a.Balance)
-	}
+	Eventually(t, "both holds open while the jobs run", func() bool {
+		var open []ledger.Account
+		Admin(t, n, "/admin/jobs?sender="+c.Addr(), &open)
+		clear(held)
+		for _, a := range open {
+			held[a.Ref.Name] = Amount(a.Balance)
+		}
+		return len(held) == 2
+	})
 	if held["short"] != 6000 || held["long"] != 9000 {
 		t.Errorf("open holds while running: %v, want short 6000 long 9000", held)
 	}
@@ -238,7 +244,12 @@ func TestSenderIsolation(t *testing.T) {
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if tok := a.Token("sleep", "shared"); tok.JobBalance != "8000" || tok.Balance != 8000 {
+	var tok *wire.JobToken
+	Eventually(t, "A's running job in its token", func() bool {
+		tok = a.Token("sleep", "shared")
+		return tok.JobBalance != ""
+	})
+	if tok.JobBalance != "8000" || tok.Balance != 8000 {
 		t.Errorf("A's token for its running job: job %q balance %d", tok.JobBalance, tok.Balance)
 	}
 	if tok := b.Token("sleep", "shared"); tok.JobBalance != "" || tok.Balance != 0 {

@@ -35,6 +35,9 @@ type jobRun struct {
 	job     *ledger.JobKey
 	reqID   string // for idempotency keys and logs
 	charged int64  // billing units charged so far
+	// confirm, while set, settles an admission decided but not yet durable
+	// (see confirmAdmission).
+	confirm func(context.Context) (int, string)
 	log     *slog.Logger
 	w       http.ResponseWriter // for headers set along the way
 }
@@ -199,8 +202,28 @@ func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.
 		return 0, ""
 	}
 	key := ledger.JobKey{Sender: j.sender.Hex(), JobID: j.req.ID}
-	res, err := l.Admit(ctx, ledger.AdmitRequest{Payment: pay, OpenJobRequest: ledger.OpenJobRequest{Job: key, Capability: j.req.Capability,
+	res, confirm, err := l.AdmitDecided(ctx, ledger.AdmitRequest{Payment: pay, OpenJobRequest: ledger.OpenJobRequest{Job: key, Capability: j.req.Capability,
 		Reserve: costFor(j.price, max(timeout, o.cfg.MinCompute)), Minimum: minimum, TTL: timeout + o.cfg.HoldTTLMargin}})
+	if err == nil && res.Admitted && (v == nil || v.Err() == nil) {
+		// Admitted once its commit (an fsync) is done: the worker may start
+		// meanwhile (forward); nothing is answered before confirmAdmission.
+		j.job, j.account = &key, key.Ref()
+		j.confirm = func(ctx context.Context) (int, string) {
+			final, err := confirm(ctx)
+			return j.admitted(key, pay, v, final, err)
+		}
+		return 0, ""
+	}
+	if err == nil {
+		res, err = confirm(ctx) // nothing to start early: the final word
+	}
+	return j.admitted(key, pay, v, res, err)
+}
+
+// admitted settles an admission once it is final (durable, or refused):
+// the Livepeer-Payment-Credited header, the job's hold (from here on
+// closed by the handler) and the answer when the job must not run.
+func (j *jobRun) admitted(key ledger.JobKey, pay *ledger.PaymentRequest, v *pm.Validation, res ledger.AdmitResult, err error) (int, string) {
 	switch {
 	case err == nil && pay != nil:
 		j.credited(res.Payment.Credited)
@@ -208,6 +231,7 @@ func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.
 		errors.Is(err, ledger.ErrJobExpired) || errors.Is(err, ledger.ErrJobMismatch)):
 		j.credited(ledger.Amount{}) // refused: nothing of the op happened
 	}
+	j.job, j.account = nil, ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}.Ref()
 	switch {
 	case errors.Is(err, ledger.ErrJobExists):
 		return http.StatusConflict, fmt.Sprintf("job %s is already running", j.req.ID)
@@ -227,6 +251,19 @@ func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.
 		return http.StatusPaymentRequired, "Insufficient balance for request"
 	}
 	return 0, ""
+}
+
+// confirmAdmission waits for a job admitted ahead of its commit to be
+// durably admitted; a non-zero status means it was not (the commit failed,
+// or a replica's conflict changed the outcome) and the job must be answered
+// with it, its worker's output dropped.
+func (j *jobRun) confirmAdmission(ctx context.Context) (int, string) {
+	if j.confirm == nil {
+		return 0, ""
+	}
+	confirm := j.confirm
+	j.confirm = nil
+	return confirm(ctx)
 }
 
 // counted updates the ticket metrics for a recorded payment and reports a
@@ -389,6 +426,18 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 	}))
 	began := time.Now()
 	resp, err := o.cfg.WorkerClient.Do(wreq)
+	// The worker ran while the admission was being committed; nothing of
+	// its answer goes out unless that commit held.
+	if status, msg := j.confirmAdmission(context.WithoutCancel(r.Context())); status != 0 {
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+		}
+		o.m.jobs.WithLabelValues(j.req.Capability, "refused").Inc()
+		j.log.Warn("the job's admission was not committed; the worker's answer is dropped", "status", status, "reason", msg)
+		httpError(w, msg, status)
+		return
+	}
 	observe := func(outcome string) {
 		o.m.workerSeconds.WithLabelValues(j.req.Capability).Observe(time.Since(began).Seconds())
 		o.m.jobs.WithLabelValues(j.req.Capability, outcome).Inc()

@@ -305,15 +305,7 @@ func ReplayPaid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(nil)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	o, err := orchestrator.New(orchestrator.Config{ServiceAddr: srv.URL, Secret: "byoc-secret-123", Ledger: env.Ledger, Recipient: recipient})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = o.Handler()
+	srv := ServeOrchestrator(t, orchestrator.Config{Secret: "byoc-secret-123", Ledger: env.Ledger, Recipient: recipient})
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
@@ -391,4 +383,23 @@ func mustBig(t *testing.T, s string) *big.Int {
 	}
 	b, _ := f.Int(nil)
 	return b
+}
+
+// ServeOrchestrator serves an orchestrator built from cfg (its ServiceAddr
+// set to the server's URL) on a loopback TLS server with HTTP/2, closed when
+// the test ends: for orchestrators whose ledger or recipient a test builds
+// itself.
+func ServeOrchestrator(t testing.TB, cfg orchestrator.Config) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	cfg.ServiceAddr = srv.URL
+	o, err := orchestrator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = o.Handler()
+	return srv
 }
