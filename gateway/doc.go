@@ -59,9 +59,10 @@
 // token in parallel, each within the response timeout and all within the
 // search timeout (the client's Livepeer-Orch-Search-Resp-Timeout and
 // Livepeer-Orch-Search-Timeout headers, which go-livepeer ignores, D1;
-// defaults 500 ms and 1 s). Once a usable token is in, the others get as
-// long again as it took (at least 10 ms): an orchestrator much slower than
-// the fastest is not waited for. Usable means: the capability is known,
+// defaults 500 ms and 1 s). Once a usable token is in (a reused one at
+// once; not one from an orchestrator that failed in the last 30 s), the
+// others get as long again as it took (at least 10 ms): an orchestrator
+// much slower than the fastest is not waited for. Usable means: the capability is known,
 // capacity is free, the price is at most MaxPrice (an exact rational, wei
 // per second), and a priced token has ticket params and the gateway a key.
 // Offers are tried by price, then those that failed in the last 30 s last,

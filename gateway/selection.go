@@ -240,9 +240,10 @@ type tokenResult struct {
 // the usable ones, best first, and why the others are not usable.
 //
 // It collects answers until all have come, the search timeout passes, or —
-// once a usable token is in — the time the first usable one took (at least
+// once a usable token is in from an orchestrator that has not failed in the
+// last failureCooldown — the time the first such one took (at least
 // minGrace) has passed again: an orchestrator answering much slower than
-// the fastest is not waited for. Among what came, offers are ordered by
+// the fastest is not waited for. A reused token counts as in at once. Among what came, offers are ordered by
 // price, then recent failure, then recent latency.
 func (g *Gateway) collectOffers(ctx context.Context, j *job, urls []string) ([]*offer, []*AttemptError) {
 	start := g.cfg.Now()
@@ -290,7 +291,9 @@ func (g *Gateway) collectOffers(ctx context.Context, j *job, urls []string) ([]*
 			}
 			g.m.attempts.WithLabelValues(r.url, string(StageToken), outcome).Inc()
 			offers = append(offers, r.offer)
-			if grace == nil {
+			if failed, _ := g.stats.rank(r.url); grace == nil && !failed {
+				// An offer from an orchestrator that failed lately (it ranks
+				// last) does not cut the wait for the others short.
 				wait := max(g.cfg.Now().Sub(start), minGrace)
 				t := time.NewTimer(wait)
 				defer t.Stop()
