@@ -21,8 +21,9 @@ PM tickets of --ticket-ev, both ledgers durable (SQLite, synchronous=FULL).
 Then --concurrency clients send jobs back to back, in three phases:
 
   direct  straight to the worker
-  orch    to the orchestrator, paying as a gateway would (token, tickets,
-          signed job), without a gateway: what the orchestrator costs
+  orch    to the orchestrator, paying as a gateway would (a token reused
+          for 2 s, tickets, signed job), without a gateway: what the
+          orchestrator costs
   stack   client -> gateway -> orchestrator -> worker
 
 and it prints jobs/s and latency percentiles of each, the stack's

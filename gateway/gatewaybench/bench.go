@@ -81,9 +81,9 @@ type Phase struct {
 type Report struct {
 	Config Config `json:"-"`
 	// Direct calls the worker; Orchestrator pays and calls the orchestrator
-	// straight (token, tickets, signed job: what a gateway sends, without
-	// books or a client hop); Stack goes client → gateway → orchestrator →
-	// worker.
+	// straight (tickets from a reused token, signed job: what a gateway
+	// sends, without books or a client hop); Stack goes client → gateway →
+	// orchestrator → worker.
 	Direct       Phase  `json:"direct"`
 	Orchestrator Phase  `json:"orchestrator"`
 	Stack        Phase  `json:"stack"`
@@ -268,22 +268,26 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	return rep, nil
 }
 
-// orchPayer plays a gateway without books for the orchestrator phase:
-// per job a token, one fresh ticket session paying what the job will be
-// charged (one second: the worker answers in well under one), and a signed
-// job with its own ID. The holds' minimum comes from credit prepaid once.
+// orchPayer plays a gateway without books for the orchestrator phase: it
+// reuses a token as the gateway does (for gateway.DefaultTokenReuse, within
+// the sender's nonce budget), pays each job what it will be charged (one
+// second: the worker answers in well under one) from that token's session,
+// and signs each job with its own ID. The holds' minimum comes from credit
+// prepaid once.
 type orchPayer struct {
-	url      string
-	client   *http.Client
-	signer   *pm.KeySigner
-	sender   *pm.Sender
-	senderH  string
-	timeout  int
-	body     string
-	perJob   int
-	prepaid  bool
-	fundOnce sync.Once
-	fundErr  error
+	url     string
+	client  *http.Client
+	signer  *pm.KeySigner
+	sender  *pm.Sender
+	senderH string
+	timeout int
+	body    string
+	perJob  int
+
+	mu      sync.Mutex
+	session pm.SessionID
+	fetched time.Time // zero: no token yet
+	nonces  int
 }
 
 func newOrchPayer(ctx context.Context, orchURL string, signer *pm.KeySigner, cfg Config) (*orchPayer, error) {
@@ -317,27 +321,10 @@ func newOrchPayer(ctx context.Context, orchURL string, signer *pm.KeySigner, cfg
 func (p *orchPayer) job(ctx context.Context) error { return p.send(ctx, p.perJob) }
 
 func (p *orchPayer) send(ctx context.Context, tickets int) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/process/token", nil)
-	req.Header.Set(wire.HeaderJobSender, p.senderH)
-	req.Header.Set(wire.HeaderCapability, "echo")
-	resp, err := p.client.Do(req)
+	sid, err := p.sessionFor(ctx, tickets)
 	if err != nil {
 		return err
 	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("token: %d %s %v", resp.StatusCode, b, err)
-	}
-	tok, err := wire.DecodeJobToken(b)
-	if err != nil {
-		return err
-	}
-	sid, err := p.sender.StartSession(tok.TicketParams, tok.Price)
-	if err != nil {
-		return err
-	}
-	defer p.sender.EndSession(sid)
 	batch, err := p.sender.CreateTicketBatch(sid, tickets)
 	if err != nil {
 		return err
@@ -350,11 +337,44 @@ func (p *orchPayer) send(ctx context.Context, tickets int) error {
 	if err != nil {
 		return err
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/process/request/", strings.NewReader(p.body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/process/request/", strings.NewReader(p.body))
 	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set(wire.HeaderJobRequest, h)
 	req.Header.Set(wire.PaymentHeader, wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC)))
 	return do(p.client, req, len(p.body))
+}
+
+// sessionFor returns the session to take n tickets from: the current
+// token's while it may be reused, else a fresh token's. Sessions replaced
+// are left to the sender (a few per run).
+func (p *orchPayer) sessionFor(ctx context.Context, n int) (pm.SessionID, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.fetched.IsZero() && time.Since(p.fetched) < gateway.DefaultTokenReuse && p.nonces+n <= pm.DefaultRefreshThreshold {
+		p.nonces += n
+		return p.session, nil
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/process/token", nil)
+	req.Header.Set(wire.HeaderJobSender, p.senderH)
+	req.Header.Set(wire.HeaderCapability, "echo")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return pm.SessionID{}, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return pm.SessionID{}, fmt.Errorf("token: %d %s %v", resp.StatusCode, b, err)
+	}
+	tok, err := wire.DecodeJobToken(b)
+	if err != nil {
+		return pm.SessionID{}, err
+	}
+	if p.session, err = p.sender.StartSession(tok.TicketParams, tok.Price); err != nil {
+		return pm.SessionID{}, err
+	}
+	p.fetched, p.nonces = time.Now(), n
+	return p.session, nil
 }
 
 func jobHeader(timeout int) string {
