@@ -207,7 +207,7 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 	openHold := func() error {
 		res, err := b.l.OpenJob(ctx, ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn, TTL: ttl})
 		switch {
-		case errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired), errors.Is(err, ledger.ErrJobMismatch):
+		case ledger.IsJobIDRefused(err):
 			return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
 		case err != nil:
 			b.m.booksErrors.Inc()
@@ -225,15 +225,13 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 	if !wait {
 		h.openLater = openHold
 		h.admitLater = func(credits []ledger.PaymentCredit, paid ledger.Amount) error {
+			pay := creditsPayment(h.key.Ref(), credits)
 			_, err := b.l.Admit(ctx, ledger.AdmitRequest{
 				OpenJobRequest: ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn.Add(paid), TTL: ttl},
-				Payment: &ledger.PaymentRequest{Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-					return ledger.PaymentDecision{Credits: credits}, nil
-				}},
+				Payment:        &pay,
 			})
 			switch {
-			case errors.Is(err, ledger.ErrJobExists), errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired),
-				errors.Is(err, ledger.ErrJobMismatch):
+			case ledger.IsJobIDRefused(err):
 				return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
 			case err != nil:
 				b.m.booksErrors.Inc()
@@ -311,10 +309,7 @@ func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{})
 				return
 			}
 		}
-		var paid ledger.Amount
-		for _, c := range credits {
-			paid = paid.Add(c.Amount)
-		}
+		paid := sumCredits(credits)
 		var err error
 		if admit != nil {
 			if err = admit(credits, paid); err != nil {
@@ -322,10 +317,7 @@ func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{})
 				return
 			}
 		} else {
-			_, err = b.l.ReceivePayment(context.Background(), ledger.PaymentRequest{To: h.key.Ref(),
-				Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-					return ledger.PaymentDecision{Credits: credits}, nil
-				}})
+			_, err = b.l.ReceivePayment(context.Background(), creditsPayment(h.key.Ref(), credits))
 		}
 		if err != nil {
 			b.m.booksErrors.Inc()
@@ -339,6 +331,23 @@ func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{})
 		}
 		h.pre <- nil
 	}()
+}
+
+// creditsPayment books the tickets sent to the hold to: one credit each,
+// as the orchestrator keys and credits them.
+func creditsPayment(to ledger.Ref, credits []ledger.PaymentCredit) ledger.PaymentRequest {
+	return ledger.PaymentRequest{To: to, Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
+		return ledger.PaymentDecision{Credits: credits}, nil
+	}}
+}
+
+// sumCredits is what credits are worth together.
+func sumCredits(credits []ledger.PaymentCredit) ledger.Amount {
+	var sum ledger.Amount
+	for _, c := range credits {
+		sum = sum.Add(c.Amount)
+	}
+	return sum
 }
 
 // errNotSent: the attempt's request never left, so its hold was never
@@ -401,15 +410,14 @@ func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
 			return err
 		}
 	}
-	var chargeErr error
+	var err error
 	if h.uncredited.Sign() > 0 {
 		// Tickets the orchestrator refused: sent, booked, worth nothing there.
-		_, chargeErr = b.l.Charge(ctx, h.key.Ref(), h.uncredited, h.uncredited, "uncredited:"+h.key.Sender+":"+h.key.JobID)
-		if chargeErr == nil {
+		_, err = b.l.Charge(ctx, h.key.Ref(), h.uncredited, h.uncredited, "uncredited:"+h.key.Sender+":"+h.key.JobID)
+		if err == nil {
 			h.log.Warn("gateway books: the orchestrator did not credit tickets we sent; written off", "uncredited_wei", h.uncredited.String())
 		}
 	}
-	err := chargeErr
 	if err == nil {
 		// The charge and the close in one step. The work is done and must be
 		// paid even beyond the hold (a job may run longer than what was

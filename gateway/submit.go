@@ -138,7 +138,7 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, j *job, log *slog.
 			// with other params, or raised its price): ask it afresh and try
 			// it again, once per job.
 			refreshed = true
-			r := g.tokens.put(o.url, j.req.Capability, g.askToken(ctx, j, o.url, g.snapshotOf(o.url, j.req.Capability)))
+			r := g.freshToken(ctx, j, o.url, g.snapshotOf(o.url, j.req.Capability))
 			if r.err != nil {
 				jerr.Attempts = append(jerr.Attempts, r.err)
 				continue
@@ -435,13 +435,7 @@ func (p payment) end(s *pm.Sender) {
 	}
 }
 
-func (p payment) credit() ledger.Amount {
-	var sum ledger.Amount
-	for _, c := range p.credits {
-		sum = sum.Add(c.Amount)
-	}
-	return sum
-}
+func (p payment) credit() ledger.Amount { return sumCredits(p.credits) }
 
 // pay makes the tickets that bring the orchestrator's hold for the job up
 // by need: n = pm.TicketsNeeded(need, credit per ticket), where a ticket
@@ -482,7 +476,7 @@ func (g *Gateway) pay(ctx context.Context, j *job, o *offer, need ledger.Amount)
 		}
 		// A reused token whose session is spent: ask for a fresh one (it
 		// replaces the old in the cache) and pay from it.
-		r := g.tokens.put(o.url, j.req.Capability, g.askToken(ctx, j, o.url, snapshot{}))
+		r := g.freshToken(ctx, j, o.url, snapshot{})
 		if r.err != nil {
 			return p, fmt.Errorf("fresh ticket params: %w", r.err)
 		}

@@ -35,6 +35,13 @@ type AdmitResult struct {
 // is in use by a running job of the same sender.
 var ErrJobExists = errors.New("ledger: job already open")
 
+// IsJobIDRefused reports whether err refuses a job ID that is running or
+// was used before (ErrJobExists, ErrJobClosed, ErrJobExpired,
+// ErrJobMismatch): nothing of the operation happened.
+func IsJobIDRefused(err error) bool {
+	return errors.Is(err, ErrJobExists) || errors.Is(err, ErrJobClosed) || errors.Is(err, ErrJobExpired) || errors.Is(err, ErrJobMismatch)
+}
+
 // Admit opens a new job's hold, credits the job's payment to it, draws from
 // the pool up to Reserve and admits the job if the hold covers Minimum;
 // otherwise it closes the job at once, so the payment is kept in the pool.

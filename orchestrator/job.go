@@ -227,8 +227,7 @@ func (j *jobRun) admitted(key ledger.JobKey, pay *ledger.PaymentRequest, v *pm.V
 	switch {
 	case err == nil && pay != nil:
 		j.credited(res.Payment.Credited)
-	case pay != nil && (errors.Is(err, ledger.ErrJobExists) || errors.Is(err, ledger.ErrJobClosed) ||
-		errors.Is(err, ledger.ErrJobExpired) || errors.Is(err, ledger.ErrJobMismatch)):
+	case pay != nil && ledger.IsJobIDRefused(err):
 		j.credited(ledger.Amount{}) // refused: nothing of the op happened
 	}
 	j.job, j.account = nil, ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}.Ref()
