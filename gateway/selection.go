@@ -260,11 +260,7 @@ func (g *Gateway) collectOffers(ctx context.Context, j *job, urls []string) ([]*
 		}
 		snap := g.snapshotOf(u, j.req.Capability)
 		go func() {
-			r := g.askToken(searchCtx, j, u, snap)
-			if !j.clientID {
-				r = g.tokens.put(u, j.req.Capability, r)
-			}
-			results <- r
+			results <- g.freshToken(searchCtx, j, u, snap)
 		}()
 	}
 	var offers []*offer
@@ -342,6 +338,16 @@ func (g *Gateway) abandon(pending map[string]bool, start time.Time, fails *[]*At
 		g.m.attempts.WithLabelValues(u, string(StageToken), "timeout").Inc()
 		*fails = append(*fails, &AttemptError{Orchestrator: u, Stage: StageToken, Err: ErrTimeout, Detail: why})
 	}
+}
+
+// freshToken asks u for a token and keeps the answer for the jobs after
+// (tokens.go), unless the job has the client's own ID.
+func (g *Gateway) freshToken(ctx context.Context, j *job, u string, snap snapshot) tokenResult {
+	r := g.askToken(ctx, j, u, snap)
+	if j.clientID {
+		return r
+	}
+	return g.tokens.put(u, j.req.Capability, r)
 }
 
 // askToken gets and checks one orchestrator's token.
