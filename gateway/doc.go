@@ -61,7 +61,7 @@
 // Livepeer-Orch-Search-Timeout headers, which go-livepeer ignores, D1;
 // defaults 500 ms and 1 s). Once a usable token is in (a reused one at
 // once; not one from an orchestrator that failed in the last 30 s), the
-// others get as long again as it took (at least 10 ms): an orchestrator
+// others get as long again as it took (at least 50 ms): an orchestrator
 // much slower than the fastest is not waited for. Usable means: the capability is known,
 // capacity is free, the price is at most MaxPrice (an exact rational, wei
 // per second), and a priced token has ticket params and the gateway a key.

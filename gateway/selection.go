@@ -28,8 +28,11 @@ const (
 	// after the others at the same price.
 	failureCooldown = 30 * time.Second
 	// minGrace is the least time tokens are still collected after the
-	// first usable one arrived.
-	minGrace = 10 * time.Millisecond
+	// first usable one arrived. 10 ms let a loaded machine's scheduling
+	// hiccup decide the selection (a cheaper orchestrator abandoned for a
+	// dearer one, seen under -race in CI); with tokens reused, this wait
+	// comes only with a fresh token request, about once per TokenReuse.
+	minGrace = 50 * time.Millisecond
 	// maxErrorDetail bounds how much of an orchestrator's error body is
 	// quoted back to the client.
 	maxErrorDetail = 300
