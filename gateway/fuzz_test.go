@@ -1,0 +1,253 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"byoc/gateway"
+	"byoc/internal/testnet"
+	"byoc/ledger"
+	"byoc/ledger/ledgertest"
+	"byoc/orchestrator"
+	"byoc/pm"
+	"byoc/wire"
+)
+
+// FuzzGatewayJob sends arbitrary client requests (method, path under
+// /process/request/, the Livepeer header, other header lines, body) to a
+// gateway served in process (httptest.NewRecorder), paying with KeyA and
+// books in a SQLite ledger, in front of a byoc orchestrator on loopback
+// (and a dead address it must fail over from) whose worker answers at
+// once: "reverse" at 1000 wei per second, "free" at 0, a stream under
+// <url>/sse, the status asked for under <url>/status/<code>. The client's
+// header is plain base64 JSON, so mutations make real jobs with any
+// capability, ID, timeout and parameters. After each request, once the
+// gateway has posted its books:
+//   - no panic; no 5xx but 503 (no orchestrator could run it) and the
+//     worker's own status relayed;
+//   - a request the gateway refused itself (no Livepeer-Job-Id in the
+//     answer) is a 4xx, reached no orchestrator and changed no books;
+//   - both ledgers' invariants hold, and the gateway's books for the
+//     orchestrator agree with the orchestrator's ledger for the gateway,
+//     capability by capability: pool, credits, charges, open holds.
+func FuzzGatewayJob(f *testing.F) {
+	quiet := slog.New(slog.DiscardHandler)
+	orch := testnet.StartNode(f, f.TempDir(), func(c *orchestrator.NodeConfig) {
+		c.AdminListen = ""
+		c.Orchestrator.MinCompute = minCompute
+		c.Orchestrator.Logger = quiet
+	})
+	w := startGatewayFuzzWorker(f)
+	for _, c := range []string{
+		`{"name":"reverse","url":"` + w.URL + `/w","capacity":4,"price_per_unit":1000,"price_scaling":1,"currency":"wei"}`,
+		`{"name":"free","url":"` + w.URL + `/w","capacity":4,"price_per_unit":0}`,
+	} {
+		req, _ := http.NewRequest(http.MethodPost, orch.URL+"/capability/register", strings.NewReader(c))
+		req.Header.Set("Authorization", secret)
+		resp, err := testnet.Insecure.Do(req)
+		if err != nil {
+			f.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			f.Fatalf("register: %d", resp.StatusCode)
+		}
+	}
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	deadURL := "https://" + dead.Addr().String()
+	dead.Close()
+
+	env := ledgertest.NewEnv(f, ledgertest.SQLite)
+	disc, err := gateway.NewDiscovery(gateway.DiscoveryConfig{Static: []string{orch.URL, deadURL}, Logger: quiet})
+	if err != nil {
+		f.Fatal(err)
+	}
+	signer, err := pm.KeySignerFromHex(keyA)
+	if err != nil {
+		f.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Config{Discovery: disc, Ledger: env.Ledger, Signer: signer, MinCompute: minCompute,
+		MaxBodyBytes: 4096, Logger: quiet})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(gw.CloseIdleConnections) // before the orchestrator's graceful shutdown
+	handler := gw.Handler()
+
+	client := func(capability, id string, timeout int, parameters string) string {
+		m := fmt.Sprintf(`{"capability":%q,"request":"{}","parameters":%q,"timeout_seconds":%d`, capability, parameters, timeout)
+		if id != "" {
+			m += fmt.Sprintf(`,"id":%q`, id)
+		}
+		return b64(m + "}")
+	}
+	post, text := http.MethodPost, "Content-Type: text/plain"
+	for _, s := range []struct {
+		method, suffix, job, headers string
+		body                         []byte
+	}{
+		{post, "", client("reverse", "paid-1", 5, "{}"), text, []byte("hello")},
+		{post, "", client("reverse", "", 5, "{}"), text, []byte("no id")},
+		{post, "x/y?q=1", client("free", "free-1", 5, "{}"), "Content-Type: application/json", []byte(`{"a":1}`)},
+		{post, "sse", client("reverse", "stream-1", 5, "{}"), "", nil},
+		{post, "status/404", client("reverse", "err-1", 5, "{}"), "", nil},
+		{post, "status/500", client("free", "err-2", 5, "{}"), "", nil},
+		{post, "", client("nope", "unknown-1", 5, "{}"), "", nil},
+		{post, "", client("reverse", "filtered", 5, `{"orchestrators":{"exclude":["`+orch.URL+`"]}}`), "", nil},
+		{post, "", client("reverse", "search", 5, "{}"), "Livepeer-Orch-Search-Timeout: 2s\nLivepeer-Orch-Search-Resp-Timeout: 1s", nil},
+		{post, "", client("reverse", "bad~id", 5, "{}"), "", nil},
+		{post, "", client("reverse", "long", 7200, "{}"), "", nil},
+		{post, "", client("reverse", "zero", 0, "{}"), "", nil},
+		{post, "", client("reverse", "big", 5, "{}"), "", bytes.Repeat([]byte("z"), 5000)},
+		{post, "", client("reverse", "notjson", 5, "run it"), "", nil},
+		{post, "", "%%%", "", nil},
+		{post, "", "", "", nil},
+		{http.MethodGet, "", client("reverse", "get", 5, "{}"), "", nil},
+		{post, "", client("free", "chunked", 5, "{}"), "Transfer-Encoding: chunked", []byte("1\r\na\r\n0\r\n\r\n")},
+	} {
+		f.Add(s.method, s.suffix, s.job, s.headers, s.body)
+	}
+
+	f.Fuzz(func(t *testing.T, method, suffix, job, headers string, body []byte) {
+		req, ok := gatewayFuzzRequest(method, "/process/request/"+suffix, job, headers, body)
+		if !ok {
+			return
+		}
+		gwBefore, orchBefore, calls := reportOf(t, env.Store), reportOf(t, orch.Store), w.calls.Load()
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := gw.WaitIdle(ctx); err != nil {
+			t.Fatalf("the gateway is still posting the job's books: %v", err)
+		}
+		status, answer := rec.Code, rec.Body.String()
+		reached := w.calls.Load() > calls
+		fromWorker := reached && strings.Contains(answer, "worker status")
+		if status >= 500 && status != http.StatusServiceUnavailable && !fromWorker {
+			t.Fatalf("status %d (worker reached: %v): %s", status, reached, answer)
+		}
+		gwAfter, orchAfter := reportOf(t, env.Store), reportOf(t, orch.Store)
+		if rec.Header().Get(gateway.HeaderJobIDResponse) == "" {
+			switch {
+			case status < 400 || status >= 500:
+				t.Fatalf("refused without a job ID, yet status %d: %s", status, answer)
+			case reached || orchAfter.Entries != orchBefore.Entries || orchAfter.Accounts != orchBefore.Accounts:
+				t.Fatalf("a request refused with %d reached the orchestrator: %s", status, answer)
+			case gwAfter.Entries != gwBefore.Entries || gwAfter.Accounts != gwBefore.Accounts:
+				t.Fatalf("a request refused with %d changed the books: %+v → %+v", status, gwBefore, gwAfter)
+			}
+		}
+		for _, capability := range []string{"reverse", "free"} {
+			g := books(t, env.Ledger, orch.Address.Hex(), capability)
+			o := books(t, orch.Ledger, gw.Address(), capability)
+			if g != o {
+				t.Fatalf("after %d %.200q: books disagree for %s:\n  gateway      %+v\n  orchestrator %+v", status, answer, capability, g, o)
+			}
+		}
+	})
+}
+
+// reportOf checks every invariant of a ledger and returns its totals.
+func reportOf(t *testing.T, s ledger.Store) ledger.Report {
+	t.Helper()
+	r, err := ledger.Verify(context.Background(), s, ledger.VerifyOptions{Now: time.Now(), StaleAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) > 0 {
+		t.Fatalf("ledger invariants violated: %v", r.Problems)
+	}
+	return r
+}
+
+// gatewayFuzzWorker answers every job at once: the body reversed, or
+// under <url>/sse a short event stream, or under <url>/status/<code> that
+// status with "worker status" as its body. It counts the jobs it got.
+type gatewayFuzzWorker struct {
+	*httptest.Server
+	calls atomic.Int64
+}
+
+func startGatewayFuzzWorker(t testing.TB) *gatewayFuzzWorker {
+	w := &gatewayFuzzWorker{}
+	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.calls.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		rest := strings.TrimPrefix(r.URL.Path, "/w")
+		switch {
+		case strings.HasPrefix(rest, "/sse"):
+			rw.Header().Set("Content-Type", "text/event-stream")
+			for i := range 3 {
+				fmt.Fprintf(rw, "data: {\"i\":%d}\n\n", i)
+				rw.(http.Flusher).Flush()
+			}
+		case strings.HasPrefix(rest, "/status/"):
+			code, err := strconv.Atoi(rest[len("/status/"):])
+			if err != nil || code < 200 || code > 599 {
+				code = http.StatusTeapot
+			}
+			rw.WriteHeader(code)
+			io.WriteString(rw, "worker status\n")
+		default:
+			rw.Header().Set("Content-Type", "text/plain")
+			for i, j := 0, len(body)-1; i < j; i, j = i+1, j-1 {
+				body[i], body[j] = body[j], body[i]
+			}
+			rw.Write(body)
+		}
+	}))
+	t.Cleanup(w.Close)
+	return w
+}
+
+// gatewayFuzzRequest builds the request a server would read from these
+// bytes, or reports false when net/http's server would refuse them itself
+// (a bad request line, a header it does not accept).
+func gatewayFuzzRequest(method, target, job, extra string, body []byte) (*http.Request, bool) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: gateway.test\r\n", method, target)
+	if job != "" {
+		if strings.ContainsAny(job, "\r\n") {
+			return nil, false
+		}
+		fmt.Fprintf(&b, "%s: %s\r\n", wire.HeaderJobRequest, job)
+	}
+	for line := range strings.SplitSeq(extra, "\n") {
+		if line = strings.TrimSuffix(line, "\r"); line != "" {
+			b.WriteString(line + "\r\n")
+		}
+	}
+	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", len(body))
+	b.Write(body)
+	req, err := http.ReadRequest(bufio.NewReader(&b))
+	if err != nil || req.Host == "" {
+		return nil, false
+	}
+	for k, vv := range req.Header {
+		if k == "" || strings.ContainsFunc(k, func(c rune) bool { return c <= ' ' || c >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) }) {
+			return nil, false
+		}
+		for _, v := range vv {
+			if strings.ContainsFunc(v, func(c rune) bool { return (c < ' ' && c != '\t') || c == 0x7f }) {
+				return nil, false
+			}
+		}
+	}
+	return req, true
+}
