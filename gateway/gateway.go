@@ -65,6 +65,12 @@ type Config struct {
 	MaxTimeout time.Duration
 	// MaxBodyBytes bounds a job's request body (default 10 MiB).
 	MaxBodyBytes int64
+	// AllowForeignServiceAddr accepts tokens whose service_addr names
+	// another host than the orchestrator's URL they were asked from. By
+	// default they are refused (the job's body and tickets go only to the
+	// host the gateway chose); operators who front orchestrators with
+	// another host for tokens set this.
+	AllowForeignServiceAddr bool
 	// HoldTTLMargin is added to a job's timeout to get the idle TTL of its
 	// hold in the gateway's books (default 2 min).
 	HoldTTLMargin time.Duration

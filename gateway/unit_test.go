@@ -188,7 +188,8 @@ func TestEvaluateRecordedTokens(t *testing.T) {
 			if err != nil {
 				t.Fatalf("seq %d: %v", ex.Seq, err)
 			}
-			o, aerr := signed.evaluate("https://x:1", tok)
+			u := "https://127.0.0.1:1" // the recorded orchestrators' host, another port
+			o, aerr := signed.evaluate(u, tok)
 			switch {
 			case tok.AvailableCapacity == 0:
 				if !errors.Is(aerr, ErrNoCapacity) {
@@ -206,7 +207,7 @@ func TestEvaluateRecordedTokens(t *testing.T) {
 				if amountOf(o.available) != tok.Balance || !o.poolFigure.ok {
 					t.Errorf("seq %d: available %s, balance %d", ex.Seq, o.available, tok.Balance)
 				}
-				if _, aerr := keyless.evaluate("https://x:1", tok); !errors.Is(aerr, ErrNeedsKey) {
+				if _, aerr := keyless.evaluate(u, tok); !errors.Is(aerr, ErrNeedsKey) {
 					t.Errorf("seq %d: keyless: %v", ex.Seq, aerr)
 				}
 			}
