@@ -281,7 +281,6 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 			// The worker may have worked all that time: not run again.
 			msg := fmt.Sprintf("gateway timeout: the orchestrator %s did not answer within timeout_seconds (%d) + %s; gave up",
 				o.url, j.req.TimeoutSeconds, g.cfg.JobMargin)
-			log.Warn("the orchestrator did not answer in time; answering 504", "orchestrator", o.url, "charged_wei", charged.String())
 			http.Error(w, msg, http.StatusGatewayTimeout)
 			g.stats.failure(o.url, errors.New(msg))
 			return attemptOutcome{done: true, sent: true, res: result{outcome: "timeout", status: http.StatusGatewayTimeout,
