@@ -254,7 +254,7 @@ func (h *hold) cancel(ctx context.Context) error {
 	h.b.mu.Lock()
 	h.unopen()
 	h.b.mu.Unlock()
-	return h.post(ctx, ledger.Amount{})
+	return h.post(ctx)
 }
 
 // unopen takes back a job that never reached the orchestrator from the
@@ -360,14 +360,19 @@ var errNotSent = errors.New("the request was not sent")
 // pool's figures settle for a while). If the job was alone at the
 // orchestrator from its start, after is compared with the books. Memory
 // only: it runs before the answer is relayed on.
-func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) {
+//
+// The charge booked is at most what the hold holds for the job (capHold):
+// it returns that, which is below charged when the orchestrator claimed
+// more than the job held or was paid.
+func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) (booked ledger.Amount) {
 	b := h.b
 	b.mu.Lock()
 	st := b.state(h.pool)
 	if h.settled {
 		b.mu.Unlock()
-		return
+		return h.charged
 	}
+	charged = h.capHold(paid, charged)
 	h.settled, h.paid, h.charged = true, paid, charged
 	st.settled = st.settled.Add(h.drawn).Add(paid).Sub(h.uncredited).Sub(charged)
 	st.open--
@@ -384,15 +389,27 @@ func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) {
 	if compare != nil {
 		compare()
 	}
+	return charged
 }
 
-// post waits for the hold's opening and payment, posts the charge and
-// closes the hold — its remainder goes back to the books' pool — then ends
-// the attempt. The hold stays open if the ledger fails; it then expires
-// after its TTL and is released the same way, minus what could not be
-// posted.
-func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
+// capHold is charged, but never more than the job's hold holds in the
+// books: what it drew from the pool and the tickets sent (paid), less what
+// the orchestrator said it did not credit (written off first). Whatever an
+// orchestrator answers, the books never charge a job beyond what it held,
+// so no pool is driven below zero by a claim.
+func (h *hold) capHold(paid, charged ledger.Amount) ledger.Amount {
+	held := ledger.MaxOf(h.drawn.Add(paid).Sub(h.uncredited), ledger.Amount{})
+	return ledger.MaxOf(ledger.MinAmount(charged, held), ledger.Amount{})
+}
+
+// post waits for the hold's opening and payment, posts the charge settle
+// booked and closes the hold — its remainder goes back to the books' pool —
+// then ends the attempt. The hold stays open if the ledger fails; it then
+// expires after its TTL and is released the same way, minus what could not
+// be posted.
+func (h *hold) post(ctx context.Context) error {
 	b := h.b
+	charged := h.charged
 	if h.openLater != nil {
 		// Nothing was sent: the hold was never opened.
 		h.end(true)
@@ -419,9 +436,10 @@ func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
 		}
 	}
 	if err == nil {
-		// The charge and the close in one step. The work is done and must be
-		// paid even beyond the hold (a job may run longer than what was
-		// reserved); the pool covers it at close.
+		// The charge and the close in one step. The charge is at most what
+		// the job drew and was paid (settle); the ledger's hold may still hold
+		// less when it drew less than reserved (answered jobs' releases not
+		// posted yet), and the pool, which holds the difference, covers it.
 		_, err = b.l.FinishJob(ctx, h.key, charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
 	}
 	if err != nil {
@@ -439,10 +457,11 @@ func (h *hold) post(ctx context.Context, charged ledger.Amount) error {
 	return nil
 }
 
-// finish is settle then post.
-func (h *hold) finish(ctx context.Context, paid, charged ledger.Amount, after figure) error {
-	h.settle(paid, charged, after)
-	return h.post(ctx, charged)
+// finish is settle then post; it returns the charge booked.
+func (h *hold) finish(ctx context.Context, paid, charged ledger.Amount, after figure) ledger.Amount {
+	booked := h.settle(paid, charged, after)
+	h.post(ctx)
+	return booked
 }
 
 // end records that the attempt's books are posted; notOpened, that its
@@ -479,12 +498,15 @@ func (b *books) compare(p poolID, st *poolState, orch figure, source string, log
 	}
 	diff := orch.v.Sub(books)
 	st.last = &comparison{At: b.now(), Orchestrator: orch.v, Books: books, Exact: orch.exact, Source: source}
-	writeDown := ledger.Amount{}
+	writeDown, confirmed := ledger.Amount{}, false
 	if diff.Sign() >= 0 {
 		st.suspect = ledger.Amount{}
 	} else if short := diff.Neg(); st.suspect.Cmp(short) == 0 {
-		writeDown, st.suspect = short, ledger.Amount{}
+		// Never below zero: a figure under zero (a lie, or a debt the
+		// orchestrator claims) takes the books to zero at most.
+		writeDown, st.suspect = ledger.MinAmount(short, ledger.MaxOf(books, ledger.Amount{})), ledger.Amount{}
 		st.settled = st.settled.Sub(writeDown)
+		confirmed = true
 	} else {
 		st.suspect = short
 	}
@@ -509,8 +531,12 @@ func (b *books) compare(p poolID, st *poolState, orch figure, source string, log
 		}
 		b.m.reconciled.WithLabelValues("orchestrator_lower").Inc()
 		b.m.discrepancyWei.WithLabelValues("orchestrator_lower").Add(approx(diff.Neg()))
-		if writeDown.IsZero() {
+		if !confirmed {
 			log.Warn("gateway books: the orchestrator reports less credit than the books; writing it down if the next comparison confirms", attrs...)
+			return
+		}
+		if writeDown.IsZero() {
+			log.Warn("gateway books: the orchestrator reports less than zero and the books hold nothing there; nothing to write down", attrs...)
 			return
 		}
 		key := "writedown:" + NewJobID()

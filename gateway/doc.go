@@ -19,7 +19,9 @@
 // job the answer is 503 (none usable: unknown capability, no capacity, too
 // dear), 402 (all want a payment and the gateway has no key) or 502 (jobs
 // were sent and failed), listing every orchestrator tried and why; never
-// an empty 200 (go-livepeer D13).
+// an empty 200 (go-livepeer D13). An orchestrator whose answer has not
+// begun within the job's timeout_seconds plus Config.JobMargin (10 s) is
+// given up on: 504, not retried; an answer still streaming then is cut off.
 //
 // # Job IDs and retries
 //
@@ -64,7 +66,13 @@
 // others get as long again as it took (at least 50 ms): an orchestrator
 // much slower than the fastest is not waited for. Usable means: the capability is known,
 // capacity is free, the price is at most MaxPrice (an exact rational, wei
-// per second), and a priced token has ticket params and the gateway a key.
+// per second), a priced token has ticket params and the gateway a key, and
+// its service_addr (where the job and its tickets go) is on the host of
+// the orchestrator URL the token was asked from — host names compared
+// case-insensitively, unresolved; the port may differ. Others are refused
+// and logged (outcome foreign_service_addr) unless
+// Config.AllowForeignServiceAddr (--allow-foreign-service-addr), for
+// orchestrators fronted by another host.
 // Offers are tried by price, then those that failed in the last 30 s last,
 // then by recent latency (an EWMA of token latency plus time to a job's
 // first response byte, per orchestrator).
@@ -140,7 +148,14 @@
 //     (Livepeer-Payment-Balance) minus the balance line the orchestrator
 //     sends before [DONE]; for orchestrators that report neither
 //     (go-livepeer), the price times the whole seconds the gateway waited,
-//     an upper bound of what they charge.
+//     an upper bound of what they charge; for a job given up on (504),
+//     timeout_seconds at the price, the most the orchestrator may be
+//     entitled to. Never more than the hold holds for the job (what it
+//     drew plus the tickets sent, less any write-off): an orchestrator
+//     claiming more is logged (warn), counted
+//     (byoc_gateway_overcharge_claims_total{orchestrator} and
+//     byoc_gateway_overcharge_claimed_wei_total) and ranks as failed, so
+//     no answer can drive a pool below zero.
 //   - close: what is left goes back to the pool in the same step as the
 //     charge (ledger.FinishJob).
 //   - write-off: what a byoc orchestrator says the payment did not credit
@@ -176,7 +191,7 @@
 // with our key spent the pool) is logged and counted, payments are sized by
 // the lower figure at once, and when a second comparison shows the same
 // shortfall the pool is written down by it (a charge on the pool keyed
-// "writedown:…"). Metrics: byoc_gateway_books_comparisons_total{result},
+// "writedown:…"), never below zero. Metrics: byoc_gateway_books_comparisons_total{result},
 // byoc_gateway_books_discrepancy_wei_total{direction},
 // byoc_gateway_books_written_down_wei_total.
 //

@@ -24,6 +24,9 @@ var (
 	// ErrBadToken: the token answer could not be used (not JSON, no price,
 	// no ticket params at a price, a bad service address).
 	ErrBadToken = errors.New("unusable token")
+	// ErrForeignServiceAddr: the token's service_addr names another host
+	// than the orchestrator it was asked from (Config.AllowForeignServiceAddr).
+	ErrForeignServiceAddr = errors.New("token sends the job to another host")
 	// ErrStaleToken: the orchestrator refused the payment made from a
 	// reused token (its params or price changed since).
 	ErrStaleToken = errors.New("reused token refused")

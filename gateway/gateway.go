@@ -30,6 +30,7 @@ const (
 	DefaultHoldTTLMargin = 2 * time.Minute
 	DefaultSettleTime    = 2 * time.Second
 	DefaultTokenReuse    = 2 * time.Second
+	DefaultJobMargin     = 10 * time.Second
 	// MaxSearchTimeout bounds what a client may ask for in
 	// Livepeer-Orch-Search-Timeout.
 	MaxSearchTimeout = 30 * time.Second
@@ -65,6 +66,19 @@ type Config struct {
 	MaxTimeout time.Duration
 	// MaxBodyBytes bounds a job's request body (default 10 MiB).
 	MaxBodyBytes int64
+	// JobMargin is how much longer than a job's timeout_seconds the gateway
+	// waits for an orchestrator's answer, headers and body (default 10 s:
+	// go-livepeer waits 5 s more for the headers, 10 s more for a stream).
+	// Without headers by then the client gets 504 and the books charge
+	// the job what the orchestrator may be entitled to: timeout_seconds at
+	// its price, at most the hold.
+	JobMargin time.Duration
+	// AllowForeignServiceAddr accepts tokens whose service_addr names
+	// another host than the orchestrator's URL they were asked from. By
+	// default they are refused (the job's body and tickets go only to the
+	// host the gateway chose); operators who front orchestrators with
+	// another host for tokens set this.
+	AllowForeignServiceAddr bool
 	// HoldTTLMargin is added to a job's timeout to get the idle TTL of its
 	// hold in the gateway's books (default 2 min).
 	HoldTTLMargin time.Duration
@@ -126,6 +140,7 @@ func New(cfg Config) (*Gateway, error) {
 	defaults.Set(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
 	defaults.Set(&cfg.HoldTTLMargin, DefaultHoldTTLMargin)
 	defaults.Set(&cfg.SettleTime, DefaultSettleTime)
+	defaults.Set(&cfg.JobMargin, DefaultJobMargin)
 	if cfg.TokenReuse == 0 {
 		cfg.TokenReuse = DefaultTokenReuse // negative stays: reuse off
 	}

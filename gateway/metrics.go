@@ -29,6 +29,8 @@ type Metrics struct {
 	reconciled       *prometheus.CounterVec
 	discrepancyWei   *prometheus.CounterVec
 	writtenDownWei   prometheus.Counter
+	overcharges      *prometheus.CounterVec
+	overchargeWei    *prometheus.CounterVec
 	booksErrors      prometheus.Counter
 }
 
@@ -38,7 +40,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	latency := prometheus.ExponentialBuckets(0.0002, 2, 16) // 0.2 ms … 6.5 s
 	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_gateway_jobs_total",
-		Help: "Client jobs by capability and outcome: ok, relayed_error (a final 4xx/5xx from the orchestrator or worker), bad_request, no_orchestrator, failed (every orchestrator tried failed), client_gone, internal."},
+		Help: "Client jobs by capability and outcome: ok, relayed_error (a final 4xx/5xx from the orchestrator or worker), bad_request, no_orchestrator, failed (every orchestrator tried failed), timeout (no answer within timeout_seconds + the job margin: 504), client_gone, internal."},
 		[]string{"capability", "outcome"})
 	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_gateway_orchestrator_attempts_total",
 		Help: "Token requests and job requests per orchestrator, by stage (token, payment, job) and outcome."},
@@ -62,10 +64,14 @@ func NewMetrics() *Metrics {
 		Help: "Sum of the differences found by those comparisons, by direction (approximate: float64)."}, []string{"direction"})
 	m.writtenDownWei = prometheus.NewCounter(prometheus.CounterOpts{Name: "byoc_gateway_books_written_down_wei_total",
 		Help: "Confirmed shortfalls taken off the books' pools (approximate: float64)."})
+	m.overcharges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_gateway_overcharge_claims_total",
+		Help: "Jobs an orchestrator claimed to charge more than the job held and was paid; the books took only that."}, []string{"orchestrator"})
+	m.overchargeWei = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_gateway_overcharge_claimed_wei_total",
+		Help: "What those claims exceeded the jobs' holds by, not booked (approximate: float64)."}, []string{"orchestrator"})
 	m.booksErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "byoc_gateway_books_errors_total",
 		Help: "Ledger operations of the gateway's books that failed."})
 	m.reg.MustRegister(m.jobs, m.attempts, m.inflight, m.tickets, m.paidWei, m.chargedWei, m.jobSeconds, m.tokenSeconds,
-		m.selectionSeconds, m.reconciled, m.discrepancyWei, m.writtenDownWei, m.booksErrors,
+		m.selectionSeconds, m.reconciled, m.discrepancyWei, m.writtenDownWei, m.overcharges, m.overchargeWei, m.booksErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

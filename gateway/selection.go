@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -431,6 +432,13 @@ func (g *Gateway) evaluate(u string, tok *wire.JobToken) (*offer, *AttemptError)
 		if err != nil || (su.Scheme != "http" && su.Scheme != "https") || su.Host == "" {
 			return fail(ErrBadToken, fmt.Sprintf("service_addr %q is not an absolute http(s) URL", tok.ServiceAddr))
 		}
+		if !g.cfg.AllowForeignServiceAddr && !sameHost(u, su) {
+			// The job's body and tickets would go to a host the gateway did
+			// not choose (another machine, or one inside our own network).
+			g.log.Warn("refusing a token whose service_addr names another host than the orchestrator asked (--allow-foreign-service-addr accepts it)",
+				"orchestrator", u, "service_addr", tok.ServiceAddr)
+			return fail(ErrForeignServiceAddr, fmt.Sprintf("service_addr %q is not on the host of %s", tok.ServiceAddr, u))
+		}
 		o.service = strings.TrimSuffix(tok.ServiceAddr, "/")
 	}
 	if tp := tok.TicketParams; tp != nil && len(tp.Recipient) == common.AddressLength {
@@ -475,6 +483,29 @@ func (g *Gateway) evaluate(u string, tok *wire.JobToken) (*offer, *AttemptError)
 	return o, nil
 }
 
+// sameHost reports whether service names the same host as the
+// orchestrator URL u: host names compared case-insensitively without a
+// trailing dot, IP addresses in canonical form; the port and the scheme
+// may differ (an orchestrator may answer tokens and jobs on different
+// ports of its host). Names are not resolved: a name and its address do
+// not match.
+func sameHost(u string, service *url.URL) bool {
+	ou, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	a, b := canonicalHost(ou.Hostname()), canonicalHost(service.Hostname())
+	return a != "" && a == b
+}
+
+func canonicalHost(h string) string {
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if ip, err := netip.ParseAddr(h); err == nil {
+		return ip.Unmap().String()
+	}
+	return h
+}
+
 // legacyCap is where go-livepeer's token balance saturates (BYOC.md §6.3).
 const legacyCap = 9223372036854775
 
@@ -492,7 +523,7 @@ func outcomeOf(err error) string {
 		name string
 	}{
 		{ErrUnknownCapability, "unknown_capability"}, {ErrNoCapacity, "no_capacity"}, {ErrPriceTooHigh, "price_too_high"},
-		{ErrNeedsKey, "needs_key"}, {ErrBadToken, "bad_token"}, {ErrStaleToken, "stale_token"}, {ErrPayment, "payment_failed"}, {ErrTimeout, "timeout"},
+		{ErrNeedsKey, "needs_key"}, {ErrForeignServiceAddr, "foreign_service_addr"}, {ErrBadToken, "bad_token"}, {ErrStaleToken, "stale_token"}, {ErrPayment, "payment_failed"}, {ErrTimeout, "timeout"},
 		{ErrTransport, "transport_error"}, {ErrOrchestratorFailed, "failed"}, {ErrBooks, "books_error"}, {ErrJobIDUsed, "job_id_used"},
 	} {
 		if errors.Is(err, e.err) {

@@ -21,11 +21,6 @@ import (
 	"byoc/wire"
 )
 
-// jobMargin is how much longer than timeout_seconds the gateway waits for
-// an orchestrator's whole answer (go-livepeer: +5 s for the headers, +10 s
-// for a stream).
-const jobMargin = 10 * time.Second
-
 // result sums up one client job for logs and metrics.
 type result struct {
 	outcome      string
@@ -225,7 +220,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		return internal(err)
 	}
 
-	rctx, cancel := context.WithTimeout(ctx, j.timeout+jobMargin)
+	rctx, cancel := context.WithTimeout(ctx, j.timeout+g.cfg.JobMargin)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, o.service+j.path, bytes.NewReader(j.body))
 	if err != nil {
@@ -266,18 +261,30 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		// Nothing reached the client. The payment, if it left, is booked;
 		// whether the orchestrator took it is unknown, so the pool's figures
 		// settle before they are compared again.
+		timedOut := ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded)
+		var charged ledger.Amount
 		if h != nil {
-			h.finish(bookCtx, paid, ledger.Amount{}, figure{})
+			if timedOut && isClosed(sent) {
+				// The orchestrator had the job all that time and may charge
+				// for all of it: the books take what it can be entitled to,
+				// timeout_seconds at its price (at most the hold), never
+				// less, so they never count credit it may have used.
+				charged = g.entitled(o, j)
+			}
+			charged = h.finish(bookCtx, paid, charged, figure{})
+			g.m.chargedWei.Add(approx(charged))
 		}
 		switch {
 		case ctx.Err() != nil:
 			return attemptOutcome{done: true, sent: true, res: result{outcome: "client_gone", orchestrator: o.url}}
-		case errors.Is(rctx.Err(), context.DeadlineExceeded):
+		case timedOut:
 			// The worker may have worked all that time: not run again.
-			msg := fmt.Sprintf("the orchestrator %s did not answer within timeout_seconds (%d) + %s", o.url, j.req.TimeoutSeconds, jobMargin)
+			msg := fmt.Sprintf("gateway timeout: the orchestrator %s did not answer within timeout_seconds (%d) + %s; gave up",
+				o.url, j.req.TimeoutSeconds, g.cfg.JobMargin)
 			http.Error(w, msg, http.StatusGatewayTimeout)
 			g.stats.failure(o.url, errors.New(msg))
-			return attemptOutcome{done: true, sent: true, res: result{outcome: "relayed_error", status: http.StatusGatewayTimeout, orchestrator: o.url}}
+			return attemptOutcome{done: true, sent: true, res: result{outcome: "timeout", status: http.StatusGatewayTimeout,
+				orchestrator: o.url, tickets: tickets, paid: paid, charged: charged}}
 		}
 		g.stats.failure(o.url, err)
 		return fail(StageJob, 0, ErrTransport, err.Error(), true)
@@ -297,9 +304,10 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		if h != nil {
 			// A Livepeer-Balance says the orchestrator admitted the job and
 			// may have charged for it; else it refused it before that.
-			charged := g.chargedFor(o, resp, balanceHdr != "", relayResult{}, g.cfg.Now().Sub(began))
-			h.finish(bookCtx, paid, charged, g.poolAfter(o, resp, relayResult{complete: true}))
-			g.m.chargedWei.Add(approx(charged))
+			charged, claimed := g.chargedFor(o, resp, balanceHdr != "", relayResult{}, g.cfg.Now().Sub(began))
+			booked := h.finish(bookCtx, paid, charged, g.poolAfter(o, resp, relayResult{complete: true}))
+			g.overcharged(o, claimed, charged, booked, log)
+			g.m.chargedWei.Add(approx(booked))
 		}
 		err := ErrOrchestratorFailed
 		if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
@@ -361,21 +369,23 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	if h != nil {
 		insufficient := (status == http.StatusPaymentRequired || status == http.StatusBadRequest) &&
 			bytes.Contains(rr.head, []byte("Insufficient balance"))
-		charged := ledger.Amount{}
+		charged, claimed := ledger.Amount{}, false
 		if insufficient {
 			log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
 				"drawn_wei", h.drawn.String(), "paid_wei", pay.credit().String())
 		} else {
 			// 2xx, or an answer with Livepeer-Balance: it admitted the job.
-			charged = g.chargedFor(o, resp, status < 300 || balanceHdr != "", rr, g.cfg.Now().Sub(began))
+			charged, claimed = g.chargedFor(o, resp, status < 300 || balanceHdr != "", rr, g.cfg.Now().Sub(began))
 		}
-		h.settle(paid, charged, g.poolAfter(o, resp, rr))
+		booked := h.settle(paid, charged, g.poolAfter(o, resp, rr))
+		g.overcharged(o, claimed, charged, booked, log)
+		charged = booked
 		res.tickets, res.paid, res.charged = tickets, paid, charged
 		// The charge is posted once the client has its whole answer (the
 		// handler returns first, so a keep-alive connection is free for
 		// the client's next request); WaitIdle and Close wait for it.
 		res.post = func() {
-			h.post(bookCtx, charged)
+			h.post(bookCtx)
 			g.m.chargedWei.Add(approx(charged))
 		}
 	}
@@ -523,28 +533,65 @@ func (g *Gateway) makeTickets(p *payment, n int, perTicket ledger.Amount) error 
 // line before [DONE]; else, for an orchestrator that admitted the job
 // (go-livepeer), the price times the whole seconds the gateway waited — an
 // upper bound of what it charges, so the books never hold more than the
-// orchestrator does.
-func (g *Gateway) chargedFor(o *offer, resp *http.Response, admitted bool, rr relayResult, elapsed time.Duration) ledger.Amount {
+// orchestrator does. claimed says the figure is the orchestrator's own
+// (the first two), not the gateway's estimate. The books cap it at what
+// the job held (hold.settle).
+func (g *Gateway) chargedFor(o *offer, resp *http.Response, admitted bool, rr relayResult, elapsed time.Duration) (charged ledger.Amount, claimed bool) {
 	if v := resp.Header.Get(wire.HeaderJobCharged); v != "" {
 		if a, err := ledger.ParseAmount(v); err == nil && a.Sign() >= 0 {
-			return a
+			return a, true
 		}
 	}
 	if !admitted {
-		return ledger.Amount{}
+		return ledger.Amount{}, false
 	}
 	start, startOK := balanceHeader(resp.Header.Get(wire.HeaderPaymentBalance))
 	if rr.sse && o.exact && startOK && rr.endOK && !rr.insufficient {
-		return ledger.MaxOf(start.Sub(rr.end), ledger.Amount{})
+		return ledger.MaxOf(start.Sub(rr.end), ledger.Amount{}), true
 	}
 	est, err := ledger.CostOf(o.price, ledger.UnitsFor(elapsed, time.Second))
 	if err != nil {
-		return ledger.Amount{}
+		return ledger.Amount{}, false
 	}
 	if rr.sse && rr.insufficient && startOK && start.Sign() >= 0 {
 		est = ledger.MinAmount(est, start) // a stream never takes more than its hold
 	}
-	return est
+	return est, false
+}
+
+// entitled is the most an orchestrator may charge a job it was sent:
+// timeout_seconds of compute at its price (orchestrators stop the worker
+// and the billing there). The books cap it at the hold too.
+func (g *Gateway) entitled(o *offer, j *job) ledger.Amount {
+	c, err := ledger.CostOf(o.price, ledger.UnitsFor(j.timeout, time.Second))
+	if err != nil {
+		return ledger.Amount{}
+	}
+	return c
+}
+
+// overcharged deals with an orchestrator whose charge the books could not
+// take whole (booked < charged): when the figure was its own claim, that
+// is a charge beyond what the job held or was paid — a broken or lying
+// orchestrator. The excess is logged and counted, and the orchestrator
+// ranks as failed (selection.go), so other orchestrators at its price go
+// first for a while. A capped estimate of the gateway's own is only
+// logged.
+func (g *Gateway) overcharged(o *offer, claimed bool, charged, booked ledger.Amount, log *slog.Logger) {
+	if charged.Cmp(booked) <= 0 {
+		return
+	}
+	excess := charged.Sub(booked)
+	attrs := []any{"orchestrator", o.url, "address", o.recipient.Hex(), "claimed_wei", charged.String(), "capped_wei", booked.String(),
+		"excess_wei", excess.String()}
+	if !claimed {
+		log.Debug("gateway books: the estimated charge exceeds the job's hold; booked the hold", attrs...)
+		return
+	}
+	g.m.overcharges.WithLabelValues(o.url).Inc()
+	g.m.overchargeWei.WithLabelValues(o.url).Add(approx(excess))
+	log.Warn("gateway books: the orchestrator claims a charge beyond what the job held and was paid; booked only that", attrs...)
+	g.stats.failure(o.url, fmt.Errorf("claimed a charge of %s wei for a job that held %s", charged, booked))
 }
 
 // uncredited is what of the payment sent (paid) the orchestrator says it

@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -188,7 +189,8 @@ func TestEvaluateRecordedTokens(t *testing.T) {
 			if err != nil {
 				t.Fatalf("seq %d: %v", ex.Seq, err)
 			}
-			o, aerr := signed.evaluate("https://x:1", tok)
+			u := "https://127.0.0.1:1" // the recorded orchestrators' host, another port
+			o, aerr := signed.evaluate(u, tok)
 			switch {
 			case tok.AvailableCapacity == 0:
 				if !errors.Is(aerr, ErrNoCapacity) {
@@ -206,7 +208,7 @@ func TestEvaluateRecordedTokens(t *testing.T) {
 				if amountOf(o.available) != tok.Balance || !o.poolFigure.ok {
 					t.Errorf("seq %d: available %s, balance %d", ex.Seq, o.available, tok.Balance)
 				}
-				if _, aerr := keyless.evaluate("https://x:1", tok); !errors.Is(aerr, ErrNeedsKey) {
+				if _, aerr := keyless.evaluate(u, tok); !errors.Is(aerr, ErrNeedsKey) {
 					t.Errorf("seq %d: keyless: %v", ex.Seq, aerr)
 				}
 			}
@@ -302,5 +304,34 @@ func TestTokenCacheSharesOneSession(t *testing.T) {
 	c.put("https://gone", "echo", tokenResult{url: "https://gone", err: &AttemptError{Err: ErrTransport}})
 	if r, ok := c.get("https://gone", "echo"); !ok || r.err == nil {
 		t.Fatal("a refusal was not kept")
+	}
+}
+
+// A token's service_addr must be on the orchestrator's host: names compare
+// case-insensitively and without a trailing dot, addresses canonically;
+// ports and schemes may differ; names are not resolved.
+func TestSameHost(t *testing.T) {
+	for _, tc := range []struct {
+		orch, service string
+		want          bool
+	}{
+		{"https://orch.example.com:8935", "https://orch.example.com:8935/", true},
+		{"https://orch.example.com:8935", "https://ORCH.Example.com.:9000", true},
+		{"https://orch.example.com:8935", "http://orch.example.com", true},
+		{"https://127.0.0.1:8935", "https://127.0.0.1:1234", true},
+		{"https://[::ffff:127.0.0.1]:8935", "https://127.0.0.1:8935", true},
+		{"https://[2001:db8::1]:8935", "https://[2001:0db8:0:0::1]:1", true},
+		{"https://127.0.0.1:8935", "https://127.0.0.2:8935", false},
+		{"https://127.0.0.1:8935", "https://localhost:8935", false},
+		{"https://orch.example.com:8935", "https://orch.example.com.evil.net:8935", false},
+		{"https://orch.example.com:8935", "https://10.0.0.5:8935", false},
+	} {
+		su, err := url.Parse(tc.service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sameHost(tc.orch, su); got != tc.want {
+			t.Errorf("sameHost(%s, %s) = %v, want %v", tc.orch, tc.service, got, tc.want)
+		}
 	}
 }

@@ -63,10 +63,14 @@
 //	balance(final job) = 0                                          (no dust)
 //	no open job with expires_at ≤ now after a sweep at now           (no stranded holds)
 //	each idempotency key appears on at most one entry               (single credit)
+//	balance(pool) ≥ 0 and balance(open job) ≥ 0                     (no debt)
 //
 // A pool may be negative only when a job that a caller allowed into grace was
 // released with a deficit: the sender then owes that amount, and the pool
 // admits no job until it is credited again. Nothing is written off silently.
+// byoc's nodes never leave such a debt (a job is charged at most what it
+// held), so Verify names every pool and open job below zero unless
+// VerifyOptions.AllowDebt says debt is expected.
 //
 // # Idempotency
 //

@@ -75,6 +75,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	orchAddr := fs.String("orch-addr", os.Getenv("BYOC_ORCH_ADDR"), "orchestrators, comma-separated: https://host:port, host:port (https is assumed) or host (port 8935); env BYOC_ORCH_ADDR")
 	fs.StringVar(&cfg.Discovery.WebhookURL, "orch-webhook-url", "", "URL answering a JSON list of {\"address\": url} (go-livepeer's -orchWebhookUrl format), asked at start and every --orch-webhook-refresh")
 	fs.DurationVar(&cfg.Discovery.Refresh, "orch-webhook-refresh", time.Minute, "how often the webhook is asked again")
+	fs.BoolVar(&cfg.Gateway.AllowForeignServiceAddr, "allow-foreign-service-addr", false, "accept tokens whose service_addr names another host than the orchestrator address they came from (an orchestrator fronted by another host); by default they are refused and logged, so a job's body and tickets go only to the hosts discovery named (the port may differ)")
 	caFile := fs.String("orch-ca", "", "PEM certificates to verify orchestrators' TLS against (default: not verified, as go-livepeer gateways do with orchestrators' self-signed certificates)")
 	maxPrice := fs.String("max-price", "", "highest price paid, in wei per second of compute: an integer, a decimal or a fraction such as 1/3 (default: no limit)")
 	fs.DurationVar(&cfg.Gateway.MinCompute, "min-compute", gateway.DefaultMinCompute, "how much compute orchestrators demand a job's hold cover (go-livepeer and byoc orchestrators: 60s); jobs are paid up to max(timeout, this)")

@@ -16,7 +16,8 @@ const ledgerUsage = `Usage: byoc ledger <action> [flags]
 
 Actions:
   verify      check every invariant (conservation, journal, no dust, no stranded
-              hold, each payment credited once); exits 1 and lists what is wrong
+              hold, each payment credited once, no pool or open hold below
+              zero); exits 1 and lists what is wrong
   pools       list pool accounts (prepaid credit per sender, capability, customer)
   jobs        list job holds (open ones unless --all)
   statement   one account's history: --sender with --job, or with --capability [--customer]

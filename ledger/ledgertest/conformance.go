@@ -30,6 +30,7 @@ func Run(t *testing.T, f Factory) {
 		{"LegacyPoolCharge", testLegacyPoolCharge},
 		{"CloseReleasesRemainder", testCloseReleasesRemainder},
 		{"CloseDeficitCoveredByPool", testCloseDeficit},
+		{"VerifyNamesNegativeBalances", testVerifyNegative},
 		{"SenderScoping", testSenderScoping},
 		{"CustomerPoolsSeparate", testCustomerPools},
 		{"ExpiryReleasesIdleHold", testExpiry},
@@ -161,6 +162,7 @@ func testOpenJobTopUpAndMismatch(t *testing.T, e *Env) {
 }
 
 func testChargeGrace(t *testing.T, e *Env) {
+	e.AllowDebt = true // the job ends 20 in debt, and so its pool once swept
 	mustOpen(e, jobA1, 0, 0)
 	e.Credit(jobA1.Ref(), 100, "pay")
 	if _, err := charge(e, jobA1.Ref(), 60, 0, "c1"); err != nil {
@@ -242,6 +244,58 @@ func testCloseDeficit(t *testing.T, e *Env) {
 	s, err := e.Ledger.Statement(e.Ctx, jobA1.Ref(), 0)
 	if err != nil || s.Released.Cmp(ledger.Wei(-30)) != 0 {
 		t.Fatalf("statement released = %s, %v", s.Released, err)
+	}
+}
+
+// A pool or an open hold below zero (grace allows both) is money charged
+// beyond what was paid: Verify names each, with its balance, unless told to
+// allow debt; a closed hold's deficit shows on its pool.
+func testVerifyNegative(t *testing.T, e *Env) {
+	poolB := ledger.PoolKey{Sender: "0xbbbb", Capability: "echo"}
+	e.Credit(poolA.Ref(), 100, "pa")
+	e.Credit(poolB.Ref(), 100, "pb")
+	if _, err := charge(e, poolA.Ref(), 140, 40, "ca"); err != nil { // pool A: −40
+		t.Fatal(err)
+	}
+	mustOpen(e, jobA1, 0, 0)
+	if _, err := charge(e, jobA1.Ref(), 7, 7, "cj"); err != nil { // open hold: −7
+		t.Fatal(err)
+	}
+	mustOpen(e, jobA2, 0, 0) // at 0: fine
+	jobB := ledger.JobKey{Sender: "0xbbbb", JobID: "job-b"}
+	mustOpen(e, jobB, 50, 0)
+	if _, err := e.Ledger.FinishJob(e.Ctx, jobB, ledger.Wei(80), ledger.Wei(30), "cb"); err != nil { // pool B: 100 − 80 = 20
+		t.Fatal(err)
+	}
+	r, err := ledger.Verify(e.Ctx, e.Store, ledger.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{poolA.Ref().String() + " (id ", "negative pool balance -40", jobA1.Ref().String() + " (id ", "negative balance -7"}
+	if len(r.Problems) != 2 || !strings.Contains(r.Problems[0]+r.Problems[1], want[0]) {
+		t.Fatalf("problems %q: want pool A at -40 and job-1 at -7 named", r.Problems)
+	}
+	all := strings.Join(r.Problems, "\n")
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("problems %q do not say %q", r.Problems, w)
+		}
+	}
+	if r, err := ledger.Verify(e.Ctx, e.Store, ledger.VerifyOptions{AllowDebt: true}); err != nil || !r.OK() {
+		t.Errorf("allowing debt: %v %v", r.Problems, err)
+	}
+	// Closing the hold moves its deficit to pool A; crediting the pool
+	// clears it.
+	if _, err := e.Ledger.CloseJob(e.Ctx, jobA1); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = ledger.Verify(e.Ctx, e.Store, ledger.VerifyOptions{})
+	if len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "negative pool balance -47") {
+		t.Errorf("after close: %q", r.Problems)
+	}
+	e.Credit(poolA.Ref(), 47, "repay")
+	if r, err := ledger.Verify(e.Ctx, e.Store, ledger.VerifyOptions{}); err != nil || !r.OK() {
+		t.Errorf("repaid: %v %v", r.Problems, err)
 	}
 }
 

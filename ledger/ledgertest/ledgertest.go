@@ -31,6 +31,9 @@ type Env struct {
 	Open   Opener
 	Store  ledger.Store
 	Ledger *ledger.Ledger
+	// AllowDebt lets MustVerify accept pools and open jobs below zero: for
+	// tests that charge into grace on purpose (ledger.VerifyOptions).
+	AllowDebt bool
 }
 
 // NewEnv opens a ledger on a fresh database from f. When the test ends it
@@ -69,7 +72,7 @@ func (e *Env) MustVerify() ledger.Report {
 	if _, err := e.Ledger.ExpireJobs(e.Ctx); err != nil {
 		e.T.Fatalf("sweep: %v", err)
 	}
-	r, err := ledger.Verify(e.Ctx, e.Store, ledger.VerifyOptions{Now: e.Clock.Now()})
+	r, err := ledger.Verify(e.Ctx, e.Store, ledger.VerifyOptions{Now: e.Clock.Now(), AllowDebt: e.AllowDebt})
 	if err != nil {
 		e.T.Fatalf("verify: %v", err)
 	}
