@@ -83,15 +83,16 @@ func registerURL(t *testing.T, n *orchestrator.Node, name, url string, price int
 // never goes below zero. The worker holds every admitted job until each
 // request is either in the worker or answered, so they all overlap.
 func TestConcurrentLegacyRequestsHeld(t *testing.T) {
-	const k, N = 2, 8
-	// 1000 wei per second, a 1 s minimum and a 3 s timeout: each hold
-	// reserves 3000 wei and a job that answers at once is charged 1000.
+	const k, N = 2, 16
+	// 1000 wei per second, a 1 s minimum and a 6 s timeout: each hold
+	// reserves 6000 wei and a job that answers at once is charged 1000, so
+	// N such jobs would cost more than the pool holds.
 	onBothStores(t, func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = time.Second }, func(t *testing.T, n *orchestrator.Node) {
 		g := startGateWorker(t)
 		registerURL(t, n, "gate", g.srv.URL, 1000, N)
 		c := NewClient(t, n.URL, KeyA)
 		pool := Pool(c.Addr(), "gate")
-		if _, err := n.Ledger.Credit(context.Background(), pool, ledger.Wei(k*3000), "fund"); err != nil {
+		if _, err := n.Ledger.Credit(context.Background(), pool, ledger.Wei(k*6000), "fund"); err != nil {
 			t.Fatal(err)
 		}
 		results := make(chan JobResult, N)
@@ -100,7 +101,7 @@ func TestConcurrentLegacyRequestsHeld(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results <- c.Job(JobSpec{Capability: "gate", Body: "x", Timeout: 3})
+				results <- c.Job(JobSpec{Capability: "gate", Body: "x", Timeout: 6})
 			}()
 		}
 		// Every request is either in the worker or answered: then the
