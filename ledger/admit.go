@@ -22,8 +22,12 @@ type AdmitRequest struct {
 
 // AdmitResult is the outcome of Admit.
 type AdmitResult struct {
-	// Admitted is false when the hold could not reach Minimum: the job was
-	// then closed in the same step, the payment staying in the pool.
+	// Admitted is false when the hold could not reach Minimum. If the
+	// payment credited something (or queued a winning ticket), the job was
+	// then closed in the same step, the payment staying in the pool, and
+	// its ID is used. Otherwise nothing was written (Job.Created is false,
+	// Job.PoolBalance is the pool as it stands): the job ID is still
+	// unused, and the payment's nonces were not recorded.
 	Admitted bool          `json:"admitted"`
 	Job      OpenJobResult `json:"job"`
 	Payment  PaymentResult `json:"payment"`
@@ -44,8 +48,10 @@ func IsJobIDRefused(err error) bool {
 
 // Admit opens a new job's hold, credits the job's payment to it, draws from
 // the pool up to Reserve and admits the job if the hold covers Minimum;
-// otherwise it closes the job at once, so the payment is kept in the pool.
-// All of it is one atomic step.
+// otherwise it closes the job at once, so the payment is kept in the pool,
+// or, when the payment moved no money, writes nothing at all (a refusal
+// that moves no money leaves no durable trace). All of it is one atomic
+// step.
 //
 // Errors (nothing changes): ErrInvalidInput, ErrJobExists, ErrJobMismatch,
 // ErrJobClosed, ErrJobExpired, the payment's errors (see ReceivePayment),
@@ -181,6 +187,17 @@ func (a *admitOp) apply(o *opCtx) (any, error) {
 	res.Job.Created = true
 	if res.Job.Balance.Cmp(a.req.Minimum) >= 0 {
 		res.Admitted = true
+		return res, nil
+	}
+	if res.Payment.Credited.IsZero() && res.Payment.Winners == 0 {
+		// Refused, and the payment moved no money: what the op did nets
+		// to nothing (the draw would go straight back), so it writes
+		// nothing — no pool, no job, no ticket nonces — and the job ID
+		// stays unused. A flood of refusals leaves no trace.
+		pool := o.account(a.req.Pool().Ref())
+		bal := pool.Balance.Add(res.Job.Drawn) // before the draw
+		o.discard()
+		res.Job = OpenJobResult{PoolBalance: bal}
 		return res, nil
 	}
 	cv, err := (&closeJobOp{job: a.req.Job}).apply(o)

@@ -301,6 +301,13 @@ func (o *opCtx) replayed(key, hash string) (*Entry, error) {
 	return e, nil
 }
 
+// discard drops everything the op did so far, as if it had failed: it
+// then succeeds without a trace.
+func (o *opCtx) discard() {
+	o.touched = map[Ref]*Account{}
+	o.created, o.entries, o.nonces, o.winners = nil, nil, nil, nil
+}
+
 func (o *opCtx) commit() {
 	isNew := map[*Account]bool{}
 	for _, a := range o.created {

@@ -43,6 +43,12 @@
 //     changed the state, so a final job always has balance 0. A final job
 //     accepts nothing more; CloseJob on a final job succeeds again without
 //     change (Replayed), whatever the final state.
+//   - Admit that refuses a job (its hold below the minimum) closes it in the
+//     same step when its payment credited something: the job ID is used.
+//     When the payment moved no money (none, or nothing but replayed or
+//     invalid tickets), Admit writes nothing at all — no pool, no job, no
+//     ticket nonces — and the job stays absent: its ID may be admitted
+//     later. So refusals that move no money cannot grow the ledger.
 //   - A job whose expires_at has passed but that the sweeper has not reached
 //     yet is treated as expired by Credit, Charge and OpenJob (ErrJobExpired);
 //     only the sweeper or CloseJob moves it, and both release the same way.

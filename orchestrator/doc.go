@@ -4,11 +4,13 @@
 // forwards them to a worker (plain or server-sent events), charges for the
 // compute time used and releases what is left to the sender's pool.
 //
-// It speaks go-livepeer's BYOC protocol (../shared/BYOC.md) so an unmodified
-// go-livepeer gateway can use it, with the fixes and additions of
-// ../shared/DESIGN.md §4: a job with an `id` gets its own hold (sender B
-// never sees sender A's job); a request without one is a legacy request,
-// charged to its pool as a capability-keyed node would.
+// It speaks go-livepeer's BYOC protocol so an unmodified go-livepeer
+// gateway can use it, with fixes and additions: a job with an `id` gets its
+// own hold (sender B never sees sender A's job); a request without one is a
+// legacy request, paid into and charged to its pool as a capability-keyed
+// node would, but held like any job under an internal job ID
+// (LegacyJobPrefix), so concurrent legacy requests cannot overdraw the pool.
+// A refusal that moves no money writes nothing to the ledger.
 //
 // Money: a job's account is opened when the job arrives, the payment sent
 // with it is credited to it, and it is topped up from the sender's pool up

@@ -24,6 +24,11 @@ import (
 	"byoc/wire"
 )
 
+// LegacyJobPrefix starts the internal job ID under which a legacy request
+// (one without an id) is held: LegacyJobPrefix + its request ID. Client job
+// IDs may not start with it.
+const LegacyJobPrefix = "~legacy-"
+
 // jobRun is one job request in flight.
 type jobRun struct {
 	o       *Orchestrator
@@ -31,7 +36,7 @@ type jobRun struct {
 	sender  common.Address
 	price   *big.Rat // wei per second
 	slot    *slot
-	account ledger.Ref // the job's hold, or the pool for a legacy request
+	account ledger.Ref // the job's hold once admitted, else the pool
 	job     *ledger.JobKey
 	reqID   string // for idempotency keys and logs
 	charged int64  // billing units charged so far
@@ -104,6 +109,10 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 			reject("bad_request", "Invalid job id: "+err.Error(), http.StatusBadRequest)
 			return
 		}
+		if strings.HasPrefix(req.ID, LegacyJobPrefix) {
+			reject("bad_request", fmt.Sprintf("Invalid job id: ids starting with %q are reserved for requests without an id", LegacyJobPrefix), http.StatusBadRequest)
+			return
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.cfg.MaxBodyBytes))
 	if err != nil {
@@ -148,10 +157,13 @@ func newRequestID() string {
 }
 
 // admit opens the job's hold with the payment sent with it and a top-up
-// from the pool, in one ledger step (ledger.Admit), or picks the pool for a
-// legacy request. It returns a non-zero status and message when the job
-// must not run; a payment credited before that stays the sender's, in its
-// pool.
+// from the pool, in one ledger step (ledger.Admit). A legacy request (no
+// id) is held the same way, under an internal job ID (LegacyJobPrefix):
+// its pool is still what the sender sees (Livepeer-Balance, the token's
+// balance), but it runs only on what its own hold took from the pool, so
+// concurrent legacy requests cannot spend the pool twice. It returns a
+// non-zero status and message when the job must not run; a payment
+// credited before that stays the sender's, in its pool.
 func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.Duration) (int, string) {
 	o, l := j.o, j.o.cfg.Ledger
 	pool := ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}
@@ -176,32 +188,10 @@ func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.
 		}
 	}
 	minimum := costFor(j.price, o.cfg.MinCompute)
-	if j.req.ID == "" {
-		if pay != nil {
-			res, err := l.ReceivePayment(ctx, *pay)
-			if err != nil {
-				j.log.Error("receive payment", "err", err)
-				return http.StatusInternalServerError, "could not record the payment"
-			}
-			j.credited(res.Credited)
-			if status, msg := j.counted(v, res); status != 0 {
-				return status, msg
-			}
-			if res.Balance.Cmp(minimum) < 0 {
-				return http.StatusPaymentRequired, "Insufficient balance for request"
-			}
-			return 0, ""
-		}
-		bal, err := l.Balance(ctx, j.account)
-		if err != nil {
-			return http.StatusInternalServerError, "could not read the balance"
-		}
-		if bal.Cmp(minimum) < 0 {
-			return http.StatusPaymentRequired, "Insufficient balance for request"
-		}
-		return 0, ""
-	}
 	key := ledger.JobKey{Sender: j.sender.Hex(), JobID: j.req.ID}
+	if key.JobID == "" {
+		key.JobID = LegacyJobPrefix + j.reqID
+	}
 	res, confirm, err := l.AdmitDecided(ctx, ledger.AdmitRequest{Payment: pay, OpenJobRequest: ledger.OpenJobRequest{Job: key, Capability: j.req.Capability,
 		Reserve: costFor(j.price, max(timeout, o.cfg.MinCompute)), Minimum: minimum, TTL: timeout + o.cfg.HoldTTLMargin}})
 	if err == nil && res.Admitted && (v == nil || v.Err() == nil) {

@@ -28,6 +28,7 @@ var paymentTests = []struct {
 	{"ForgetSessions", testForgetSessions},
 	{"AdmitOpensPaysAndChecks", testAdmit},
 	{"AdmitDecided", testAdmitDecided},
+	{"AdmitRefusedWithoutMoneyWritesNothing", testAdmitRefusedWritesNothing},
 	{"FinishJobChargesAndCloses", testFinishJob},
 }
 
@@ -206,6 +207,82 @@ func testAdmit(t *testing.T, e *Env) {
 	e.WantBalance(poolA.Ref(), 600)
 	e.WantBalance(jobA1.Ref(), 800)
 }
+
+// A refused admission whose payment moved no money writes nothing: no
+// pool, no job, no entry, no ticket nonce; the job ID stays unused. One
+// whose payment credited something still closes its job, the payment kept
+// in the pool.
+func testAdmitRefusedWritesNothing(t *testing.T, e *Env) {
+	fresh := ledger.JobKey{Sender: "0xfresh", JobID: "job-1"}
+	freshPool := ledger.PoolKey{Sender: fresh.Sender, Capability: poolA.Capability}
+	admitAs := func(job ledger.JobKey, pay *ledger.PaymentRequest) (ledger.AdmitResult, error) {
+		return e.Ledger.Admit(e.Ctx, ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: job, Capability: poolA.Capability,
+			Reserve: ledger.Wei(800), Minimum: ledger.Wei(500), TTL: time.Minute}, Payment: pay})
+	}
+	// Tickets whose nonces are new but that earn nothing (all of them
+	// refused by the scheme, say for a bad signature).
+	worthless := func(session string, nonces ...uint32) *ledger.PaymentRequest {
+		return &ledger.PaymentRequest{Session: session, SessionExpiry: 100, Nonces: nonces,
+			Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
+				return ledger.PaymentDecision{Accepted: nonces}, nil
+			}}
+	}
+	e.Credit(poolA.Ref(), 300, "fund")
+	before := e.MustVerify()
+	for i, tc := range []struct {
+		job ledger.JobKey
+		pay *ledger.PaymentRequest
+	}{
+		{fresh, nil},                   // a sender with no pool
+		{fresh, worthless("w1", 1, 2)}, // ... paying with worthless tickets
+		{jobA1, nil},                   // a pool that holds less than the minimum
+		{jobA1, worthless("w2", 1)},    // ... and worthless tickets
+		{jobA1, ptr(ticketPayment(ledger.Ref{}, "s1", 0))}, // a payment of no tickets
+	} {
+		r, err := admitAs(tc.job, tc.pay)
+		wantPool := int64(0)
+		if tc.job == jobA1 {
+			wantPool = 300
+		}
+		if err != nil || r.Admitted || r.Job.Created || !r.Released.IsZero() || r.Job.PoolBalance.Cmp(ledger.Wei(wantPool)) != 0 {
+			t.Fatalf("case %d: refused admit = %+v, %v", i, r, err)
+		}
+	}
+	if after := e.MustVerify(); after.Accounts != before.Accounts || after.Entries != before.Entries {
+		t.Fatalf("refusals that moved no money wrote: %+v -> %+v", before, after)
+	}
+	for _, ref := range []ledger.Ref{freshPool.Ref(), fresh.Ref(), jobA1.Ref()} {
+		if _, err := e.Ledger.Account(e.Ctx, ref); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("%s after a refusal: %v", ref, err)
+		}
+	}
+	err := e.Store.View(e.Ctx, func(tx ledger.ReadTx) error {
+		got, err := tx.NonceState(e.Ctx, []ledger.NonceQuery{{Session: "w1", Nonces: []uint32{1, 2}}, {Session: "w2", Nonces: []uint32{1}}})
+		if err == nil && len(got) != 0 {
+			t.Errorf("worthless tickets' nonces recorded: %+v", got)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The job IDs are unused: once there is money, they are admitted.
+	pay := ticketPayment(ledger.Ref{}, "s2", 0, 1, 2)
+	if r, err := admitAs(jobA1, &pay); err != nil || !r.Admitted || r.Job.Balance.Cmp(ledger.Wei(500)) != 0 {
+		t.Fatalf("the refused job ID, paid: %+v, %v", r, err)
+	}
+	// A refusal whose payment credited something closes its job: the ID
+	// is used, the payment is in the pool.
+	pay = ticketPayment(ledger.Ref{}, "s3", 0, 1)
+	if r, err := admitAs(fresh, &pay); err != nil || r.Admitted || !r.Job.Created || r.Released.Cmp(ledger.Wei(100)) != 0 {
+		t.Fatalf("refused paid admit = %+v, %v", r, err)
+	}
+	_, err = admitAs(fresh, nil)
+	WantErr(t, err, ledger.ErrJobClosed)
+	e.WantBalance(freshPool.Ref(), 100)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // AdmitDecided reports the admission before its commit and confirms it
 // after; when the commit fails, confirm says so and nothing happened.
