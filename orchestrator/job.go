@@ -34,6 +34,7 @@ type jobRun struct {
 	account ledger.Ref // the job's hold, or the pool for a legacy request
 	job     *ledger.JobKey
 	reqID   string // for idempotency keys and logs
+	path    string // the job's path below the worker's URL, escaped (jobPath)
 	charged int64  // billing units charged so far
 	// confirm, while set, settles an admission decided but not yet durable
 	// (see confirmAdmission).
@@ -54,6 +55,11 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 	reject := func(reason, msg string, status int) {
 		o.m.rejected.WithLabelValues("job", reason).Inc()
 		httpError(w, msg, status)
+	}
+	path, err := jobPath(r)
+	if err != nil {
+		reject("bad_path", "Invalid job path: "+err.Error(), http.StatusBadRequest)
+		return
 	}
 	req, err := wire.DecodeJobRequestHeader(r.Header.Get(wire.HeaderJobRequest))
 	if err != nil {
@@ -116,7 +122,7 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.release()
-	j := &jobRun{o: o, req: req, sender: sender, price: s.price, slot: s, reqID: newRequestID()}
+	j := &jobRun{o: o, req: req, sender: sender, price: s.price, slot: s, reqID: newRequestID(), path: path}
 	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", sender.Hex(), "job_id", req.ID)
 	if !signed && !j.free() {
 		reject("unsigned", fmt.Sprintf("capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, j.price.RatString()), http.StatusPaymentRequired)
@@ -400,13 +406,13 @@ func (j *jobRun) chargedHeader() {
 func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, timeout time.Duration) {
 	o := j.o
 	j.w = w
-	url := j.slot.url
-	if suffix := strings.TrimPrefix(r.URL.Path, "/process/request/"); suffix != "" {
-		url += "/" + suffix
-	}
+	url, err := workerURL(j.slot.url, j.path)
 	wctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	wreq, err := http.NewRequestWithContext(wctx, http.MethodPost, url, bytes.NewReader(body))
+	var wreq *http.Request
+	if err == nil {
+		wreq, err = http.NewRequestWithContext(wctx, http.MethodPost, url, bytes.NewReader(body))
+	}
 	if err != nil {
 		httpError(w, "job not able to be processed: "+err.Error(), http.StatusInternalServerError)
 		return
