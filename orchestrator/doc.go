@@ -16,8 +16,9 @@
 // and at least MinCompute). It is admitted only if it then holds MinCompute
 // of compute (default 60 s, as go-livepeer demands). After the worker
 // answers, the compute time used is charged (whole seconds, rounded up, at
-// least one: ledger.UnitsFor) and the job is closed, its remainder going
-// back to the pool in the same transaction. If the orchestrator dies
+// least one, at most timeout_seconds: ledger.BilledUnits; never more than
+// the hold holds) and the job is closed, its remainder going back to the
+// pool in the same transaction. If the orchestrator dies
 // mid-job, the hold expires after its TTL and comes back the same way.
 //
 // What is charged when a worker fails: the worker's time is charged

@@ -24,7 +24,8 @@ const maxSSELine = 1 << 20
 // only. It ends when the worker's stream ends (after a line containing
 // [DONE], or EOF), at the timeout, or when the gateway goes away; unlike
 // go-livepeer it does not keep the connection open until the timeout
-// (BYOC.md §11 D2b). The final charge covers the last partial second.
+// (BYOC.md §11 D2b). The final charge covers the last partial second,
+// within the timeout and the hold.
 func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Response, wctx context.Context, stopWorker context.CancelFunc, began time.Time) {
 	ctx := context.WithoutCancel(r.Context())
 	flush := func() {
@@ -68,7 +69,7 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 		tick = t.C
 	}
 	final := func() ledger.Amount {
-		_, released := j.finish(ctx, time.Since(began), true)
+		_, released := j.finish(ctx, j.elapsed(), true)
 		return released
 	}
 	for {
@@ -93,7 +94,7 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 			final()
 			return
 		case <-tick:
-			err := j.chargeUpTo(ctx, time.Since(began), false)
+			err := j.chargeUpTo(ctx, j.elapsed())
 			if errors.Is(err, ledger.ErrInsufficientFunds) {
 				stopWorker()
 				j.o.m.jobs.WithLabelValues(j.req.Capability, "insufficient_balance").Inc()
