@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,6 +223,28 @@ func TestChargeNeverExceedsTheHold(t *testing.T) {
 		}
 		if got := Balance(t, n, Pool(c.Addr(), "run")); got != 0 || r.Header.Get(wire.HeaderBalance) != "0" {
 			t.Errorf("pool %d (Livepeer-Balance %q), want 0: never in debt", got, r.Header.Get(wire.HeaderBalance))
+		}
+		Verify(t, n)
+	})
+}
+
+// An SSE job cut at its timeout is charged at most its timeout, and the
+// client is told with an error event after the balance line.
+func TestSSECutAtTimeout(t *testing.T) {
+	onBothStores(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
+		n, _, c := clockNode(t, tweak)
+		r := c.Job(JobSpec{Capability: "sse", ID: "long", Timeout: 2, Body: `{"advance_ms":5000}`, Payment: c.Pay(c.Token("sse", ""), 6)})
+		if r.Status != http.StatusOK || strings.Count(r.Body, `"i":`) != 2 {
+			t.Fatalf("stream: %d\n%s", r.Status, r.Body)
+		}
+		if !strings.HasSuffix(r.Body, "data: {\"balance\": 4000.000}\n\n\nevent: error\ndata: {\"error\":\"job timed out: the worker did not finish within 2 s\"}\n\n") {
+			t.Errorf("a stream cut at its timeout ends:\n%s", r.Body)
+		}
+		if s := Statement(t, n, c.Addr(), "long"); Amount(s.Charged) != 2000 || Amount(s.Released) != 4000 || s.Account.State != ledger.StateClosed {
+			t.Errorf("stream cut at its 2 s timeout after 5 s on the clock: charged %s released %s state %s; want 2000", s.Charged, s.Released, s.Account.State)
+		}
+		if m := metrics(t, n); !strings.Contains(m, jobOutcome("sse", "timeout")) {
+			t.Errorf("metrics lack %s", jobOutcome("sse", "timeout"))
 		}
 		Verify(t, n)
 	})

@@ -34,5 +34,6 @@
 // for the whole seconds used so far, and only while its hold covers it:
 // when the next charge would overdraw the hold, the stream is stopped with
 // an "insufficient balance" event (that job only), and the part of a
-// second it could not pay is not charged.
+// second it could not pay is not charged. A stream whose worker breaks, or
+// that its timeout cuts, ends with an "error" event.
 package orchestrator

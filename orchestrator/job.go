@@ -499,8 +499,7 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 		return
 	}
 	if strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream") {
-		j.relaySSE(w, r, resp, wctx, cancel, began)
-		observe("sse")
+		observe(j.relaySSE(w, r, resp, wctx, cancel))
 		return
 	}
 	out, err := io.ReadAll(io.LimitReader(resp.Body, o.cfg.MaxResponseBytes+1))
@@ -508,6 +507,9 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 	h := w.Header()
 	h.Set(wire.HeaderBalance, bal)
 	switch {
+	case err != nil && r.Context().Err() != nil:
+		observe("client_gone") // the gateway left while the worker answered
+		return
 	case err != nil:
 		observe("worker_error")
 		httpError(w, "job not able to be processed: reading the worker's response: "+err.Error(), http.StatusBadGateway)
@@ -526,7 +528,10 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		h.Set("Content-Type", ct)
 	}
-	observe("ok")
 	w.WriteHeader(http.StatusOK)
-	w.Write(out)
+	if _, err := w.Write(out); err != nil || r.Context().Err() != nil {
+		observe("client_gone") // as far as can be told: a small answer may sit in a buffer
+		return
+	}
+	observe("ok")
 }
