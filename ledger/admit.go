@@ -232,6 +232,28 @@ func (l *Ledger) FinishJob(ctx context.Context, job JobKey, amount, grace Amount
 	return run[CloseJobResult](ctx, l, &finishOp{charge: charge, close: closeJobOp{job: job}})
 }
 
+// FinishJobUpTo is FinishJob that never overdraws the hold: it charges
+// amount or, if the hold holds less, its balance (as ChargeUpTo), and
+// closes the job, in one atomic step. CloseJobResult.Charged says what it
+// charged. A retry under the same key answers what the first call charged.
+//
+// Errors (nothing changes): ErrInvalidInput, ErrIdempotencyConflict,
+// ErrNotFound, ErrJobClosed (amount > 0 on a final job), ErrJobExpired.
+func (l *Ledger) FinishJobUpTo(ctx context.Context, job JobKey, amount Amount, key string) (CloseJobResult, error) {
+	err := firstErr(job.Ref().Validate(), checkAmount("charge", amount))
+	if err == nil && !amount.IsZero() {
+		err = checkKey(key)
+	}
+	if err != nil {
+		return CloseJobResult{}, err
+	}
+	var charge *chargeOp
+	if !amount.IsZero() {
+		charge = &chargeOp{ref: job.Ref(), amount: amount, k: key, upTo: true}
+	}
+	return run[CloseJobResult](ctx, l, &finishOp{charge: charge, close: closeJobOp{job: job}})
+}
+
 type finishOp struct {
 	charge *chargeOp
 	close  closeJobOp
@@ -246,10 +268,19 @@ func (f *finishOp) key() string {
 }
 
 func (f *finishOp) apply(o *opCtx) (any, error) {
+	var charged Amount
 	if f.charge != nil {
-		if _, err := f.charge.apply(o); err != nil {
+		v, err := f.charge.apply(o)
+		if err != nil {
 			return nil, err
 		}
+		charged = v.(ChargeResult).Charged
 	}
-	return f.close.apply(o)
+	v, err := f.close.apply(o)
+	if err != nil {
+		return nil, err
+	}
+	res := v.(CloseJobResult)
+	res.Charged = charged
+	return res, nil
 }

@@ -453,11 +453,17 @@ type chargeOp struct {
 	amount Amount
 	grace  Amount
 	k      string
+	// upTo: charge amount or, if the account holds less, its balance
+	// (nothing when that is not positive); grace is then unused.
+	upTo bool
 }
 
 func (c *chargeOp) refs() []Ref { return []Ref{c.ref} }
 func (c *chargeOp) key() string { return c.k }
 func (c *chargeOp) hash() string {
+	if c.upTo {
+		return inputHash(string(EntryCharge), "up-to", c.ref.Encode(), c.amount.String())
+	}
 	return inputHash(string(EntryCharge), c.ref.Encode(), c.amount.String())
 }
 
@@ -466,7 +472,7 @@ func (c *chargeOp) apply(o *opCtx) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return ChargeResult{Balance: e.BalanceAfter, Replayed: true}, nil
+		return ChargeResult{Balance: e.BalanceAfter, Charged: e.Amount, Replayed: true}, nil
 	}
 	a := o.account(c.ref)
 	if a == nil {
@@ -477,18 +483,22 @@ func (c *chargeOp) apply(o *opCtx) (any, error) {
 			return nil, err
 		}
 	}
-	nb := a.Balance.Sub(c.amount)
-	if nb.Cmp(c.grace.Neg()) < 0 {
-		return nil, fmt.Errorf("%w: %s holds %s, charge %s, grace %s", ErrInsufficientFunds, c.ref, a.Balance, c.amount, c.grace)
+	amount := c.amount
+	if c.upTo {
+		amount = MinAmount(amount, MaxOf(a.Balance, Amount{}))
+	}
+	nb := a.Balance.Sub(amount)
+	if !c.upTo && nb.Cmp(c.grace.Neg()) < 0 {
+		return nil, fmt.Errorf("%w: %s holds %s, charge %s, grace %s", ErrInsufficientFunds, c.ref, a.Balance, amount, c.grace)
 	}
 	if nb.outOfRange() {
-		return nil, fmt.Errorf("%w: %s - %s", ErrAmountOverflow, a.Balance, c.amount)
+		return nil, fmt.Errorf("%w: %s - %s", ErrAmountOverflow, a.Balance, amount)
 	}
 	a.Balance = nb
-	a.Charged = a.Charged.Add(c.amount)
+	a.Charged = a.Charged.Add(amount)
 	o.touch(a)
-	o.entry(Entry{Kind: EntryCharge, From: a.ID, Amount: c.amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
-	return ChargeResult{Balance: nb}, nil
+	o.entry(Entry{Kind: EntryCharge, From: a.ID, Amount: amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
+	return ChargeResult{Balance: nb, Charged: amount}, nil
 }
 
 // ---- OpenJob ----

@@ -60,6 +60,7 @@
 //	OpenJob:  draw = min(max(reserve − job.balance, 0), max(pool.balance, 0))
 //	          rejected (ErrInsufficientFunds) when job.balance + draw < minimum
 //	Charge:   rejected (ErrInsufficientFunds) when balance − amount < −grace
+//	ChargeUpTo, FinishJobUpTo: charge min(amount, max(balance, 0)); never rejected for funds
 //	Credit:   always accepted for a valid amount on an existing open job or any pool
 //
 // And at every commit (checked by Verify):
@@ -115,7 +116,8 @@
 // are rounded here, in rounding.go and nowhere else:
 //
 //   - Compute time is billed in whole units: a duration is rounded UP to whole
-//     units, at least one (UnitsFor), as go-livepeer bills a partial second.
+//     units, at least one (UnitsFor), as go-livepeer bills a partial second,
+//     and never more units than the job's time limit rounds to (BilledUnits).
 //     The cost of n units at a fractional price is rounded UP to a whole wei
 //     (CostOf).
 //   - A PM ticket's expected value faceValue·winProb/(2^256−1) is credited

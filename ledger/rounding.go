@@ -26,6 +26,15 @@ func UnitsFor(d, unit time.Duration) int64 {
 	return max(n, 1)
 }
 
+// BilledUnits is the rule for billing a job's compute time: the units of
+// elapsed rounded up, at least 1 (UnitsFor), and never more than the units
+// of limit, the time the job was allowed (its timeout_seconds). A job cut
+// at its limit is stopped just past it; it pays for the limit, not for the
+// moment it was seen to have passed. unit must be positive.
+func BilledUnits(elapsed, limit, unit time.Duration) int64 {
+	return min(UnitsFor(elapsed, unit), UnitsFor(limit, unit))
+}
+
 // CostOf returns the cost of units billing units at price wei per unit,
 // rounded up to a whole wei. price must be non-negative and units ≥ 0.
 func CostOf(price *big.Rat, units int64) (Amount, error) {

@@ -18,8 +18,9 @@
 // and at least MinCompute). It is admitted only if it then holds MinCompute
 // of compute (default 60 s, as go-livepeer demands). After the worker
 // answers, the compute time used is charged (whole seconds, rounded up, at
-// least one: ledger.UnitsFor) and the job is closed, its remainder going
-// back to the pool in the same transaction. If the orchestrator dies
+// least one, at most timeout_seconds: ledger.BilledUnits; never more than
+// the hold holds) and the job is closed, its remainder going back to the
+// pool in the same transaction. If the orchestrator dies
 // mid-job, the hold expires after its TTL and comes back the same way.
 //
 // What is charged when a worker fails: the worker's time is charged
@@ -35,5 +36,6 @@
 // for the whole seconds used so far, and only while its hold covers it:
 // when the next charge would overdraw the hold, the stream is stopped with
 // an "insufficient balance" event (that job only), and the part of a
-// second it could not pay is not charged.
+// second it could not pay is not charged. A stream whose worker breaks, or
+// that its timeout cuts, ends with an "error" event.
 package orchestrator

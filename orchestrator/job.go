@@ -39,7 +39,12 @@ type jobRun struct {
 	account ledger.Ref // the job's hold once admitted, else the pool
 	job     *ledger.JobKey
 	reqID   string // for idempotency keys and logs
+	path    string // the job's path below the worker's URL, escaped (jobPath)
 	charged int64  // billing units charged so far
+	// chargedWei is what the ledger took for them (a charge capped at
+	// the hold may take less than their price): Livepeer-Job-Charged.
+	chargedWei ledger.Amount
+	began      time.Time // when the worker got the job, on the ledger's clock
 	// confirm, while set, settles an admission decided but not yet durable
 	// (see confirmAdmission).
 	confirm func(context.Context) (int, string)
@@ -59,6 +64,11 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 	reject := func(reason, msg string, status int) {
 		o.m.rejected.WithLabelValues("job", reason).Inc()
 		httpError(w, msg, status)
+	}
+	path, err := jobPath(r)
+	if err != nil {
+		reject("bad_path", "Invalid job path: "+err.Error(), http.StatusBadRequest)
+		return
 	}
 	req, err := wire.DecodeJobRequestHeader(r.Header.Get(wire.HeaderJobRequest))
 	if err != nil {
@@ -125,7 +135,7 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.release()
-	j := &jobRun{o: o, req: req, sender: sender, price: s.price, slot: s, reqID: newRequestID()}
+	j := &jobRun{o: o, req: req, sender: sender, price: s.price, slot: s, reqID: newRequestID(), path: path}
 	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", sender.Hex(), "job_id", req.ID)
 	if !signed && !j.free() {
 		reject("unsigned", fmt.Sprintf("capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, j.price.RatString()), http.StatusPaymentRequired)
@@ -278,16 +288,27 @@ func approx(a ledger.Amount) float64 {
 	return f
 }
 
+// elapsed is how long the worker has had the job, on the ledger's clock:
+// the time billed.
+func (j *jobRun) elapsed() time.Duration { return j.o.cfg.Ledger.Now().Sub(j.began) }
+
+// billedUnits is how many seconds a job that ran for elapsed pays for, in
+// all: ledger.BilledUnits, the one billing rule (whole seconds rounded up,
+// at least one, never more than its timeout_seconds). Plain and SSE jobs,
+// at the end, at the timeout and while streaming, all bill through it.
+func (j *jobRun) billedUnits(elapsed time.Duration) int64 {
+	return ledger.BilledUnits(elapsed, time.Duration(j.req.TimeoutSeconds)*time.Second, time.Second)
+}
+
 // chargeUpTo charges the account so that, in total, the job has paid for
-// the whole seconds of elapsed (rounded up, at least one). With allowDebt
-// the hold may go negative by this charge (the work is done and must be
-// paid; the pool covers the deficit at close); without, a charge the hold
-// cannot cover is refused with ledger.ErrInsufficientFunds.
-func (j *jobRun) chargeUpTo(ctx context.Context, elapsed time.Duration, allowDebt bool) error {
+// the seconds billedUnits gives for elapsed. A charge the hold cannot
+// cover is refused with ledger.ErrInsufficientFunds (the caller stops the
+// job): a hold never goes below zero.
+func (j *jobRun) chargeUpTo(ctx context.Context, elapsed time.Duration) error {
 	if j.free() {
 		return nil
 	}
-	units := ledger.UnitsFor(elapsed, time.Second) - j.charged
+	units := j.billedUnits(elapsed) - j.charged
 	if units <= 0 {
 		return nil
 	}
@@ -295,19 +316,16 @@ func (j *jobRun) chargeUpTo(ctx context.Context, elapsed time.Duration, allowDeb
 	if err != nil {
 		return err
 	}
-	grace := ledger.Amount{}
-	if allowDebt {
-		grace = cost
-	}
 	key := fmt.Sprintf("compute:%s:%d", j.reqID, j.charged+units)
-	if _, err := j.o.cfg.Ledger.Charge(ctx, j.account, cost, grace, key); err != nil {
-		if !allowDebt && errors.Is(err, ledger.ErrInsufficientFunds) {
+	if _, err := j.o.cfg.Ledger.Charge(ctx, j.account, cost, ledger.Amount{}, key); err != nil {
+		if errors.Is(err, ledger.ErrInsufficientFunds) {
 			return err // the caller stops the job
 		}
 		j.log.Error("charge for compute", "units", units, "cost", cost, "err", err)
 		return err
 	}
 	j.charged += units
+	j.chargedWei = j.chargedWei.Add(cost)
 	j.o.m.chargedWei.Add(approx(cost))
 	return nil
 }
@@ -325,12 +343,12 @@ func (j *jobRun) close() {
 	}
 }
 
-// finish ends the job's money side: it charges the whole seconds of
-// elapsed not charged yet (when charge is set; the hold may go below zero
-// by this last charge: the work is done) and closes the hold, releasing
-// the rest to the pool, in one ledger step. It returns the Livepeer-Balance
-// value (what the sender has left for this capability: its pool) and what
-// the hold released.
+// finish ends the job's money side: it charges the seconds billedUnits
+// gives for elapsed not charged yet (when charge is set), but never more
+// than the hold holds, and closes the hold,
+// releasing the rest to the pool, in one ledger step. It returns the
+// Livepeer-Balance value (what the sender has left for this capability:
+// its pool) and what the hold released.
 func (j *jobRun) finish(ctx context.Context, elapsed time.Duration, charge bool) (balance string, released ledger.Amount) {
 	if j.free() {
 		return "0", ledger.Amount{}
@@ -338,7 +356,7 @@ func (j *jobRun) finish(ctx context.Context, elapsed time.Duration, charge bool)
 	defer j.chargedHeader()
 	units := int64(0)
 	if charge {
-		units = max(ledger.UnitsFor(elapsed, time.Second)-j.charged, 0)
+		units = max(j.billedUnits(elapsed)-j.charged, 0)
 	}
 	cost, err := ledger.CostOf(j.price, units)
 	if err != nil {
@@ -346,27 +364,26 @@ func (j *jobRun) finish(ctx context.Context, elapsed time.Duration, charge bool)
 	}
 	key := fmt.Sprintf("compute:%s:%d", j.reqID, j.charged+units)
 	l := j.o.cfg.Ledger
-	var bal ledger.Amount
+	var bal, charged ledger.Amount
 	if j.job != nil {
-		res, err := l.FinishJob(ctx, *j.job, cost, cost, key)
+		res, err := l.FinishJobUpTo(ctx, *j.job, cost, key)
 		if err != nil {
 			j.log.Error("finish job; the sweeper will release its hold", "err", err)
 			return "", ledger.Amount{}
 		}
 		j.job = nil
-		bal, released = res.PoolBalance, res.Released
-	} else if units > 0 {
-		res, err := l.Charge(ctx, j.account, cost, cost, key)
-		if err != nil {
-			j.log.Error("charge for compute", "err", err)
-			return "", ledger.Amount{}
-		}
-		bal = res.Balance
+		bal, released, charged = res.PoolBalance, res.Released, res.Charged
 	} else if bal, err = l.Balance(ctx, j.account); err != nil {
+		// No hold (the job was refused, or its hold is already closed):
+		// nothing may be charged, only the balance is reported.
 		return "", ledger.Amount{}
 	}
+	if charged.Cmp(cost) < 0 {
+		j.log.Warn("the hold did not cover the compute used; charged what it held", "units", units, "cost", cost, "charged", charged)
+	}
 	j.charged += units
-	j.o.m.chargedWei.Add(approx(cost))
+	j.chargedWei = j.chargedWei.Add(charged)
+	j.o.m.chargedWei.Add(approx(charged))
 	return wire.BalanceHeader(bal.Big()), released
 }
 
@@ -375,28 +392,27 @@ func (j *jobRun) credited(a ledger.Amount) {
 	j.w.Header().Set(wire.HeaderPaymentCredited, a.String())
 }
 
-// chargedHeader records what this request was charged, for the gateway's books.
+// chargedHeader records what this request was charged, for the gateway's
+// books: what the ledger took, which a hold that ran dry keeps below the
+// price of the seconds used.
 func (j *jobRun) chargedHeader() {
 	if j.w == nil {
 		return
 	}
-	cost, err := ledger.CostOf(j.price, j.charged)
-	if err == nil {
-		j.w.Header().Set(wire.HeaderJobCharged, cost.String())
-	}
+	j.w.Header().Set(wire.HeaderJobCharged, j.chargedWei.String())
 }
 
 // forward sends the job to the worker and relays the answer.
 func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, timeout time.Duration) {
 	o := j.o
 	j.w = w
-	url := j.slot.url
-	if suffix := strings.TrimPrefix(r.URL.Path, "/process/request/"); suffix != "" {
-		url += "/" + suffix
-	}
+	url, err := workerURL(j.slot.url, j.path)
 	wctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	wreq, err := http.NewRequestWithContext(wctx, http.MethodPost, url, bytes.NewReader(body))
+	var wreq *http.Request
+	if err == nil {
+		wreq, err = http.NewRequestWithContext(wctx, http.MethodPost, url, bytes.NewReader(body))
+	}
 	if err != nil {
 		httpError(w, "job not able to be processed: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -414,6 +430,7 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 		WroteRequest: func(i httptrace.WroteRequestInfo) { reached.Store(i.Err == nil) },
 	}))
 	began := time.Now()
+	j.began = o.cfg.Ledger.Now()
 	resp, err := o.cfg.WorkerClient.Do(wreq)
 	// The worker ran while the admission was being committed; nothing of
 	// its answer goes out unless that commit held.
@@ -435,12 +452,12 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 	if err != nil {
 		switch {
 		case errors.Is(wctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
-			bal, _ := j.finish(ctx, time.Since(began), true)
+			bal, _ := j.finish(ctx, j.elapsed(), true)
 			observe("timeout")
 			w.Header().Set(wire.HeaderBalance, bal)
 			httpError(w, fmt.Sprintf("job timed out: the worker did not answer within %d s", j.req.TimeoutSeconds), http.StatusGatewayTimeout)
 		case r.Context().Err() != nil:
-			j.finish(ctx, time.Since(began), true)
+			j.finish(ctx, j.elapsed(), true)
 			observe("client_gone")
 		default:
 			o.reg.removeWorker(j.req.Capability, j.slot.url)
@@ -448,7 +465,7 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 			if reached.Load() {
 				outcome = "worker_failed"
 			}
-			bal, _ := j.finish(ctx, time.Since(began), reached.Load())
+			bal, _ := j.finish(ctx, j.elapsed(), reached.Load())
 			observe(outcome)
 			j.log.Warn("worker failed; removed", "url", j.slot.url, "got_job", reached.Load(), "err", err)
 			w.Header().Set(wire.HeaderBalance, bal)
@@ -467,15 +484,17 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 		return
 	}
 	if strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream") {
-		j.relaySSE(w, r, resp, wctx, cancel, began)
-		observe("sse")
+		observe(j.relaySSE(w, r, resp, wctx, cancel))
 		return
 	}
 	out, err := io.ReadAll(io.LimitReader(resp.Body, o.cfg.MaxResponseBytes+1))
-	bal, _ := j.finish(ctx, time.Since(began), true)
+	bal, _ := j.finish(ctx, j.elapsed(), true)
 	h := w.Header()
 	h.Set(wire.HeaderBalance, bal)
 	switch {
+	case err != nil && r.Context().Err() != nil:
+		observe("client_gone") // the gateway left while the worker answered
+		return
 	case err != nil:
 		observe("worker_error")
 		httpError(w, "job not able to be processed: reading the worker's response: "+err.Error(), http.StatusBadGateway)
@@ -494,7 +513,10 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		h.Set("Content-Type", ct)
 	}
-	observe("ok")
 	w.WriteHeader(http.StatusOK)
-	w.Write(out)
+	if _, err := w.Write(out); err != nil || r.Context().Err() != nil {
+		observe("client_gone") // as far as can be told: a small answer may sit in a buffer
+		return
+	}
+	observe("ok")
 }

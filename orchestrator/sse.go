@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,19 +20,27 @@ const maxSSELine = 1 << 20
 
 // relaySSE streams a worker's server-sent events to the gateway as they
 // arrive. While it runs, the job is charged every ChargeInterval for the
-// whole seconds used so far; when the hold cannot cover the next charge
-// the stream is stopped with an `insufficient balance` event — this job
-// only. It ends when the worker's stream ends (after a line containing
-// [DONE], or EOF), at the timeout, or when the gateway goes away; unlike
-// go-livepeer it does not keep the connection open until the timeout
-// (BYOC.md §11 D2b). The final charge covers the last partial second.
-func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Response, wctx context.Context, stopWorker context.CancelFunc, began time.Time) {
+// seconds used so far; when the hold cannot cover the next charge the
+// stream is stopped with an `insufficient balance` event — this job only.
+// It ends when the worker's stream ends (after a line containing [DONE],
+// or EOF), at the timeout, when the worker's connection breaks, or when
+// the gateway goes away; unlike go-livepeer it does not keep the
+// connection open until the timeout (BYOC.md §11 D2b). The final charge
+// covers the last partial second, within the timeout and the hold.
+//
+// A worker stream that ends with EOF but no [DONE] ended on its own: that
+// is a normal end (many event sources just close). One that breaks (the
+// connection drops mid-stream) or is cut at the timeout gets, after the
+// balance line, an `event: error` with a JSON `{"error": …}`, so a
+// client never mistakes it for a finished stream; a worker that broke is
+// removed, as for plain jobs.
+//
+// It returns the job's outcome for the jobs metric: "sse" (the stream
+// ended), "insufficient_balance", "timeout", "worker_failed" or
+// "client_gone" (the gateway left, or could no longer be written to).
+func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Response, wctx context.Context, stopWorker context.CancelFunc) string {
 	ctx := context.WithoutCancel(r.Context())
-	flush := func() {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	}
+	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -39,7 +48,7 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 	h.Set(wire.HeaderMetadata, resp.Header.Get(wire.HeaderMetadata))
 	h.Set(wire.HeaderPaymentBalance, j.accountBalance(ctx))
 	w.WriteHeader(http.StatusOK)
-	flush()
+	rc.Flush()
 
 	lines := make(chan []byte)
 	readDone := make(chan error, 1)
@@ -68,8 +77,31 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 		tick = t.C
 	}
 	final := func() ledger.Amount {
-		_, released := j.finish(ctx, time.Since(began), true)
+		_, released := j.finish(ctx, j.elapsed(), true)
 		return released
+	}
+	// relay writes one line to the gateway; false means it is gone.
+	relay := func(line []byte) bool {
+		w.Write(line)
+		_, err := io.WriteString(w, "\n")
+		return err == nil && rc.Flush() == nil
+	}
+	// cut ends a stream that did not finish: the balance line, then an
+	// error event saying why.
+	cut := func(why string) {
+		left := final() // the hold after the last charge, now back in the pool
+		data, _ := json.Marshal(map[string]string{"error": why})
+		fmt.Fprintf(w, "data: {\"balance\": %s.000}\n\n\nevent: error\ndata: %s\n\n", left, data)
+		rc.Flush()
+	}
+	// ended tells a timeout from the gateway leaving, once wctx is done.
+	ended := func() string {
+		if r.Context().Err() != nil {
+			final()
+			return "client_gone"
+		}
+		cut(fmt.Sprintf("job timed out: the worker did not finish within %d s", j.req.TimeoutSeconds))
+		return "timeout"
 	}
 	for {
 		select {
@@ -78,37 +110,44 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 				stopWorker()
 				left := final() // the hold after the last charge, now back in the pool
 				fmt.Fprintf(w, "data: {\"balance\": %s.000}\n\n\n", left)
-				w.Write(line)
-				io.WriteString(w, "\n")
-				flush()
-				return
+				if !relay(line) {
+					return "client_gone"
+				}
+				return "sse"
 			}
-			w.Write(line)
-			io.WriteString(w, "\n")
-			flush()
+			if !relay(line) {
+				stopWorker()
+				final()
+				return "client_gone"
+			}
 		case err := <-readDone:
-			if !errors.Is(err, io.EOF) && wctx.Err() == nil {
-				j.log.Warn("worker stream ended with an error", "err", err)
+			switch {
+			case wctx.Err() != nil:
+				return ended()
+			case errors.Is(err, io.EOF):
+				final()
+				return "sse"
 			}
-			final()
-			return
+			stopWorker()
+			j.o.reg.removeWorker(j.req.Capability, j.slot.url)
+			j.log.Warn("worker stream broke; worker removed", "url", j.slot.url, "err", err)
+			cut("worker stream broke: " + err.Error())
+			return "worker_failed"
 		case <-tick:
-			err := j.chargeUpTo(ctx, time.Since(began), false)
+			err := j.chargeUpTo(ctx, j.elapsed())
 			if errors.Is(err, ledger.ErrInsufficientFunds) {
 				stopWorker()
-				j.o.m.jobs.WithLabelValues(j.req.Capability, "insufficient_balance").Inc()
 				io.WriteString(w, "event: insufficient balance\ndata: {\"balance\": 0}\n\ndata: [DONE]\n\n")
-				flush()
+				rc.Flush()
 				// The part of a second the hold could not cover is not
 				// charged: a stream never takes more than its hold.
 				j.finish(ctx, 0, false)
-				return
+				return "insufficient_balance"
 			} else if err != nil {
 				j.log.Error("charge running stream", "err", err)
 			}
 		case <-wctx.Done():
-			final()
-			return
+			return ended()
 		}
 	}
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, f Factory) {
 		{"RandomizedAgainstModel", testModel},
 	}
 	tests = append(tests, paymentTests...)
+	tests = append(tests, upToTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, NewEnv(t, f))
