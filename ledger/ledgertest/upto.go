@@ -50,6 +50,7 @@ func testChargeUpTo(t *testing.T, e *Env) {
 	e.WantBalance(jobA1.Ref(), 0)
 
 	// A hold already in debt (a charge with grace) is charged nothing more.
+	e.AllowDebt = true // that debt is made on purpose
 	mustOpen(e, jobA2, 0, 0)
 	e.Credit(jobA2.Ref(), 10, "pay2")
 	if _, err := charge(e, jobA2.Ref(), 30, 20, "debt"); err != nil {
