@@ -64,7 +64,11 @@ func Key(dir string) (*pm.KeySigner, error) {
 	path := filepath.Join(dir, KeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return pm.KeySignerFromHex(strings.TrimSpace(string(b)))
+		k, err := pm.KeySignerFromHex(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
