@@ -1,18 +1,24 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"encoding/base64"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"byoc/gateway"
+	"byoc/internal/serve"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 )
@@ -201,5 +207,77 @@ func TestLedgerCreatesNothingInPostgres(t *testing.T) {
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("byoc ledger created %d tables (%v)", n, err)
+	}
+}
+
+// trickle sends a request's headers, then its body a byte every 100 ms,
+// and returns the status the server answers with.
+func trickle(t *testing.T, addr, path string, header map[string]string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var h strings.Builder
+	for k, v := range header {
+		h.WriteString(k + ": " + v + "\r\n")
+	}
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n%s\r\n", path, h.String())
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for range 49 { // never the whole body
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if _, err := c.Write([]byte(" ")); err != nil {
+				return
+			}
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // a hang fails, not blocks
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Both nodes' servers bound how long a body may take (the unit tests of
+// internal/serve cover the rest of the limits).
+func TestNodesBoundSlowBodies(t *testing.T) {
+	ctx := context.Background()
+	limits := serve.Limits{BodyTimeout: 300 * time.Millisecond}
+	o, err := orchestrator.StartNode(ctx, orchestrator.NodeConfig{Listen: "http://127.0.0.1:0", DataDir: t.TempDir(),
+		Limits: limits, Orchestrator: orchestrator.Config{Secret: "s3cret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if got := trickle(t, strings.TrimPrefix(o.URL, "http://"), "/capability/register", map[string]string{"Authorization": "Bearer s3cret"}); got != http.StatusRequestTimeout {
+		t.Errorf("orchestrator: %d", got)
+	}
+	g, err := gateway.StartNode(ctx, gateway.NodeConfig{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Limits: limits,
+		Discovery: gateway.DiscoveryConfig{Static: []string{o.URL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	job := base64.StdEncoding.EncodeToString([]byte(`{"capability":"echo","request":"{}","parameters":"{}","timeout_seconds":30}`))
+	if got := trickle(t, strings.TrimPrefix(g.URL, "http://"), "/process/request/", map[string]string{"Livepeer": job}); got != http.StatusRequestTimeout {
+		t.Errorf("gateway: %d", got)
+	}
+}
+
+func TestLimitFlags(t *testing.T) {
+	for _, bad := range [][]string{{"--body-timeout", "0s"}, {"--max-uploads", "0"}, {"--idle-timeout", "-1s"}} {
+		wantFailedStart(t, "must be positive", orchArgs(t.TempDir(), bad...)...)
+		wantFailedStart(t, "must be positive", gatewayArgs(t.TempDir(), bad...)...)
 	}
 }

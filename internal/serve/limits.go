@@ -28,7 +28,8 @@ type Limits struct {
 	ReadHeaderTimeout time.Duration
 	// BodyTimeout bounds reading a request's body, from when the handler
 	// starts: a client that has not sent all of it by then gets 408 and
-	// the connection is closed. Once the body is read the bound is lifted.
+	// the connection is closed. Once the body is read to its end net/http
+	// lifts the deadline, so a long answer is not cut.
 	BodyTimeout time.Duration
 	// IdleTimeout bounds how long a kept-alive connection waits for its
 	// next request.
@@ -79,26 +80,22 @@ func (l Limits) Handler(h http.Handler) http.Handler {
 				http.StatusServiceUnavailable)
 			return
 		}
-		u := &upload{w: w, rc: http.NewResponseController(w), body: r.Body, timeout: l.BodyTimeout,
-			release: func() { <-slots }}
+		u := &upload{w: w, body: r.Body, timeout: l.BodyTimeout, release: func() { <-slots }}
 		defer u.done()
-		// Without deadline support (a ResponseWriter that cannot set one)
-		// the upload is still counted.
-		u.deadline = u.rc.SetReadDeadline(time.Now().Add(l.BodyTimeout)) == nil
+		// A ResponseWriter that cannot set a deadline still counts the upload.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(l.BodyTimeout))
 		r.Body = u
 		h.ServeHTTP(&uploadWriter{ResponseWriter: w, u: u}, r)
 	})
 }
 
-// upload is a request body being read: it holds an upload slot and a read
-// deadline until it is read to its end or the handler returns.
+// upload is a request body being read: it holds an upload slot until it
+// is read to its end or the handler returns.
 type upload struct {
-	w        http.ResponseWriter
-	rc       *http.ResponseController
-	body     io.ReadCloser
-	timeout  time.Duration
-	deadline bool
-	release  func()
+	w       http.ResponseWriter
+	body    io.ReadCloser
+	timeout time.Duration
+	release func()
 
 	mu       sync.Mutex
 	finished bool // slot released, deadline lifted
@@ -122,8 +119,8 @@ func (u *upload) Read(p []byte) (int, error) {
 
 func (u *upload) Close() error { return u.body.Close() }
 
-// finish releases the slot and lifts the deadline once; timedOut answers
-// 408 first (the rest of the body is never read, so the connection ends).
+// finish releases the slot once; timedOut answers 408 first (the rest of
+// the body is never read, so the connection ends).
 func (u *upload) finish(timedOut bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -135,9 +132,6 @@ func (u *upload) finish(timedOut bool) {
 		u.timedOut = true
 		u.w.Header().Set("Connection", "close")
 		http.Error(u.w, fmt.Sprintf("Request body not received within %s", u.timeout), http.StatusRequestTimeout)
-	} else if u.deadline {
-		// An expired deadline would end a long answer read after the body.
-		u.rc.SetReadDeadline(time.Time{})
 	}
 	u.release()
 }
