@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"byoc/ledger/sqlstore"
 
@@ -53,6 +54,10 @@ var Dialect = sqlstore.Dialect{
 	ReadOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 }
 
+// DefaultConnectTimeout bounds one connection attempt when the DSN gives no
+// connect_timeout.
+const DefaultConnectTimeout = 10 * time.Second
+
 // Options tune the PostgreSQL store.
 type Options struct {
 	// Writers is how many batches this process commits at once (default 1:
@@ -82,6 +87,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres ledger: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		// An unreachable server that drops packets fails a start in
+		// seconds, not after the system's TCP timeout.
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	// Plan every batch statement for its arguments: a generic plan made
 	// while a table was small (a new ledger) keeps scanning it sequentially
