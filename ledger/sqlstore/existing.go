@@ -70,6 +70,8 @@ func (s *Store) checkSchema(ctx context.Context) error {
 	latest := 0
 	for _, m := range known {
 		latest = max(latest, m.version)
+	}
+	for _, m := range known {
 		if !applied[m.version] {
 			return fmt.Errorf("%w: it lacks migration %s (this byoc's latest is %d); a node of this byoc migrates it when it starts",
 				ErrSchemaVersion, m.name, latest)
