@@ -149,7 +149,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	} else {
 		cfg.Gateway.Logger = slog.New(slog.NewTextHandler(stderr, handlerOpts))
 	}
-	signer, err := keyFlags.signer(sf.dataDir, false)
+	signer, err := keyFlags.signer()
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"byoc/internal/nodefiles"
 	"byoc/internal/serve"
 	"byoc/pm"
 )
@@ -56,9 +55,9 @@ func registerKeyFlags(fs *flag.FlagSet) *keyFlags {
 	}
 }
 
-// signer returns the configured key. Without one: when orCreate, the key in
-// the data directory (created on first start); else nil (keyless, offchain).
-func (k *keyFlags) signer(dataDir string, orCreate bool) (*pm.KeySigner, error) {
+// signer returns the key the flags give, or nil: then an orchestrator uses
+// the key in its data directory and a gateway runs keyless (offchain).
+func (k *keyFlags) signer() (*pm.KeySigner, error) {
 	switch {
 	case *k.keystore != "" && *k.devKey != "":
 		return nil, errors.New("give --eth-keystore or --dev-key, not both")
@@ -83,8 +82,6 @@ func (k *keyFlags) signer(dataDir string, orCreate bool) (*pm.KeySigner, error) 
 			return nil, fmt.Errorf("--dev-key: %w", err)
 		}
 		return s, nil
-	case orCreate:
-		return nodefiles.Key(dataDir)
 	}
 	return nil, nil
 }

@@ -70,7 +70,7 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	// Without --eth-keystore or --dev-key the node uses (or creates) the key
 	// in its data directory, once it holds the directory's lock.
-	signer, err := keyFlags.signer(sf.dataDir, false)
+	signer, err := keyFlags.signer()
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@
 // node's Ethereum key (when no keystore is given), the PM recipient secret
 // and generated tokens. Each is created once with mode 0600 and read back
 // on every start, so ticket params, identities and tokens survive restarts.
+// Lock keeps one node at a time on a directory.
 package nodefiles
 
 import (
