@@ -66,15 +66,17 @@ func gatewayArgs(dir string, more ...string) []string {
 func TestStartPortInUse(t *testing.T) {
 	port := busyPort(t)
 	want := "listen on " + port + ": address already in use"
-	// A fresh data directory: the failed start must not leave it behind.
-	dir := filepath.Join(t.TempDir(), "data")
+	// A fresh data directory: the failed start must not leave it (or the
+	// parent it made) behind.
+	parent := filepath.Join(t.TempDir(), "data")
+	dir := filepath.Join(parent, "node")
 	wantFailedStart(t, "byoc orchestrator: "+want, orchArgs(dir, "--listen", "https://"+port)...)
 	wantFailedStart(t, "byoc orchestrator: admin: "+want, orchArgs(dir, "--admin-listen", port)...)
 	wantFailedStart(t, "byoc gateway: "+want, gatewayArgs(dir, "--listen", port)...)
 	wantFailedStart(t, "byoc gateway: admin: "+want, gatewayArgs(dir, "--admin-listen", port)...)
 	wantFailedStart(t, "byoc worker: ", "worker", "--listen", port)
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("failed starts left %s behind (%v)", dir, err)
+	if _, err := os.Stat(parent); !os.IsNotExist(err) {
+		t.Errorf("failed starts left %s behind (%v)", parent, err)
 	}
 }
 

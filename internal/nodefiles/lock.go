@@ -17,9 +17,9 @@ const LockFile = "LOCK"
 // DirLock is a data directory held by this process: an exclusive lock on
 // dir/LOCK, released by Release or when the process ends.
 type DirLock struct {
-	dir     string
-	f       *os.File
-	created bool // Lock made the directory
+	dir  string
+	f    *os.File
+	made string // the outermost directory Lock created, or ""
 }
 
 // Lock creates dir if needed and takes its lock, so that one node at a
@@ -28,21 +28,21 @@ type DirLock struct {
 // another node in this one), are errors that say so.
 func Lock(dir string) (*DirLock, error) {
 	fi, err := os.Stat(dir)
-	created := false
+	made := ""
 	switch {
 	case err == nil && !fi.IsDir():
 		return nil, fmt.Errorf("data dir %s is a file, not a directory", dir)
 	case errors.Is(err, fs.ErrNotExist):
+		made = outermostMissing(dir)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("data dir %s: cannot create it: %w", dir, err)
 		}
-		created = true
 	case errors.Is(err, syscall.ENOTDIR):
 		return nil, fmt.Errorf("data dir %s cannot be created: a directory above it is a file", dir)
 	case err != nil:
 		return nil, fmt.Errorf("data dir %s: %w", dir, err)
 	}
-	l := &DirLock{dir: dir, created: created}
+	l := &DirLock{dir: dir, made: made}
 	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		l.removeCreated()
@@ -79,21 +79,37 @@ func (l *DirLock) Release() {
 }
 
 // Abandon releases the lock after a start that failed and, if Lock made
-// the directory, removes it with whatever the failed start wrote there, so
-// that a failed start leaves nothing half-made behind.
+// the directory (and its parents), removes them with whatever the failed
+// start wrote there, so that a failed start leaves nothing half-made.
 func (l *DirLock) Abandon() {
 	if l == nil {
 		return
 	}
-	if l.created && l.f != nil {
+	if l.f != nil {
 		// Still held: nobody else can be writing there.
-		os.RemoveAll(l.dir)
+		l.removeCreated()
 	}
 	l.Release()
 }
 
 func (l *DirLock) removeCreated() {
-	if l.created {
-		os.Remove(l.dir)
+	if l.made != "" {
+		os.RemoveAll(l.made)
+	}
+}
+
+// outermostMissing is the outermost directory on dir's path that does not
+// exist yet: what MkdirAll(dir) creates.
+func outermostMissing(dir string) string {
+	top := filepath.Clean(dir)
+	for {
+		parent := filepath.Dir(top)
+		if parent == top {
+			return top
+		}
+		if _, err := os.Stat(parent); err == nil {
+			return top
+		}
+		top = parent
 	}
 }
