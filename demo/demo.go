@@ -99,7 +99,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Orchestrator: orchestrator.Config{Secret: secret, Logger: logger},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("orchestrator: %w", err)
+		return nil, err // "orchestrator: …"
 	}
 	defer orch.Close()
 	wk, err := worker.Start("", worker.Config{Logger: logger})
@@ -124,7 +124,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Gateway: gateway.Config{Signer: key, Logger: logger},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return nil, err // "gateway: …"
 	}
 	defer gw.Close()
 	sender := gw.Address()

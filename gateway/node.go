@@ -43,6 +43,8 @@ type NodeConfig struct {
 	// SweepInterval is how often holds left by a crash are released
 	// (default 15 s).
 	SweepInterval time.Duration
+	// Limits bound slow clients on both servers (serve.Limits' defaults).
+	Limits serve.Limits
 	// Gateway holds the remaining settings; StartNode fills in Discovery
 	// and Ledger.
 	Gateway Config
@@ -60,10 +62,14 @@ type Node struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  sync.Once
+	lock    *nodefiles.DirLock // nil with a PostgreSQL ledger
 }
 
-// StartNode opens the books, starts discovery and serves until Close.
-func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
+// StartNode locks the data directory (when the books are there), listens,
+// opens the books, starts discovery and serves until Close. A start that
+// fails returns why and leaves nothing running; a data directory it
+// created is removed again.
+func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.DataDir == "" && cfg.LedgerDSN == "" {
 		return nil, errors.New("gateway: no data directory for the gateway's books")
 	}
@@ -82,15 +88,40 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if cfg.Gateway.Logger == nil {
 		cfg.Gateway.Logger = slog.Default()
 	}
-	n = &Node{}
+	var lock *nodefiles.DirLock
+	if cfg.LedgerDSN == "" { // the data directory is used only for the books
+		var err error
+		if lock, err = nodefiles.Lock(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
+	n := &Node{}
+	var lns []net.Listener // not yet served
+	started := false
 	defer func() {
-		if err != nil {
+		if !started {
+			for _, ln := range lns {
+				ln.Close()
+			}
 			n.Close()
+			lock.Abandon()
 		}
 	}()
+	ln, err := serve.Listen(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	lns = append(lns, ln)
+	var aln net.Listener
+	if cfg.AdminListen != "" {
+		if aln, err = serve.Listen(cfg.AdminListen); err != nil {
+			return nil, fmt.Errorf("gateway: admin: %w", err)
+		}
+		lns = append(lns, aln)
+	}
 	var where string
 	if n.Store, n.Ledger, where, err = stores.OpenLedger(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Gateway.Logger}); err != nil {
-		return nil, fmt.Errorf("gateway: ledger %s: %w", where, err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if cfg.Discovery.Logger == nil {
 		cfg.Discovery.Logger = cfg.Gateway.Logger
@@ -104,21 +135,16 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if n.Gateway, err = New(gc); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: listen: %w", err)
-	}
+
+	// Everything is in place: serve.
+	started = true
+	n.lock = lock
 	n.URL = "http://" + ln.Addr().String()
-	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	srv := cfg.Limits.Server(n.Handler(), slog.NewLogLogger(n.log.Handler(), slog.LevelDebug))
 	n.servers.Go("gateway", srv, func() error { return srv.Serve(ln) })
-	if cfg.AdminListen != "" {
-		aln, err := net.Listen("tcp", cfg.AdminListen)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: admin listen: %w", err)
-		}
+	if aln != nil {
 		n.AdminURL = "http://" + aln.Addr().String()
-		asrv := &http.Server{Handler: n.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		asrv := cfg.Limits.Server(n.AdminHandler(), slog.NewLogLogger(n.log.Handler(), slog.LevelDebug))
 		n.servers.Go("gateway", asrv, func() error { return asrv.Serve(aln) })
 	}
 	bg, cancel := context.WithCancel(context.Background())
@@ -138,7 +164,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 }
 
 // Close stops the listeners (letting running jobs finish for up to 10 s),
-// discovery, the sweeper and the books.
+// discovery, the sweeper and the books, and releases the data directory.
 func (n *Node) Close() error {
 	n.closed.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -161,6 +187,7 @@ func (n *Node) Close() error {
 		if n.Store != nil {
 			n.Store.Close()
 		}
+		n.lock.Release()
 	})
 	return nil
 }

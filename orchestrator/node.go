@@ -56,6 +56,8 @@ type NodeConfig struct {
 	ForgetSessionsEvery time.Duration
 	// Clock drives the ledger and the offchain block numbers (default: wall clock).
 	Clock ledger.Clock
+	// Limits bound slow clients on both servers (serve.Limits' defaults).
+	Limits serve.Limits
 	// Orchestrator holds the remaining settings (Secret is required);
 	// StartNode fills in ServiceAddr, Ledger and Recipient.
 	Orchestrator Config
@@ -75,10 +77,13 @@ type Node struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  sync.Once
+	lock    *nodefiles.DirLock
 }
 
-// StartNode opens the ledger, listens and serves until Close.
-func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
+// StartNode locks the data directory, listens, opens the ledger and serves
+// until Close. A start that fails returns why and leaves nothing running;
+// a data directory it created is removed again.
+func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("orchestrator: no data directory")
 	}
@@ -94,15 +99,37 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("orchestrator: listen address %q must look like https://host:port or http://host:port", cfg.Listen)
 	}
-	n = &Node{}
+	lock, err := nodefiles.Lock(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
+	n := &Node{}
+	var lns []net.Listener // not yet served
+	started := false
 	defer func() {
-		if err != nil {
+		if !started {
+			for _, ln := range lns {
+				ln.Close()
+			}
 			n.Close()
+			lock.Abandon()
 		}
 	}()
+	ln, err := serve.Listen(u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
+	lns = append(lns, ln)
+	var aln net.Listener
+	if cfg.AdminListen != "" {
+		if aln, err = serve.Listen(cfg.AdminListen); err != nil {
+			return nil, fmt.Errorf("orchestrator: admin: %w", err)
+		}
+		lns = append(lns, aln)
+	}
 	var where string
 	if n.Store, n.Ledger, where, err = stores.OpenLedger(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Orchestrator.Logger}); err != nil {
-		return nil, fmt.Errorf("orchestrator: ledger %s: %w", where, err)
+		return nil, fmt.Errorf("orchestrator: %w", err)
 	}
 	if n.Address = cfg.Address; n.Address == (common.Address{}) {
 		key, err := nodefiles.Key(cfg.DataDir)
@@ -125,14 +152,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		return nil, fmt.Errorf("orchestrator: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", u.Host)
-	if err != nil {
-		return nil, fmt.Errorf("orchestrator: listen: %w", err)
-	}
 	bound := u.Scheme + "://" + ln.Addr().String()
 	if cfg.ServiceAddr == "" {
 		if host, _, _ := net.SplitHostPort(ln.Addr().String()); net.ParseIP(host).IsUnspecified() {
-			ln.Close()
 			return nil, fmt.Errorf("orchestrator: listening on %s: give the address gateways should use (--service-addr)", ln.Addr())
 		}
 		cfg.ServiceAddr = bound
@@ -141,10 +163,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	oc := cfg.Orchestrator
 	oc.ServiceAddr, oc.Ledger = n.URL, n.Ledger
 	if n.Orchestrator, err = New(oc); err != nil {
-		ln.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slogErrorLog(n.log)}
+	srv := cfg.Limits.Server(n.Handler(), slogErrorLog(n.log))
 	if u.Scheme == "https" {
 		host := u.Hostname()
 		if su, err := url.Parse(cfg.ServiceAddr); err == nil {
@@ -152,27 +173,30 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		}
 		cert, err := LoadOrCreateCertificate(cfg.DataDir, []string{host})
 		if err != nil {
-			ln.Close()
 			return nil, err
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	var asrv *http.Server
+	if aln != nil {
+		if n.AdminToken = cfg.AdminToken; n.AdminToken == "" {
+			if n.AdminToken, err = nodefiles.Token(cfg.DataDir, "admin.token"); err != nil {
+				return nil, fmt.Errorf("orchestrator: admin token: %w", err)
+			}
+		}
+		n.AdminURL = "http://" + aln.Addr().String()
+		asrv = cfg.Limits.Server(n.AdminHandler(n.AdminToken), slogErrorLog(n.log))
+	}
+
+	// Everything is in place: serve.
+	started = true
+	n.lock = lock
+	if srv.TLSConfig != nil {
 		n.servers.Go("orchestrator", srv, func() error { return srv.ServeTLS(ln, "", "") })
 	} else {
 		n.servers.Go("orchestrator", srv, func() error { return srv.Serve(ln) })
 	}
-
-	if cfg.AdminListen != "" {
-		if n.AdminToken = cfg.AdminToken; n.AdminToken == "" {
-			if n.AdminToken, err = nodefiles.Token(cfg.DataDir, "admin.token"); err != nil {
-				return nil, err
-			}
-		}
-		aln, err := net.Listen("tcp", cfg.AdminListen)
-		if err != nil {
-			return nil, fmt.Errorf("orchestrator: admin listen: %w", err)
-		}
-		n.AdminURL = "http://" + aln.Addr().String()
-		asrv := &http.Server{Handler: n.AdminHandler(n.AdminToken), ReadHeaderTimeout: 10 * time.Second}
+	if asrv != nil {
 		n.servers.Go("orchestrator", asrv, func() error { return asrv.Serve(aln) })
 	}
 	sctx, cancel := context.WithCancel(context.Background())
@@ -221,7 +245,7 @@ func (n *Node) forgetSessions(ctx context.Context, blocks pm.BlockSource, every 
 }
 
 // Close stops the listeners (letting running jobs finish for up to 10 s),
-// the sweeper and the ledger.
+// the sweeper and the ledger, and releases the data directory.
 func (n *Node) Close() error {
 	n.closed.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -237,6 +261,7 @@ func (n *Node) Close() error {
 		if n.Store != nil {
 			n.Store.Close()
 		}
+		n.lock.Release()
 	})
 	return nil
 }

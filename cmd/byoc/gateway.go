@@ -88,10 +88,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&cfg.Gateway.HoldTTLMargin, "hold-ttl-margin", gateway.DefaultHoldTTLMargin, "a job's hold in the books is released after its timeout plus this much idle time (a crash mid-job)")
 	maxTicketEV := fs.String("max-ticket-ev", "", "largest expected value of one ticket, in wei (default 3000000000000)")
 	maxTotalEV := fs.String("max-total-ev", "", "largest expected value of one payment, in wei (default 20000000000000)")
+	limits := registerLimitFlags(fs, &cfg.Limits)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info (one line per job), warn or error")
 	fs.Usage = func() { io.WriteString(fs.Output(), gatewayUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if err := limits.check(); err != nil {
 		return err
 	}
 	switch {
@@ -146,7 +150,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	} else {
 		cfg.Gateway.Logger = slog.New(slog.NewTextHandler(stderr, handlerOpts))
 	}
-	signer, err := keyFlags.signer(sf.dataDir, false)
+	signer, err := keyFlags.signer()
 	if err != nil {
 		return err
 	}
@@ -156,7 +160,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg.DataDir, cfg.LedgerDSN = sf.dataDir, sf.dsn
 	node, err := gateway.StartNode(ctx, cfg)
 	if err != nil {
-		return err
+		return startError("gateway", err)
 	}
 	who := "offchain (no key: free capabilities only)"
 	if signer != nil {

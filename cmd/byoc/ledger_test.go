@@ -109,7 +109,7 @@ func TestLedgerVerifyFailsOnCorruption(t *testing.T) {
 }
 
 func TestLedgerErrors(t *testing.T) {
-	if code, _, errs := byoc(t, "ledger", "verify", "--data-dir", t.TempDir()); code != 1 || !strings.Contains(errs, "no ledger at") {
+	if code, _, errs := byoc(t, "ledger", "verify", "--data-dir", t.TempDir()); code != 1 || !strings.Contains(errs, "no byoc ledger at") {
 		t.Fatalf("missing ledger: code %d %q", code, errs)
 	}
 	if code, _, errs := byoc(t, "nonsense"); code != 2 || !strings.Contains(errs, "unknown command") {

@@ -8,8 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
-	"byoc/internal/nodefiles"
+	"byoc/internal/serve"
 	"byoc/pm"
 )
 
@@ -54,9 +55,9 @@ func registerKeyFlags(fs *flag.FlagSet) *keyFlags {
 	}
 }
 
-// signer returns the configured key. Without one: when orCreate, the key in
-// the data directory (created on first start); else nil (keyless, offchain).
-func (k *keyFlags) signer(dataDir string, orCreate bool) (*pm.KeySigner, error) {
+// signer returns the key the flags give, or nil: then an orchestrator uses
+// the key in its data directory and a gateway runs keyless (offchain).
+func (k *keyFlags) signer() (*pm.KeySigner, error) {
 	switch {
 	case *k.keystore != "" && *k.devKey != "":
 		return nil, errors.New("give --eth-keystore or --dev-key, not both")
@@ -66,13 +67,54 @@ func (k *keyFlags) signer(dataDir string, orCreate bool) (*pm.KeySigner, error) 
 		}
 		pw, err := os.ReadFile(*k.passwordFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--eth-password-file: %w", err)
 		}
-		return pm.LoadKeystoreSigner(*k.keystore, strings.TrimRight(string(pw), "\r\n"))
+		s, err := pm.LoadKeystoreSigner(*k.keystore, strings.TrimRight(string(pw), "\r\n"))
+		if errors.Is(err, pm.ErrKeystorePassword) {
+			return nil, fmt.Errorf("--eth-keystore %s: wrong password (in %s)", *k.keystore, *k.passwordFile)
+		} else if err != nil {
+			return nil, fmt.Errorf("--eth-keystore %s: %w", *k.keystore, err)
+		}
+		return s, nil
 	case *k.devKey != "":
-		return pm.KeySignerFromHex(*k.devKey)
-	case orCreate:
-		return nodefiles.Key(dataDir)
+		s, err := pm.KeySignerFromHex(*k.devKey)
+		if err != nil {
+			return nil, fmt.Errorf("--dev-key: %w", err)
+		}
+		return s, nil
 	}
 	return nil, nil
+}
+
+// limitFlags bound what slow clients can hold of a node's servers.
+type limitFlags struct{ l *serve.Limits }
+
+func registerLimitFlags(fs *flag.FlagSet, l *serve.Limits) limitFlags {
+	fs.DurationVar(&l.ReadHeaderTimeout, "read-header-timeout", serve.DefaultReadHeaderTimeout, "longest a client may take to send a request's headers")
+	fs.DurationVar(&l.BodyTimeout, "body-timeout", serve.DefaultBodyTimeout, "longest a client may take to send a request's body (408 and the connection closed after)")
+	fs.DurationVar(&l.IdleTimeout, "idle-timeout", serve.DefaultIdleTimeout, "longest a kept-alive connection waits for its next request")
+	fs.IntVar(&l.MaxUploads, "max-uploads", serve.DefaultMaxUploads, "most request bodies read at once (503 beyond)")
+	return limitFlags{l}
+}
+
+func (f limitFlags) check() error {
+	for name, d := range map[string]time.Duration{"read-header-timeout": f.l.ReadHeaderTimeout, "body-timeout": f.l.BodyTimeout, "idle-timeout": f.l.IdleTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("--%s %s: must be positive", name, d)
+		}
+	}
+	if f.l.MaxUploads <= 0 {
+		return fmt.Errorf("--max-uploads %d: must be positive", f.l.MaxUploads)
+	}
+	return nil
+}
+
+// startError drops the role's prefix from a StartNode error: the command's
+// name says it already ("byoc gateway: listen on …", not "byoc gateway:
+// gateway: listen on …").
+func startError(role string, err error) error {
+	if msg, ok := strings.CutPrefix(err.Error(), role+": "); ok {
+		return errors.New(msg)
+	}
+	return err
 }

@@ -48,9 +48,13 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.DurationVar(&cfg.Orchestrator.MaxTimeout, "max-timeout", time.Hour, "largest timeout_seconds a job may ask for")
 	fs.BoolVar(&cfg.Orchestrator.RequireBoundJobs, "require-bound-jobs", false, "refuse signed jobs without a byoc_job binding (go-livepeer gateways send none; their job headers can be replayed)")
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", 15*time.Second, "how often idle holds are released to their pools")
+	limits := registerLimitFlags(fs, &cfg.Limits)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), orchestratorUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if err := limits.check(); err != nil {
 		return err
 	}
 	if cfg.Orchestrator.Secret == "" {
@@ -64,15 +68,19 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		cfg.TicketEV = ev
 	}
-	signer, err := keyFlags.signer(sf.dataDir, true)
+	// Without --eth-keystore or --dev-key the node uses (or creates) the key
+	// in its data directory, once it holds the directory's lock.
+	signer, err := keyFlags.signer()
 	if err != nil {
 		return err
 	}
-	cfg.Address = signer.Address()
+	if signer != nil {
+		cfg.Address = signer.Address()
+	}
 	cfg.Orchestrator.Logger = newLogger(stderr, *logFormat)
 	node, err := orchestrator.StartNode(ctx, cfg)
 	if err != nil {
-		return err
+		return startError("orchestrator", err)
 	}
 	fmt.Fprintf(stdout, "orchestrator %s serving %s (admin %s)\n", node.Address.Hex(), node.URL, node.AdminURL)
 	<-ctx.Done()

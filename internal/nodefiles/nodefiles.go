@@ -2,6 +2,7 @@
 // node's Ethereum key (when no keystore is given), the PM recipient secret
 // and generated tokens. Each is created once with mode 0600 and read back
 // on every start, so ticket params, identities and tokens survive restarts.
+// Lock keeps one node at a time on a directory.
 package nodefiles
 
 import (
@@ -64,7 +65,11 @@ func Key(dir string) (*pm.KeySigner, error) {
 	path := filepath.Join(dir, KeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return pm.KeySignerFromHex(strings.TrimSpace(string(b)))
+		k, err := pm.KeySignerFromHex(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"byoc/ledger/sqlstore"
 
@@ -38,6 +39,7 @@ var Dialect = sqlstore.Dialect{
 	LockClause:      " FOR UPDATE",
 	MigrationLock:   "SELECT pg_advisory_lock(7310451)",
 	MigrationUnlock: "SELECT pg_advisory_unlock(7310451)",
+	HasTable:        "SELECT CASE WHEN to_regclass($1::text) IS NULL THEN 0 ELSE 1 END",
 	IsConflict: func(err error) bool {
 		var e *pgconn.PgError
 		if !errors.As(err, &e) {
@@ -52,6 +54,10 @@ var Dialect = sqlstore.Dialect{
 	ReadOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 }
 
+// DefaultConnectTimeout bounds one connection attempt when the DSN gives no
+// connect_timeout.
+const DefaultConnectTimeout = 10 * time.Second
+
 // Options tune the PostgreSQL store.
 type Options struct {
 	// Writers is how many batches this process commits at once (default 1:
@@ -61,10 +67,15 @@ type Options struct {
 	Writers int
 	// MaxConns bounds the connection pool (default 16).
 	MaxConns int
+	// Existing opens a ledger that must already be there: the schema is
+	// neither created nor migrated, and a database without a byoc ledger
+	// (sqlstore.ErrNoLedger) or with another schema version
+	// (sqlstore.ErrSchemaVersion) is an error. For tools that inspect one.
+	Existing bool
 }
 
 // Open connects to dsn (a postgres:// URL or key=value string) and applies
-// migrations. The database must exist; tables are created in the DSN's
+// migrations (unless opts.Existing). The database must exist; tables are created in the DSN's
 // search_path schema.
 func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error) {
 	if opts.Writers <= 0 {
@@ -76,6 +87,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres ledger: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		// An unreachable server that drops packets fails a start in
+		// seconds, not after the system's TCP timeout.
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	// Plan every batch statement for its arguments: a generic plan made
 	// while a table was small (a new ledger) keeps scanning it sequentially
@@ -90,7 +106,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		db.Close()
 		return nil, fmt.Errorf("postgres ledger: connect: %w", err)
 	}
-	s, err := sqlstore.New(ctx, db, db, Dialect, opts.Writers)
+	newStore := sqlstore.New
+	if opts.Existing {
+		newStore = sqlstore.Existing
+	}
+	s, err := newStore(ctx, db, db, Dialect, opts.Writers)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres ledger: %w", err)

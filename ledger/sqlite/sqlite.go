@@ -34,6 +34,7 @@ var Dialect = sqlstore.Dialect{
 	PollContext:            true,
 	RowStatements:          4,
 	RawWrites:              true,
+	HasTable:               `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`,
 	IsConflict: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {
@@ -57,12 +58,42 @@ func OpenDir(ctx context.Context, dataDir string) (*sqlstore.Store, error) {
 
 // Open opens (creating if needed) the ledger file at path.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
+	return open(ctx, path, false)
+}
+
+// OpenExisting opens the ledger file at path without creating or migrating
+// anything: an absent file is an error (fs.ErrNotExist), and so is a
+// database without a byoc ledger (sqlstore.ErrNoLedger) or with another
+// schema version (sqlstore.ErrSchemaVersion). For tools that inspect a
+// ledger, which a running node may be using at the same time (SQLite's
+// locks and WAL keep them apart).
+func OpenExisting(ctx context.Context, path string) (*sqlstore.Store, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite ledger %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("sqlite ledger %s: not a file", path)
+	}
+	return open(ctx, path, true)
+}
+
+func open(ctx context.Context, path string, existing bool) (*sqlstore.Store, error) {
 	dsn := func(txlock string) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-65536)", "temp_store(MEMORY)"} {
+		pragmas := []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-65536)", "temp_store(MEMORY)"}
+		if existing {
+			// A byoc ledger is in WAL mode already (it persists in the
+			// file); setting it would write to a file that is no ledger.
+			pragmas = pragmas[1:]
+		}
+		for _, p := range pragmas {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", txlock)
+		if existing {
+			q.Set("mode", "rw") // never create the file
+		}
 		return "file:" + path + "?" + q.Encode()
 	}
 	write, err := sql.Open("sqlite", dsn("immediate"))
@@ -78,7 +109,11 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		return nil, fmt.Errorf("sqlite ledger %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(4)
-	s, err := sqlstore.New(ctx, write, read, Dialect, 1)
+	newStore := sqlstore.New
+	if existing {
+		newStore = sqlstore.Existing
+	}
+	s, err := newStore(ctx, write, read, Dialect, 1)
 	if err != nil {
 		write.Close()
 		read.Close()

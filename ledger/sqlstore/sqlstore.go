@@ -37,6 +37,9 @@ type Dialect struct {
 	LockClause string
 	// MigrationLock / MigrationUnlock serialize migrations across processes.
 	MigrationLock, MigrationUnlock string
+	// HasTable counts the tables named by its one argument (0 or 1) in the
+	// schema the store uses.
+	HasTable string
 	// IsConflict reports a transient error worth retrying the transaction
 	// for: busy, serialization failure, deadlock, unique violation.
 	IsConflict func(error) bool
@@ -134,20 +137,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return err
 	}
-	files, err := migrations.ReadDir("migrations")
+	files, err := migrationFiles(s.d.Name)
 	if err != nil {
 		return err
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Name() < files[j].Name() })
 	for _, f := range files {
-		// NNNN_name.sql is for every dialect, NNNN_name.DIALECT.sql for one.
-		if parts := strings.Split(f.Name(), "."); len(parts) == 3 && parts[1] != s.d.Name {
-			continue
-		}
-		version, err := strconv.Atoi(strings.SplitN(f.Name(), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a number", f.Name())
-		}
+		version := f.version
 		var n int
 		if err := conn.QueryRowContext(ctx, s.rebind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
 			return err
@@ -155,7 +150,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if n > 0 {
 			continue
 		}
-		body, err := migrations.ReadFile("migrations/" + f.Name())
+		body, err := migrations.ReadFile("migrations/" + f.name)
 		if err != nil {
 			return err
 		}
@@ -170,11 +165,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		for _, stmt := range splitStatements(text) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				tx.Rollback()
-				return fmt.Errorf("migration %s: %w", f.Name(), err)
+				return fmt.Errorf("migration %s: %w", f.name, err)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
-			version, f.Name(), time.Now().UnixMicro()); err != nil {
+			version, f.name, time.Now().UnixMicro()); err != nil {
 			tx.Rollback()
 			return err
 		}
