@@ -119,6 +119,8 @@ func FuzzGatewayJob(f *testing.F) {
 		{post, "", "", "", nil},
 		{http.MethodGet, "", client("reverse", "get", 5, "{}"), "", nil},
 		{post, "", client("free", "chunked", 5, "{}"), "Transfer-Encoding: chunked", []byte("1\r\na\r\n0\r\n\r\n")},
+		{post, "%25zz", client("reverse", "pct", 5, "{}"), "", []byte("x")},
+		{post, "", client("free", "badchunk", 5, "{}"), "Transfer-Encoding: chunked", []byte("zz\r\nab")},
 	} {
 		f.Add(s.method, s.suffix, s.job, s.headers, s.body)
 	}

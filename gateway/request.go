@@ -3,12 +3,11 @@ package gateway
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
+	"byoc/internal/serve"
 	"byoc/wire"
 )
 
@@ -125,14 +124,9 @@ func (g *Gateway) parseJob(w http.ResponseWriter, r *http.Request) (*job, *Reque
 		return nil, badRequest("%v", err)
 	}
 	j.resp = min(j.resp, j.search)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			w.Header().Set("Connection", "close") // the rest of the body is not read
-			return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body too large (max %d bytes)", g.cfg.MaxBodyBytes)}
-		}
-		return nil, badRequest("Error reading request body: %v", err)
+	body, berr := serve.ReadBody(w, r, g.cfg.MaxBodyBytes)
+	if berr != nil {
+		return nil, &RequestError{Status: berr.Status, Msg: berr.Msg}
 	}
 	j.body = body
 	return j, nil

@@ -338,6 +338,8 @@ func FuzzOrchestratorJob(f *testing.F) {
 		{http.MethodGet, "", fo.jobHeader(f, "reverse", "get", true, true), "", "", nil},
 		{post, "", testnet.B64(`{"capability":"free","request":"{}","parameters":"{}","timeout_seconds":1,"id":"x","sig":"0x"}`), "", "", nil},
 		{post, "%2e%2e/x", fo.jobHeader(f, "free", "dots", false, false), "", "Transfer-Encoding: chunked", []byte("1\r\na\r\n0\r\n\r\n")},
+		{post, "%25zz", fo.jobHeader(f, "free", "free-pct", false, false), "", "", []byte("x")},
+		{post, "", fo.jobHeader(f, "free", "badchunk", false, false), "", "Transfer-Encoding: chunked", []byte("zz\r\nab")},
 	} {
 		f.Add(s.method, s.suffix, s.job, s.payment, s.headers, s.body)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"byoc/internal/serve"
 	"byoc/ledger"
 	"byoc/pm"
 	"byoc/wire"
@@ -124,9 +125,9 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.cfg.MaxBodyBytes))
-	if err != nil {
-		reject("body_too_large", fmt.Sprintf("request body too large (max %d bytes)", o.cfg.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+	body, berr := serve.ReadBody(w, r, o.cfg.MaxBodyBytes)
+	if berr != nil {
+		reject(berr.Reason, berr.Msg, berr.Status)
 		return
 	}
 	s, err := o.reg.reserve(req.Capability)

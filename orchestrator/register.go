@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"byoc/internal/serve"
 	"byoc/pm"
 	"byoc/wire"
 )
@@ -32,9 +33,9 @@ func (o *Orchestrator) workerRequest(w http.ResponseWriter, r *http.Request) ([]
 		httpError(w, "invalid authorization", http.StatusUnauthorized)
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBytes))
-	if err != nil {
-		httpError(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+	body, berr := serve.ReadBody(w, r, maxRegistrationBytes)
+	if berr != nil {
+		httpError(w, berr.Msg, berr.Status)
 		return nil, false
 	}
 	return body, true
