@@ -183,7 +183,7 @@
 // pool as it will be once every answered job's books are posted, kept in
 // memory (this process is the books' only writer), so jobs still posting
 // do not get in the way. go-livepeer resets its
-// mirror to whatever the token says (BYOC.md §6.2); this gateway never
+// mirror to whatever the token says (docs/protocol.md §8.2); this gateway never
 // credits itself more than it paid. An orchestrator reporting more than
 // the books is logged and counted, nothing else (another gateway sharing
 // our key, go-livepeer's exact EVs and lower charges). An orchestrator

@@ -24,7 +24,7 @@ const maxSSELine = 1 << 20
 // only. It ends when the worker's stream ends (after a line containing
 // [DONE], or EOF), at the timeout, or when the gateway goes away; unlike
 // go-livepeer it does not keep the connection open until the timeout
-// (BYOC.md §11 D2b). The final charge covers the last partial second.
+// (docs/protocol.md, D2b). The final charge covers the last partial second.
 func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Response, wctx context.Context, stopWorker context.CancelFunc, began time.Time) {
 	ctx := context.WithoutCancel(r.Context())
 	flush := func() {

@@ -10,13 +10,13 @@
 // so it can register several capability names, each with its own URL
 // (Server.CapabilityURL). The orchestrator sends every job as a POST to the
 // registered URL, plus "/" and the path suffix the client used after
-// /process/request/ (BYOC.md §1.3); each capability accepts any suffix.
+// /process/request/ (docs/protocol.md §2.3); each capability accepts any suffix.
 //
 //	/reverse  reverses text. A JSON body {"text": "..."} (Content-Type
 //	          application/json or *+json) is answered 200 application/json
 //	          {"original":"...","reversed":"..."} plus a newline, the shape
 //	          go-livepeer's reference text-reversing worker answers (recorded in
-//	          BYOC.md's transcripts). Any other body is taken as UTF-8 text and
+//	          internal/transcript's recordings). Any other body is taken as UTF-8 text and
 //	          answered 200 text/plain, reversed. Reversal keeps combining marks,
 //	          emoji modifiers and zero-width-joined sequences with their base
 //	          character, so "é" written as e + U+0301 stays "é".
@@ -38,7 +38,7 @@
 //	          http.Error does. {"close_connection": true} instead drops the
 //	          connection without any answer (a transport error for the
 //	          orchestrator). For tests of error paths; a 401 makes a
-//	          go-livepeer orchestrator remove the capability (BYOC.md §5.4).
+//	          go-livepeer orchestrator remove the capability (docs/protocol.md §6.2).
 //
 // sleep and fail take only the fields above (an unknown field is a 400, so a
 // typo cannot silently turn into a default); reverse and sse ignore unknown
@@ -72,7 +72,7 @@
 // # Registration
 //
 // Register and Unregister speak the orchestrator's /capability/register and
-// /capability/unregister (BYOC.md §3.4): a JSON ExternalCapability body (or
+// /capability/unregister (docs/protocol.md §4.3): a JSON ExternalCapability body (or
 // the raw name, to unregister) with the orchestrator secret, raw, as the
 // Authorization header. Orchestrators serve HTTPS with a self-signed
 // certificate; a caller accepts it only by passing InsecureSkipVerify or the
