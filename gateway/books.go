@@ -88,7 +88,7 @@ type comparison struct {
 
 // books is the gateway's side of the money: a ledger with one pool per
 // (orchestrator, capability) and one hold per job attempt, mirroring what
-// the orchestrator keeps for us. See the package documentation.
+// the orchestrator keeps for us. See docs/gateway.md, "The books".
 type books struct {
 	l      *ledger.Ledger
 	log    *slog.Logger

@@ -506,7 +506,7 @@ func canonicalHost(h string) string {
 	return h
 }
 
-// legacyCap is where go-livepeer's token balance saturates (BYOC.md §6.3).
+// legacyCap is where go-livepeer's token balance saturates (docs/protocol.md §8.3).
 const legacyCap = 9223372036854775
 
 func snippet(b []byte) string {

@@ -3,7 +3,8 @@ package ledger
 import "errors"
 
 // Errors returned by ledger operations. Each is returned wrapped with detail;
-// test with errors.Is. Their precedence is given in the package documentation.
+// test with errors.Is. Their precedence is given in docs/ledger.md ("Errors,
+// in order of precedence").
 var (
 	// ErrInvalidInput is returned before any storage is touched when an
 	// argument is malformed: an empty or oversized key, sender, capability,

@@ -7,7 +7,8 @@ import (
 )
 
 // This file is the one place where exact fractions become whole wei or whole
-// billing units. The rule is stated in the package documentation.
+// billing units. The rule is stated in docs/ledger.md ("Amounts and the
+// rounding rule").
 
 // UnitsFor returns how many whole billing units of length unit a duration d
 // costs: d / unit rounded up, and at least 1 (a job that ran at all pays for

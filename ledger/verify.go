@@ -50,7 +50,7 @@ type VerifyOptions struct {
 	AllowDebt bool
 }
 
-// Verify checks every invariant of the package documentation on one
+// Verify checks every invariant of docs/ledger.md on one
 // consistent snapshot of the store and reports all violations, not only the
 // first. It never writes.
 func Verify(ctx context.Context, s Store, opts VerifyOptions) (Report, error) {

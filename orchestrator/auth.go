@@ -14,7 +14,7 @@ import (
 var anonymous = common.Address{}
 
 // senderCache remembers Livepeer-Eth-Address headers already verified: a
-// sender's signature over its own address never changes (BYOC.md §4.1), so
+// sender's signature over its own address never changes (docs/protocol.md §5.2), so
 // a gateway sends the same header with every token request, and recovering
 // the key each time would cost a signature check per token.
 type senderCache struct {

@@ -27,7 +27,7 @@ type Config struct {
 	// Ledger keeps the money; required.
 	Ledger *ledger.Ledger
 	// Recipient issues ticket params and validates tickets; required, also
-	// offchain (ticket params are always sent, BYOC.md §4.4).
+	// offchain (ticket params are always sent, docs/protocol.md §5.3).
 	Recipient *pm.Recipient
 	// MaxNonces is the per-session nonce cap (default pm.DefaultMaxNoncesPerSession).
 	MaxNonces int
@@ -46,7 +46,7 @@ type Config struct {
 	MaxTimeout time.Duration
 	// RequireBoundJobs refuses signed job requests without a byoc_job
 	// binding (wire.Bind): go-livepeer gateways' requests can be replayed
-	// (BYOC.md §11 D8), so an operator serving only byoc gateways can close
+	// (docs/protocol.md, D8), so an operator serving only byoc gateways can close
 	// that hole. Off by default, for compatibility.
 	RequireBoundJobs bool
 	// ChargeInterval is how often a running SSE job is charged (default 5 s).

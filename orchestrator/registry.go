@@ -8,7 +8,7 @@ import (
 )
 
 // The registry holds the capabilities workers registered and their capacity
-// slots. Unlike go-livepeer (BYOC.md §11 D9, D10) every read takes the lock,
+// slots. Unlike go-livepeer (docs/protocol.md, D9, D10) every read takes the lock,
 // a slot is only handed out while load < capacity, a slot is released at
 // most once, and re-registering a worker keeps the slots in use.
 

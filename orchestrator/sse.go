@@ -25,7 +25,7 @@ const maxSSELine = 1 << 20
 // It ends when the worker's stream ends (after a line containing [DONE],
 // or EOF), at the timeout, when the worker's connection breaks, or when
 // the gateway goes away; unlike go-livepeer it does not keep the
-// connection open until the timeout (BYOC.md §11 D2b). The final charge
+// connection open until the timeout (docs/protocol.md, D2b). The final charge
 // covers the last partial second, within the timeout and the hold.
 //
 // A worker stream that ends with EOF but no [DONE] ended on its own: that

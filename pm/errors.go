@@ -32,7 +32,7 @@ var (
 	// negative pricePerUnit.
 	ErrInvalidExpectedPrice = errors.New("invalid expected price sent with payment")
 	// ErrPriceBelowQuote is fatal: the payment declares a price below the
-	// quote the caller passed to Validate (PM.md §11.6).
+	// quote the caller passed to Validate (docs/protocol.md §7.7).
 	ErrPriceBelowQuote = errors.New("expected price is below the quoted price")
 	// ErrMalformedPayment is fatal: the payment is structurally unusable
 	// (tickets without ticket parameters, a hash that is not 32 bytes, a

@@ -398,7 +398,7 @@ func (s *Sender) checkParams(sess *session, n int) error {
 	return nil
 }
 
-// TicketsNeeded is go-livepeer's ticket-count rule (PM.md §4.2): with
+// TicketsNeeded is go-livepeer's ticket-count rule (docs/protocol.md §7.5): with
 // minCredit = max(fee, ev), no tickets are needed when existing >= minCredit;
 // otherwise n = ceil((minCredit − existing)/ev) tickets, worth newCredit =
 // n·ev. All values are exact; nil counts as zero. It fails with ErrZeroEV

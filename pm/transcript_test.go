@@ -13,8 +13,8 @@ import (
 )
 
 // testdata/transcript-payments.json holds the Livepeer-Payment headers a
-// go-livepeer v0.9.1 BYOC gateway sent in shared/vectors/
-// byoc-paid-transcripts.json. The recipient's secret, round and block are
+// go-livepeer v0.9.1 BYOC gateway sent in the paid recording,
+// internal/transcript/testdata/byoc-paid-transcripts.json. The recipient's secret, round and block are
 // the vectors' fixed inputs, so the payments validate here exactly as they
 // did on the reference orchestrator (which credited all of them).
 

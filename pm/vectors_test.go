@@ -18,8 +18,8 @@ import (
 	"byoc/wire"
 )
 
-// The vectors were produced by go-livepeer's own code paths (PM.md §10);
-// testdata/pm-vectors.json is a copy of shared/vectors/pm-vectors.json.
+// The vectors were produced by go-livepeer's own code paths (docs/protocol.md
+// §7.8), kept in testdata/pm-vectors.json.
 
 type vectorTicket struct {
 	Digest   string `json:"personal_sign_digest"`

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// A go-livepeer job signature covers only request‖parameters (BYOC.md §4.1,
-// §11 D8): not the job ID, the capability, the timeout, nor any expiry, so a
+// A go-livepeer job signature covers only request‖parameters (docs/protocol.md
+// §5.2, D8): not the job ID, the capability, the timeout, nor any expiry, so a
 // captured Livepeer header can be sent again — with another ID — to spend
 // its sender's prepaid credit. byoc gateways close that hole without a new
 // wire format: they put a binding in `parameters`, which the signature

@@ -3,7 +3,7 @@ package wire
 // BYOC ("bring your own container") protocol types and codecs: the HTTP
 // headers, the JSON structures carried in them and in bodies, the two
 // signatures a gateway makes, and the balance representations of
-// go-livepeer's BYOC gateway and orchestrator (BYOC.md §2–§4, §6.3).
+// go-livepeer's BYOC gateway and orchestrator (docs/protocol.md §3–§5, §8.3).
 //
 // Encoding is byte-compatible with go-livepeer master 176aa415c: the structs
 // below have the same JSON keys in the same order, so encoding/json produces
@@ -41,7 +41,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 )
 
-// BYOC header names (BYOC.md §2). The Livepeer-Payment header is
+// BYOC header names (docs/protocol.md §3). The Livepeer-Payment header is
 // PaymentHeader.
 const (
 	// HeaderJobRequest carries a JobRequest: standard padded base64 of its
@@ -86,7 +86,7 @@ const (
 	// (the token's service_addr).
 	HeaderOrchestratorURL = "X-Orchestrator-Url"
 	// Trickle channel URLs an orchestrator returns on a successful
-	// /ai/stream/start (BYOC.md §7.2). Control and events are always set.
+	// /ai/stream/start (docs/protocol.md §9). Control and events are always set.
 	HeaderControlURL   = "X-Control-Url"
 	HeaderEventsURL    = "X-Events-Url"
 	HeaderPublishURL   = "X-Publish-Url"
@@ -216,8 +216,8 @@ type JobRequest struct {
 }
 
 // SignedMessage returns the bytes the job signature covers: Request
-// immediately followed by Parameters. Nothing else is covered (BYOC.md §4.1,
-// defect D8).
+// immediately followed by Parameters. Nothing else is covered (docs/protocol.md
+// §5.2, defect D8).
 func (r *JobRequest) SignedMessage() []byte {
 	b := make([]byte, 0, len(r.Request)+len(r.Parameters))
 	b = append(b, r.Request...)
@@ -604,7 +604,7 @@ func signHash(signer Signer, msg common.Hash) (string, error) {
 // signature over keccak256(request‖parameters). With a nil signer (an
 // offchain gateway) Sender becomes ZeroAddressHex, the address go-livepeer's
 // offchain gateway reports, and Sig "" — not "0x", which go-livepeer
-// orchestrators reject (BYOC.md §4.4). It fails with ErrJobInvalidUTF8 when
+// orchestrators reject (docs/protocol.md §5.3). It fails with ErrJobInvalidUTF8 when
 // a field could not be encoded faithfully, or when the signer fails; req is
 // then unchanged.
 func SignJobRequest(signer Signer, req *JobRequest) error {
@@ -752,7 +752,7 @@ func ParseWei(s string) (*big.Int, error) {
 	return n, nil
 }
 
-// ---- Balance representations (BYOC.md §6.3) ----
+// ---- Balance representations (docs/protocol.md §8.3) ----
 
 const (
 	// tokenBalanceMax is the largest balance a go-livepeer token can carry:
@@ -956,7 +956,7 @@ func (c *ExternalCapability) PriceWeiPerUnit() *big.Rat {
 // ---- StreamURLs: the gateway's answer to /process/stream/start ----
 
 // StreamURLs is the gateway's 200 body for POST /process/stream/start. All
-// keys are always present, in this order (BYOC.md §3.10); go-livepeer
+// keys are always present, in this order (docs/protocol.md §9); go-livepeer
 // writes it with a JSON encoder, so the body ends in "\n".
 type StreamURLs struct {
 	StreamID      string `json:"stream_id"`

@@ -28,7 +28,7 @@ var (
 	_ wire.Signer = (*pm.KeySigner)(nil)
 )
 
-// Vectors from BYOC.md §4.1 (key from PM.md §10).
+// Vectors from docs/protocol.md §5.2 (key from §7.8).
 const (
 	testKey       = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 	testAddr      = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
@@ -686,10 +686,10 @@ func TestBalanceForToken(t *testing.T) {
 		{big.NewInt(191000000000), 191000000000},
 		{big.NewInt(9223372036854775), 9223372036854775},
 		{big.NewInt(9223372036854776), 9223372036854775},
-		{pow(10, 16), 9223372036854775}, // BYOC.md §6.3
+		{pow(10, 16), 9223372036854775}, // docs/protocol.md §8.3
 		{big.NewInt(math.MaxInt64), 9223372036854775},
 		{pow(2, 63), 0},
-		{pow(10, 19), 0}, // BYOC.md §6.3
+		{pow(10, 19), 0}, // docs/protocol.md §8.3
 		{big.NewInt(-9223372036854775), -9223372036854775},
 		{big.NewInt(-9223372036854776), -9223372036854776},
 		{big.NewInt(-9223372036854777), -9223372036854776},

@@ -111,7 +111,7 @@ func TestDecodeVectorAPayment(t *testing.T) {
 	}
 	raw, _ := base64.StdEncoding.DecodeString(vectorAHeader)
 	if len(raw) != 421 {
-		t.Errorf("vector A payment is %d bytes, PM.md says 421", len(raw))
+		t.Errorf("vector A payment is %d bytes, docs/protocol.md §7.6 says 421", len(raw))
 	}
 }
 
@@ -334,7 +334,7 @@ func TestTicketParamsVector(t *testing.T) {
 }
 
 // TestTicketParamsJSON checks the encoding/json shape BYOC job tokens use
-// (BYOC.md §3.6): proto field names, base64 bytes, omitempty.
+// (docs/protocol.md §4.5): proto field names, base64 bytes, omitempty.
 func TestTicketParamsJSON(t *testing.T) {
 	const token = `{"ticket_params":{"recipient":"Y/rJIBSU8L0XuYkrn65NUv4703c=","face_value":"AapTXT0MAAA=","win_prob":"AR5UxnKHTa5QUZjAnVs2zxC7gLvD16JaehDud4AA","recipient_rand_hash":"krLNkY3S0uu9ghHfdDsfmruDYiaVYtW0OZGpYzh5pko=","seed":"899nbROb0tx3oNMyCQv83w1e+kbslfhemA9Hvw2lj5Y=","expiration_block":"ATEtKA==","expiration_params":{"creation_round":3500,"creation_round_block_hash":"c7zPmTKiQeVvIyl7xCOgmCYhxN0xk9irpPQXE2vF7yo="}},"price":{"pricePerUnit":1000,"pixelsPerUnit":1}}`
 	var tok struct {

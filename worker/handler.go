@@ -300,7 +300,7 @@ func (h *Handler) bodyTooLarge(w http.ResponseWriter) {
 }
 
 // serveStreamCall answers the orchestrator's stream calls the way the
-// reference stream worker does (BYOC.md §1.3), and tracks which stream IDs
+// reference stream worker does (docs/protocol.md §2.3), and tracks which stream IDs
 // are running.
 func (h *Handler) serveStreamCall(w http.ResponseWriter, r *http.Request, call string) {
 	body, ok := h.readBody(w, r)

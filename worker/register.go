@@ -16,7 +16,7 @@ import (
 )
 
 // Capability is what a worker registers with an orchestrator: go-livepeer's
-// ExternalCapability (BYOC.md §3.4), with its JSON keys in the reference's
+// ExternalCapability (docs/protocol.md §4.3), with its JSON keys in the reference's
 // order.
 type Capability struct {
 	// Name is the capability name clients ask for.
@@ -29,13 +29,13 @@ type Capability struct {
 	Capacity int `json:"capacity"`
 	// PricePerUnit / PriceScaling is the price per second of compute, in
 	// Currency. A go-livepeer orchestrator quotes it floored to whole wei
-	// per second (BYOC.md §5.6).
+	// per second (docs/protocol.md §6.4).
 	PricePerUnit int64 `json:"price_per_unit"`
 	// PriceScaling is the price's denominator; the orchestrator reads 0 as 1.
 	PriceScaling int64 `json:"price_scaling"`
 	// Currency is "wei" (or "") or "eth"; other currencies need the
 	// orchestrator's on-chain price feed (go-livepeer panics without one,
-	// BYOC.md §11 D11).
+	// docs/protocol.md, D11).
 	Currency string `json:"currency"`
 	// Token, when set, is sent back by the orchestrator on every job as
 	// "Authorization: Bearer <Token>". Left out of the JSON when empty.
@@ -270,7 +270,7 @@ const keepAliveCallTimeout = 10 * time.Second
 
 // KeepAlive registers every capability again each interval until ctx ends,
 // so an orchestrator that restarted (registrations live in its memory) or
-// removed a capability after a failed job (BYOC.md §5.6) gets it back. It
+// removed a capability after a failed job (docs/protocol.md §6.4) gets it back. It
 // calls report after each round with that round's error, nil on success.
 //
 // A call under way when ctx ends is finished (within 10 s), not abandoned,
@@ -278,7 +278,7 @@ const keepAliveCallTimeout = 10 * time.Second
 // orchestrator and overtake a later Unregister.
 //
 // A go-livepeer orchestrator resets the capability's load count on every
-// registration (BYOC.md §11 D10).
+// registration (docs/protocol.md, D10).
 func (r Registration) KeepAlive(ctx context.Context, interval time.Duration, report func(error)) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()

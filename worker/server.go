@@ -15,7 +15,7 @@ import (
 const DefaultAddr = "127.0.0.1:0"
 
 // Server serves a Handler over plain HTTP/1.1 (what an orchestrator speaks
-// to workers, BYOC.md §0) on its own listener.
+// to workers, docs/protocol.md §1) on its own listener.
 type Server struct {
 	handler  *Handler
 	listener net.Listener

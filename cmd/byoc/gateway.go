@@ -28,7 +28,7 @@ the next one; a 4xx is final.
 
 It keeps its own books: a ledger in --data-dir with the gateway's credit
 at each orchestrator, and a hold per job, compared with what the
-orchestrator reports (see 'go doc byoc/gateway'). Without a key it runs
+orchestrator reports (see docs/gateway.md). Without a key it runs
 offchain and can only use free capabilities.
 
 Example, on one machine (three terminals; the dev key is a throwaway

@@ -68,7 +68,7 @@ var offchainReplay = map[string]replayExpect{
 	"unregister_bad_secret":              {differs, 401, "401 Unauthorized, not 400"},
 	"direct_token_sig_empty token":       {sameToken, 0, ""},
 	// go-livepeer's offchain gateway asks for tokens with sig "0x", which its
-	// own orchestrator refuses, so no offchain job ever runs (BYOC.md §4.4).
+	// own orchestrator refuses, so no offchain job ever runs (docs/protocol.md §5.3).
 	// Ours accepts it as an unsigned sender and answers with a token.
 	"job_plain token":                               {differs, 200, `token for sig "0x": accepted`},
 	"job_with_id token":                             {differs, 200, `token for sig "0x": accepted`},

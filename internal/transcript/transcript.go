@@ -4,8 +4,8 @@
 //
 // The two recordings are embedded: Offchain (the cmd/livepeer binary with
 // -network offchain, 55 scenarios) and Paid (the same code in-process with
-// payments on, 19 scenarios). BYOC.md "How to use the transcripts" describes
-// them. In short, each scenario lists its exchanges in the order the
+// payments on, 19 scenarios). docs/protocol.md (its introduction)
+// says what in them is stable. In short, each scenario lists its exchanges in the order the
 // requests arrived, labelled by hop; header names are in Go canonical form,
 // Date was dropped and Host added; a nil Status with a TransportError means
 // no HTTP response came back.

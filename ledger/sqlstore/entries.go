@@ -1,0 +1,130 @@
+package sqlstore
+
+// Entries: the journal of money moves, their statement texts, reads and
+// inserts.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"byoc/ledger"
+)
+
+func entriesByKeySQL(n int) string { return memo("entriesByKeySQL", "", n, entriesByKeySQLText) }
+
+func entriesByKeySQLText(n int) string {
+	return `SELECT ` + entryCols + ` FROM entries WHERE idem_key IN (` + placeholders(n, 1) + `)`
+}
+
+// insertEntriesSQL inserts n entries, skipping those whose key is taken.
+func insertEntriesSQL(n int) string { return memo("insertEntriesSQL", "", n, insertEntriesSQLText) }
+
+func insertEntriesSQLText(n int) string {
+	return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
+		VALUES ` + placeholders(n, 8) + ` ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING`
+}
+
+func (t *tx) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
+	for start, n := range pieces(len(entries)) {
+		part := entries[start : start+n]
+		args := make([]any, 0, len(part)*8)
+		for _, e := range part {
+			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), e.Amount.String(),
+				nullString(e.Key), nullString(e.InputHash), e.BalanceAfter.String())
+		}
+		res, err := t.exec(ctx, insertEntriesSQL(n), args...)
+		if err != nil {
+			return err
+		}
+		if got, err := res.RowsAffected(); err != nil {
+			return err
+		} else if got != int64(n) {
+			return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(n)-got, n)
+		}
+	}
+	return nil
+}
+
+const entryCols = `id, at, kind, from_id, to_id, CAST(amount AS TEXT), idem_key, input_hash, CAST(balance_after AS TEXT)`
+
+func scanEntry(rows rows) (ledger.Entry, error) {
+	var (
+		e          ledger.Entry
+		at         int64
+		kind       string
+		from, to   sql.NullInt64
+		amt, after string
+		key, hash  sql.NullString
+	)
+	if err := rows.Scan(&e.ID, &at, &kind, &from, &to, &amt, &key, &hash, &after); err != nil {
+		return e, err
+	}
+	var err error
+	if e.Amount, err = ledger.ParseAmount(amt); err != nil {
+		return e, fmt.Errorf("entry %d: %w", e.ID, err)
+	}
+	if e.BalanceAfter, err = ledger.ParseAmount(after); err != nil {
+		return e, fmt.Errorf("entry %d: %w", e.ID, err)
+	}
+	e.At, e.Kind, e.From, e.To, e.Key, e.InputHash = fromMicros(at), ledger.EntryKind(kind), from.Int64, to.Int64, key.String, hash.String
+	return e, nil
+}
+
+func (t *tx) entries(ctx context.Context, q string, args ...any) ([]ledger.Entry, error) {
+	var out []ledger.Entry
+	err := t.scanEntries(ctx, func(e ledger.Entry) error {
+		out = append(out, e)
+		return nil
+	}, q, args...)
+	return out, err
+}
+
+func (t *tx) scanEntries(ctx context.Context, fn func(ledger.Entry) error, q string, args ...any) error {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (t *tx) EntriesByKey(ctx context.Context, keys []string) ([]ledger.Entry, error) {
+	var out []ledger.Entry
+	for start, n := range pieces(len(keys)) {
+		part := keys[start : start+n]
+		args := make([]any, len(part))
+		for i, k := range part {
+			args[i] = k
+		}
+		got, err := t.entries(ctx, entriesByKeySQL(n), args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+func (t *tx) Entries(ctx context.Context, accountID, after int64, limit int) ([]ledger.Entry, error) {
+	q := `SELECT ` + entryCols + ` FROM entries WHERE (from_id = ? OR to_id = ?) AND id > ? ORDER BY id`
+	args := []any{accountID, accountID, after}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	return t.entries(ctx, q, args...)
+}
+
+func (t *tx) ScanEntries(ctx context.Context, fn func(ledger.Entry) error) error {
+	return t.scanEntries(ctx, fn, `SELECT `+entryCols+` FROM entries ORDER BY id`)
+}
