@@ -58,4 +58,11 @@ func TestOpenExisting(t *testing.T) {
 		}
 	}
 	s.Close()
+	// A node of this build does not run on the newer ledger either.
+	if s, err := sqlite.Open(ctx, path); !errors.Is(err, sqlstore.ErrSchemaVersion) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("a node's open of a newer schema: %v", err)
+	}
 }

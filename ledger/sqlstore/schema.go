@@ -5,6 +5,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"strings"
@@ -32,6 +33,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	files, err := migrationFiles(s.d.Name)
 	if err != nil {
 		return err
+	}
+	// A ledger migrated by a newer byoc is not this build's to run: its
+	// tables may mean more than this code knows.
+	var newest sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
+		return err
+	}
+	if latest := files[len(files)-1].version; newest.Valid && int(newest.Int64) > latest {
+		return fmt.Errorf("%w: it has migration %d, newer than this byoc's latest (%d): run a byoc at least as new as the one that migrated it",
+			ErrSchemaVersion, newest.Int64, latest)
 	}
 	for _, f := range files {
 		version := f.version
