@@ -1,18 +1,14 @@
 package gateway_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +45,7 @@ func FuzzGatewayJob(f *testing.F) {
 		c.Orchestrator.MinCompute = minCompute
 		c.Orchestrator.Logger = quiet
 	})
-	w := startGatewayFuzzWorker(f)
+	w := testnet.StartFuzzWorker(f)
 	for _, c := range []string{
 		`{"name":"reverse","url":"` + w.URL + `/w","capacity":4,"price_per_unit":1000,"price_scaling":1,"currency":"wei"}`,
 		`{"name":"free","url":"` + w.URL + `/w","capacity":4,"price_per_unit":0}`,
@@ -126,11 +122,11 @@ func FuzzGatewayJob(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, method, suffix, job, headers string, body []byte) {
-		req, ok := gatewayFuzzRequest(method, "/process/request/"+suffix, job, headers, body)
+		req, ok := testnet.RawRequest(method, "/process/request/"+suffix, "gateway.test", []string{wire.HeaderJobRequest, job}, headers, body)
 		if !ok {
 			return
 		}
-		gwBefore, orchBefore, calls := reportOf(t, env.Store), reportOf(t, orch.Store), w.calls.Load()
+		gwBefore, orchBefore, calls := reportOf(t, env.Store), reportOf(t, orch.Store), w.Calls.Load()
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, req)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -139,7 +135,7 @@ func FuzzGatewayJob(f *testing.F) {
 			t.Fatalf("the gateway is still posting the job's books: %v", err)
 		}
 		status, answer := rec.Code, rec.Body.String()
-		reached := w.calls.Load() > calls
+		reached := w.Calls.Load() > calls
 		fromWorker := reached && strings.Contains(answer, "worker status")
 		if status >= 500 && status != http.StatusServiceUnavailable && !fromWorker {
 			t.Fatalf("status %d (worker reached: %v): %s", status, reached, answer)
@@ -176,80 +172,4 @@ func reportOf(t *testing.T, s ledger.Store) ledger.Report {
 		t.Fatalf("ledger invariants violated: %v", r.Problems)
 	}
 	return r
-}
-
-// gatewayFuzzWorker answers every job at once: the body reversed, or
-// under <url>/sse a short event stream, or under <url>/status/<code> that
-// status with "worker status" as its body. It counts the jobs it got.
-type gatewayFuzzWorker struct {
-	*httptest.Server
-	calls atomic.Int64
-}
-
-func startGatewayFuzzWorker(t testing.TB) *gatewayFuzzWorker {
-	w := &gatewayFuzzWorker{}
-	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w.calls.Add(1)
-		body, _ := io.ReadAll(r.Body)
-		rest := strings.TrimPrefix(r.URL.Path, "/w")
-		switch {
-		case strings.HasPrefix(rest, "/sse"):
-			rw.Header().Set("Content-Type", "text/event-stream")
-			for i := range 3 {
-				fmt.Fprintf(rw, "data: {\"i\":%d}\n\n", i)
-				rw.(http.Flusher).Flush()
-			}
-		case strings.HasPrefix(rest, "/status/"):
-			code, err := strconv.Atoi(rest[len("/status/"):])
-			if err != nil || code < 200 || code > 599 {
-				code = http.StatusTeapot
-			}
-			rw.WriteHeader(code)
-			io.WriteString(rw, "worker status\n")
-		default:
-			rw.Header().Set("Content-Type", "text/plain")
-			for i, j := 0, len(body)-1; i < j; i, j = i+1, j-1 {
-				body[i], body[j] = body[j], body[i]
-			}
-			rw.Write(body)
-		}
-	}))
-	t.Cleanup(w.Close)
-	return w
-}
-
-// gatewayFuzzRequest builds the request a server would read from these
-// bytes, or reports false when net/http's server would refuse them itself
-// (a bad request line, a header it does not accept).
-func gatewayFuzzRequest(method, target, job, extra string, body []byte) (*http.Request, bool) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: gateway.test\r\n", method, target)
-	if job != "" {
-		if strings.ContainsAny(job, "\r\n") {
-			return nil, false
-		}
-		fmt.Fprintf(&b, "%s: %s\r\n", wire.HeaderJobRequest, job)
-	}
-	for line := range strings.SplitSeq(extra, "\n") {
-		if line = strings.TrimSuffix(line, "\r"); line != "" {
-			b.WriteString(line + "\r\n")
-		}
-	}
-	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", len(body))
-	b.Write(body)
-	req, err := http.ReadRequest(bufio.NewReader(&b))
-	if err != nil || req.Host == "" {
-		return nil, false
-	}
-	for k, vv := range req.Header {
-		if k == "" || strings.ContainsFunc(k, func(c rune) bool { return c <= ' ' || c >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) }) {
-			return nil, false
-		}
-		for _, v := range vv {
-			if strings.ContainsFunc(v, func(c rune) bool { return (c < ' ' && c != '\t') || c == 0x7f }) {
-				return nil, false
-			}
-		}
-	}
-	return req, true
 }

@@ -218,18 +218,7 @@ func (a *admitOp) apply(o *opCtx) (any, error) {
 // ErrNotFound, ErrJobClosed (amount > 0 on a final job), ErrJobExpired,
 // ErrInsufficientFunds, ErrAmountOverflow.
 func (l *Ledger) FinishJob(ctx context.Context, job JobKey, amount, grace Amount, key string) (CloseJobResult, error) {
-	err := firstErr(job.Ref().Validate(), checkAmount("charge", amount), checkAmount("grace", grace))
-	if err == nil && !amount.IsZero() {
-		err = checkKey(key)
-	}
-	if err != nil {
-		return CloseJobResult{}, err
-	}
-	var charge *chargeOp
-	if !amount.IsZero() {
-		charge = &chargeOp{ref: job.Ref(), amount: amount, grace: grace, k: key}
-	}
-	return run[CloseJobResult](ctx, l, &finishOp{charge: charge, close: closeJobOp{job: job}})
+	return l.finish(ctx, job, chargeOp{ref: job.Ref(), amount: amount, grace: grace, k: key})
 }
 
 // FinishJobUpTo is FinishJob that never overdraws the hold: it charges
@@ -240,18 +229,24 @@ func (l *Ledger) FinishJob(ctx context.Context, job JobKey, amount, grace Amount
 // Errors (nothing changes): ErrInvalidInput, ErrIdempotencyConflict,
 // ErrNotFound, ErrJobClosed (amount > 0 on a final job), ErrJobExpired.
 func (l *Ledger) FinishJobUpTo(ctx context.Context, job JobKey, amount Amount, key string) (CloseJobResult, error) {
-	err := firstErr(job.Ref().Validate(), checkAmount("charge", amount))
-	if err == nil && !amount.IsZero() {
-		err = checkKey(key)
+	return l.finish(ctx, job, chargeOp{ref: job.Ref(), amount: amount, k: key, upTo: true})
+}
+
+// finish checks and runs a finishOp: charge (none when its amount is 0),
+// then close.
+func (l *Ledger) finish(ctx context.Context, job JobKey, charge chargeOp) (CloseJobResult, error) {
+	err := firstErr(job.Ref().Validate(), checkAmount("charge", charge.amount), checkAmount("grace", charge.grace))
+	if err == nil && !charge.amount.IsZero() {
+		err = checkKey(charge.k)
 	}
 	if err != nil {
 		return CloseJobResult{}, err
 	}
-	var charge *chargeOp
-	if !amount.IsZero() {
-		charge = &chargeOp{ref: job.Ref(), amount: amount, k: key, upTo: true}
+	op := &finishOp{close: closeJobOp{job: job}}
+	if !charge.amount.IsZero() {
+		op.charge = &charge
 	}
-	return run[CloseJobResult](ctx, l, &finishOp{charge: charge, close: closeJobOp{job: job}})
+	return run[CloseJobResult](ctx, l, op)
 }
 
 type finishOp struct {

@@ -1,19 +1,14 @@
 package orchestrator_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,53 +29,13 @@ import (
 // carries over from one input to the next, and every property is checked
 // on the change one request made.
 
-// fuzzWorker is a worker that answers every job at once: the body
-// reversed, or under <url>/sse a short event stream, or under
-// <url>/status/<code> that status. It counts the jobs it got.
-type fuzzWorker struct {
-	*httptest.Server
-	calls atomic.Int64
-}
-
-func startFuzzWorker(t testing.TB) *fuzzWorker {
-	w := &fuzzWorker{}
-	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w.calls.Add(1)
-		body, _ := io.ReadAll(r.Body)
-		rest := strings.TrimPrefix(r.URL.Path, "/w")
-		switch {
-		case strings.HasPrefix(rest, "/sse"):
-			rw.Header().Set("Content-Type", "text/event-stream")
-			for i := range 3 {
-				fmt.Fprintf(rw, "data: {\"i\":%d}\n\n", i)
-				rw.(http.Flusher).Flush()
-			}
-		case strings.HasPrefix(rest, "/status/"):
-			code, err := strconv.Atoi(rest[len("/status/"):])
-			if err != nil || code < 200 || code > 599 {
-				code = http.StatusTeapot
-			}
-			rw.WriteHeader(code)
-			io.WriteString(rw, "worker status\n")
-		default:
-			rw.Header().Set("Content-Type", "text/plain")
-			for i, j := 0, len(body)-1; i < j; i, j = i+1, j-1 {
-				body[i], body[j] = body[j], body[i]
-			}
-			rw.Write(body)
-		}
-	}))
-	t.Cleanup(w.Close)
-	return w
-}
-
 // fuzzOrch is an orchestrator with a ledger, a worker serving "reverse"
 // (1000 wei per second) and "free" (price 0), and a paying sender (KeyA).
 type fuzzOrch struct {
 	env       *ledgertest.Env
 	cfg       orchestrator.Config
 	o         *orchestrator.Orchestrator
-	worker    *fuzzWorker
+	worker    *testnet.FuzzWorker
 	signer    *pm.KeySigner
 	sender    *pm.Sender
 	senderHdr string
@@ -90,7 +45,7 @@ const fuzzServiceAddr = "https://orch.test"
 
 func newFuzzOrch(t testing.TB) *fuzzOrch {
 	t.Helper()
-	fo := &fuzzOrch{env: ledgertest.NewEnv(t, ledgertest.SQLite), worker: startFuzzWorker(t)}
+	fo := &fuzzOrch{env: ledgertest.NewEnv(t, ledgertest.SQLite), worker: testnet.StartFuzzWorker(t)}
 	blocks, err := pm.NewOffchainBlocks(fo.env.Clock.Now, 0, common.Hash{})
 	if err != nil {
 		t.Fatal(err)
@@ -216,70 +171,6 @@ func (fo *fuzzOrch) books(t testing.TB) ledger.Report {
 	return r
 }
 
-// fuzzRequest builds the request a server would read from these bytes, or
-// reports false when net/http's server would refuse them itself (a bad
-// request line, a header it does not accept). fixed are header name/value
-// pairs, left out when the value is empty; extra are more header lines.
-func fuzzRequest(method, target string, fixed []string, extra string, body []byte) (*http.Request, bool) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: byoc.test\r\n", method, target)
-	for i := 0; i+1 < len(fixed); i += 2 {
-		if fixed[i+1] == "" {
-			continue
-		}
-		if strings.ContainsAny(fixed[i+1], "\r\n") {
-			return nil, false
-		}
-		fmt.Fprintf(&b, "%s: %s\r\n", fixed[i], fixed[i+1])
-	}
-	for line := range strings.SplitSeq(extra, "\n") {
-		if line = strings.TrimSuffix(line, "\r"); line != "" {
-			b.WriteString(line + "\r\n")
-		}
-	}
-	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", len(body))
-	b.Write(body)
-	req, err := http.ReadRequest(bufio.NewReader(&b))
-	if err != nil || req.Host == "" {
-		return nil, false
-	}
-	for k, vv := range req.Header {
-		if !validHeaderName(k) {
-			return nil, false
-		}
-		for _, v := range vv {
-			if !validHeaderValue(v) {
-				return nil, false
-			}
-		}
-	}
-	return req, true
-}
-
-// validHeaderName and validHeaderValue are the checks net/http's server
-// makes (RFC 7230 tokens; no control characters but tab in values).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // headerAmount reads an amount header; absent is 0.
 func headerAmount(t *testing.T, h http.Header, name string) ledger.Amount {
 	t.Helper()
@@ -345,14 +236,14 @@ func FuzzOrchestratorJob(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, method, suffix, job, payment, headers string, body []byte) {
-		req, ok := fuzzRequest(method, "/process/request/"+suffix, []string{wire.HeaderJobRequest, job, wire.PaymentHeader, payment}, headers, body)
+		req, ok := testnet.RawRequest(method, "/process/request/"+suffix, "byoc.test", []string{wire.HeaderJobRequest, job, wire.PaymentHeader, payment}, headers, body)
 		if !ok {
 			return
 		}
-		before, calls := fo.books(t), fo.worker.calls.Load()
+		before, calls := fo.books(t), fo.worker.Calls.Load()
 		rec := fo.serve(req)
 		after := fo.books(t)
-		reached := fo.worker.calls.Load() > calls
+		reached := fo.worker.Calls.Load() > calls
 		status, h := rec.Code, rec.Header()
 		fromWorker := reached && strings.HasPrefix(rec.Body.String(), "worker status")
 		if status >= 500 && !fromWorker && (status != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "No capacity")) {
@@ -424,7 +315,7 @@ func FuzzOrchestratorToken(f *testing.F) {
 		f.Add(s[0], s[1], s[2], s[3], s[4])
 	}
 	f.Fuzz(func(t *testing.T, method, sender, capability, jobID, headers string) {
-		req, ok := fuzzRequest(method, "/process/token", []string{wire.HeaderJobSender, sender, wire.HeaderCapability, capability, wire.HeaderJobID, jobID}, headers, nil)
+		req, ok := testnet.RawRequest(method, "/process/token", "byoc.test", []string{wire.HeaderJobSender, sender, wire.HeaderCapability, capability, wire.HeaderJobID, jobID}, headers, nil)
 		if !ok {
 			return
 		}
@@ -491,7 +382,7 @@ func FuzzOrchestratorRegister(f *testing.F) {
 		if unregister {
 			path = "/capability/unregister"
 		}
-		req, ok := fuzzRequest(method, path, []string{"Authorization", auth}, "", body)
+		req, ok := testnet.RawRequest(method, path, "byoc.test", []string{"Authorization", auth}, "", body)
 		if !ok {
 			return
 		}
