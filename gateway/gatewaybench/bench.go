@@ -399,7 +399,10 @@ func do(c *http.Client, req *http.Request, want int) error {
 }
 
 // measure runs fn from cfg.Concurrency goroutines back to back for the
-// warmup, then records every call that starts within cfg.Duration.
+// warmup, then records every call that starts within cfg.Duration. A
+// goroutine whose warmup calls outlasted the whole window (a slow first
+// connection on a busy machine) makes one measured call after it, so every
+// phase measures something; the phase's length is then the true one.
 func measure(ctx context.Context, name string, cfg Config, fn func(context.Context) error) (Phase, error) {
 	p := Phase{Name: name}
 	warmEnd := time.Now().Add(cfg.Warmup)
@@ -409,18 +412,27 @@ func measure(ctx context.Context, name string, cfg Config, fn func(context.Conte
 	var errs atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	var lastEnd time.Time // of a measured call
+	var extended atomic.Bool
 	for range cfg.Concurrency {
 		wg.Go(func() {
 			var mine []time.Duration
+			var measured int
+			var last time.Time
 			for {
 				start := time.Now()
-				if start.After(end) || ctx.Err() != nil {
+				if (start.After(end) && measured > 0) || ctx.Err() != nil {
 					break
 				}
 				err := fn(ctx)
 				d := time.Since(start)
 				if start.Before(warmEnd) {
 					continue
+				}
+				measured++
+				last = start.Add(d)
+				if start.After(end) {
+					extended.Store(true)
 				}
 				if err != nil {
 					errs.Add(1)
@@ -431,6 +443,9 @@ func measure(ctx context.Context, name string, cfg Config, fn func(context.Conte
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
+			if last.After(lastEnd) {
+				lastEnd = last
+			}
 			mu.Unlock()
 		})
 	}
@@ -443,6 +458,9 @@ func measure(ctx context.Context, name string, cfg Config, fn func(context.Conte
 		p.FirstError = v
 	}
 	p.Seconds = cfg.Duration.Seconds()
+	if extended.Load() {
+		p.Seconds = lastEnd.Sub(warmEnd).Seconds()
+	}
 	p.JobsPerSecond = float64(p.Jobs) / p.Seconds
 	if len(lat) == 0 {
 		return p, errors.New(name + ": no successful job")
