@@ -25,7 +25,8 @@ var (
 	// no ticket params at a price, a bad service address).
 	ErrBadToken = errors.New("unusable token")
 	// ErrForeignServiceAddr: the token's service_addr names another host
-	// than the orchestrator it was asked from (Config.AllowForeignServiceAddr).
+	// than the orchestrator it was asked from, or drops https for http
+	// (Config.AllowForeignServiceAddr).
 	ErrForeignServiceAddr = errors.New("token sends the job to another host")
 	// ErrStaleToken: the orchestrator refused the payment made from a
 	// reused token (its params or price changed since).

@@ -437,7 +437,7 @@ func (g *Gateway) evaluate(u string, tok *wire.JobToken) (*offer, *AttemptError)
 			// not choose (another machine, or one inside our own network).
 			g.log.Warn("refusing a token whose service_addr names another host than the orchestrator asked (--allow-foreign-service-addr accepts it)",
 				"orchestrator", u, "service_addr", tok.ServiceAddr)
-			return fail(ErrForeignServiceAddr, fmt.Sprintf("service_addr %q is not on the host of %s", tok.ServiceAddr, u))
+			return fail(ErrForeignServiceAddr, fmt.Sprintf("service_addr %q is not on the host of %s, or drops its TLS", tok.ServiceAddr, u))
 		}
 		o.service = strings.TrimSuffix(tok.ServiceAddr, "/")
 	}
@@ -485,13 +485,14 @@ func (g *Gateway) evaluate(u string, tok *wire.JobToken) (*offer, *AttemptError)
 
 // sameHost reports whether service names the same host as the
 // orchestrator URL u: host names compared case-insensitively without a
-// trailing dot, IP addresses in canonical form; the port and the scheme
-// may differ (an orchestrator may answer tokens and jobs on different
-// ports of its host). Names are not resolved: a name and its address do
-// not match.
+// trailing dot, IP addresses in canonical form; the port may differ (an
+// orchestrator may answer tokens and jobs on different ports of its host),
+// and so may the scheme, except from https to http: tickets asked for
+// over TLS are not sent in the clear. Names are not resolved: a name and
+// its address do not match.
 func sameHost(u string, service *url.URL) bool {
 	ou, err := url.Parse(u)
-	if err != nil {
+	if err != nil || (ou.Scheme == "https" && service.Scheme != "https") {
 		return false
 	}
 	a, b := canonicalHost(ou.Hostname()), canonicalHost(service.Hostname())

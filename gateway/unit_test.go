@@ -317,7 +317,8 @@ func TestSameHost(t *testing.T) {
 	}{
 		{"https://orch.example.com:8935", "https://orch.example.com:8935/", true},
 		{"https://orch.example.com:8935", "https://ORCH.Example.com.:9000", true},
-		{"https://orch.example.com:8935", "http://orch.example.com", true},
+		{"http://orch.example.com:8935", "https://orch.example.com", true},
+		{"https://orch.example.com:8935", "http://orch.example.com", false}, // TLS dropped
 		{"https://127.0.0.1:8935", "https://127.0.0.1:1234", true},
 		{"https://[::ffff:127.0.0.1]:8935", "https://127.0.0.1:8935", true},
 		{"https://[2001:db8::1]:8935", "https://[2001:0db8:0:0::1]:1", true},
