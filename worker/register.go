@@ -241,12 +241,20 @@ type Registration struct {
 }
 
 // Register registers every capability. If one fails, it unregisters those
-// it had registered (best effort) and returns the failure.
+// it had registered, and the one that failed unless the orchestrator
+// refused it (without an answer, it may have arrived), best effort, even
+// when ctx was canceled (a worker stopped while it registers leaves
+// nothing behind), and returns the failure.
 func (r Registration) Register(ctx context.Context) error {
 	for i, c := range r.Capabilities {
 		if err := Register(ctx, r.Orchestrator, r.Secret, c, r.Options...); err != nil {
+			undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultCallTimeout)
+			defer cancel()
+			if _, refused := errors.AsType[*OrchestratorError](err); !refused {
+				i++
+			}
 			for _, done := range r.Capabilities[:i] {
-				Unregister(ctx, r.Orchestrator, r.Secret, done.Name, r.Options...)
+				Unregister(undo, r.Orchestrator, r.Secret, done.Name, r.Options...)
 			}
 			return err
 		}

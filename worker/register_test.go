@@ -347,3 +347,42 @@ func TestServerCapabilityRegistersAndWorks(t *testing.T) {
 		t.Errorf("job at the registered URL: %d %q", resp.StatusCode, body)
 	}
 }
+
+// A registration stopped midway (its context canceled: the worker was
+// stopped) unregisters what it registered, and the capability whose answer
+// it no longer waited for, though the context is gone.
+func TestWorkerStoppedWhileRegistering(t *testing.T) {
+	f := newFakeOrchestrator()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	arrived := make(chan struct{})
+	f.answer = func(r orchRequest) (int, string) {
+		if r.path == "/capability/register" && strings.Contains(r.body, `"name":"b"`) {
+			close(arrived) // registered; the answer is lost to the stop
+			cancel()
+		}
+		return http.StatusOK, "ok"
+	}
+	ts := httptest.NewServer(f)
+	t.Cleanup(ts.Close)
+	reg := Registration{Orchestrator: ts.URL, Secret: "s", Capabilities: []Capability{
+		{Name: "a", URL: "http://h/a", Capacity: 1},
+		{Name: "b", URL: "http://h/b", Capacity: 1},
+		{Name: "c", URL: "http://h/c", Capacity: 1},
+	}}
+	err := reg.Register(ctx)
+	<-arrived
+	// Either b's call or, if b's answer beat the cancel, c's failed.
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Register = %v, want context.Canceled", err)
+	}
+	var unregistered []string
+	for _, r := range f.all() {
+		if r.path == "/capability/unregister" {
+			unregistered = append(unregistered, r.body)
+		}
+	}
+	if got := strings.Join(unregistered, ","); got != "a,b" && got != "a,b,c" {
+		t.Errorf("unregistered %q, want a and b (and c, if its call was under way)", got)
+	}
+}

@@ -84,6 +84,18 @@ func (l *workerLogBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+// waitFor waits until the log holds n lines containing text.
+func (l *workerLogBuffer) waitFor(t *testing.T, text string, n int) {
+	t.Helper()
+	for strings.Count(l.String(), text) < n {
+		select {
+		case <-l.wrote:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the worker's log has not %d lines with %q:\n%s", n, text, l.String())
+		}
+	}
+}
+
 func (l *workerLogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -133,6 +145,9 @@ func TestWorkerCommandRegistersServesAndUnregisters(t *testing.T) {
 		t.Errorf("job: %d %q", resp.StatusCode, body)
 	}
 
+	// Stopped once registered: every capability is unregistered. (Stopped
+	// while registering, it unregisters too: TestWorkerStoppedWhileRegistering.)
+	stderr.waitFor(t, `msg=registered`, 2)
 	cancel() // Ctrl-C
 	var unregistered []string
 	for range 2 {
