@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/internal/transcript"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
@@ -112,7 +113,7 @@ func testGateway(t *testing.T, signed bool) *Gateway {
 	d, _ := NewDiscovery(DiscoveryConfig{Static: []string{"https://127.0.0.1:1"}})
 	cfg := Config{Discovery: d, Ledger: env.Ledger}
 	if signed {
-		s, err := pm.KeySignerFromHex(transcript.Paid().MadeWith.FixedInputs.SenderPrivateKey)
+		s, err := ethsig.KeySignerFromHex(transcript.Paid().MadeWith.FixedInputs.SenderPrivateKey)
 		if err != nil {
 			t.Fatal(err)
 		}

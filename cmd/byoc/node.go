@@ -9,8 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"byoc/ethsig"
 	"byoc/internal/nodefiles"
-	"byoc/pm"
 )
 
 // parseFlags parses args; -h prints the usage to stdout and ends the command.
@@ -56,7 +56,7 @@ func registerKeyFlags(fs *flag.FlagSet) *keyFlags {
 
 // signer returns the configured key. Without one: when orCreate, the key in
 // the data directory (created on first start); else nil (keyless, offchain).
-func (k *keyFlags) signer(dataDir string, orCreate bool) (*pm.KeySigner, error) {
+func (k *keyFlags) signer(dataDir string, orCreate bool) (*ethsig.KeySigner, error) {
 	switch {
 	case *k.keystore != "" && *k.devKey != "":
 		return nil, errors.New("give --eth-keystore or --dev-key, not both")
@@ -68,9 +68,9 @@ func (k *keyFlags) signer(dataDir string, orCreate bool) (*pm.KeySigner, error) 
 		if err != nil {
 			return nil, err
 		}
-		return pm.LoadKeystoreSigner(*k.keystore, strings.TrimRight(string(pw), "\r\n"))
+		return ethsig.LoadKeystoreSigner(*k.keystore, strings.TrimRight(string(pw), "\r\n"))
 	case *k.devKey != "":
-		return pm.KeySignerFromHex(*k.devKey)
+		return ethsig.KeySignerFromHex(*k.devKey)
 	case orCreate:
 		return nodefiles.Key(dataDir)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 
-	"byoc/pm"
+	"byoc/ethsig"
 )
 
 // File names in the data directory.
@@ -60,11 +60,11 @@ func Token(dir, name string) (string, error) {
 }
 
 // Key returns the node key stored in dir, creating one on first use.
-func Key(dir string) (*pm.KeySigner, error) {
+func Key(dir string) (*ethsig.KeySigner, error) {
 	path := filepath.Join(dir, KeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return pm.KeySignerFromHex(strings.TrimSpace(string(b)))
+		return ethsig.KeySignerFromHex(strings.TrimSpace(string(b)))
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -76,7 +76,7 @@ func Key(dir string) (*pm.KeySigner, error) {
 	if err := write(path, hex.EncodeToString(crypto.FromECDSA(key))); err != nil {
 		return nil, err
 	}
-	return pm.NewKeySigner(key)
+	return ethsig.NewKeySigner(key)
 }
 
 // write creates path with mode 0600, failing if it exists (two nodes
