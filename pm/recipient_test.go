@@ -457,7 +457,7 @@ func TestFaceValueAndWinProb(t *testing.T) {
 
 func TestPriceHelpers(t *testing.T) {
 	p, err := WirePrice(big.NewRat(4000, 6))
-	if err != nil || *p != (wire.PriceInfo{PricePerUnit: 2000, PixelsPerUnit: 3}) {
+	if err != nil || !bytes.Equal(p.Marshal(), (&wire.PriceInfo{PricePerUnit: 2000, PixelsPerUnit: 3}).Marshal()) {
 		t.Fatalf("%+v %v", p, err)
 	}
 	if _, err := WirePrice(new(big.Rat).SetFrac(new(big.Int).Lsh(big.NewInt(1), 70), big.NewInt(3))); !errors.Is(err, ErrInvalidPrice) {
