@@ -1175,6 +1175,220 @@ func (x *VideoProfile) GetQuality() uint32 {
 	return 0
 }
 
+// One rendition of a worked-on segment.
+type TranscodedSegmentData struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Url               string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Pixels            int64                  `protobuf:"varint,2,opt,name=pixels,proto3" json:"pixels,omitempty"`
+	PerceptualHashUrl string                 `protobuf:"bytes,3,opt,name=perceptual_hash_url,json=perceptualHashUrl,proto3" json:"perceptual_hash_url,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *TranscodedSegmentData) Reset() {
+	*x = TranscodedSegmentData{}
+	mi := &file_wire_livepeer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscodedSegmentData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscodedSegmentData) ProtoMessage() {}
+
+func (x *TranscodedSegmentData) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_livepeer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscodedSegmentData.ProtoReflect.Descriptor instead.
+func (*TranscodedSegmentData) Descriptor() ([]byte, []int) {
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TranscodedSegmentData) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *TranscodedSegmentData) GetPixels() int64 {
+	if x != nil {
+		return x.Pixels
+	}
+	return 0
+}
+
+func (x *TranscodedSegmentData) GetPerceptualHashUrl() string {
+	if x != nil {
+		return x.PerceptualHashUrl
+	}
+	return ""
+}
+
+// The renditions of a segment, signed by the orchestrator.
+type TranscodeData struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Segments      []*TranscodedSegmentData `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
+	Sig           []byte                   `protobuf:"bytes,2,opt,name=sig,proto3" json:"sig,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscodeData) Reset() {
+	*x = TranscodeData{}
+	mi := &file_wire_livepeer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscodeData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscodeData) ProtoMessage() {}
+
+func (x *TranscodeData) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_livepeer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscodeData.ProtoReflect.Descriptor instead.
+func (*TranscodeData) Descriptor() ([]byte, []int) {
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TranscodeData) GetSegments() []*TranscodedSegmentData {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+func (x *TranscodeData) GetSig() []byte {
+	if x != nil {
+		return x.Sig
+	}
+	return nil
+}
+
+// The answer to a segment: an error or the renditions, and the
+// orchestrator's info when it changed.
+type TranscodeResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*TranscodeResult_Error
+	//	*TranscodeResult_Data
+	Result        isTranscodeResult_Result `protobuf_oneof:"result"`
+	Info          *OrchestratorInfo        `protobuf:"bytes,16,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscodeResult) Reset() {
+	*x = TranscodeResult{}
+	mi := &file_wire_livepeer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscodeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscodeResult) ProtoMessage() {}
+
+func (x *TranscodeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_livepeer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscodeResult.ProtoReflect.Descriptor instead.
+func (*TranscodeResult) Descriptor() ([]byte, []int) {
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TranscodeResult) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *TranscodeResult) GetResult() isTranscodeResult_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *TranscodeResult) GetError() string {
+	if x != nil {
+		if x, ok := x.Result.(*TranscodeResult_Error); ok {
+			return x.Error
+		}
+	}
+	return ""
+}
+
+func (x *TranscodeResult) GetData() *TranscodeData {
+	if x != nil {
+		if x, ok := x.Result.(*TranscodeResult_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *TranscodeResult) GetInfo() *OrchestratorInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type isTranscodeResult_Result interface {
+	isTranscodeResult_Result()
+}
+
+type TranscodeResult_Error struct {
+	Error string `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+type TranscodeResult_Data struct {
+	Data *TranscodeData `protobuf:"bytes,3,opt,name=data,proto3,oneof"`
+}
+
+func (*TranscodeResult_Error) isTranscodeResult_Result() {}
+
+func (*TranscodeResult_Data) isTranscodeResult_Result() {}
+
 // The answer to a payment sent on its own.
 type PaymentResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1185,7 +1399,7 @@ type PaymentResult struct {
 
 func (x *PaymentResult) Reset() {
 	*x = PaymentResult{}
-	mi := &file_wire_livepeer_proto_msgTypes[10]
+	mi := &file_wire_livepeer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1411,7 @@ func (x *PaymentResult) String() string {
 func (*PaymentResult) ProtoMessage() {}
 
 func (x *PaymentResult) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[10]
+	mi := &file_wire_livepeer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1424,7 @@ func (x *PaymentResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentResult.ProtoReflect.Descriptor instead.
 func (*PaymentResult) Descriptor() ([]byte, []int) {
-	return file_wire_livepeer_proto_rawDescGZIP(), []int{10}
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PaymentResult) GetInfo() *OrchestratorInfo {
@@ -1244,7 +1458,7 @@ type TicketParams struct {
 
 func (x *TicketParams) Reset() {
 	*x = TicketParams{}
-	mi := &file_wire_livepeer_proto_msgTypes[11]
+	mi := &file_wire_livepeer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1470,7 @@ func (x *TicketParams) String() string {
 func (*TicketParams) ProtoMessage() {}
 
 func (x *TicketParams) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[11]
+	mi := &file_wire_livepeer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1483,7 @@ func (x *TicketParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TicketParams.ProtoReflect.Descriptor instead.
 func (*TicketParams) Descriptor() ([]byte, []int) {
-	return file_wire_livepeer_proto_rawDescGZIP(), []int{11}
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TicketParams) GetRecipient() []byte {
@@ -1333,7 +1547,7 @@ type TicketSenderParams struct {
 
 func (x *TicketSenderParams) Reset() {
 	*x = TicketSenderParams{}
-	mi := &file_wire_livepeer_proto_msgTypes[12]
+	mi := &file_wire_livepeer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1559,7 @@ func (x *TicketSenderParams) String() string {
 func (*TicketSenderParams) ProtoMessage() {}
 
 func (x *TicketSenderParams) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[12]
+	mi := &file_wire_livepeer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1572,7 @@ func (x *TicketSenderParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TicketSenderParams.ProtoReflect.Descriptor instead.
 func (*TicketSenderParams) Descriptor() ([]byte, []int) {
-	return file_wire_livepeer_proto_rawDescGZIP(), []int{12}
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TicketSenderParams) GetSenderNonce() uint32 {
@@ -1387,7 +1601,7 @@ type TicketExpirationParams struct {
 
 func (x *TicketExpirationParams) Reset() {
 	*x = TicketExpirationParams{}
-	mi := &file_wire_livepeer_proto_msgTypes[13]
+	mi := &file_wire_livepeer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1613,7 @@ func (x *TicketExpirationParams) String() string {
 func (*TicketExpirationParams) ProtoMessage() {}
 
 func (x *TicketExpirationParams) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[13]
+	mi := &file_wire_livepeer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1626,7 @@ func (x *TicketExpirationParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TicketExpirationParams.ProtoReflect.Descriptor instead.
 func (*TicketExpirationParams) Descriptor() ([]byte, []int) {
-	return file_wire_livepeer_proto_rawDescGZIP(), []int{13}
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TicketExpirationParams) GetCreationRound() int64 {
@@ -1448,7 +1662,7 @@ type Payment struct {
 
 func (x *Payment) Reset() {
 	*x = Payment{}
-	mi := &file_wire_livepeer_proto_msgTypes[14]
+	mi := &file_wire_livepeer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1674,7 @@ func (x *Payment) String() string {
 func (*Payment) ProtoMessage() {}
 
 func (x *Payment) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[14]
+	mi := &file_wire_livepeer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1687,7 @@ func (x *Payment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payment.ProtoReflect.Descriptor instead.
 func (*Payment) Descriptor() ([]byte, []int) {
-	return file_wire_livepeer_proto_rawDescGZIP(), []int{14}
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Payment) GetTicketParams() *TicketParams {
@@ -1523,7 +1737,7 @@ type HardwareInformation struct {
 
 func (x *HardwareInformation) Reset() {
 	*x = HardwareInformation{}
-	mi := &file_wire_livepeer_proto_msgTypes[15]
+	mi := &file_wire_livepeer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1749,7 @@ func (x *HardwareInformation) String() string {
 func (*HardwareInformation) ProtoMessage() {}
 
 func (x *HardwareInformation) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[15]
+	mi := &file_wire_livepeer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1762,7 @@ func (x *HardwareInformation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HardwareInformation.ProtoReflect.Descriptor instead.
 func (*HardwareInformation) Descriptor() ([]byte, []int) {
-	return file_wire_livepeer_proto_rawDescGZIP(), []int{15}
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HardwareInformation) GetPipeline() string {
@@ -1587,7 +1801,7 @@ type GPUComputeInfo struct {
 
 func (x *GPUComputeInfo) Reset() {
 	*x = GPUComputeInfo{}
-	mi := &file_wire_livepeer_proto_msgTypes[16]
+	mi := &file_wire_livepeer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1813,7 @@ func (x *GPUComputeInfo) String() string {
 func (*GPUComputeInfo) ProtoMessage() {}
 
 func (x *GPUComputeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[16]
+	mi := &file_wire_livepeer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1826,7 @@ func (x *GPUComputeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUComputeInfo.ProtoReflect.Descriptor instead.
 func (*GPUComputeInfo) Descriptor() ([]byte, []int) {
-	return file_wire_livepeer_proto_rawDescGZIP(), []int{16}
+	return file_wire_livepeer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GPUComputeInfo) GetId() string {
@@ -1668,7 +1882,7 @@ type Capabilities_Constraints struct {
 
 func (x *Capabilities_Constraints) Reset() {
 	*x = Capabilities_Constraints{}
-	mi := &file_wire_livepeer_proto_msgTypes[18]
+	mi := &file_wire_livepeer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1894,7 @@ func (x *Capabilities_Constraints) String() string {
 func (*Capabilities_Constraints) ProtoMessage() {}
 
 func (x *Capabilities_Constraints) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[18]
+	mi := &file_wire_livepeer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1934,7 @@ type Capabilities_CapabilityConstraints struct {
 
 func (x *Capabilities_CapabilityConstraints) Reset() {
 	*x = Capabilities_CapabilityConstraints{}
-	mi := &file_wire_livepeer_proto_msgTypes[19]
+	mi := &file_wire_livepeer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1946,7 @@ func (x *Capabilities_CapabilityConstraints) String() string {
 func (*Capabilities_CapabilityConstraints) ProtoMessage() {}
 
 func (x *Capabilities_CapabilityConstraints) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[19]
+	mi := &file_wire_livepeer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1981,7 @@ type Capabilities_CapabilityConstraints_ModelConstraint struct {
 
 func (x *Capabilities_CapabilityConstraints_ModelConstraint) Reset() {
 	*x = Capabilities_CapabilityConstraints_ModelConstraint{}
-	mi := &file_wire_livepeer_proto_msgTypes[21]
+	mi := &file_wire_livepeer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1993,7 @@ func (x *Capabilities_CapabilityConstraints_ModelConstraint) String() string {
 func (*Capabilities_CapabilityConstraints_ModelConstraint) ProtoMessage() {}
 
 func (x *Capabilities_CapabilityConstraints_ModelConstraint) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_livepeer_proto_msgTypes[21]
+	mi := &file_wire_livepeer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2186,20 @@ const file_wire_livepeer_proto_rawDesc = "" +
 	"\n" +
 	"CHROMA_422\x10\x01\x12\x0e\n" +
 	"\n" +
-	"CHROMA_444\x10\x02\":\n" +
+	"CHROMA_444\x10\x02\"q\n" +
+	"\x15TranscodedSegmentData\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06pixels\x18\x02 \x01(\x03R\x06pixels\x12.\n" +
+	"\x13perceptual_hash_url\x18\x03 \x01(\tR\x11perceptualHashUrl\"Y\n" +
+	"\rTranscodeData\x126\n" +
+	"\bsegments\x18\x01 \x03(\v2\x1a.net.TranscodedSegmentDataR\bsegments\x12\x10\n" +
+	"\x03sig\x18\x02 \x01(\fR\x03sig\"\x9a\x01\n" +
+	"\x0fTranscodeResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x16\n" +
+	"\x05error\x18\x02 \x01(\tH\x00R\x05error\x12(\n" +
+	"\x04data\x18\x03 \x01(\v2\x12.net.TranscodeDataH\x00R\x04data\x12)\n" +
+	"\x04info\x18\x10 \x01(\v2\x15.net.OrchestratorInfoR\x04infoB\b\n" +
+	"\x06result\":\n" +
 	"\rPaymentResult\x12)\n" +
 	"\x04info\x18\x10 \x01(\v2\x15.net.OrchestratorInfoR\x04info\"\x9f\x02\n" +
 	"\fTicketParams\x12\x1c\n" +
@@ -2025,7 +2252,7 @@ func file_wire_livepeer_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_livepeer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wire_livepeer_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_wire_livepeer_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_wire_livepeer_proto_goTypes = []any{
 	(OSInfo_StorageType)(0),                    // 0: net.OSInfo.StorageType
 	(VideoProfile_Format)(0),                   // 1: net.VideoProfile.Format
@@ -2042,32 +2269,35 @@ var file_wire_livepeer_proto_goTypes = []any{
 	(*SegData)(nil),                            // 12: net.SegData
 	(*SegParameters)(nil),                      // 13: net.SegParameters
 	(*VideoProfile)(nil),                       // 14: net.VideoProfile
-	(*PaymentResult)(nil),                      // 15: net.PaymentResult
-	(*TicketParams)(nil),                       // 16: net.TicketParams
-	(*TicketSenderParams)(nil),                 // 17: net.TicketSenderParams
-	(*TicketExpirationParams)(nil),             // 18: net.TicketExpirationParams
-	(*Payment)(nil),                            // 19: net.Payment
-	(*HardwareInformation)(nil),                // 20: net.HardwareInformation
-	(*GPUComputeInfo)(nil),                     // 21: net.GPUComputeInfo
-	nil,                                        // 22: net.Capabilities.CapacitiesEntry
-	(*Capabilities_Constraints)(nil),           // 23: net.Capabilities.Constraints
-	(*Capabilities_CapabilityConstraints)(nil), // 24: net.Capabilities.CapabilityConstraints
-	nil, // 25: net.Capabilities.Constraints.PerCapabilityEntry
-	(*Capabilities_CapabilityConstraints_ModelConstraint)(nil), // 26: net.Capabilities.CapabilityConstraints.ModelConstraint
-	nil, // 27: net.Capabilities.CapabilityConstraints.ModelsEntry
-	nil, // 28: net.HardwareInformation.GpuInfoEntry
+	(*TranscodedSegmentData)(nil),              // 15: net.TranscodedSegmentData
+	(*TranscodeData)(nil),                      // 16: net.TranscodeData
+	(*TranscodeResult)(nil),                    // 17: net.TranscodeResult
+	(*PaymentResult)(nil),                      // 18: net.PaymentResult
+	(*TicketParams)(nil),                       // 19: net.TicketParams
+	(*TicketSenderParams)(nil),                 // 20: net.TicketSenderParams
+	(*TicketExpirationParams)(nil),             // 21: net.TicketExpirationParams
+	(*Payment)(nil),                            // 22: net.Payment
+	(*HardwareInformation)(nil),                // 23: net.HardwareInformation
+	(*GPUComputeInfo)(nil),                     // 24: net.GPUComputeInfo
+	nil,                                        // 25: net.Capabilities.CapacitiesEntry
+	(*Capabilities_Constraints)(nil),           // 26: net.Capabilities.Constraints
+	(*Capabilities_CapabilityConstraints)(nil), // 27: net.Capabilities.CapabilityConstraints
+	nil, // 28: net.Capabilities.Constraints.PerCapabilityEntry
+	(*Capabilities_CapabilityConstraints_ModelConstraint)(nil), // 29: net.Capabilities.CapabilityConstraints.ModelConstraint
+	nil, // 30: net.Capabilities.CapabilityConstraints.ModelsEntry
+	nil, // 31: net.HardwareInformation.GpuInfoEntry
 }
 var file_wire_livepeer_proto_depIdxs = []int32{
 	9,  // 0: net.OrchestratorRequest.capabilities:type_name -> net.Capabilities
 	0,  // 1: net.OSInfo.storageType:type_name -> net.OSInfo.StorageType
 	7,  // 2: net.OSInfo.s3info:type_name -> net.S3OSInfo
-	22, // 3: net.Capabilities.capacities:type_name -> net.Capabilities.CapacitiesEntry
-	23, // 4: net.Capabilities.constraints:type_name -> net.Capabilities.Constraints
-	16, // 5: net.OrchestratorInfo.ticket_params:type_name -> net.TicketParams
+	25, // 3: net.Capabilities.capacities:type_name -> net.Capabilities.CapacitiesEntry
+	26, // 4: net.Capabilities.constraints:type_name -> net.Capabilities.Constraints
+	19, // 5: net.OrchestratorInfo.ticket_params:type_name -> net.TicketParams
 	8,  // 6: net.OrchestratorInfo.price_info:type_name -> net.PriceInfo
 	9,  // 7: net.OrchestratorInfo.capabilities:type_name -> net.Capabilities
 	11, // 8: net.OrchestratorInfo.auth_token:type_name -> net.AuthToken
-	20, // 9: net.OrchestratorInfo.hardware:type_name -> net.HardwareInformation
+	23, // 9: net.OrchestratorInfo.hardware:type_name -> net.HardwareInformation
 	6,  // 10: net.OrchestratorInfo.storage:type_name -> net.OSInfo
 	8,  // 11: net.OrchestratorInfo.capabilities_prices:type_name -> net.PriceInfo
 	9,  // 12: net.SegData.capabilities:type_name -> net.Capabilities
@@ -2081,23 +2311,26 @@ var file_wire_livepeer_proto_depIdxs = []int32{
 	2,  // 20: net.VideoProfile.profile:type_name -> net.VideoProfile.Profile
 	3,  // 21: net.VideoProfile.encoder:type_name -> net.VideoProfile.VideoCodec
 	4,  // 22: net.VideoProfile.chromaFormat:type_name -> net.VideoProfile.ChromaSubsampling
-	10, // 23: net.PaymentResult.info:type_name -> net.OrchestratorInfo
-	18, // 24: net.TicketParams.expiration_params:type_name -> net.TicketExpirationParams
-	16, // 25: net.Payment.ticket_params:type_name -> net.TicketParams
-	18, // 26: net.Payment.expiration_params:type_name -> net.TicketExpirationParams
-	17, // 27: net.Payment.ticket_sender_params:type_name -> net.TicketSenderParams
-	8,  // 28: net.Payment.expected_price:type_name -> net.PriceInfo
-	28, // 29: net.HardwareInformation.gpu_info:type_name -> net.HardwareInformation.GpuInfoEntry
-	25, // 30: net.Capabilities.Constraints.PerCapability:type_name -> net.Capabilities.Constraints.PerCapabilityEntry
-	27, // 31: net.Capabilities.CapabilityConstraints.models:type_name -> net.Capabilities.CapabilityConstraints.ModelsEntry
-	24, // 32: net.Capabilities.Constraints.PerCapabilityEntry.value:type_name -> net.Capabilities.CapabilityConstraints
-	26, // 33: net.Capabilities.CapabilityConstraints.ModelsEntry.value:type_name -> net.Capabilities.CapabilityConstraints.ModelConstraint
-	21, // 34: net.HardwareInformation.GpuInfoEntry.value:type_name -> net.GPUComputeInfo
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	15, // 23: net.TranscodeData.segments:type_name -> net.TranscodedSegmentData
+	16, // 24: net.TranscodeResult.data:type_name -> net.TranscodeData
+	10, // 25: net.TranscodeResult.info:type_name -> net.OrchestratorInfo
+	10, // 26: net.PaymentResult.info:type_name -> net.OrchestratorInfo
+	21, // 27: net.TicketParams.expiration_params:type_name -> net.TicketExpirationParams
+	19, // 28: net.Payment.ticket_params:type_name -> net.TicketParams
+	21, // 29: net.Payment.expiration_params:type_name -> net.TicketExpirationParams
+	20, // 30: net.Payment.ticket_sender_params:type_name -> net.TicketSenderParams
+	8,  // 31: net.Payment.expected_price:type_name -> net.PriceInfo
+	31, // 32: net.HardwareInformation.gpu_info:type_name -> net.HardwareInformation.GpuInfoEntry
+	28, // 33: net.Capabilities.Constraints.PerCapability:type_name -> net.Capabilities.Constraints.PerCapabilityEntry
+	30, // 34: net.Capabilities.CapabilityConstraints.models:type_name -> net.Capabilities.CapabilityConstraints.ModelsEntry
+	27, // 35: net.Capabilities.Constraints.PerCapabilityEntry.value:type_name -> net.Capabilities.CapabilityConstraints
+	29, // 36: net.Capabilities.CapabilityConstraints.ModelsEntry.value:type_name -> net.Capabilities.CapabilityConstraints.ModelConstraint
+	24, // 37: net.HardwareInformation.GpuInfoEntry.value:type_name -> net.GPUComputeInfo
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_wire_livepeer_proto_init() }
@@ -2105,13 +2338,17 @@ func file_wire_livepeer_proto_init() {
 	if File_wire_livepeer_proto != nil {
 		return
 	}
+	file_wire_livepeer_proto_msgTypes[12].OneofWrappers = []any{
+		(*TranscodeResult_Error)(nil),
+		(*TranscodeResult_Data)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_livepeer_proto_rawDesc), len(file_wire_livepeer_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
