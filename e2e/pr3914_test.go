@@ -25,12 +25,12 @@ import (
 	"testing"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/gateway"
 	. "byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/ledger/sqlstore"
 	"byoc/orchestrator"
-	"byoc/pm"
 	"byoc/wire"
 	"byoc/worker"
 )
@@ -73,7 +73,7 @@ func newStack(t *testing.T, tweak func(*orchestrator.NodeConfig)) *stack {
 
 func (s *stack) startGateway(dir string) *gateway.Node {
 	s.t.Helper()
-	signer, err := pm.KeySignerFromHex(KeyA)
+	signer, err := ethsig.KeySignerFromHex(KeyA)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func TestPR3914_5_ResidualCarryOver(t *testing.T) {
 }
 
 func addressOf(t *testing.T, key string) string {
-	s, err := pm.KeySignerFromHex(key)
+	s, err := ethsig.KeySignerFromHex(key)
 	if err != nil {
 		t.Fatal(err)
 	}

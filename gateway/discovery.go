@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,48 +15,14 @@ import (
 	"time"
 
 	"byoc/internal/defaults"
+	"byoc/wire"
 )
-
-// DefaultOrchestratorPort is the port an orchestrator address without one
-// gets, as go-livepeer's -orchAddr does.
-const DefaultOrchestratorPort = "8935"
 
 // Limits on a discovery webhook's answer.
 const (
 	maxWebhookBody    = 1 << 20
 	maxWebhookEntries = 1000
 )
-
-// NormalizeOrchestratorURL turns an orchestrator address as an operator
-// writes it into the URL tokens are asked from, as go-livepeer does: no
-// scheme gets https://, no port gets :8935; a trailing slash is dropped.
-// Only http and https URLs without a path, query or fragment are accepted.
-func NormalizeOrchestratorURL(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", errors.New("empty orchestrator address")
-	}
-	if !strings.Contains(s, "://") {
-		s = "https://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("orchestrator address %q: %v", s, err)
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("orchestrator address %q: scheme must be http or https", s)
-	case u.Host == "" || u.Hostname() == "":
-		return "", fmt.Errorf("orchestrator address %q: no host", s)
-	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
-		return "", fmt.Errorf("orchestrator address %q: want scheme://host:port only", s)
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), DefaultOrchestratorPort)
-	}
-	return u.Scheme + "://" + host, nil
-}
 
 // ParseOrchestratorList parses a comma-separated list of orchestrator
 // addresses (--orch-addr), dropping duplicates.
@@ -67,7 +32,7 @@ func ParseOrchestratorList(s string) ([]string, error) {
 		if strings.TrimSpace(part) == "" {
 			continue
 		}
-		u, err := NormalizeOrchestratorURL(part)
+		u, err := wire.NormalizeOrchestratorURL(part)
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +225,7 @@ func (d *Discovery) get(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		u, err := NormalizeOrchestratorURL(e.Address)
+		u, err := wire.NormalizeOrchestratorURL(e.Address)
 		if err != nil {
 			d.log.Warn("discovery webhook: skipping an entry", "address", e.Address, "err", err)
 			continue

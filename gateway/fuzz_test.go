@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
-	"byoc/pm"
 	"byoc/wire"
 )
 
@@ -73,7 +73,7 @@ func FuzzGatewayJob(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	signer, err := pm.KeySignerFromHex(keyA)
+	signer, err := ethsig.KeySignerFromHex(keyA)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/internal/defaults"
 	"byoc/ledger"
 	"byoc/pm"
@@ -45,7 +46,7 @@ type Config struct {
 	Ledger *ledger.Ledger
 	// Signer signs jobs and tickets. Nil runs offchain: requests are
 	// unsigned and only free capabilities can be used.
-	Signer pm.Signer
+	Signer ethsig.Signer
 	// MaxPrice, if set, is the highest price in wei per second the gateway
 	// pays; dearer orchestrators are skipped.
 	MaxPrice *big.Rat
@@ -114,8 +115,8 @@ type Gateway struct {
 	log       *slog.Logger
 	m         *Metrics
 	sender    *pm.Sender
-	signer    wire.Signer // nil offchain
-	senderHdr string      // Livepeer-Eth-Address, static per key
+	signer    ethsig.Signer // nil offchain
+	senderHdr string        // Livepeer-Eth-Address, static per key
 	books     *books
 	tokens    *tokenCache
 	stats     *latencies

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/orchestrator"
-	"byoc/pm"
 	"byoc/wire"
 	"byoc/worker"
 )
@@ -110,7 +110,7 @@ func startGateway(t *testing.T, key string, orchs []string, tweak func(*gateway.
 		},
 	}
 	if key != "" {
-		s, err := pm.KeySignerFromHex(key)
+		s, err := ethsig.KeySignerFromHex(key)
 		if err != nil {
 			t.Fatal(err)
 		}

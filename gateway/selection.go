@@ -215,7 +215,7 @@ func filterOrchestrators(urls []string, f wire.JobOrchestratorsFilter) []string 
 	norm := func(list []string) []string {
 		out := slices.Clone(list)
 		for _, s := range list {
-			if u, err := NormalizeOrchestratorURL(s); err == nil {
+			if u, err := wire.NormalizeOrchestratorURL(s); err == nil {
 				out = append(out, u)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"byoc/internal/testnet"
+	"byoc/wire"
 	"byoc/worker"
 )
 
@@ -30,7 +31,7 @@ func TestSSEWorkerBreaksReachesClient(t *testing.T) {
 		}
 	}))
 	t.Cleanup(ws.Close)
-	c := worker.Capability{Name: "sse", URL: ws.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
+	c := wire.ExternalCapability{Name: "sse", URL: ws.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
 	if err := worker.Register(context.Background(), o.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}

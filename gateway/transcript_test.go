@@ -239,7 +239,7 @@ func TestTranscriptPaidJobs(t *testing.T) {
 		switch {
 		case len(p.TicketSenderParams) != len(rp.TicketSenderParams) || p.TicketSenderParams[0].SenderNonce != 1:
 			t.Errorf("tickets %d (first nonce %d), recorded %d", len(p.TicketSenderParams), p.TicketSenderParams[0].SenderNonce, len(rp.TicketSenderParams))
-		case !bytes.Equal(p.Sender, rp.Sender) || *p.ExpectedPrice != *rp.ExpectedPrice:
+		case !bytes.Equal(p.Sender, rp.Sender) || !bytes.Equal(p.ExpectedPrice.Marshal(), rp.ExpectedPrice.Marshal()):
 			t.Errorf("payment sender/price %x %+v, recorded %x %+v", p.Sender, p.ExpectedPrice, rp.Sender, rp.ExpectedPrice)
 		case !bytes.Equal(p.TicketParams.Marshal(), tok.TicketParams.Marshal()) || !bytes.Equal(p.ExpirationParams.Marshal(), rp.ExpirationParams.Marshal()):
 			t.Errorf("payment params differ from the token's")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/internal/transcript"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
@@ -18,25 +19,7 @@ import (
 	"byoc/wire"
 )
 
-func TestNormalizeOrchestratorURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"10.0.0.5":                  "https://10.0.0.5:8935",
-		"10.0.0.5:9000":             "https://10.0.0.5:9000",
-		"orch.example":              "https://orch.example:8935",
-		"http://127.0.0.1:1":        "http://127.0.0.1:1",
-		"https://orch.example:443/": "https://orch.example:443",
-		" https://[::1]:8935 ":      "https://[::1]:8935",
-		"[::1]":                     "https://[::1]:8935",
-	} {
-		if got, err := NormalizeOrchestratorURL(in); err != nil || got != want {
-			t.Errorf("%q: %q %v, want %q", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "ftp://x:1", "https://x:1/path", "https://x:1?q", "https://user@x:1", "https://:1", "::"} {
-		if got, err := NormalizeOrchestratorURL(bad); err == nil {
-			t.Errorf("%q accepted as %q", bad, got)
-		}
-	}
+func TestParseOrchestratorList(t *testing.T) {
 	list, err := ParseOrchestratorList("a:1, https://a:1,b,, ")
 	if err != nil || strings.Join(list, " ") != "https://a:1 https://b:8935" {
 		t.Errorf("list %v %v", list, err)
@@ -112,7 +95,7 @@ func testGateway(t *testing.T, signed bool) *Gateway {
 	d, _ := NewDiscovery(DiscoveryConfig{Static: []string{"https://127.0.0.1:1"}})
 	cfg := Config{Discovery: d, Ledger: env.Ledger}
 	if signed {
-		s, err := pm.KeySignerFromHex(transcript.Paid().MadeWith.FixedInputs.SenderPrivateKey)
+		s, err := ethsig.KeySignerFromHex(transcript.Paid().MadeWith.FixedInputs.SenderPrivateKey)
 		if err != nil {
 			t.Fatal(err)
 		}

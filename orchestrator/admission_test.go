@@ -72,7 +72,7 @@ func startGateWorker(t *testing.T) *gateWorker {
 
 func registerURL(t *testing.T, n *orchestrator.Node, name, url string, price int64, capacity int) {
 	t.Helper()
-	c := worker.Capability{Name: name, URL: url, Capacity: capacity, PricePerUnit: price, PriceScaling: 1, Currency: "wei"}
+	c := wire.ExternalCapability{Name: name, URL: url, Capacity: capacity, PricePerUnit: price, PriceScaling: 1, Currency: "wei"}
 	if err := worker.Register(context.Background(), n.URL, Secret, c, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}

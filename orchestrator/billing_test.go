@@ -112,7 +112,7 @@ func clockNode(t *testing.T, tweak func(*orchestrator.NodeConfig)) (*orchestrato
 	})
 	cw, url := startClockWorker(t, clock)
 	for _, name := range []string{"run", "overrun", "sse"} {
-		c := worker.Capability{Name: name, URL: url + "/" + name, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
+		c := wire.ExternalCapability{Name: name, URL: url + "/" + name, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
 		if err := worker.Register(context.Background(), n.URL, Secret, c, worker.InsecureSkipVerify()); err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"byoc/ethsig"
 	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
@@ -36,7 +37,7 @@ type fuzzOrch struct {
 	cfg       orchestrator.Config
 	o         *orchestrator.Orchestrator
 	worker    *testnet.FuzzWorker
-	signer    *pm.KeySigner
+	signer    *ethsig.KeySigner
 	sender    *pm.Sender
 	senderHdr string
 }
@@ -59,7 +60,7 @@ func newFuzzOrch(t testing.TB) *fuzzOrch {
 	fo.cfg = orchestrator.Config{ServiceAddr: fuzzServiceAddr, Secret: testnet.Secret, Ledger: fo.env.Ledger, Recipient: recipient,
 		MinCompute: 5 * time.Second, MaxBodyBytes: 4096, ChargeInterval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 	fo.reset(t)
-	if fo.signer, err = pm.KeySignerFromHex(testnet.KeyA); err != nil {
+	if fo.signer, err = ethsig.KeySignerFromHex(testnet.KeyA); err != nil {
 		t.Fatal(err)
 	}
 	fo.sender = pm.NewSender(pm.SenderConfig{Signer: fo.signer})
@@ -139,7 +140,7 @@ func (fo *fuzzOrch) pay(t testing.TB, n int) string {
 func (fo *fuzzOrch) jobHeader(t testing.TB, capability, id string, signed, bound bool) string {
 	t.Helper()
 	req := &wire.JobRequest{ID: id, Request: "{}", Parameters: "{}", Capability: capability, TimeoutSeconds: 30}
-	var signer wire.Signer
+	var signer ethsig.Signer
 	if signed {
 		signer = fo.signer
 		if bound {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	. "byoc/internal/testnet"
+	"byoc/wire"
 	"byoc/worker"
 )
 
@@ -44,7 +45,7 @@ func TestJobPathStaysUnderWorkerURL(t *testing.T) {
 	rec := &recorder{}
 	ws := httptest.NewServer(rec)
 	t.Cleanup(ws.Close)
-	c := worker.Capability{Name: "app", URL: ws.URL + "/app/spy", Capacity: 4, PriceScaling: 1, Currency: "wei"}
+	c := wire.ExternalCapability{Name: "app", URL: ws.URL + "/app/spy", Capacity: 4, PriceScaling: 1, Currency: "wei"}
 	if err := worker.Register(context.Background(), n.URL, Secret, c, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}

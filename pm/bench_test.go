@@ -9,6 +9,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"byoc/ethsig"
 	"byoc/wire"
 )
 
@@ -83,7 +84,7 @@ func BenchmarkReceiveTicket(b *testing.B) {
 
 func BenchmarkCreateTicket(b *testing.B) {
 	v := loadVectors(b)
-	signer, err := KeySignerFromHex(v.Keys.SenderKey)
+	signer, err := ethsig.KeySignerFromHex(v.Keys.SenderKey)
 	if err != nil {
 		b.Fatal(err)
 	}

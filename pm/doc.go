@@ -2,8 +2,9 @@
 // wire-compatible with go-livepeer: the recipient (orchestrator) side that
 // issues ticket parameters and validates incoming tickets, the sender
 // (gateway, remote signer) side that keeps ticket sessions and signs ticket
-// batches, and the pure functions both share (ticket hash, signatures,
-// recipientRand, win rule, face value and win probability, ticket counts).
+// batches, and the pure functions both share (ticket hash, recipientRand,
+// win rule, face value and win probability, ticket counts). Signatures are
+// made and checked by package ethsig.
 //
 // # Model
 //

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"byoc/ethsig"
 	"byoc/wire"
 )
 
@@ -298,7 +299,7 @@ func (v *Validation) Winners() []*SignedTicket {
 }
 
 // personalPrefix32 is the EIP-191 prefix for a 32-byte message.
-var personalPrefix32 = []byte("\x19Ethereum Signed Message:\n32")
+var personalPrefix32 = []byte(ethsig.PersonalPrefix32)
 
 // Validate checks a payment against this recipient without changing any
 // state, in go-livepeer's order:
@@ -427,7 +428,7 @@ func (r *Recipient) Validate(p *wire.Payment, quote *big.Rat) (*Validation, erro
 		kh.Write(personalPrefix32)
 		kh.Write(res.TicketHash[:])
 		kh.Read(sc.digest[:])
-		signer, err := sc.recover(sc.digest[:], sig)
+		signer, err := sc.rec.RecoverDigest(sc.digest[:], sig)
 		if err != nil || signer != v.Sender {
 			res.Err = ErrInvalidSignature
 			continue

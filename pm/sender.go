@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"byoc/ethsig"
 	"byoc/wire"
 )
 
@@ -34,7 +35,7 @@ type SenderConfig struct {
 	// Signer signs tickets. Nil makes an offchain sender: it can keep
 	// sessions and build ticketless (price 0) payments, which encode to an
 	// empty header, but refuses to create tickets.
-	Signer Signer
+	Signer ethsig.Signer
 	// MaxNonces is the recipient's per-session nonce cap; a batch that
 	// would go past it is refused. 0 selects DefaultMaxNoncesPerSession.
 	MaxNonces uint32

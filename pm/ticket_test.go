@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"math/big"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -86,56 +83,6 @@ func TestRecipientRandMessageZeroValues(t *testing.T) {
 	}
 	if !bytes.Equal(RecipientRandMessage(big.NewInt(0), sender, nil, nil, nil, big.NewRat(4000, 6), nil)[20:], []byte{0x07, 0xd0, 0x03}) {
 		t.Fatal("price not reduced")
-	}
-}
-
-func TestKeystores(t *testing.T) {
-	v := loadVectors(t)
-	cases := []struct{ file, addr string }{
-		{"testdata/sender-scrypt.json", v.Keys.SenderAddress},       // written by go-ethereum's keystore
-		{"testdata/recipient-pbkdf2.json", v.Keys.RecipientAddress}, // checked with go-ethereum's DecryptKey
-	}
-	for _, tc := range cases {
-		s, err := LoadKeystoreSigner(tc.file, "byoc-test-password")
-		if err != nil {
-			t.Fatalf("%s: %v", tc.file, err)
-		}
-		if s.Address().Hex() != tc.addr {
-			t.Errorf("%s: address %v", tc.file, s.Address())
-		}
-		if _, err := LoadKeystoreSigner(tc.file, "wrong"); !errors.Is(err, ErrKeystorePassword) {
-			t.Errorf("%s wrong password: %v", tc.file, err)
-		}
-	}
-	// The scrypt key signs exactly like the raw key.
-	ks, _ := LoadKeystoreSigner("testdata/sender-scrypt.json", "byoc-test-password")
-	raw, _ := KeySignerFromHex(v.Keys.SenderKey)
-	a, _ := ks.SignPersonal([]byte("x"))
-	b, _ := raw.SignPersonal([]byte("x"))
-	if !bytes.Equal(a, b) {
-		t.Error("keystore key differs from the raw key")
-	}
-	js, _ := os.ReadFile("testdata/sender-scrypt.json")
-	for name, doc := range map[string]string{
-		"not json":       "{",
-		"version 1":      strings.Replace(string(js), `"version":3`, `"version":1`, 1),
-		"huge scrypt N":  strings.Replace(string(js), `"n":4096`, `"n":1073741824`, 1),
-		"unknown kdf":    strings.Replace(string(js), `"kdf":"scrypt"`, `"kdf":"argon2"`, 1),
-		"wrong address":  strings.Replace(string(js), "2c7536e3", "2c7536e4", 1),
-		"unknown cipher": strings.Replace(string(js), "aes-128-ctr", "aes-256-gcm", 1),
-	} {
-		if _, err := KeySignerFromKeystore([]byte(doc), "byoc-test-password"); err == nil {
-			t.Errorf("%s accepted", name)
-		}
-	}
-	if _, err := LoadKeystoreSigner(filepath.Join(t.TempDir(), "missing.json"), ""); err == nil {
-		t.Error("missing file")
-	}
-	if _, err := KeySignerFromHex("0xzz"); err == nil {
-		t.Error("bad hex key")
-	}
-	if _, err := NewKeySigner(nil); err == nil {
-		t.Error("nil key")
 	}
 }
 

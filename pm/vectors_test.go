@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"byoc/ethsig"
 	"byoc/wire"
 )
 
@@ -244,7 +245,7 @@ func newVectorRecipient(t testing.TB, v *vectors, sc *vectorScenario, seed []byt
 
 func vectorSender(t testing.TB, v *vectors) *Sender {
 	t.Helper()
-	signer, err := KeySignerFromHex(v.Keys.SenderKey)
+	signer, err := ethsig.KeySignerFromHex(v.Keys.SenderKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestVectorKeys(t *testing.T) {
 		{v.Keys.SenderKey, v.Keys.SenderAddress},
 		{v.Keys.RecipientKey, v.Keys.RecipientAddress},
 	} {
-		s, err := KeySignerFromHex(k.key)
+		s, err := ethsig.KeySignerFromHex(k.key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +332,7 @@ func TestVectorScenarios(t *testing.T) {
 			}
 
 			// Tickets: preimage, hash, digest, signature, win check.
-			signer, _ := KeySignerFromHex(v.Keys.SenderKey)
+			signer, _ := ethsig.KeySignerFromHex(v.Keys.SenderKey)
 			for _, vt := range sc.Tickets {
 				tk := Ticket{
 					Recipient: params.Recipient, Sender: senderAddr, FaceValue: params.FaceValue, WinProb: params.WinProb,
@@ -346,14 +347,14 @@ func TestVectorScenarios(t *testing.T) {
 				if h != common.HexToHash(vt.Hash) {
 					t.Errorf("nonce %d hash = %v", vt.Nonce, h)
 				}
-				if d := PersonalSignDigest(h[:]); d != common.HexToHash(vt.Digest) {
+				if d := ethsig.PersonalDigest(h[:]); d != common.HexToHash(vt.Digest) {
 					t.Errorf("nonce %d digest = %v", vt.Nonce, d)
 				}
 				sig, err := signer.SignPersonal(h[:])
 				if err != nil || !bytes.Equal(sig, hx(t, vt.Sig)) {
 					t.Errorf("nonce %d sig = %x (%v)", vt.Nonce, sig, err)
 				}
-				if err := VerifyPersonalSig(senderAddr, h[:], sig); err != nil {
+				if err := ethsig.Verify(senderAddr, h[:], sig); err != nil {
 					t.Errorf("nonce %d verify: %v", vt.Nonce, err)
 				}
 				if wc := crypto.Keccak256Hash(sig, rr[:]); wc != common.HexToHash(vt.WinCheck) {
@@ -680,12 +681,12 @@ func TestVectorStageUpdates(t *testing.T) {
 
 func TestVectorSigning(t *testing.T) {
 	v := loadVectors(t)
-	signer, _ := KeySignerFromHex(v.Keys.SenderKey)
+	signer, _ := ethsig.KeySignerFromHex(v.Keys.SenderKey)
 	msg := hx(t, v.Signing.Message)
 	if !bytes.Equal(msg, crypto.Keccak256([]byte("hello livepeer"))) {
 		t.Error("message is not keccak(\"hello livepeer\")")
 	}
-	if d := PersonalSignDigest(msg); d != common.HexToHash(v.Signing.Digest) {
+	if d := ethsig.PersonalDigest(msg); d != common.HexToHash(v.Signing.Digest) {
 		t.Errorf("digest = %v", d)
 	}
 	sig, err := signer.SignPersonal(msg)
@@ -706,7 +707,7 @@ func TestVectorSigning(t *testing.T) {
 	if err != nil || !bytes.Equal(osig, hx(t, v.Signing.OrchReqSig)) {
 		t.Errorf("orchestrator request sig = %x", osig)
 	}
-	if err := VerifyPersonalSig(addr, inner, osig); err != nil {
+	if err := ethsig.Verify(addr, inner, osig); err != nil {
 		t.Error(err)
 	}
 	req := &wire.OrchestratorRequest{Address: addr[:], Sig: osig}
@@ -726,7 +727,7 @@ func TestVectorSigning(t *testing.T) {
 // state signature (personal-sign over the raw JSON) and the first payment.
 func TestVectorRemoteSigner(t *testing.T) {
 	v := loadVectors(t)
-	signer, _ := KeySignerFromHex(v.Keys.SenderKey)
+	signer, _ := ethsig.KeySignerFromHex(v.Keys.SenderKey)
 	sig, err := signer.SignPersonal([]byte(v.RemoteSigner.Call1StateJSON))
 	if err != nil || !bytes.Equal(sig, hx(t, v.RemoteSigner.Call1StateSig)) {
 		t.Errorf("state sig = %x", sig)
@@ -740,7 +741,7 @@ func TestVectorRemoteSigner(t *testing.T) {
 	}
 	// The state in the response is signed the same way (its LastUpdate
 	// differs from call1_state_json, so verify rather than compare).
-	if err := VerifyPersonalSig(signer.Address(), resp.State.State, resp.State.Sig); err != nil {
+	if err := ethsig.Verify(signer.Address(), resp.State.State, resp.State.Sig); err != nil {
 		t.Errorf("response state sig: %v", err)
 	}
 	p, err := wire.DecodePaymentHeader(resp.Payment)

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"testing"
 
+	"byoc/ethsig"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/pm"
@@ -45,7 +46,7 @@ func newFixture(t *testing.T, f ledgertest.Factory, cfg pm.RecipientConfig) *fix
 	if fx.rcpt, err = pm.NewRecipient(cfg); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := pm.KeySignerFromHex(senderKey)
+	signer, err := ethsig.KeySignerFromHex(senderKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,9 @@ package wire
 //   - a capability registration with an unsupported currency is an error, not
 //     a panic (D11).
 //
-// Package pm imports wire, so wire cannot import pm. Signing therefore goes
-// through the Signer interface declared here, which every pm.Signer
-// satisfies, and signature recovery is done here with the same rules as pm
-// (65 bytes r‖s‖v, low s, v = 27 or 28); the tests check both agree.
+// The signatures themselves (EIP-191 digest, signing, recovery with the
+// low-s rule) are package ethsig's; this file only says which bytes are
+// signed and how a signature is written in a header.
 
 import (
 	"bytes"
@@ -39,6 +38,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
+
+	"byoc/ethsig"
 )
 
 // BYOC header names (docs/protocol.md §3). The Livepeer-Payment header is
@@ -161,8 +162,9 @@ var (
 	// request.
 	ErrUnsigned = errors.New("wire: request is not signed")
 	// ErrBadSignature: the signature is not 65 bytes, has a high s or a v
-	// other than 27/28, cannot be recovered, or was made by another key.
-	ErrBadSignature = errors.New("wire: invalid signature")
+	// other than 27/28, cannot be recovered, or was made by another key. It
+	// is ethsig's error, which makes and checks every signature.
+	ErrBadSignature = ethsig.ErrInvalidSignature
 
 	// ErrJobTokenTooLarge: a token body is larger than MaxJobTokenLen.
 	ErrJobTokenTooLarge = errors.New("wire: job token too large")
@@ -416,24 +418,6 @@ func DecodeJobSenderHeader(s string) (*JobSender, error) {
 
 // ---- Signatures ----
 
-// Signer makes EIP-191 personal-sign signatures: 65 bytes r‖s‖v, low s,
-// v = 27 or 28. It has pm.Signer's method set (package pm imports wire, so
-// wire cannot name pm.Signer); every pm.Signer, e.g. *pm.KeySigner, is a
-// Signer.
-type Signer interface {
-	// Address returns the signer's ETH address.
-	Address() common.Address
-	// SignPersonal signs the personal-sign digest of msg.
-	SignPersonal(msg []byte) ([]byte, error)
-}
-
-// signatureLength is the length of a personal-sign signature r‖s‖v.
-const signatureLength = 65
-
-// secp256k1HalfN is secp256k1's group order divided by two: signatures with
-// a larger s are refused (EIP-2), as package pm does.
-var secp256k1HalfN = common.FromHex("0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
-
 // ParseSigText turns a signature string from a JobRequest or JobSender into
 // bytes, leniently: "" and "0x" give nil (unsigned); "0x"/"0X" followed by
 // hex, or bare hex, give the bytes. The hex must have an even number of
@@ -448,8 +432,8 @@ func ParseSigText(s string) ([]byte, error) {
 	if h == "" {
 		return nil, nil
 	}
-	if len(h) > 2*signatureLength {
-		return nil, fmt.Errorf("%w: %d hex digits, at most %d", ErrSigText, len(h), 2*signatureLength)
+	if len(h) > 2*ethsig.SignatureLength {
+		return nil, fmt.Errorf("%w: %d hex digits, at most %d", ErrSigText, len(h), 2*ethsig.SignatureLength)
 	}
 	if len(h)%2 != 0 {
 		return nil, fmt.Errorf("%w: odd number of hex digits", ErrSigText)
@@ -495,34 +479,6 @@ func SenderSigDigest(addr string) common.Hash {
 	return crypto.Keccak256Hash([]byte(addr))
 }
 
-// personalDigest is EIP-191 personal-sign over a 32-byte message.
-func personalDigest(msg common.Hash) []byte {
-	return crypto.Keccak256([]byte("\x19Ethereum Signed Message:\n32"), msg[:])
-}
-
-// recoverPersonal returns the address that personal-signed msg, applying
-// pm's rules: 65 bytes, low s, v = 27 or 28. Errors wrap ErrBadSignature.
-func recoverPersonal(msg common.Hash, sig []byte) (common.Address, error) {
-	if len(sig) != signatureLength {
-		return common.Address{}, fmt.Errorf("%w: length %d, want %d", ErrBadSignature, len(sig), signatureLength)
-	}
-	if bytes.Compare(sig[32:64], secp256k1HalfN) > 0 {
-		return common.Address{}, fmt.Errorf("%w: s value too high", ErrBadSignature)
-	}
-	v := sig[64]
-	if v != 27 && v != 28 {
-		return common.Address{}, fmt.Errorf("%w: v = %d", ErrBadSignature, v)
-	}
-	var rsv [signatureLength]byte
-	copy(rsv[:], sig)
-	rsv[64] = v - 27
-	pub, err := crypto.Ecrecover(personalDigest(msg), rsv[:])
-	if err != nil || len(pub) != 65 {
-		return common.Address{}, fmt.Errorf("%w: recovery failed", ErrBadSignature)
-	}
-	return common.BytesToAddress(crypto.Keccak256(pub[1:])[12:]), nil
-}
-
 // verify checks that sigText is addr's personal signature over msg.
 func verify(addr common.Address, msg common.Hash, sigText string) error {
 	sig, err := ParseSigText(sigText)
@@ -532,14 +488,7 @@ func verify(addr common.Address, msg common.Hash, sigText string) error {
 	if len(sig) == 0 {
 		return ErrUnsigned
 	}
-	got, err := recoverPersonal(msg, sig)
-	if err != nil {
-		return err
-	}
-	if got != addr {
-		return fmt.Errorf("%w: signed by %s, not %s", ErrBadSignature, got.Hex(), addr.Hex())
-	}
-	return nil
+	return ethsig.Verify(addr, msg[:], sig)
 }
 
 // VerifyJobSig checks req.Sig, the job signature: personal-sign over
@@ -588,13 +537,13 @@ func VerifySenderSig(js JobSender) (common.Address, error) {
 
 // signHash asks signer for a personal signature over msg and checks its
 // shape.
-func signHash(signer Signer, msg common.Hash) (string, error) {
+func signHash(signer ethsig.Signer, msg common.Hash) (string, error) {
 	sig, err := signer.SignPersonal(msg[:])
 	if err != nil {
 		return "", fmt.Errorf("wire: signing: %w", err)
 	}
-	if len(sig) != signatureLength {
-		return "", fmt.Errorf("wire: signer returned %d bytes, want %d", len(sig), signatureLength)
+	if len(sig) != ethsig.SignatureLength {
+		return "", fmt.Errorf("wire: signer returned %d bytes, want %d", len(sig), ethsig.SignatureLength)
 	}
 	return "0x" + hex.EncodeToString(sig), nil
 }
@@ -607,7 +556,7 @@ func signHash(signer Signer, msg common.Hash) (string, error) {
 // orchestrators reject (docs/protocol.md §5.3). It fails with ErrJobInvalidUTF8 when
 // a field could not be encoded faithfully, or when the signer fails; req is
 // then unchanged.
-func SignJobRequest(signer Signer, req *JobRequest) error {
+func SignJobRequest(signer ethsig.Signer, req *JobRequest) error {
 	if req == nil {
 		return errors.New("wire: nil job request")
 	}
@@ -630,7 +579,7 @@ func SignJobRequest(signer Signer, req *JobRequest) error {
 // signer's EIP-55 address and its personal signature over keccak256 of that
 // string. The value is static per key. With a nil signer it returns
 // {ZeroAddressHex, ""}.
-func NewJobSender(signer Signer) (JobSender, error) {
+func NewJobSender(signer ethsig.Signer) (JobSender, error) {
 	if signer == nil {
 		return JobSender{Addr: ZeroAddressHex}, nil
 	}

@@ -17,15 +17,9 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"byoc/ethsig"
 	"byoc/internal/transcript"
-	"byoc/pm"
 	"byoc/wire"
-)
-
-// Every pm.Signer is a wire.Signer.
-var (
-	_ wire.Signer = pm.Signer(nil)
-	_ wire.Signer = (*pm.KeySigner)(nil)
 )
 
 // Vectors from docs/protocol.md §5.2 (key from §7.8).
@@ -45,9 +39,9 @@ const (
 	recipientAddr    = "0x63FaC9201494f0bd17B9892B9fae4d52fe3BD377"
 )
 
-func testSigner(t testing.TB) *pm.KeySigner {
+func testSigner(t testing.TB) *ethsig.KeySigner {
 	t.Helper()
-	s, err := pm.KeySignerFromHex(testKey)
+	s, err := ethsig.KeySignerFromHex(testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +61,7 @@ func TestJobSignatureVectors(t *testing.T) {
 		t.Errorf("digest %s", got)
 	}
 	d := wire.JobSigDigest(req)
-	if got := pm.PersonalSignDigest(d[:]).Hex(); got != helloPersonal {
+	if got := ethsig.PersonalDigest(d[:]).Hex(); got != helloPersonal {
 		t.Errorf("personal digest %s", got)
 	}
 	if err := wire.SignJobRequest(s, req); err != nil {
@@ -138,7 +132,7 @@ func TestJobSenderVectors(t *testing.T) {
 	}
 	// The signature is pm's OrchestratorRequest signature over the address.
 	sig, _ := wire.ParseSigText(senderSig)
-	if err := pm.VerifyPersonalSig(common.HexToAddress(testAddr), wire.SenderSigDigest(testAddr).Bytes(), sig); err != nil {
+	if err := ethsig.Verify(common.HexToAddress(testAddr), wire.SenderSigDigest(testAddr).Bytes(), sig); err != nil {
 		t.Errorf("pm disagrees: %v", err)
 	}
 }
@@ -233,7 +227,7 @@ func TestRecoverAgreesWithPM(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		var k [32]byte
 		_, _ = rand.Read(k[:])
-		s, err := pm.KeySignerFromHex(hex.EncodeToString(k[:]))
+		s, err := ethsig.KeySignerFromHex(hex.EncodeToString(k[:]))
 		if err != nil {
 			continue
 		}
@@ -246,7 +240,7 @@ func TestRecoverAgreesWithPM(t *testing.T) {
 			sig[i%65] ^= 1
 		}
 		d := wire.SenderSigDigest(js.Addr)
-		pmAddr, pmErr := pm.RecoverPersonalSigner(d[:], sig)
+		pmAddr, pmErr := ethsig.Recover(d[:], sig)
 		wAddr, wErr := wire.VerifySenderSig(wire.JobSender{Addr: js.Addr, Sig: hex.EncodeToString(sig)})
 		pmOK := pmErr == nil && pmAddr == s.Address()
 		if pmOK != (wErr == nil) {
@@ -270,7 +264,7 @@ func (f failSigner) SignPersonal([]byte) ([]byte, error) {
 }
 
 func TestSignerFailures(t *testing.T) {
-	for _, s := range []wire.Signer{failSigner{}, failSigner{sig: make([]byte, 64)}} {
+	for _, s := range []ethsig.Signer{failSigner{}, failSigner{sig: make([]byte, 64)}} {
 		req := &wire.JobRequest{Request: "{}", Parameters: "{}", TimeoutSeconds: 1}
 		if err := wire.SignJobRequest(s, req); err == nil || req.Sender != "" || req.Sig != "" {
 			t.Errorf("SignJobRequest: %v %+v", err, req)

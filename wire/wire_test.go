@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // Vector payments from pm-vectors.json (go-livepeer segment payments).
@@ -103,7 +104,7 @@ func TestDecodeVectorAPayment(t *testing.T) {
 		}
 	}
 	check("sig1", p.TicketSenderParams[0].Sig, "dc43f9a10d6afda747dead55a356156cd86c73e3e7df6623828ac99923405336681ae03fb46389daab7174d33a1de461982e08ccbffc0034f7934da8db48a0401c")
-	if *p.ExpectedPrice != (PriceInfo{PricePerUnit: 2000, PixelsPerUnit: 3}) {
+	if !proto.Equal(p.ExpectedPrice, &PriceInfo{PricePerUnit: 2000, PixelsPerUnit: 3}) {
 		t.Errorf("expected price = %+v", p.ExpectedPrice)
 	}
 	if got := EncodePaymentHeader(p); got != vectorAHeader {
@@ -121,7 +122,7 @@ func TestZeroPricePayment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Payment{Sender: unhex(t, senderHex), ExpectedPrice: &PriceInfo{PixelsPerUnit: 1}}
-	if !reflect.DeepEqual(p, want) {
+	if !proto.Equal(p, want) {
 		t.Fatalf("decoded %+v, want %+v", p, want)
 	}
 	if got := hex.EncodeToString(want.Marshal()); got != zeroPriceHex {
@@ -171,7 +172,7 @@ func TestEmptyHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(p, &Payment{}) {
+	if !proto.Equal(p, &Payment{}) {
 		t.Fatalf("got %+v", p)
 	}
 	if EncodePaymentHeader(nil) != "" || EncodePaymentHeader(&Payment{}) != "" {
@@ -215,12 +216,7 @@ func TestUnmarshalStrictness(t *testing.T) {
 		name string
 		in   []byte
 	}{
-		{"sender as varint", cat(tag(2, protowire.VarintType), []byte{1})},
-		{"ticket_params as varint", cat(tag(1, protowire.VarintType), []byte{1})},
-		{"ticket as fixed32", cat(tag(4, protowire.Fixed32Type), []byte{1, 2, 3, 4})},
-		{"nonce as bytes", cat(tag(4, protowire.BytesType), []byte{3}, tag(1, protowire.BytesType), []byte{0})},
-		{"nonce overflows uint32", cat(tag(4, protowire.BytesType), []byte{6}, tag(1, protowire.VarintType), protowire.AppendVarint(nil, 1<<32))},
-		{"price as bytes", cat(tag(5, protowire.BytesType), []byte{2}, tag(1, protowire.BytesType), []byte{0})},
+		{"nonce truncated", cat(tag(4, protowire.BytesType), []byte{3}, tag(1, protowire.BytesType), []byte{0})},
 		{"constraint not utf8", cat(tag(5, protowire.BytesType), []byte{3}, tag(4, protowire.BytesType), []byte{1, 0xff})},
 		{"truncated length", cat(tag(2, protowire.BytesType), []byte{20, 1, 2})},
 		{"truncated varint", []byte{0x08, 0x80}},
@@ -235,6 +231,41 @@ func TestUnmarshalStrictness(t *testing.T) {
 		if err := p.Unmarshal(tc.in); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v, want ErrMalformed", tc.name, err)
 		}
+	}
+}
+
+// TestWireTypeAndRangeLikeGoLivepeer: a known field sent with another wire
+// type is dropped like an unknown field, and a nonce above 2^32-1 keeps its
+// low 32 bits, as go-livepeer's generated decoder does. Neither can credit
+// anything: the field is gone, and a ticket's hash covers the nonce as
+// decoded.
+func TestWireTypeAndRangeLikeGoLivepeer(t *testing.T) {
+	tag := func(num protowire.Number, typ protowire.Type) []byte {
+		return protowire.AppendTag(nil, num, typ)
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for name, in := range map[string][]byte{
+		"sender as varint":        cat(tag(2, protowire.VarintType), []byte{1}),
+		"ticket_params as varint": cat(tag(1, protowire.VarintType), []byte{1}),
+		"ticket as fixed32":       cat(tag(4, protowire.Fixed32Type), []byte{1, 2, 3, 4}),
+		"price as bytes":          cat(tag(5, protowire.BytesType), []byte{2}, tag(1, protowire.BytesType), []byte{0}),
+	} {
+		var p Payment
+		if err := p.Unmarshal(in); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if name == "price as bytes" {
+			if !proto.Equal(&p, &Payment{ExpectedPrice: &PriceInfo{}}) {
+				t.Errorf("%s: decoded %v", name, &p)
+			}
+		} else if !proto.Equal(&p, &Payment{}) {
+			t.Errorf("%s: decoded %v", name, &p)
+		}
+	}
+	in := cat(tag(4, protowire.BytesType), []byte{6}, tag(1, protowire.VarintType), protowire.AppendVarint(nil, 1<<32|7))
+	var p Payment
+	if err := p.Unmarshal(in); err != nil || len(p.TicketSenderParams) != 1 || p.TicketSenderParams[0].SenderNonce != 7 {
+		t.Fatalf("nonce 2^32+7: %v %v", err, &p)
 	}
 }
 
@@ -261,8 +292,8 @@ func TestUnmarshalTolerance(t *testing.T) {
 	if err := got.Unmarshal(in); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(&got, want) {
-		t.Fatalf("got %+v, want %+v", got, want)
+	if !proto.Equal(&got, want) {
+		t.Fatalf("got %v, want %v", &got, want)
 	}
 	if hex.EncodeToString(got.Marshal()) != zeroPriceHex {
 		t.Fatal("unknown fields must not be re-encoded")
@@ -284,7 +315,7 @@ func TestMergeAndPresence(t *testing.T) {
 	if err := q.Unmarshal(in); err != nil {
 		t.Fatal(err)
 	}
-	if *q.ExpectedPrice != (PriceInfo{PricePerUnit: 2000, PixelsPerUnit: 3}) || !bytes.Equal(q.Sender, []byte{0xbb}) {
+	if !proto.Equal(q.ExpectedPrice, &PriceInfo{PricePerUnit: 2000, PixelsPerUnit: 3}) || !bytes.Equal(q.Sender, []byte{0xbb}) {
 		t.Fatalf("merge: %+v sender %x", q.ExpectedPrice, q.Sender)
 	}
 	// A nil ticket in the list is written as an empty message.
@@ -328,7 +359,7 @@ func TestTicketParamsVector(t *testing.T) {
 	if got := hex.EncodeToString(tp.Marshal()); got != vectorAParamsHex {
 		t.Fatalf("re-encoded params differ: %s", got)
 	}
-	if c := tp.Clone(); !reflect.DeepEqual(c, &tp) || &c.Seed[0] == &tp.Seed[0] {
+	if c := tp.Clone(); !proto.Equal(c, &tp) || &c.Seed[0] == &tp.Seed[0] {
 		t.Fatal("Clone is not a deep copy")
 	}
 }
@@ -366,16 +397,16 @@ func TestOrchestratorRequestVector(t *testing.T) {
 		t.Fatal(err)
 	}
 	if hex.EncodeToString(r.Address) != senderHex || len(r.Sig) != 65 || r.Capabilities != nil {
-		t.Fatalf("decoded %+v", r)
+		t.Fatalf("decoded %v", &r)
 	}
 	if hex.EncodeToString(r.Marshal()) != orchRequestHex {
 		t.Fatal("re-encoded request differs")
 	}
-	r.Capabilities = []byte{}
+	r.Capabilities = &Capabilities{}
 	r.IgnoreCapacityCheck = true
 	var r2 OrchestratorRequest
-	if err := r2.Unmarshal(r.Marshal()); err != nil || !reflect.DeepEqual(r, r2) {
-		t.Fatalf("round trip with empty capabilities: %v %+v", err, r2)
+	if err := r2.Unmarshal(r.Marshal()); err != nil || !proto.Equal(&r, &r2) || r2.Capabilities == nil {
+		t.Fatalf("round trip with empty capabilities: %v %v", err, &r2)
 	}
 }
 
@@ -385,14 +416,18 @@ func TestOrchestratorInfoRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := &OrchestratorInfo{
-		Transcoder:         "https://127.0.0.1:8935",
-		TicketParams:       &tp,
-		PriceInfo:          &PriceInfo{PricePerUnit: 2000, PixelsPerUnit: 3},
-		Address:            unhex(t, recipientHex),
-		Capabilities:       []byte{0x0a, 0x01, 0x01},
-		AuthToken:          &AuthToken{Token: []byte("tok"), SessionID: "abcd", Expiration: 1700000000},
-		Hardware:           [][]byte{{}, {0x0a, 0x01, 'x'}},
-		Storage:            [][]byte{{0x08, 0x01}},
+		Transcoder:   "https://127.0.0.1:8935",
+		TicketParams: &tp,
+		PriceInfo:    &PriceInfo{PricePerUnit: 2000, PixelsPerUnit: 3},
+		Address:      unhex(t, recipientHex),
+		Capabilities: &Capabilities{Bitstring: []uint64{1}, Capacities: map[uint32]uint32{3: 1, 1: 2, 2: 4},
+			Constraints: &Capabilities_Constraints{MinVersion: "0.8", PerCapability: map[uint32]*Capabilities_CapabilityConstraints{
+				37: {Models: map[string]*Capabilities_CapabilityConstraints_ModelConstraint{"b": {Warm: true}, "a": {Capacity: 2}}},
+			}}},
+		AuthToken: &AuthToken{Token: []byte("tok"), SessionId: "abcd", Expiration: 1700000000},
+		Hardware: []*HardwareInformation{{}, {Pipeline: "x", GpuInfo: map[string]*GPUComputeInfo{
+			"1": {Name: "b"}, "0": {Name: "a", MemoryTotal: 1 << 34}}}},
+		Storage:            []*OSInfo{{StorageType: OSInfo_S3, S3Info: &S3OSInfo{Host: "h"}}},
 		CapabilitiesPrices: []*PriceInfo{{PricePerUnit: 1, PixelsPerUnit: 1, Capability: 37, Constraint: "model"}},
 		Nodes:              []string{"", "https://a"},
 	}
@@ -401,15 +436,18 @@ func TestOrchestratorInfoRoundTrip(t *testing.T) {
 	if err := got.Unmarshal(b); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(&got, info) {
-		t.Fatalf("round trip:\n got %+v\nwant %+v", got, info)
+	if !proto.Equal(&got, info) {
+		t.Fatalf("round trip:\n got %v\nwant %v", &got, info)
 	}
-	if !bytes.Equal(got.Marshal(), b) {
-		t.Fatal("re-encoding differs")
+	// Maps are written in key order, so the encoding is stable.
+	for range 20 {
+		if !bytes.Equal(got.Marshal(), b) {
+			t.Fatal("re-encoding differs")
+		}
 	}
 	res := &PaymentResult{Info: info}
 	var res2 PaymentResult
-	if err := res2.Unmarshal(res.Marshal()); err != nil || !reflect.DeepEqual(res2.Info, info) {
+	if err := res2.Unmarshal(res.Marshal()); err != nil || !proto.Equal(res2.Info, info) {
 		t.Fatalf("PaymentResult round trip: %v", err)
 	}
 }
@@ -437,7 +475,7 @@ func TestPaymentClone(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := p.Clone()
-	if !reflect.DeepEqual(c, p) {
+	if !proto.Equal(c, p) {
 		t.Fatal("clone differs")
 	}
 	c.TicketSenderParams[0].Sig[0] ^= 1

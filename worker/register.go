@@ -10,58 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
+
+	"byoc/wire"
 )
-
-// Capability is what a worker registers with an orchestrator: go-livepeer's
-// ExternalCapability (docs/protocol.md §4.3), with its JSON keys in the reference's
-// order.
-type Capability struct {
-	// Name is the capability name clients ask for.
-	Name string `json:"name"`
-	// Description is free text.
-	Description string `json:"description"`
-	// URL is where the orchestrator sends jobs: POST URL[/suffix].
-	URL string `json:"url"`
-	// Capacity is how many jobs the worker takes at once.
-	Capacity int `json:"capacity"`
-	// PricePerUnit / PriceScaling is the price per second of compute, in
-	// Currency. A go-livepeer orchestrator quotes it floored to whole wei
-	// per second (docs/protocol.md §6.4).
-	PricePerUnit int64 `json:"price_per_unit"`
-	// PriceScaling is the price's denominator; the orchestrator reads 0 as 1.
-	PriceScaling int64 `json:"price_scaling"`
-	// Currency is "wei" (or "") or "eth"; other currencies need the
-	// orchestrator's on-chain price feed (go-livepeer panics without one,
-	// docs/protocol.md, D11).
-	Currency string `json:"currency"`
-	// Token, when set, is sent back by the orchestrator on every job as
-	// "Authorization: Bearer <Token>". Left out of the JSON when empty.
-	Token string `json:"token,omitempty"`
-}
-
-// Validate reports the first field a worker should not register. The
-// reference orchestrator accepts more (an empty name, no URL); these are
-// mistakes, not capabilities.
-func (c Capability) Validate() error {
-	switch {
-	case strings.TrimSpace(c.Name) == "":
-		return errors.New("capability has no name")
-	case c.Capacity < 1:
-		return fmt.Errorf("capability %q: capacity %d, need at least 1", c.Name, c.Capacity)
-	case c.PricePerUnit < 0:
-		return fmt.Errorf("capability %q: negative price_per_unit %d", c.Name, c.PricePerUnit)
-	case c.PriceScaling < 0:
-		return fmt.Errorf("capability %q: negative price_scaling %d", c.Name, c.PriceScaling)
-	}
-	u, err := url.Parse(c.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("capability %q: url %q is not an absolute http:// or https:// URL", c.Name, c.URL)
-	}
-	return nil
-}
 
 // Option changes how Register and Unregister reach the orchestrator.
 type Option func(*clientOptions)
@@ -131,38 +84,16 @@ const maxErrorBody = 4 << 10
 // deadline.
 const defaultCallTimeout = 30 * time.Second
 
-// NormalizeOrchestratorURL turns an orchestrator address into the base URL
-// Register calls: "host:port" becomes "https://host:port" (orchestrators
-// serve TLS, as go-livepeer's -orchAddr assumes), a trailing "/" is dropped,
-// and only http and https are accepted.
-func NormalizeOrchestratorURL(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", errors.New("empty orchestrator URL")
-	}
-	if !strings.Contains(s, "://") {
-		s = "https://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("orchestrator URL %q: %w", s, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("orchestrator URL %q: scheme must be https or http", s)
-	}
-	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("orchestrator URL %q: want scheme://host:port, without query, fragment or user", s)
-	}
-	return strings.TrimRight(u.String(), "/"), nil
-}
-
 // Register registers c with the orchestrator at orchURL (see
-// NormalizeOrchestratorURL): POST <orchURL>/capability/register with c as
-// JSON and the raw secret as the Authorization header. Registering a name
-// again replaces it. A refusal is an *OrchestratorError with the
+// wire.NormalizeOrchestratorURL): POST <orchURL>/capability/register with c
+// as JSON and the raw secret as the Authorization header. c is sent as given
+// once a copy passes the orchestrator's own check (c.Validate), so a
+// capability byoc's orchestrator would refuse is not sent. Registering a
+// name again replaces it. A refusal is an *OrchestratorError with the
 // orchestrator's status and body.
-func Register(ctx context.Context, orchURL, secret string, c Capability, opts ...Option) error {
-	if err := c.Validate(); err != nil {
+func Register(ctx context.Context, orchURL, secret string, c wire.ExternalCapability, opts ...Option) error {
+	check := c
+	if err := check.Validate(); err != nil {
 		return err
 	}
 	body, err := json.Marshal(c)
@@ -188,7 +119,7 @@ func Unregister(ctx context.Context, orchURL, secret, name string, opts ...Optio
 }
 
 func call(ctx context.Context, client *http.Client, op, capName, orchURL, path, secret, contentType string, body []byte) error {
-	base, err := NormalizeOrchestratorURL(orchURL)
+	base, err := wire.NormalizeOrchestratorURL(orchURL)
 	if err != nil {
 		return fmt.Errorf("%s capability %q: %w", op, capName, err)
 	}
@@ -234,9 +165,9 @@ func call(ctx context.Context, client *http.Client, op, capName, orchURL, path, 
 // Registration is a set of capabilities kept registered with one
 // orchestrator.
 type Registration struct {
-	Orchestrator string // base URL, see NormalizeOrchestratorURL
+	Orchestrator string // base URL, see wire.NormalizeOrchestratorURL
 	Secret       string // the orchestrator's secret, sent raw
-	Capabilities []Capability
+	Capabilities []wire.ExternalCapability
 	Options      []Option
 }
 

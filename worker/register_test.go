@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"byoc/wire"
 )
 
 // orchRequest is what the fake orchestrator received.
@@ -65,12 +67,12 @@ func startTLSOrchestrator(t *testing.T, f *fakeOrchestrator) *httptest.Server {
 	return ts
 }
 
-// TestCapabilityJSONMatchesReference: our Capability encodes the recorded
+// TestCapabilityJSONMatchesReference: wire.ExternalCapability encodes the recorded
 // registrations byte for byte (keys, order, token left out when empty).
 func TestCapabilityJSONMatchesReference(t *testing.T) {
 	_, registrations := loadReference(t)
 	for _, reg := range registrations {
-		var c Capability
+		var c wire.ExternalCapability
 		if err := json.Unmarshal([]byte(reg.Body), &c); err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +95,7 @@ func TestRegisterSendsWhatTheReferenceSent(t *testing.T) {
 	ts := startTLSOrchestrator(t, f)
 	ctx := waitCtx(t)
 	for _, reg := range registrations {
-		var c Capability
+		var c wire.ExternalCapability
 		json.Unmarshal([]byte(reg.Body), &c)
 		if err := Register(ctx, ts.URL, reg.Authorization, c, InsecureSkipVerify()); err != nil {
 			t.Fatalf("%s: %v", reg.Scenario, err)
@@ -118,7 +120,7 @@ func TestRegisterSendsWhatTheReferenceSent(t *testing.T) {
 func TestRegisterTrustsOnlyWhatItIsTold(t *testing.T) {
 	f := newFakeOrchestrator()
 	ts := startTLSOrchestrator(t, f)
-	c := Capability{Name: "reverse", URL: "http://127.0.0.1:1/reverse", Capacity: 1}
+	c := wire.ExternalCapability{Name: "reverse", URL: "http://127.0.0.1:1/reverse", Capacity: 1}
 	ctx := waitCtx(t)
 
 	err := Register(ctx, ts.URL, "s", c)
@@ -143,13 +145,13 @@ func TestRegisterPlainHTTP(t *testing.T) {
 	f := newFakeOrchestrator()
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
-	c := Capability{Name: "echo", URL: "http://127.0.0.1:1/echo", Capacity: 2, Currency: "wei", Token: "tok"}
+	c := wire.ExternalCapability{Name: "echo", URL: "http://127.0.0.1:1/echo", Capacity: 2, Currency: "wei", Token: "tok"}
 	if err := Register(waitCtx(t), ts.URL, "secret", c); err != nil {
 		t.Fatal(err)
 	}
 	got := <-f.received
 	if got.proto != "HTTP/1.1" || got.authorization != "secret" ||
-		got.body != `{"name":"echo","description":"","url":"http://127.0.0.1:1/echo","capacity":2,"price_per_unit":0,"price_scaling":0,"currency":"wei","token":"tok"}` {
+		got.body != `{"name":"echo","url":"http://127.0.0.1:1/echo","capacity":2,"price_per_unit":0,"price_scaling":0,"currency":"wei","token":"tok"}` {
 		t.Errorf("got %+v", got)
 	}
 }
@@ -158,7 +160,7 @@ func TestRegisterRefused(t *testing.T) {
 	f := newFakeOrchestrator()
 	f.answer = func(orchRequest) (int, string) { return http.StatusBadRequest, "invalid authorization\n" }
 	ts := startTLSOrchestrator(t, f)
-	c := Capability{Name: "reverse", URL: "http://127.0.0.1:1/reverse", Capacity: 1}
+	c := wire.ExternalCapability{Name: "reverse", URL: "http://127.0.0.1:1/reverse", Capacity: 1}
 	err := Register(waitCtx(t), ts.URL, "wrong", c, InsecureSkipVerify())
 	oe, ok := errors.AsType[*OrchestratorError](err)
 	if !ok {
@@ -183,7 +185,7 @@ func TestRegisterUnreachable(t *testing.T) {
 	ts := httptest.NewServer(http.NotFoundHandler())
 	url := ts.URL
 	ts.Close()
-	c := Capability{Name: "reverse", URL: "http://127.0.0.1:1/reverse", Capacity: 1}
+	c := wire.ExternalCapability{Name: "reverse", URL: "http://127.0.0.1:1/reverse", Capacity: 1}
 	err := Register(waitCtx(t), url, "s", c)
 	if err == nil || !strings.Contains(err.Error(), `register capability "reverse" at `+url+"/capability/register") {
 		t.Errorf("got %v", err)
@@ -197,26 +199,26 @@ func TestRegisterHonoursContext(t *testing.T) {
 	t.Cleanup(func() { close(block) })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	err := Register(ctx, ts.URL, "s", Capability{Name: "x", URL: "http://h/x", Capacity: 1})
+	err := Register(ctx, ts.URL, "s", wire.ExternalCapability{Name: "x", URL: "http://h/x", Capacity: 1})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("got %v, want a deadline error", err)
 	}
 }
 
 func TestCapabilityValidate(t *testing.T) {
-	ok := Capability{Name: "reverse", URL: "http://127.0.0.1:8900/reverse", Capacity: 1}
+	ok := wire.ExternalCapability{Name: "reverse", URL: "http://127.0.0.1:8900/reverse", Capacity: 1}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []func(*Capability){
-		func(c *Capability) { c.Name = " " },
-		func(c *Capability) { c.Capacity = 0 },
-		func(c *Capability) { c.PricePerUnit = -1 },
-		func(c *Capability) { c.PriceScaling = -1 },
-		func(c *Capability) { c.URL = "" },
-		func(c *Capability) { c.URL = "127.0.0.1:8900" },
-		func(c *Capability) { c.URL = "ftp://h/x" },
-		func(c *Capability) { c.URL = "http:///x" },
+	for _, bad := range []func(*wire.ExternalCapability){
+		func(c *wire.ExternalCapability) { c.Name = " " },
+		func(c *wire.ExternalCapability) { c.Capacity = 0 },
+		func(c *wire.ExternalCapability) { c.PricePerUnit = -1 },
+		func(c *wire.ExternalCapability) { c.PriceScaling = -1 },
+		func(c *wire.ExternalCapability) { c.URL = "" },
+		func(c *wire.ExternalCapability) { c.URL = "127.0.0.1:8900" },
+		func(c *wire.ExternalCapability) { c.URL = "ftp://h/x" },
+		func(c *wire.ExternalCapability) { c.URL = "http:///x" },
 	} {
 		c := ok
 		bad(&c)
@@ -225,24 +227,6 @@ func TestCapabilityValidate(t *testing.T) {
 		}
 		if err := Register(context.Background(), "http://127.0.0.1:1", "s", c); err == nil {
 			t.Errorf("Register sent %+v", c)
-		}
-	}
-}
-
-func TestNormalizeOrchestratorURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"127.0.0.1:8935":          "https://127.0.0.1:8935",
-		" https://orch:8935/ ":    "https://orch:8935",
-		"http://127.0.0.1:8935":   "http://127.0.0.1:8935",
-		"https://orch.example/lp": "https://orch.example/lp",
-	} {
-		if got, err := NormalizeOrchestratorURL(in); err != nil || got != want {
-			t.Errorf("%q: %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "ftp://h", "https://", "https://h?x=1", "https://u:p@h", "http://h#f", "https://h:bad"} {
-		if got, err := NormalizeOrchestratorURL(bad); err == nil {
-			t.Errorf("%q accepted as %q", bad, got)
 		}
 	}
 }
@@ -257,7 +241,7 @@ func TestRegistrationRollsBackOnFailure(t *testing.T) {
 	}
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
-	reg := Registration{Orchestrator: ts.URL, Secret: "s", Capabilities: []Capability{
+	reg := Registration{Orchestrator: ts.URL, Secret: "s", Capabilities: []wire.ExternalCapability{
 		{Name: "a", URL: "http://h/a", Capacity: 1},
 		{Name: "b", URL: "http://h/b", Capacity: 1},
 		{Name: "c", URL: "http://h/c", Capacity: 1},
@@ -271,8 +255,8 @@ func TestRegistrationRollsBackOnFailure(t *testing.T) {
 		calls = append(calls, r.path+" "+r.body)
 	}
 	want := []string{
-		"/capability/register " + `{"name":"a","description":"","url":"http://h/a","capacity":1,"price_per_unit":0,"price_scaling":0,"currency":""}`,
-		"/capability/register " + `{"name":"b","description":"","url":"http://h/b","capacity":1,"price_per_unit":0,"price_scaling":0,"currency":""}`,
+		"/capability/register " + `{"name":"a","url":"http://h/a","capacity":1,"price_per_unit":0,"price_scaling":0,"currency":""}`,
+		"/capability/register " + `{"name":"b","url":"http://h/b","capacity":1,"price_per_unit":0,"price_scaling":0,"currency":""}`,
 		"/capability/unregister a",
 	}
 	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
@@ -293,7 +277,7 @@ func TestRegistrationKeepAlive(t *testing.T) {
 	f := newFakeOrchestrator()
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
-	reg := Registration{Orchestrator: ts.URL, Secret: "s", Capabilities: []Capability{
+	reg := Registration{Orchestrator: ts.URL, Secret: "s", Capabilities: []wire.ExternalCapability{
 		{Name: "a", URL: "http://h/a", Capacity: 1},
 		{Name: "b", URL: "http://h/b", Capacity: 1},
 	}}
@@ -333,11 +317,11 @@ func TestServerCapabilityRegistersAndWorks(t *testing.T) {
 	if err := Register(waitCtx(t), ts.URL, "s", c); err != nil {
 		t.Fatal(err)
 	}
-	var got Capability
+	var got wire.ExternalCapability
 	if err := json.Unmarshal([]byte((<-f.received).body), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := Capability{Name: "reverse", Description: Describe(Reverse), URL: srv.URL() + "/reverse", Capacity: 4,
+	want := wire.ExternalCapability{Name: "reverse", Description: Describe(Reverse), URL: srv.URL() + "/reverse", Capacity: 4,
 		PricePerUnit: 1000, PriceScaling: 1, Currency: "wei", Token: "tok"}
 	if got != want {
 		t.Fatalf("registered %+v, want %+v", got, want)
@@ -365,7 +349,7 @@ func TestWorkerStoppedWhileRegistering(t *testing.T) {
 	}
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
-	reg := Registration{Orchestrator: ts.URL, Secret: "s", Capabilities: []Capability{
+	reg := Registration{Orchestrator: ts.URL, Secret: "s", Capabilities: []wire.ExternalCapability{
 		{Name: "a", URL: "http://h/a", Capacity: 1},
 		{Name: "b", URL: "http://h/b", Capacity: 1},
 		{Name: "c", URL: "http://h/c", Capacity: 1},

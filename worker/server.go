@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"byoc/wire"
 )
 
 // DefaultAddr is where Start listens when given no address: loopback, on a
@@ -84,8 +86,8 @@ func (s *Server) CapabilityURL(name string) string { return s.url + "/" + name }
 // Capability returns a registration for the named capability served here:
 // its URL, its description, the Config's token, capacity 4 and a price of 0
 // wei (scaling 1). Adjust the fields before registering as needed.
-func (s *Server) Capability(name string) Capability {
-	return Capability{
+func (s *Server) Capability(name string) wire.ExternalCapability {
+	return wire.ExternalCapability{
 		Name:         name,
 		Description:  Describe(name),
 		URL:          s.CapabilityURL(name),

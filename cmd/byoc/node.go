@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/internal/serve"
-	"byoc/pm"
 )
 
 // parseFlags parses args; -h prints the usage to stdout and ends the command.
@@ -57,7 +57,7 @@ func registerKeyFlags(fs *flag.FlagSet) *keyFlags {
 
 // signer returns the key the flags give, or nil: then an orchestrator uses
 // the key in its data directory and a gateway runs keyless (offchain).
-func (k *keyFlags) signer() (*pm.KeySigner, error) {
+func (k *keyFlags) signer() (*ethsig.KeySigner, error) {
 	switch {
 	case *k.keystore != "" && *k.devKey != "":
 		return nil, errors.New("give --eth-keystore or --dev-key, not both")
@@ -69,15 +69,15 @@ func (k *keyFlags) signer() (*pm.KeySigner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--eth-password-file: %w", err)
 		}
-		s, err := pm.LoadKeystoreSigner(*k.keystore, strings.TrimRight(string(pw), "\r\n"))
-		if errors.Is(err, pm.ErrKeystorePassword) {
+		s, err := ethsig.LoadKeystoreSigner(*k.keystore, strings.TrimRight(string(pw), "\r\n"))
+		if errors.Is(err, ethsig.ErrKeystorePassword) {
 			return nil, fmt.Errorf("--eth-keystore %s: wrong password (in %s)", *k.keystore, *k.passwordFile)
 		} else if err != nil {
 			return nil, fmt.Errorf("--eth-keystore %s: %w", *k.keystore, err)
 		}
 		return s, nil
 	case *k.devKey != "":
-		s, err := pm.KeySignerFromHex(*k.devKey)
+		s, err := ethsig.KeySignerFromHex(*k.devKey)
 		if err != nil {
 			return nil, fmt.Errorf("--dev-key: %w", err)
 		}

@@ -122,7 +122,7 @@ func TestStartDataDirUnusable(t *testing.T) {
 }
 
 func TestStartBadKey(t *testing.T) {
-	keystore, err := filepath.Abs("../../pm/testdata/sender-scrypt.json")
+	keystore, err := filepath.Abs("../../ethsig/testdata/sender-scrypt.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"byoc/wire"
 	"byoc/worker"
 )
 
@@ -80,7 +81,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Func("orchestrator", "orchestrator URL to register with, e.g. https://127.0.0.1:8935; repeat or comma-separate for several",
 		func(s string) error {
 			for part := range strings.SplitSeq(s, ",") {
-				u, err := worker.NormalizeOrchestratorURL(part)
+				u, err := wire.NormalizeOrchestratorURL(part)
 				if err != nil {
 					return err
 				}
@@ -156,9 +157,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log.Info("worker serving", "url", srv.URL(), "token_required", c.token != "")
 
-	caps := make([]worker.Capability, len(names))
+	caps := make([]wire.ExternalCapability, len(names))
 	for i, n := range names {
-		caps[i] = worker.Capability{
+		caps[i] = wire.ExternalCapability{
 			Name: c.namePrefix + n, Description: worker.Describe(n), URL: base + "/" + n,
 			Capacity: c.capacity, PricePerUnit: c.pricePerUnit, PriceScaling: c.priceScaling,
 			Currency: c.currency, Token: c.token,

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"byoc/worker"
+	"byoc/wire"
 )
 
 // workerTestOrch is a fake orchestrator that records registration calls.
@@ -26,8 +26,8 @@ type workerTestOrch struct {
 
 type workerTestCall struct {
 	path, authorization string
-	capability          worker.Capability // register
-	name                string            // unregister
+	capability          wire.ExternalCapability // register
+	name                string                  // unregister
 }
 
 func newWorkerTestOrch(t *testing.T, tls bool) (*workerTestOrch, *httptest.Server) {
@@ -115,7 +115,7 @@ func TestWorkerCommandRegistersServesAndUnregisters(t *testing.T) {
 			io.Discard, stderr)
 	}()
 
-	var caps []worker.Capability
+	var caps []wire.ExternalCapability
 	for _, want := range []string{"demo-reverse", "demo-sse"} {
 		call := orch.next(t)
 		c := call.capability
@@ -282,7 +282,7 @@ func TestWorkerCommandFlagErrors(t *testing.T) {
 		{[]string{"--capabilities", "reverse,upper"}, `unknown capability "upper"`},
 		{[]string{"--capabilities", ","}, "--capabilities is empty"},
 		{[]string{"--orchestrator", "http://127.0.0.1:1"}, "--orchestrator needs --secret"},
-		{[]string{"--orchestrator", "ftp://h"}, "scheme must be https or http"},
+		{[]string{"--orchestrator", "ftp://h"}, "scheme must be http or https"},
 		{[]string{"--secret", "s"}, "without --orchestrator"},
 		{[]string{"--secret", "s", "--secret-file", notPEM}, "not both"},
 		{[]string{"--secret-file", filepath.Join(dir, "missing")}, "--secret-file"},

@@ -27,6 +27,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"byoc/ethsig"
 	"byoc/gateway"
 	"byoc/ledger"
 	"byoc/orchestrator"
@@ -180,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	signer, err := pm.NewKeySigner(key)
+	signer, err := ethsig.NewKeySigner(key)
 	if err != nil {
 		return rep, err
 	}
@@ -222,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	signer2, err := pm.NewKeySigner(key2)
+	signer2, err := ethsig.NewKeySigner(key2)
 	if err != nil {
 		return rep, err
 	}
@@ -277,7 +278,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 type orchPayer struct {
 	url     string
 	client  *http.Client
-	signer  *pm.KeySigner
+	signer  *ethsig.KeySigner
 	sender  *pm.Sender
 	senderH string
 	timeout int
@@ -290,7 +291,7 @@ type orchPayer struct {
 	nonces  int
 }
 
-func newOrchPayer(ctx context.Context, orchURL string, signer *pm.KeySigner, cfg Config) (*orchPayer, error) {
+func newOrchPayer(ctx context.Context, orchURL string, signer *ethsig.KeySigner, cfg Config) (*orchPayer, error) {
 	js, err := wire.NewJobSender(signer)
 	if err != nil {
 		return nil, err
@@ -478,7 +479,7 @@ func measure(ctx context.Context, name string, cfg Config, fn func(context.Conte
 
 // checkBooks compares the gateway's books for the orchestrator with the
 // orchestrator's ledger for the gateway, and verifies both ledgers.
-func (r *Report) checkBooks(ctx context.Context, gw *gateway.Node, orch *orchestrator.Node, signer *pm.KeySigner) {
+func (r *Report) checkBooks(ctx context.Context, gw *gateway.Node, orch *orchestrator.Node, signer *ethsig.KeySigner) {
 	sum := func(l *ledger.Ledger, sender string) (credited, charged, pool ledger.Amount, err error) {
 		accts, err := l.List(ctx, ledger.AccountFilter{Sender: sender, Limit: 10_000_000})
 		if err != nil {

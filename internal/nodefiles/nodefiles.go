@@ -16,7 +16,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 
-	"byoc/pm"
+	"byoc/ethsig"
 )
 
 // File names in the data directory.
@@ -61,11 +61,11 @@ func Token(dir, name string) (string, error) {
 }
 
 // Key returns the node key stored in dir, creating one on first use.
-func Key(dir string) (*pm.KeySigner, error) {
+func Key(dir string) (*ethsig.KeySigner, error) {
 	path := filepath.Join(dir, KeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		k, err := pm.KeySignerFromHex(strings.TrimSpace(string(b)))
+		k, err := ethsig.KeySignerFromHex(strings.TrimSpace(string(b)))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -81,7 +81,7 @@ func Key(dir string) (*pm.KeySigner, error) {
 	if err := write(path, hex.EncodeToString(crypto.FromECDSA(key))); err != nil {
 		return nil, err
 	}
-	return pm.NewKeySigner(key)
+	return ethsig.NewKeySigner(key)
 }
 
 // write creates path with mode 0600, failing if it exists (two nodes

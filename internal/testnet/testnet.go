@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/pm"
@@ -91,14 +92,14 @@ var Insecure = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Con
 type Client struct {
 	T      testing.TB
 	Orch   string
-	Signer *pm.KeySigner // nil: unsigned
+	Signer *ethsig.KeySigner // nil: unsigned
 	Sender *pm.Sender
 }
 
 func NewClient(t testing.TB, orchURL, key string) *Client {
 	c := &Client{T: t, Orch: orchURL}
 	if key != "" {
-		s, err := pm.KeySignerFromHex(key)
+		s, err := ethsig.KeySignerFromHex(key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +109,7 @@ func NewClient(t testing.TB, orchURL, key string) *Client {
 	return c
 }
 
-func (c *Client) WireSigner() wire.Signer {
+func (c *Client) WireSigner() ethsig.Signer {
 	if c.Signer == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package pm
+package ethsig
 
 import (
 	"crypto/aes"
@@ -20,7 +20,7 @@ import (
 
 // ErrKeystorePassword is returned (wrapped) when a keystore's MAC does not
 // match, which almost always means a wrong password.
-var ErrKeystorePassword = errors.New("pm: could not decrypt keystore with given password")
+var ErrKeystorePassword = errors.New("ethsig: could not decrypt keystore with given password")
 
 // Bounds on key-derivation parameters, so that a hostile keystore file
 // cannot make the node allocate or compute without limit. go-ethereum's
@@ -55,22 +55,22 @@ type keystoreV3 struct {
 func KeySignerFromKeystore(keyJSON []byte, password string) (*KeySigner, error) {
 	var ks keystoreV3
 	if err := json.Unmarshal(keyJSON, &ks); err != nil {
-		return nil, fmt.Errorf("pm: parsing keystore: %w", err)
+		return nil, fmt.Errorf("ethsig: parsing keystore: %w", err)
 	}
 	if ks.Version != 3 {
-		return nil, fmt.Errorf("pm: keystore version %d not supported", ks.Version)
+		return nil, fmt.Errorf("ethsig: keystore version %d not supported", ks.Version)
 	}
 	if ks.Crypto.Cipher != "aes-128-ctr" {
-		return nil, fmt.Errorf("pm: keystore cipher %q not supported", ks.Crypto.Cipher)
+		return nil, fmt.Errorf("ethsig: keystore cipher %q not supported", ks.Crypto.Cipher)
 	}
 	ct, err1 := hex.DecodeString(ks.Crypto.CipherText)
 	iv, err2 := hex.DecodeString(ks.Crypto.CipherParams.IV)
 	mac, err3 := hex.DecodeString(ks.Crypto.MAC)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return nil, fmt.Errorf("pm: keystore hex: %w", err)
+		return nil, fmt.Errorf("ethsig: keystore hex: %w", err)
 	}
 	if len(iv) != aes.BlockSize || len(mac) != 32 || len(ct) != 32 {
-		return nil, errors.New("pm: keystore has wrong field lengths")
+		return nil, errors.New("ethsig: keystore has wrong field lengths")
 	}
 	dk, err := deriveKeystoreKey(ks.Crypto.KDF, ks.Crypto.KDFParams, password)
 	if err != nil {
@@ -89,7 +89,7 @@ func KeySignerFromKeystore(keyJSON []byte, password string) (*KeySigner, error) 
 	defer clear(plain)
 	key, err := crypto.ToECDSA(plain)
 	if err != nil {
-		return nil, fmt.Errorf("pm: keystore key: %w", err)
+		return nil, fmt.Errorf("ethsig: keystore key: %w", err)
 	}
 	s, err := NewKeySigner(key)
 	if err != nil {
@@ -98,7 +98,7 @@ func KeySignerFromKeystore(keyJSON []byte, password string) (*KeySigner, error) 
 	if ks.Address != "" {
 		a := strings.TrimPrefix(strings.ToLower(ks.Address), "0x")
 		if !common.IsHexAddress(a) || common.HexToAddress(a) != s.Address() {
-			return nil, fmt.Errorf("pm: keystore address %s does not match its key (%v)", ks.Address, s.Address())
+			return nil, fmt.Errorf("ethsig: keystore address %s does not match its key (%v)", ks.Address, s.Address())
 		}
 	}
 	return s, nil
@@ -112,14 +112,14 @@ func deriveKeystoreKey(kdf string, raw json.RawMessage, password string) ([]byte
 			Salt           string
 		}
 		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, fmt.Errorf("pm: keystore kdfparams: %w", err)
+			return nil, fmt.Errorf("ethsig: keystore kdfparams: %w", err)
 		}
 		salt, err := hex.DecodeString(p.Salt)
 		if err != nil {
-			return nil, fmt.Errorf("pm: keystore salt: %w", err)
+			return nil, fmt.Errorf("ethsig: keystore salt: %w", err)
 		}
 		if p.DKLen < 32 || p.DKLen > 64 || p.N <= 1 || p.N > maxScryptN || p.R <= 0 || p.P <= 0 || p.R*p.P > maxScryptRP {
-			return nil, errors.New("pm: keystore scrypt parameters out of range")
+			return nil, errors.New("ethsig: keystore scrypt parameters out of range")
 		}
 		return scrypt.Key([]byte(password), salt, p.N, p.R, p.P, p.DKLen)
 	case "pbkdf2":
@@ -130,28 +130,28 @@ func deriveKeystoreKey(kdf string, raw json.RawMessage, password string) ([]byte
 			Salt  string
 		}
 		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, fmt.Errorf("pm: keystore kdfparams: %w", err)
+			return nil, fmt.Errorf("ethsig: keystore kdfparams: %w", err)
 		}
 		if p.PRF != "hmac-sha256" {
-			return nil, fmt.Errorf("pm: keystore prf %q not supported", p.PRF)
+			return nil, fmt.Errorf("ethsig: keystore prf %q not supported", p.PRF)
 		}
 		salt, err := hex.DecodeString(p.Salt)
 		if err != nil {
-			return nil, fmt.Errorf("pm: keystore salt: %w", err)
+			return nil, fmt.Errorf("ethsig: keystore salt: %w", err)
 		}
 		if p.DKLen < 32 || p.DKLen > 64 || p.C <= 0 || p.C > maxPBKDF2Rounds {
-			return nil, errors.New("pm: keystore pbkdf2 parameters out of range")
+			return nil, errors.New("ethsig: keystore pbkdf2 parameters out of range")
 		}
 		return pbkdf2.Key(sha256.New, password, salt, p.C, p.DKLen)
 	}
-	return nil, fmt.Errorf("pm: keystore kdf %q not supported", kdf)
+	return nil, fmt.Errorf("ethsig: keystore kdf %q not supported", kdf)
 }
 
 // LoadKeystoreSigner reads and decrypts a go-ethereum keystore file.
 func LoadKeystoreSigner(path, password string) (*KeySigner, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("pm: reading keystore: %w", err)
+		return nil, fmt.Errorf("ethsig: reading keystore: %w", err)
 	}
 	return KeySignerFromKeystore(b, password)
 }
