@@ -5,8 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -146,34 +146,46 @@ func TestUnderpaidJobRefused(t *testing.T) {
 }
 
 // Two concurrent jobs of one sender have separate holds: each is funded,
-// charged and released on its own.
+// charged and released on its own. The worker holds each job until the
+// test lets it go, and the node bills on a manual clock, so what each job
+// is charged does not depend on how busy the machine is.
 func TestConcurrentJobsSeparateHolds(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	clock := ledger.NewManualClock(time.Now())
+	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
+	entered := make(chan string, 2)
+	release := map[string]chan struct{}{"/short": make(chan struct{}), "/long": make(chan struct{})}
+	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gate, ok := release[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		entered <- r.URL.Path
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "done")
+	}))
+	t.Cleanup(ws.Close)
+	c0 := wire.ExternalCapability{Name: "gate", URL: ws.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
+	if err := worker.Register(context.Background(), n.URL, Secret, c0, worker.InsecureSkipVerify()); err != nil {
+		t.Fatal(err)
+	}
 	c := NewClient(t, n.URL, KeyA)
-	payA, payB := c.Pay(c.Token("sleep", ""), 6), c.Pay(c.Token("sleep", ""), 9)
-	var wg sync.WaitGroup
-	results := map[string]JobResult{}
-	var mu sync.Mutex
-	for _, j := range []struct {
-		id, pay string
-		d       time.Duration
-	}{{"short", payA, 100 * time.Millisecond}, {"long", payB, 1500 * time.Millisecond}} {
-		wg.Add(1)
+	payA, payB := c.Pay(c.Token("gate", ""), 6), c.Pay(c.Token("gate", ""), 9)
+	results := map[string]chan JobResult{"short": make(chan JobResult, 1), "long": make(chan JobResult, 1)}
+	for _, j := range []struct{ id, pay string }{{"short", payA}, {"long", payB}} {
 		go func() {
-			defer wg.Done()
-			r := c.Job(JobSpec{Capability: "sleep", ID: j.id, Body: SleepBody(j.d), Payment: j.pay})
-			mu.Lock()
-			results[j.id] = r
-			mu.Unlock()
+			results[j.id] <- c.Job(JobSpec{Capability: "gate", ID: j.id, Path: j.id, Body: "x", Payment: j.pay})
 		}()
 	}
 	// While both run, each has its own open hold with its own payment (the
 	// worker may start while the admission's commit is in flight, so the
 	// holds are looked for until they show).
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 2 }); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		<-entered
 	}
 	held := map[string]int64{}
 	Eventually(t, "both holds open while the jobs run", func() bool {
@@ -188,17 +200,22 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 	if held["short"] != 6000 || held["long"] != 9000 {
 		t.Errorf("open holds while running: %v, want short 6000 long 9000", held)
 	}
-	wg.Wait()
-	for id, r := range results {
-		if r.Status != http.StatusOK {
-			t.Fatalf("%s: %d %s", id, r.Status, r.Body)
-		}
+	// The short job ends at once (billed one second, the least); the long
+	// one 1.5 s later (billed two).
+	close(release["/short"])
+	if r := <-results["short"]; r.Status != http.StatusOK {
+		t.Fatalf("short: %d %s", r.Status, r.Body)
+	}
+	clock.Advance(1500 * time.Millisecond)
+	close(release["/long"])
+	if r := <-results["long"]; r.Status != http.StatusOK {
+		t.Fatalf("long: %d %s", r.Status, r.Body)
 	}
 	short, long := Statement(t, n, c.Addr(), "short"), Statement(t, n, c.Addr(), "long")
 	if Amount(short.Charged) != 1000 || Amount(short.Released) != 5000 || Amount(long.Charged) != 2000 || Amount(long.Released) != 7000 {
 		t.Errorf("short charged %s released %s; long charged %s released %s", short.Charged, short.Released, long.Charged, long.Released)
 	}
-	if got := Balance(t, n, Pool(c.Addr(), "sleep")); got != 12000 {
+	if got := Balance(t, n, Pool(c.Addr(), "gate")); got != 12000 {
 		t.Errorf("pool = %d, want 12000", got)
 	}
 	Verify(t, n)
