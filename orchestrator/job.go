@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-
 	"byoc/internal/serve"
 	"byoc/orchestrator/meter"
 	"byoc/wire"
@@ -30,15 +28,14 @@ const LegacyJobPrefix = meter.LegacyJobPrefix
 
 // jobRun is one job request in flight.
 type jobRun struct {
-	o      *Orchestrator
-	req    *wire.JobRequest
-	sender common.Address
-	slot   *slot
-	job    *meter.Job // its money side, once admitted
-	reqID  string     // for idempotency keys and logs
-	path   string     // the job's path below the worker's URL, escaped (jobPath)
-	log    *slog.Logger
-	w      http.ResponseWriter // for the money headers
+	o     *Orchestrator
+	req   *wire.JobRequest
+	slot  *slot
+	job   *meter.Job // its money side, once admitted
+	reqID string     // for idempotency keys and logs
+	path  string     // the job's path below the worker's URL, escaped (jobPath)
+	log   *slog.Logger
+	w     http.ResponseWriter // for the money headers
 }
 
 // handleJob runs one job: authenticate, reserve a slot, take the payment,
@@ -123,7 +120,7 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.release()
-	j := &jobRun{o: o, req: req, sender: sender, slot: s, reqID: newRequestID(), path: path, w: w}
+	j := &jobRun{o: o, req: req, slot: s, reqID: newRequestID(), path: path, w: w}
 	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", sender.Hex(), "job_id", req.ID)
 	if !signed && s.price.Sign() != 0 {
 		reject("unsigned", fmt.Sprintf("capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, s.price.RatString()), http.StatusPaymentRequired)
