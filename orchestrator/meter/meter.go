@@ -182,6 +182,7 @@ type Job struct {
 	v       *pm.Validation
 	pay     *ledger.PaymentRequest
 	confirm func(context.Context) (ledger.AdmitResult, error) // while Pending
+	final   Admission                                         // once confirmed
 	began   time.Time
 	units   int64         // billing units charged so far
 	charged ledger.Amount // what the ledger took for them
@@ -210,6 +211,9 @@ func (m *Meter) Admit(ctx context.Context, req Request) (*Job, Admission, error)
 		return j, Admission{}, nil
 	}
 	if req.Payment != nil && len(req.Payment.TicketSenderParams) > 0 {
+		if m.cfg.Receiver == nil {
+			return nil, Admission{Paid: true}, j.refuse("admit", ErrInvalidPayment, errors.New("this meter takes no tickets"))
+		}
 		v, pay, err := m.cfg.Receiver.Prepare(ctx, req.Payment, req.Price, j.account)
 		if err != nil {
 			if pm.IsFatal(err) {
@@ -246,7 +250,7 @@ func (m *Meter) Admit(ctx context.Context, req Request) (*Job, Admission, error)
 // already returns it again, without error.
 func (j *Job) Confirm(ctx context.Context) (Admission, error) {
 	if j.confirm == nil {
-		return Admission{}, nil
+		return j.final, nil
 	}
 	confirm := j.confirm
 	j.confirm = nil
@@ -282,22 +286,20 @@ func (j *Job) admitted(ctx context.Context, res ledger.AdmitResult, err error) (
 		if verr := j.v.Err(); verr != nil {
 			// A bad ticket after valid ones: those stay credited, the
 			// work does not run.
-			j.Close(ctx)
+			j.Close(context.WithoutCancel(ctx))
 			return a, j.refuse("admit", ErrInvalidPayment, verr)
 		}
 	}
 	if !res.Admitted {
 		return a, j.refuse("admit", ErrInsufficientBalance, nil)
 	}
+	j.final = a
 	return a, nil
 }
 
 // Start marks the work as started (given to the worker): the time billed
 // runs from here, on the ledger's clock.
 func (j *Job) Start() { j.began = j.m.Now() }
-
-// Began is when the work started, on the ledger's clock.
-func (j *Job) Began() time.Time { return j.began }
 
 // Charge is what a debit moved.
 type Charge struct {
