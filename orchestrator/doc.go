@@ -11,6 +11,8 @@
 // node would, but held like any job under an internal job ID
 // (LegacyJobPrefix), so concurrent legacy requests cannot overdraw the pool.
 // A refusal that moves no money writes nothing to the ledger.
+// Every money move of a job goes through package meter (admit, debit,
+// finish); the handlers parse, call it and map its errors (httperr.go).
 //
 // Money: a job's account is opened when the job arrives, the payment sent
 // with it is credited to it, and it is topped up from the sender's pool up

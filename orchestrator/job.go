@@ -10,50 +10,33 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-
 	"byoc/internal/serve"
-	"byoc/ledger"
-	"byoc/pm"
+	"byoc/orchestrator/meter"
 	"byoc/wire"
 )
 
 // LegacyJobPrefix starts the internal job ID under which a legacy request
 // (one without an id) is held: LegacyJobPrefix + its request ID. Client job
 // IDs may not start with it.
-const LegacyJobPrefix = "~legacy-"
+const LegacyJobPrefix = meter.LegacyJobPrefix
 
 // jobRun is one job request in flight.
 type jobRun struct {
-	o       *Orchestrator
-	req     *wire.JobRequest
-	sender  common.Address
-	price   *big.Rat // wei per second
-	slot    *slot
-	account ledger.Ref // the job's hold once admitted, else the pool
-	job     *ledger.JobKey
-	reqID   string // for idempotency keys and logs
-	path    string // the job's path below the worker's URL, escaped (jobPath)
-	charged int64  // billing units charged so far
-	// chargedWei is what the ledger took for them (a charge capped at
-	// the hold may take less than their price): Livepeer-Job-Charged.
-	chargedWei ledger.Amount
-	began      time.Time // when the worker got the job, on the ledger's clock
-	// confirm, while set, settles an admission decided but not yet durable
-	// (see confirmAdmission).
-	confirm func(context.Context) (int, string)
-	log     *slog.Logger
-	w       http.ResponseWriter // for headers set along the way
+	o     *Orchestrator
+	req   *wire.JobRequest
+	slot  *slot
+	job   *meter.Job // its money side, once admitted
+	reqID string     // for idempotency keys and logs
+	path  string     // the job's path below the worker's URL, escaped (jobPath)
+	log   *slog.Logger
+	w     http.ResponseWriter // for the money headers
 }
-
-func (j *jobRun) free() bool { return j.price.Sign() == 0 }
 
 // handleJob runs one job: authenticate, reserve a slot, take the payment,
 // admit against the hold, forward to the worker, charge, release.
@@ -115,8 +98,9 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 		reject("bad_payment", fmt.Sprintf("Invalid payment: tickets from 0x%x pay for a job of %s", payment.Sender, sender.Hex()), http.StatusBadRequest)
 		return
 	}
+	pool := meter.Pool{Sender: sender, Capability: req.Capability}
 	if req.ID != "" {
-		if err := (ledger.JobKey{Sender: sender.Hex(), JobID: req.ID}).Ref().Validate(); err != nil {
+		if err := pool.Job(req.ID).Ref().Validate(); err != nil {
 			reject("bad_request", "Invalid job id: "+err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -136,10 +120,10 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.release()
-	j := &jobRun{o: o, req: req, sender: sender, price: s.price, slot: s, reqID: newRequestID(), path: path}
+	j := &jobRun{o: o, req: req, slot: s, reqID: newRequestID(), path: path, w: w}
 	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", sender.Hex(), "job_id", req.ID)
-	if !signed && !j.free() {
-		reject("unsigned", fmt.Sprintf("capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, j.price.RatString()), http.StatusPaymentRequired)
+	if !signed && s.price.Sign() != 0 {
+		reject("unsigned", fmt.Sprintf("capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, s.price.RatString()), http.StatusPaymentRequired)
 		return
 	}
 	if !o.tryOpen(sender.Hex()) {
@@ -150,14 +134,16 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 	o.m.openJobs.Inc()
 	defer o.m.openJobs.Dec()
 
-	j.w = w
-	status, msg := j.admit(r.Context(), payment, timeout)
-	defer j.close()
-	if status != 0 {
+	job, adm, err := o.meter.Admit(r.Context(), meter.Request{Pool: pool, JobID: req.ID, RequestID: j.reqID,
+		Price: s.price, Timeout: timeout, Payment: payment, Log: j.log})
+	j.admission(adm)
+	if err != nil {
 		o.m.jobs.WithLabelValues(req.Capability, "refused").Inc()
-		httpError(w, msg, status)
+		meterError(w, err)
 		return
 	}
+	j.job = job
+	defer j.close()
 	j.forward(w, r, body, timeout)
 }
 
@@ -167,246 +153,52 @@ func newRequestID() string {
 	return hex.EncodeToString(b)
 }
 
-// admit opens the job's hold with the payment sent with it and a top-up
-// from the pool, in one ledger step (ledger.Admit). A legacy request (no
-// id) is held the same way, under an internal job ID (LegacyJobPrefix):
-// its pool is still what the sender sees (Livepeer-Balance, the token's
-// balance), but it runs only on what its own hold took from the pool, so
-// concurrent legacy requests cannot spend the pool twice. It returns a
-// non-zero status and message when the job must not run; a payment
-// credited before that stays the sender's, in its pool.
-func (j *jobRun) admit(ctx context.Context, payment *wire.Payment, timeout time.Duration) (int, string) {
-	o, l := j.o, j.o.cfg.Ledger
-	pool := ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}
-	j.account = pool.Ref()
-	if j.free() {
-		return 0, "" // nothing to hold or charge
+// admission tells the gateway what the request's payment credited, once
+// that is final (Livepeer-Payment-Credited).
+func (j *jobRun) admission(a meter.Admission) {
+	if a.Paid {
+		j.w.Header().Set(wire.HeaderPaymentCredited, a.Credited.String())
 	}
-	var v *pm.Validation
-	var pay *ledger.PaymentRequest
-	if len(payment.TicketSenderParams) > 0 {
-		var err error
-		v, pay, err = o.receiver.Prepare(ctx, payment, j.price, j.account)
-		if err != nil {
-			j.credited(ledger.Amount{})
-		}
-		switch {
-		case pm.IsFatal(err):
-			o.m.tickets.WithLabelValues("rejected").Add(float64(len(payment.TicketSenderParams)))
-			return http.StatusBadRequest, "Invalid payment: " + err.Error()
-		case err != nil:
-			return http.StatusBadRequest, "Invalid payment: " + err.Error()
-		}
-	}
-	minimum := costFor(j.price, o.cfg.MinCompute)
-	key := ledger.JobKey{Sender: j.sender.Hex(), JobID: j.req.ID}
-	if key.JobID == "" {
-		key.JobID = LegacyJobPrefix + j.reqID
-	}
-	res, confirm, err := l.AdmitDecided(ctx, ledger.AdmitRequest{Payment: pay, OpenJobRequest: ledger.OpenJobRequest{Job: key, Capability: j.req.Capability,
-		Reserve: costFor(j.price, max(timeout, o.cfg.MinCompute)), Minimum: minimum, TTL: timeout + o.cfg.HoldTTLMargin}})
-	if err == nil && res.Admitted && (v == nil || v.Err() == nil) {
-		// Admitted once its commit (an fsync) is done: the worker may start
-		// meanwhile (forward); nothing is answered before confirmAdmission.
-		j.job, j.account = &key, key.Ref()
-		j.confirm = func(ctx context.Context) (int, string) {
-			final, err := confirm(ctx)
-			return j.admitted(key, pay, v, final, err)
-		}
-		return 0, ""
-	}
-	if err == nil {
-		res, err = confirm(ctx) // nothing to start early: the final word
-	}
-	return j.admitted(key, pay, v, res, err)
 }
 
-// admitted settles an admission once it is final (durable, or refused):
-// the Livepeer-Payment-Credited header, the job's hold (from here on
-// closed by the handler) and the answer when the job must not run.
-func (j *jobRun) admitted(key ledger.JobKey, pay *ledger.PaymentRequest, v *pm.Validation, res ledger.AdmitResult, err error) (int, string) {
-	switch {
-	case err == nil && pay != nil:
-		j.credited(res.Payment.Credited)
-	case pay != nil && ledger.IsJobIDRefused(err):
-		j.credited(ledger.Amount{}) // refused: nothing of the op happened
-	}
-	j.job, j.account = nil, ledger.PoolKey{Sender: j.sender.Hex(), Capability: j.req.Capability}.Ref()
-	switch {
-	case errors.Is(err, ledger.ErrJobExists):
-		return http.StatusConflict, fmt.Sprintf("job %s is already running", j.req.ID)
-	case errors.Is(err, ledger.ErrJobClosed), errors.Is(err, ledger.ErrJobExpired), errors.Is(err, ledger.ErrJobMismatch):
-		return http.StatusConflict, fmt.Sprintf("job id %s was already used: %v", j.req.ID, err)
-	case err != nil:
-		j.log.Error("admit", "err", err)
-		return http.StatusInternalServerError, "could not open the job's hold"
-	}
-	if res.Admitted {
-		j.job, j.account = &key, key.Ref() // closed by the handler from here on
-	}
-	if status, msg := j.counted(v, res.Payment); status != 0 {
-		return status, msg
-	}
-	if !res.Admitted {
-		return http.StatusPaymentRequired, "Insufficient balance for request"
-	}
-	return 0, ""
-}
+// now is the time on the ledger's clock: what billing goes by.
+func (j *jobRun) now() time.Time { return j.o.meter.Now() }
 
-// confirmAdmission waits for a job admitted ahead of its commit to be
-// durably admitted; a non-zero status means it was not (the commit failed,
-// or a replica's conflict changed the outcome) and the job must be answered
-// with it, its worker's output dropped.
-func (j *jobRun) confirmAdmission(ctx context.Context) (int, string) {
-	if j.confirm == nil {
-		return 0, ""
+// finished sets Livepeer-Job-Charged from the meter's finish (what the
+// ledger took for the job, which a hold that ran dry keeps below the price
+// of the seconds used) and returns the Livepeer-Balance value: what the
+// sender has left for this capability, its pool ("" when the ledger
+// failed, "0" for a free job).
+func (j *jobRun) finished(f meter.Final, err error) string {
+	if j.job.Free() {
+		return "0"
 	}
-	confirm := j.confirm
-	j.confirm = nil
-	return confirm(ctx)
-}
-
-// counted updates the ticket metrics for a recorded payment and reports a
-// bad ticket in it (the valid tickets before it stay credited).
-func (j *jobRun) counted(v *pm.Validation, res ledger.PaymentResult) (int, string) {
-	if v == nil {
-		return 0, ""
-	}
-	m := j.o.m
-	credited := res.Tickets - res.Replayed
-	m.tickets.WithLabelValues("credited").Add(float64(credited))
-	m.tickets.WithLabelValues("rejected").Add(float64(len(v.Tickets) - credited))
-	m.tickets.WithLabelValues("won").Add(float64(res.Winners))
-	m.creditedWei.Add(approx(res.Credited))
-	if err := v.Err(); err != nil {
-		return http.StatusBadRequest, "Invalid payment: " + err.Error()
-	}
-	return 0, ""
-}
-
-func approx(a ledger.Amount) float64 {
-	f, _ := new(big.Float).SetInt(a.Big()).Float64()
-	return f
-}
-
-// elapsed is how long the worker has had the job, on the ledger's clock:
-// the time billed.
-func (j *jobRun) elapsed() time.Duration { return j.o.cfg.Ledger.Now().Sub(j.began) }
-
-// billedUnits is how many seconds a job that ran for elapsed pays for, in
-// all: ledger.BilledUnits, the one billing rule (whole seconds rounded up,
-// at least one, never more than its timeout_seconds). Plain and SSE jobs,
-// at the end, at the timeout and while streaming, all bill through it.
-func (j *jobRun) billedUnits(elapsed time.Duration) int64 {
-	return ledger.BilledUnits(elapsed, time.Duration(j.req.TimeoutSeconds)*time.Second, time.Second)
-}
-
-// chargeUpTo charges the account so that, in total, the job has paid for
-// the seconds billedUnits gives for elapsed. A charge the hold cannot
-// cover is refused with ledger.ErrInsufficientFunds (the caller stops the
-// job): a hold never goes below zero.
-func (j *jobRun) chargeUpTo(ctx context.Context, elapsed time.Duration) error {
-	if j.free() {
-		return nil
-	}
-	units := j.billedUnits(elapsed) - j.charged
-	if units <= 0 {
-		return nil
-	}
-	cost, err := ledger.CostOf(j.price, units)
+	j.w.Header().Set(wire.HeaderJobCharged, f.Total.String())
 	if err != nil {
-		return err
+		return ""
 	}
-	key := fmt.Sprintf("compute:%s:%d", j.reqID, j.charged+units)
-	if _, err := j.o.cfg.Ledger.Charge(ctx, j.account, cost, ledger.Amount{}, key); err != nil {
-		if errors.Is(err, ledger.ErrInsufficientFunds) {
-			return err // the caller stops the job
-		}
-		j.log.Error("charge for compute", "units", units, "cost", cost, "err", err)
-		return err
-	}
-	j.charged += units
-	j.chargedWei = j.chargedWei.Add(cost)
-	j.o.m.chargedWei.Add(approx(cost))
-	return nil
+	return wire.BalanceHeader(f.PoolBalance.Big())
 }
 
-// close ends the job's hold, releasing what is left to the pool.
-func (j *jobRun) close() {
-	if j.job == nil {
-		return
+// finish charges the time used up to now and closes the job's hold (used
+// false: charges nothing more, the worker never got the job).
+func (j *jobRun) finish(ctx context.Context, used bool) string {
+	if used {
+		return j.finished(j.job.Finish(ctx, j.now()))
 	}
+	return j.finished(j.job.FinishUnused(ctx))
+}
+
+// close ends a hold the job left open, releasing it to the pool.
+func (j *jobRun) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := j.o.cfg.Ledger.CloseJob(ctx, *j.job); err != nil {
-		// The hold stays open and the sweeper releases it after its TTL.
-		j.log.Error("close hold; the sweeper will release it", "err", err)
-	}
-}
-
-// finish ends the job's money side: it charges the seconds billedUnits
-// gives for elapsed not charged yet (when charge is set), but never more
-// than the hold holds, and closes the hold,
-// releasing the rest to the pool, in one ledger step. It returns the
-// Livepeer-Balance value (what the sender has left for this capability:
-// its pool) and what the hold released.
-func (j *jobRun) finish(ctx context.Context, elapsed time.Duration, charge bool) (balance string, released ledger.Amount) {
-	if j.free() {
-		return "0", ledger.Amount{}
-	}
-	defer j.chargedHeader()
-	units := int64(0)
-	if charge {
-		units = max(j.billedUnits(elapsed)-j.charged, 0)
-	}
-	cost, err := ledger.CostOf(j.price, units)
-	if err != nil {
-		cost, units = ledger.Amount{}, 0
-	}
-	key := fmt.Sprintf("compute:%s:%d", j.reqID, j.charged+units)
-	l := j.o.cfg.Ledger
-	var bal, charged ledger.Amount
-	if j.job != nil {
-		res, err := l.FinishJobUpTo(ctx, *j.job, cost, key)
-		if err != nil {
-			j.log.Error("finish job; the sweeper will release its hold", "err", err)
-			return "", ledger.Amount{}
-		}
-		j.job = nil
-		bal, released, charged = res.PoolBalance, res.Released, res.Charged
-	} else if bal, err = l.Balance(ctx, j.account); err != nil {
-		// No hold (the job was refused, or its hold is already closed):
-		// nothing may be charged, only the balance is reported.
-		return "", ledger.Amount{}
-	}
-	if charged.Cmp(cost) < 0 {
-		j.log.Warn("the hold did not cover the compute used; charged what it held", "units", units, "cost", cost, "charged", charged)
-	}
-	j.charged += units
-	j.chargedWei = j.chargedWei.Add(charged)
-	j.o.m.chargedWei.Add(approx(charged))
-	return wire.BalanceHeader(bal.Big()), released
-}
-
-// credited tells the gateway what the request's payment credited.
-func (j *jobRun) credited(a ledger.Amount) {
-	j.w.Header().Set(wire.HeaderPaymentCredited, a.String())
-}
-
-// chargedHeader records what this request was charged, for the gateway's
-// books: what the ledger took, which a hold that ran dry keeps below the
-// price of the seconds used.
-func (j *jobRun) chargedHeader() {
-	if j.w == nil {
-		return
-	}
-	j.w.Header().Set(wire.HeaderJobCharged, j.chargedWei.String())
+	j.job.Close(ctx)
 }
 
 // forward sends the job to the worker and relays the answer.
 func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, timeout time.Duration) {
 	o := j.o
-	j.w = w
 	url, err := workerURL(j.slot.url, j.path)
 	wctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -430,12 +222,15 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 	wreq = wreq.WithContext(httptrace.WithClientTrace(wctx, &httptrace.ClientTrace{
 		WroteRequest: func(i httptrace.WroteRequestInfo) { reached.Store(i.Err == nil) },
 	}))
-	began := time.Now()
-	j.began = o.cfg.Ledger.Now()
+	began := time.Now() // for the worker_seconds metric only
+	j.job.Start()
 	resp, err := o.cfg.WorkerClient.Do(wreq)
 	// The worker ran while the admission was being committed; nothing of
 	// its answer goes out unless that commit held.
-	if status, msg := j.confirmAdmission(context.WithoutCancel(r.Context())); status != 0 {
+	adm, cerr := j.job.Confirm(context.WithoutCancel(r.Context()))
+	j.admission(adm)
+	if cerr != nil {
+		status, msg := meterStatus(cerr)
 		cancel()
 		if err == nil {
 			resp.Body.Close()
@@ -453,12 +248,12 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 	if err != nil {
 		switch {
 		case errors.Is(wctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
-			bal, _ := j.finish(ctx, j.elapsed(), true)
+			bal := j.finish(ctx, true)
 			observe("timeout")
 			w.Header().Set(wire.HeaderBalance, bal)
 			httpError(w, fmt.Sprintf("job timed out: the worker did not answer within %d s", j.req.TimeoutSeconds), http.StatusGatewayTimeout)
 		case r.Context().Err() != nil:
-			j.finish(ctx, j.elapsed(), true)
+			j.finish(ctx, true)
 			observe("client_gone")
 		default:
 			o.reg.removeWorker(j.req.Capability, j.slot.url)
@@ -466,7 +261,7 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 			if reached.Load() {
 				outcome = "worker_failed"
 			}
-			bal, _ := j.finish(ctx, j.elapsed(), reached.Load())
+			bal := j.finish(ctx, reached.Load())
 			observe(outcome)
 			j.log.Warn("worker failed; removed", "url", j.slot.url, "got_job", reached.Load(), "err", err)
 			w.Header().Set(wire.HeaderBalance, bal)
@@ -479,7 +274,7 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 		o.reg.removeWorker(j.req.Capability, j.slot.url)
 		observe("worker_auth_failed")
 		j.log.Warn("worker refused our token; removed", "url", j.slot.url)
-		bal, _ := j.finish(ctx, 0, false)
+		bal := j.finish(ctx, false)
 		w.Header().Set(wire.HeaderBalance, bal)
 		httpError(w, "job not able to be processed, removing capability err=worker auth token failed", http.StatusBadGateway)
 		return
@@ -489,7 +284,7 @@ func (j *jobRun) forward(w http.ResponseWriter, r *http.Request, body []byte, ti
 		return
 	}
 	out, err := io.ReadAll(io.LimitReader(resp.Body, o.cfg.MaxResponseBytes+1))
-	bal, _ := j.finish(ctx, j.elapsed(), true)
+	bal := j.finish(ctx, true)
 	h := w.Header()
 	h.Set(wire.HeaderBalance, bal)
 	switch {

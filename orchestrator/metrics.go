@@ -1,11 +1,14 @@
 package orchestrator
 
 import (
+	"math/big"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"byoc/ledger"
 )
 
 // Metrics are the orchestrator's Prometheus metrics. Wei totals are
@@ -55,3 +58,23 @@ func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, pro
 
 // Registry is where the metrics are registered.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// meterMetrics reports the meter's money outcomes in the metrics.
+type meterMetrics struct{ m *Metrics }
+
+func (r meterMetrics) PaymentRefused(n int) { r.m.tickets.WithLabelValues("rejected").Add(float64(n)) }
+
+func (r meterMetrics) PaymentRecorded(n int, res ledger.PaymentResult) {
+	credited := res.Tickets - res.Replayed
+	r.m.tickets.WithLabelValues("credited").Add(float64(credited))
+	r.m.tickets.WithLabelValues("rejected").Add(float64(n - credited))
+	r.m.tickets.WithLabelValues("won").Add(float64(res.Winners))
+	r.m.creditedWei.Add(approx(res.Credited))
+}
+
+func (r meterMetrics) Charged(a ledger.Amount) { r.m.chargedWei.Add(approx(a)) }
+
+func approx(a ledger.Amount) float64 {
+	f, _ := new(big.Float).SetInt(a.Big()).Float64()
+	return f
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"byoc/internal/defaults"
 	"byoc/ledger"
+	"byoc/orchestrator/meter"
 	"byoc/pm"
 	"byoc/pmledger"
 )
@@ -51,6 +51,9 @@ type Config struct {
 	RequireBoundJobs bool
 	// ChargeInterval is how often a running SSE job is charged (default 5 s).
 	ChargeInterval time.Duration
+	// Ticker paces those charges (default meter.WallTicker); tests tick
+	// by hand, with the ledger on a manual clock.
+	Ticker meter.Ticker
 	// WorkerClient calls workers (default: a client with sane timeouts).
 	WorkerClient *http.Client
 	// Logger defaults to slog.Default().
@@ -61,12 +64,12 @@ type Config struct {
 
 // Orchestrator serves the BYOC orchestrator API.
 type Orchestrator struct {
-	cfg      Config
-	reg      *registry
-	receiver *pmledger.Receiver
-	senders  senderCache
-	log      *slog.Logger
-	m        *Metrics
+	cfg     Config
+	reg     *registry
+	meter   *meter.Meter
+	senders senderCache
+	log     *slog.Logger
+	m       *Metrics
 
 	open struct {
 		sync.Mutex
@@ -105,8 +108,13 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	o := &Orchestrator{cfg: cfg, reg: newRegistry(), log: cfg.Logger, m: cfg.Metrics,
-		receiver: &pmledger.Receiver{Recipient: cfg.Recipient, Ledger: cfg.Ledger, MaxNonces: cfg.MaxNonces}}
+	mt, err := meter.New(meter.Config{Ledger: cfg.Ledger, MinCompute: cfg.MinCompute, HoldTTLMargin: cfg.HoldTTLMargin,
+		Receiver: &pmledger.Receiver{Recipient: cfg.Recipient, Ledger: cfg.Ledger, MaxNonces: cfg.MaxNonces},
+		Ticker:   cfg.Ticker, Recorder: meterMetrics{cfg.Metrics}, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	o := &Orchestrator{cfg: cfg, reg: newRegistry(), log: cfg.Logger, m: cfg.Metrics, meter: mt}
 	o.open.bySender = map[string]int{}
 	return o, nil
 }
@@ -119,16 +127,6 @@ func (o *Orchestrator) Handler() http.Handler {
 	mux.HandleFunc("/process/token", o.handleToken)
 	mux.HandleFunc("/process/request/", o.handleJob)
 	return mux
-}
-
-// costFor is the price of d of compute at price wei per second, with the
-// ledger's one rounding rule.
-func costFor(price *big.Rat, d time.Duration) ledger.Amount {
-	c, err := ledger.CostOf(price, ledger.UnitsFor(d, time.Second))
-	if err != nil {
-		return ledger.MaxAmount // a price so absurd that nothing can pay it
-	}
-	return c
 }
 
 // httpError writes msg as go-livepeer's handlers do (http.Error: text/plain,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"byoc/ledger"
+	"byoc/orchestrator/meter"
 	"byoc/wire"
 )
 
@@ -71,14 +72,15 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 		}
 	}()
 	var tick <-chan time.Time
-	if !j.free() {
-		t := time.NewTicker(j.o.cfg.ChargeInterval)
-		defer t.Stop()
-		tick = t.C
+	if !j.job.Free() {
+		t, stop := j.o.meter.Ticks(j.o.cfg.ChargeInterval)
+		defer stop()
+		tick = t
 	}
 	final := func() ledger.Amount {
-		_, released := j.finish(ctx, j.elapsed(), true)
-		return released
+		f, err := j.job.Finish(ctx, j.now())
+		j.finished(f, err)
+		return f.Released
 	}
 	// relay writes one line to the gateway; false means it is gone.
 	relay := func(line []byte) bool {
@@ -134,14 +136,14 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 			cut("worker stream broke: " + err.Error())
 			return "worker_failed"
 		case <-tick:
-			err := j.chargeUpTo(ctx, j.elapsed())
-			if errors.Is(err, ledger.ErrInsufficientFunds) {
+			_, err := j.job.Debit(ctx, j.now())
+			if errors.Is(err, meter.ErrInsufficientBalance) {
 				stopWorker()
 				io.WriteString(w, "event: insufficient balance\ndata: {\"balance\": 0}\n\ndata: [DONE]\n\n")
 				rc.Flush()
 				// The part of a second the hold could not cover is not
 				// charged: a stream never takes more than its hold.
-				j.finish(ctx, 0, false)
+				j.finish(ctx, false)
 				return "insufficient_balance"
 			} else if err != nil {
 				j.log.Error("charge running stream", "err", err)
@@ -171,10 +173,10 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 
 // accountBalance is the current balance of the job's account, in whole wei.
 func (j *jobRun) accountBalance(ctx context.Context) string {
-	if j.free() {
+	if j.job.Free() {
 		return "0"
 	}
-	bal, err := j.o.cfg.Ledger.Balance(ctx, j.account)
+	bal, err := j.job.Balance(ctx)
 	if err != nil {
 		return "0"
 	}

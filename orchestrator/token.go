@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"byoc/ledger"
+	"byoc/orchestrator/meter"
 	"byoc/pm"
 	"byoc/wire"
 )
@@ -74,7 +75,8 @@ func (o *Orchestrator) handleToken(w http.ResponseWriter, r *http.Request) {
 		AvailableCapacity: int64(ci.available),
 	}
 	ctx := r.Context()
-	pool := ledger.PoolKey{Sender: sender.Hex(), Capability: capName}.Ref()
+	pk := meter.Pool{Sender: sender, Capability: capName}
+	pool := pk.Ref()
 	poolBal, err := o.cfg.Ledger.Balance(ctx, pool)
 	if err != nil {
 		httpError(w, "Could not read balance", http.StatusInternalServerError)
@@ -83,7 +85,7 @@ func (o *Orchestrator) handleToken(w http.ResponseWriter, r *http.Request) {
 	tok.PoolBalance = poolBal.String()
 	tok.Balance = wire.BalanceForToken(poolBal.Big())
 	if id := r.Header.Get(wire.HeaderJobID); id != "" {
-		job, err := o.cfg.Ledger.Account(ctx, ledger.JobKey{Sender: sender.Hex(), JobID: id}.Ref())
+		job, err := o.cfg.Ledger.Account(ctx, pk.Job(id).Ref())
 		if err == nil && job.State == ledger.StateOpen && job.PoolRef == pool {
 			tok.JobBalance = job.Balance.String()
 			tok.Balance = wire.BalanceForToken(job.Balance.Big())
