@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptrace"
 	"slices"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"byoc/ledger"
-	"byoc/pm"
-	"byoc/pmledger"
 	"byoc/wire"
 )
 
@@ -189,7 +186,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	// Pay: open the hold in the books (drawing prepaid credit), then make
 	// tickets for what is missing.
 	var h *hold
-	var pay payment
+	var pay Payment
 	if o.price.Sign() > 0 {
 		required, err := ledger.CostOf(o.price, ledger.UnitsFor(max(j.timeout, g.cfg.MinCompute), time.Second))
 		if err != nil {
@@ -205,12 +202,10 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		case err != nil:
 			return fail(StagePayment, 0, err, "", false)
 		}
-		if pay, err = g.pay(ctx, j, o, required.Sub(h.drawn)); err != nil {
-			pay.end(g.sender)
+		if pay, err = g.pay(ctx, j, o, id, required.Sub(h.drawn)); err != nil {
 			h.cancel(bookCtx)
 			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
 		}
-		defer pay.end(g.sender)
 	}
 	hdr, err := g.signedHeader(j, id)
 	if err != nil {
@@ -236,8 +231,8 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		req.Header.Set("Accept-Encoding", ae)
 	}
 	req.Header.Set(wire.HeaderJobRequest, hdr)
-	if pay.header != "" {
-		req.Header.Set(wire.PaymentHeader, pay.header)
+	if pay.Header != "" {
+		req.Header.Set(wire.PaymentHeader, pay.Header)
 	}
 	// The payment is spent once the headers carrying it are written: the
 	// books record it then, alongside the request (hold.book).
@@ -247,7 +242,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		WroteHeaders: func() { sentOnce.Do(func() { close(sent) }) },
 	}))
 	if h != nil {
-		h.book(pay.credits, sent, ended)
+		h.book(pay.Credits, sent, ended)
 	}
 	j.attempted++
 	began := g.cfg.Now()
@@ -255,7 +250,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	close(ended)
 	tickets, paid := 0, ledger.Amount{}
 	if isClosed(sent) {
-		tickets, paid = len(pay.credits), pay.credit()
+		tickets, paid = len(pay.Credits), pay.Paid()
 	}
 	if err != nil {
 		// Nothing reached the client. The payment, if it left, is booked;
@@ -372,7 +367,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		charged, claimed := ledger.Amount{}, false
 		if insufficient {
 			log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
-				"drawn_wei", h.drawn.String(), "paid_wei", pay.credit().String())
+				"drawn_wei", h.drawn.String(), "paid_wei", pay.Paid().String())
 		} else {
 			// 2xx, or an answer with Livepeer-Balance: it admitted the job.
 			charged, claimed = g.chargedFor(o, resp, status < 300 || balanceHdr != "", rr, g.cfg.Now().Sub(began))
@@ -426,105 +421,36 @@ func (g *Gateway) signedHeader(j *job, id string) (string, error) {
 	return wire.EncodeJobRequestHeader(&send)
 }
 
-// payment is what one attempt pays: tickets from a session of their own
-// or one shared with other jobs reusing the same token.
-type payment struct {
-	session pm.SessionID
-	started bool   // a session of the attempt's own: ended with it
-	release func() // a shared session: let go of it
-	header  string
-	credits []ledger.PaymentCredit // one per ticket, as the orchestrator credits it
-}
-
-func (p payment) end(s *pm.Sender) {
-	if p.started {
-		s.EndSession(p.session)
-	}
-	if p.release != nil {
-		p.release()
-	}
-}
-
-func (p payment) credit() ledger.Amount { return sumCredits(p.credits) }
-
-// pay makes the tickets that bring the orchestrator's hold for the job up
-// by need: n = pm.TicketsNeeded(need, credit per ticket), where a ticket
-// earns what the orchestrator credits for it — its EV rounded down to a
-// whole wei (ledger.CreditFor), never the exact EV — so n tickets always
-// cover need. need ≤ 0 pays nothing. The tickets come from the session
-// the token's jobs share (tokens.go), or, when the token is not kept or
-// its session cannot take n more nonces, from a session of the attempt's
-// own, started from the token's params — fresh ones, asked for now, when
-// the token was reused.
-func (g *Gateway) pay(ctx context.Context, j *job, o *offer, need ledger.Amount) (payment, error) {
-	var p payment
+// pay has the payer pay o what is missing from the job's hold (need) for
+// attempt id: from the payment session the token's jobs share
+// (tokens.go), or, when the token is not kept or its session cannot take
+// the payment, from a session of the attempt's own — with fresh params,
+// asked for now, when the token was reused. need ≤ 0 pays nothing.
+func (g *Gateway) pay(ctx context.Context, j *job, o *offer, id string, need ledger.Amount) (Payment, error) {
 	if need.Sign() <= 0 {
-		return p, nil
+		return Payment{}, nil
 	}
-	tok := o.token
 	for fresh := false; ; fresh = true {
-		n, perTicket, err := ticketsFor(tok.TicketParams, need)
-		if err != nil {
-			return p, err
-		}
-		if ct := o.cached; ct != nil && tok == ct.res.offer.token {
-			sid, release, ok, err := g.tokens.take(ct, n)
-			if err != nil {
+		req := PayRequest{Orchestrator: o.url, Token: o.token, Price: o.price, Amount: need, JobID: id, Capability: j.req.Capability}
+		if ct := o.cached; ct != nil && ct.session != nil {
+			req.Shared = ct.session
+			p, err := g.payer.Pay(ctx, req)
+			if !errors.Is(err, ErrSessionSpent) {
 				return p, err
 			}
-			if ok {
-				p.session, p.release = sid, release
-				return p, g.makeTickets(&p, n, perTicket)
-			}
+			req.Shared = nil
 		}
 		if !o.reused || fresh {
-			if p.session, err = g.sender.StartSession(tok.TicketParams, tok.Price); err != nil {
-				return p, err
-			}
-			p.started = true
-			return p, g.makeTickets(&p, n, perTicket)
+			return g.payer.Pay(ctx, req)
 		}
 		// A reused token whose session is spent: ask for a fresh one (it
 		// replaces the old in the cache) and pay from it.
 		r := g.freshToken(ctx, j, o.url, snapshot{})
 		if r.err != nil {
-			return p, fmt.Errorf("fresh ticket params: %w", r.err)
+			return Payment{}, fmt.Errorf("fresh ticket params: %w", r.err)
 		}
-		tok, o = r.offer.token, r.offer
+		o = r.offer
 	}
-}
-
-// ticketsFor is how many tickets of params pay need, and what the
-// orchestrator credits for each.
-func ticketsFor(tp *wire.TicketParams, need ledger.Amount) (int, ledger.Amount, error) {
-	ev := pm.TicketEV(new(big.Int).SetBytes(tp.FaceValue), new(big.Int).SetBytes(tp.WinProb))
-	perTicket := ledger.CreditFor(ev)
-	if perTicket.IsZero() {
-		return 0, perTicket, fmt.Errorf("a ticket's expected value (%s wei) is below 1 wei", ev.FloatString(3))
-	}
-	n, _, err := pm.TicketsNeeded(need.Rat(), perTicket.Rat(), nil)
-	if err != nil {
-		return 0, perTicket, err
-	}
-	if n > wire.MaxTicketsPerPayment {
-		return 0, perTicket, fmt.Errorf("the job needs %d tickets of %s wei (more than %d in one payment): use a shorter timeout_seconds or an orchestrator with a larger ticket EV",
-			n, perTicket, wire.MaxTicketsPerPayment)
-	}
-	return n, perTicket, nil
-}
-
-// makeTickets signs n tickets in p's session and encodes the payment.
-func (g *Gateway) makeTickets(p *payment, n int, perTicket ledger.Amount) error {
-	batch, err := g.sender.CreateTicketBatch(p.session, n)
-	if err != nil {
-		return err
-	}
-	p.header = wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC))
-	p.credits = make([]ledger.PaymentCredit, len(batch.Tickets))
-	for i, t := range batch.Tickets {
-		p.credits[i] = ledger.PaymentCredit{Key: pmledger.TicketKey(t.Hash), Amount: perTicket}
-	}
-	return nil
 }
 
 // chargedFor is what the orchestrator charged the attempt for compute:
