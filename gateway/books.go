@@ -131,22 +131,23 @@ func (b *books) snapshot(p poolID) snapshot {
 // the draw), book (the tickets, once sent), settle (the answer is known),
 // post (the charge and the close, in the ledger), end.
 type hold struct {
-	b     *books
-	pool  poolID
-	key   ledger.JobKey
-	epoch uint64 // the pool's epoch right after this job began
-	alone bool   // no other job of ours was open at the orchestrator then
-	drawn ledger.Amount
-	log   *slog.Logger
-	// openLater opens the hold in the ledger when that runs alongside the
-	// job's request (nil once started); pre delivers the outcome of that
-	// and of booking the payment (see book).
-	openLater func() error
-	// admitLater opens the hold and books the payment sent in one step,
-	// when both are still to do (see book).
-	admitLater func(credits []ledger.PaymentCredit, paid ledger.Amount) error
-	pre        chan error
-	paid       ledger.Amount // what was sent (book books it)
+	b          *books
+	pool       poolID
+	key        ledger.JobKey
+	capability string
+	ttl        time.Duration
+	ctx        context.Context // of the ledger writes: not the client's
+	epoch      uint64          // the pool's epoch right after this job began
+	alone      bool            // no other job of ours was open at the orchestrator then
+	drawn      ledger.Amount
+	log        *slog.Logger
+	// opened: the hold is open in the ledger (a client's ID); else it is
+	// opened alongside the request, together with the payment (book).
+	opened bool
+	// booked delivers the outcome of book (nil: book was not called); post
+	// waits for it.
+	booked chan error
+	paid   ledger.Amount // what was sent (book books it)
 	// uncredited is what of paid the orchestrator says it did not credit
 	// (it refused the payment): written off the hold when it is posted.
 	uncredited ledger.Amount
@@ -185,7 +186,8 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 	if o.snap.ok && o.snap.epoch == st.epoch && st.open == 0 && !b.settling(st) && o.poolFigure.ok {
 		after = b.compare(p, st, o.poolFigure, "token", log)
 	}
-	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, alone: st.open == 0, log: log}
+	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, capability: capability, ttl: ttl, ctx: ctx,
+		alone: st.open == 0, log: log}
 	limit := required
 	if !o.reused {
 		// A fresh token's figure: what the orchestrator holds for us now
@@ -204,48 +206,53 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 		after()
 	}
 
-	openHold := func() error {
-		res, err := b.l.OpenJob(ctx, ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn, TTL: ttl})
-		switch {
-		case ledger.IsJobIDRefused(err):
-			return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
-		case err != nil:
-			b.m.booksErrors.Inc()
-			return fmt.Errorf("%w: opening the hold: %v", ErrBooks, err)
-		case !res.Created:
-			return fmt.Errorf("%w: the books have an open hold for this job id", ErrJobIDUsed)
-		}
-		if res.Drawn.Cmp(h.drawn) != 0 {
-			// Releases of answered jobs not posted yet: the hold holds less,
-			// the pool more, until they are.
-			log.Debug("gateway books: the hold drew less than the job counts on", "reserved", h.drawn.String(), "drawn", res.Drawn.String())
-		}
-		return nil
-	}
 	if !wait {
-		h.openLater = openHold
-		h.admitLater = func(credits []ledger.PaymentCredit, paid ledger.Amount) error {
-			pay := creditsPayment(h.key.Ref(), credits)
-			_, err := b.l.Admit(ctx, ledger.AdmitRequest{
-				OpenJobRequest: ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn.Add(paid), TTL: ttl},
-				Payment:        &pay,
-			})
-			switch {
-			case ledger.IsJobIDRefused(err):
-				return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
-			case err != nil:
-				b.m.booksErrors.Inc()
-				return fmt.Errorf("%w: opening the hold with its payment: %v", ErrBooks, err)
-			}
-			return nil
-		}
 		return h, nil
 	}
-	if err := openHold(); err != nil {
+	if err := h.open(); err != nil {
 		h.end(true)
 		return nil, err
 	}
+	h.opened = true
 	return h, nil
+}
+
+// open opens the hold in the ledger with what it drew.
+func (h *hold) open() error {
+	b := h.b
+	res, err := b.l.OpenJob(h.ctx, ledger.OpenJobRequest{Job: h.key, Capability: h.capability, Reserve: h.drawn, TTL: h.ttl})
+	switch {
+	case ledger.IsJobIDRefused(err):
+		return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
+	case err != nil:
+		b.m.booksErrors.Inc()
+		return fmt.Errorf("%w: opening the hold: %v", ErrBooks, err)
+	case !res.Created:
+		return fmt.Errorf("%w: the books have an open hold for this job id", ErrJobIDUsed)
+	}
+	if res.Drawn.Cmp(h.drawn) != 0 {
+		// Releases of answered jobs not posted yet: the hold holds less,
+		// the pool more, until they are.
+		h.log.Debug("gateway books: the hold drew less than the job counts on", "reserved", h.drawn.String(), "drawn", res.Drawn.String())
+	}
+	return nil
+}
+
+// admit opens the hold and books the payment sent in one ledger step.
+func (h *hold) admit(credits []ledger.PaymentCredit) error {
+	pay := creditsPayment(h.key.Ref(), credits)
+	_, err := h.b.l.Admit(h.ctx, ledger.AdmitRequest{
+		OpenJobRequest: ledger.OpenJobRequest{Job: h.key, Capability: h.capability, Reserve: h.drawn.Add(sumCredits(credits)), TTL: h.ttl},
+		Payment:        &pay,
+	})
+	switch {
+	case ledger.IsJobIDRefused(err):
+		return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
+	case err != nil:
+		h.b.m.booksErrors.Inc()
+		return fmt.Errorf("%w: opening the hold with its payment: %v", ErrBooks, err)
+	}
+	return nil
 }
 
 // cancel ends an attempt that sent nothing: the hold, if it was opened,
@@ -271,66 +278,50 @@ func (h *hold) unopen() {
 }
 
 // book books the attempt's payment, one credit per ticket keyed by its
-// hash, as soon as it has left the gateway: sent is closed when the job
-// request's headers (which carry it) were written. Once sent, the tickets
-// are spent — the orchestrator holds them, whatever it answers — so they
-// are booked then, alongside the request, not after the answer: a crash
-// mid-job cannot lose them. ended is closed when the request is over; if
-// the headers were never written, nothing is booked. A hold not opened yet
-// is opened in the same ledger step as the payment (ledger.Admit), or on
-// its own when there is nothing to pay. post waits for all this.
-func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{}) {
+// hash, as soon as it has left the gateway: sent says, once decided,
+// whether the job request's headers (which carry it) were written. Once
+// sent, the tickets are spent — the orchestrator holds them, whatever it
+// answers — so they are booked then, alongside the request, not after the
+// answer: a crash mid-job cannot lose them. If the headers were never
+// written, nothing is booked. A hold not opened yet is opened in the same
+// ledger step as the payment (ledger.Admit), or on its own when there is
+// nothing to pay. post waits for all this.
+func (h *hold) book(credits []ledger.PaymentCredit, sent *delivery) {
+	h.booked = make(chan error, 1)
+	go func() { h.booked <- h.bookSent(credits, sent) }()
+}
+
+// bookSent is book's work, alongside the request. errNotSent: the hold
+// was never opened.
+func (h *hold) bookSent(credits []ledger.PaymentCredit, sent *delivery) error {
 	b := h.b
-	h.pre = make(chan error, 1)
-	open, admit := h.openLater, h.admitLater
-	h.openLater, h.admitLater = nil, nil
-	go func() {
-		if len(credits) == 0 {
-			var err error
-			if open != nil {
-				err = open()
-			}
-			h.pre <- err
-			return
-		}
-		select {
-		case <-sent:
-		case <-ended:
-			select {
-			case <-sent:
-			default:
-				// Never left: nothing paid, and a hold not opened yet is
-				// not opened at all.
-				if open != nil {
-					h.pre <- errNotSent
-					return
-				}
-				h.pre <- nil
-				return
-			}
-		}
-		paid := sumCredits(credits)
-		var err error
-		if admit != nil {
-			if err = admit(credits, paid); err != nil {
-				h.pre <- err
-				return
-			}
-		} else {
-			_, err = b.l.ReceivePayment(context.Background(), creditsPayment(h.key.Ref(), credits))
-		}
-		if err != nil {
-			b.m.booksErrors.Inc()
-			h.log.Error("gateway books: the payment sent could not be booked", "err", err, "tickets", len(credits))
-			b.mu.Lock()
-			b.state(h.pool).syncedAt = time.Time{} // read the ledger again when quiet
-			b.mu.Unlock()
-		} else {
-			b.m.tickets.Add(float64(len(credits)))
-			b.m.paidWei.Add(approx(paid))
-		}
-		h.pre <- nil
-	}()
+	switch {
+	case len(credits) == 0 && h.opened:
+		return nil
+	case len(credits) == 0:
+		return h.open()
+	case !sent.left() && h.opened:
+		return nil // never left: nothing paid
+	case !sent.left():
+		return errNotSent // never left: the hold is not opened at all
+	}
+	var err error
+	if h.opened {
+		_, err = b.l.ReceivePayment(context.Background(), creditsPayment(h.key.Ref(), credits))
+	} else if err = h.admit(credits); err != nil {
+		return err
+	}
+	if err != nil {
+		b.m.booksErrors.Inc()
+		h.log.Error("gateway books: the payment sent could not be booked", "err", err, "tickets", len(credits))
+		b.mu.Lock()
+		b.state(h.pool).syncedAt = time.Time{} // read the ledger again when quiet
+		b.mu.Unlock()
+		return nil
+	}
+	b.m.tickets.Add(float64(len(credits)))
+	b.m.paidWei.Add(approx(sumCredits(credits)))
+	return nil
 }
 
 // creditsPayment books the tickets sent to the hold to: one credit each,
@@ -410,13 +401,13 @@ func (h *hold) capHold(paid, charged ledger.Amount) ledger.Amount {
 func (h *hold) post(ctx context.Context) error {
 	b := h.b
 	charged := h.charged
-	if h.openLater != nil {
+	if h.booked == nil && !h.opened {
 		// Nothing was sent: the hold was never opened.
 		h.end(true)
 		return nil
 	}
-	if h.pre != nil {
-		if err := <-h.pre; errors.Is(err, errNotSent) {
+	if h.booked != nil {
+		if err := <-h.booked; errors.Is(err, errNotSent) {
 			h.end(true)
 			return nil
 		} else if err != nil {
