@@ -95,6 +95,8 @@
 //
 // # Payment
 //
+// A Payer makes the payment (payer.go): the gateway's own key here, PM
+// tickets signed in this process; a remote signer is the other kind.
 // Tickets come from the session of the attempt's token (shared by the jobs
 // reusing it, see above). The
 // orchestrator admits a job only if its hold covers MinCompute (60 s by
@@ -124,8 +126,8 @@
 //
 //   - open: the job reserves what it may count on: at most required, at
 //     most what a fresh token says is available, and at most the pool as it
-//     will be once the jobs already answered have posted their books (kept
-//     in memory: this process is the books' only writer), so concurrent
+//     will be once the jobs already answered have posted their books
+//     (ledger.Pending: this process is the books' only writer), so concurrent
 //     jobs never count the same credit twice. Its hold draws that from the
 //     ledger's pool (or less, while answered jobs' releases are still being
 //     posted). For an ID the gateway made up (which cannot have been used)
@@ -180,9 +182,9 @@
 // was open at that orchestrator in between, and none may still be settling
 // there (a stream or a broken attempt whose hold the orchestrator may close
 // a little after we stopped listening: SettleTime). The books' side is the
-// pool as it will be once every answered job's books are posted, kept in
-// memory (this process is the books' only writer), so jobs still posting
-// do not get in the way. go-livepeer resets its
+// pool as it will be once every answered job's books are posted
+// (ledger.Pending; this process is the books' only writer), so jobs still
+// posting do not get in the way. go-livepeer resets its
 // mirror to whatever the token says (BYOC.md §6.2); this gateway never
 // credits itself more than it paid. An orchestrator reporting more than
 // the books is logged and counted, nothing else (another gateway sharing

@@ -126,6 +126,15 @@
 // per event, and both sides of a byoc connection apply the same functions, so
 // their books agree exactly.
 //
+// # Pending holds
+//
+// A writer that starts work before its writes commit (the gateway) keeps
+// its pools' figures ahead of the ledger with Pending: the balance read
+// from the ledger, less the draws of holds it reserved, plus the releases
+// it promised once their charges were known. Pending writes nothing; the
+// holds' OpenJob, Admit and FinishJob do, and the pool is read again when
+// no hold of it is pending.
+//
 // # Durability and throughput
 //
 // Operations are queued to a committer that applies a batch of them in one
