@@ -453,12 +453,13 @@ type bill struct {
 }
 
 // settle takes the attempt's charge into the books (memory only): at most
-// what the hold holds. It returns what was booked. State settled.
+// what the hold holds. It returns what was booked. State settled, once.
 func (a *attempt) settle(b bill) ledger.Amount {
-	a.state = attemptSettled
-	if a.hold == nil {
-		return ledger.Amount{}
+	if a.state == attemptSettled || a.hold == nil {
+		a.state = attemptSettled
+		return a.booked
 	}
+	a.state = attemptSettled
 	a.booked = a.hold.settle(a.paid(), b.charged, b.after)
 	a.g.overcharged(a.o, b.claimed, b.charged, a.booked, a.log)
 	return a.booked
@@ -483,9 +484,9 @@ func (a *attempt) cancel() {
 }
 
 // paid is what the attempt paid: its payment, if the request carrying it
-// was written (asked once the request is over).
+// was sent and its headers written (asked once the request is over).
 func (a *attempt) paid() ledger.Amount {
-	if a.delivery == nil || !a.delivery.left() {
+	if !a.spent() {
 		return ledger.Amount{}
 	}
 	return a.pay.Paid()
@@ -493,10 +494,16 @@ func (a *attempt) paid() ledger.Amount {
 
 // tickets is how many tickets the attempt paid.
 func (a *attempt) tickets() int {
-	if a.delivery == nil || !a.delivery.left() {
+	if !a.spent() {
 		return 0
 	}
 	return len(a.pay.Credits)
+}
+
+// spent says whether the payment left: the request was sent (it is over)
+// and its headers were written.
+func (a *attempt) spent() bool {
+	return a.state >= attemptAnswered && a.delivery.left()
 }
 
 func (a *attempt) fail(stage Stage, status int, err error, detail string, sent bool) attemptOutcome {
