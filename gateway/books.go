@@ -34,36 +34,31 @@ type snapshot struct {
 	epoch uint64
 }
 
-// poolState is what the books track in memory per pool. This process is
-// the books' only writer, which is what makes these figures exact.
-//
-// settled is the pool as it will be once every answered job's books are
-// posted: a job's draw leaves it when the job begins, and what its hold
-// will release (draw + tickets sent − charge) comes back when the job is
-// answered — which is when the orchestrator has released it too. So
-// settled is what the job about to begin may count on without counting
-// anyone else's reservation twice, and, when no job of ours is open at the
-// orchestrator, exactly what the orchestrator's pool should be, even while
-// answered jobs are still posting their books. A job's hold then draws from
-// the ledger's pool what it reserved, or less while releases are still
-// being posted (its statement shows what it drew; the money is the same).
-// The sweeper's releases of holds a crash left behind are picked up when
-// the pool is next read from the ledger (resync).
+// poolState is what the books track in memory per pool, beside its
+// balance. The balance the books count on is the ledger's, as it will be
+// once every answered job's books are posted (ledger.Pending): a job's
+// draw leaves it when the job begins, and what its hold will release
+// (draw + tickets sent − charge) comes back when the job is answered,
+// which is when the orchestrator has released it too. So it is what the
+// job about to begin may count on without counting anyone else's
+// reservation twice, and, when no job of ours is open at the orchestrator,
+// exactly what the orchestrator's pool should be, even while answered jobs
+// are still posting their books. A job's hold then draws from the ledger's
+// pool what it reserved, or less while releases are still being posted
+// (its statement shows what it drew; the money is the same). The sweeper's
+// releases of holds a crash left behind are picked up when the pool is
+// next read from the ledger (Pending.Sync, when no hold of it is pending).
 //
 // epoch moves whenever a job begins or is answered. An orchestrator's pool
-// figure is compared with settled only when it describes the same state:
+// figure is compared with the books' only when it describes the same state:
 // no other job was open meanwhile (the epoch did not move, the job was
 // alone) and no earlier job may still be settling there (a streamed or
 // broken one whose hold the orchestrator may close a little after we
 // stopped listening: settleUntil).
 type poolState struct {
-	loaded   bool
-	syncedAt time.Time
-	settled  ledger.Amount
-	inflight int             // holds begun whose books are not posted yet
-	open     int             // jobs begun and not answered yet
-	running  map[string]bool // job IDs of those holds
-	epoch    uint64
+	open    int             // jobs begun and not answered yet
+	running map[string]bool // job IDs of holds whose books are not posted yet
+	epoch   uint64
 	// settleUntil: the orchestrator's figures are not compared before.
 	settleUntil time.Time
 	// suspect is a shortfall (the orchestrator holds less than the books)
@@ -90,11 +85,12 @@ type comparison struct {
 // (orchestrator, capability) and one hold per job attempt, mirroring what
 // the orchestrator keeps for us. See docs/gateway.md, "The books".
 type books struct {
-	l      *ledger.Ledger
-	log    *slog.Logger
-	m      *Metrics
-	now    func() time.Time
-	settle time.Duration
+	l       *ledger.Ledger
+	pending *ledger.Pending // the pools as they will be once our holds are posted
+	log     *slog.Logger
+	m       *Metrics
+	now     func() time.Time
+	settle  time.Duration
 
 	mu struct {
 		sync.Mutex
@@ -103,7 +99,7 @@ type books struct {
 }
 
 func newBooks(l *ledger.Ledger, log *slog.Logger, m *Metrics, now func() time.Time, settle time.Duration) *books {
-	b := &books{l: l, log: log, m: m, now: now, settle: settle}
+	b := &books{l: l, pending: ledger.NewPending(l), log: log, m: m, now: now, settle: settle}
 	b.mu.pools = map[poolID]*poolState{}
 	return b
 }
@@ -131,27 +127,28 @@ func (b *books) snapshot(p poolID) snapshot {
 // the draw), book (the tickets, once sent), settle (the answer is known),
 // post (the charge and the close, in the ledger), end.
 type hold struct {
-	b     *books
-	pool  poolID
-	key   ledger.JobKey
-	epoch uint64 // the pool's epoch right after this job began
-	alone bool   // no other job of ours was open at the orchestrator then
-	drawn ledger.Amount
-	log   *slog.Logger
-	// openLater opens the hold in the ledger when that runs alongside the
-	// job's request (nil once started); pre delivers the outcome of that
-	// and of booking the payment (see book).
-	openLater func() error
-	// admitLater opens the hold and books the payment sent in one step,
-	// when both are still to do (see book).
-	admitLater func(credits []ledger.PaymentCredit, paid ledger.Amount) error
-	pre        chan error
-	paid       ledger.Amount // what was sent (book books it)
-	// uncredited is what of paid the orchestrator says it did not credit
-	// (it refused the payment): written off the hold when it is posted.
+	b          *books
+	pool       poolID
+	poolRef    ledger.Ref
+	pending    *ledger.PendingHold // its draw and release in the books' pool
+	key        ledger.JobKey
+	capability string
+	ttl        time.Duration
+	ctx        context.Context // of the ledger writes: not the client's
+	epoch      uint64          // the pool's epoch right after this job began
+	alone      bool            // no other job of ours was open at the orchestrator then
+	drawn      ledger.Amount
+	log        *slog.Logger
+	// opened: the hold is open in the ledger (a client's ID); else it is
+	// opened alongside the request, together with the payment (book).
+	opened bool
+	// booked delivers the outcome of book (nil: book was not called); post
+	// waits for it.
+	booked chan error
+	// uncredited is what of the payment sent the orchestrator says it did
+	// not credit (it refused the payment): written off the hold when it is
+	// posted.
 	uncredited ledger.Amount
-	charged    ledger.Amount
-	settled    bool
 }
 
 // open begins a job attempt at o: it reserves, from the books' pool, what
@@ -172,30 +169,27 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 		b.mu.Unlock()
 		return nil, fmt.Errorf("%w: a job with this id is running at this orchestrator", ErrJobIDUsed)
 	}
-	if !st.loaded || (st.inflight == 0 && b.now().Sub(st.syncedAt) > resyncAfter) {
-		bal, err := b.l.Balance(ctx, p.ref())
-		if err != nil {
-			b.mu.Unlock()
-			b.m.booksErrors.Inc()
-			return nil, fmt.Errorf("%w: reading the pool: %v", ErrBooks, err)
-		}
-		st.loaded, st.settled, st.syncedAt = true, bal, b.now()
+	ref := p.ref()
+	if err := b.pending.Sync(ctx, ref, b.now(), resyncAfter); err != nil {
+		b.mu.Unlock()
+		b.m.booksErrors.Inc()
+		return nil, fmt.Errorf("%w: reading the pool: %v", ErrBooks, err)
 	}
 	var after func()
 	if o.snap.ok && o.snap.epoch == st.epoch && st.open == 0 && !b.settling(st) && o.poolFigure.ok {
 		after = b.compare(p, st, o.poolFigure, "token", log)
 	}
-	h := &hold{b: b, pool: p, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, alone: st.open == 0, log: log}
+	h := &hold{b: b, pool: p, poolRef: ref, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, capability: capability, ttl: ttl, ctx: ctx,
+		alone: st.open == 0, log: log}
 	limit := required
 	if !o.reused {
 		// A fresh token's figure: what the orchestrator holds for us now
 		// (a reused one's is stale; the books' figure then decides).
 		limit = ledger.MinAmount(limit, o.available)
 	}
-	h.drawn = ledger.MaxOf(ledger.MinAmount(limit, st.settled), ledger.Amount{})
-	st.settled = st.settled.Sub(h.drawn)
+	h.pending = b.pending.Reserve(ref, limit)
+	h.drawn = h.pending.Drawn()
 	st.running[id] = true
-	st.inflight++
 	st.open++
 	st.epoch++
 	h.epoch = st.epoch
@@ -204,48 +198,53 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 		after()
 	}
 
-	openHold := func() error {
-		res, err := b.l.OpenJob(ctx, ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn, TTL: ttl})
-		switch {
-		case ledger.IsJobIDRefused(err):
-			return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
-		case err != nil:
-			b.m.booksErrors.Inc()
-			return fmt.Errorf("%w: opening the hold: %v", ErrBooks, err)
-		case !res.Created:
-			return fmt.Errorf("%w: the books have an open hold for this job id", ErrJobIDUsed)
-		}
-		if res.Drawn.Cmp(h.drawn) != 0 {
-			// Releases of answered jobs not posted yet: the hold holds less,
-			// the pool more, until they are.
-			log.Debug("gateway books: the hold drew less than the job counts on", "reserved", h.drawn.String(), "drawn", res.Drawn.String())
-		}
-		return nil
-	}
 	if !wait {
-		h.openLater = openHold
-		h.admitLater = func(credits []ledger.PaymentCredit, paid ledger.Amount) error {
-			pay := creditsPayment(h.key.Ref(), credits)
-			_, err := b.l.Admit(ctx, ledger.AdmitRequest{
-				OpenJobRequest: ledger.OpenJobRequest{Job: h.key, Capability: capability, Reserve: h.drawn.Add(paid), TTL: ttl},
-				Payment:        &pay,
-			})
-			switch {
-			case ledger.IsJobIDRefused(err):
-				return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
-			case err != nil:
-				b.m.booksErrors.Inc()
-				return fmt.Errorf("%w: opening the hold with its payment: %v", ErrBooks, err)
-			}
-			return nil
-		}
 		return h, nil
 	}
-	if err := openHold(); err != nil {
+	if err := h.open(); err != nil {
 		h.end(true)
 		return nil, err
 	}
+	h.opened = true
 	return h, nil
+}
+
+// open opens the hold in the ledger with what it drew.
+func (h *hold) open() error {
+	b := h.b
+	res, err := b.l.OpenJob(h.ctx, ledger.OpenJobRequest{Job: h.key, Capability: h.capability, Reserve: h.drawn, TTL: h.ttl})
+	switch {
+	case ledger.IsJobIDRefused(err):
+		return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
+	case err != nil:
+		b.m.booksErrors.Inc()
+		return fmt.Errorf("%w: opening the hold: %v", ErrBooks, err)
+	case !res.Created:
+		return fmt.Errorf("%w: the books have an open hold for this job id", ErrJobIDUsed)
+	}
+	if res.Drawn.Cmp(h.drawn) != 0 {
+		// Releases of answered jobs not posted yet: the hold holds less,
+		// the pool more, until they are.
+		h.log.Debug("gateway books: the hold drew less than the job counts on", "reserved", h.drawn.String(), "drawn", res.Drawn.String())
+	}
+	return nil
+}
+
+// admit opens the hold and books the payment sent in one ledger step.
+func (h *hold) admit(credits []ledger.PaymentCredit) error {
+	pay := creditsPayment(h.key.Ref(), credits)
+	_, err := h.b.l.Admit(h.ctx, ledger.AdmitRequest{
+		OpenJobRequest: ledger.OpenJobRequest{Job: h.key, Capability: h.capability, Reserve: h.drawn.Add(sumCredits(credits)), TTL: h.ttl},
+		Payment:        &pay,
+	})
+	switch {
+	case ledger.IsJobIDRefused(err):
+		return fmt.Errorf("%w with this orchestrator before (%v)", ErrJobIDUsed, err)
+	case err != nil:
+		h.b.m.booksErrors.Inc()
+		return fmt.Errorf("%w: opening the hold with its payment: %v", ErrBooks, err)
+	}
+	return nil
 }
 
 // cancel ends an attempt that sent nothing: the hold, if it was opened,
@@ -260,77 +259,56 @@ func (h *hold) cancel(ctx context.Context) error {
 // unopen takes back a job that never reached the orchestrator from the
 // pool's state; b.mu held.
 func (h *hold) unopen() {
-	if h.settled {
-		return
+	if h.pending.Cancel() {
+		st := h.b.state(h.pool)
+		st.open--
+		st.epoch++
 	}
-	st := h.b.state(h.pool)
-	h.settled = true
-	st.settled = st.settled.Add(h.drawn)
-	st.open--
-	st.epoch++
 }
 
 // book books the attempt's payment, one credit per ticket keyed by its
-// hash, as soon as it has left the gateway: sent is closed when the job
-// request's headers (which carry it) were written. Once sent, the tickets
-// are spent — the orchestrator holds them, whatever it answers — so they
-// are booked then, alongside the request, not after the answer: a crash
-// mid-job cannot lose them. ended is closed when the request is over; if
-// the headers were never written, nothing is booked. A hold not opened yet
-// is opened in the same ledger step as the payment (ledger.Admit), or on
-// its own when there is nothing to pay. post waits for all this.
-func (h *hold) book(credits []ledger.PaymentCredit, sent, ended <-chan struct{}) {
+// hash, as soon as it has left the gateway: sent says, once decided,
+// whether the job request's headers (which carry it) were written. Once
+// sent, the tickets are spent — the orchestrator holds them, whatever it
+// answers — so they are booked then, alongside the request, not after the
+// answer: a crash mid-job cannot lose them. If the headers were never
+// written, nothing is booked. A hold not opened yet is opened in the same
+// ledger step as the payment (ledger.Admit), or on its own when there is
+// nothing to pay. post waits for all this.
+func (h *hold) book(credits []ledger.PaymentCredit, sent *delivery) {
+	h.booked = make(chan error, 1)
+	go func() { h.booked <- h.bookSent(credits, sent) }()
+}
+
+// bookSent is book's work, alongside the request. errNotSent: the hold
+// was never opened.
+func (h *hold) bookSent(credits []ledger.PaymentCredit, sent *delivery) error {
 	b := h.b
-	h.pre = make(chan error, 1)
-	open, admit := h.openLater, h.admitLater
-	h.openLater, h.admitLater = nil, nil
-	go func() {
-		if len(credits) == 0 {
-			var err error
-			if open != nil {
-				err = open()
-			}
-			h.pre <- err
-			return
-		}
-		select {
-		case <-sent:
-		case <-ended:
-			select {
-			case <-sent:
-			default:
-				// Never left: nothing paid, and a hold not opened yet is
-				// not opened at all.
-				if open != nil {
-					h.pre <- errNotSent
-					return
-				}
-				h.pre <- nil
-				return
-			}
-		}
-		paid := sumCredits(credits)
-		var err error
-		if admit != nil {
-			if err = admit(credits, paid); err != nil {
-				h.pre <- err
-				return
-			}
-		} else {
-			_, err = b.l.ReceivePayment(context.Background(), creditsPayment(h.key.Ref(), credits))
-		}
-		if err != nil {
-			b.m.booksErrors.Inc()
-			h.log.Error("gateway books: the payment sent could not be booked", "err", err, "tickets", len(credits))
-			b.mu.Lock()
-			b.state(h.pool).syncedAt = time.Time{} // read the ledger again when quiet
-			b.mu.Unlock()
-		} else {
-			b.m.tickets.Add(float64(len(credits)))
-			b.m.paidWei.Add(approx(paid))
-		}
-		h.pre <- nil
-	}()
+	switch {
+	case len(credits) == 0 && h.opened:
+		return nil
+	case len(credits) == 0:
+		return h.open()
+	case !sent.left() && h.opened:
+		return nil // never left: nothing paid
+	case !sent.left():
+		return errNotSent // never left: the hold is not opened at all
+	}
+	var err error
+	if h.opened {
+		_, err = b.l.ReceivePayment(context.Background(), creditsPayment(h.key.Ref(), credits))
+	} else if err = h.admit(credits); err != nil {
+		return err
+	}
+	if err != nil {
+		b.m.booksErrors.Inc()
+		h.log.Error("gateway books: the payment sent could not be booked", "err", err, "tickets", len(credits))
+		b.pending.Stale(h.poolRef) // read the ledger again when quiet
+		return nil
+	}
+	b.m.tickets.Add(float64(len(credits)))
+	b.m.paidWei.Add(approx(sumCredits(credits)))
+	return nil
 }
 
 // creditsPayment books the tickets sent to the hold to: one credit each,
@@ -359,22 +337,22 @@ var errNotSent = errors.New("the request was not sent")
 // once it closed the job (not ok when it gave none, which makes the
 // pool's figures settle for a while). If the job was alone at the
 // orchestrator from its start, after is compared with the books. Memory
-// only: it runs before the answer is relayed on.
+// only: the ledger's pending view of the pool takes the hold's release.
 //
-// The charge booked is at most what the hold holds for the job (capHold):
-// it returns that, which is below charged when the orchestrator claimed
-// more than the job held or was paid.
+// The charge booked is at most what the hold holds for the job — what it
+// drew and was paid, less what the orchestrator did not credit (written
+// off first; ledger.PendingHold.Settle) — so no claim drives a pool below
+// zero. It returns that, which is below charged when the orchestrator
+// claimed more than the job held or was paid.
 func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) (booked ledger.Amount) {
 	b := h.b
 	b.mu.Lock()
 	st := b.state(h.pool)
-	if h.settled {
+	booked, first := h.pending.Settle(paid, h.uncredited, charged)
+	if !first {
 		b.mu.Unlock()
-		return h.charged
+		return booked
 	}
-	charged = h.capHold(paid, charged)
-	h.settled, h.paid, h.charged = true, paid, charged
-	st.settled = st.settled.Add(h.drawn).Add(paid).Sub(h.uncredited).Sub(charged)
 	st.open--
 	quiet := h.alone && st.epoch == h.epoch && st.open == 0 && !b.settling(st) && after.ok
 	st.epoch++
@@ -389,17 +367,7 @@ func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) (
 	if compare != nil {
 		compare()
 	}
-	return charged
-}
-
-// capHold is charged, but never more than the job's hold holds in the
-// books: what it drew from the pool and the tickets sent (paid), less what
-// the orchestrator said it did not credit (written off first). Whatever an
-// orchestrator answers, the books never charge a job beyond what it held,
-// so no pool is driven below zero by a claim.
-func (h *hold) capHold(paid, charged ledger.Amount) ledger.Amount {
-	held := ledger.MaxOf(h.drawn.Add(paid).Sub(h.uncredited), ledger.Amount{})
-	return ledger.MaxOf(ledger.MinAmount(charged, held), ledger.Amount{})
+	return booked
 }
 
 // post waits for the hold's opening and payment, posts the charge settle
@@ -409,14 +377,14 @@ func (h *hold) capHold(paid, charged ledger.Amount) ledger.Amount {
 // be posted.
 func (h *hold) post(ctx context.Context) error {
 	b := h.b
-	charged := h.charged
-	if h.openLater != nil {
+	charged := h.pending.Charged()
+	if h.booked == nil && !h.opened {
 		// Nothing was sent: the hold was never opened.
 		h.end(true)
 		return nil
 	}
-	if h.pre != nil {
-		if err := <-h.pre; errors.Is(err, errNotSent) {
+	if h.booked != nil {
+		if err := <-h.booked; errors.Is(err, errNotSent) {
 			h.end(true)
 			return nil
 		} else if err != nil {
@@ -448,9 +416,7 @@ func (h *hold) post(ctx context.Context) error {
 		b.m.booksErrors.Inc()
 		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
 		h.end(false)
-		b.mu.Lock()
-		b.state(h.pool).syncedAt = time.Time{}
-		b.mu.Unlock()
+		b.pending.Stale(h.poolRef)
 		return fmt.Errorf("%w: %v", ErrBooks, err)
 	}
 	h.end(false)
@@ -470,17 +436,12 @@ func (h *hold) end(notOpened bool) {
 	b := h.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	st := b.state(h.pool)
 	h.unopen()
-	if notOpened {
-		// What settle counted (paid, uncredited, charged) was never booked.
-		st.settled = st.settled.Sub(h.paid).Add(h.uncredited).Add(h.charged)
-	}
-	delete(st.running, h.key.JobID)
-	st.inflight--
+	h.pending.End(!notOpened)
+	delete(b.state(h.pool).running, h.key.JobID)
 }
 
-// compare reconciles the books' pool (settled) with the orchestrator's
+// compare reconciles the books' pool (ledger.Pending's figure) with the orchestrator's
 // figure for it, st's lock held; what it returns does the rest (logging,
 // a write-down) after the lock is released.
 //
@@ -492,7 +453,8 @@ func (h *hold) end(notOpened bool) {
 // comparison shows the same shortfall the books are written down by it
 // (a charge on the pool), so that later jobs are paid for in full.
 func (b *books) compare(p poolID, st *poolState, orch figure, source string, log *slog.Logger) func() {
-	books := st.settled
+	ref := p.ref()
+	books := b.pending.Projected(ref)
 	if !orch.exact && books.Cmp(ledger.Wei(legacyCap)) >= 0 {
 		return nil // go-livepeer's token balance saturates there
 	}
@@ -504,8 +466,7 @@ func (b *books) compare(p poolID, st *poolState, orch figure, source string, log
 	} else if short := diff.Neg(); st.suspect.Cmp(short) == 0 {
 		// Never below zero: a figure under zero (a lie, or a debt the
 		// orchestrator claims) takes the books to zero at most.
-		writeDown, st.suspect = ledger.MinAmount(short, ledger.MaxOf(books, ledger.Amount{})), ledger.Amount{}
-		st.settled = st.settled.Sub(writeDown)
+		writeDown, st.suspect = b.pending.WriteDown(ref, short), ledger.Amount{}
 		confirmed = true
 	} else {
 		st.suspect = short
@@ -540,11 +501,9 @@ func (b *books) compare(p poolID, st *poolState, orch figure, source string, log
 			return
 		}
 		key := "writedown:" + NewJobID()
-		if _, err := b.l.Charge(context.Background(), p.ref(), writeDown, writeDown, key); err != nil {
+		if _, err := b.l.Charge(context.Background(), ref, writeDown, writeDown, key); err != nil {
 			b.m.booksErrors.Inc()
-			b.mu.Lock()
-			b.state(p).settled = b.state(p).settled.Add(writeDown)
-			b.mu.Unlock()
+			b.pending.Restore(ref, writeDown)
 			log.Error("gateway books: write-down failed", append(attrs, "err", err)...)
 			return
 		}

@@ -114,7 +114,7 @@ type Gateway struct {
 	cfg       Config
 	log       *slog.Logger
 	m         *Metrics
-	sender    *pm.Sender
+	payer     Payer
 	signer    ethsig.Signer // nil offchain
 	senderHdr string        // Livepeer-Eth-Address, static per key
 	books     *books
@@ -166,7 +166,7 @@ func New(cfg Config) (*Gateway, error) {
 		sc.Signer = cfg.Signer
 		g.signer = cfg.Signer
 	}
-	g.sender = pm.NewSender(sc)
+	g.payer = &localPayer{sender: pm.NewSender(sc), budget: pm.DefaultRefreshThreshold}
 	js, err := wire.NewJobSender(g.signer)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: signing the sender header: %w", err)
@@ -174,7 +174,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.senderHdr, err = wire.EncodeJobSenderHeader(js); err != nil {
 		return nil, err
 	}
-	g.tokens = newTokenCache(cfg.TokenReuse, cfg.Now, g.sender, pm.DefaultRefreshThreshold)
+	g.tokens = newTokenCache(cfg.TokenReuse, cfg.Now, g.payer)
 	g.books = newBooks(cfg.Ledger, g.log, g.m, cfg.Now, cfg.SettleTime)
 	return g, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptrace"
 	"slices"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"byoc/ledger"
-	"byoc/pm"
-	"byoc/pmledger"
 	"byoc/wire"
 )
 
@@ -171,150 +168,209 @@ type attemptOutcome struct {
 	stale bool
 }
 
-// attempt runs the job at one orchestrator: pay (books first), send, and
-// either relay the answer (done) or report a failure that allows trying
-// the next orchestrator — only when no output has reached the client.
-func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o *offer, log *slog.Logger) attemptOutcome {
-	fail := func(stage Stage, status int, err error, detail string, sent bool) attemptOutcome {
-		return attemptOutcome{sent: sent, err: &AttemptError{Orchestrator: o.url, Stage: stage, Status: status, Err: err, Detail: detail}}
-	}
-	internal := func(err error) attemptOutcome {
-		log.Error("job refused: internal error", "err", err)
-		http.Error(w, "gateway error: "+err.Error(), http.StatusInternalServerError)
-		return attemptOutcome{done: true, res: result{outcome: "internal", status: http.StatusInternalServerError, orchestrator: o.url}}
-	}
-	id := j.attemptID()
-	bookCtx := context.WithoutCancel(ctx) // the books are finished even if the client leaves
+// attemptState is where an attempt is; its steps move it on, in order.
+type attemptState uint8
 
-	// Pay: open the hold in the books (drawing prepaid credit), then make
-	// tickets for what is missing.
-	var h *hold
-	var pay payment
+const (
+	attemptNew      attemptState = iota
+	attemptPaid                  // the hold is reserved and the payment made; nothing has left
+	attemptSent                  // the request is on its way (delivery says whether its payment left)
+	attemptAnswered              // the orchestrator answered (its status and headers are in)
+	attemptBroken                // no answer: a transport error, or given up on at the timeout
+	attemptSettled               // the books took the attempt's charge
+)
+
+// attempt is one job request to one orchestrator and its books. Its
+// steps run top to bottom, each reading what the ones before recorded:
+//
+//	pay     open the job's hold in the books (drawing prepaid credit) and
+//	        pay for the rest                                  → paid
+//	send    sign the request and send it with the payment; the books
+//	        record the payment the moment its headers are written,
+//	        alongside the request                             → sent
+//	answer  the orchestrator's status and headers             → answered
+//	        or none (transport error, timeout)                → broken
+//	settle  the charge into the books (capped at the hold)    → settled
+//	post    the charge and the close into the ledger: at once, or once
+//	        the client has its whole answer
+type attempt struct {
+	g     *Gateway
+	w     http.ResponseWriter
+	j     *job
+	o     *offer
+	id    string // the attempt's job ID
+	log   *slog.Logger
+	books context.Context // the books are finished even if the client leaves
+
+	state attemptState
+	hold  *hold   // nil for a free capability: no books
+	pay   Payment // what the payer made
+	// delivery records whether the request's headers, and so its
+	// payment, were written: the tickets are spent once they were.
+	delivery *delivery
+	began    time.Time     // when the request was sent
+	booked   ledger.Amount // the charge settle took into the books
+}
+
+// attempt runs the job at one orchestrator: pay, send, and either relay
+// the answer (done) or report a failure that allows trying the next
+// orchestrator — only when no output has reached the client.
+func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o *offer, log *slog.Logger) attemptOutcome {
+	a := &attempt{g: g, w: w, j: j, o: o, id: j.attemptID(), log: log, books: context.WithoutCancel(ctx)}
+	if out, ok := a.payStep(ctx); !ok {
+		return out
+	}
+	rctx, cancel := context.WithTimeout(ctx, j.timeout+g.cfg.JobMargin)
+	defer cancel()
+	req, out, ok := a.request(rctx)
+	if !ok {
+		return out
+	}
+	resp, err := a.send(req)
+	if err != nil {
+		return a.broken(ctx, rctx, err)
+	}
+	defer resp.Body.Close()
+	return a.answered(resp)
+}
+
+// payStep opens the job's hold in the books, drawing the prepaid credit it
+// can count on, then has the payer pay for what is missing: state paid.
+func (a *attempt) payStep(ctx context.Context) (attemptOutcome, bool) {
+	g, j, o := a.g, a.j, a.o
 	if o.price.Sign() > 0 {
 		required, err := ledger.CostOf(o.price, ledger.UnitsFor(max(j.timeout, g.cfg.MinCompute), time.Second))
 		if err != nil {
-			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
+			return a.fail(StagePayment, 0, ErrPayment, err.Error(), false), false
 		}
 		// A client's ID may have been used before: its hold is opened before
 		// paying, so a reused ID is refused up front. An ID the gateway made
 		// up is new: its hold opens while the request is on its way.
-		h, err = g.books.open(bookCtx, o, j.req.Capability, id, required, j.timeout+g.cfg.HoldTTLMargin, j.clientID, log)
+		h, err := g.books.open(a.books, o, j.req.Capability, a.id, required, j.timeout+g.cfg.HoldTTLMargin, j.clientID, a.log)
 		switch {
 		case errors.Is(err, ErrBooks):
-			return internal(err)
+			return a.internal(err), false
 		case err != nil:
-			return fail(StagePayment, 0, err, "", false)
+			return a.fail(StagePayment, 0, err, "", false), false
 		}
-		if pay, err = g.pay(ctx, j, o, required.Sub(h.drawn)); err != nil {
-			pay.end(g.sender)
-			h.cancel(bookCtx)
-			return fail(StagePayment, 0, ErrPayment, err.Error(), false)
+		a.hold = h
+		if a.pay, err = g.pay(ctx, j, o, a.id, required.Sub(h.drawn)); err != nil {
+			a.cancel()
+			return a.fail(StagePayment, 0, ErrPayment, err.Error(), false), false
 		}
-		defer pay.end(g.sender)
 	}
-	hdr, err := g.signedHeader(j, id)
-	if err != nil {
-		if h != nil {
-			h.cancel(bookCtx)
-		}
-		return internal(err)
-	}
+	a.state = attemptPaid
+	return attemptOutcome{}, true
+}
 
-	rctx, cancel := context.WithTimeout(ctx, j.timeout+g.cfg.JobMargin)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, o.service+j.path, bytes.NewReader(j.body))
+// request is the signed job request carrying the payment, traced so that
+// a.delivery records when its headers are written.
+func (a *attempt) request(rctx context.Context) (*http.Request, attemptOutcome, bool) {
+	hdr, err := a.g.signedHeader(a.j, a.id)
 	if err != nil {
-		if h != nil {
-			h.cancel(bookCtx)
-		}
-		return fail(StageJob, 0, ErrBadToken, err.Error(), false)
+		a.cancel()
+		return nil, a.internal(err), false
 	}
-	if ct := j.header.Get("Content-Type"); ct != "" {
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, a.o.service+a.j.path, bytes.NewReader(a.j.body))
+	if err != nil {
+		a.cancel()
+		return nil, a.fail(StageJob, 0, ErrBadToken, err.Error(), false), false
+	}
+	if ct := a.j.header.Get("Content-Type"); ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	if ae := j.header.Get("Accept-Encoding"); ae != "" {
+	if ae := a.j.header.Get("Accept-Encoding"); ae != "" {
 		req.Header.Set("Accept-Encoding", ae)
 	}
 	req.Header.Set(wire.HeaderJobRequest, hdr)
-	if pay.header != "" {
-		req.Header.Set(wire.PaymentHeader, pay.header)
+	if a.pay.Header != "" {
+		req.Header.Set(wire.PaymentHeader, a.pay.Header)
 	}
-	// The payment is spent once the headers carrying it are written: the
-	// books record it then, alongside the request (hold.book).
-	sent, ended := make(chan struct{}), make(chan struct{})
-	var sentOnce sync.Once
-	req = req.WithContext(httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
-		WroteHeaders: func() { sentOnce.Do(func() { close(sent) }) },
-	}))
-	if h != nil {
-		h.book(pay.credits, sent, ended)
+	a.delivery = &delivery{decided: make(chan struct{})}
+	return req.WithContext(httptrace.WithClientTrace(rctx, a.delivery.trace())), attemptOutcome{}, true
+}
+
+// send sends the request: state sent, then answered or broken. The payment
+// is spent once the headers carrying it are written; the books record it
+// then, alongside the request (hold.book), so a crash mid-job cannot lose
+// it, and not at all if they never were.
+func (a *attempt) send(req *http.Request) (*http.Response, error) {
+	if a.hold != nil {
+		a.hold.book(a.pay.Credits, a.delivery)
 	}
-	j.attempted++
-	began := g.cfg.Now()
-	resp, err := g.cfg.Client.Do(req)
-	close(ended)
-	tickets, paid := 0, ledger.Amount{}
-	if isClosed(sent) {
-		tickets, paid = len(pay.credits), pay.credit()
-	}
+	a.state = attemptSent
+	a.j.attempted++
+	a.began = a.g.cfg.Now()
+	resp, err := a.g.cfg.Client.Do(req)
+	a.delivery.end()
 	if err != nil {
-		// Nothing reached the client. The payment, if it left, is booked;
-		// whether the orchestrator took it is unknown, so the pool's figures
-		// settle before they are compared again.
-		timedOut := ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded)
-		var charged ledger.Amount
-		if h != nil {
-			if timedOut && isClosed(sent) {
-				// The orchestrator had the job all that time and may charge
-				// for all of it: the books take what it can be entitled to,
-				// timeout_seconds at its price (at most the hold), never
-				// less, so they never count credit it may have used.
-				charged = g.entitled(o, j)
-			}
-			charged = h.finish(bookCtx, paid, charged, figure{})
-			g.m.chargedWei.Add(approx(charged))
-		}
-		switch {
-		case ctx.Err() != nil:
-			return attemptOutcome{done: true, sent: true, res: result{outcome: "client_gone", orchestrator: o.url}}
-		case timedOut:
-			// The worker may have worked all that time: not run again.
-			msg := fmt.Sprintf("gateway timeout: the orchestrator %s did not answer within timeout_seconds (%d) + %s; gave up",
-				o.url, j.req.TimeoutSeconds, g.cfg.JobMargin)
-			http.Error(w, msg, http.StatusGatewayTimeout)
-			g.stats.failure(o.url, errors.New(msg))
-			return attemptOutcome{done: true, sent: true, res: result{outcome: "timeout", status: http.StatusGatewayTimeout,
-				orchestrator: o.url, tickets: tickets, paid: paid, charged: charged}}
-		}
-		g.stats.failure(o.url, err)
-		return fail(StageJob, 0, ErrTransport, err.Error(), true)
+		a.state = attemptBroken
+		return nil, err
 	}
-	defer resp.Body.Close()
+	a.state = attemptAnswered
+	return resp, nil
+}
+
+// broken ends an attempt the orchestrator did not answer. Nothing reached
+// the client. The payment, if it left, is booked; whether the orchestrator
+// took it is unknown, so the pool's figures settle before they are
+// compared again.
+func (a *attempt) broken(ctx, rctx context.Context, err error) attemptOutcome {
+	g, o := a.g, a.o
+	timedOut := ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded)
+	var b bill
+	if timedOut && a.delivery.left() {
+		// The orchestrator had the job all that time and may charge for
+		// all of it: the books take what it can be entitled to,
+		// timeout_seconds at its price (at most the hold), never less, so
+		// they never count credit it may have used.
+		b.charged = g.entitled(o, a.j)
+	}
+	charged := a.settle(b)
+	a.post()
+	switch {
+	case ctx.Err() != nil:
+		return attemptOutcome{done: true, sent: true, res: result{outcome: "client_gone", orchestrator: o.url}}
+	case timedOut:
+		// The worker may have worked all that time: not run again.
+		msg := fmt.Sprintf("gateway timeout: the orchestrator %s did not answer within timeout_seconds (%d) + %s; gave up",
+			o.url, a.j.req.TimeoutSeconds, g.cfg.JobMargin)
+		http.Error(a.w, msg, http.StatusGatewayTimeout)
+		g.stats.failure(o.url, errors.New(msg))
+		return attemptOutcome{done: true, sent: true, res: result{outcome: "timeout", status: http.StatusGatewayTimeout,
+			orchestrator: o.url, tickets: a.tickets(), paid: a.paid(), charged: charged}}
+	}
+	g.stats.failure(o.url, err)
+	return a.fail(StageJob, 0, ErrTransport, err.Error(), true)
+}
+
+// answered deals with the orchestrator's answer: a failure before any
+// worker output (retry elsewhere), a refused reused token (retry it
+// fresh), or the client's answer, relayed and settled.
+func (a *attempt) answered(resp *http.Response) attemptOutcome {
+	g, o := a.g, a.o
 	status := resp.StatusCode
-	if h != nil {
-		h.uncredited = uncredited(resp, paid)
+	if a.hold != nil {
+		a.hold.uncredited = uncredited(resp, a.paid())
 	}
 	_, workerAnswered := resp.Header[wire.HeaderMetadata]
-	balanceHdr := resp.Header.Get(wire.HeaderBalance)
+	// A Livepeer-Balance says the orchestrator admitted the job and may
+	// have charged for it; else it refused it before that.
+	withBalance := resp.Header.Get(wire.HeaderBalance) != ""
 
 	if (status >= 500 && status != http.StatusGatewayTimeout && !workerAnswered) || status == http.StatusTooManyRequests {
 		// The orchestrator failed, or is busy with our jobs (429), before
 		// any worker output: retry elsewhere.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2*maxErrorDetail))
-		if h != nil {
-			// A Livepeer-Balance says the orchestrator admitted the job and
-			// may have charged for it; else it refused it before that.
-			charged, claimed := g.chargedFor(o, resp, balanceHdr != "", relayResult{}, g.cfg.Now().Sub(began))
-			booked := h.finish(bookCtx, paid, charged, g.poolAfter(o, resp, relayResult{complete: true}))
-			g.overcharged(o, claimed, charged, booked, log)
-			g.m.chargedWei.Add(approx(booked))
-		}
+		charged, claimed := g.chargedFor(o, resp, withBalance, relayResult{}, g.cfg.Now().Sub(a.began))
+		a.settle(bill{charged: charged, claimed: claimed, after: g.poolAfter(o, resp, relayResult{complete: true})})
+		a.post()
 		err := ErrOrchestratorFailed
 		if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 			err = ErrNoCapacity
 		}
 		g.stats.failure(o.url, fmt.Errorf("job: %d %s", status, snippet(body)))
-		return fail(StageJob, status, err, snippet(body), true)
+		return a.fail(StageJob, status, err, snippet(body), true)
 	}
 
 	if o.reused && !workerAnswered && (status == http.StatusBadRequest || status == http.StatusPaymentRequired) {
@@ -323,11 +379,11 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 		// client's.
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 2*maxErrorDetail))
 		if bytes.HasPrefix(head, []byte("Invalid payment")) || bytes.Contains(head, []byte("Insufficient balance")) {
-			if h != nil {
-				// A refused payment (Livepeer-Payment-Credited: 0) left the
-				// orchestrator's side as it was.
-				h.finish(bookCtx, paid, ledger.Amount{}, figure{untouched: paid.Sign() > 0 && h.uncredited.Cmp(paid) == 0})
-			}
+			// A refused payment (Livepeer-Payment-Credited: 0) left the
+			// orchestrator's side as it was.
+			paid := a.paid()
+			a.settle(bill{after: figure{untouched: paid.Sign() > 0 && a.hold != nil && a.hold.uncredited.Cmp(paid) == 0}})
+			a.post()
 			return attemptOutcome{sent: true, stale: true, err: &AttemptError{Orchestrator: o.url, Stage: StageJob, Status: status,
 				Err: ErrStaleToken, Detail: snippet(head)}}
 		}
@@ -338,25 +394,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	}
 
 	// From here on the answer is the client's: never retried (D2).
-	sse := status == http.StatusOK && strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream")
-	out := w.Header()
-	copyHeader(out, resp.Header, sse)
-	out.Set(wire.HeaderOrchestratorURL, o.service)
-	if sse {
-		out.Set("Cache-Control", "no-cache")
-		out.Set("Connection", "keep-alive")
-		if _, ok := out[wire.HeaderBalance]; !ok {
-			out[wire.HeaderBalance] = []string{""} // go-livepeer's shape (D28); the balance comes in the stream
-		}
-	}
-	w.WriteHeader(status)
-	g.stats.jobDone(o.url, g.cfg.Now().Sub(began))
-	var rr relayResult
-	if sse {
-		rr = relaySSE(w, resp.Body)
-	} else {
-		rr = relayPlain(w, resp.Body)
-	}
+	rr := a.relay(resp)
 	res := result{outcome: "ok", status: status, orchestrator: o.url}
 	switch {
 	case rr.clientErr != nil:
@@ -364,41 +402,143 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o 
 	case status >= 300:
 		res.outcome = "relayed_error"
 	case rr.upstreamErr != nil:
-		log.Warn("the orchestrator's answer broke off", "err", rr.upstreamErr, "bytes", rr.bytes)
+		a.log.Warn("the orchestrator's answer broke off", "err", rr.upstreamErr, "bytes", rr.bytes)
 	}
-	if h != nil {
-		insufficient := (status == http.StatusPaymentRequired || status == http.StatusBadRequest) &&
-			bytes.Contains(rr.head, []byte("Insufficient balance"))
-		charged, claimed := ledger.Amount{}, false
-		if insufficient {
-			log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
-				"drawn_wei", h.drawn.String(), "paid_wei", pay.credit().String())
+	if a.hold != nil {
+		var b bill
+		if (status == http.StatusPaymentRequired || status == http.StatusBadRequest) && bytes.Contains(rr.head, []byte("Insufficient balance")) {
+			a.log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
+				"drawn_wei", a.hold.drawn.String(), "paid_wei", a.pay.Paid().String())
 		} else {
 			// 2xx, or an answer with Livepeer-Balance: it admitted the job.
-			charged, claimed = g.chargedFor(o, resp, status < 300 || balanceHdr != "", rr, g.cfg.Now().Sub(began))
+			b.charged, b.claimed = g.chargedFor(o, resp, status < 300 || withBalance, rr, g.cfg.Now().Sub(a.began))
 		}
-		booked := h.settle(paid, charged, g.poolAfter(o, resp, rr))
-		g.overcharged(o, claimed, charged, booked, log)
-		charged = booked
-		res.tickets, res.paid, res.charged = tickets, paid, charged
+		b.after = g.poolAfter(o, resp, rr)
+		res.tickets, res.paid, res.charged = a.tickets(), a.paid(), a.settle(b)
 		// The charge is posted once the client has its whole answer (the
 		// handler returns first, so a keep-alive connection is free for
 		// the client's next request); WaitIdle and Close wait for it.
-		res.post = func() {
-			h.post(bookCtx)
-			g.m.chargedWei.Add(approx(charged))
-		}
+		res.post = a.post
 	}
 	return attemptOutcome{done: true, sent: true, res: res}
 }
 
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
+// relay copies the orchestrator's answer to the client as it comes.
+func (a *attempt) relay(resp *http.Response) relayResult {
+	status := resp.StatusCode
+	sse := status == http.StatusOK && strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream")
+	out := a.w.Header()
+	copyHeader(out, resp.Header, sse)
+	out.Set(wire.HeaderOrchestratorURL, a.o.service)
+	if sse {
+		out.Set("Cache-Control", "no-cache")
+		out.Set("Connection", "keep-alive")
+		if _, ok := out[wire.HeaderBalance]; !ok {
+			out[wire.HeaderBalance] = []string{""} // go-livepeer's shape (D28); the balance comes in the stream
+		}
 	}
+	a.w.WriteHeader(status)
+	a.g.stats.jobDone(a.o.url, a.g.cfg.Now().Sub(a.began))
+	if sse {
+		return relaySSE(a.w, resp.Body)
+	}
+	return relayPlain(a.w, resp.Body)
+}
+
+// bill is what settle books for an attempt.
+type bill struct {
+	charged ledger.Amount // what the orchestrator charged, or the gateway's estimate
+	claimed bool          // charged is the orchestrator's own figure
+	after   figure        // its figure for our pool once it closed the job
+}
+
+// settle takes the attempt's charge into the books (memory only): at most
+// what the hold holds. It returns what was booked. State settled, once.
+func (a *attempt) settle(b bill) ledger.Amount {
+	if a.state == attemptSettled || a.hold == nil {
+		a.state = attemptSettled
+		return a.booked
+	}
+	a.state = attemptSettled
+	a.booked = a.hold.settle(a.paid(), b.charged, b.after)
+	a.g.overcharged(a.o, b.claimed, b.charged, a.booked, a.log)
+	return a.booked
+}
+
+// post writes what settle booked into the ledger: the charge and the
+// close of the hold.
+func (a *attempt) post() {
+	if a.hold == nil {
+		return
+	}
+	a.hold.post(a.books)
+	a.g.m.chargedWei.Add(approx(a.booked))
+}
+
+// cancel ends an attempt that sent nothing: its hold is closed with
+// nothing booked on it.
+func (a *attempt) cancel() {
+	if a.hold != nil {
+		a.hold.cancel(a.books)
+	}
+}
+
+// paid is what the attempt paid: its payment, if the request carrying it
+// was sent and its headers written (asked once the request is over).
+func (a *attempt) paid() ledger.Amount {
+	if !a.spent() {
+		return ledger.Amount{}
+	}
+	return a.pay.Paid()
+}
+
+// tickets is how many tickets the attempt paid.
+func (a *attempt) tickets() int {
+	if !a.spent() {
+		return 0
+	}
+	return len(a.pay.Credits)
+}
+
+// spent says whether the payment left: the request was sent (it is over)
+// and its headers were written.
+func (a *attempt) spent() bool {
+	return a.state >= attemptAnswered && a.delivery.left()
+}
+
+func (a *attempt) fail(stage Stage, status int, err error, detail string, sent bool) attemptOutcome {
+	return attemptOutcome{sent: sent, err: &AttemptError{Orchestrator: a.o.url, Stage: stage, Status: status, Err: err, Detail: detail}}
+}
+
+// internal answers the client 500: the gateway itself failed.
+func (a *attempt) internal(err error) attemptOutcome {
+	a.log.Error("job refused: internal error", "err", err)
+	http.Error(a.w, "gateway error: "+err.Error(), http.StatusInternalServerError)
+	return attemptOutcome{done: true, res: result{outcome: "internal", status: http.StatusInternalServerError, orchestrator: a.o.url}}
+}
+
+// delivery is what the gateway knows of a request's way out: whether its
+// headers — and the payment in them — were written before the request was
+// over. The HTTP client's trace records the write; end records the end.
+// Whichever comes first decides, once.
+type delivery struct {
+	once    sync.Once
+	decided chan struct{} // closed once decided
+	out     bool          // the headers were written (set before decided closes)
+}
+
+func (d *delivery) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{WroteHeaders: func() { d.once.Do(func() { d.out = true; close(d.decided) }) }}
+}
+
+// end records that the request is over (its response or error is in).
+func (d *delivery) end() { d.once.Do(func() { close(d.decided) }) }
+
+// left waits until it is decided and says whether the headers were
+// written.
+func (d *delivery) left() bool {
+	<-d.decided
+	return d.out
 }
 
 // bindingTTL is how long a bound request stays acceptable: it must reach
@@ -426,105 +566,36 @@ func (g *Gateway) signedHeader(j *job, id string) (string, error) {
 	return wire.EncodeJobRequestHeader(&send)
 }
 
-// payment is what one attempt pays: tickets from a session of their own
-// or one shared with other jobs reusing the same token.
-type payment struct {
-	session pm.SessionID
-	started bool   // a session of the attempt's own: ended with it
-	release func() // a shared session: let go of it
-	header  string
-	credits []ledger.PaymentCredit // one per ticket, as the orchestrator credits it
-}
-
-func (p payment) end(s *pm.Sender) {
-	if p.started {
-		s.EndSession(p.session)
-	}
-	if p.release != nil {
-		p.release()
-	}
-}
-
-func (p payment) credit() ledger.Amount { return sumCredits(p.credits) }
-
-// pay makes the tickets that bring the orchestrator's hold for the job up
-// by need: n = pm.TicketsNeeded(need, credit per ticket), where a ticket
-// earns what the orchestrator credits for it — its EV rounded down to a
-// whole wei (ledger.CreditFor), never the exact EV — so n tickets always
-// cover need. need ≤ 0 pays nothing. The tickets come from the session
-// the token's jobs share (tokens.go), or, when the token is not kept or
-// its session cannot take n more nonces, from a session of the attempt's
-// own, started from the token's params — fresh ones, asked for now, when
-// the token was reused.
-func (g *Gateway) pay(ctx context.Context, j *job, o *offer, need ledger.Amount) (payment, error) {
-	var p payment
+// pay has the payer pay o what is missing from the job's hold (need) for
+// attempt id: from the payment session the token's jobs share
+// (tokens.go), or, when the token is not kept or its session cannot take
+// the payment, from a session of the attempt's own — with fresh params,
+// asked for now, when the token was reused. need ≤ 0 pays nothing.
+func (g *Gateway) pay(ctx context.Context, j *job, o *offer, id string, need ledger.Amount) (Payment, error) {
 	if need.Sign() <= 0 {
-		return p, nil
+		return Payment{}, nil
 	}
-	tok := o.token
 	for fresh := false; ; fresh = true {
-		n, perTicket, err := ticketsFor(tok.TicketParams, need)
-		if err != nil {
-			return p, err
-		}
-		if ct := o.cached; ct != nil && tok == ct.res.offer.token {
-			sid, release, ok, err := g.tokens.take(ct, n)
-			if err != nil {
+		req := PayRequest{Orchestrator: o.url, Token: o.token, Price: o.price, Amount: need, JobID: id, Capability: j.req.Capability}
+		if ct := o.cached; ct != nil && ct.session != nil {
+			req.Shared = ct.session
+			p, err := g.payer.Pay(ctx, req)
+			if !errors.Is(err, ErrSessionSpent) {
 				return p, err
 			}
-			if ok {
-				p.session, p.release = sid, release
-				return p, g.makeTickets(&p, n, perTicket)
-			}
+			req.Shared = nil
 		}
 		if !o.reused || fresh {
-			if p.session, err = g.sender.StartSession(tok.TicketParams, tok.Price); err != nil {
-				return p, err
-			}
-			p.started = true
-			return p, g.makeTickets(&p, n, perTicket)
+			return g.payer.Pay(ctx, req)
 		}
 		// A reused token whose session is spent: ask for a fresh one (it
 		// replaces the old in the cache) and pay from it.
 		r := g.freshToken(ctx, j, o.url, snapshot{})
 		if r.err != nil {
-			return p, fmt.Errorf("fresh ticket params: %w", r.err)
+			return Payment{}, fmt.Errorf("fresh ticket params: %w", r.err)
 		}
-		tok, o = r.offer.token, r.offer
+		o = r.offer
 	}
-}
-
-// ticketsFor is how many tickets of params pay need, and what the
-// orchestrator credits for each.
-func ticketsFor(tp *wire.TicketParams, need ledger.Amount) (int, ledger.Amount, error) {
-	ev := pm.TicketEV(new(big.Int).SetBytes(tp.FaceValue), new(big.Int).SetBytes(tp.WinProb))
-	perTicket := ledger.CreditFor(ev)
-	if perTicket.IsZero() {
-		return 0, perTicket, fmt.Errorf("a ticket's expected value (%s wei) is below 1 wei", ev.FloatString(3))
-	}
-	n, _, err := pm.TicketsNeeded(need.Rat(), perTicket.Rat(), nil)
-	if err != nil {
-		return 0, perTicket, err
-	}
-	if n > wire.MaxTicketsPerPayment {
-		return 0, perTicket, fmt.Errorf("the job needs %d tickets of %s wei (more than %d in one payment): use a shorter timeout_seconds or an orchestrator with a larger ticket EV",
-			n, perTicket, wire.MaxTicketsPerPayment)
-	}
-	return n, perTicket, nil
-}
-
-// makeTickets signs n tickets in p's session and encodes the payment.
-func (g *Gateway) makeTickets(p *payment, n int, perTicket ledger.Amount) error {
-	batch, err := g.sender.CreateTicketBatch(p.session, n)
-	if err != nil {
-		return err
-	}
-	p.header = wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC))
-	p.credits = make([]ledger.PaymentCredit, len(batch.Tickets))
-	for i, t := range batch.Tickets {
-		p.credits[i] = ledger.PaymentCredit{Key: pmledger.TicketKey(t.Hash), Amount: perTicket}
-	}
-	return nil
 }
 
 // chargedFor is what the orchestrator charged the attempt for compute:

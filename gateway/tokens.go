@@ -3,8 +3,6 @@ package gateway
 import (
 	"sync"
 	"time"
-
-	"byoc/pm"
 )
 
 // Token reuse.
@@ -17,11 +15,12 @@ import (
 // default) and jobs in that time skip the request:
 //
 //   - A usable token's ticket params serve the jobs that reuse it through
-//     one PM session shared by them: nonces come from one counter, so no
-//     two tickets repeat one, and a session takes at most the sender's
-//     refresh threshold of nonces (500; the recipient accepts 600 per
-//     recipientRandHash). A job whose tickets would pass that asks for a
-//     fresh token there and then, which replaces the old one.
+//     one payment session shared by them (the Payer's: with the local key
+//     a PM session, whose nonces come from one counter, so no two tickets
+//     repeat one, and which takes at most the sender's refresh threshold
+//     of nonces, 500; the recipient accepts 600 per recipientRandHash). A
+//     job whose payment the session cannot take asks for a fresh token
+//     there and then, which replaces the old one.
 //   - A refusal (unknown capability, no capacity, too dear, a transport
 //     error) is kept as long, so a bad orchestrator is not asked on every
 //     job. Timeouts are not kept: they say nothing of the next request.
@@ -36,10 +35,9 @@ import (
 // sizes those jobs' payments, and answers keep reconciling the books
 // (Livepeer-Balance).
 type tokenCache struct {
-	ttl    time.Duration // ≤ 0: off
-	now    func() time.Time
-	sender *pm.Sender
-	budget uint32 // nonces one shared session may take
+	ttl   time.Duration // ≤ 0: off
+	now   func() time.Time
+	payer Payer
 
 	mu sync.Mutex
 	m  map[tokenKey]*cachedToken
@@ -48,21 +46,15 @@ type tokenCache struct {
 type tokenKey struct{ url, capability string }
 
 // cachedToken is one orchestrator's answer to a token request, and for a
-// usable priced token the PM session the jobs reusing it share.
+// usable token the payment session the jobs reusing it share.
 type cachedToken struct {
-	res tokenResult
-	at  time.Time
-
-	mu      sync.Mutex
-	session pm.SessionID
-	started bool
-	nonces  uint32 // taken by tickets so far
-	users   int    // payments using the session now
-	retired bool   // replaced, dropped or expired: no new users
+	res     tokenResult
+	at      time.Time
+	session PaySession // nil without an offer; retired with the token
 }
 
-func newTokenCache(ttl time.Duration, now func() time.Time, sender *pm.Sender, budget uint32) *tokenCache {
-	return &tokenCache{ttl: ttl, now: now, sender: sender, budget: budget, m: map[tokenKey]*cachedToken{}}
+func newTokenCache(ttl time.Duration, now func() time.Time, payer Payer) *tokenCache {
+	return &tokenCache{ttl: ttl, now: now, payer: payer, m: map[tokenKey]*cachedToken{}}
 }
 
 // get returns the answer u gave for capability within the reuse time:
@@ -102,6 +94,7 @@ func (c *tokenCache) put(u, capability string, r tokenResult) tokenResult {
 	if r.offer != nil {
 		o := *r.offer
 		ct.res.offer = &o
+		ct.session = c.payer.Share(o.token)
 		o2 := o
 		o2.cached = ct
 		r.offer = &o2
@@ -137,41 +130,7 @@ func (c *tokenCache) retireLocked(k tokenKey, ct *cachedToken) {
 	if c.m[k] == ct {
 		delete(c.m, k)
 	}
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
-	ct.retired = true
-	if ct.started && ct.users == 0 {
-		c.sender.EndSession(ct.session)
-		ct.started = false
+	if ct.session != nil {
+		ct.session.Retire()
 	}
-}
-
-// take reserves n nonces of ct's shared session for one payment, starting
-// the session on first use. ok is false when the token is retired or its
-// session cannot take n more nonces: the payment needs a fresh token.
-// release must be called once the payment's tickets are made.
-func (c *tokenCache) take(ct *cachedToken, n int) (sid pm.SessionID, release func(), ok bool, err error) {
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
-	if ct.retired || n < 0 || uint64(ct.nonces)+uint64(n) > uint64(c.budget) {
-		return pm.SessionID{}, nil, false, nil
-	}
-	if !ct.started {
-		tok := ct.res.offer.token
-		if ct.session, err = c.sender.StartSession(tok.TicketParams, tok.Price); err != nil {
-			return pm.SessionID{}, nil, false, err
-		}
-		ct.started = true
-	}
-	ct.nonces += uint32(n)
-	ct.users++
-	return ct.session, func() {
-		ct.mu.Lock()
-		defer ct.mu.Unlock()
-		ct.users--
-		if ct.retired && ct.started && ct.users == 0 {
-			c.sender.EndSession(ct.session)
-			ct.started = false
-		}
-	}, true, nil
 }

@@ -124,23 +124,22 @@ func TestPaySizesByCreditedEV(t *testing.T) {
 	}
 	o := &offer{token: tok}
 	ctx, j := context.Background(), &job{req: &wire.JobRequest{Capability: "echo"}}
-	p, err := g.pay(ctx, j, o, ledger.Wei(100050))
+	p, err := g.pay(ctx, j, o, "job", ledger.Wei(100050))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.end(g.sender)
-	if len(p.credits) != 101 || amountOf(p.credit()) != 101000 {
-		t.Errorf("%d tickets worth %s, want 101 worth 101000", len(p.credits), p.credit())
+	if len(p.Credits) != 101 || amountOf(p.Paid()) != 101000 {
+		t.Errorf("%d tickets worth %s, want 101 worth 101000", len(p.Credits), p.Paid())
 	}
 	exact, _, _ := pm.TicketsNeeded(big.NewRat(100050, 1), ev, nil)
 	if exact != 100 {
 		t.Errorf("with the exact EV it would be %d tickets", exact)
 	}
-	if p, err := g.pay(ctx, j, o, ledger.Amount{}); err != nil || len(p.credits) != 0 || p.header != "" {
+	if p, err := g.pay(ctx, j, o, "job", ledger.Amount{}); err != nil || len(p.Credits) != 0 || p.Header != "" {
 		t.Errorf("nothing needed: %+v %v", p, err)
 	}
 	tok.TicketParams.WinProb = big.NewInt(1).Bytes() // EV far below a wei
-	if _, err := g.pay(ctx, j, o, ledger.Wei(1)); err == nil || !strings.Contains(err.Error(), "below 1 wei") {
+	if _, err := g.pay(ctx, j, o, "job", ledger.Wei(1)); err == nil || !strings.Contains(err.Error(), "below 1 wei") {
 		t.Errorf("sub-wei EV: %v", err)
 	}
 }
@@ -224,8 +223,9 @@ func TestRelaySSE(t *testing.T) {
 // once it is retired and no payment uses it.
 func TestTokenCacheSharesOneSession(t *testing.T) {
 	g := testGateway(t, true)
+	lp := &localPayer{sender: g.payer.(*localPayer).sender, budget: 5}
 	now := time.Unix(1000, 0)
-	c := newTokenCache(time.Second, func() time.Time { return now }, g.sender, 5)
+	c := newTokenCache(time.Second, func() time.Time { return now }, lp)
 	tok := recordedToken(t)
 	r := c.put("https://o", "echo", tokenResult{url: "https://o", offer: &offer{url: "https://o", token: tok}})
 	if r.offer.cached == nil || r.offer.reused {
@@ -236,22 +236,23 @@ func TestTokenCacheSharesOneSession(t *testing.T) {
 		t.Fatalf("reuse: %+v %v", got.offer, ok)
 	}
 	ct := r.offer.cached
-	sid1, rel1, ok1, err := c.take(ct, 3)
-	if err != nil || !ok1 {
-		t.Fatalf("take 3: %v %v", ok1, err)
+	s := ct.session.(*localSession)
+	sid1, rel1, err := s.take(3)
+	if err != nil {
+		t.Fatalf("take 3: %v", err)
 	}
-	b1, err := g.sender.CreateTicketBatch(sid1, 3)
+	b1, err := lp.sender.CreateTicketBatch(sid1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok, _ := c.take(ct, 3); ok {
-		t.Fatal("a sixth nonce was handed out past the budget of 5")
+	if _, _, err := s.take(3); !errors.Is(err, ErrSessionSpent) {
+		t.Fatalf("a sixth nonce was handed out past the budget of 5: %v", err)
 	}
-	sid2, rel2, ok2, err := c.take(ct, 2)
-	if err != nil || !ok2 || sid2 != sid1 {
-		t.Fatalf("take 2: %v %v, same session %v", ok2, err, sid2 == sid1)
+	sid2, rel2, err := s.take(2)
+	if err != nil || sid2 != sid1 {
+		t.Fatalf("take 2: %v, same session %v", err, sid2 == sid1)
 	}
-	b2, err := g.sender.CreateTicketBatch(sid2, 2)
+	b2, err := lp.sender.CreateTicketBatch(sid2, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,15 +270,31 @@ func TestTokenCacheSharesOneSession(t *testing.T) {
 	if _, ok := c.get("https://o", "echo"); ok {
 		t.Fatal("an expired token was reused")
 	}
-	if g.sender.Sessions() != 1 {
-		t.Fatalf("the session ended while a payment still used it: %d sessions", g.sender.Sessions())
+	if lp.sender.Sessions() != 1 {
+		t.Fatalf("the session ended while a payment still used it: %d sessions", lp.sender.Sessions())
 	}
 	rel2()
-	if g.sender.Sessions() != 0 {
-		t.Fatalf("the retired session was not ended: %d sessions", g.sender.Sessions())
+	if lp.sender.Sessions() != 0 {
+		t.Fatalf("the retired session was not ended: %d sessions", lp.sender.Sessions())
 	}
-	if _, _, ok, _ := c.take(ct, 1); ok {
-		t.Fatal("a retired token's session was used")
+	if _, _, err := s.take(1); !errors.Is(err, ErrSessionSpent) {
+		t.Fatalf("a retired token's session was used: %v", err)
+	}
+	// A payment from the shared session that it cannot take says so, and
+	// one of its own is made and its session ended at once.
+	ct2 := c.put("https://o", "echo", tokenResult{url: "https://o", offer: &offer{url: "https://o", token: tok}}).offer.cached
+	req := PayRequest{Token: tok, Amount: ledger.Wei(1), Shared: ct2.session}
+	ev := pm.TicketEV(new(big.Int).SetBytes(tok.TicketParams.FaceValue), new(big.Int).SetBytes(tok.TicketParams.WinProb))
+	req.Amount = ledger.CreditFor(ev).Add(ledger.CreditFor(ev)).Add(ledger.CreditFor(ev)) // 3 tickets
+	if p, err := lp.Pay(context.Background(), req); err != nil || len(p.Credits) != 3 {
+		t.Fatalf("shared payment: %d tickets, %v", len(p.Credits), err)
+	}
+	if _, err := lp.Pay(context.Background(), req); !errors.Is(err, ErrSessionSpent) {
+		t.Fatalf("the shared session took 6 nonces with a budget of 5: %v", err)
+	}
+	req.Shared = nil
+	if p, err := lp.Pay(context.Background(), req); err != nil || len(p.Credits) != 3 {
+		t.Fatalf("own payment: %d tickets, %v", len(p.Credits), err)
 	}
 	// Timeouts are not kept; refusals are.
 	c.put("https://slow", "echo", tokenResult{url: "https://slow", err: &AttemptError{Err: ErrTimeout}})
