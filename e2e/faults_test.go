@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/ledger/sqlite"
 	"byoc/wire"
@@ -56,13 +56,13 @@ func TestFaultOrchestratorKilledUnderLoad(t *testing.T) {
 	if *long {
 		kills, clients = 8, 16
 	}
-	dir, addr := t.TempDir(), FreePort(t)
+	dir, addr := t.TempDir(), testnet.FreePort(t)
 	url := "https://" + addr
-	args := []string{"orchestrator", "--secret", Secret, "--data-dir", dir, "--listen", url, "--admin-listen", "",
+	args := []string{"orchestrator", "--secret", testnet.Secret, "--data-dir", dir, "--listen", url, "--admin-listen", "",
 		"--ticket-ev", "1000", "--min-compute", "2s", "--hold-ttl-margin", "1s", "--sweep-interval", "100ms"}
-	w := StartWorker(t)
-	orch := StartProcess(t, "serving", args...)
-	Register(t, url, w, worker.Sleep, "sleep", 1000, 64)
+	w := testnet.StartWorker(t)
+	orch := testnet.StartProcess(t, "serving", args...)
+	testnet.Register(t, url, w, worker.Sleep, "sleep", 1000, 64)
 
 	var (
 		mu         sync.Mutex
@@ -71,14 +71,14 @@ func TestFaultOrchestratorKilledUnderLoad(t *testing.T) {
 		stop       atomic.Bool
 		up         atomic.Bool
 		wg         sync.WaitGroup
-		keyByIndex = []string{KeyA, KeyB}
+		keyByIndex = []string{testnet.KeyA, testnet.KeyB}
 	)
 	up.Store(true)
 	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := NewClient(t, url, keyByIndex[i%2])
+			c := testnet.NewClient(t, url, keyByIndex[i%2])
 			for j := 0; !stop.Load(); j++ {
 				if !up.Load() {
 					time.Sleep(10 * time.Millisecond) // the node is being restarted
@@ -95,8 +95,8 @@ func TestFaultOrchestratorKilledUnderLoad(t *testing.T) {
 				}
 				payment, keys := c.PayTickets(tok, 3)
 				ops.Add(1)
-				r := c.Job(JobSpec{Capability: "sleep", ID: fmt.Sprintf("c%d-%d", i, j), Timeout: 3,
-					Body: SleepBody(time.Duration(20+j%5*40) * time.Millisecond), Payment: payment})
+				r := c.Job(testnet.JobSpec{Capability: "sleep", ID: fmt.Sprintf("c%d-%d", i, j), Timeout: 3,
+					Body: testnet.SleepBody(time.Duration(20+j%5*40) * time.Millisecond), Payment: payment})
 				if r.Err == nil && r.Status == http.StatusOK {
 					oks.Add(1)
 					mu.Lock()
@@ -108,20 +108,20 @@ func TestFaultOrchestratorKilledUnderLoad(t *testing.T) {
 	}
 	for k := range kills {
 		target := oks.Load() + 40
-		Eventually(t, "load before the kill", func() bool { return oks.Load() >= target })
+		testnet.Eventually(t, "load before the kill", func() bool { return oks.Load() >= target })
 		up.Store(false)
 		orch.Kill9()
-		orch = StartProcess(t, "serving", args...)
-		Register(t, url, w, worker.Sleep, "sleep", 1000, 64)
+		orch = testnet.StartProcess(t, "serving", args...)
+		testnet.Register(t, url, w, worker.Sleep, "sleep", 1000, 64)
 		up.Store(true)
 		t.Logf("kill %d done after %d acknowledged jobs", k+1, oks.Load())
 	}
 	target := oks.Load() + 40
-	Eventually(t, "load after the last restart", func() bool { return oks.Load() >= target })
+	testnet.Eventually(t, "load after the last restart", func() bool { return oks.Load() >= target })
 	stop.Store(true)
 	wg.Wait()
 	// Holds cut off by a kill expire after their TTL (3 s + 1 s).
-	Eventually(t, "every hold to close", func() bool { return openJobs(t, dir) == 0 })
+	testnet.Eventually(t, "every hold to close", func() bool { return openJobs(t, dir) == 0 })
 	orch.Cmd.Process.Signal(os.Interrupt)
 	orch.Cmd.Wait()
 
@@ -135,7 +135,7 @@ func TestFaultOrchestratorKilledUnderLoad(t *testing.T) {
 
 // openJobs counts open holds in the ledger at dir (read while the node runs).
 func openJobs(t *testing.T, dir string) int {
-	out, err := exec.Command(ByocBinary(t), "ledger", "jobs", "--data-dir", dir, "--json").Output()
+	out, err := exec.Command(testnet.ByocBinary(t), "ledger", "jobs", "--data-dir", dir, "--json").Output()
 	if err != nil {
 		t.Fatalf("byoc ledger jobs: %v", err)
 	}
@@ -198,13 +198,13 @@ func TestFaultGatewayKilledMidStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	orch := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, orch.URL, w, worker.SSE, "sse", 1000, 4)
-	gwDir, gwAddr := t.TempDir(), FreePort(t)
+	orch := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, orch.URL, w, worker.SSE, "sse", 1000, 4)
+	gwDir, gwAddr := t.TempDir(), testnet.FreePort(t)
 	args := []string{"gateway", "--orch-addr", orch.URL, "--data-dir", gwDir, "--listen", gwAddr, "--admin-listen", "",
-		"--dev-key", KeyA, "--min-compute", "5s", "--hold-ttl-margin", "1s"}
-	gw := StartProcess(t, "gateway serving", args...)
+		"--dev-key", testnet.KeyA, "--min-compute", "5s", "--hold-ttl-margin", "1s"}
+	gw := testnet.StartProcess(t, "gateway serving", args...)
 	hdr, _ := json.Marshal(wire.JobRequest{ID: "stream", Request: "{}", Parameters: "{}", Capability: "sse", TimeoutSeconds: 3})
 	req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/process/request/", strings.NewReader(`{"events":100,"interval_ms":100}`))
 	req.Header.Set(wire.HeaderJobRequest, base64.StdEncoding.EncodeToString(hdr))
@@ -219,16 +219,16 @@ func TestFaultGatewayKilledMidStream(t *testing.T) {
 	}
 	gw.Kill9()
 	resp.Body.Close()
-	sender := NewClient(t, orch.URL, KeyA).Addr()
+	sender := testnet.NewClient(t, orch.URL, testnet.KeyA).Addr()
 	job := ledger.JobKey{Sender: sender, JobID: "stream"}.Ref()
-	Eventually(t, "the orchestrator to close the stream's hold", func() bool {
+	testnet.Eventually(t, "the orchestrator to close the stream's hold", func() bool {
 		a, err := orch.Ledger.Account(context.Background(), job)
 		return err == nil && a.State.IsFinal()
 	})
-	st := Statement(t, orch, sender, "stream")
-	StartProcess(t, "gateway serving", args...)
-	Eventually(t, "the gateway's books to release their hold", func() bool { return openJobs(t, gwDir) == 0 })
-	Verify(t, orch)
+	st := testnet.Statement(t, orch, sender, "stream")
+	testnet.StartProcess(t, "gateway serving", args...)
+	testnet.Eventually(t, "the gateway's books to release their hold", func() bool { return openJobs(t, gwDir) == 0 })
+	testnet.Verify(t, orch)
 	rep := checkBooks(t, gwDir, nil)
 	if rep.Credited.Cmp(st.Credited) != 0 {
 		t.Errorf("the gateway booked %s paid, the orchestrator credited %s", rep.Credited, st.Credited)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/ledger/postgres"
 )
@@ -47,7 +47,7 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 	if err := os.Chown(root, uid, gid); err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := splitHostPort(FreePort(t))
+	_, port, _ := splitHostPort(testnet.FreePort(t))
 	p := &privatePostgres{t: t, bin: filepath.Dir(bins[0]), data: filepath.Join(root, "data"), port: port,
 		runAsOwner: []string{"runuser", "-u", "postgres", "--"}}
 	p.run(filepath.Join(p.bin, "initdb"), "-D", p.data, "-A", "trust", "-U", "postgres", "--no-sync")
@@ -152,12 +152,12 @@ func TestFaultPostgresRestartUnderLoad(t *testing.T) {
 	}
 	for range restarts {
 		target := acked.Load() + 400
-		Eventually(t, "load before the crash", func() bool { return acked.Load() >= target })
+		testnet.Eventually(t, "load before the crash", func() bool { return acked.Load() >= target })
 		pg.stop("immediate")
 		pg.start()
 	}
 	target := acked.Load() + 400
-	Eventually(t, "load after the last restart", func() bool { return acked.Load() >= target })
+	testnet.Eventually(t, "load after the last restart", func() bool { return acked.Load() >= target })
 	stop.Store(true)
 	wg.Wait()
 

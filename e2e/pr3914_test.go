@@ -27,7 +27,7 @@ import (
 
 	"byoc/ethsig"
 	"byoc/gateway"
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/ledger/sqlstore"
 	"byoc/orchestrator"
@@ -54,16 +54,16 @@ type stack struct {
 func newStack(t *testing.T, tweak func(*orchestrator.NodeConfig)) *stack {
 	t.Helper()
 	s := &stack{t: t}
-	s.orch = StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) {
+	s.orch = testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) {
 		c.Orchestrator.MinCompute = minCompute
 		c.Orchestrator.MaxOpenJobsPerSender = 256
 		if tweak != nil {
 			tweak(c)
 		}
 	})
-	s.worker = StartWorker(t)
+	s.worker = testnet.StartWorker(t)
 	for _, c := range []string{worker.Reverse, worker.Sleep, worker.SSE} {
-		Register(t, s.orch.URL, s.worker, c, c, price, 256)
+		testnet.Register(t, s.orch.URL, s.worker, c, c, price, 256)
 	}
 	s.gw = s.startGateway(t.TempDir())
 	s.sender = s.gw.Address()
@@ -73,7 +73,7 @@ func newStack(t *testing.T, tweak func(*orchestrator.NodeConfig)) *stack {
 
 func (s *stack) startGateway(dir string) *gateway.Node {
 	s.t.Helper()
-	signer, err := ethsig.KeySignerFromHex(KeyA)
+	signer, err := ethsig.KeySignerFromHex(testnet.KeyA)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -91,22 +91,22 @@ func (s *stack) startGateway(dir string) *gateway.Node {
 
 // submit sends a job to the gateway as a client does: an unsigned Livepeer
 // header; id may be "" (the gateway then makes one up).
-func (s *stack) submit(capability, id, body string, timeout int) JobResult {
+func (s *stack) submit(capability, id, body string, timeout int) testnet.JobResult {
 	return submitTo(s.t, s.gw.URL, capability, id, body, timeout)
 }
 
-func submitTo(t *testing.T, gwURL, capability, id, body string, timeout int) JobResult {
+func submitTo(t *testing.T, gwURL, capability, id, body string, timeout int) testnet.JobResult {
 	hdr, _ := json.Marshal(wire.JobRequest{ID: id, Request: "{}", Parameters: "{}", Capability: capability, TimeoutSeconds: timeout})
 	req, _ := http.NewRequest(http.MethodPost, gwURL+"/process/request/", strings.NewReader(body))
 	req.Header.Set(wire.HeaderJobRequest, base64.StdEncoding.EncodeToString(hdr))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return JobResult{Err: err}
+		return testnet.JobResult{Err: err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return JobResult{Status: resp.StatusCode, Header: resp.Header, Body: string(b), Err: err}
+	return testnet.JobResult{Status: resp.StatusCode, Header: resp.Header, Body: string(b), Err: err}
 }
 
 // settle waits until the gateway has posted its books and the
@@ -116,7 +116,7 @@ func (s *stack) settle() {
 	if err := s.gw.WaitIdle(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}
-	Eventually(s.t, "every hold to close", func() bool { return s.openJobs() == 0 })
+	testnet.Eventually(s.t, "every hold to close", func() bool { return s.openJobs() == 0 })
 }
 
 func (s *stack) openJobs() int {
@@ -128,18 +128,18 @@ func (s *stack) openJobs() int {
 }
 
 func (s *stack) pool(capability string) int64 {
-	return Balance(s.t, s.orch, Pool(s.sender, capability))
+	return testnet.Balance(s.t, s.orch, testnet.Pool(s.sender, capability))
 }
 
 func (s *stack) statement(id string) ledger.Statement {
-	return Statement(s.t, s.orch, s.sender, id)
+	return testnet.Statement(s.t, s.orch, s.sender, id)
 }
 
 // verify checks both ledgers (after a sweep) and that the gateway's books
 // hold what the orchestrator holds for it.
 func (s *stack) verify() {
 	s.t.Helper()
-	Verify(s.t, s.orch)
+	testnet.Verify(s.t, s.orch)
 	ctx := context.Background()
 	if _, err := s.gw.Ledger.ExpireJobs(ctx); err != nil {
 		s.t.Fatal(err)
@@ -162,7 +162,7 @@ func (s *stack) booksAgree() {
 		s.t.Fatal(err)
 	}
 	for _, p := range pools {
-		if got := s.pool(p.Capability); Amount(p.Balance) != got {
+		if got := s.pool(p.Capability); testnet.Amount(p.Balance) != got {
 			s.t.Errorf("%s: gateway books %s, orchestrator %d", p.Capability, p.Balance, got)
 		}
 	}
@@ -172,7 +172,7 @@ func (s *stack) booksAgree() {
 // account a ticket credits is decided by the request it arrives with; no
 // ticket credits twice; winning tickets are queued whatever they credited.
 func TestPR3914_1_PMSessionAlignment(t *testing.T) {
-	s := newStack(t, func(c *orchestrator.NodeConfig) { c.MaxFaceValue = big.NewInt(2 * TestEV.Int64()) }) // tickets win half the time
+	s := newStack(t, func(c *orchestrator.NodeConfig) { c.MaxFaceValue = big.NewInt(2 * testnet.TestEV.Int64()) }) // tickets win half the time
 	// Through the gateway: one payment, with the first job, funds three.
 	for i, id := range []string{"first", "second", "third"} {
 		timeout := 10 // the later jobs need 10 s of credit: the pool has it
@@ -186,27 +186,27 @@ func TestPR3914_1_PMSessionAlignment(t *testing.T) {
 		s.settle()
 	}
 	first, second, third := s.statement("first"), s.statement("second"), s.statement("third")
-	if Amount(first.Credited) != 20000 || !second.Credited.IsZero() || !third.Credited.IsZero() ||
-		Amount(second.Drawn) == 0 || Amount(third.Drawn) == 0 {
+	if testnet.Amount(first.Credited) != 20000 || !second.Credited.IsZero() || !third.Credited.IsZero() ||
+		testnet.Amount(second.Drawn) == 0 || testnet.Amount(third.Drawn) == 0 {
 		t.Errorf("credited %s / %s / %s, drawn %s / %s", first.Credited, second.Credited, third.Credited, second.Drawn, third.Drawn)
 	}
 
 	// One session's tickets, split over two requests by a gateway: each
 	// batch credits the job it came with; a batch sent again credits nothing.
-	c := NewClient(t, s.orch.URL, KeyB)
+	c := testnet.NewClient(t, s.orch.URL, testnet.KeyB)
 	tok := c.Token(worker.Reverse, "")
 	payA, keysA := c.PayTickets(tok, 8)
 	payB, keysB := c.PayTickets(tok, 8) // same session: nonces 9..16
 	for _, j := range []struct{ id, pay string }{{"a", payA}, {"b", payB}} {
-		if r := c.Job(JobSpec{Capability: worker.Reverse, ID: j.id, Body: "x", Payment: j.pay}); r.Status != http.StatusOK {
+		if r := c.Job(testnet.JobSpec{Capability: worker.Reverse, ID: j.id, Body: "x", Payment: j.pay}); r.Status != http.StatusOK {
 			t.Fatalf("job %s: %d %s", j.id, r.Status, r.Body)
 		}
 	}
-	if r := c.Job(JobSpec{Capability: worker.Reverse, ID: "again", Body: "x", Payment: payA}); r.Status != http.StatusBadRequest {
+	if r := c.Job(testnet.JobSpec{Capability: worker.Reverse, ID: "again", Body: "x", Payment: payA}); r.Status != http.StatusBadRequest {
 		t.Errorf("a batch sent twice: %d %s", r.Status, r.Body)
 	}
-	a, b := Statement(t, s.orch, c.Addr(), "a"), Statement(t, s.orch, c.Addr(), "b")
-	if Amount(a.Credited) != 8000 || Amount(b.Credited) != 8000 {
+	a, b := testnet.Statement(t, s.orch, c.Addr(), "a"), testnet.Statement(t, s.orch, c.Addr(), "b")
+	if testnet.Amount(a.Credited) != 8000 || testnet.Amount(b.Credited) != 8000 {
 		t.Errorf("job a credited %s, job b %s; want 8000 each", a.Credited, b.Credited)
 	}
 	entriesOf := func(st ledger.Statement) map[string]bool {
@@ -258,7 +258,7 @@ func TestPR3914_2_PrepaidCredit(t *testing.T) {
 		}
 		s.settle()
 		st := s.statement(id)
-		if !st.Credited.IsZero() || Amount(st.Drawn) != 10000 || Amount(st.Charged) != 1000 || Amount(st.Released) != 9000 {
+		if !st.Credited.IsZero() || testnet.Amount(st.Drawn) != 10000 || testnet.Amount(st.Charged) != 1000 || testnet.Amount(st.Released) != 9000 {
 			t.Errorf("%s: credited %s drawn %s charged %s released %s", id, st.Credited, st.Drawn, st.Charged, st.Released)
 		}
 	}
@@ -276,7 +276,7 @@ func TestPR3914_3_FirstTokenSignal(t *testing.T) {
 	s.submit(worker.Reverse, "fund", `{"text":"x"}`, 60)
 	s.settle()
 	pool := s.pool(worker.Reverse)
-	c := NewClient(t, s.orch.URL, KeyA) // the gateway's own key: its tokens
+	c := testnet.NewClient(t, s.orch.URL, testnet.KeyA) // the gateway's own key: its tokens
 	if tok := c.Token(worker.Sleep, ""); tok.Balance != 0 || tok.PoolBalance != "0" {
 		t.Errorf("token for an unfunded capability: %+v", tok)
 	}
@@ -284,9 +284,9 @@ func TestPR3914_3_FirstTokenSignal(t *testing.T) {
 	if tok.Balance != pool || tok.PoolBalance != fmt.Sprint(pool) || tok.JobBalance != "" {
 		t.Errorf("first token: balance %d pool %q job %q; want the pool %d", tok.Balance, tok.PoolBalance, tok.JobBalance, pool)
 	}
-	done := make(chan JobResult)
-	go func() { done <- s.submit(worker.Sleep, "running", SleepBody(time.Second), 20) }()
-	Eventually(t, "the job's hold to open", func() bool { return c.Token(worker.Sleep, "running").JobBalance != "" })
+	done := make(chan testnet.JobResult)
+	go func() { done <- s.submit(worker.Sleep, "running", testnet.SleepBody(time.Second), 20) }()
+	testnet.Eventually(t, "the job's hold to open", func() bool { return c.Token(worker.Sleep, "running").JobBalance != "" })
 	tok = c.Token(worker.Sleep, "running")
 	if tok.JobBalance != "20000" || tok.Balance != 20000 || tok.PoolBalance != "0" {
 		t.Errorf("token for the running job: balance %d job %q pool %q", tok.Balance, tok.JobBalance, tok.PoolBalance)
@@ -328,7 +328,7 @@ func TestPR3914_4_BoundedState(t *testing.T) {
 			withBalance++
 		}
 	}
-	rep := Verify(t, s.orch)
+	rep := testnet.Verify(t, s.orch)
 	if len(jobs) != n || rep.OpenJobs != 0 || len(pools) != 1 || withBalance != 1 {
 		t.Errorf("%d job accounts (%d open), %d pools, %d accounts holding money; want %d closed, 1 pool holding it all",
 			len(jobs), rep.OpenJobs, len(pools), withBalance, n)
@@ -346,50 +346,50 @@ func TestPR3914_5_ResidualCarryOver(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	s := newStack(t, nil)
-	gwDir, gwAddr := t.TempDir(), FreePort(t)
+	gwDir, gwAddr := t.TempDir(), testnet.FreePort(t)
 	args := []string{"gateway", "--orch-addr", s.orch.URL, "--data-dir", gwDir, "--listen", gwAddr, "--admin-listen", "",
-		"--dev-key", KeyB, "--min-compute", minCompute.String(), "--hold-ttl-margin", "1s"}
-	gw := StartProcess(t, "gateway serving", args...)
+		"--dev-key", testnet.KeyB, "--min-compute", minCompute.String(), "--hold-ttl-margin", "1s"}
+	gw := testnet.StartProcess(t, "gateway serving", args...)
 	gwURL := "http://" + gwAddr
-	sender := addressOf(t, KeyB)
-	go submitTo(t, gwURL, worker.Sleep, "cut-off", SleepBody(time.Minute), 3)
-	Eventually(t, "the job's hold to open", func() bool {
+	sender := addressOf(t, testnet.KeyB)
+	go submitTo(t, gwURL, worker.Sleep, "cut-off", testnet.SleepBody(time.Minute), 3)
+	testnet.Eventually(t, "the job's hold to open", func() bool {
 		a, err := s.orch.Ledger.Account(context.Background(), ledger.JobKey{Sender: sender, JobID: "cut-off"}.Ref())
 		return err == nil && a.State == ledger.StateOpen
 	})
 	gw.Kill9()
 	killed := time.Now()
-	Eventually(t, "the orchestrator to release the hold", func() bool {
+	testnet.Eventually(t, "the orchestrator to release the hold", func() bool {
 		a, err := s.orch.Ledger.Account(context.Background(), ledger.JobKey{Sender: sender, JobID: "cut-off"}.Ref())
 		return err == nil && a.State.IsFinal()
 	})
 	orchBack := time.Since(killed)
-	st := Statement(t, s.orch, sender, "cut-off")
-	pool := Balance(t, s.orch, Pool(sender, worker.Sleep))
-	if pool != Amount(st.Released) || pool == 0 {
+	st := testnet.Statement(t, s.orch, sender, "cut-off")
+	pool := testnet.Balance(t, s.orch, testnet.Pool(sender, worker.Sleep))
+	if pool != testnet.Amount(st.Released) || pool == 0 {
 		t.Fatalf("pool %d after the cut-off job released %s", pool, st.Released)
 	}
 
 	// The restarted gateway finds the job's hold open in its books and
 	// releases it after the TTL (3 s timeout + 1 s).
-	StartProcess(t, "gateway serving", args...)
-	Eventually(t, "the gateway's books to release the hold", func() bool {
-		out, err := exec.Command(ByocBinary(t), "ledger", "jobs", "--data-dir", gwDir, "--json").Output()
+	testnet.StartProcess(t, "gateway serving", args...)
+	testnet.Eventually(t, "the gateway's books to release the hold", func() bool {
+		out, err := exec.Command(testnet.ByocBinary(t), "ledger", "jobs", "--data-dir", gwDir, "--json").Output()
 		return err == nil && strings.TrimSpace(string(out)) == "null"
 	})
 	booksBack := time.Since(killed)
-	r := submitTo(t, gwURL, worker.Sleep, "next", SleepBody(0), 3)
+	r := submitTo(t, gwURL, worker.Sleep, "next", testnet.SleepBody(0), 3)
 	if r.Status != http.StatusOK {
 		t.Fatalf("next job: %d %s", r.Status, r.Body)
 	}
-	Eventually(t, "the next job's hold to close", func() bool {
+	testnet.Eventually(t, "the next job's hold to close", func() bool {
 		a, err := s.orch.Ledger.Account(context.Background(), ledger.JobKey{Sender: sender, JobID: "next"}.Ref())
 		return err == nil && a.State.IsFinal()
 	})
 	// The next job needs 5000 (5 s): it draws all 4000 carried over and
 	// pays only the rest in tickets.
-	next := Statement(t, s.orch, sender, "next")
-	if next.Drawn.Cmp(st.Released) != 0 || Amount(next.Credited) != 5000-Amount(st.Released) {
+	next := testnet.Statement(t, s.orch, sender, "next")
+	if next.Drawn.Cmp(st.Released) != 0 || testnet.Amount(next.Credited) != 5000-testnet.Amount(st.Released) {
 		t.Errorf("next job: drew %s, paid %s; want it to spend the %s carried over and pay the rest", next.Drawn, next.Credited, st.Released)
 	}
 	t.Logf("gateway killed mid-job: the orchestrator released %s wei to the pool in %s; the gateway's books released their hold %s after the kill (its TTL); the next job drew the %s carried over and paid %s in tickets",
@@ -415,7 +415,7 @@ func TestPR3914_6_PerJobPMSessions(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := s.submit(worker.Sleep, fmt.Sprint("c", i), SleepBody(200*time.Millisecond), 10); r.Status != http.StatusOK {
+			if r := s.submit(worker.Sleep, fmt.Sprint("c", i), testnet.SleepBody(200*time.Millisecond), 10); r.Status != http.StatusOK {
 				failed.Add(1)
 				t.Errorf("job %d: %d %s", i, r.Status, r.Body)
 			}
@@ -464,34 +464,34 @@ func grep(text, pat string) string {
 // accepted and answered in a shape it accepts.
 func TestPR3914_7_BackwardCompatibility(t *testing.T) {
 	s := newStack(t, nil)
-	c := NewClient(t, s.orch.URL, KeyB)
-	r := c.Job(JobSpec{Capability: worker.Reverse, Body: "abc", Payment: c.Pay(c.Token(worker.Reverse, ""), 6)})
+	c := testnet.NewClient(t, s.orch.URL, testnet.KeyB)
+	r := c.Job(testnet.JobSpec{Capability: worker.Reverse, Body: "abc", Payment: c.Pay(c.Token(worker.Reverse, ""), 6)})
 	if r.Status != http.StatusOK || r.Header.Get(wire.HeaderBalance) != "5000" {
 		t.Fatalf("legacy request: %d balance %q", r.Status, r.Header.Get(wire.HeaderBalance))
 	}
 	jobs, _ := s.orch.Ledger.List(context.Background(), ledger.AccountFilter{Kind: ledger.KindJob, Sender: c.Addr(), State: ledger.StateOpen})
-	if len(jobs) != 0 || Balance(t, s.orch, Pool(c.Addr(), worker.Reverse)) != 5000 {
+	if len(jobs) != 0 || testnet.Balance(t, s.orch, testnet.Pool(c.Addr(), worker.Reverse)) != 5000 {
 		t.Errorf("legacy request left %d holds open", len(jobs))
 	}
-	t.Run("go-livepeer offchain recording", ReplayOffchain)
-	t.Run("go-livepeer paid recording", ReplayPaid)
+	t.Run("go-livepeer offchain recording", testnet.ReplayOffchain)
+	t.Run("go-livepeer paid recording", testnet.ReplayPaid)
 }
 
 // 8. Dust GC: closed and expired jobs leave no balance in job accounts.
 func TestPR3914_8_DustGC(t *testing.T) {
 	s := newStack(t, func(c *orchestrator.NodeConfig) { c.Orchestrator.HoldTTLMargin = 200 * time.Millisecond })
-	s.submit(worker.Reverse, "done", `{"text":"x"}`, 10)             // completed
-	s.submit(worker.Sleep, "timed-out", SleepBody(5*time.Second), 1) // cut at its timeout
+	s.submit(worker.Reverse, "done", `{"text":"x"}`, 10)                     // completed
+	s.submit(worker.Sleep, "timed-out", testnet.SleepBody(5*time.Second), 1) // cut at its timeout
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		hdr, _ := json.Marshal(wire.JobRequest{ID: "abandoned", Request: "{}", Parameters: "{}", Capability: worker.Sleep, TimeoutSeconds: 10})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.gw.URL+"/process/request/", bytes.NewReader([]byte(SleepBody(time.Minute))))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.gw.URL+"/process/request/", bytes.NewReader([]byte(testnet.SleepBody(time.Minute))))
 		req.Header.Set(wire.HeaderJobRequest, base64.StdEncoding.EncodeToString(hdr))
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}
 	}()
-	Eventually(t, "the abandoned job to start", func() bool { return s.worker.Handler().Stats().InFlight == 1 })
+	testnet.Eventually(t, "the abandoned job to start", func() bool { return s.worker.Handler().Stats().InFlight == 1 })
 	cancel() // the client goes away
 	// A hold whose request never reached the worker (a node dying between
 	// opening a hold and forwarding the job): only its TTL ends it.
@@ -522,26 +522,26 @@ func TestPR3914_9_IsolationAndAdmission(t *testing.T) {
 	// Our gateway pays for a job's whole timeout, so it never runs a job
 	// dry; the test pays like a stingy gateway: three seconds for a stream
 	// that wants ten, next to a job of the same sender.
-	c := NewClient(t, s.orch.URL, KeyB)
-	other := make(chan JobResult)
+	c := testnet.NewClient(t, s.orch.URL, testnet.KeyB)
+	other := make(chan testnet.JobResult)
 	go func() {
-		other <- c.Job(JobSpec{Capability: worker.Sleep, ID: "other", Body: SleepBody(3500 * time.Millisecond), Payment: c.Pay(c.Token(worker.Sleep, ""), 6)})
+		other <- c.Job(testnet.JobSpec{Capability: worker.Sleep, ID: "other", Body: testnet.SleepBody(3500 * time.Millisecond), Payment: c.Pay(c.Token(worker.Sleep, ""), 6)})
 	}()
-	Eventually(t, "the other job to start", func() bool { return s.worker.Handler().Stats().InFlight == 1 })
-	r := c.Job(JobSpec{Capability: worker.SSE, ID: "dry", Body: `{"events":100,"interval_ms":100}`, Payment: c.Pay(c.Token(worker.SSE, ""), 3)})
+	testnet.Eventually(t, "the other job to start", func() bool { return s.worker.Handler().Stats().InFlight == 1 })
+	r := c.Job(testnet.JobSpec{Capability: worker.SSE, ID: "dry", Body: `{"events":100,"interval_ms":100}`, Payment: c.Pay(c.Token(worker.SSE, ""), 3)})
 	if !strings.Contains(r.Body, "event: insufficient balance") {
 		t.Fatalf("the stream did not run dry: %d %s", r.Status, r.Body)
 	}
 	if o := <-other; o.Status != http.StatusOK {
 		t.Errorf("the other job: %d %s", o.Status, o.Body)
 	}
-	dry := Statement(t, s.orch, c.Addr(), "dry")
+	dry := testnet.Statement(t, s.orch, c.Addr(), "dry")
 
 	// Fund a pool with exactly 10 minimums, then open 100 jobs at once.
 	const covered, n = 10, 100
-	funder := NewClient(t, s.orch.URL, KeyA)
-	fund := funder.Job(JobSpec{Capability: worker.Sleep, Body: SleepBody(0), Payment: funder.Pay(funder.Token(worker.Sleep, ""), covered*2+1)})
-	if fund.Status != http.StatusOK || Balance(t, s.orch, Pool(funder.Addr(), worker.Sleep)) != covered*2000 {
+	funder := testnet.NewClient(t, s.orch.URL, testnet.KeyA)
+	fund := funder.Job(testnet.JobSpec{Capability: worker.Sleep, Body: testnet.SleepBody(0), Payment: funder.Pay(funder.Token(worker.Sleep, ""), covered*2+1)})
+	if fund.Status != http.StatusOK || testnet.Balance(t, s.orch, testnet.Pool(funder.Addr(), worker.Sleep)) != covered*2000 {
 		t.Fatalf("funding: %d %s", fund.Status, fund.Body)
 	}
 	var admitted, refused atomic.Int64
@@ -550,7 +550,7 @@ func TestPR3914_9_IsolationAndAdmission(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := funder.Job(JobSpec{Capability: worker.Sleep, ID: fmt.Sprint("rush-", i), Timeout: 2, Body: SleepBody(1500 * time.Millisecond)})
+			r := funder.Job(testnet.JobSpec{Capability: worker.Sleep, ID: fmt.Sprint("rush-", i), Timeout: 2, Body: testnet.SleepBody(1500 * time.Millisecond)})
 			switch r.Status {
 			case http.StatusOK:
 				admitted.Add(1)
@@ -562,7 +562,7 @@ func TestPR3914_9_IsolationAndAdmission(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	after := Balance(t, s.orch, Pool(funder.Addr(), worker.Sleep))
+	after := testnet.Balance(t, s.orch, testnet.Pool(funder.Addr(), worker.Sleep))
 	if admitted.Load() != covered || refused.Load() != n-covered || after != covered*2000-admitted.Load()*2000 {
 		t.Errorf("admitted %d, refused %d, pool after %d", admitted.Load(), refused.Load(), after)
 	}

@@ -18,7 +18,7 @@
 // attempt) and reconciles it with what orchestrators report; relay.go
 // relays plain and server-sent-event answers; discovery.go keeps the
 // orchestrator list; node.go starts the servers (StartNode). `byoc gateway`
-// runs it; `byoc bench` measures it (package gatewaybench).
+// runs it; `byoc bench` measures it (package internal/bench).
 //
 // The manual — job IDs and retries, selection, token reuse, how a payment
 // is sized, the books and their reconciliation, legacy orchestrators,

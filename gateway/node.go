@@ -6,18 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"byoc/internal/defaults"
+	"byoc/internal/node"
 	"byoc/internal/nodefiles"
 	"byoc/internal/serve"
 	"byoc/ledger"
-	"byoc/ledger/stores"
 )
 
 // NodeConfig is what a running gateway needs; `byoc gateway` fills it from
@@ -58,11 +55,7 @@ type Node struct {
 	Ledger   *ledger.Ledger
 	Store    ledger.Store
 
-	servers serve.Group
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closed  sync.Once
-	lock    *nodefiles.DirLock // nil with a PostgreSQL ledger
+	node *node.Node
 }
 
 // StartNode locks the data directory (when the books are there), listens,
@@ -81,116 +74,67 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:9935"
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = ledger.SystemClock{}
-	}
-	defaults.Set(&cfg.SweepInterval, 15*time.Second)
 	if cfg.Gateway.Logger == nil {
 		cfg.Gateway.Logger = slog.Default()
 	}
-	var lock *nodefiles.DirLock
-	if cfg.LedgerDSN == "" { // the data directory is used only for the books
-		var err error
-		if lock, err = nodefiles.Lock(cfg.DataDir); err != nil {
-			return nil, fmt.Errorf("gateway: %w", err)
-		}
+	nc := node.Config{Role: "gateway", DataDir: cfg.DataDir, LedgerDSN: cfg.LedgerDSN, Listen: cfg.Listen,
+		AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Gateway.Logger, Limits: cfg.Limits,
+		SweepInterval: cfg.SweepInterval}
+	if cfg.LedgerDSN != "" {
+		nc.DataDir = "" // the data directory is used only for the books
 	}
-	n := &Node{}
-	var lns []net.Listener // not yet served
-	started := false
-	defer func() {
-		if !started {
-			for _, ln := range lns {
-				ln.Close()
-			}
-			n.Close()
-			lock.Abandon()
-		}
-	}()
-	ln, err := serve.Listen(cfg.Listen)
+	base, err := node.Open(ctx, nc)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return nil, err
 	}
-	lns = append(lns, ln)
-	var aln net.Listener
-	if cfg.AdminListen != "" {
-		if aln, err = serve.Listen(cfg.AdminListen); err != nil {
-			return nil, fmt.Errorf("gateway: admin: %w", err)
-		}
-		lns = append(lns, aln)
+	n := &Node{node: base, Ledger: base.Ledger, Store: base.Store}
+	if err := n.start(cfg); err != nil {
+		base.Abandon()
+		return nil, err
 	}
-	var where string
-	if n.Store, n.Ledger, where, err = stores.OpenLedger(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Gateway.Logger}); err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
-	}
+	return n, nil
+}
+
+// start makes the gateway on the opened node and serves it.
+func (n *Node) start(cfg NodeConfig) error {
 	if cfg.Discovery.Logger == nil {
 		cfg.Discovery.Logger = cfg.Gateway.Logger
 	}
 	disc, err := NewDiscovery(cfg.Discovery)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	gc := cfg.Gateway
 	gc.Discovery, gc.Ledger = disc, n.Ledger
 	if n.Gateway, err = New(gc); err != nil {
-		return nil, err
+		return err
 	}
-
-	// Everything is in place: serve.
-	started = true
-	n.lock = lock
-	n.URL = "http://" + ln.Addr().String()
-	srv := cfg.Limits.Server(n.Handler(), slog.NewLogLogger(n.log.Handler(), slog.LevelDebug))
-	n.servers.Go("gateway", srv, func() error { return srv.Serve(ln) })
-	if aln != nil {
-		n.AdminURL = "http://" + aln.Addr().String()
-		asrv := cfg.Limits.Server(n.AdminHandler(), slog.NewLogLogger(n.log.Handler(), slog.LevelDebug))
-		n.servers.Go("gateway", asrv, func() error { return asrv.Serve(aln) })
+	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){disc.Run}, Drain: n.drain}
+	n.URL = "http://" + n.node.Addr().String()
+	if aaddr := n.node.AdminAddr(); aaddr != nil {
+		n.AdminURL = "http://" + aaddr.String()
+		run.Admin = n.AdminHandler()
 	}
-	bg, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		n.Ledger.RunSweeper(bg, cfg.SweepInterval)
-	}()
-	go func() {
-		defer n.wg.Done()
-		disc.Run(bg)
-	}()
-	n.log.Info("gateway listening", "url", n.URL, "admin", n.AdminURL, "address", n.Address(), "ledger", where,
+	if err := n.node.Serve(run); err != nil {
+		return err
+	}
+	n.log.Info("gateway listening", "url", n.URL, "admin", n.AdminURL, "address", n.Address(), "ledger", n.node.Where,
 		"orchestrators", len(cfg.Discovery.Static), "webhook", cfg.Discovery.WebhookURL)
-	return n, nil
+	return nil
+}
+
+// drain waits, once the servers have stopped, for the books of jobs whose
+// answers went out.
+func (n *Node) drain(ctx context.Context) {
+	if err := n.WaitIdle(ctx); err != nil {
+		n.log.Error("gateway: closing with jobs' books still being posted; their holds will expire", "err", err)
+	}
+	n.CloseIdleConnections()
 }
 
 // Close stops the listeners (letting running jobs finish for up to 10 s),
 // discovery, the sweeper and the books, and releases the data directory.
-func (n *Node) Close() error {
-	n.closed.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.servers.Shutdown(ctx)
-		if n.cancel != nil {
-			n.cancel()
-		}
-		n.wg.Wait()
-		if n.Gateway != nil {
-			// Jobs whose answers went out may still be posting their books.
-			if err := n.WaitIdle(ctx); err != nil {
-				n.log.Error("gateway: closing with jobs' books still being posted; their holds will expire", "err", err)
-			}
-			n.CloseIdleConnections()
-		}
-		if n.Ledger != nil {
-			n.Ledger.Close()
-		}
-		if n.Store != nil {
-			n.Store.Close()
-		}
-		n.lock.Release()
-	})
-	return nil
-}
+func (n *Node) Close() error { return n.node.Close() }
 
 // AdminHandler serves the operator's endpoints, meant for a private
 // listener: GET /metrics (Prometheus), /healthz, and read-only JSON views

@@ -1,7 +1,7 @@
 package orchestrator_test
 
 import (
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -31,7 +31,7 @@ func onBothStores(t *testing.T, tweak func(*orchestrator.NodeConfig), test func(
 			if store == "postgres" {
 				dsn = ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
 			}
-			test(t, StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) {
+			test(t, testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) {
 				c.LedgerDSN = dsn
 				if tweak != nil {
 					tweak(c)
@@ -73,7 +73,7 @@ func startGateWorker(t *testing.T) *gateWorker {
 func registerURL(t *testing.T, n *orchestrator.Node, name, url string, price int64, capacity int) {
 	t.Helper()
 	c := wire.ExternalCapability{Name: name, URL: url, Capacity: capacity, PricePerUnit: price, PriceScaling: 1, Currency: "wei"}
-	if err := worker.Register(context.Background(), n.URL, Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -90,23 +90,23 @@ func TestConcurrentLegacyRequestsHeld(t *testing.T) {
 	onBothStores(t, func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = time.Second }, func(t *testing.T, n *orchestrator.Node) {
 		g := startGateWorker(t)
 		registerURL(t, n, "gate", g.srv.URL, 1000, N)
-		c := NewClient(t, n.URL, KeyA)
-		pool := Pool(c.Addr(), "gate")
+		c := testnet.NewClient(t, n.URL, testnet.KeyA)
+		pool := testnet.Pool(c.Addr(), "gate")
 		if _, err := n.Ledger.Credit(context.Background(), pool, ledger.Wei(k*6000), "fund"); err != nil {
 			t.Fatal(err)
 		}
-		results := make(chan JobResult, N)
+		results := make(chan testnet.JobResult, N)
 		var wg sync.WaitGroup
 		for range N {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results <- c.Job(JobSpec{Capability: "gate", Body: "x", Timeout: 6})
+				results <- c.Job(testnet.JobSpec{Capability: "gate", Body: "x", Timeout: 6})
 			}()
 		}
 		// Every request is either in the worker or answered: then the
 		// admitted ones may finish.
-		var answered []JobResult
+		var answered []testnet.JobResult
 		for inWorker := 0; inWorker+len(answered) < N; {
 			select {
 			case <-g.entered:
@@ -115,7 +115,7 @@ func TestConcurrentLegacyRequestsHeld(t *testing.T) {
 				answered = append(answered, r)
 			}
 		}
-		if bal := Balance(t, n, pool); bal < 0 {
+		if bal := testnet.Balance(t, n, pool); bal < 0 {
 			t.Errorf("pool %d while the jobs run", bal)
 		}
 		close(g.release)
@@ -135,12 +135,12 @@ func TestConcurrentLegacyRequestsHeld(t *testing.T) {
 				t.Errorf("legacy request: %d %q %v", r.Status, r.Body, r.Err)
 			}
 		}
-		bal := Balance(t, n, pool)
+		bal := testnet.Balance(t, n, pool)
 		t.Logf("%d legacy requests against a pool covering %d: %d admitted, %d refused, pool %d", N, k, admitted, refused, bal)
 		if admitted != k || refused != N-k || bal < 0 {
 			t.Errorf("admitted %d, refused %d, pool %d; want %d admitted, %d refused, pool ≥ 0", admitted, refused, bal, k, N-k)
 		}
-		Verify(t, n)
+		testnet.Verify(t, n)
 	})
 }
 
@@ -149,11 +149,11 @@ func TestConcurrentLegacyRequestsHeld(t *testing.T) {
 // token report the pool, and the hold is closed back into it. Refused, its
 // payment stays the sender's, in the pool.
 func TestLegacyRequestHold(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	r := c.Job(JobSpec{Capability: "reverse", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	r := c.Job(testnet.JobSpec{Capability: "reverse", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	if r.Status != http.StatusOK || r.Body != "cba" || r.Header.Get(wire.HeaderBalance) != "5000" ||
 		r.Header.Get(wire.HeaderPaymentCredited) != "6000" || r.Header.Get(wire.HeaderJobCharged) != "1000" {
 		t.Fatalf("legacy job: %d %q headers %v", r.Status, r.Body, r.Header)
@@ -165,25 +165,25 @@ func TestLegacyRequestHold(t *testing.T) {
 	if len(jobs) != 1 || !strings.HasPrefix(jobs[0].Ref.Name, orchestrator.LegacyJobPrefix) || jobs[0].State != ledger.StateClosed {
 		t.Fatalf("the legacy request's hold: %+v", jobs)
 	}
-	s := Statement(t, n, c.Addr(), jobs[0].Ref.Name)
-	if Amount(s.Credited) != 6000 || Amount(s.Charged) != 1000 || Amount(s.Drawn) != 0 || Amount(s.Released) != 5000 {
+	s := testnet.Statement(t, n, c.Addr(), jobs[0].Ref.Name)
+	if testnet.Amount(s.Credited) != 6000 || testnet.Amount(s.Charged) != 1000 || testnet.Amount(s.Drawn) != 0 || testnet.Amount(s.Released) != 5000 {
 		t.Errorf("legacy hold statement: credited %s charged %s drawn %s released %s", s.Credited, s.Charged, s.Drawn, s.Released)
 	}
 	// A client may not name a job in that namespace.
-	r = c.Job(JobSpec{Capability: "reverse", ID: orchestrator.LegacyJobPrefix + "x", Body: "abc"})
+	r = c.Job(testnet.JobSpec{Capability: "reverse", ID: orchestrator.LegacyJobPrefix + "x", Body: "abc"})
 	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "Invalid job id") {
 		t.Errorf("a client job ID in the internal namespace: %d %s", r.Status, r.Body)
 	}
 	// Refused with a payment: the payment stays the sender's, in its pool.
-	b := NewClient(t, n.URL, KeyB)
-	r = b.Job(JobSpec{Capability: "reverse", Body: "abc", Payment: b.Pay(b.Token("reverse", ""), 2)})
+	b := testnet.NewClient(t, n.URL, testnet.KeyB)
+	r = b.Job(testnet.JobSpec{Capability: "reverse", Body: "abc", Payment: b.Pay(b.Token("reverse", ""), 2)})
 	if r.Status != http.StatusPaymentRequired || r.Header.Get(wire.HeaderPaymentCredited) != "2000" {
 		t.Fatalf("underpaid legacy job: %d %s (credited %q)", r.Status, r.Body, r.Header.Get(wire.HeaderPaymentCredited))
 	}
-	if got := Balance(t, n, Pool(b.Addr(), "reverse")); got != 2000 {
+	if got := testnet.Balance(t, n, testnet.Pool(b.Addr(), "reverse")); got != 2000 {
 		t.Errorf("pool after the refused legacy job = %d, want the 2000 paid", got)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // rowCounts counts the rows of every ledger table.
@@ -228,21 +228,21 @@ func forgeAll(t *testing.T, header string) string {
 func TestRefusedFloodWritesNothing(t *testing.T) {
 	const flood = 500
 	onBothStores(t, nil, func(t *testing.T, n *orchestrator.Node) {
-		w := StartWorker(t)
-		Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+		w := testnet.StartWorker(t)
+		testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
 		// A sender with a spent payment, short of the minimum.
-		spender := NewClient(t, n.URL, KeyA)
+		spender := testnet.NewClient(t, n.URL, testnet.KeyA)
 		spent := spender.Pay(spender.Token("reverse", ""), 3)
-		if r := spender.Job(JobSpec{Capability: "reverse", ID: "underpaid", Body: "x", Payment: spent}); r.Status != http.StatusPaymentRequired {
+		if r := spender.Job(testnet.JobSpec{Capability: "reverse", ID: "underpaid", Body: "x", Payment: spent}); r.Status != http.StatusPaymentRequired {
 			t.Fatalf("setup: %d %s", r.Status, r.Body)
 		}
 		before := rowCounts(t, n)
 		statuses := map[string]int{}
 		for i := range flood {
-			var r JobResult
+			var r testnet.JobResult
 			kind := []string{"bound", "unbound", "legacy", "forged tickets", "legacy forged tickets", "replayed payment", "legacy replayed payment"}[i%7]
-			c := NewClient(t, n.URL, freshKey(t))
-			spec := JobSpec{Capability: "reverse", ID: fmt.Sprint("j", i), Body: "x"}
+			c := testnet.NewClient(t, n.URL, freshKey(t))
+			spec := testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("j", i), Body: "x"}
 			switch kind {
 			case "unbound":
 				spec.Unbound = true
@@ -273,13 +273,13 @@ func TestRefusedFloodWritesNothing(t *testing.T) {
 		}
 		// A refused job ID that moved no money was never used: it may be
 		// tried again once the sender can pay.
-		c := NewClient(t, n.URL, KeyB)
-		if r := c.Job(JobSpec{Capability: "reverse", ID: "retry", Body: "x"}); r.Status != http.StatusPaymentRequired {
+		c := testnet.NewClient(t, n.URL, testnet.KeyB)
+		if r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "retry", Body: "x"}); r.Status != http.StatusPaymentRequired {
 			t.Fatalf("unfunded job: %d %s", r.Status, r.Body)
 		}
-		if r := c.Job(JobSpec{Capability: "reverse", ID: "retry", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)}); r.Status != http.StatusOK || r.Body != "cba" {
+		if r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "retry", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)}); r.Status != http.StatusOK || r.Body != "cba" {
 			t.Fatalf("the refused job ID again, paid: %d %s", r.Status, r.Body)
 		}
-		Verify(t, n)
+		testnet.Verify(t, n)
 	})
 }

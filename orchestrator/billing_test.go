@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
@@ -104,20 +104,20 @@ func startClockWorker(t *testing.T, clock *ledger.ManualClock) (*clockWorker, st
 
 // clockNode starts a node on a manual clock with a clock worker registered
 // as capabilities run, overrun and sse, at 1000 wei per second.
-func clockNode(t *testing.T, tweak func(*orchestrator.NodeConfig)) (*orchestrator.Node, *clockWorker, *Client) {
+func clockNode(t *testing.T, tweak func(*orchestrator.NodeConfig)) (*orchestrator.Node, *clockWorker, *testnet.Client) {
 	clock := ledger.NewManualClock(time.Now())
-	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) {
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) {
 		c.Clock = clock
 		tweak(c)
 	})
 	cw, url := startClockWorker(t, clock)
 	for _, name := range []string{"run", "overrun", "sse"} {
 		c := wire.ExternalCapability{Name: name, URL: url + "/" + name, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
-		if err := worker.Register(context.Background(), n.URL, Secret, c, worker.InsecureSkipVerify()); err != nil {
+		if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return n, cw, NewClient(t, n.URL, KeyA)
+	return n, cw, testnet.NewClient(t, n.URL, testnet.KeyA)
 }
 
 // metric returns the node's metrics text.
@@ -156,17 +156,17 @@ func TestBilledTimeAtTheBoundary(t *testing.T) {
 			{10 * time.Second, 3000},
 		} {
 			id := fmt.Sprintf("b%d", i)
-			r := c.Job(JobSpec{Capability: "run", ID: id, Timeout: 3, Body: fmt.Sprintf(`{"advance_ms":%d}`, tc.ran.Milliseconds()), Payment: c.Pay(c.Token("run", ""), 6)})
+			r := c.Job(testnet.JobSpec{Capability: "run", ID: id, Timeout: 3, Body: fmt.Sprintf(`{"advance_ms":%d}`, tc.ran.Milliseconds()), Payment: c.Pay(c.Token("run", ""), 6)})
 			if r.Status != http.StatusOK || r.Body != "done" {
 				t.Fatalf("job that ran %v: %d %s", tc.ran, r.Status, r.Body)
 			}
-			s := Statement(t, n, c.Addr(), id)
-			if Amount(s.Charged) != tc.want || r.Header.Get(wire.HeaderJobCharged) != fmt.Sprint(tc.want) || Amount(s.Released) != 6000-tc.want {
+			s := testnet.Statement(t, n, c.Addr(), id)
+			if testnet.Amount(s.Charged) != tc.want || r.Header.Get(wire.HeaderJobCharged) != fmt.Sprint(tc.want) || testnet.Amount(s.Released) != 6000-tc.want {
 				t.Errorf("job that ran %v at a 3 s timeout: charged %s (Livepeer-Job-Charged %q) released %s; want %d",
 					tc.ran, s.Charged, r.Header.Get(wire.HeaderJobCharged), s.Released, tc.want)
 			}
 		}
-		Verify(t, n)
+		testnet.Verify(t, n)
 	})
 }
 
@@ -175,34 +175,34 @@ func TestBilledTimeAtTheBoundary(t *testing.T) {
 func TestTimeoutChargesTheTimeout(t *testing.T) {
 	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
 		n, _, c := clockNode(t, tweak)
-		r := c.Job(JobSpec{Capability: "overrun", ID: "late", Timeout: 1, Body: "{}", Payment: c.Pay(c.Token("overrun", ""), 6)})
+		r := c.Job(testnet.JobSpec{Capability: "overrun", ID: "late", Timeout: 1, Body: "{}", Payment: c.Pay(c.Token("overrun", ""), 6)})
 		if r.Status != http.StatusGatewayTimeout {
 			t.Fatalf("job past its timeout: %d %s", r.Status, r.Body)
 		}
-		s := Statement(t, n, c.Addr(), "late")
-		if Amount(s.Charged) != 1000 || r.Header.Get(wire.HeaderJobCharged) != "1000" || Amount(s.Released) != 5000 {
+		s := testnet.Statement(t, n, c.Addr(), "late")
+		if testnet.Amount(s.Charged) != 1000 || r.Header.Get(wire.HeaderJobCharged) != "1000" || testnet.Amount(s.Released) != 5000 {
 			t.Errorf("job cut at its 1 s timeout after 5 s on the clock: charged %s (Livepeer-Job-Charged %q) released %s; want 1000",
 				s.Charged, r.Header.Get(wire.HeaderJobCharged), s.Released)
 		}
-		Verify(t, n)
+		testnet.Verify(t, n)
 	})
 }
 
 // The same on the wall clock, with the sample worker sleeping past the
 // timeout: the orchestrator sees it just past 1 s, and charges 1 s.
 func TestTimeoutChargesTheTimeoutWallClock(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	r := c.Job(JobSpec{Capability: "sleep", ID: "late", Timeout: 1, Body: SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 6)})
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	r := c.Job(testnet.JobSpec{Capability: "sleep", ID: "late", Timeout: 1, Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 6)})
 	if r.Status != http.StatusGatewayTimeout {
 		t.Fatalf("job past its timeout: %d %s", r.Status, r.Body)
 	}
-	if s := Statement(t, n, c.Addr(), "late"); Amount(s.Charged) != 1000 || r.Header.Get(wire.HeaderJobCharged) != "1000" {
+	if s := testnet.Statement(t, n, c.Addr(), "late"); testnet.Amount(s.Charged) != 1000 || r.Header.Get(wire.HeaderJobCharged) != "1000" {
 		t.Errorf("job cut at its 1 s timeout: charged %s (Livepeer-Job-Charged %q), want 1000", s.Charged, r.Header.Get(wire.HeaderJobCharged))
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // A job whose hold covers less than the time it ran is charged its hold,
@@ -212,19 +212,19 @@ func TestChargeNeverExceedsTheHold(t *testing.T) {
 	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
 		n, _, c := clockNode(t, tweak)
 		// 6 tickets and an empty pool: a 6000 hold for a job allowed 30 s.
-		r := c.Job(JobSpec{Capability: "run", ID: "short", Timeout: 30, Body: `{"advance_ms":10000}`, Payment: c.Pay(c.Token("run", ""), 6)})
+		r := c.Job(testnet.JobSpec{Capability: "run", ID: "short", Timeout: 30, Body: `{"advance_ms":10000}`, Payment: c.Pay(c.Token("run", ""), 6)})
 		if r.Status != http.StatusOK {
 			t.Fatalf("job: %d %s", r.Status, r.Body)
 		}
-		s := Statement(t, n, c.Addr(), "short")
-		if Amount(s.Credited) != 6000 || Amount(s.Charged) != 6000 || Amount(s.Released) != 0 || r.Header.Get(wire.HeaderJobCharged) != "6000" {
+		s := testnet.Statement(t, n, c.Addr(), "short")
+		if testnet.Amount(s.Credited) != 6000 || testnet.Amount(s.Charged) != 6000 || testnet.Amount(s.Released) != 0 || r.Header.Get(wire.HeaderJobCharged) != "6000" {
 			t.Errorf("10 s on a 6000 hold: credited %s charged %s released %s (Livepeer-Job-Charged %q); want 6000 charged, 0 released",
 				s.Credited, s.Charged, s.Released, r.Header.Get(wire.HeaderJobCharged))
 		}
-		if got := Balance(t, n, Pool(c.Addr(), "run")); got != 0 || r.Header.Get(wire.HeaderBalance) != "0" {
+		if got := testnet.Balance(t, n, testnet.Pool(c.Addr(), "run")); got != 0 || r.Header.Get(wire.HeaderBalance) != "0" {
 			t.Errorf("pool %d (Livepeer-Balance %q), want 0: never in debt", got, r.Header.Get(wire.HeaderBalance))
 		}
-		Verify(t, n)
+		testnet.Verify(t, n)
 	})
 }
 
@@ -233,19 +233,19 @@ func TestChargeNeverExceedsTheHold(t *testing.T) {
 func TestSSECutAtTimeout(t *testing.T) {
 	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
 		n, _, c := clockNode(t, tweak)
-		r := c.Job(JobSpec{Capability: "sse", ID: "long", Timeout: 2, Body: `{"advance_ms":5000}`, Payment: c.Pay(c.Token("sse", ""), 6)})
+		r := c.Job(testnet.JobSpec{Capability: "sse", ID: "long", Timeout: 2, Body: `{"advance_ms":5000}`, Payment: c.Pay(c.Token("sse", ""), 6)})
 		if r.Status != http.StatusOK || strings.Count(r.Body, `"i":`) != 2 {
 			t.Fatalf("stream: %d\n%s", r.Status, r.Body)
 		}
 		if !strings.HasSuffix(r.Body, "data: {\"balance\": 4000.000}\n\n\nevent: error\ndata: {\"error\":\"job timed out: the worker did not finish within 2 s\"}\n\n") {
 			t.Errorf("a stream cut at its timeout ends:\n%s", r.Body)
 		}
-		if s := Statement(t, n, c.Addr(), "long"); Amount(s.Charged) != 2000 || Amount(s.Released) != 4000 || s.Account.State != ledger.StateClosed {
+		if s := testnet.Statement(t, n, c.Addr(), "long"); testnet.Amount(s.Charged) != 2000 || testnet.Amount(s.Released) != 4000 || s.Account.State != ledger.StateClosed {
 			t.Errorf("stream cut at its 2 s timeout after 5 s on the clock: charged %s released %s state %s; want 2000", s.Charged, s.Released, s.Account.State)
 		}
 		if m := metrics(t, n); !strings.Contains(m, jobOutcome("sse", "timeout")) {
 			t.Errorf("metrics lack %s", jobOutcome("sse", "timeout"))
 		}
-		Verify(t, n)
+		testnet.Verify(t, n)
 	})
 }

@@ -1,7 +1,7 @@
 package orchestrator_test
 
 import (
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"context"
 	"io"
 	"net/http"
@@ -21,10 +21,10 @@ import (
 // 5 s minimum: a job needs 5 tickets (or 5000 wei of prepaid credit).
 
 func TestTokenShape(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 
 	tok := c.Token("reverse", "")
 	p := tok.TicketParams
@@ -41,7 +41,7 @@ func TestTokenShape(t *testing.T) {
 		t.Errorf("sender %+v", tok.SenderAddress)
 	}
 	// A free capability still gets ticket params (go-livepeer gateways need them).
-	Register(t, n.URL, w, worker.Echo, "echo", 0, 1)
+	testnet.Register(t, n.URL, w, worker.Echo, "echo", 0, 1)
 	if tok := c.Token("echo", ""); tok.TicketParams == nil || tok.Price.PixelsPerUnit != 1 {
 		t.Errorf("free token %+v", tok)
 	}
@@ -69,9 +69,9 @@ func TestTokenShape(t *testing.T) {
 		case "!!!":
 			req.Header.Set(wire.HeaderJobSender, tc.sender)
 		default:
-			req.Header.Set(wire.HeaderJobSender, B64(tc.sender))
+			req.Header.Set(wire.HeaderJobSender, testnet.B64(tc.sender))
 		}
-		resp, err := Insecure.Do(req)
+		resp, err := testnet.Insecure.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,24 +85,24 @@ func TestTokenShape(t *testing.T) {
 // A paid job: the payment funds the job's hold, the compute used is
 // charged, and the rest goes back to the sender's pool.
 func TestPaidJobChargesAndReleases(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 
-	r := c.Job(JobSpec{Capability: "reverse", ID: "job-1", Body: `{"text":"hello"}`, Payment: c.Pay(c.Token("reverse", ""), 7)})
+	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "job-1", Body: `{"text":"hello"}`, Payment: c.Pay(c.Token("reverse", ""), 7)})
 	if r.Status != http.StatusOK || !strings.Contains(r.Body, `"reversed":"olleh"`) {
 		t.Fatalf("job: %d %s %v", r.Status, r.Body, r.Err)
 	}
-	s := Statement(t, n, c.Addr(), "job-1")
-	if s.Account.State != ledger.StateClosed || Amount(s.Credited) != 7000 || Amount(s.Charged) != 1000 || Amount(s.Released) != 6000 {
+	s := testnet.Statement(t, n, c.Addr(), "job-1")
+	if s.Account.State != ledger.StateClosed || testnet.Amount(s.Credited) != 7000 || testnet.Amount(s.Charged) != 1000 || testnet.Amount(s.Released) != 6000 {
 		t.Errorf("statement: state %s credited %s charged %s released %s", s.Account.State, s.Credited, s.Charged, s.Released)
 	}
 	if r.Header.Get(wire.HeaderJobCharged) != "1000" || r.Header.Get(wire.HeaderPaymentCredited) != "7000" {
 		t.Errorf("Livepeer-Job-Charged %q, want 1000; Livepeer-Payment-Credited %q, want 7000",
 			r.Header.Get(wire.HeaderJobCharged), r.Header.Get(wire.HeaderPaymentCredited))
 	}
-	if got := Balance(t, n, Pool(c.Addr(), "reverse")); got != 6000 || r.Header.Get(wire.HeaderBalance) != "6000" {
+	if got := testnet.Balance(t, n, testnet.Pool(c.Addr(), "reverse")); got != 6000 || r.Header.Get(wire.HeaderBalance) != "6000" {
 		t.Errorf("pool %d, Livepeer-Balance %q; want 6000", got, r.Header.Get(wire.HeaderBalance))
 	}
 	// The next token shows the carried-over credit, and the next job runs on
@@ -110,39 +110,39 @@ func TestPaidJobChargesAndReleases(t *testing.T) {
 	if tok := c.Token("reverse", ""); tok.Balance != 6000 || tok.PoolBalance != "6000" {
 		t.Errorf("token after the job: balance %d pool %s", tok.Balance, tok.PoolBalance)
 	}
-	r = c.Job(JobSpec{Capability: "reverse", ID: "job-2", Body: "abc"})
+	r = c.Job(testnet.JobSpec{Capability: "reverse", ID: "job-2", Body: "abc"})
 	if r.Status != http.StatusOK || r.Body != "cba" {
 		t.Fatalf("prepaid job: %d %q", r.Status, r.Body)
 	}
-	if s := Statement(t, n, c.Addr(), "job-2"); Amount(s.Drawn) != 6000 || Amount(s.Charged) != 1000 || Amount(s.Released) != 5000 {
+	if s := testnet.Statement(t, n, c.Addr(), "job-2"); testnet.Amount(s.Drawn) != 6000 || testnet.Amount(s.Charged) != 1000 || testnet.Amount(s.Released) != 5000 {
 		t.Errorf("prepaid job statement: drawn %s charged %s released %s", s.Drawn, s.Charged, s.Released)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // A job whose hold cannot reach the minimum is refused (402); the payment
 // it carried stays the sender's, in its pool.
 func TestUnderpaidJobRefused(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	r := c.Job(JobSpec{Capability: "reverse", ID: "j1", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 3)})
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "j1", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 3)})
 	if r.Status != http.StatusPaymentRequired || !strings.Contains(r.Body, "Insufficient balance") || r.Header.Get(wire.HeaderPaymentCredited) != "3000" {
 		t.Fatalf("underpaid job: %d %s (Livepeer-Payment-Credited %q, want 3000: kept in the pool)", r.Status, r.Body, r.Header.Get(wire.HeaderPaymentCredited))
 	}
-	if got := Balance(t, n, Pool(c.Addr(), "reverse")); got != 3000 {
+	if got := testnet.Balance(t, n, testnet.Pool(c.Addr(), "reverse")); got != 3000 {
 		t.Fatalf("pool after refusal = %d, want the 3000 paid", got)
 	}
 	if w.Handler().Stats().Served != 0 {
 		t.Fatal("the worker ran a refused job")
 	}
 	// Topping up with 2 more tickets is enough: the pool's 3000 is drawn.
-	r = c.Job(JobSpec{Capability: "reverse", ID: "j2", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 2)})
+	r = c.Job(testnet.JobSpec{Capability: "reverse", ID: "j2", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 2)})
 	if r.Status != http.StatusOK {
 		t.Fatalf("topped-up job: %d %s", r.Status, r.Body)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // Two concurrent jobs of one sender have separate holds: each is funded,
@@ -151,7 +151,7 @@ func TestUnderpaidJobRefused(t *testing.T) {
 // is charged does not depend on how busy the machine is.
 func TestConcurrentJobsSeparateHolds(t *testing.T) {
 	clock := ledger.NewManualClock(time.Now())
-	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
 	entered := make(chan string, 2)
 	release := map[string]chan struct{}{"/short": make(chan struct{}), "/long": make(chan struct{})}
 	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -170,15 +170,15 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 	}))
 	t.Cleanup(ws.Close)
 	c0 := wire.ExternalCapability{Name: "gate", URL: ws.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
-	if err := worker.Register(context.Background(), n.URL, Secret, c0, worker.InsecureSkipVerify()); err != nil {
+	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c0, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}
-	c := NewClient(t, n.URL, KeyA)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	payA, payB := c.Pay(c.Token("gate", ""), 6), c.Pay(c.Token("gate", ""), 9)
-	results := map[string]chan JobResult{"short": make(chan JobResult, 1), "long": make(chan JobResult, 1)}
+	results := map[string]chan testnet.JobResult{"short": make(chan testnet.JobResult, 1), "long": make(chan testnet.JobResult, 1)}
 	for _, j := range []struct{ id, pay string }{{"short", payA}, {"long", payB}} {
 		go func() {
-			results[j.id] <- c.Job(JobSpec{Capability: "gate", ID: j.id, Path: j.id, Body: "x", Payment: j.pay})
+			results[j.id] <- c.Job(testnet.JobSpec{Capability: "gate", ID: j.id, Path: j.id, Body: "x", Payment: j.pay})
 		}()
 	}
 	// While both run, each has its own open hold with its own payment (the
@@ -188,12 +188,12 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 		<-entered
 	}
 	held := map[string]int64{}
-	Eventually(t, "both holds open while the jobs run", func() bool {
+	testnet.Eventually(t, "both holds open while the jobs run", func() bool {
 		var open []ledger.Account
-		Admin(t, n, "/admin/jobs?sender="+c.Addr(), &open)
+		testnet.Admin(t, n, "/admin/jobs?sender="+c.Addr(), &open)
 		clear(held)
 		for _, a := range open {
-			held[a.Ref.Name] = Amount(a.Balance)
+			held[a.Ref.Name] = testnet.Amount(a.Balance)
 		}
 		return len(held) == 2
 	})
@@ -211,25 +211,25 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 	if r := <-results["long"]; r.Status != http.StatusOK {
 		t.Fatalf("long: %d %s", r.Status, r.Body)
 	}
-	short, long := Statement(t, n, c.Addr(), "short"), Statement(t, n, c.Addr(), "long")
-	if Amount(short.Charged) != 1000 || Amount(short.Released) != 5000 || Amount(long.Charged) != 2000 || Amount(long.Released) != 7000 {
+	short, long := testnet.Statement(t, n, c.Addr(), "short"), testnet.Statement(t, n, c.Addr(), "long")
+	if testnet.Amount(short.Charged) != 1000 || testnet.Amount(short.Released) != 5000 || testnet.Amount(long.Charged) != 2000 || testnet.Amount(long.Released) != 7000 {
 		t.Errorf("short charged %s released %s; long charged %s released %s", short.Charged, short.Released, long.Charged, long.Released)
 	}
-	if got := Balance(t, n, Pool(c.Addr(), "gate")); got != 12000 {
+	if got := testnet.Balance(t, n, testnet.Pool(c.Addr(), "gate")); got != 12000 {
 		t.Errorf("pool = %d, want 12000", got)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // A request without a job ID is a legacy request: paid into and charged
 // to the pool, as a capability-keyed node would, through a hold of its own
 // closed back into the pool.
 func TestLegacyJobChargedToPool(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	r := c.Job(JobSpec{Capability: "reverse", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	r := c.Job(testnet.JobSpec{Capability: "reverse", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	if r.Status != http.StatusOK || r.Body != "cba" || r.Header.Get(wire.HeaderBalance) != "5000" {
 		t.Fatalf("legacy job: %d %q balance %q", r.Status, r.Body, r.Header.Get(wire.HeaderBalance))
 	}
@@ -237,33 +237,33 @@ func TestLegacyJobChargedToPool(t *testing.T) {
 	if len(jobs) != 0 {
 		t.Fatalf("a legacy request left job accounts open: %+v", jobs)
 	}
-	r = c.Job(JobSpec{Capability: "reverse", Body: "abc"})
+	r = c.Job(testnet.JobSpec{Capability: "reverse", Body: "abc"})
 	if r.Status != http.StatusOK || r.Header.Get(wire.HeaderBalance) != "4000" {
 		t.Fatalf("second legacy job: %d balance %q", r.Status, r.Header.Get(wire.HeaderBalance))
 	}
-	r = c.Job(JobSpec{Capability: "reverse", Body: "abc"})
+	r = c.Job(testnet.JobSpec{Capability: "reverse", Body: "abc"})
 	if r.Status != http.StatusPaymentRequired {
 		t.Fatalf("legacy job below the minimum: %d %s", r.Status, r.Body)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // Sender B cannot see or spend sender A's job: the same job ID under B is
 // another job, on B's money.
 func TestSenderIsolation(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	a, b := NewClient(t, n.URL, KeyA), NewClient(t, n.URL, KeyB)
-	done := make(chan JobResult)
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	a, b := testnet.NewClient(t, n.URL, testnet.KeyA), testnet.NewClient(t, n.URL, testnet.KeyB)
+	done := make(chan testnet.JobResult)
 	go func() {
-		done <- a.Job(JobSpec{Capability: "sleep", ID: "shared", Body: SleepBody(800 * time.Millisecond), Payment: a.Pay(a.Token("sleep", ""), 8)})
+		done <- a.Job(testnet.JobSpec{Capability: "sleep", ID: "shared", Body: testnet.SleepBody(800 * time.Millisecond), Payment: a.Pay(a.Token("sleep", ""), 8)})
 	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	var tok *wire.JobToken
-	Eventually(t, "A's running job in its token", func() bool {
+	testnet.Eventually(t, "A's running job in its token", func() bool {
 		tok = a.Token("sleep", "shared")
 		return tok.JobBalance != ""
 	})
@@ -274,60 +274,60 @@ func TestSenderIsolation(t *testing.T) {
 		t.Errorf("B sees A's job: job %q balance %d", tok.JobBalance, tok.Balance)
 	}
 	// B's job "shared" runs on B's money only: unpaid, it is refused.
-	if r := b.Job(JobSpec{Capability: "sleep", ID: "shared", Body: SleepBody(0)}); r.Status != http.StatusPaymentRequired {
+	if r := b.Job(testnet.JobSpec{Capability: "sleep", ID: "shared", Body: testnet.SleepBody(0)}); r.Status != http.StatusPaymentRequired {
 		t.Errorf("B's unpaid job with A's ID: %d %s", r.Status, r.Body)
 	}
 	if r := <-done; r.Status != http.StatusOK {
 		t.Fatalf("A's job: %d %s", r.Status, r.Body)
 	}
-	if s := Statement(t, n, a.Addr(), "shared"); Amount(s.Credited) != 8000 || Amount(s.Charged) != 1000 {
+	if s := testnet.Statement(t, n, a.Addr(), "shared"); testnet.Amount(s.Credited) != 8000 || testnet.Amount(s.Charged) != 1000 {
 		t.Errorf("A's job: credited %s charged %s", s.Credited, s.Charged)
 	}
-	if got := Balance(t, n, Pool(b.Addr(), "sleep")); got != 0 {
+	if got := testnet.Balance(t, n, testnet.Pool(b.Addr(), "sleep")); got != 0 {
 		t.Errorf("B's pool = %d", got)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // A gateway that goes away mid-job: the job is charged for the time the
 // worker spent and its hold goes back to the pool at once.
 func TestGatewayGoneReleasesHold(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan JobResult)
+	done := make(chan testnet.JobResult)
 	go func() {
-		done <- c.Job(JobSpec{Ctx: ctx, Capability: "sleep", ID: "gone", Body: SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
+		done <- c.Job(testnet.JobSpec{Ctx: ctx, Capability: "sleep", ID: "gone", Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
 	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
 	<-done
-	Eventually(t, "the hold to close", func() bool {
+	testnet.Eventually(t, "the hold to close", func() bool {
 		a, err := n.Ledger.Account(context.Background(), ledger.JobKey{Sender: c.Addr(), JobID: "gone"}.Ref())
 		return err == nil && a.State.IsFinal()
 	})
-	s := Statement(t, n, c.Addr(), "gone")
-	if Amount(s.Charged) != 1000 || Amount(s.Released) != 9000 || Balance(t, n, Pool(c.Addr(), "sleep")) != 9000 {
+	s := testnet.Statement(t, n, c.Addr(), "gone")
+	if testnet.Amount(s.Charged) != 1000 || testnet.Amount(s.Released) != 9000 || testnet.Balance(t, n, testnet.Pool(c.Addr(), "sleep")) != 9000 {
 		t.Errorf("after the gateway left: charged %s released %s", s.Charged, s.Released)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // A worker that dies mid-job is removed; the job is charged for the time
 // the worker had it, the rest is released, and the gateway gets a 5xx so
 // it can try another orchestrator.
 func TestWorkerCrashMidJob(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	done := make(chan JobResult)
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	done := make(chan testnet.JobResult)
 	go func() {
-		done <- c.Job(JobSpec{Capability: "sleep", ID: "crash", Body: SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
+		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "crash", Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
 	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
@@ -337,65 +337,65 @@ func TestWorkerCrashMidJob(t *testing.T) {
 	if r.Status != http.StatusBadGateway || !strings.Contains(r.Body, "removing capability") {
 		t.Fatalf("job on a crashed worker: %d %s", r.Status, r.Body)
 	}
-	if s := Statement(t, n, c.Addr(), "crash"); Amount(s.Charged) != 1000 || s.Account.State != ledger.StateClosed {
+	if s := testnet.Statement(t, n, c.Addr(), "crash"); testnet.Amount(s.Charged) != 1000 || s.Account.State != ledger.StateClosed {
 		t.Errorf("crashed job: charged %s state %s", s.Charged, s.Account.State)
 	}
 	if status, _ := c.TokenRaw("sleep", ""); status != http.StatusNotFound {
 		t.Errorf("token after the worker was removed: %d", status)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // An SSE job is charged while it streams and stopped, alone, when its hold
 // runs dry; a second job of the same sender runs on.
 func TestSSEJobRunsOutOfBalance(t *testing.T) {
-	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = 2 * time.Second })
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
-	Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	other := make(chan JobResult)
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = 2 * time.Second })
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
+	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	other := make(chan testnet.JobResult)
 	go func() {
-		other <- c.Job(JobSpec{Capability: "sleep", ID: "other", Body: SleepBody(3500 * time.Millisecond), Payment: c.Pay(c.Token("sleep", ""), 6)})
+		other <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "other", Body: testnet.SleepBody(3500 * time.Millisecond), Payment: c.Pay(c.Token("sleep", ""), 6)})
 	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	// 3 tickets: three seconds of a stream that wants to run for 10.
-	r := c.Job(JobSpec{Capability: "sse", ID: "stream", Body: `{"events":100,"interval_ms":100}`, Payment: c.Pay(c.Token("sse", ""), 3)})
+	r := c.Job(testnet.JobSpec{Capability: "sse", ID: "stream", Body: `{"events":100,"interval_ms":100}`, Payment: c.Pay(c.Token("sse", ""), 3)})
 	if r.Status != http.StatusOK || !strings.Contains(r.Body, "event: insufficient balance") || !strings.HasSuffix(r.Body, "data: [DONE]\n\n") {
 		t.Fatalf("stream: %d\n%s", r.Status, r.Body)
 	}
 	if events := strings.Count(r.Body, `"i":`); events < 20 || events > 40 {
 		t.Errorf("stream relayed %d events before it ran dry, want about 30", events)
 	}
-	if s := Statement(t, n, c.Addr(), "stream"); Amount(s.Charged) != 3000 || Amount(s.Account.Balance) != 0 {
+	if s := testnet.Statement(t, n, c.Addr(), "stream"); testnet.Amount(s.Charged) != 3000 || testnet.Amount(s.Account.Balance) != 0 {
 		t.Errorf("stream charged %s (balance %s), want exactly its 3000", s.Charged, s.Account.Balance)
 	}
 	if o := <-other; o.Status != http.StatusOK {
 		t.Errorf("the sender's other job: %d %s", o.Status, o.Body)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // An SSE job that finishes is charged for the seconds it used, its events
 // relayed as they came, the balance line before [DONE].
 func TestSSEJobCompletes(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	r := c.Job(JobSpec{Capability: "sse", ID: "s1", Body: `{"events":3,"interval_ms":10}`, Payment: c.Pay(c.Token("sse", ""), 6)})
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	r := c.Job(testnet.JobSpec{Capability: "sse", ID: "s1", Body: `{"events":3,"interval_ms":10}`, Payment: c.Pay(c.Token("sse", ""), 6)})
 	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("sse: %d %v", r.Status, r.Header)
 	}
 	if !strings.Contains(r.Body, "data: {\"balance\": 5000.000}\n\n\ndata: [DONE]") || strings.Count(r.Body, `"i":`) != 3 {
 		t.Errorf("sse body:\n%s", r.Body)
 	}
-	if s := Statement(t, n, c.Addr(), "s1"); Amount(s.Charged) != 1000 {
+	if s := testnet.Statement(t, n, c.Addr(), "s1"); testnet.Amount(s.Charged) != 1000 {
 		t.Errorf("sse charged %s", s.Charged)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // A payment replayed after the orchestrator restarted is refused and
@@ -403,78 +403,78 @@ func TestSSEJobCompletes(t *testing.T) {
 // issued before the restart stay valid (the PM secret is in the data dir).
 func TestReplayAfterRestart(t *testing.T) {
 	dir := t.TempDir()
-	n := StartNode(t, dir, nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
+	n := testnet.StartNode(t, dir, nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	payment := c.Pay(c.Token("reverse", ""), 6)
-	if r := c.Job(JobSpec{Capability: "reverse", ID: "first", Body: "a", Payment: payment}); r.Status != http.StatusOK {
+	if r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "first", Body: "a", Payment: payment}); r.Status != http.StatusOK {
 		t.Fatalf("first job: %d %s", r.Status, r.Body)
 	}
 	n.Close()
-	n = StartNode(t, dir, func(cfg *orchestrator.NodeConfig) {
+	n = testnet.StartNode(t, dir, func(cfg *orchestrator.NodeConfig) {
 		cfg.Listen = strings.Replace(n.URL, "https://", "https://", 1) // same address, so the token's service_addr holds
 	})
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
 	c.Orch = n.URL
-	before := Balance(t, n, Pool(c.Addr(), "reverse"))
-	r := c.Job(JobSpec{Capability: "reverse", ID: "replay", Body: "a", Payment: payment})
+	before := testnet.Balance(t, n, testnet.Pool(c.Addr(), "reverse"))
+	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "replay", Body: "a", Payment: payment})
 	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "already seen") || r.Header.Get(wire.HeaderPaymentCredited) != "0" {
 		t.Fatalf("replayed payment: %d %s (Livepeer-Payment-Credited %q, want 0)", r.Status, r.Body, r.Header.Get(wire.HeaderPaymentCredited))
 	}
-	if after := Balance(t, n, Pool(c.Addr(), "reverse")); after != before {
+	if after := testnet.Balance(t, n, testnet.Pool(c.Addr(), "reverse")); after != before {
 		t.Fatalf("replay changed the pool from %d to %d", before, after)
 	}
 	// Fresh tickets on params issued before the restart are still good.
 	tok := c.Token("reverse", "")
 	n.Close()
-	n = StartNode(t, dir, func(cfg *orchestrator.NodeConfig) { cfg.Listen = n.URL })
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	if r := c.Job(JobSpec{Capability: "reverse", ID: "fresh", Body: "a", Payment: c.Pay(tok, 1)}); r.Status != http.StatusOK {
+	n = testnet.StartNode(t, dir, func(cfg *orchestrator.NodeConfig) { cfg.Listen = n.URL })
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	if r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "fresh", Body: "a", Payment: c.Pay(tok, 1)}); r.Status != http.StatusOK {
 		t.Fatalf("payment on pre-restart params: %d %s", r.Status, r.Body)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // Bad input gets a clear 4xx and never changes a balance.
 func TestBadInputChangesNothing(t *testing.T) {
-	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 1024 })
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	a, b := NewClient(t, n.URL, KeyA), NewClient(t, n.URL, KeyB)
-	unsigned := NewClient(t, n.URL, "")
-	fund := a.Job(JobSpec{Capability: "reverse", ID: "fund", Body: "x", Payment: a.Pay(a.Token("reverse", ""), 10)})
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 1024 })
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	a, b := testnet.NewClient(t, n.URL, testnet.KeyA), testnet.NewClient(t, n.URL, testnet.KeyB)
+	unsigned := testnet.NewClient(t, n.URL, "")
+	fund := a.Job(testnet.JobSpec{Capability: "reverse", ID: "fund", Body: "x", Payment: a.Pay(a.Token("reverse", ""), 10)})
 	if fund.Status != http.StatusOK {
 		t.Fatalf("funding job: %d %s", fund.Status, fund.Body)
 	}
-	before := Verify(t, n)
+	before := testnet.Verify(t, n)
 	good := a.Pay(a.Token("reverse", ""), 6)
 	for _, tc := range []struct {
 		name string
-		c    *Client
-		spec JobSpec
+		c    *testnet.Client
+		spec testnet.JobSpec
 		want int
 		text string
 	}{
-		{"oversized body", a, JobSpec{Capability: "reverse", ID: "big", Body: strings.Repeat("x", 2000), Payment: good}, 413, "too large"},
-		{"malformed payment", a, JobSpec{Capability: "reverse", ID: "m", Body: "x", Payment: "!!notbase64"}, 400, "Invalid payment"},
-		{"forged tickets", a, JobSpec{Capability: "reverse", ID: "f", Body: "x", Payment: tamper(t, a.Pay(a.Token("reverse", ""), 6))}, 400, "Invalid payment"},
-		{"someone else's tickets", b, JobSpec{Capability: "reverse", ID: "s", Body: "x", Payment: good}, 400, "pay for a job of"},
-		{"negative timeout", a, JobSpec{Capability: "reverse", ID: "n", Body: "x", Edit: func(r *wire.JobRequest) { r.TimeoutSeconds = -5 }}, 400, "timeout"},
-		{"absurd timeout", a, JobSpec{Capability: "reverse", ID: "t", Body: "x", Timeout: 1 << 40}, 400, "timeout"},
-		{"forged job signature", a, JobSpec{Capability: "reverse", ID: "g", Body: "x", Edit: func(r *wire.JobRequest) { r.Sender = b.Addr() }}, 400, "Could not verify job creds"},
-		{"garbage job header", a, JobSpec{Capability: "reverse", ID: "h", Body: "x", Header: map[string]string{wire.HeaderJobRequest: "%%%"}}, 400, "Could not verify job creds"},
-		{"request not JSON", a, JobSpec{Capability: "reverse", ID: "r", Body: "x", Edit: func(r *wire.JobRequest) { r.Request = "run it" }}, 400, ""},
-		{"unknown capability", a, JobSpec{Capability: "nope", ID: "u", Body: "x"}, 503, "No capacity"},
-		{"unsigned job on a priced capability", unsigned, JobSpec{Capability: "reverse", ID: "x", Body: "x"}, 402, "sign the request"},
-		{"job ID with a control character", a, JobSpec{Capability: "reverse", ID: "bad\x01id", Body: "x"}, 400, "Invalid job id"},
+		{"oversized body", a, testnet.JobSpec{Capability: "reverse", ID: "big", Body: strings.Repeat("x", 2000), Payment: good}, 413, "too large"},
+		{"malformed payment", a, testnet.JobSpec{Capability: "reverse", ID: "m", Body: "x", Payment: "!!notbase64"}, 400, "Invalid payment"},
+		{"forged tickets", a, testnet.JobSpec{Capability: "reverse", ID: "f", Body: "x", Payment: tamper(t, a.Pay(a.Token("reverse", ""), 6))}, 400, "Invalid payment"},
+		{"someone else's tickets", b, testnet.JobSpec{Capability: "reverse", ID: "s", Body: "x", Payment: good}, 400, "pay for a job of"},
+		{"negative timeout", a, testnet.JobSpec{Capability: "reverse", ID: "n", Body: "x", Edit: func(r *wire.JobRequest) { r.TimeoutSeconds = -5 }}, 400, "timeout"},
+		{"absurd timeout", a, testnet.JobSpec{Capability: "reverse", ID: "t", Body: "x", Timeout: 1 << 40}, 400, "timeout"},
+		{"forged job signature", a, testnet.JobSpec{Capability: "reverse", ID: "g", Body: "x", Edit: func(r *wire.JobRequest) { r.Sender = b.Addr() }}, 400, "Could not verify job creds"},
+		{"garbage job header", a, testnet.JobSpec{Capability: "reverse", ID: "h", Body: "x", Header: map[string]string{wire.HeaderJobRequest: "%%%"}}, 400, "Could not verify job creds"},
+		{"request not JSON", a, testnet.JobSpec{Capability: "reverse", ID: "r", Body: "x", Edit: func(r *wire.JobRequest) { r.Request = "run it" }}, 400, ""},
+		{"unknown capability", a, testnet.JobSpec{Capability: "nope", ID: "u", Body: "x"}, 503, "No capacity"},
+		{"unsigned job on a priced capability", unsigned, testnet.JobSpec{Capability: "reverse", ID: "x", Body: "x"}, 402, "sign the request"},
+		{"job ID with a control character", a, testnet.JobSpec{Capability: "reverse", ID: "bad\x01id", Body: "x"}, 400, "Invalid job id"},
 	} {
 		r := tc.c.Job(tc.spec)
 		if r.Status != tc.want || !strings.Contains(r.Body, tc.text) {
 			t.Errorf("%s: %d %q, want %d containing %q", tc.name, r.Status, r.Body, tc.want, tc.text)
 		}
 	}
-	after := Verify(t, n)
+	after := testnet.Verify(t, n)
 	if after.Credited.Cmp(before.Credited) != 0 || after.Charged.Cmp(before.Charged) != 0 || after.PoolTotal.Cmp(before.PoolTotal) != 0 {
 		t.Errorf("bad input moved money: %+v → %+v", before, after)
 	}
@@ -482,7 +482,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Errorf("the worker ran %d jobs, want only the funding one", w.Handler().Stats().Served)
 	}
 	// The untouched payment still works afterwards.
-	if r := a.Job(JobSpec{Capability: "reverse", ID: "ok", Body: "x", Payment: good}); r.Status != http.StatusOK {
+	if r := a.Job(testnet.JobSpec{Capability: "reverse", ID: "ok", Body: "x", Payment: good}); r.Status != http.StatusOK {
 		t.Errorf("good payment after the bad ones: %d %s", r.Status, r.Body)
 	}
 }
@@ -499,14 +499,14 @@ func tamper(t *testing.T, header string) string {
 }
 
 func TestRegistration(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
 	post := func(path, auth, body string) int {
 		req, _ := http.NewRequest(http.MethodPost, n.URL+path, strings.NewReader(body))
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
-		resp, err := Insecure.Do(req)
+		resp, err := testnet.Insecure.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -520,34 +520,34 @@ func TestRegistration(t *testing.T) {
 	}{
 		{"wrong secret", "/capability/register", "nope", good, 401},
 		{"no secret", "/capability/register", "", good, 401},
-		{"bad JSON", "/capability/register", Secret, "{", 400},
-		{"USD without a price feed", "/capability/register", Secret, strings.Replace(good, `"price_scaling":2`, `"price_scaling":2,"currency":"USD"`, 1), 400},
-		{"zero capacity", "/capability/register", Secret, strings.Replace(good, `"capacity":1`, `"capacity":0`, 1), 400},
-		{"ftp URL", "/capability/register", Secret, strings.Replace(good, "http://", "ftp://", 1), 400},
-		{"good", "/capability/register", Secret, good, 200},
+		{"bad JSON", "/capability/register", testnet.Secret, "{", 400},
+		{"USD without a price feed", "/capability/register", testnet.Secret, strings.Replace(good, `"price_scaling":2`, `"price_scaling":2,"currency":"USD"`, 1), 400},
+		{"zero capacity", "/capability/register", testnet.Secret, strings.Replace(good, `"capacity":1`, `"capacity":0`, 1), 400},
+		{"ftp URL", "/capability/register", testnet.Secret, strings.Replace(good, "http://", "ftp://", 1), 400},
+		{"good", "/capability/register", testnet.Secret, good, 200},
 		{"unregister, wrong secret", "/capability/unregister", "nope", "r", 401},
 	} {
 		if got := post(tc.path, tc.auth, tc.body); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	c := NewClient(t, n.URL, KeyA)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	// 3/2 wei per second is quoted exactly, not floored to 1 (D15).
 	if tok := c.Token("r", ""); tok.Price.PricePerUnit != 3 || tok.Price.PixelsPerUnit != 2 {
 		t.Errorf("fractional price quoted as %+v", tok.Price)
 	}
 	// A second worker adds its capacity; re-registering one updates it.
-	w2 := StartWorker(t)
+	w2 := testnet.StartWorker(t)
 	body2 := strings.Replace(good, w.URL(), w2.URL(), 1)
-	post("/capability/register", Secret, body2)
-	post("/capability/register", Secret, strings.Replace(good, `"capacity":1`, `"capacity":3`, 1))
+	post("/capability/register", testnet.Secret, body2)
+	post("/capability/register", testnet.Secret, strings.Replace(good, `"capacity":1`, `"capacity":3`, 1))
 	if tok := c.Token("r", ""); tok.AvailableCapacity != 4 {
 		t.Errorf("capacity of two workers = %d, want 3+1", tok.AvailableCapacity)
 	}
-	if post("/capability/unregister", Secret, "r") != 200 {
+	if post("/capability/unregister", testnet.Secret, "r") != 200 {
 		t.Fatal("unregister failed")
 	}
-	if r := c.Job(JobSpec{Capability: "r", ID: "gone", Body: "x"}); r.Status != http.StatusServiceUnavailable {
+	if r := c.Job(testnet.JobSpec{Capability: "r", ID: "gone", Body: "x"}); r.Status != http.StatusServiceUnavailable {
 		t.Errorf("job after unregister: %d", r.Status)
 	}
 }
@@ -555,16 +555,18 @@ func TestRegistration(t *testing.T) {
 // Capacity is a limit: with one slot busy, the next job gets 503 and the
 // token says no capacity; a free capability needs no payment.
 func TestCapacityEnforced(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Sleep, "sleep", 0, 1)
-	c := NewClient(t, n.URL, "")
-	done := make(chan JobResult)
-	go func() { done <- c.Job(JobSpec{Capability: "sleep", ID: "a", Body: SleepBody(time.Minute)}) }()
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 0, 1)
+	c := testnet.NewClient(t, n.URL, "")
+	done := make(chan testnet.JobResult)
+	go func() {
+		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "a", Body: testnet.SleepBody(time.Minute)})
+	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Job(JobSpec{Capability: "sleep", ID: "b", Body: SleepBody(0)}); r.Status != http.StatusServiceUnavailable {
+	if r := c.Job(testnet.JobSpec{Capability: "sleep", ID: "b", Body: testnet.SleepBody(0)}); r.Status != http.StatusServiceUnavailable {
 		t.Errorf("second job on a full capability: %d %s", r.Status, r.Body)
 	}
 	if status, _ := c.TokenRaw("sleep", ""); status != http.StatusServiceUnavailable {
@@ -572,28 +574,28 @@ func TestCapacityEnforced(t *testing.T) {
 	}
 	w.Crash()
 	<-done
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 func TestAdminAndMetrics(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	c.Job(JobSpec{Capability: "reverse", ID: "j", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 6)})
+	n := testnet.StartNode(t, t.TempDir(), nil)
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	c.Job(testnet.JobSpec{Capability: "reverse", ID: "j", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	req, _ := http.NewRequest(http.MethodGet, n.AdminURL+"/admin/pools", nil)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("admin without a token: %v %v", resp, err)
 	}
 	var pools []ledger.Account
-	if Admin(t, n, "/admin/pools", &pools) != 200 || len(pools) != 1 || Amount(pools[0].Balance) != 5000 {
+	if testnet.Admin(t, n, "/admin/pools", &pools) != 200 || len(pools) != 1 || testnet.Amount(pools[0].Balance) != 5000 {
 		t.Errorf("pools %+v", pools)
 	}
 	var st ledger.Statement
-	if Admin(t, n, "/admin/jobs/"+c.Addr()+"/j", &st) != 200 || Amount(st.Charged) != 1000 {
+	if testnet.Admin(t, n, "/admin/jobs/"+c.Addr()+"/j", &st) != 200 || testnet.Amount(st.Charged) != 1000 {
 		t.Errorf("statement %+v", st)
 	}
-	if Admin(t, n, "/admin/jobs/"+c.Addr()+"/nope", nil) != http.StatusNotFound {
+	if testnet.Admin(t, n, "/admin/jobs/"+c.Addr()+"/nope", nil) != http.StatusNotFound {
 		t.Error("statement of an unknown job is not 404")
 	}
 	resp, err := http.Get(n.AdminURL + "/metrics")
@@ -620,7 +622,7 @@ func TestAdminAndMetrics(t *testing.T) {
 // A worker that refuses our token (401) is removed, and the job, which it
 // did not run, is not charged.
 func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
+	n := testnet.StartNode(t, t.TempDir(), nil)
 	w, err := worker.Start("", worker.Config{Token: "right"})
 	if err != nil {
 		t.Fatal(err)
@@ -628,38 +630,40 @@ func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
 	t.Cleanup(func() { w.Close() })
 	c := w.Capability(worker.Reverse)
 	c.Name, c.PricePerUnit, c.Token = "reverse", 1000, "wrong"
-	if err := worker.Register(context.Background(), n.URL, Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}
-	cl := NewClient(t, n.URL, KeyA)
-	r := cl.Job(JobSpec{Capability: "reverse", ID: "j", Body: "x", Payment: cl.Pay(cl.Token("reverse", ""), 6)})
+	cl := testnet.NewClient(t, n.URL, testnet.KeyA)
+	r := cl.Job(testnet.JobSpec{Capability: "reverse", ID: "j", Body: "x", Payment: cl.Pay(cl.Token("reverse", ""), 6)})
 	if r.Status != http.StatusBadGateway || !strings.Contains(r.Body, "worker auth token failed") {
 		t.Fatalf("job on a worker refusing our token: %d %s", r.Status, r.Body)
 	}
-	if s := Statement(t, n, cl.Addr(), "j"); Amount(s.Charged) != 0 || Amount(s.Released) != 6000 {
+	if s := testnet.Statement(t, n, cl.Addr(), "j"); testnet.Amount(s.Charged) != 0 || testnet.Amount(s.Released) != 6000 {
 		t.Errorf("charged %s released %s, want nothing charged", s.Charged, s.Released)
 	}
 	if status, _ := cl.TokenRaw("reverse", ""); status != http.StatusNotFound {
 		t.Errorf("token after removal: %d", status)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }
 
 // One sender may run at most MaxOpenJobsPerSender jobs at once.
 func TestOpenJobsPerSenderBounded(t *testing.T) {
-	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxOpenJobsPerSender = 1 })
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Sleep, "sleep", 0, 4)
-	c := NewClient(t, n.URL, KeyA)
-	done := make(chan JobResult)
-	go func() { done <- c.Job(JobSpec{Capability: "sleep", ID: "a", Body: SleepBody(time.Minute)}) }()
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxOpenJobsPerSender = 1 })
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 0, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	done := make(chan testnet.JobResult)
+	go func() {
+		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "a", Body: testnet.SleepBody(time.Minute)})
+	}()
 	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Job(JobSpec{Capability: "sleep", ID: "b", Body: SleepBody(0)}); r.Status != http.StatusTooManyRequests {
+	if r := c.Job(testnet.JobSpec{Capability: "sleep", ID: "b", Body: testnet.SleepBody(0)}); r.Status != http.StatusTooManyRequests {
 		t.Errorf("second job of the sender: %d %s", r.Status, r.Body)
 	}
-	if r := NewClient(t, n.URL, KeyB).Job(JobSpec{Capability: "sleep", ID: "b", Body: SleepBody(0)}); r.Status != http.StatusOK {
+	if r := testnet.NewClient(t, n.URL, testnet.KeyB).Job(testnet.JobSpec{Capability: "sleep", ID: "b", Body: testnet.SleepBody(0)}); r.Status != http.StatusOK {
 		t.Errorf("another sender's job: %d %s", r.Status, r.Body)
 	}
 	w.Crash()
@@ -670,13 +674,13 @@ func TestOpenJobsPerSenderBounded(t *testing.T) {
 // embedded one.
 func TestPostgresLedger(t *testing.T) {
 	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
-	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.LedgerDSN = dsn })
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
-	c := NewClient(t, n.URL, KeyA)
-	r := c.Job(JobSpec{Capability: "reverse", ID: "pg", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.LedgerDSN = dsn })
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	c := testnet.NewClient(t, n.URL, testnet.KeyA)
+	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "pg", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	if r.Status != http.StatusOK || r.Header.Get(wire.HeaderBalance) != "5000" {
 		t.Fatalf("job on PostgreSQL: %d %q %s", r.Status, r.Header.Get(wire.HeaderBalance), r.Body)
 	}
-	Verify(t, n)
+	testnet.Verify(t, n)
 }

@@ -1,7 +1,7 @@
 package orchestrator_test
 
 import (
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -30,10 +30,10 @@ var (
 // exactly what the honest payments paid minus what their jobs used: bad
 // input moved no money.
 func TestHostileInputs(t *testing.T) {
-	n := StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 4096 })
-	w := StartWorker(t)
-	Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 8)
-	honest, mallory := NewClient(t, n.URL, KeyA), NewClient(t, n.URL, KeyB)
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 4096 })
+	w := testnet.StartWorker(t)
+	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 8)
+	honest, mallory := testnet.NewClient(t, n.URL, testnet.KeyA), testnet.NewClient(t, n.URL, testnet.KeyB)
 	seed := *hostileSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -48,7 +48,7 @@ func TestHostileInputs(t *testing.T) {
 	wire.SignJobRequest(honest.Signer, goodReq)
 	goodHeader, _ := wire.EncodeJobRequestHeader(goodReq)
 	spent := honest.Pay(tok, 6)
-	if r := honest.Job(JobSpec{Capability: "reverse", ID: "spent", Body: "x", Payment: spent}); r.Status != 200 {
+	if r := honest.Job(testnet.JobSpec{Capability: "reverse", ID: "spent", Body: "x", Payment: spent}); r.Status != 200 {
 		t.Fatalf("setup job: %d %s", r.Status, r.Body)
 	}
 
@@ -97,14 +97,14 @@ func TestHostileInputs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Amount(r.Credited)
+		return testnet.Amount(r.Credited)
 	}
 	for i := range *hostileRounds {
-		var r JobResult
+		var r testnet.JobResult
 		switch k := rng.IntN(9); k {
 		case 0:
 			kinds["mutated job header"]++
-			r = mallory.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("h", i), Body: "x", Header: map[string]string{wire.HeaderJobRequest: mutateHeader(goodHeader)}})
+			r = mallory.Job(testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("h", i), Body: "x", Header: map[string]string{wire.HeaderJobRequest: mutateHeader(goodHeader)}})
 			switch {
 			case r.Status == http.StatusServiceUnavailable && strings.Contains(r.Body, "No capacity"):
 				r.Status = 0 // the mutation renamed the capability: unknown here, 503 so a gateway tries elsewhere
@@ -118,7 +118,7 @@ func TestHostileInputs(t *testing.T) {
 			}
 		case 1:
 			kinds["mutated payment"]++
-			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("p", i), Body: "x", Payment: mutateHeader(honest.Pay(honest.Token("reverse", ""), 1+rng.IntN(3)))})
+			r = honest.Job(testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("p", i), Body: "x", Payment: mutateHeader(honest.Pay(honest.Token("reverse", ""), 1+rng.IntN(3)))})
 			// A mutation may leave some genuinely signed tickets intact;
 			// those are the honest sender's money and may be credited.
 			credited = creditedNow()
@@ -127,16 +127,16 @@ func TestHostileInputs(t *testing.T) {
 			}
 		case 2:
 			kinds["replayed payment"]++
-			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("r", i), Body: "x", Payment: spent})
+			r = honest.Job(testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("r", i), Body: "x", Payment: spent})
 		case 3:
 			kinds["forged tickets"]++
-			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("f", i), Body: "x", Payment: tamper(t, honest.Pay(honest.Token("reverse", ""), 3))})
+			r = honest.Job(testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("f", i), Body: "x", Payment: tamper(t, honest.Pay(honest.Token("reverse", ""), 3))})
 		case 4:
 			kinds["stolen payment"]++
-			r = mallory.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("s", i), Body: "x", Payment: honest.Pay(honest.Token("reverse", ""), 6)})
+			r = mallory.Job(testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("s", i), Body: "x", Payment: honest.Pay(honest.Token("reverse", ""), 6)})
 		case 5:
 			kinds["oversized body"]++
-			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("b", i), Body: strings.Repeat("z", 5000+rng.IntN(5000))})
+			r = honest.Job(testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("b", i), Body: strings.Repeat("z", 5000+rng.IntN(5000))})
 		case 6:
 			kinds["mutated sender header"]++
 			js, _ := wire.NewJobSender(honest.Signer)
@@ -144,20 +144,20 @@ func TestHostileInputs(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, n.URL+"/process/token", nil)
 			req.Header.Set(wire.HeaderJobSender, mutateHeader(h))
 			req.Header.Set(wire.HeaderCapability, "reverse")
-			resp, err := Insecure.Do(req)
+			resp, err := testnet.Insecure.Do(req)
 			if err != nil {
 				t.Fatalf("token: %v", err)
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			r = JobResult{Status: resp.StatusCode}
+			r = testnet.JobResult{Status: resp.StatusCode}
 		case 7:
 			kinds["absurd numbers"]++
-			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("n", i), Body: "x",
+			r = honest.Job(testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("n", i), Body: "x",
 				Edit: func(q *wire.JobRequest) { q.TimeoutSeconds = []int{-1, 1 << 40, -(1 << 40)}[rng.IntN(3)] }})
 		case 8:
 			kinds["honest job"]++
-			r = honest.Job(JobSpec{Capability: "reverse", ID: fmt.Sprint("ok", i), Body: "x", Payment: honest.Pay(honest.Token("reverse", ""), 2)})
+			r = honest.Job(testnet.JobSpec{Capability: "reverse", ID: fmt.Sprint("ok", i), Body: "x", Payment: honest.Pay(honest.Token("reverse", ""), 2)})
 			if r.Status != http.StatusOK {
 				t.Fatalf("honest job %d refused: %d %s", i, r.Status, r.Body)
 			}
@@ -170,13 +170,13 @@ func TestHostileInputs(t *testing.T) {
 	}
 	kinds["slow client"] += slowClients(t, n.URL)
 
-	rep := Verify(t, n)
-	if Amount(rep.Credited) != credited || Amount(rep.Charged) != 1000*okJobs || rep.OpenJobs != 0 {
+	rep := testnet.Verify(t, n)
+	if testnet.Amount(rep.Credited) != credited || testnet.Amount(rep.Charged) != 1000*okJobs || rep.OpenJobs != 0 {
 		t.Errorf("credited %s (want %d), charged %s (want %d for %d jobs), open jobs %d",
 			rep.Credited, credited, rep.Charged, 1000*okJobs, okJobs, rep.OpenJobs)
 	}
-	if got := Balance(t, n, Pool(honest.Addr(), "reverse")); got != credited-1000*okJobs || Balance(t, n, Pool(mallory.Addr(), "reverse")) != 0 {
-		t.Errorf("honest pool %d, want %d; mallory's pool %d", got, credited-1000*okJobs, Balance(t, n, Pool(mallory.Addr(), "reverse")))
+	if got := testnet.Balance(t, n, testnet.Pool(honest.Addr(), "reverse")); got != credited-1000*okJobs || testnet.Balance(t, n, testnet.Pool(mallory.Addr(), "reverse")) != 0 {
+		t.Errorf("honest pool %d, want %d; mallory's pool %d", got, credited-1000*okJobs, testnet.Balance(t, n, testnet.Pool(mallory.Addr(), "reverse")))
 	}
 	t.Logf("hostile inputs: %v; %d ledger entries, invariants hold, money lost 0", kinds, rep.Entries)
 }
@@ -201,7 +201,7 @@ func slowClients(t *testing.T, base string) int {
 		}
 	}()
 	// The node still answers promptly.
-	resp, err := Insecure.Get(base + "/process/token")
+	resp, err := testnet.Insecure.Get(base + "/process/token")
 	if err != nil {
 		t.Fatalf("node unresponsive with slow clients: %v", err)
 	}

@@ -2,24 +2,21 @@ package orchestrator
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
 	"byoc/internal/defaults"
+	"byoc/internal/node"
 	"byoc/internal/nodefiles"
 	"byoc/internal/serve"
 	"byoc/ledger"
-	"byoc/ledger/stores"
 	"byoc/pm"
 )
 
@@ -73,11 +70,7 @@ type Node struct {
 	Ledger     *ledger.Ledger
 	Store      ledger.Store
 
-	servers serve.Group
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closed  sync.Once
-	lock    *nodefiles.DirLock
+	node *node.Node
 }
 
 // StartNode locks the data directory, listens, opens the ledger and serves
@@ -93,126 +86,87 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = ledger.SystemClock{}
 	}
-	defaults.Set(&cfg.SweepInterval, 15*time.Second)
 	defaults.Set(&cfg.ForgetSessionsEvery, 5*time.Minute)
 	u, err := url.Parse(cfg.Listen)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("orchestrator: listen address %q must look like https://host:port or http://host:port", cfg.Listen)
 	}
-	lock, err := nodefiles.Lock(cfg.DataDir)
+	base, err := node.Open(ctx, node.Config{Role: "orchestrator", DataDir: cfg.DataDir, LedgerDSN: cfg.LedgerDSN,
+		Listen: u.Host, AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Orchestrator.Logger,
+		Limits: cfg.Limits, SweepInterval: cfg.SweepInterval})
 	if err != nil {
-		return nil, fmt.Errorf("orchestrator: %w", err)
+		return nil, err
 	}
-	n := &Node{}
-	var lns []net.Listener // not yet served
-	started := false
-	defer func() {
-		if !started {
-			for _, ln := range lns {
-				ln.Close()
-			}
-			n.Close()
-			lock.Abandon()
-		}
-	}()
-	ln, err := serve.Listen(u.Host)
-	if err != nil {
-		return nil, fmt.Errorf("orchestrator: %w", err)
+	n := &Node{node: base, Ledger: base.Ledger, Store: base.Store}
+	if err := n.start(cfg, u); err != nil {
+		base.Abandon()
+		return nil, err
 	}
-	lns = append(lns, ln)
-	var aln net.Listener
-	if cfg.AdminListen != "" {
-		if aln, err = serve.Listen(cfg.AdminListen); err != nil {
-			return nil, fmt.Errorf("orchestrator: admin: %w", err)
-		}
-		lns = append(lns, aln)
-	}
-	var where string
-	if n.Store, n.Ledger, where, err = stores.OpenLedger(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Orchestrator.Logger}); err != nil {
-		return nil, fmt.Errorf("orchestrator: %w", err)
-	}
+	return n, nil
+}
+
+// start makes the orchestrator on the opened node and serves it.
+func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	if n.Address = cfg.Address; n.Address == (common.Address{}) {
-		key, err := nodefiles.Key(cfg.DataDir)
+		key, err := n.node.Key()
 		if err != nil {
-			return nil, fmt.Errorf("orchestrator: node key: %w", err)
+			return err
 		}
 		n.Address = key.Address()
 	}
-	secret, err := nodefiles.Secret(cfg.DataDir, nodefiles.SecretFile, pm.SecretLength)
+	secret, err := n.node.Secret("PM secret", nodefiles.SecretFile, pm.SecretLength)
 	if err != nil {
-		return nil, fmt.Errorf("orchestrator: PM secret: %w", err)
+		return err
 	}
 	blocks, err := pm.NewOffchainBlocks(cfg.Clock.Now, 0, common.Hash{})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rc := pm.RecipientConfig{Address: n.Address, Blocks: blocks, TicketEV: cfg.TicketEV, MaxFaceValue: cfg.MaxFaceValue}
 	copy(rc.Secret[:], secret)
 	if cfg.Orchestrator.Recipient, err = pm.NewRecipient(rc); err != nil {
-		return nil, fmt.Errorf("orchestrator: %w", err)
+		return fmt.Errorf("orchestrator: %w", err)
 	}
 
-	bound := u.Scheme + "://" + ln.Addr().String()
+	addr := n.node.Addr()
 	if cfg.ServiceAddr == "" {
-		if host, _, _ := net.SplitHostPort(ln.Addr().String()); net.ParseIP(host).IsUnspecified() {
-			return nil, fmt.Errorf("orchestrator: listening on %s: give the address gateways should use (--service-addr)", ln.Addr())
+		if host, _, _ := net.SplitHostPort(addr.String()); net.ParseIP(host).IsUnspecified() {
+			return fmt.Errorf("orchestrator: listening on %s: give the address gateways should use (--service-addr)", addr)
 		}
-		cfg.ServiceAddr = bound
+		cfg.ServiceAddr = u.Scheme + "://" + addr.String()
 	}
 	n.URL = strings.TrimSuffix(cfg.ServiceAddr, "/")
 	oc := cfg.Orchestrator
 	oc.ServiceAddr, oc.Ledger = n.URL, n.Ledger
 	if n.Orchestrator, err = New(oc); err != nil {
-		return nil, err
+		return err
 	}
-	srv := cfg.Limits.Server(n.Handler(), slogErrorLog(n.log))
+	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){func(ctx context.Context) {
+		n.forgetSessions(ctx, blocks, cfg.ForgetSessionsEvery)
+	}}}
 	if u.Scheme == "https" {
 		host := u.Hostname()
 		if su, err := url.Parse(cfg.ServiceAddr); err == nil {
 			host = su.Hostname()
 		}
-		cert, err := LoadOrCreateCertificate(cfg.DataDir, []string{host})
-		if err != nil {
-			return nil, err
+		if run.TLS, err = n.node.TLS(host); err != nil {
+			return err
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	var asrv *http.Server
-	if aln != nil {
+	if aaddr := n.node.AdminAddr(); aaddr != nil {
 		if n.AdminToken = cfg.AdminToken; n.AdminToken == "" {
-			if n.AdminToken, err = nodefiles.Token(cfg.DataDir, "admin.token"); err != nil {
-				return nil, fmt.Errorf("orchestrator: admin token: %w", err)
+			if n.AdminToken, err = n.node.Token("admin token", "admin.token"); err != nil {
+				return err
 			}
 		}
-		n.AdminURL = "http://" + aln.Addr().String()
-		asrv = cfg.Limits.Server(n.AdminHandler(n.AdminToken), slogErrorLog(n.log))
+		n.AdminURL = "http://" + aaddr.String()
+		run.Admin = n.AdminHandler(n.AdminToken)
 	}
-
-	// Everything is in place: serve.
-	started = true
-	n.lock = lock
-	if srv.TLSConfig != nil {
-		n.servers.Go("orchestrator", srv, func() error { return srv.ServeTLS(ln, "", "") })
-	} else {
-		n.servers.Go("orchestrator", srv, func() error { return srv.Serve(ln) })
+	if err := n.node.Serve(run); err != nil {
+		return err
 	}
-	if asrv != nil {
-		n.servers.Go("orchestrator", asrv, func() error { return asrv.Serve(aln) })
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.Ledger.RunSweeper(sctx, cfg.SweepInterval)
-	}()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.forgetSessions(sctx, blocks, cfg.ForgetSessionsEvery)
-	}()
-	n.log.Info("orchestrator listening", "service_addr", n.URL, "admin", n.AdminURL, "address", n.Address.Hex(), "ledger", where)
-	return n, nil
+	n.log.Info("orchestrator listening", "service_addr", n.URL, "admin", n.AdminURL, "address", n.Address.Hex(), "ledger", n.node.Where)
+	return nil
 }
 
 // forgetSessionsMargin is how many blocks past its expiry a ticket
@@ -246,22 +200,4 @@ func (n *Node) forgetSessions(ctx context.Context, blocks pm.BlockSource, every 
 
 // Close stops the listeners (letting running jobs finish for up to 10 s),
 // the sweeper and the ledger, and releases the data directory.
-func (n *Node) Close() error {
-	n.closed.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.servers.Shutdown(ctx)
-		if n.cancel != nil {
-			n.cancel()
-		}
-		n.wg.Wait()
-		if n.Ledger != nil {
-			n.Ledger.Close()
-		}
-		if n.Store != nil {
-			n.Store.Close()
-		}
-		n.lock.Release()
-	})
-	return nil
-}
+func (n *Node) Close() error { return n.node.Close() }

@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -152,10 +151,4 @@ func (o *Orchestrator) done(sender string) {
 	if o.open.bySender[sender]--; o.open.bySender[sender] <= 0 {
 		delete(o.open.bySender, sender)
 	}
-}
-
-// slogErrorLog sends net/http's own error messages (TLS handshake noise
-// from probes, mostly) to the structured log at debug level.
-func slogErrorLog(l *slog.Logger) *log.Logger {
-	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
 }

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"byoc/wire"
 	"byoc/worker"
 )
@@ -41,15 +41,15 @@ func (rec *recorder) take() []string {
 // spelled) are refused with 400 before any worker sees them, and the query
 // is dropped as go-livepeer drops it.
 func TestJobPathStaysUnderWorkerURL(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
+	n := testnet.StartNode(t, t.TempDir(), nil)
 	rec := &recorder{}
 	ws := httptest.NewServer(rec)
 	t.Cleanup(ws.Close)
 	c := wire.ExternalCapability{Name: "app", URL: ws.URL + "/app/spy", Capacity: 4, PriceScaling: 1, Currency: "wei"}
-	if err := worker.Register(context.Background(), n.URL, Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}
-	cl := NewClient(t, n.URL, "") // a free capability: no payment needed
+	cl := testnet.NewClient(t, n.URL, "") // a free capability: no payment needed
 	for _, tc := range []struct {
 		path string
 		want string // what the worker sees; "" for a 400 that reaches no worker
@@ -73,7 +73,7 @@ func TestJobPathStaysUnderWorkerURL(t *testing.T) {
 		{"x/.%2E", ""},
 		{"a%2F.%2Fb", ""},
 	} {
-		r := cl.Job(JobSpec{Capability: "app", Path: tc.path, Body: "x"})
+		r := cl.Job(testnet.JobSpec{Capability: "app", Path: tc.path, Body: "x"})
 		got := rec.take()
 		switch {
 		case r.Err != nil:

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/orchestrator"
 )
@@ -19,7 +19,7 @@ import (
 func TestSSEWorkerBreaksMidStream(t *testing.T) {
 	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
 		n, _, c := clockNode(t, tweak)
-		r := c.Job(JobSpec{Capability: "sse", ID: "broken", Body: `{"advance_ms":2000,"break":true}`, Payment: c.Pay(c.Token("sse", ""), 6)})
+		r := c.Job(testnet.JobSpec{Capability: "sse", ID: "broken", Body: `{"advance_ms":2000,"break":true}`, Payment: c.Pay(c.Token("sse", ""), 6)})
 		if r.Status != http.StatusOK || !strings.HasPrefix(r.Body, "data: {\"i\":1}\n\ndata: {\"i\":2}\n\n") {
 			t.Fatalf("stream: %d\n%s", r.Status, r.Body)
 		}
@@ -27,7 +27,7 @@ func TestSSEWorkerBreaksMidStream(t *testing.T) {
 		if i := strings.Index(r.Body, end); i < 0 || !strings.HasSuffix(r.Body, "\"}\n\n") || strings.Contains(r.Body, "[DONE]") {
 			t.Errorf("a broken stream ends with the balance and an error event, no [DONE]:\n%s", r.Body)
 		}
-		if s := Statement(t, n, c.Addr(), "broken"); Amount(s.Charged) != 2000 || Amount(s.Released) != 4000 || s.Account.State != ledger.StateClosed {
+		if s := testnet.Statement(t, n, c.Addr(), "broken"); testnet.Amount(s.Charged) != 2000 || testnet.Amount(s.Released) != 4000 || s.Account.State != ledger.StateClosed {
 			t.Errorf("broken stream: charged %s released %s state %s; want 2000 charged, the rest released", s.Charged, s.Released, s.Account.State)
 		}
 		if status, _ := c.TokenRaw("sse", ""); status != http.StatusNotFound {
@@ -37,7 +37,7 @@ func TestSSEWorkerBreaksMidStream(t *testing.T) {
 		if !strings.Contains(m, jobOutcome("sse", "worker_failed")) || strings.Contains(m, `outcome="sse"`) {
 			t.Errorf("jobs metric: want one worker_failed and no sse:\n%s", grepLines(m, "byoc_orchestrator_jobs_total"))
 		}
-		Verify(t, n)
+		testnet.Verify(t, n)
 	})
 }
 
@@ -48,22 +48,22 @@ func TestSSEClientGone(t *testing.T) {
 	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
 		n, cw, c := clockNode(t, tweak)
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan JobResult)
+		done := make(chan testnet.JobResult)
 		go func() {
-			done <- c.Job(JobSpec{Ctx: ctx, Capability: "sse", ID: "left", Body: `{"advance_ms":2000}`, Payment: c.Pay(c.Token("sse", ""), 6)})
+			done <- c.Job(testnet.JobSpec{Ctx: ctx, Capability: "sse", ID: "left", Body: `{"advance_ms":2000}`, Payment: c.Pay(c.Token("sse", ""), 6)})
 		}()
 		<-cw.got // the worker ran 2 s and streamed its events
 		cancel()
 		<-done
-		Eventually(t, "the stream to be counted", func() bool { return strings.Contains(metrics(t, n), `byoc_orchestrator_jobs_total{capability="sse"`) })
+		testnet.Eventually(t, "the stream to be counted", func() bool { return strings.Contains(metrics(t, n), `byoc_orchestrator_jobs_total{capability="sse"`) })
 		m := metrics(t, n)
 		if !strings.Contains(m, jobOutcome("sse", "client_gone")) || strings.Contains(m, `outcome="sse"`) {
 			t.Errorf("jobs metric: want one client_gone and no sse:\n%s", grepLines(m, "byoc_orchestrator_jobs_total"))
 		}
-		if s := Statement(t, n, c.Addr(), "left"); Amount(s.Charged) != 2000 || Amount(s.Released) != 4000 || s.Account.State != ledger.StateClosed {
+		if s := testnet.Statement(t, n, c.Addr(), "left"); testnet.Amount(s.Charged) != 2000 || testnet.Amount(s.Released) != 4000 || s.Account.State != ledger.StateClosed {
 			t.Errorf("stream left by its gateway: charged %s released %s state %s; want 2000 charged, the rest released", s.Charged, s.Released, s.Account.State)
 		}
-		Verify(t, n)
+		testnet.Verify(t, n)
 	})
 }
 

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"time"
 
-	"byoc/gateway/gatewaybench"
+	"byoc/internal/bench"
 )
 
 const benchUsage = `Usage: byoc bench [flags]
@@ -42,7 +42,7 @@ Flags:
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("byoc bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg gatewaybench.Config
+	var cfg bench.Config
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "clients sending jobs at once")
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long each phase is measured")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "how long each phase runs before it is measured")
@@ -65,7 +65,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *logFormat == "json" {
 		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, opts))
 	}
-	rep, err := gatewaybench.Run(ctx, cfg)
+	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}

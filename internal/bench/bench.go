@@ -1,10 +1,10 @@
-// Package gatewaybench measures what the BYOC stack adds to a job: it runs
+// Package bench measures what the BYOC stack adds to a job: it runs
 // an orchestrator, a trivial worker and a gateway in one process on
 // loopback, with payments on and both ledgers durable, drives N concurrent
 // clients first straight at the worker and then through the gateway, and
 // reports throughput and latency percentiles of both, plus the books of
 // both sides (which must agree) at the end. `byoc bench` runs it.
-package gatewaybench
+package bench
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package orchestrator
+package node
 
 import (
 	"crypto/ecdsa"
@@ -23,17 +23,17 @@ const (
 	KeyFile  = "tls.key"
 )
 
-// LoadOrCreateCertificate returns the orchestrator's TLS certificate from
-// dir, creating a self-signed one (ECDSA P-256, ten years) for hosts on
-// first use. go-livepeer gateways dial orchestrators over https and do not
+// LoadOrCreateCertificate returns the role's TLS certificate from dir,
+// creating a self-signed one (ECDSA P-256, ten years) for hosts on first
+// use. go-livepeer gateways dial orchestrators over https and do not
 // verify the certificate, so a self-signed one is what they expect; keeping
 // it in the data directory keeps it stable across restarts.
-func LoadOrCreateCertificate(dir string, hosts []string) (tls.Certificate, error) {
+func LoadOrCreateCertificate(dir, role string, hosts []string) (tls.Certificate, error) {
 	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
 	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
 		return cert, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return tls.Certificate{}, fmt.Errorf("orchestrator certificate in %s: %w", dir, err)
+		return tls.Certificate{}, fmt.Errorf("%s certificate in %s: %w", role, dir, err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -45,7 +45,7 @@ func LoadOrCreateCertificate(dir string, hosts []string) (tls.Certificate, error
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "byoc orchestrator"},
+		Subject:      pkix.Name{CommonName: "byoc " + role},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().AddDate(10, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
