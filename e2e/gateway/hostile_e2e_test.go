@@ -251,13 +251,14 @@ func TestForeignServiceAddrRefused(t *testing.T) {
 	if n := reached.Load(); n != 0 {
 		t.Errorf("the other host received %d requests", n)
 	}
-	if n := metric(t, gw, "byoc_gateway_orchestrator_attempts_total", "orchestrator", elsewhere, "stage", "token", "outcome", "foreign_service_addr"); n < 1 {
-		t.Errorf("refusals counted: %v", n)
-	}
-	// Alone, it is refused with a clear answer.
+	// Alone, it is refused with a clear answer, and the refusal counted.
+	// (Above, the jobs may have gone to b before a's token was in.)
 	r := submit(t, gw, jobSpec{capability: "reverse", body: "abc", parameters: `{"orchestrators":{"include":["` + elsewhere + `"]}}`})
 	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "is not on the host of "+elsewhere) {
 		t.Errorf("only the foreign one: %d %s", r.status, r.body)
+	}
+	if n := metric(t, gw, "byoc_gateway_orchestrator_attempts_total", "orchestrator", elsewhere, "stage", "token", "outcome", "foreign_service_addr"); n < 1 {
+		t.Errorf("refusals counted: %v", n)
 	}
 	agree(t, gw, b, "reverse")
 
