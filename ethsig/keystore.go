@@ -1,11 +1,7 @@
 package ethsig
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/pbkdf2"
-	"crypto/sha256"
-	"crypto/subtle"
+	"crypto/ecdsa"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,138 +9,184 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ethereum/go-ethereum/accounts/keystore"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
-	"golang.org/x/crypto/scrypt"
+	"github.com/google/uuid"
 )
 
 // ErrKeystorePassword is returned (wrapped) when a keystore's MAC does not
 // match, which almost always means a wrong password.
 var ErrKeystorePassword = errors.New("ethsig: could not decrypt keystore with given password")
 
-// Bounds on key-derivation parameters, so that a hostile keystore file
-// cannot make the node allocate or compute without limit. go-ethereum's
-// standard scrypt parameters are N = 2^18, r = 8, p = 1.
+// Bounds on a keystore's key-derivation parameters, checked before the file
+// goes to go-ethereum's DecryptKey, which derives the key with whatever the
+// file says. scrypt needs 128·n·r bytes of memory and time in proportion to
+// n·r·p; go-ethereum, clef and go-livepeer write n = 2^18, r = 8, p = 1
+// (256 MiB, about a second). We accept up to twice that memory (512 MiB)
+// and four times that work, so a hostile or corrupt file cannot make the
+// node allocate gigabytes or spend minutes before it can even say "wrong
+// password". PBKDF2 files (c = 262144 is the common choice) may have up to
+// eight times that many rounds.
 const (
-	maxScryptN      = 1 << 20
-	maxScryptRP     = 1 << 10
-	maxPBKDF2Rounds = 10_000_000
+	maxScryptNR     = 1 << 22 // n·r: 128·n·r bytes ≤ 512 MiB
+	maxScryptNRP    = 1 << 23 // n·r·p: 4 × the standard work
+	maxPBKDF2Rounds = 1 << 21 // 2,097,152 HMAC-SHA256 rounds
 )
 
-// keystoreV3 is the Web3 Secret Storage (version 3) JSON document that
-// go-ethereum's keystore writes.
-type keystoreV3 struct {
+// KDF strengths for EncryptKeystore: Standard is what go-ethereum's own
+// keystore writes (scrypt n = 2^18, p = 1: 256 MiB, about a second); Light
+// (n = 2^12, p = 6: 4 MiB, milliseconds) is for tests only.
+const (
+	KDFStandard = iota
+	KDFLight
+)
+
+// keystoreDoc is the part of a Web3 Secret Storage (version 3) document
+// checked before decryption; field names match as go-ethereum matches them.
+type keystoreDoc struct {
 	Address string `json:"address"`
 	Crypto  struct {
 		Cipher       string `json:"cipher"`
-		CipherText   string `json:"ciphertext"`
 		CipherParams struct {
 			IV string `json:"iv"`
 		} `json:"cipherparams"`
-		KDF       string          `json:"kdf"`
-		KDFParams json.RawMessage `json:"kdfparams"`
-		MAC       string          `json:"mac"`
+		KDF       string                     `json:"kdf"`
+		KDFParams map[string]json.RawMessage `json:"kdfparams"`
 	} `json:"crypto"`
-	Version int `json:"version"`
+	ID      string `json:"id"`
+	Version any    `json:"version"`
+}
+
+// checkKeystore refuses a document go-ethereum's DecryptKey would choke on
+// (it type-asserts kdfparams and panics on a missing or non-numeric one,
+// and on an IV that is not 16 bytes) or that would cost too much to try.
+func checkKeystore(doc *keystoreDoc) error {
+	if v, ok := doc.Version.(float64); !ok || v != 3 {
+		return fmt.Errorf("ethsig: keystore version %v not supported (want 3)", doc.Version)
+	}
+	if _, err := uuid.Parse(doc.ID); err != nil {
+		return fmt.Errorf("ethsig: keystore id %q: %w", doc.ID, err)
+	}
+	c := doc.Crypto
+	if c.Cipher != "aes-128-ctr" {
+		return fmt.Errorf("ethsig: keystore cipher %q not supported", c.Cipher)
+	}
+	if iv, err := hex.DecodeString(c.CipherParams.IV); err != nil || len(iv) != 16 {
+		return errors.New("ethsig: keystore iv is not 16 bytes of hex")
+	}
+	p := c.KDFParams
+	intParam := func(name string, lo, hi int64) (int64, error) {
+		var v int64
+		if err := json.Unmarshal(p[name], &v); err != nil || v < lo || v > hi {
+			return 0, fmt.Errorf("ethsig: keystore %s parameter %s = %s: want an integer from %d to %d", c.KDF, name, p[name], lo, hi)
+		}
+		return v, nil
+	}
+	var salt string
+	if err := json.Unmarshal(p["salt"], &salt); err != nil {
+		return errors.New("ethsig: keystore kdfparams has no salt string")
+	}
+	if _, err := hex.DecodeString(salt); err != nil {
+		return fmt.Errorf("ethsig: keystore salt: %w", err)
+	}
+	// DecryptKey slices the derived key at [16:32].
+	if _, err := intParam("dklen", 32, 64); err != nil {
+		return err
+	}
+	switch c.KDF {
+	case "scrypt":
+		n, err1 := intParam("n", 2, maxScryptNR)
+		r, err2 := intParam("r", 1, maxScryptNR)
+		pp, err3 := intParam("p", 1, maxScryptNRP)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return err
+		}
+		if n&(n-1) != 0 {
+			return fmt.Errorf("ethsig: keystore scrypt n = %d is not a power of two", n)
+		}
+		if n*r > maxScryptNR {
+			return fmt.Errorf("ethsig: keystore scrypt n·r = %d needs %d MiB (limit %d MiB)", n*r, n*r>>13, maxScryptNR>>13)
+		}
+		if n*r*pp > maxScryptNRP {
+			return fmt.Errorf("ethsig: keystore scrypt n·r·p = %d is more than %d (4 × go-ethereum's standard work)", n*r*pp, maxScryptNRP)
+		}
+	case "pbkdf2":
+		if _, err := intParam("c", 1, maxPBKDF2Rounds); err != nil {
+			return err
+		}
+		var prf string
+		if err := json.Unmarshal(p["prf"], &prf); err != nil || prf != "hmac-sha256" {
+			return fmt.Errorf("ethsig: keystore prf %s not supported", p["prf"])
+		}
+	default:
+		return fmt.Errorf("ethsig: keystore kdf %q not supported", c.KDF)
+	}
+	return nil
+}
+
+// KeystoreAddress reads the address a keystore document records, without
+// the password (and so without proof that the key matches it).
+func KeystoreAddress(keyJSON []byte) (common.Address, error) {
+	var doc keystoreDoc
+	if err := json.Unmarshal(keyJSON, &doc); err != nil {
+		return common.Address{}, fmt.Errorf("ethsig: parsing keystore: %w", err)
+	}
+	a := strings.TrimPrefix(strings.ToLower(doc.Address), "0x")
+	if !common.IsHexAddress(a) {
+		return common.Address{}, fmt.Errorf("ethsig: keystore address %q is not an address", doc.Address)
+	}
+	return common.HexToAddress(a), nil
 }
 
 // KeySignerFromKeystore decrypts a go-ethereum (Web3 Secret Storage version
-// 3) keystore document with password: scrypt or PBKDF2-HMAC-SHA256 key
-// derivation, keccak256 MAC, AES-128-CTR. A wrong password gives an error
-// wrapping ErrKeystorePassword.
+// 3) keystore document with password, using go-ethereum's keystore after
+// checking the document's parameters (see checkKeystore). A wrong password
+// gives an error wrapping ErrKeystorePassword.
 func KeySignerFromKeystore(keyJSON []byte, password string) (*KeySigner, error) {
-	var ks keystoreV3
-	if err := json.Unmarshal(keyJSON, &ks); err != nil {
+	var doc keystoreDoc
+	if err := json.Unmarshal(keyJSON, &doc); err != nil {
 		return nil, fmt.Errorf("ethsig: parsing keystore: %w", err)
 	}
-	if ks.Version != 3 {
-		return nil, fmt.Errorf("ethsig: keystore version %d not supported", ks.Version)
-	}
-	if ks.Crypto.Cipher != "aes-128-ctr" {
-		return nil, fmt.Errorf("ethsig: keystore cipher %q not supported", ks.Crypto.Cipher)
-	}
-	ct, err1 := hex.DecodeString(ks.Crypto.CipherText)
-	iv, err2 := hex.DecodeString(ks.Crypto.CipherParams.IV)
-	mac, err3 := hex.DecodeString(ks.Crypto.MAC)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return nil, fmt.Errorf("ethsig: keystore hex: %w", err)
-	}
-	if len(iv) != aes.BlockSize || len(mac) != 32 || len(ct) != 32 {
-		return nil, errors.New("ethsig: keystore has wrong field lengths")
-	}
-	dk, err := deriveKeystoreKey(ks.Crypto.KDF, ks.Crypto.KDFParams, password)
-	if err != nil {
+	if err := checkKeystore(&doc); err != nil {
 		return nil, err
 	}
-	want := crypto.Keccak256(dk[16:32], ct)
-	if subtle.ConstantTimeCompare(want, mac) != 1 {
+	key, err := keystore.DecryptKey(keyJSON, password)
+	if errors.Is(err, keystore.ErrDecrypt) {
 		return nil, ErrKeystorePassword
+	} else if err != nil {
+		return nil, fmt.Errorf("ethsig: keystore: %w", err)
 	}
-	block, err := aes.NewCipher(dk[:16])
+	s, err := NewKeySigner(key.PrivateKey)
 	if err != nil {
 		return nil, err
 	}
-	plain := make([]byte, len(ct))
-	cipher.NewCTR(block, iv).XORKeyStream(plain, ct)
-	defer clear(plain)
-	key, err := crypto.ToECDSA(plain)
-	if err != nil {
-		return nil, fmt.Errorf("ethsig: keystore key: %w", err)
-	}
-	s, err := NewKeySigner(key)
-	if err != nil {
-		return nil, err
-	}
-	if ks.Address != "" {
-		a := strings.TrimPrefix(strings.ToLower(ks.Address), "0x")
+	if doc.Address != "" {
+		a := strings.TrimPrefix(strings.ToLower(doc.Address), "0x")
 		if !common.IsHexAddress(a) || common.HexToAddress(a) != s.Address() {
-			return nil, fmt.Errorf("ethsig: keystore address %s does not match its key (%v)", ks.Address, s.Address())
+			return nil, fmt.Errorf("ethsig: keystore address %s does not match its key (%v)", doc.Address, s.Address())
 		}
 	}
 	return s, nil
 }
 
-func deriveKeystoreKey(kdf string, raw json.RawMessage, password string) ([]byte, error) {
-	switch kdf {
-	case "scrypt":
-		var p struct {
-			N, R, P, DKLen int
-			Salt           string
-		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, fmt.Errorf("ethsig: keystore kdfparams: %w", err)
-		}
-		salt, err := hex.DecodeString(p.Salt)
-		if err != nil {
-			return nil, fmt.Errorf("ethsig: keystore salt: %w", err)
-		}
-		if p.DKLen < 32 || p.DKLen > 64 || p.N <= 1 || p.N > maxScryptN || p.R <= 0 || p.P <= 0 || p.R*p.P > maxScryptRP {
-			return nil, errors.New("ethsig: keystore scrypt parameters out of range")
-		}
-		return scrypt.Key([]byte(password), salt, p.N, p.R, p.P, p.DKLen)
-	case "pbkdf2":
-		var p struct {
-			C     int
-			DKLen int
-			PRF   string
-			Salt  string
-		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, fmt.Errorf("ethsig: keystore kdfparams: %w", err)
-		}
-		if p.PRF != "hmac-sha256" {
-			return nil, fmt.Errorf("ethsig: keystore prf %q not supported", p.PRF)
-		}
-		salt, err := hex.DecodeString(p.Salt)
-		if err != nil {
-			return nil, fmt.Errorf("ethsig: keystore salt: %w", err)
-		}
-		if p.DKLen < 32 || p.DKLen > 64 || p.C <= 0 || p.C > maxPBKDF2Rounds {
-			return nil, errors.New("ethsig: keystore pbkdf2 parameters out of range")
-		}
-		return pbkdf2.Key(sha256.New, password, salt, p.C, p.DKLen)
+// EncryptKeystore encrypts key with password into a go-ethereum keystore
+// document (version 3, scrypt, AES-128-CTR) that geth, clef and go-livepeer
+// read; strength is KDFStandard, or KDFLight for tests.
+func EncryptKeystore(key *ecdsa.PrivateKey, password string, strength int) ([]byte, error) {
+	if key == nil || key.D == nil {
+		return nil, errors.New("ethsig: no key to encrypt")
 	}
-	return nil, fmt.Errorf("ethsig: keystore kdf %q not supported", kdf)
+	n, p := keystore.StandardScryptN, keystore.StandardScryptP
+	if strength == KDFLight {
+		n, p = keystore.LightScryptN, keystore.LightScryptP
+	}
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return nil, err
+	}
+	k := &keystore.Key{Id: id, Address: crypto.PubkeyToAddress(key.PublicKey), PrivateKey: key}
+	return keystore.EncryptKey(k, password, n, p)
 }
 
 // LoadKeystoreSigner reads and decrypts a go-ethereum keystore file.

@@ -28,6 +28,7 @@ func commands() []command {
 		{"gateway", "run a gateway: clients send it jobs, it picks orchestrators, pays them and keeps its books", runGateway},
 		{"bench", "measure what the gateway and orchestrator add to a job (in-process, payments on)", runBench},
 		{"ledger", "inspect and verify a ledger (pools, jobs, statements, invariants)", runLedger},
+		{"keys", "make a node key (go-ethereum keystore) or show a keystore's address", runKeys},
 	}
 }
 
