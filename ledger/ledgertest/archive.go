@@ -1,6 +1,7 @@
 package ledgertest
 
 import (
+	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ var archiveTests = []struct {
 }{
 	{"ArchiveKeepsConservation", testArchive},
 	{"ArchiveWriteFailureMovesNothing", testArchiveWriteFails},
+	{"ArchiveMigrationUpgradesALedger", testArchiveMigration},
 }
 
 // archiveHistory writes: pool A funded; job-1 (paid, charged, closed at
@@ -141,4 +143,28 @@ func testArchiveWriteFails(t *testing.T, e *Env) {
 func mustInt(a ledger.Amount) int64 {
 	n, _ := a.Int64()
 	return n
+}
+
+// testArchiveMigration takes a ledger with history back to the schema
+// before migration 4, reopens it (applying 4) and archives it.
+func testArchiveMigration(t *testing.T, e *Env) {
+	archiveHistory(t, e)
+	db, ok := e.Store.(interface{ DB() *sql.DB })
+	if !ok {
+		t.Skip("the store has no SQL handle")
+	}
+	for _, q := range []string{`DROP TABLE archive_carry`, `DROP TABLE archives`, `DELETE FROM schema_migrations WHERE version = 4`} {
+		if _, err := db.DB().ExecContext(e.Ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.Restart()
+	before := e.MustVerify()
+	r, err := ledger.Archive(e.Ctx, e.Store, ledger.ArchiveOptions{Before: Epoch.Add(time.Hour), Write: func([]ledger.ArchivedJob) error { return nil }})
+	if err != nil || r.Jobs != 2 {
+		t.Fatalf("archive after the migration = %+v, %v", r, err)
+	}
+	if after := e.MustVerify(); after.Credited.Cmp(before.Credited) != 0 || after.Archived == nil {
+		t.Fatalf("verify after the migration and archive: %+v", after)
+	}
 }
