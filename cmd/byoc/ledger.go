@@ -46,7 +46,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var sf storeFlags
 	sf.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
-	sender := fs.String("sender", "", "only this sender (pools, jobs); the account's sender (statement)")
+	sender := fs.String("sender", "", "only this counterparty (pools, jobs); the account's counterparty (statement)")
 	job := fs.String("job", "", "statement: the job ID")
 	capability := fs.String("capability", "", "statement: the pool's capability")
 	customer := fs.String("customer", "", "statement: the pool's customer")

@@ -153,7 +153,8 @@ func testArchiveMigration(t *testing.T, e *Env) {
 	if !ok {
 		t.Skip("the store has no SQL handle")
 	}
-	for _, q := range []string{`DROP TABLE archive_carry`, `DROP TABLE archives`, `DELETE FROM schema_migrations WHERE version = 4`} {
+	for _, q := range []string{`DROP TABLE archive_carry`, `DROP TABLE archives`, `DROP INDEX winners_account`,
+		`DELETE FROM schema_migrations WHERE version = 4`} {
 		if _, err := db.DB().ExecContext(e.Ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

@@ -23,3 +23,6 @@ CREATE TABLE archive_carry (
     moved_in   {{AMOUNT}} NOT NULL,
     moved_out  {{AMOUNT}} NOT NULL
 );
+
+-- Archive keeps the jobs a winning ticket names; this finds them.
+CREATE INDEX winners_account ON winners (account_id);
