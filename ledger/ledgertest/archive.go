@@ -153,7 +153,7 @@ func testArchiveMigration(t *testing.T, e *Env) {
 	if !ok {
 		t.Skip("the store has no SQL handle")
 	}
-	for _, q := range []string{`DROP TABLE archive_carry`, `DROP TABLE archives`, `DROP INDEX winners_account`,
+	for _, q := range []string{`DROP TABLE archive_carry`, `DROP TABLE archives`, `DROP INDEX winners_account`, `DROP INDEX accounts_pool`,
 		`DELETE FROM schema_migrations WHERE version = 4`} {
 		if _, err := db.DB().ExecContext(e.Ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
