@@ -199,9 +199,22 @@ func (t *tx) carry(ctx context.Context, id int64, f ledger.Flows) error {
 	return err
 }
 
-// Vacuum gives the space of deleted rows back to the file system (SQLite)
-// or to the database (PostgreSQL). It runs outside any transaction.
+// Vacuum gives the space of deleted rows back to the file system (SQLite,
+// whose WAL it then empties) or for reuse (PostgreSQL's plain VACUUM). It
+// runs outside any transaction.
 func (s *Store) Vacuum(ctx context.Context) error {
-	_, err := s.write.ExecContext(ctx, `VACUUM`)
-	return err
+	if _, err := s.write.ExecContext(ctx, `VACUUM`); err != nil {
+		return err
+	}
+	if s.d.Name == "sqlite" {
+		// VACUUM rewrote the file through the WAL; empty it too.
+		var busy, log, done int
+		if err := s.write.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done); err != nil {
+			return err
+		}
+		if busy != 0 {
+			return fmt.Errorf("vacuumed, but the WAL is in use (%d of %d pages copied back): the file shrinks when the last process closes it", done, log)
+		}
+	}
+	return nil
 }
