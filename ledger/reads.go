@@ -63,6 +63,13 @@ type Statement struct {
 	Opened  time.Time `json:"opened"`
 	Closed  time.Time `json:"closed,omitzero"`
 	Entries []Entry   `json:"entries"`
+	// Names are the other accounts the entries move money from or to, by
+	// ID (the jobs of a pool, the pool of a job).
+	Names map[int64]Ref `json:"names,omitempty"`
+	// Archived is what the account's archived entries moved (byoc ledger
+	// archive): its counters include it, Entries and the totals above
+	// do not.
+	Archived *Flows `json:"archived,omitempty"`
 	// Truncated is true when more entries exist than were returned.
 	Truncated bool `json:"truncated,omitempty"`
 }
@@ -128,9 +135,49 @@ func (l *Ledger) Statement(ctx context.Context, ref Ref, limit int) (Statement, 
 			after = page[len(page)-1].ID
 		}
 		s.Entries = keep
+		if err := s.name(ctx, tx); err != nil {
+			return err
+		}
+		cp, err := tx.Checkpoint(ctx)
+		if err != nil {
+			return err
+		}
+		if c, ok := cp.Carry[a.ID]; ok {
+			s.Archived = &c
+		}
 		return nil
 	})
 	return s, err
+}
+
+// name fills s.Names with the accounts at the other end of its entries.
+func (s *Statement) name(ctx context.Context, tx ReadTx) error {
+	s.Names = map[int64]Ref{s.Account.ID: s.Account.Ref}
+	if s.Pool != nil {
+		s.Names[s.Pool.ID] = s.Pool.Ref
+	}
+	var ids []int64
+	want := map[int64]bool{}
+	for _, e := range s.Entries {
+		for _, id := range []int64{e.From, e.To} {
+			if _, ok := s.Names[id]; !ok && id != 0 && !want[id] {
+				want[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), 256)
+		as, err := tx.ListAccounts(ctx, AccountFilter{IDs: ids[:n]})
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			s.Names[a.ID] = a.Ref
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // List returns accounts matching f.

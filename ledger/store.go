@@ -59,6 +59,8 @@ type ReadTx interface {
 	// Winners returns winning tickets in the given state ("" = all), oldest
 	// first, at most limit (0 = all).
 	Winners(ctx context.Context, state string, limit int) ([]Winner, error)
+	// Checkpoint returns what archives moved out of the live tables.
+	Checkpoint(ctx context.Context) (Checkpoint, error)
 }
 
 // Tx reads and writes the ledger inside Update.
@@ -85,6 +87,15 @@ type Tx interface {
 	InsertWinners(ctx context.Context, winners []*WinnerRow) error
 	// ForgetSessions deletes sessions with expiry ≤ expiry and their nonces.
 	ForgetSessions(ctx context.Context, expiry int64) (int, error)
+	// ArchivableJobs returns, ordered by ID, at most limit closed or
+	// expired jobs closed before before that no winning ticket names.
+	ArchivableJobs(ctx context.Context, before time.Time, limit int) ([]Account, error)
+	// EntriesOf returns every entry from or to any of the accounts, by ID.
+	EntriesOf(ctx context.Context, accountIDs []int64) ([]Entry, error)
+	// Archive deletes the batch's entries and jobs, adds its carried flows
+	// and records it. Rows another writer deleted meanwhile are
+	// ErrConflict.
+	Archive(ctx context.Context, b ArchiveBatch) error
 }
 
 // NonceQuery asks which of Nonces a ticket session holds.
@@ -118,7 +129,9 @@ type AccountFilter struct {
 	PoolID int64
 	// AfterID pages: only accounts with a larger ID.
 	AfterID int64
-	Limit   int
+	// IDs, when not empty, selects only these accounts.
+	IDs   []int64
+	Limit int
 }
 
 // ErrConflict is what a store returns for a transient conflict with a

@@ -19,6 +19,10 @@ type Report struct {
 	PoolTotal   Amount `json:"pool_total"`    // Σ pool balances
 	OpenJobHeld Amount `json:"open_job_held"` // Σ open job balances
 
+	// Archived is what byoc ledger archive moved out of the live tables;
+	// Credited and Charged include its totals.
+	Archived *Checkpoint `json:"archived,omitempty"`
+
 	// Problems lists each violation found; empty means all invariants hold.
 	Problems []string `json:"problems"`
 }
@@ -65,8 +69,19 @@ func Verify(ctx context.Context, s Store, opts VerifyOptions) (Report, error) {
 type flows struct{ credited, charged, in, out Amount }
 
 func verifyTx(ctx context.Context, tx ReadTx, opts VerifyOptions, r *Report) error {
+	cp, err := tx.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if cp.Batches > 0 {
+		r.Archived = &cp
+		verifyCheckpoint(cp, r)
+	}
+	// Archived jobs held 0; what they were credited and charged still
+	// counts.
+	r.Credited, r.Charged = cp.Totals.Credited, cp.Totals.Charged
 	accts := map[int64]Account{}
-	err := tx.ScanAccounts(ctx, func(a Account) error {
+	err = tx.ScanAccounts(ctx, func(a Account) error {
 		accts[a.ID] = a
 		r.Accounts++
 		id := a.Balance.Sub(a.Credited).Add(a.Charged).Sub(a.MovedIn).Add(a.MovedOut)
@@ -135,6 +150,12 @@ func verifyTx(ctx context.Context, tx ReadTx, opts VerifyOptions, r *Report) err
 	// Journal: counters agree with the entries; entries are well formed;
 	// each idempotency key once.
 	sums := map[int64]*flows{}
+	for id, c := range cp.Carry {
+		if _, ok := accts[id]; !ok {
+			r.problem("archive checkpoint: carried flows for account %d, which is not in the ledger", id)
+		}
+		sums[id] = &flows{c.Credited, c.Charged, c.MovedIn, c.MovedOut}
+	}
 	get := func(id int64) *flows {
 		f := sums[id]
 		if f == nil {
@@ -194,9 +215,39 @@ func verifyTx(ctx context.Context, tx ReadTx, opts VerifyOptions, r *Report) err
 		}
 		if f.credited.Cmp(a.Credited) != 0 || f.charged.Cmp(a.Charged) != 0 ||
 			f.in.Cmp(a.MovedIn) != 0 || f.out.Cmp(a.MovedOut) != 0 {
-			r.problem("%s (id %d): counters (credited %s, charged %s, in %s, out %s) ≠ entries (%s, %s, %s, %s)",
+			r.problem("%s (id %d): counters (credited %s, charged %s, in %s, out %s) ≠ entries and archived (%s, %s, %s, %s)",
 				a.Ref, id, a.Credited, a.Charged, a.MovedIn, a.MovedOut, f.credited, f.charged, f.in, f.out)
 		}
 	}
 	return nil
+}
+
+// verifyCheckpoint checks that the archive checkpoint is consistent in
+// itself: archived jobs held nothing, and what the live accounts carry
+// forward from archived entries is the other side of the archived jobs'
+// moves.
+func verifyCheckpoint(cp Checkpoint, r *Report) {
+	t := cp.Totals
+	for _, c := range []Amount{t.Credited, t.Charged, t.MovedIn, t.MovedOut} {
+		if c.Sign() < 0 {
+			r.problem("archive checkpoint: negative total %s", c)
+		}
+	}
+	if n := t.net(); !n.IsZero() {
+		r.problem("archive checkpoint: archived jobs held %s (credited %s − charged %s + moved in %s − moved out %s ≠ 0)",
+			n, t.Credited, t.Charged, t.MovedIn, t.MovedOut)
+	}
+	var carried Flows
+	for id, c := range cp.Carry {
+		for _, x := range []Amount{c.Credited, c.Charged, c.MovedIn, c.MovedOut} {
+			if x.Sign() < 0 {
+				r.problem("archive checkpoint: account %d carries a negative amount %s", id, x)
+			}
+		}
+		carried = carried.add(c)
+	}
+	if carried.MovedOut.Cmp(t.MovedIn) != 0 || carried.MovedIn.Cmp(t.MovedOut) != 0 {
+		r.problem("archive checkpoint: pools carry out %s, in %s; archived jobs moved in %s, out %s",
+			carried.MovedOut, carried.MovedIn, t.MovedIn, t.MovedOut)
+	}
 }

@@ -40,7 +40,7 @@ import (
 //     capability by capability: pool, credits, charges, open holds.
 func FuzzGatewayJob(f *testing.F) {
 	quiet := slog.New(slog.DiscardHandler)
-	orch := testnet.StartNode(f, f.TempDir(), func(c *orchestrator.NodeConfig) {
+	orch := testnet.StartNode(f, ledgertest.TempDir(f), func(c *orchestrator.NodeConfig) {
 		c.AdminListen = ""
 		c.Orchestrator.MinCompute = minCompute
 		c.Orchestrator.Logger = quiet

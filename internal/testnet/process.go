@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"byoc/ledger/ledgertest"
 )
 
 var (
@@ -20,11 +22,12 @@ var (
 	buildErr  error
 )
 
-// byocBinary builds cmd/byoc once per test run.
+// ByocBinary builds cmd/byoc once per test run, in go test's work
+// directory, which go test removes when the run ends (ledgertest.Scratch).
 func ByocBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "byoc-bin")
+		dir, err := ledgertest.Scratch("byoc-bin")
 		if err != nil {
 			buildErr = err
 			return

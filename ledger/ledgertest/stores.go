@@ -14,10 +14,10 @@ import (
 	"byoc/ledger/sqlite"
 )
 
-// SQLite is a Factory of fresh SQLite ledger files in the test's
-// temporary directory.
+// SQLite is a Factory of fresh SQLite ledger files in a temporary
+// directory of the test (TempDir).
 func SQLite(t testing.TB) Opener {
-	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	path := filepath.Join(TempDir(t), sqlite.FileName)
 	return func() ledger.Store {
 		s, err := sqlite.Open(context.Background(), path)
 		if err != nil {

@@ -375,6 +375,10 @@ func (t *tx) ListAccounts(ctx context.Context, f ledger.AccountFilter) ([]ledger
 		q += ` AND pool_id = ?`
 		args = append(args, f.PoolID)
 	}
+	if len(f.IDs) > 0 {
+		q += ` AND id IN (` + placeholders(len(f.IDs), 1) + `)`
+		args = append(args, idArgs(f.IDs)...)
+	}
 	q += ` ORDER BY id`
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
