@@ -69,7 +69,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var cfg gateway.NodeConfig
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9935", "host:port of the client API (plain HTTP, like a go-livepeer gateway's -httpAddr)")
-	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:9936", "host:port of /metrics, /healthz and the read-only /admin/pools and /admin/orchestrators (empty: off)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:9936", "host:port of /metrics, /healthz, /readyz and the read-only /admin/pools and /admin/orchestrators (empty: off)")
 	keyFlags := registerKeyFlags(fs)
 	orchAddr := fs.String("orch-addr", os.Getenv("BYOC_ORCH_ADDR"), "orchestrators, comma-separated: https://host:port, host:port (https is assumed) or host (port 8935); env BYOC_ORCH_ADDR")
 	fs.StringVar(&cfg.Discovery.WebhookURL, "orch-webhook-url", "", "URL answering a JSON list of {\"address\": url} (go-livepeer's -orchWebhookUrl format), asked at start and every --orch-webhook-refresh")

@@ -36,7 +36,7 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	var cfg orchestrator.NodeConfig
 	fs.StringVar(&cfg.Listen, "listen", "https://127.0.0.1:8935", "where to serve the BYOC API: https://host:port (self-signed TLS, what go-livepeer gateways dial) or http://host:port")
 	fs.StringVar(&cfg.ServiceAddr, "service-addr", "", "the URL gateways should use (default: the listen address); required when listening on 0.0.0.0")
-	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:8936", "host:port of the admin API and /metrics (empty: off)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:8936", "host:port of the admin API, /metrics, /healthz and /readyz (empty: off)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("BYOC_ADMIN_TOKEN"), "bearer token of the admin API (default: generated in the data directory, admin.token); env BYOC_ADMIN_TOKEN")
 	secret := registerSecretFlags(fs, "BYOC_ORCH_SECRET", "secret workers must send to register (required)")
 	keyFlags := registerKeyFlags(fs)
