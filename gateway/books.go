@@ -568,7 +568,7 @@ type PoolStatus struct {
 
 // pools lists the books' pools with what the gateway last learned of each.
 func (b *books) pools(ctx context.Context) ([]PoolStatus, error) {
-	var out []PoolStatus
+	out := []PoolStatus{} // JSON []: no pools, not null
 	after := int64(0)
 	for {
 		as, err := b.l.List(ctx, ledger.AccountFilter{Kind: ledger.KindPool, AfterID: after, Limit: 1000})

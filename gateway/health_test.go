@@ -97,3 +97,20 @@ func TestGatewayReadinessLedger(t *testing.T) {
 	}
 	n.CloseIdleConnections()
 }
+
+// On a fresh gateway the admin lists are [], never null.
+func TestGatewayAdminEmptyListsAreArrays(t *testing.T) {
+	gw := startGateway(t, "", []string{deadURL(t)}, nil)
+	for _, path := range []string{"/admin/pools", "/admin/orchestrators"} {
+		resp, err := http.Get(gw.AdminURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw json.RawMessage
+		err = json.NewDecoder(resp.Body).Decode(&raw)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || string(raw) != "[]" {
+			t.Errorf("%s: %d %s %v; want 200 []", path, resp.StatusCode, raw, err)
+		}
+	}
+}

@@ -42,3 +42,14 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("healthz with the ledger closed: %d %v", code, body)
 	}
 }
+
+// On a fresh node every admin list is [], never null.
+func TestAdminEmptyListsAreArrays(t *testing.T) {
+	n := StartNode(t, t.TempDir(), nil)
+	for _, path := range []string{"/admin/capabilities", "/admin/pools", "/admin/jobs", "/admin/jobs?all=1", "/admin/winners", "/admin/winners?state=all"} {
+		var raw json.RawMessage
+		if code := Admin(t, n, path, &raw); code != http.StatusOK || string(raw) != "[]" {
+			t.Errorf("%s: %d %s; want 200 []", path, code, raw)
+		}
+	}
+}
