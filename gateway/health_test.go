@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -111,6 +112,29 @@ func TestGatewayAdminEmptyListsAreArrays(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK || string(raw) != "[]" {
 			t.Errorf("%s: %d %s %v; want 200 []", path, resp.StatusCode, raw, err)
+		}
+	}
+}
+
+// The books' comparison results are series from the start, at zero.
+func TestGatewayMetricsPresentAtZero(t *testing.T) {
+	gw := startGateway(t, "", []string{deadURL(t)}, nil)
+	resp, err := http.Get(gw.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`byoc_gateway_books_comparisons_total{result="agree"} 0`,
+		`byoc_gateway_books_comparisons_total{result="orchestrator_lower"} 0`,
+		`byoc_gateway_books_discrepancy_wei_total{direction="orchestrator_higher"} 0`,
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("a fresh gateway's metrics lack %q", want)
 		}
 	}
 }

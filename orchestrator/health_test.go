@@ -1,7 +1,9 @@
 package orchestrator_test
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -51,5 +53,52 @@ func TestAdminEmptyListsAreArrays(t *testing.T) {
 		if code := Admin(t, n, path, &raw); code != http.StatusOK || string(raw) != "[]" {
 			t.Errorf("%s: %d %s; want 200 []", path, code, raw)
 		}
+	}
+}
+
+func metricsText(t *testing.T, adminURL string) string {
+	t.Helper()
+	resp, err := http.Get(adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Refusals and ticket results are series from the start, at zero; a
+// registration with a wrong secret is counted.
+func TestMetricsPresentAtZero(t *testing.T) {
+	n := StartNode(t, t.TempDir(), nil)
+	m := metricsText(t, n.AdminURL)
+	for _, want := range []string{
+		`byoc_orchestrator_rejected_total{endpoint="register",reason="bad_secret"} 0`,
+		`byoc_orchestrator_rejected_total{endpoint="job",reason="bad_payment"} 0`,
+		`byoc_orchestrator_rejected_total{endpoint="token",reason="no_capacity"} 0`,
+		`byoc_orchestrator_tickets_total{result="credited"} 0`,
+		`byoc_orchestrator_tickets_total{result="won"} 0`,
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("a fresh node's metrics lack %q", want)
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, n.URL+"/capability/register", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "wrong")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("register with a wrong secret: %d", resp.StatusCode)
+	}
+	if m := metricsText(t, n.AdminURL); !strings.Contains(m, `byoc_orchestrator_rejected_total{endpoint="register",reason="bad_secret"} 1`+"\n") {
+		t.Error("a registration with a wrong secret is not counted")
 	}
 }
