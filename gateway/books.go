@@ -510,7 +510,8 @@ func (b *books) compare(p poolID, st *poolState, orch figure, source string, log
 	} else {
 		st.suspect = short
 	}
-	attrs := []any{"orchestrator", p.addr.Hex(), "capability", p.capability, "orchestrator_balance", orch.v.String(),
+	// log names the job, its capability and the orchestrator's URL already.
+	attrs := []any{"address", p.addr.Hex(), "orchestrator_balance", orch.v.String(),
 		"books_balance", books.String(), "exact", orch.exact, "source", source}
 	return func() {
 		switch diff.Sign() {
