@@ -84,6 +84,7 @@ func TestLogLevelFlags(t *testing.T) {
 	wantFailedStart(t, `--log-level "loud"`, gatewayArgs(filepath.Join(dir, "gw"), "--log-level", "loud")...)
 	wantFailedStart(t, `--log-format "xml"`, gatewayArgs(filepath.Join(dir, "gw"), "--log-format", "xml")...)
 	wantFailedStart(t, `--log-level "loud"`, "bench", "--log-level", "loud")
+	wantFailedStart(t, `--log-level "loud"`, "demo", "--log-level", "loud")
 	var buf bytes.Buffer
 	log, err := buildLogger(&buf, "json", "warn")
 	if err != nil {
