@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"byoc/internal/testnet"
+	"byoc/worker"
 )
 
 func TestOrchestratorSecretFileErrors(t *testing.T) {
@@ -94,5 +102,59 @@ func TestLogLevelFlags(t *testing.T) {
 	log.Warn("shown")
 	if s := buf.String(); strings.Contains(s, "hidden") || !strings.Contains(s, `"msg":"shown"`) {
 		t.Errorf("json logger at warn wrote %q", s)
+	}
+}
+
+// An orchestrator started with --secret-file takes the file's secret
+// without its newline: a worker registers with it, not with another. Its
+// admin listener answers /healthz and /readyz.
+func TestOrchestratorSecretFileRuns(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secret")
+	os.WriteFile(file, []byte("s3cret\n"), 0o600)
+	t.Setenv("BYOC_ORCH_SECRET", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int)
+	go func() {
+		var errb bytes.Buffer
+		code := run(ctx, []string{"orchestrator", "--secret-file", file, "--data-dir", filepath.Join(dir, "data"),
+			"--listen", "https://127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, pw, &errb)
+		pw.Close()
+		done <- code
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr)
+	m := regexp.MustCompile(`serving (\S+) \(admin (\S+)\)`).FindStringSubmatch(line)
+	if err != nil || m == nil {
+		cancel()
+		t.Fatalf("orchestrator did not start: %q %v (exit %d)", line, err, <-done)
+	}
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("orchestrator exit %d", code)
+		}
+	}()
+	w := testnet.StartWorker(t)
+	c := w.Capability(worker.Echo)
+	c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = 0, 1, "wei", 1
+	if err := worker.Register(context.Background(), m[1], "s3cret", c, worker.InsecureSkipVerify()); err != nil {
+		t.Errorf("register with the file's secret: %v", err)
+	}
+	if err := worker.Register(context.Background(), m[1], "another", c, worker.InsecureSkipVerify()); err == nil {
+		t.Error("register with another secret: accepted")
+	}
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
+		resp, err := http.Get(m[2] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]string
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || body["status"] != want {
+			t.Errorf("%s: %d %v", path, resp.StatusCode, body)
+		}
 	}
 }
