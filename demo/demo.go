@@ -43,6 +43,8 @@ type Options struct {
 	// Out receives the report; Log the nodes' logs (default: discarded).
 	Out io.Writer
 	Log io.Writer
+	// Logger, if set, gets the nodes' logs instead of Log.
+	Logger *slog.Logger
 }
 
 // Prices of the demo: 0.2 gwei per second of compute, tickets of 8 gwei
@@ -81,7 +83,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	logger := slog.New(slog.NewTextHandler(logw, nil))
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(logw, nil))
+	}
 	dir := opts.DataDir
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "byoc-demo-")

@@ -375,7 +375,7 @@ func TestPR3914_5_ResidualCarryOver(t *testing.T) {
 	testnet.StartProcess(t, "gateway serving", args...)
 	testnet.Eventually(t, "the gateway's books to release the hold", func() bool {
 		out, err := exec.Command(testnet.ByocBinary(t), "ledger", "jobs", "--data-dir", gwDir, "--json").Output()
-		return err == nil && strings.TrimSpace(string(out)) == "null"
+		return err == nil && strings.TrimSpace(string(out)) == "[]" // no open jobs
 	})
 	booksBack := time.Since(killed)
 	r := submitTo(t, gwURL, worker.Sleep, "next", testnet.SleepBody(0), 3)

@@ -471,7 +471,8 @@ func (b *books) compare(p poolID, st *poolState, orch figure, source string, log
 	} else {
 		st.suspect = short
 	}
-	attrs := []any{"orchestrator", p.addr.Hex(), "capability", p.capability, "orchestrator_balance", orch.v.String(),
+	// log names the job, its capability and the orchestrator's URL already.
+	attrs := []any{"address", p.addr.Hex(), "orchestrator_balance", orch.v.String(),
 		"books_balance", books.String(), "exact", orch.exact, "source", source}
 	return func() {
 		switch diff.Sign() {
@@ -527,7 +528,7 @@ type PoolStatus struct {
 
 // pools lists the books' pools with what the gateway last learned of each.
 func (b *books) pools(ctx context.Context) ([]PoolStatus, error) {
-	var out []PoolStatus
+	out := []PoolStatus{} // JSON []: no pools, not null
 	after := int64(0)
 	for {
 		as, err := b.l.List(ctx, ledger.AccountFilter{Kind: ledger.KindPool, AfterID: after, Limit: 1000})

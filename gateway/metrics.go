@@ -70,6 +70,13 @@ func NewMetrics() *Metrics {
 		Help: "What those claims exceeded the jobs' holds by, not booked (approximate: float64)."}, []string{"orchestrator"})
 	m.booksErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "byoc_gateway_books_errors_total",
 		Help: "Ledger operations of the gateway's books that failed."})
+	// Series with known labels exist from the start, at zero.
+	for _, r := range []string{"agree", "orchestrator_higher", "orchestrator_lower"} {
+		m.reconciled.WithLabelValues(r)
+		if r != "agree" {
+			m.discrepancyWei.WithLabelValues(r)
+		}
+	}
 	m.reg.MustRegister(m.jobs, m.attempts, m.inflight, m.tickets, m.paidWei, m.chargedWei, m.jobSeconds, m.tokenSeconds,
 		m.selectionSeconds, m.reconciled, m.discrepancyWei, m.writtenDownWei, m.overcharges, m.overchargeWei, m.booksErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -137,14 +137,15 @@ func (n *Node) drain(ctx context.Context) {
 func (n *Node) Close() error { return n.node.Close() }
 
 // AdminHandler serves the operator's endpoints, meant for a private
-// listener: GET /metrics (Prometheus), /healthz, and read-only JSON views
+// listener: GET /metrics (Prometheus), /healthz and /readyz (see Ready),
+// and read-only JSON views
 // /admin/orchestrators (latencies, failures) and /admin/pools (the books:
 // the gateway's credit per orchestrator and capability, and the last
 // comparison with the orchestrator's figure).
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", g.m.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	serve.Health(mux, g.Ready)
 	mux.HandleFunc("GET /admin/orchestrators", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, g.Orchestrators(), nil)
 	})

@@ -90,6 +90,7 @@ type orchStats struct {
 	lastFailure time.Time
 	lastError   string
 	ok, failed  int64
+	answered    time.Time // last token or job it answered (readiness)
 }
 
 // ewma is an exponentially weighted moving average of durations.
@@ -129,6 +130,7 @@ func (l *latencies) tokenOK(u string, d time.Duration, addr common.Address) {
 	defer l.mu.Unlock()
 	s := l.get(u)
 	s.token.add(d)
+	s.answered = l.now()
 	if addr != (common.Address{}) {
 		s.address = addr
 	}
@@ -146,6 +148,7 @@ func (l *latencies) jobDone(u string, d time.Duration) {
 	s := l.get(u)
 	s.job.add(d)
 	s.ok++
+	s.answered = l.now()
 }
 
 func (l *latencies) failure(u string, err error) {

@@ -653,7 +653,7 @@ func (g *Gateway) overcharged(o *offer, claimed bool, charged, booked ledger.Amo
 		return
 	}
 	excess := charged.Sub(booked)
-	attrs := []any{"orchestrator", o.url, "address", o.recipient.Hex(), "claimed_wei", charged.String(), "capped_wei", booked.String(),
+	attrs := []any{"address", o.recipient.Hex(), "claimed_wei", charged.String(), "capped_wei", booked.String(), // log names the orchestrator
 		"excess_wei", excess.String()}
 	if !claimed {
 		log.Debug("gateway books: the estimated charge exceeds the job's hold; booked the hold", attrs...)

@@ -347,6 +347,9 @@ func (l *Ledger) Winners(ctx context.Context, state string, limit int) ([]Winner
 		out, err = tx.Winners(ctx, state, limit)
 		return err
 	})
+	if out == nil {
+		out = []Winner{} // JSON []: none, not null
+	}
 	return out, err
 }
 

@@ -116,7 +116,7 @@ func (l *Ledger) Statement(ctx context.Context, ref Ref, limit int) (Statement, 
 		// The totals need every entry; the statement keeps only the last
 		// limit of them, so entries are read a page at a time and memory
 		// stays bounded by the limit, however busy the account.
-		var keep []Entry
+		keep := []Entry{}
 		for after := int64(0); ; {
 			page, err := tx.Entries(ctx, a.ID, after, statementPage)
 			if err != nil {
@@ -187,5 +187,8 @@ func (l *Ledger) List(ctx context.Context, f AccountFilter) ([]Account, error) {
 		out, err = tx.ListAccounts(ctx, f)
 		return err
 	})
+	if out == nil {
+		out = []Account{} // JSON []: no accounts, not null
+	}
 	return out, err
 }

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode"
@@ -175,12 +177,38 @@ type Account struct {
 	Charged  Amount `json:"charged"`
 	MovedIn  Amount `json:"moved_in"`
 	MovedOut Amount `json:"moved_out"`
-	// TTL is a job's idle lifetime; ExpiresAt = last activity + TTL while open.
-	TTL       time.Duration `json:"ttl,omitempty"`
+	// TTL is a job's idle lifetime; ExpiresAt = last activity + TTL while
+	// open. In JSON it is ttl_seconds (see MarshalJSON).
+	TTL       time.Duration `json:"-"`
 	OpenedAt  time.Time     `json:"opened_at"`
 	UpdatedAt time.Time     `json:"updated_at"`
 	ExpiresAt time.Time     `json:"expires_at,omitzero"`
 	ClosedAt  time.Time     `json:"closed_at,omitzero"`
+}
+
+// MarshalJSON encodes an account with its TTL as ttl_seconds, a number of
+// seconds, not Go's nanoseconds.
+func (a Account) MarshalJSON() ([]byte, error) {
+	type account Account // without these methods
+	return json.Marshal(struct {
+		account
+		TTL float64 `json:"ttl_seconds,omitempty"`
+	}{account(a), a.TTL.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (a *Account) UnmarshalJSON(b []byte) error {
+	type account Account
+	var v struct {
+		account
+		TTL float64 `json:"ttl_seconds"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*a = Account(v.account)
+	a.TTL = time.Duration(math.Round(v.TTL * float64(time.Second)))
+	return nil
 }
 
 // EntryKind says what an entry records.

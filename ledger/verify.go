@@ -60,7 +60,7 @@ type VerifyOptions struct {
 func Verify(ctx context.Context, s Store, opts VerifyOptions) (Report, error) {
 	var r Report
 	err := s.View(ctx, func(tx ReadTx) error {
-		r = Report{}
+		r = Report{Problems: []string{}}
 		return verifyTx(ctx, tx, opts, &r)
 	})
 	return r, err

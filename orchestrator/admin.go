@@ -8,12 +8,14 @@ import (
 	"strconv"
 	"strings"
 
+	"byoc/internal/serve"
 	"byoc/ledger"
 )
 
 // AdminHandler serves the operator's API, meant for a separate, private
-// listener: /metrics (Prometheus, open) and, with `Authorization: Bearer
-// <token>`, JSON views of the ledger and the registry:
+// listener: /metrics, /healthz and /readyz (open; see serve.Health) and,
+// with `Authorization: Bearer <token>`, JSON views of the ledger and the
+// registry:
 //
 //	GET /admin/capabilities                 registered capabilities, price, capacity
 //	GET /admin/pools[?sender=]              pool accounts
@@ -25,6 +27,7 @@ import (
 func (o *Orchestrator) AdminHandler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", o.m.Handler())
+	serve.Health(mux, o.Ready)
 	guard := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")

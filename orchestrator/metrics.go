@@ -34,7 +34,7 @@ func NewMetrics() *Metrics {
 	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_orchestrator_jobs_total",
 		Help: "Jobs that reached a worker or were refused after admission, by capability and outcome."}, []string{"capability", "outcome"})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_orchestrator_rejected_total",
-		Help: "Requests refused before a worker was called, by endpoint and reason."}, []string{"endpoint", "reason"})
+		Help: "Requests refused before a worker was called, by endpoint (job, token, register, unregister) and reason."}, []string{"endpoint", "reason"})
 	m.openJobs = prometheus.NewGauge(prometheus.GaugeOpts{Name: "byoc_orchestrator_open_holds",
 		Help: "Jobs running now, each with an open hold in the ledger."})
 	m.creditedWei = prometheus.NewCounter(prometheus.CounterOpts{Name: "byoc_orchestrator_credited_wei_total",
@@ -48,9 +48,29 @@ func NewMetrics() *Metrics {
 		[]string{"capability"})
 	m.capabilities = prometheus.NewGauge(prometheus.GaugeOpts{Name: "byoc_orchestrator_capabilities",
 		Help: "Capabilities with at least one registered worker."})
+	// Series with known labels exist from the start, at zero, so that a
+	// rate or an alert sees the first refusal.
+	for endpoint, reasons := range rejectReasons {
+		for _, reason := range reasons {
+			m.rejected.WithLabelValues(endpoint, reason)
+		}
+	}
+	for _, result := range []string{"credited", "rejected", "won"} {
+		m.tickets.WithLabelValues(result)
+	}
 	m.reg.MustRegister(m.jobs, m.rejected, m.openJobs, m.creditedWei, m.chargedWei, m.tickets, m.workerSeconds, m.capabilities,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// rejectReasons are the reasons byoc_orchestrator_rejected_total counts,
+// by endpoint.
+var rejectReasons = map[string][]string{
+	"job": {"bad_path", "bad_request", "bad_credentials", "bad_binding", "unbound", "bad_payment",
+		"body_too_large", "body_timeout", "bad_body", "no_capacity", "unsigned", "too_many_jobs"},
+	"token":      {"bad_credentials", "unknown_capability", "no_capacity"},
+	"register":   {"method_not_allowed", "bad_secret", "body_too_large", "body_timeout", "bad_body", "bad_request", "bad_price"},
+	"unregister": {"method_not_allowed", "bad_secret", "body_too_large", "body_timeout", "bad_body"},
 }
 
 // Handler serves the metrics in the Prometheus text format.

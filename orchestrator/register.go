@@ -24,41 +24,47 @@ func (o *Orchestrator) authorized(r *http.Request) bool {
 
 // workerRequest checks a registration call (POST, secret) and reads its
 // body; on failure it has answered and returns false.
-func (o *Orchestrator) workerRequest(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+func (o *Orchestrator) workerRequest(w http.ResponseWriter, r *http.Request, endpoint string) ([]byte, bool) {
 	if r.Method != http.MethodPost {
-		httpError(w, "Method not allowed", http.StatusMethodNotAllowed)
+		o.refuse(w, endpoint, "method_not_allowed", "Method not allowed", http.StatusMethodNotAllowed)
 		return nil, false
 	}
 	if !o.authorized(r) {
-		httpError(w, "invalid authorization", http.StatusUnauthorized)
+		o.refuse(w, endpoint, "bad_secret", "invalid authorization", http.StatusUnauthorized)
 		return nil, false
 	}
 	body, berr := serve.ReadBody(w, r, maxRegistrationBytes)
 	if berr != nil {
-		httpError(w, berr.Msg, berr.Status)
+		o.refuse(w, endpoint, berr.Reason, berr.Msg, berr.Status)
 		return nil, false
 	}
 	return body, true
 }
 
+// refuse answers a refused registration call and counts it.
+func (o *Orchestrator) refuse(w http.ResponseWriter, endpoint, reason, msg string, status int) {
+	o.m.rejected.WithLabelValues(endpoint, reason).Inc()
+	httpError(w, msg, status)
+}
+
 // handleRegister adds or updates a worker for a capability.
 func (o *Orchestrator) handleRegister(w http.ResponseWriter, r *http.Request) {
-	body, ok := o.workerRequest(w, r)
+	body, ok := o.workerRequest(w, r, "register")
 	if !ok {
 		return
 	}
 	var c wire.ExternalCapability
 	if err := json.Unmarshal(body, &c); err != nil {
-		httpError(w, "Error registering capability: "+err.Error(), http.StatusBadRequest)
+		o.refuse(w, "register", "bad_request", "Error registering capability: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	if err := c.Validate(); err != nil {
-		httpError(w, "Error registering capability: "+err.Error(), http.StatusBadRequest)
+		o.refuse(w, "register", "bad_request", "Error registering capability: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	price := c.PriceWeiPerUnit()
 	if _, err := pm.WirePrice(price); err != nil {
-		httpError(w, "Error registering capability: price "+price.RatString()+" wei per second cannot be quoted (numerator and denominator must fit 64 bits)", http.StatusBadRequest)
+		o.refuse(w, "register", "bad_price", "Error registering capability: price "+price.RatString()+" wei per second cannot be quoted (numerator and denominator must fit 64 bits)", http.StatusBadRequest)
 		return
 	}
 	o.reg.register(c.Name, c.Description, strings.TrimSuffix(c.URL, "/"), c.Token, int(c.Capacity), price)
@@ -70,7 +76,7 @@ func (o *Orchestrator) handleRegister(w http.ResponseWriter, r *http.Request) {
 
 // handleUnregister removes a capability; the body is its raw name.
 func (o *Orchestrator) handleUnregister(w http.ResponseWriter, r *http.Request) {
-	body, ok := o.workerRequest(w, r)
+	body, ok := o.workerRequest(w, r, "unregister")
 	if !ok {
 		return
 	}

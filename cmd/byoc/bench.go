@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"byoc/internal/bench"
@@ -55,15 +54,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "serve the orchestrator over http:// instead of TLS")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the stack phase here (labelled node=gateway|orchestrator|worker|client)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	logFormat := fs.String("log-format", "text", "log format of the nodes' warnings: text or json")
+	logFlags := logFlags{
+		format: fs.String("log-format", "text", "log format of the nodes' logs: text or json"),
+		level:  fs.String("log-level", "warn", "log level of the nodes' logs: debug, info, warn or error"),
+	}
 	fs.Usage = func() { fmt.Fprint(fs.Output(), benchUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
-	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, opts))
-	if *logFormat == "json" {
-		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, opts))
+	var err error
+	if cfg.Logger, err = logFlags.logger(stderr); err != nil {
+		return err
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {

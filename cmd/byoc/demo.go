@@ -27,15 +27,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "keep the nodes' data here (default: a temporary directory, removed at the end)")
 	keep := fs.Bool("keep-running", false, "leave the servers up after the jobs and print their addresses and curl examples (Ctrl-C ends)")
-	verbose := fs.Bool("verbose", false, "print the nodes' logs to stderr")
+	verbose := fs.Bool("verbose", false, "print the nodes' logs to stderr (at --log-level, in --log-format)")
+	logFlags := registerLogFlags(fs, "debug, info, warn or error (with --verbose)")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), demoUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	opts := demo.Options{DataDir: *dataDir, KeepRunning: *keep, Out: stdout}
-	if *verbose {
-		opts.Log = stderr
+	log, err := logFlags.logger(stderr)
+	if err != nil {
+		return err
 	}
-	_, err := demo.Run(ctx, opts)
+	if *verbose {
+		opts.Logger = log
+	}
+	_, err = demo.Run(ctx, opts)
 	return err
 }

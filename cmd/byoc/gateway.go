@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"os"
 	"strings"
@@ -70,7 +69,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var cfg gateway.NodeConfig
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9935", "host:port of the client API (plain HTTP, like a go-livepeer gateway's -httpAddr)")
-	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:9936", "host:port of /metrics, /healthz and the read-only /admin/pools and /admin/orchestrators (empty: off)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:9936", "host:port of /metrics, /healthz, /readyz and the read-only /admin/pools and /admin/orchestrators (empty: off)")
 	keyFlags := registerKeyFlags(fs)
 	orchAddr := fs.String("orch-addr", os.Getenv("BYOC_ORCH_ADDR"), "orchestrators, comma-separated: https://host:port, host:port (https is assumed) or host (port 8935); env BYOC_ORCH_ADDR")
 	fs.StringVar(&cfg.Discovery.WebhookURL, "orch-webhook-url", "", "URL answering a JSON list of {\"address\": url} (go-livepeer's -orchWebhookUrl format), asked at start and every --orch-webhook-refresh")
@@ -89,8 +88,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	maxTicketEV := fs.String("max-ticket-ev", "", "largest expected value of one ticket, in wei (default 3000000000000)")
 	maxTotalEV := fs.String("max-total-ev", "", "largest expected value of one payment, in wei (default 20000000000000)")
 	limits := registerLimitFlags(fs, &cfg.Limits)
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info (one line per job), warn or error")
+	logFlags := registerLogFlags(fs, "debug, info (one line per job), warn or error")
 	fs.Usage = func() { io.WriteString(fs.Output(), gatewayUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -140,15 +138,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return fmt.Errorf("--orch-ca %s: no PEM certificate in it", *caFile)
 		}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
-	}
-	handlerOpts := &slog.HandlerOptions{Level: level}
-	if *logFormat == "json" {
-		cfg.Gateway.Logger = slog.New(slog.NewJSONHandler(stderr, handlerOpts))
-	} else {
-		cfg.Gateway.Logger = slog.New(slog.NewTextHandler(stderr, handlerOpts))
+	if cfg.Gateway.Logger, err = logFlags.logger(stderr); err != nil {
+		return err
 	}
 	signer, err := keyFlags.signer()
 	if err != nil {

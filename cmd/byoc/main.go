@@ -29,6 +29,7 @@ func commands() []command {
 		{"bench", "measure what the gateway and orchestrator add to a job (in-process, payments on)", runBench},
 		{"ledger", "inspect and verify a ledger (pools, jobs, statements, invariants)", runLedger},
 		{"keys", "make a node key (go-ethereum keystore) or show a keystore's address", runKeys},
+		{"version", "print the version of this binary", runVersion},
 	}
 }
 
@@ -49,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	}
 	for _, c := range commands() {

@@ -13,7 +13,7 @@ import (
 	"byoc/pm"
 )
 
-const orchestratorUsage = `Usage: byoc orchestrator --secret SECRET [flags]
+const orchestratorUsage = `Usage: byoc orchestrator --secret-file FILE [flags]
 
 Runs a BYOC orchestrator: workers register capabilities with it (using the
 secret), gateways get job tokens from it and send it jobs paid with PM
@@ -36,9 +36,9 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	var cfg orchestrator.NodeConfig
 	fs.StringVar(&cfg.Listen, "listen", "https://127.0.0.1:8935", "where to serve the BYOC API: https://host:port (self-signed TLS, what go-livepeer gateways dial) or http://host:port")
 	fs.StringVar(&cfg.ServiceAddr, "service-addr", "", "the URL gateways should use (default: the listen address); required when listening on 0.0.0.0")
-	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:8936", "host:port of the admin API and /metrics (empty: off)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:8936", "host:port of the admin API, /metrics, /healthz and /readyz (empty: off)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("BYOC_ADMIN_TOKEN"), "bearer token of the admin API (default: generated in the data directory, admin.token); env BYOC_ADMIN_TOKEN")
-	fs.StringVar(&cfg.Orchestrator.Secret, "secret", os.Getenv("BYOC_ORCH_SECRET"), "secret workers must send to register (required); env BYOC_ORCH_SECRET")
+	secret := registerSecretFlags(fs, "BYOC_ORCH_SECRET", "secret workers must send to register (required)")
 	keyFlags := registerKeyFlags(fs)
 	ticketEV := fs.String("ticket-ev", "", fmt.Sprintf("expected value of one PM ticket in wei (default %d)", pm.DefaultTicketEV))
 	fs.DurationVar(&cfg.Orchestrator.MinCompute, "min-compute", 60*time.Second, "a job is admitted only if its hold covers this much compute at its price")
@@ -49,7 +49,7 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.BoolVar(&cfg.Orchestrator.RequireBoundJobs, "require-bound-jobs", false, "refuse signed jobs without a byoc_job binding (go-livepeer gateways send none; their job headers can be replayed)")
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", 15*time.Second, "how often idle holds are released to their pools")
 	limits := registerLimitFlags(fs, &cfg.Limits)
-	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logFlags := registerLogFlags(fs, "debug, info, warn or error")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), orchestratorUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -57,8 +57,15 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := limits.check(); err != nil {
 		return err
 	}
+	var err error
+	if cfg.Orchestrator.Secret, err = secret.value(fs); err != nil {
+		return err
+	}
 	if cfg.Orchestrator.Secret == "" {
-		return fmt.Errorf("--secret is required: workers authenticate with it when they register")
+		return fmt.Errorf("--secret-file or --secret is required: workers authenticate with it when they register")
+	}
+	if cfg.Orchestrator.Logger, err = logFlags.logger(stderr); err != nil {
+		return err
 	}
 	cfg.DataDir, cfg.LedgerDSN = sf.dataDir, sf.dsn
 	if *ticketEV != "" {
@@ -77,7 +84,6 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	if signer != nil {
 		cfg.Address = signer.Address()
 	}
-	cfg.Orchestrator.Logger = newLogger(stderr, *logFormat)
 	node, err := orchestrator.StartNode(ctx, cfg)
 	if err != nil {
 		return startError("orchestrator", err)

@@ -222,18 +222,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func (c *workerConfig) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	return buildLogger(w, c.logFormat, c.logLevel)
 }
 
 // capabilityNames parses --capabilities: known names, each once.
@@ -261,11 +250,10 @@ func (c *workerConfig) checkRegistration() error {
 		if c.secretGiven {
 			return errors.New("give --secret or --secret-file, not both")
 		}
-		b, err := os.ReadFile(c.secretFile)
-		if err != nil {
-			return fmt.Errorf("--secret-file: %w", err)
+		var err error
+		if c.secret, err = readSecretFile(c.secretFile); err != nil {
+			return err
 		}
-		c.secret = strings.TrimRight(string(b), "\r\n")
 	}
 	switch {
 	case len(c.orchestrators) == 0 && (c.secretGiven || c.secretFile != ""):

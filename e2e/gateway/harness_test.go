@@ -39,9 +39,9 @@ const minCompute = 5 * time.Second
 
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("BYOC_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return slog.New(newKeyCheck(t, slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
-	return slog.New(slog.DiscardHandler)
+	return slog.New(newKeyCheck(t, slog.DiscardHandler))
 }
 
 // startOrch starts an orchestrator on loopback with an embedded ledger

@@ -66,16 +66,29 @@ type Config struct {
 
 // Phase is one measured run.
 type Phase struct {
-	Name          string        `json:"name"`
-	Jobs          int           `json:"jobs"`
-	Errors        int           `json:"errors"`
-	FirstError    string        `json:"first_error,omitempty"`
-	Seconds       float64       `json:"seconds"`
-	JobsPerSecond float64       `json:"jobs_per_second"`
-	P50           time.Duration `json:"p50"`
-	P90           time.Duration `json:"p90"`
-	P99           time.Duration `json:"p99"`
-	Mean          time.Duration `json:"mean"`
+	Name          string  `json:"name"`
+	Jobs          int     `json:"jobs"`
+	Errors        int     `json:"errors"`
+	FirstError    string  `json:"first_error,omitempty"`
+	Seconds       float64 `json:"seconds"`
+	JobsPerSecond float64 `json:"jobs_per_second"`
+	// The latencies are p50_seconds … mean_seconds in JSON (MarshalJSON).
+	P50  time.Duration `json:"-"`
+	P90  time.Duration `json:"-"`
+	P99  time.Duration `json:"-"`
+	Mean time.Duration `json:"-"`
+}
+
+// MarshalJSON writes the latencies as seconds, not Go's nanoseconds.
+func (p Phase) MarshalJSON() ([]byte, error) {
+	type phase Phase // without this method
+	return json.Marshal(struct {
+		phase
+		P50  float64 `json:"p50_seconds"`
+		P90  float64 `json:"p90_seconds"`
+		P99  float64 `json:"p99_seconds"`
+		Mean float64 `json:"mean_seconds"`
+	}{phase(p), p.P50.Seconds(), p.P90.Seconds(), p.P99.Seconds(), p.Mean.Seconds()})
 }
 
 // Report is the outcome of Run.
@@ -93,7 +106,8 @@ type Report struct {
 	ChargedWei   string `json:"charged_wei"`
 	BooksAgree   bool   `json:"books_agree"`
 	BooksDetail  string `json:"books_detail,omitempty"`
-	Problems     []string
+
+	Problems []string `json:"problems"` // [] when none
 }
 
 // ThroughputRatio is stack jobs/s over direct jobs/s.
@@ -133,6 +147,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	rep.Config = cfg
+	rep.Problems = []string{}
 	dir := cfg.DataDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "byoc-bench-"); err != nil {
