@@ -423,13 +423,6 @@ func (h *hold) post(ctx context.Context) error {
 	return nil
 }
 
-// finish is settle then post; it returns the charge booked.
-func (h *hold) finish(ctx context.Context, paid, charged ledger.Amount, after figure) ledger.Amount {
-	booked := h.settle(paid, charged, after)
-	h.post(ctx)
-	return booked
-}
-
 // end records that the attempt's books are posted; notOpened, that its
 // hold never opened, so nothing of it is in the ledger.
 func (h *hold) end(notOpened bool) {
