@@ -36,14 +36,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	path := fs.String("keystore", "", "the keystore JSON file")
 	pwFile := fs.String("password-file", "", "file holding the password (a trailing newline is not part of it)")
 	light := fs.Bool("light-kdf", false, "new: weak, fast scrypt (4 MiB instead of 256 MiB); for tests only")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), keysUsage)
-		fs.PrintDefaults()
-	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return flag.ErrHelp
+	if err := actionUsage(fs, keysUsage, args, stdout); err != nil {
+		return err
 	}
 	action := args[0]
 	if err := parseFlags(fs, args[1:], stdout); err != nil {

@@ -63,14 +63,8 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	before := fs.String("before", "", "archive: move jobs closed before this time (RFC 3339 or YYYY-MM-DD, UTC; at least a day ago)")
 	outFile := fs.String("out", "", "export: write to this file instead of standard output; archive: the archive file (default: ledger-archive-before-CUT-at-NOW.jsonl.gz in the data directory)")
 	vacuum := fs.Bool("vacuum", false, "archive: VACUUM afterwards, giving the freed space back (blocks the node's writes while it runs)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), ledgerUsage)
-		fs.PrintDefaults()
-	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return flag.ErrHelp
+	if err := actionUsage(fs, ledgerUsage, args, stdout); err != nil {
+		return err
 	}
 	action := args[0]
 	if !slices.Contains(ledgerActions, action) {

@@ -14,6 +14,23 @@ import (
 )
 
 // parseFlags parses args; -h prints the usage to stdout and ends the command.
+// actionUsage gives fs, the flags of a command with actions (keys,
+// ledger: "byoc CMD ACTION [flags]"), usage as its help text; with no
+// action, or a help word where the action goes, it prints that help to
+// stdout and returns flag.ErrHelp.
+func actionUsage(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) error {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	return nil
+}
+
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	for _, a := range args {
 		if a == "--" {
