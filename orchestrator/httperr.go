@@ -50,3 +50,26 @@ func meterError(w http.ResponseWriter, err error) {
 	status, body := meterStatus(err)
 	httpError(w, body, status)
 }
+
+// refusal is a request refused before any money moved: the reason
+// counted in byoc_orchestrator_rejected_total ("" for none), the status
+// and the body.
+type refusal struct {
+	reason string
+	status int
+	msg    string
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+func refuse(reason string, status int, format string, args ...any) *refusal {
+	return &refusal{reason, status, fmt.Sprintf(format, args...)}
+}
+
+// refused answers a refusal and counts it for endpoint.
+func (o *Orchestrator) refused(w http.ResponseWriter, endpoint string, r *refusal) {
+	if r.reason != "" {
+		o.m.rejected.WithLabelValues(endpoint, r.reason).Inc()
+	}
+	httpError(w, r.msg, r.status)
+}

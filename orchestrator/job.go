@@ -38,104 +38,111 @@ type jobRun struct {
 	w     http.ResponseWriter // for the money headers
 }
 
-// handleJob runs one job: authenticate, reserve a slot, take the payment,
-// admit against the hold, forward to the worker, charge, release.
-func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
+// jobInput is a job request as parsed, before any money moves.
+type jobInput struct {
+	req     *wire.JobRequest
+	pool    meter.Pool
+	signed  bool
+	timeout time.Duration
+	payment *wire.Payment
+	path    string // below the worker's URL, escaped (jobPath)
+	body    []byte
+}
+
+// parseJob reads and checks a job request: its path, the Livepeer header
+// (signature, binding, timeout, details), the payment's sender, the job ID
+// and the body. A refusal says why, for the answer and the metric.
+func (o *Orchestrator) parseJob(w http.ResponseWriter, r *http.Request) (*jobInput, *refusal) {
 	if r.Method != http.MethodPost {
-		httpError(w, "Method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	reject := func(reason, msg string, status int) {
-		o.m.rejected.WithLabelValues("job", reason).Inc()
-		httpError(w, msg, status)
+		return nil, &refusal{"", http.StatusMethodNotAllowed, "Method not allowed"}
 	}
 	path, err := jobPath(r)
 	if err != nil {
-		reject("bad_path", "Invalid job path: "+err.Error(), http.StatusBadRequest)
-		return
+		return nil, refuse("bad_path", http.StatusBadRequest, "Invalid job path: %v", err)
 	}
 	req, err := wire.DecodeJobRequestHeader(r.Header.Get(wire.HeaderJobRequest))
-	if err != nil {
-		if errors.Is(err, wire.ErrJobNoTimeout) {
-			reject("bad_request", "no timeout_seconds set with request, timeout_seconds is required", http.StatusBadRequest)
-			return
-		}
-		reject("bad_request", "Could not verify job creds: "+err.Error(), http.StatusBadRequest)
-		return
+	switch {
+	case errors.Is(err, wire.ErrJobNoTimeout):
+		return nil, refuse("bad_request", http.StatusBadRequest, "no timeout_seconds set with request, timeout_seconds is required")
+	case err != nil:
+		return nil, refuse("bad_request", http.StatusBadRequest, "Could not verify job creds: %v", err)
 	}
-	timeout := time.Duration(req.TimeoutSeconds) * time.Second
-	if timeout > o.cfg.MaxTimeout {
-		reject("bad_request", fmt.Sprintf("timeout_seconds %d exceeds the maximum of %d", req.TimeoutSeconds, int(o.cfg.MaxTimeout/time.Second)), http.StatusBadRequest)
-		return
+	in := &jobInput{req: req, path: path, timeout: time.Duration(req.TimeoutSeconds) * time.Second}
+	if in.timeout > o.cfg.MaxTimeout {
+		return nil, refuse("bad_request", http.StatusBadRequest, "timeout_seconds %d exceeds the maximum of %d", req.TimeoutSeconds, int(o.cfg.MaxTimeout/time.Second))
 	}
 	sender, signed, err := jobSender(req)
 	if err != nil {
-		reject("bad_credentials", "Could not verify job creds", http.StatusBadRequest)
-		return
+		return nil, refuse("bad_credentials", http.StatusBadRequest, "Could not verify job creds")
 	}
+	in.signed = signed
 	if signed {
 		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
 		switch {
 		case err != nil:
-			reject("bad_binding", "Invalid job binding: "+err.Error(), http.StatusBadRequest)
-			return
+			return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
 		case !bound && o.cfg.RequireBoundJobs:
-			reject("unbound", "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)", http.StatusBadRequest)
-			return
+			return nil, refuse("unbound", http.StatusBadRequest, "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)")
 		}
 	}
 	var details wire.JobRequestDetails
 	if err := json.Unmarshal([]byte(req.Request), &details); err != nil {
-		reject("bad_request", "Unable to unmarshal job request details err="+err.Error(), http.StatusBadRequest)
-		return
+		return nil, refuse("bad_request", http.StatusBadRequest, "Unable to unmarshal job request details err=%v", err)
 	}
-	payment, err := wire.DecodePaymentHeader(r.Header.Get(wire.PaymentHeader))
-	if err != nil {
-		reject("bad_payment", "Invalid payment: "+err.Error(), http.StatusBadRequest)
-		return
+	if in.payment, err = wire.DecodePaymentHeader(r.Header.Get(wire.PaymentHeader)); err != nil {
+		return nil, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: %v", err)
 	}
-	if len(payment.TicketSenderParams) > 0 && !bytes.Equal(payment.Sender, sender[:]) {
-		reject("bad_payment", fmt.Sprintf("Invalid payment: tickets from 0x%x pay for a job of %s", payment.Sender, sender.Hex()), http.StatusBadRequest)
-		return
+	if len(in.payment.TicketSenderParams) > 0 && !bytes.Equal(in.payment.Sender, sender[:]) {
+		return nil, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: tickets from 0x%x pay for a job of %s", in.payment.Sender, sender.Hex())
 	}
-	pool := meter.Pool{Sender: sender, Capability: req.Capability}
+	in.pool = meter.Pool{Sender: sender, Capability: req.Capability}
 	if req.ID != "" {
-		if err := pool.Job(req.ID).Ref().Validate(); err != nil {
-			reject("bad_request", "Invalid job id: "+err.Error(), http.StatusBadRequest)
-			return
+		if err := in.pool.Job(req.ID).Ref().Validate(); err != nil {
+			return nil, refuse("bad_request", http.StatusBadRequest, "Invalid job id: %v", err)
 		}
 		if strings.HasPrefix(req.ID, LegacyJobPrefix) {
-			reject("bad_request", fmt.Sprintf("Invalid job id: ids starting with %q are reserved for requests without an id", LegacyJobPrefix), http.StatusBadRequest)
-			return
+			return nil, refuse("bad_request", http.StatusBadRequest, "Invalid job id: ids starting with %q are reserved for requests without an id", LegacyJobPrefix)
 		}
 	}
 	body, berr := serve.ReadBody(w, r, o.cfg.MaxBodyBytes)
 	if berr != nil {
-		reject(berr.Reason, berr.Msg, berr.Status)
+		return nil, &refusal{berr.Reason, berr.Status, berr.Msg}
+	}
+	in.body = body
+	return in, nil
+}
+
+// handleJob runs one job: parse it, reserve a slot, admit it through the
+// meter (payment, hold), forward it to the worker, charge, release.
+func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
+	in, rf := o.parseJob(w, r)
+	if rf != nil {
+		o.refused(w, "job", rf)
 		return
 	}
+	req, sender, timeout := in.req, in.pool.Sender, in.timeout
 	s, err := o.reg.reserve(req.Capability)
 	if err != nil {
-		reject("no_capacity", "No capacity available for capability", http.StatusServiceUnavailable)
+		o.refused(w, "job", refuse("no_capacity", http.StatusServiceUnavailable, "No capacity available for capability"))
 		return
 	}
 	defer s.release()
-	j := &jobRun{o: o, req: req, slot: s, reqID: newRequestID(), path: path, w: w}
+	j := &jobRun{o: o, req: req, slot: s, reqID: newRequestID(), path: in.path, w: w}
 	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", sender.Hex(), "job_id", req.ID)
-	if !signed && s.price.Sign() != 0 {
-		reject("unsigned", fmt.Sprintf("capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, s.price.RatString()), http.StatusPaymentRequired)
+	if !in.signed && s.price.Sign() != 0 {
+		o.refused(w, "job", refuse("unsigned", http.StatusPaymentRequired, "capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, s.price.RatString()))
 		return
 	}
 	if !o.tryOpen(sender.Hex()) {
-		reject("too_many_jobs", fmt.Sprintf("sender %s already has %d jobs running", sender.Hex(), o.cfg.MaxOpenJobsPerSender), http.StatusTooManyRequests)
+		o.refused(w, "job", refuse("too_many_jobs", http.StatusTooManyRequests, "sender %s already has %d jobs running", sender.Hex(), o.cfg.MaxOpenJobsPerSender))
 		return
 	}
 	defer o.done(sender.Hex())
 	o.m.openJobs.Inc()
 	defer o.m.openJobs.Dec()
 
-	job, adm, err := o.meter.Admit(r.Context(), meter.Request{Pool: pool, JobID: req.ID, RequestID: j.reqID,
-		Price: s.price, Timeout: timeout, Payment: payment, Log: j.log})
+	job, adm, err := o.meter.Admit(r.Context(), meter.Request{Pool: in.pool, JobID: req.ID, RequestID: j.reqID,
+		Price: s.price, Timeout: timeout, Payment: in.payment, Log: j.log})
 	j.admission(adm)
 	if err != nil {
 		o.m.jobs.WithLabelValues(req.Capability, "refused").Inc()
@@ -144,7 +151,7 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 	}
 	j.job = job
 	defer j.close()
-	j.forward(w, r, body, timeout)
+	j.forward(w, r, in.body, timeout)
 }
 
 func newRequestID() string {
