@@ -145,22 +145,23 @@ func TestUnderpaidJobRefused(t *testing.T) {
 	testnet.Verify(t, n)
 }
 
-// Two concurrent jobs of one sender have separate holds: each is funded,
-// charged and released on its own. The worker holds each job until the
-// test lets it go, and the node bills on a manual clock, so what each job
-// is charged does not depend on how busy the machine is.
-func TestConcurrentJobsSeparateHolds(t *testing.T) {
-	clock := ledger.NewManualClock(time.Now())
-	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
-	entered := make(chan string, 2)
-	release := map[string]chan struct{}{"/short": make(chan struct{}), "/long": make(chan struct{})}
+// startHeldWorker registers capability "gate" (1000 wei per second) with
+// the orchestrator at orchURL, served by a worker that holds the job sent
+// to path p until the test closes release[p]; entered gets p when the job
+// arrives. Other paths are 404.
+func startHeldWorker(t *testing.T, orchURL string, paths ...string) (entered chan string, release map[string]chan struct{}) {
+	entered, release = make(chan string, len(paths)), map[string]chan struct{}{}
+	for _, p := range paths {
+		release[p] = make(chan struct{})
+	}
 	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gate, ok := release[r.URL.Path]
+		p := strings.TrimPrefix(r.URL.Path, "/")
+		gate, ok := release[p]
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
-		entered <- r.URL.Path
+		entered <- p
 		select {
 		case <-gate:
 		case <-r.Context().Done():
@@ -169,10 +170,21 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 		io.WriteString(w, "done")
 	}))
 	t.Cleanup(ws.Close)
-	c0 := wire.ExternalCapability{Name: "gate", URL: ws.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
-	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c0, worker.InsecureSkipVerify()); err != nil {
+	c := wire.ExternalCapability{Name: "gate", URL: ws.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
+	if err := worker.Register(context.Background(), orchURL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
 		t.Fatal(err)
 	}
+	return entered, release
+}
+
+// Two concurrent jobs of one sender have separate holds: each is funded,
+// charged and released on its own. The worker holds each job until the
+// test lets it go, and the node bills on a manual clock, so what each job
+// is charged does not depend on how busy the machine is.
+func TestConcurrentJobsSeparateHolds(t *testing.T) {
+	clock := ledger.NewManualClock(time.Now())
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
+	entered, release := startHeldWorker(t, n.URL, "short", "long")
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	payA, payB := c.Pay(c.Token("gate", ""), 6), c.Pay(c.Token("gate", ""), 9)
 	results := map[string]chan testnet.JobResult{"short": make(chan testnet.JobResult, 1), "long": make(chan testnet.JobResult, 1)}
@@ -202,12 +214,12 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 	}
 	// The short job ends at once (billed one second, the least); the long
 	// one 1.5 s later (billed two).
-	close(release["/short"])
+	close(release["short"])
 	if r := <-results["short"]; r.Status != http.StatusOK {
 		t.Fatalf("short: %d %s", r.Status, r.Body)
 	}
 	clock.Advance(1500 * time.Millisecond)
-	close(release["/long"])
+	close(release["long"])
 	if r := <-results["long"]; r.Status != http.StatusOK {
 		t.Fatalf("long: %d %s", r.Status, r.Body)
 	}
@@ -251,39 +263,38 @@ func TestLegacyJobChargedToPool(t *testing.T) {
 // Sender B cannot see or spend sender A's job: the same job ID under B is
 // another job, on B's money.
 func TestSenderIsolation(t *testing.T) {
-	n := testnet.StartNode(t, t.TempDir(), nil)
-	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	clock := ledger.NewManualClock(time.Now())
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
+	entered, release := startHeldWorker(t, n.URL, "a")
 	a, b := testnet.NewClient(t, n.URL, testnet.KeyA), testnet.NewClient(t, n.URL, testnet.KeyB)
-	done := make(chan testnet.JobResult)
+	done := make(chan testnet.JobResult, 1)
 	go func() {
-		done <- a.Job(testnet.JobSpec{Capability: "sleep", ID: "shared", Body: testnet.SleepBody(800 * time.Millisecond), Payment: a.Pay(a.Token("sleep", ""), 8)})
+		done <- a.Job(testnet.JobSpec{Capability: "gate", ID: "shared", Path: "a", Body: "x", Payment: a.Pay(a.Token("gate", ""), 8)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
-		t.Fatal(err)
-	}
+	<-entered // A's job runs until the test lets it go
 	var tok *wire.JobToken
 	testnet.Eventually(t, "A's running job in its token", func() bool {
-		tok = a.Token("sleep", "shared")
+		tok = a.Token("gate", "shared")
 		return tok.JobBalance != ""
 	})
 	if tok.JobBalance != "8000" || tok.Balance != 8000 {
 		t.Errorf("A's token for its running job: job %q balance %d", tok.JobBalance, tok.Balance)
 	}
-	if tok := b.Token("sleep", "shared"); tok.JobBalance != "" || tok.Balance != 0 {
+	if tok := b.Token("gate", "shared"); tok.JobBalance != "" || tok.Balance != 0 {
 		t.Errorf("B sees A's job: job %q balance %d", tok.JobBalance, tok.Balance)
 	}
 	// B's job "shared" runs on B's money only: unpaid, it is refused.
-	if r := b.Job(testnet.JobSpec{Capability: "sleep", ID: "shared", Body: testnet.SleepBody(0)}); r.Status != http.StatusPaymentRequired {
+	if r := b.Job(testnet.JobSpec{Capability: "gate", ID: "shared", Path: "a", Body: "x"}); r.Status != http.StatusPaymentRequired {
 		t.Errorf("B's unpaid job with A's ID: %d %s", r.Status, r.Body)
 	}
+	close(release["a"])
 	if r := <-done; r.Status != http.StatusOK {
 		t.Fatalf("A's job: %d %s", r.Status, r.Body)
 	}
 	if s := testnet.Statement(t, n, a.Addr(), "shared"); testnet.Amount(s.Credited) != 8000 || testnet.Amount(s.Charged) != 1000 {
 		t.Errorf("A's job: credited %s charged %s", s.Credited, s.Charged)
 	}
-	if got := testnet.Balance(t, n, testnet.Pool(b.Addr(), "sleep")); got != 0 {
+	if got := testnet.Balance(t, n, testnet.Pool(b.Addr(), "gate")); got != 0 {
 		t.Errorf("B's pool = %d", got)
 	}
 	testnet.Verify(t, n)
