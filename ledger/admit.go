@@ -222,8 +222,8 @@ func (l *Ledger) FinishJob(ctx context.Context, job JobKey, amount, grace Amount
 }
 
 // FinishJobUpTo is FinishJob that never overdraws the hold: it charges
-// amount or, if the hold holds less, its balance (as ChargeUpTo), and
-// closes the job, in one atomic step. CloseJobResult.Charged says what it
+// amount or, if the hold holds less, its balance (nothing when that is not
+// positive), and closes the job, in one atomic step. CloseJobResult.Charged says what it
 // charged. A retry under the same key answers what the first call charged.
 //
 // Errors (nothing changes): ErrInvalidInput, ErrIdempotencyConflict,

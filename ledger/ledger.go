@@ -265,7 +265,7 @@ func (l *Ledger) Credit(ctx context.Context, to Ref, amount Amount, key string) 
 // ChargeResult is the outcome of Charge.
 type ChargeResult struct {
 	Balance Amount `json:"balance"`
-	// Charged is what the charge took: its amount (ChargeUpTo: perhaps less).
+	// Charged is what the charge took: its amount.
 	Charged  Amount `json:"charged"`
 	Replayed bool   `json:"replayed,omitempty"`
 }
@@ -281,21 +281,6 @@ func (l *Ledger) Charge(ctx context.Context, from Ref, amount, grace Amount, key
 		return ChargeResult{}, err
 	}
 	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key})
-}
-
-// ChargeUpTo posts usage of at most amount (≥ 0) against an open job or a
-// pool, and never takes its balance below zero: it charges amount or, if
-// the account holds less, its balance (nothing when that is not
-// positive). ChargeResult.Charged says what it took. key makes it happen
-// at most once; a retry answers what the first call charged.
-//
-// Errors: ErrInvalidInput, ErrIdempotencyConflict, ErrNotFound,
-// ErrJobClosed, ErrJobExpired.
-func (l *Ledger) ChargeUpTo(ctx context.Context, from Ref, amount Amount, key string) (ChargeResult, error) {
-	if err := firstErr(from.Validate(), checkAmount("charge", amount), checkKey(key)); err != nil {
-		return ChargeResult{}, err
-	}
-	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, k: key, upTo: true})
 }
 
 // OpenJobRequest describes a hold to open (or top up).
