@@ -26,25 +26,19 @@ func (o *Orchestrator) authorized(r *http.Request) bool {
 // body; on failure it has answered and returns false.
 func (o *Orchestrator) workerRequest(w http.ResponseWriter, r *http.Request, endpoint string) ([]byte, bool) {
 	if r.Method != http.MethodPost {
-		o.refuse(w, endpoint, "method_not_allowed", "Method not allowed", http.StatusMethodNotAllowed)
+		o.refused(w, endpoint, &refusal{"method_not_allowed", http.StatusMethodNotAllowed, "Method not allowed"})
 		return nil, false
 	}
 	if !o.authorized(r) {
-		o.refuse(w, endpoint, "bad_secret", "invalid authorization", http.StatusUnauthorized)
+		o.refused(w, endpoint, &refusal{"bad_secret", http.StatusUnauthorized, "invalid authorization"})
 		return nil, false
 	}
 	body, berr := serve.ReadBody(w, r, maxRegistrationBytes)
 	if berr != nil {
-		o.refuse(w, endpoint, berr.Reason, berr.Msg, berr.Status)
+		o.refused(w, endpoint, &refusal{berr.Reason, berr.Status, berr.Msg})
 		return nil, false
 	}
 	return body, true
-}
-
-// refuse answers a refused registration call and counts it.
-func (o *Orchestrator) refuse(w http.ResponseWriter, endpoint, reason, msg string, status int) {
-	o.m.rejected.WithLabelValues(endpoint, reason).Inc()
-	httpError(w, msg, status)
 }
 
 // handleRegister adds or updates a worker for a capability.
@@ -55,16 +49,16 @@ func (o *Orchestrator) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	var c wire.ExternalCapability
 	if err := json.Unmarshal(body, &c); err != nil {
-		o.refuse(w, "register", "bad_request", "Error registering capability: "+err.Error(), http.StatusBadRequest)
+		o.refused(w, "register", &refusal{"bad_request", http.StatusBadRequest, "Error registering capability: " + err.Error()})
 		return
 	}
 	if err := c.Validate(); err != nil {
-		o.refuse(w, "register", "bad_request", "Error registering capability: "+err.Error(), http.StatusBadRequest)
+		o.refused(w, "register", &refusal{"bad_request", http.StatusBadRequest, "Error registering capability: " + err.Error()})
 		return
 	}
 	price := c.PriceWeiPerUnit()
 	if _, err := pm.WirePrice(price); err != nil {
-		o.refuse(w, "register", "bad_price", "Error registering capability: price "+price.RatString()+" wei per second cannot be quoted (numerator and denominator must fit 64 bits)", http.StatusBadRequest)
+		o.refused(w, "register", &refusal{"bad_price", http.StatusBadRequest, "Error registering capability: price " + price.RatString() + " wei per second cannot be quoted (numerator and denominator must fit 64 bits)"})
 		return
 	}
 	o.reg.register(c.Name, c.Description, strings.TrimSuffix(c.URL, "/"), c.Token, int(c.Capacity), price)
