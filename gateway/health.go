@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"byoc/ledger"
 )
 
 // ReadyWindow is how recently an orchestrator must have answered a token
@@ -35,8 +33,8 @@ func (l *latencies) answeredSince(t time.Time) bool {
 // discovery lists answers an HTTP request now (any status). /readyz on
 // the admin listener serves it.
 func (g *Gateway) Ready(ctx context.Context) error {
-	if _, err := g.cfg.Ledger.List(ctx, ledger.AccountFilter{Kind: ledger.KindPool, Limit: 1}); err != nil {
-		return fmt.Errorf("ledger: %w", err)
+	if err := g.cfg.Ledger.Ready(ctx); err != nil {
+		return err
 	}
 	if g.stats.answeredSince(g.cfg.Now().Add(-ReadyWindow)) {
 		return nil

@@ -180,6 +180,15 @@ func (s *Statement) name(ctx context.Context, tx ReadTx) error {
 	return nil
 }
 
+// Ready reports whether the store answers a read (for a node's
+// readiness check); the error says why not.
+func (l *Ledger) Ready(ctx context.Context) error {
+	if _, err := l.List(ctx, AccountFilter{Kind: KindPool, Limit: 1}); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
 // List returns accounts matching f.
 func (l *Ledger) List(ctx context.Context, f AccountFilter) ([]Account, error) {
 	var out []Account
