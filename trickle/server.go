@@ -231,6 +231,31 @@ func (s *Server) Create(name string, opts ...ChannelOption) error {
 // publishers are answered with Lp-Trickle-Closed, later requests get 404.
 func (s *Server) Close(name string) error { return s.remove(name, "close") }
 
+// Publish writes data as one whole segment at the channel's next write
+// position, from inside the process (an orchestrator's own event, say),
+// and returns its number. Readers waiting for that segment get it as if
+// it had been POSTed.
+func (s *Server) Publish(name string, data []byte) (int, error) {
+	c := s.lookup(name)
+	if c == nil {
+		return 0, fmt.Errorf("%w: %q", ErrNoChannel, name)
+	}
+	if int64(len(data)) > s.cfg.MaxSegmentBytes {
+		return 0, fmt.Errorf("trickle: segment of %d bytes, at most %d", len(data), s.cfg.MaxSegmentBytes)
+	}
+	g := c.forWrite(SeqNext)
+	if closed := c.started(g.seq, s.cfg.Now()); closed {
+		return g.seq, fmt.Errorf("%w: %q", ErrNoChannel, name)
+	}
+	if len(data) > 0 {
+		if closed, _ := g.write(data, s.cfg.MaxSegmentBytes); closed {
+			return g.seq, fmt.Errorf("trickle: segment %d of %q closed while written", g.seq, name)
+		}
+	}
+	g.close()
+	return g.seq, nil
+}
+
 // Has reports whether a channel exists.
 func (s *Server) Has(name string) bool {
 	s.mu.RLock()

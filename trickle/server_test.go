@@ -753,3 +753,38 @@ func TestSegmentEdges(t *testing.T) {
 	}
 	pw.Close()
 }
+
+func TestLocalPublish(t *testing.T) {
+	s, url := newTestServer(t, Config{MaxSegmentBytes: 8})
+	mustCreate(t, s, "ev", WithMIME("application/json"))
+	wait := waits(s)
+	sub := newSub(t, url+"ev", SeqNext)
+	got := make(chan string, 1)
+	go func() {
+		seg, err := sub.Read(context.Background())
+		if err != nil {
+			t.Error(err)
+			got <- ""
+			return
+		}
+		b, _ := io.ReadAll(seg.Body)
+		seg.Body.Close()
+		got <- strconv.Itoa(seg.Seq) + ":" + string(b)
+	}()
+	expectWait(t, wait, "get ev 0")
+	if seq, err := s.Publish("ev", []byte(`{"a":1}`)); err != nil || seq != 0 {
+		t.Fatalf("Publish: %d %v", seq, err)
+	}
+	if g := <-got; g != `0:{"a":1}` {
+		t.Fatalf("reader got %q", g)
+	}
+	if _, err := s.Publish("ev", []byte("too long!")); err == nil {
+		t.Fatal("a segment over the limit was published")
+	}
+	if _, err := s.Publish("nope", nil); !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("unknown channel: %v", err)
+	}
+	if resp, body := do(t, "GET", url+"ev/next", nil); body != "1" {
+		t.Fatalf("next after one publish: %d %q", resp.StatusCode, body)
+	}
+}
