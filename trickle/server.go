@@ -591,12 +591,12 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, name, rest str
 		return
 	}
 	rc := http.NewResponseController(w)
-	pos := 0
+	pos, sent := 0, 0
 	told := false
 	for {
-		data, eof, aborted, wait := g.read(pos)
-		if len(data) > 0 {
-			if pos == 0 {
+		chunks, eof, aborted, wait := g.read(pos)
+		if len(chunks) > 0 {
+			if sent == 0 {
 				h := w.Header()
 				if g.seq != latest {
 					h.Set(HeaderLatest, strconv.Itoa(latest))
@@ -606,11 +606,14 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, name, rest str
 					h.Set("Content-Type", c.mime)
 				}
 			}
-			n, err := w.Write(data)
-			pos += n
-			if err != nil {
-				return
+			for _, b := range chunks {
+				n, err := w.Write(b)
+				sent += n
+				if err != nil {
+					return
+				}
 			}
+			pos += len(chunks)
 			if err := rc.Flush(); err != nil {
 				return
 			}
@@ -622,7 +625,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, name, rest str
 				// the whole.
 				panic(http.ErrAbortHandler)
 			}
-			if pos == 0 {
+			if sent == 0 {
 				next, closed := c.state()
 				h := w.Header()
 				h.Set(HeaderSeq, strconv.Itoa(g.seq))
@@ -633,7 +636,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, name, rest str
 			}
 			return
 		}
-		if len(data) > 0 {
+		if len(chunks) > 0 {
 			continue // more may have come while writing
 		}
 		if !told && s.waiting != nil {
