@@ -130,8 +130,9 @@ type Server struct {
 
 // channel is one named stream of segments.
 type channel struct {
-	name string
-	mime string
+	name     string
+	mime     string
+	maxBytes int64 // one segment's limit
 
 	mu        sync.Mutex
 	ring      []*segment
@@ -201,6 +202,17 @@ type ChannelOption func(*channel)
 // WithMIME sets the Content-Type readers of the channel get.
 func WithMIME(mime string) ChannelOption { return func(c *channel) { c.mime = mime } }
 
+// WithMaxSegmentBytes sets the channel's own segment limit (a control or
+// events channel needs far less than a video one); n <= 0 keeps
+// Config.MaxSegmentBytes. The channel then holds at most RingSize × n bytes.
+func WithMaxSegmentBytes(n int64) ChannelOption {
+	return func(c *channel) {
+		if n > 0 {
+			c.maxBytes = n
+		}
+	}
+}
+
 // Create creates a channel. It fails with ErrExists for a name in use (so
 // two streams cannot share a channel), ErrBadName, ErrTooManyChannel or
 // ErrServerClosed.
@@ -208,7 +220,8 @@ func (s *Server) Create(name string, opts ...ChannelOption) error {
 	if !validName(name) {
 		return fmt.Errorf("%w: %q", ErrBadName, name)
 	}
-	c := &channel{name: name, ring: make([]*segment, s.cfg.RingSize), writeTime: s.cfg.Now()}
+	c := &channel{name: name, ring: make([]*segment, s.cfg.RingSize), writeTime: s.cfg.Now(),
+		maxBytes: s.cfg.MaxSegmentBytes}
 	for _, o := range opts {
 		o(c)
 	}
@@ -240,15 +253,15 @@ func (s *Server) Publish(name string, data []byte) (int, error) {
 	if c == nil {
 		return 0, fmt.Errorf("%w: %q", ErrNoChannel, name)
 	}
-	if int64(len(data)) > s.cfg.MaxSegmentBytes {
-		return 0, fmt.Errorf("trickle: segment of %d bytes, at most %d", len(data), s.cfg.MaxSegmentBytes)
+	if int64(len(data)) > c.maxBytes {
+		return 0, fmt.Errorf("trickle: segment of %d bytes, at most %d", len(data), c.maxBytes)
 	}
 	g := c.forWrite(SeqNext)
 	if closed := c.started(g.seq, s.cfg.Now()); closed {
 		return g.seq, fmt.Errorf("%w: %q", ErrNoChannel, name)
 	}
 	if len(data) > 0 {
-		if closed, _ := g.write(data, s.cfg.MaxSegmentBytes); closed {
+		if closed, _ := g.write(data, c.maxBytes); closed {
 			return g.seq, fmt.Errorf("trickle: segment %d of %q closed while written", g.seq, name)
 		}
 	}
@@ -692,9 +705,9 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, name, rest st
 		http.Error(w, invalidSeq, http.StatusBadRequest)
 		return
 	}
-	if r.ContentLength > s.cfg.MaxSegmentBytes {
+	if r.ContentLength > c.maxBytes {
 		w.Header().Set("Connection", "close")
-		http.Error(w, fmt.Sprintf("segment too large: at most %d bytes", s.cfg.MaxSegmentBytes),
+		http.Error(w, fmt.Sprintf("segment too large: at most %d bytes", c.maxBytes),
 			http.StatusRequestEntityTooLarge)
 		return
 	}
@@ -730,11 +743,11 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, name, rest st
 					stopKeepalive()
 					keepalive = nil
 				}
-				closed, tooBig := g.write(ch.b, s.cfg.MaxSegmentBytes)
+				closed, tooBig := g.write(ch.b, c.maxBytes)
 				if tooBig {
 					g.abort()
 					w.Header().Set("Connection", "close")
-					http.Error(w, fmt.Sprintf("segment too large: at most %d bytes", s.cfg.MaxSegmentBytes),
+					http.Error(w, fmt.Sprintf("segment too large: at most %d bytes", c.maxBytes),
 						http.StatusRequestEntityTooLarge)
 					return
 				}

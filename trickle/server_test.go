@@ -480,6 +480,19 @@ func TestOversizedSegmentRefused(t *testing.T) {
 	if !s.Has("big") {
 		t.Fatal("the channel went with its segment")
 	}
+
+	// A channel's own, smaller limit.
+	mustCreate(t, s, "small", WithMaxSegmentBytes(4))
+	if resp, body := do(t, "POST", url+"small/0", strings.NewReader("12345")); resp.StatusCode != 413 ||
+		!strings.Contains(body, "at most 4 bytes") {
+		t.Fatalf("5 bytes on a 4-byte channel: %d %q", resp.StatusCode, body)
+	}
+	if _, err := s.Publish("small", []byte("12345")); err == nil {
+		t.Fatal("Publish over the channel's limit passed")
+	}
+	if resp, _ := do(t, "POST", url+"small/0", strings.NewReader("1234")); resp.StatusCode != 200 {
+		t.Fatalf("4 bytes: %d", resp.StatusCode)
+	}
 }
 
 func TestConcurrentSubscribers(t *testing.T) {
