@@ -153,10 +153,12 @@ func (c *countingReader) Close() error { return nil }
 
 // Write publishes body as the next segment, streaming it as it is read,
 // and returns the segment's number and the bytes sent. A try that fails
-// before any byte was sent is repeated (Retries); one that fails part way
-// is dropped: the segment is closed on the server so its readers stop
-// waiting, and the next Write takes the next number, as the reference's
-// gateway does. ErrClosed and ErrNotFound mean the channel is gone.
+// before any byte was sent is repeated (Retries), and when none succeeds
+// the segment is closed on the server (DELETE) so its readers stop
+// waiting; one that fails part way is dropped (the server cuts it off for
+// its readers). Either way the next Write takes the next number, as the
+// reference's gateway does. ErrClosed and ErrNotFound mean the channel is
+// gone.
 func (p *Publisher) Write(ctx context.Context, body io.Reader) (seq int, n int64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -173,8 +175,14 @@ func (p *Publisher) Write(ctx context.Context, body io.Reader) (seq int, n int64
 		if errors.Is(err, ErrClosed) || errors.Is(err, ErrNotFound) || ctx.Err() != nil {
 			return seq, n, err
 		}
-		if n > 0 || try >= p.cfg.Retries {
-			p.closeSegment(seq)
+		if n > 0 {
+			// Dropped part way: the server cuts the segment off for its
+			// readers when the request breaks, so nothing more to do.
+			p.seq = seq + 1
+			return seq, n, err
+		}
+		if try >= p.cfg.Retries {
+			p.closeSegment(seq) // readers waiting on it move on
 			p.seq = seq + 1
 			return seq, n, err
 		}

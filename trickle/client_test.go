@@ -149,11 +149,10 @@ func TestPublisherRetriesAndSkips(t *testing.T) {
 		t.Fatalf("after %d tries: %v", 100-failures, err)
 	}
 
-	// A failure after the body was taken: the segment is dropped, closed
-	// on the server (DELETE), and the next write takes the next number.
+	// A failure after the body was taken: the segment is dropped and the
+	// next write takes the next number.
 	script, url = serveScript(t,
 		answer(500, "broken"),
-		answer(200, ""), // the DELETE
 		answer(200, ""),
 	)
 	p = newPub(t, url)
@@ -163,7 +162,7 @@ func TestPublisherRetriesAndSkips(t *testing.T) {
 	if seq, _, err := p.Write(context.Background(), strings.NewReader("y")); err != nil || seq != 1 {
 		t.Fatalf("next write: %d %v", seq, err)
 	}
-	if want := "POST /ch/0, DELETE /ch/0, POST /ch/1"; script.seen() != want {
+	if want := "POST /ch/0, POST /ch/1"; script.seen() != want {
 		t.Fatalf("requests %s, want %s", script.seen(), want)
 	}
 
@@ -235,5 +234,73 @@ func TestRelay(t *testing.T) {
 	publish(t, newPub(t, url+"in2"), "lost")
 	if r := <-done; !errors.Is(r.err, ErrNotFound) {
 		t.Fatalf("relay into nothing: %+v %v", r.st, r.err)
+	}
+}
+
+// A segment cut off upstream (here by the size limit) is cut off
+// downstream too, not passed on as whole; the relay goes on with the next.
+func TestRelayPassesOnACutSegment(t *testing.T) {
+	s, url := newTestServer(t, Config{})
+	mustCreate(t, s, "up", WithMaxSegmentBytes(8))
+	mustCreate(t, s, "down")
+	wait := waits(s)
+	done := make(chan RelayStats, 1)
+	go func() {
+		st, _ := Relay(context.Background(), newSub(t, url+"up", 0), newPub(t, url+"down"), nil)
+		done <- st
+	}()
+	down := newSub(t, url+"down", 0)
+
+	// Segment 0 streams 6 bytes, then 6 more: over the limit.
+	pr, pw := io.Pipe()
+	go func() {
+		req, _ := http.NewRequest("POST", url+"up/0", pr)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	pw.Write([]byte("012345"))
+	seg, err := down.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw.Write([]byte("6789ab"))
+	pw.Close()
+	if b, err := io.ReadAll(seg.Body); err == nil {
+		t.Fatalf("downstream reader got a clean end after %q", b)
+	}
+	seg.Body.Close()
+
+	expectWait(t, wait, "get up 1")
+	if resp, _ := do(t, "POST", url+"up/-1", strings.NewReader("whole")); resp.Header.Get(HeaderSeq) != "1" {
+		t.Fatalf("next upstream segment written as %q", resp.Header.Get(HeaderSeq))
+	}
+	_, b := readSeg(t, down)
+	if b != "whole" {
+		t.Fatalf("next relayed segment %q", b)
+	}
+	if err := s.Close("up"); err != nil {
+		t.Fatal(err)
+	}
+	if st := <-done; st.Segments != 1 || st.Dropped != 1 {
+		t.Fatalf("relay stats %+v", st)
+	}
+}
+
+func TestShutdownEndsWaitingClients(t *testing.T) {
+	s, url := newTestServer(t, Config{})
+	mustCreate(t, s, "x")
+	wait := waits(s)
+	readErr, pubErr := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := newSub(t, url+"x", SeqNext).Read(context.Background()); readErr <- err }()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _, err := newPub(t, url+"x").Write(context.Background(), pr); pubErr <- err }()
+	expectWait(t, wait, "get x 0", "post x 0")
+	s.Shutdown()
+	for _, ch := range []chan error{readErr, pubErr} {
+		if err := <-ch; !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after Shutdown: %v", err)
+		}
 	}
 }

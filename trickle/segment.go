@@ -47,6 +47,15 @@ func (g *segment) write(p []byte, limit int64) (closed, tooBig bool) {
 func (g *segment) close() { g.finish(false) }
 func (g *segment) abort() { g.finish(true) }
 
+// closeOrCut closes a segment nobody has written to, and aborts one whose
+// publisher had begun: its readers must not take a part for the whole.
+func (g *segment) closeOrCut() {
+	g.mu.Lock()
+	begun := g.size > 0
+	g.mu.Unlock()
+	g.finish(begun)
+}
+
 func (g *segment) finish(aborted bool) {
 	if g == nil {
 		return

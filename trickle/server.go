@@ -512,7 +512,7 @@ func (s *Server) serveDeleteSeq(w http.ResponseWriter, name, rest string) {
 		http.Error(w, noSegmentText, http.StatusBadRequest)
 		return
 	}
-	g.close()
+	g.closeOrCut()
 }
 
 // forWrite returns the segment seq (SeqNext: the next write position) to
@@ -725,8 +725,27 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, name, rest st
 	chunks := make(chan chunk)
 	taken := make(chan struct{})
 	quit := make(chan struct{})
-	defer close(quit)
-	go readBody(r.Body, chunks, taken, quit)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		readBody(r.Body, chunks, taken, quit)
+	}()
+	bodyEnded := false // the reading goroutine got the body's end or error and returns
+	defer func() {
+		close(quit)
+		if bodyEnded {
+			<-readerDone
+			return
+		}
+		// Answered before the body ended (every such answer closes the
+		// connection): the reading goroutine may be blocked in Read. A read
+		// deadline in the past ends that Read, so nothing reads the body
+		// after the handler returns and the server is not left waiting on
+		// a client that never sends the rest.
+		if http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0)) == nil {
+			<-readerDone
+		}
+	}()
 
 	keepalive, stopKeepalive := s.cfg.Ticker(s.cfg.FirstByteTimeout)
 	defer func() { stopKeepalive() }()
@@ -737,6 +756,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, name, rest st
 	for {
 		select {
 		case ch := <-chunks:
+			bodyEnded = ch.err != nil
 			if len(ch.b) > 0 {
 				if total == 0 {
 					c.started(g.seq, s.cfg.Now())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -740,6 +741,29 @@ func TestSegmentEdges(t *testing.T) {
 		t.Fatalf("reader of a deleted segment: %q", got)
 	}
 
+	// DELETE of a segment being written cuts it off for its readers.
+	cutR, cutW := io.Pipe()
+	go func() {
+		req, _ := http.NewRequest("POST", url+"e/2", cutR)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	cutW.Write([]byte("half"))
+	cutSub := newSub(t, url+"e", 2)
+	cutSeg, err := cutSub.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := do(t, "DELETE", url+"e/2", nil); resp.StatusCode != 200 {
+		t.Fatalf("DELETE of a segment being written: %d", resp.StatusCode)
+	}
+	if b, err := io.ReadAll(cutSeg.Body); err == nil {
+		t.Fatalf("reader of a segment deleted while written got a clean end after %q", b)
+	}
+	cutSeg.Body.Close()
+	cutW.Close()
+
 	// Reset: an open older segment is closed, so its reader gets what
 	// there was.
 	pr, pw := io.Pipe()
@@ -799,5 +823,27 @@ func TestLocalPublish(t *testing.T) {
 	}
 	if resp, body := do(t, "GET", url+"ev/next", nil); body != "1" {
 		t.Fatalf("next after one publish: %d %q", resp.StatusCode, body)
+	}
+}
+
+// A publish refused part way, whose client keeps its body open, does not
+// hold the server: the connection closes without waiting for the rest.
+func TestRefusedPublishLetsGoOfTheConnection(t *testing.T) {
+	s, url := newTestServer(t, Config{MaxSegmentBytes: 4})
+	mustCreate(t, s, "lim")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(url, base), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// One chunk of 10 bytes, then nothing: the body never ends.
+	io.WriteString(conn, "POST "+base+"lim/0 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(conn) // until the server closes
+	if err != nil {
+		t.Fatalf("the server still holds the connection of a refused publish: %v (read %q)", err, answer)
+	}
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 413 ") {
+		t.Fatalf("answer %q", answer)
 	}
 }
