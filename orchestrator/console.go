@@ -91,4 +91,3 @@ func (r *registry) workersList() []workerInfo {
 	}
 	return out
 }
-
