@@ -45,8 +45,18 @@ func (o *Orchestrator) consoleViews() []console.View {
 		}},
 		{Path: console.Job, Load: lv.Statement},
 		{Path: console.Winners, Title: "Winners", Load: func(ctx context.Context, _ url.Values) (console.Page, error) {
-			t, _, err := lv.Winners(ctx)
-			return console.Page{Title: "Winning tickets", Tables: []console.Table{t}}, err
+			t, ws, err := lv.Winners(ctx)
+			n := map[string]int64{}
+			for _, w := range ws {
+				n[w.State]++
+			}
+			return console.Page{Title: "Winners", Note: "tickets that won: each can be redeemed on chain for its face value",
+				Figures: []console.Figure{
+					{ID: "queued", Label: "queued", Value: console.Int(n[ledger.WinnerQueued])},
+					{ID: "redeemed", Label: "redeemed", Value: console.Int(n[ledger.WinnerRedeemed])},
+					{ID: "failed", Label: "failed", Value: console.Int(n[ledger.WinnerFailed])},
+				},
+				Tables: []console.Table{t}}, err
 		}},
 		{Path: console.Capabilities, Title: "Capabilities", Load: func(ctx context.Context, _ url.Values) (console.Page, error) {
 			return o.capabilitiesPage(), nil

@@ -76,7 +76,6 @@ func browser(t *testing.T) (context.Context, func() []string) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 680),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
@@ -105,6 +104,9 @@ func browser(t *testing.T) (context.Context, func() []string) {
 		t.Fatalf("starting chromium: %v", err)
 	}
 	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1000, 600)); err != nil {
 		t.Fatal(err)
 	}
 	return ctx, func() []string {
@@ -161,31 +163,34 @@ func start(t *testing.T) *net {
 // both ledgers have closed its hold.
 func (n *net) job(t *testing.T, ctx context.Context, id, capability, body string, timeout int) {
 	t.Helper()
+	if err := n.send(ctx, id, capability, body, timeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.gw.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, "job "+id+" closed at the orchestrator", func() bool {
+		s, err := n.orch.Ledger.Statement(context.Background(), ledger.JobKey{Sender: n.gw.Address(), JobID: id}.Ref(), 1)
+		return err == nil && s.Account.State.IsFinal()
+	})
+}
+
+// send sends a job and reads its answer.
+func (n *net) send(ctx context.Context, id, capability, body string, timeout int) error {
 	hdr, _ := json.Marshal(wire.JobRequest{ID: id, Request: "{}", Parameters: "{}", Capability: capability, TimeoutSeconds: timeout})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.gw.URL+"/process/request/", strings.NewReader(body))
 	req.Header.Set(wire.HeaderJobRequest, base64.StdEncoding.EncodeToString(hdr))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		t.Errorf("job %s: %v", id, err)
-		return
+		return fmt.Errorf("job %s: %w", id, err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("job %s: %d %s", id, resp.StatusCode, b)
-		return
+		return fmt.Errorf("job %s: %d %s", id, resp.StatusCode, b)
 	}
-	if err := n.gw.WaitIdle(context.Background()); err != nil {
-		t.Error(err)
-	}
-	testnet.Eventually(t, "job "+id+" closed at the orchestrator", func() bool {
-		s, err := n.orch.Ledger.Statement(context.Background(), ledger.JobKey{Sender: n.gw.Address(), JobID: id}.Ref(), 1)
-		return err == nil && s.Account.State.IsFinal()
-	})
+	return nil
 }
 
 // page opens a console route and waits until the page rendered it.
@@ -195,6 +200,9 @@ func page(t *testing.T, ctx context.Context, url, view string) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, fmt.Sprintf(`document.body.dataset.loaded === %q`, view))
+	if text := eval[string](t, ctx, `document.getElementById("main").innerText`); strings.Contains(text, "null") || strings.Contains(text, "undefined") {
+		t.Errorf("%s: the page shows a JavaScript null or undefined:\n%s", view, text)
+	}
 }
 
 // waitFor waits until a JavaScript condition on the page holds.
@@ -262,9 +270,8 @@ func TestConsole(t *testing.T) {
 
 	// A long job keeps a hold open while the overview is read.
 	running, stop := context.WithCancel(bg)
-	done := make(chan struct{})
-	go func() { defer close(done); n.job(t, running, "sleep-long", worker.Sleep, `{"duration_ms":60000}`, 70) }()
-	defer func() { stop(); <-done }()
+	done := make(chan error, 1)
+	go func() { done <- n.send(running, "sleep-long", worker.Sleep, `{"duration_ms":60000}`, 70) }()
 
 	orchConsole := n.orch.AdminURL + "/console/"
 	t.Run("orchestrator overview", func(t *testing.T) {
@@ -291,10 +298,23 @@ func TestConsole(t *testing.T) {
 			t.Errorf("queued winners' face value: console %s, ledger %s", got, face)
 		}
 		shot(t, ctx, "orchestrator-overview")
+		// At 80 columns of a terminal's width the page still reads.
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(660, 520)); err != nil {
+			t.Fatal(err)
+		}
+		shot(t, ctx, "orchestrator-overview-narrow")
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1000, 600)); err != nil {
+			t.Fatal(err)
+		}
 		clean(t, "orchestrator overview", problems)
 	})
 	stop()
-	<-done
+	if err := <-done; running.Err() == nil || err == nil {
+		t.Fatalf("the long job ended by itself (%v), not when the test stopped it", err)
+	}
+	if err := n.gw.WaitIdle(bg); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("jobs and a statement", func(t *testing.T) {
 		page(t, ctx, orchConsole+"#/jobs", "jobs")
@@ -391,6 +411,17 @@ func TestConsole(t *testing.T) {
 			t.Errorf("jobs ok: %s shown, %d in the gateway", got, os[0].Jobs)
 		}
 		shot(t, ctx, "gateway-orchestrators")
+		// The gateway's statement of a job: its side of the same money.
+		page(t, ctx, gwConsole+"#/job?sender="+os[0].Address+"&job=reverse-1", "job")
+		st, err := n.gw.Ledger.Statement(bg, ledger.JobKey{Sender: os[0].Address, JobID: "reverse-1"}.Ref(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]ledger.Amount{"credited": st.Credited, "drawn": st.Drawn, "charged": st.Charged, "released": st.Released} {
+			if got := figureWei(t, ctx, id); got != want.String() {
+				t.Errorf("gateway statement %s: console %s wei, books %s", id, got, want)
+			}
+		}
 		clean(t, "gateway", problems)
 	})
 }

@@ -82,8 +82,8 @@ function render(p) {
   const figs = p.figures.length ? el("div", {class: "figures"}, ...p.figures.map(f =>
     el("div", {class: "figure", "data-figure": f.id}, el("div", {class: "label", text: f.label}), cell(f.value, "div")))) : null;
   for (const f of figs ? figs.querySelectorAll(".figure > div:last-child") : []) f.classList.add("value");
-  document.getElementById("main").replaceChildren(
-    el("h1", {text: p.title}), p.note ? el("p", {class: "note", text: p.note}) : null, figs, ...p.tables.map(renderTable));
+  const parts = [el("h1", {text: p.title}), p.note ? el("p", {class: "note", text: p.note}) : null, figs, ...p.tables.map(renderTable)];
+  document.getElementById("main").replaceChildren(...parts.filter(Boolean));
 }
 
 async function refresh() {
