@@ -1,5 +1,7 @@
 // The byoc console: fetches the node's views as JSON (/console/api/…) and
-// renders them as tables, once a second. Text only goes in through
+// renders them as tables, once a second — or, when a read takes longer
+// (a big ledger), after five times as long as it took, so an open tab
+// never keeps the node's database busy. Text only goes in through
 // textContent, never as HTML. No build step: this file is served as is.
 "use strict";
 
@@ -88,11 +90,13 @@ function render(p) {
 
 async function refresh() {
   const {path, query} = route();
+  const began = performance.now();
   try {
     const p = await get(api + "view/" + encodeURIComponent(path) + (query ? "?" + query : ""));
     const text = JSON.stringify(p);
     if (text !== last) { last = text; render(p); }
     document.body.dataset.loaded = path;
+    took = performance.now() - began;
     status("live · " + new Date().toLocaleTimeString());
   } catch (e) {
     if (e.login) { stop(); showLogin(true); return; }
@@ -102,7 +106,20 @@ async function refresh() {
   }
 }
 
-function stop() { clearInterval(timer); timer = null; }
+let took = 0;         // how long the last read took, in ms
+
+let chain = 0;        // the current polling chain; stop() ends the others
+
+function stop() { clearTimeout(timer); timer = null; chain++; }
+
+// poll refreshes the page, then schedules the next refresh, while the
+// chain it belongs to is the current one.
+function poll(c) {
+  timer = setTimeout(async () => {
+    if (!document.hidden) await refresh();
+    if (c === chain) poll(c);
+  }, Math.max(1000, 5 * took));
+}
 
 async function start() {
   try {
@@ -114,9 +131,10 @@ async function start() {
   }
   showLogin(false);
   renderNav();
-  await refresh();
   stop();
-  timer = setInterval(() => { if (!document.hidden) refresh(); }, 1000);
+  const c = chain;
+  await refresh();
+  if (c === chain) poll(c);
 }
 
 window.addEventListener("hashchange", () => { last = ""; markNav(); refresh(); });
