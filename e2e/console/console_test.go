@@ -25,6 +25,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -423,5 +424,31 @@ func TestConsole(t *testing.T) {
 			}
 		}
 		clean(t, "gateway", problems)
+	})
+
+	t.Run("sign in with the admin token", func(t *testing.T) {
+		before := len(problems())
+		if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(orchConsole+"#/jobs")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, `!document.getElementById("login").hidden && document.getElementById("main").hidden`)
+		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("token"), "not-the-token\r")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, `document.getElementById("loginerr").textContent === "wrong admin token"`)
+		eval[bool](t, ctx, `(document.getElementById("token").value = "", true)`)
+		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("token"), n.orch.AdminToken+"\r")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, `document.body.dataset.loaded === "jobs" && document.getElementById("login").hidden`)
+		// The browser logs each refused request; nothing else may appear.
+		for _, p := range problems()[before:] {
+			if !strings.Contains(p, "401") {
+				t.Errorf("signing in: %s", p)
+			}
+		}
 	})
 }
