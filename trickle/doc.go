@@ -9,9 +9,10 @@
 //     reference's statuses and Lp-Trickle-* headers: a ring of RingSize
 //     segments per channel (older ones answer 470), "100 Continue"
 //     keepalives while a publish waits for its first byte, an idle sweep
-//     on an injected clock and ticker, and size limits. Roles create and
-//     close channels with Create and Close; remote peers publish, read and
-//     DELETE.
+//     on an injected clock and ticker (Sweep), and size limits, per server
+//     and per channel (WithMaxSegmentBytes). Roles create and close
+//     channels with Create and Close and may Publish a segment themselves;
+//     remote peers publish, read and DELETE.
 //   - Publisher writes numbered segments to a channel URL, retrying a
 //     segment that failed before its first byte and dropping one that
 //     failed part way; Subscriber reads segments in order, following
