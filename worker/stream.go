@@ -299,7 +299,8 @@ func (h *Handler) subscriber(u string, start int) *trickle.Subscriber {
 }
 
 func (h *Handler) publisher(u, contentType string) *trickle.Publisher {
-	p, _ := trickle.NewPublisher(trickle.PublisherConfig{URL: u, Client: h.trickleClient, ContentType: contentType})
+	p, _ := trickle.NewPublisher(trickle.PublisherConfig{URL: u, Client: h.trickleClient, ContentType: contentType,
+		RetryPause: 50 * time.Millisecond})
 	return p
 }
 
@@ -418,7 +419,7 @@ func (h *Handler) streamEvents(ctx context.Context, s *streamSession, u string, 
 				return
 			}
 			// The last event goes out on its own short deadline.
-			last, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			last, cancel := context.WithTimeout(context.Background(), time.Second)
 			e := s.status()
 			e["type"] = "stopped"
 			write(last, e)
