@@ -61,7 +61,7 @@ func newStack(t *testing.T, tweak func(*orchestrator.NodeConfig)) *stack {
 			tweak(c)
 		}
 	})
-	s.worker = testnet.StartWorker(t)
+	s.worker = startWorker(t)
 	for _, c := range []string{worker.Reverse, worker.Sleep, worker.SSE} {
 		testnet.Register(t, s.orch.URL, s.worker, c, c, price, 256)
 	}
@@ -568,4 +568,15 @@ func TestPR3914_9_IsolationAndAdmission(t *testing.T) {
 	}
 	t.Logf("a stream paid for 3 s was stopped after charging %s (its hold), the sender's other job finished; of %d jobs opened at once against a pool covering %d, %d were admitted, the pool went from %d to %d, never below 0",
 		dry.Charged, n, covered, admitted.Load(), covered*2000, after)
+}
+
+// startWorker starts the sample worker itself: these tests run every role.
+func startWorker(t *testing.T) *worker.Server {
+	t.Helper()
+	w, err := worker.Start("", worker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
 }

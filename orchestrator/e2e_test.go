@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"byoc/internal/workerstub"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/wire"
-	"byoc/worker"
 )
 
 // Prices in these tests: 1000 wei per second, tickets of EV 1000 wei, and a
@@ -23,7 +23,7 @@ import (
 func TestTokenShape(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 
 	tok := c.Token("reverse", "")
@@ -41,7 +41,7 @@ func TestTokenShape(t *testing.T) {
 		t.Errorf("sender %+v", tok.SenderAddress)
 	}
 	// A free capability still gets ticket params (go-livepeer gateways need them).
-	testnet.Register(t, n.URL, w, worker.Echo, "echo", 0, 1)
+	testnet.Register(t, n.URL, w, workerstub.Echo, "echo", 0, 1)
 	if tok := c.Token("echo", ""); tok.TicketParams == nil || tok.Price.PixelsPerUnit != 1 {
 		t.Errorf("free token %+v", tok)
 	}
@@ -87,7 +87,7 @@ func TestTokenShape(t *testing.T) {
 func TestPaidJobChargesAndReleases(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 
 	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "job-1", Body: `{"text":"hello"}`, Payment: c.Pay(c.Token("reverse", ""), 7)})
@@ -125,7 +125,7 @@ func TestPaidJobChargesAndReleases(t *testing.T) {
 func TestUnderpaidJobRefused(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "j1", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 3)})
 	if r.Status != http.StatusPaymentRequired || !strings.Contains(r.Body, "Insufficient balance") || r.Header.Get(wire.HeaderPaymentCredited) != "3000" {
@@ -171,7 +171,7 @@ func startHeldWorker(t *testing.T, orchURL string, paths ...string) (entered cha
 	}))
 	t.Cleanup(ws.Close)
 	c := wire.ExternalCapability{Name: "gate", URL: ws.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
-	if err := worker.Register(context.Background(), orchURL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := workerstub.Register(context.Background(), orchURL, testnet.Secret, c); err != nil {
 		t.Fatal(err)
 	}
 	return entered, release
@@ -239,7 +239,7 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 func TestLegacyJobChargedToPool(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "reverse", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	if r.Status != http.StatusOK || r.Body != "cba" || r.Header.Get(wire.HeaderBalance) != "5000" {
@@ -305,14 +305,14 @@ func TestSenderIsolation(t *testing.T) {
 func TestGatewayGoneReleasesHold(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan testnet.JobResult)
 	go func() {
 		done <- c.Job(testnet.JobSpec{Ctx: ctx, Capability: "sleep", ID: "gone", Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -334,13 +334,13 @@ func TestGatewayGoneReleasesHold(t *testing.T) {
 func TestWorkerCrashMidJob(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	done := make(chan testnet.JobResult)
 	go func() {
 		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "crash", Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	w.Crash()
@@ -362,14 +362,14 @@ func TestWorkerCrashMidJob(t *testing.T) {
 func TestSSEJobRunsOutOfBalance(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = 2 * time.Second })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.SSE, "sse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	other := make(chan testnet.JobResult)
 	go func() {
 		other <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "other", Body: testnet.SleepBody(3500 * time.Millisecond), Payment: c.Pay(c.Token("sleep", ""), 6)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	// 3 tickets: three seconds of a stream that wants to run for 10.
@@ -394,7 +394,7 @@ func TestSSEJobRunsOutOfBalance(t *testing.T) {
 func TestSSEJobCompletes(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.SSE, "sse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "sse", ID: "s1", Body: `{"events":3,"interval_ms":10}`, Payment: c.Pay(c.Token("sse", ""), 6)})
 	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "text/event-stream" {
@@ -416,7 +416,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	n := testnet.StartNode(t, dir, nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	payment := c.Pay(c.Token("reverse", ""), 6)
 	if r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "first", Body: "a", Payment: payment}); r.Status != http.StatusOK {
@@ -426,7 +426,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	n = testnet.StartNode(t, dir, func(cfg *orchestrator.NodeConfig) {
 		cfg.Listen = strings.Replace(n.URL, "https://", "https://", 1) // same address, so the token's service_addr holds
 	})
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c.Orch = n.URL
 	before := testnet.Balance(t, n, testnet.Pool(c.Addr(), "reverse"))
 	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "replay", Body: "a", Payment: payment})
@@ -440,7 +440,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	tok := c.Token("reverse", "")
 	n.Close()
 	n = testnet.StartNode(t, dir, func(cfg *orchestrator.NodeConfig) { cfg.Listen = n.URL })
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	if r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "fresh", Body: "a", Payment: c.Pay(tok, 1)}); r.Status != http.StatusOK {
 		t.Fatalf("payment on pre-restart params: %d %s", r.Status, r.Body)
 	}
@@ -451,7 +451,7 @@ func TestReplayAfterRestart(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 1024 })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	a, b := testnet.NewClient(t, n.URL, testnet.KeyA), testnet.NewClient(t, n.URL, testnet.KeyB)
 	unsigned := testnet.NewClient(t, n.URL, "")
 	fund := a.Job(testnet.JobSpec{Capability: "reverse", ID: "fund", Body: "x", Payment: a.Pay(a.Token("reverse", ""), 10)})
@@ -524,7 +524,7 @@ func TestRegistration(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	good := `{"name":"r","url":"` + w.CapabilityURL(worker.Reverse) + `","capacity":1,"price_per_unit":3,"price_scaling":2}`
+	good := `{"name":"r","url":"` + w.CapabilityURL(workerstub.Reverse) + `","capacity":1,"price_per_unit":3,"price_scaling":2}`
 	for _, tc := range []struct {
 		name, path, auth, body string
 		want                   int
@@ -568,13 +568,13 @@ func TestRegistration(t *testing.T) {
 func TestCapacityEnforced(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 0, 1)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 0, 1)
 	c := testnet.NewClient(t, n.URL, "")
 	done := make(chan testnet.JobResult)
 	go func() {
 		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "a", Body: testnet.SleepBody(time.Minute)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	if r := c.Job(testnet.JobSpec{Capability: "sleep", ID: "b", Body: testnet.SleepBody(0)}); r.Status != http.StatusServiceUnavailable {
@@ -591,7 +591,7 @@ func TestCapacityEnforced(t *testing.T) {
 func TestAdminAndMetrics(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	c.Job(testnet.JobSpec{Capability: "reverse", ID: "j", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	req, _ := http.NewRequest(http.MethodGet, n.AdminURL+"/admin/pools", nil)
@@ -634,14 +634,10 @@ func TestAdminAndMetrics(t *testing.T) {
 // did not run, is not charged.
 func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
-	w, err := worker.Start("", worker.Config{Token: "right"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	c := w.Capability(worker.Reverse)
+	w := workerstub.Start(t, workerstub.Config{Token: "right"})
+	c := w.Capability(workerstub.Reverse)
 	c.Name, c.PricePerUnit, c.Token = "reverse", 1000, "wrong"
-	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := workerstub.Register(context.Background(), n.URL, testnet.Secret, c); err != nil {
 		t.Fatal(err)
 	}
 	cl := testnet.NewClient(t, n.URL, testnet.KeyA)
@@ -662,13 +658,13 @@ func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
 func TestOpenJobsPerSenderBounded(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxOpenJobsPerSender = 1 })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 0, 4)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 0, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	done := make(chan testnet.JobResult)
 	go func() {
 		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "a", Body: testnet.SleepBody(time.Minute)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	if r := c.Job(testnet.JobSpec{Capability: "sleep", ID: "b", Body: testnet.SleepBody(0)}); r.Status != http.StatusTooManyRequests {
@@ -687,7 +683,7 @@ func TestPostgresLedger(t *testing.T) {
 	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
 	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.LedgerDSN = dsn })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "pg", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	if r.Status != http.StatusOK || r.Header.Get(wire.HeaderBalance) != "5000" {
