@@ -314,9 +314,11 @@ func (h *hold) bookSent(credits []ledger.PaymentCredit, sent *delivery) error {
 // creditsPayment books the tickets sent to the hold to: one credit each,
 // as the orchestrator keys and credits them.
 func creditsPayment(to ledger.Ref, credits []ledger.PaymentCredit) ledger.PaymentRequest {
-	return ledger.PaymentRequest{To: to, Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-		return ledger.PaymentDecision{Credits: credits}, nil
-	}}
+	req := ledger.PaymentRequest{To: to, Tickets: make([]ledger.PaymentTicket, len(credits))}
+	for i, c := range credits {
+		req.Tickets[i] = ledger.PaymentTicket{Credit: c, NoNonce: true}
+	}
+	return req
 }
 
 // sumCredits is what credits are worth together.
