@@ -372,6 +372,12 @@ func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) (
 	return booked
 }
 
+// charge is what settle will book for a charge of charged with paid sent
+// (ledger.PendingHold.Charge).
+func (h *hold) charge(paid, charged ledger.Amount) ledger.Amount {
+	return h.pending.Charge(paid, h.uncredited, charged)
+}
+
 // post waits for the hold's opening and payment, posts the charge settle
 // booked and closes the hold — its remainder goes back to the books' pool —
 // then ends the attempt. The hold stays open if the ledger fails; it then

@@ -146,12 +146,19 @@ func (h *PendingHold) Settle(credited, off, charge Amount) (Amount, bool) {
 	if h.settled {
 		return h.charged, false
 	}
-	held := MaxOf(h.drawn.Add(credited).Sub(off), Amount{})
 	h.settled, h.credited, h.off = true, credited, off
-	h.charged = MaxOf(MinAmount(charge, held), Amount{})
+	h.charged = h.Charge(credited, off, charge)
 	pp := h.p.pool(h.pool)
 	pp.projected = pp.projected.Add(h.drawn).Add(credited).Sub(off).Sub(h.charged)
 	return h.charged, true
+}
+
+// Charge is the charge Settle takes for these figures: charge capped at
+// what the hold holds (drawn + credited − off, at least zero), never below
+// zero. It changes nothing.
+func (h *PendingHold) Charge(credited, off, charge Amount) Amount {
+	held := MaxOf(h.drawn.Add(credited).Sub(off), Amount{})
+	return MaxOf(MinAmount(charge, held), Amount{})
 }
 
 // Cancel ends the hold's work before it began: its draw comes back. It
