@@ -161,6 +161,7 @@ func startHeldWorker(t *testing.T, orchURL string, paths ...string) (entered cha
 			http.NotFound(w, r)
 			return
 		}
+		io.ReadAll(r.Body) // so the server notices when the orchestrator hangs up
 		entered <- p
 		select {
 		case <-gate:
@@ -301,20 +302,20 @@ func TestSenderIsolation(t *testing.T) {
 }
 
 // A gateway that goes away mid-job: the job is charged for the time the
-// worker spent and its hold goes back to the pool at once.
+// worker spent, on the node's (manual) clock, and its hold goes back to
+// the pool at once.
 func TestGatewayGoneReleasesHold(t *testing.T) {
-	n := testnet.StartNode(t, t.TempDir(), nil)
-	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 1000, 4)
+	clock := ledger.NewManualClock(time.Now())
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
+	entered, _ := startHeldWorker(t, n.URL, "gone")
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan testnet.JobResult)
 	go func() {
-		done <- c.Job(testnet.JobSpec{Ctx: ctx, Capability: "sleep", ID: "gone", Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
+		done <- c.Job(testnet.JobSpec{Ctx: ctx, Capability: "gate", ID: "gone", Path: "gone", Body: "x", Payment: c.Pay(c.Token("gate", ""), 10)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
-		t.Fatal(err)
-	}
+	<-entered
+	clock.Advance(1500 * time.Millisecond) // the worker had the job 1.5 s: 2 s billed
 	cancel()
 	<-done
 	testnet.Eventually(t, "the hold to close", func() bool {
@@ -322,17 +323,18 @@ func TestGatewayGoneReleasesHold(t *testing.T) {
 		return err == nil && a.State.IsFinal()
 	})
 	s := testnet.Statement(t, n, c.Addr(), "gone")
-	if testnet.Amount(s.Charged) != 1000 || testnet.Amount(s.Released) != 9000 || testnet.Balance(t, n, testnet.Pool(c.Addr(), "sleep")) != 9000 {
+	if testnet.Amount(s.Charged) != 2000 || testnet.Amount(s.Released) != 8000 || testnet.Balance(t, n, testnet.Pool(c.Addr(), "gate")) != 8000 {
 		t.Errorf("after the gateway left: charged %s released %s", s.Charged, s.Released)
 	}
 	testnet.Verify(t, n)
 }
 
 // A worker that dies mid-job is removed; the job is charged for the time
-// the worker had it, the rest is released, and the gateway gets a 5xx so
-// it can try another orchestrator.
+// the worker had it (on the node's manual clock), the rest is released,
+// and the gateway gets a 5xx so it can try another orchestrator.
 func TestWorkerCrashMidJob(t *testing.T) {
-	n := testnet.StartNode(t, t.TempDir(), nil)
+	clock := ledger.NewManualClock(time.Now())
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
 	w := testnet.StartWorker(t)
 	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
@@ -343,12 +345,13 @@ func TestWorkerCrashMidJob(t *testing.T) {
 	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
+	clock.Advance(2500 * time.Millisecond) // 3 s billed
 	w.Crash()
 	r := <-done
 	if r.Status != http.StatusBadGateway || !strings.Contains(r.Body, "removing capability") {
 		t.Fatalf("job on a crashed worker: %d %s", r.Status, r.Body)
 	}
-	if s := testnet.Statement(t, n, c.Addr(), "crash"); testnet.Amount(s.Charged) != 1000 || s.Account.State != ledger.StateClosed {
+	if s := testnet.Statement(t, n, c.Addr(), "crash"); testnet.Amount(s.Charged) != 3000 || s.Account.State != ledger.StateClosed {
 		t.Errorf("crashed job: charged %s state %s", s.Charged, s.Account.State)
 	}
 	if status, _ := c.TokenRaw("sleep", ""); status != http.StatusNotFound {
@@ -358,32 +361,63 @@ func TestWorkerCrashMidJob(t *testing.T) {
 }
 
 // An SSE job is charged while it streams and stopped, alone, when its hold
-// runs dry; a second job of the same sender runs on.
+// runs dry; a second job of the same sender, held by its worker beside the
+// stream, runs on. The node bills on a manual clock and its charge ticks
+// are the test's.
 func TestSSEJobRunsOutOfBalance(t *testing.T) {
-	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = 2 * time.Second })
-	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, workerstub.SSE, "sse", 1000, 4)
-	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 1000, 4)
-	c := testnet.NewClient(t, n.URL, testnet.KeyA)
-	other := make(chan testnet.JobResult)
+	ticks := make(chan time.Time)
+	var clock *ledger.ManualClock
+	n, cw, c := clockNode(t, func(cfg *orchestrator.NodeConfig) {
+		clock = cfg.Clock.(*ledger.ManualClock)
+		cfg.Orchestrator.MinCompute = 2 * time.Second
+		cfg.Orchestrator.Ticker = func(time.Duration) (<-chan time.Time, func()) { return ticks, func() {} }
+	})
+	entered, release := startHeldWorker(t, n.URL, "other")
+	released := false
+	t.Cleanup(func() { // before the worker closes, should the test stop early
+		if !released {
+			close(release["other"])
+		}
+	})
+	other := make(chan testnet.JobResult, 1)
 	go func() {
-		other <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "other", Body: testnet.SleepBody(3500 * time.Millisecond), Payment: c.Pay(c.Token("sleep", ""), 6)})
+		other <- c.Job(testnet.JobSpec{Capability: "gate", ID: "other", Path: "other", Body: "x", Payment: c.Pay(c.Token("gate", ""), 6)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
-		t.Fatal(err)
+	<-entered
+	// 3 tickets: three seconds of a stream that would run on.
+	done := make(chan testnet.JobResult, 1)
+	go func() {
+		done <- c.Job(testnet.JobSpec{Capability: "sse", ID: "stream", Body: `{"advance_ms":0}`, Payment: c.Pay(c.Token("sse", ""), 3)})
+	}()
+	<-cw.got // the stream is out and stays open
+	tick := func() {
+		t.Helper()
+		select {
+		case ticks <- clock.Now():
+		case r := <-done:
+			t.Fatalf("the stream ended before its tick: %d\n%s", r.Status, r.Body)
+		}
 	}
-	// 3 tickets: three seconds of a stream that wants to run for 10.
-	r := c.Job(testnet.JobSpec{Capability: "sse", ID: "stream", Body: `{"events":100,"interval_ms":100}`, Payment: c.Pay(c.Token("sse", ""), 3)})
-	if r.Status != http.StatusOK || !strings.Contains(r.Body, "event: insufficient balance") || !strings.HasSuffix(r.Body, "data: [DONE]\n\n") {
-		t.Fatalf("stream: %d\n%s", r.Status, r.Body)
-	}
-	if events := strings.Count(r.Body, `"i":`); events < 20 || events > 40 {
-		t.Errorf("stream relayed %d events before it ran dry, want about 30", events)
+	clock.Advance(3 * time.Second)
+	tick() // 3 s: 3000 charged, the hold is empty
+	tick() // taken once the relay is back from the first tick's charge
+	clock.Advance(time.Second)
+	tick() // 4 s: 1000 more, on an empty hold
+	r := <-done
+	if r.Status != http.StatusOK || !strings.HasSuffix(r.Body, "event: insufficient balance\ndata: {\"balance\": 0}\n\ndata: [DONE]\n\n") {
+		t.Errorf("stream: %d\n%s", r.Status, r.Body)
 	}
 	if s := testnet.Statement(t, n, c.Addr(), "stream"); testnet.Amount(s.Charged) != 3000 || testnet.Amount(s.Account.Balance) != 0 {
 		t.Errorf("stream charged %s (balance %s), want exactly its 3000", s.Charged, s.Account.Balance)
 	}
-	if o := <-other; o.Status != http.StatusOK {
+	select {
+	case o := <-other:
+		t.Fatalf("the sender's other job ended with the stream: %d %s", o.Status, o.Body)
+	default:
+	}
+	close(release["other"])
+	released = true
+	if o := <-other; o.Status != http.StatusOK || o.Body != "done" {
 		t.Errorf("the sender's other job: %d %s", o.Status, o.Body)
 	}
 	testnet.Verify(t, n)
