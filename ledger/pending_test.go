@@ -14,25 +14,33 @@ import (
 // same credit, a charge is capped at what its hold holds, a hold that never
 // opened in the ledger leaves no trace, and once every hold is posted the
 // figure is the ledger's balance to the wei — on both stores.
-func TestPendingProjectsThePool(t *testing.T) {
+func TestPendingProjectsThePool(t *testing.T) { onBothStores(t, testPending) }
+
+// onBothStores runs test on a fresh ledger on each store.
+func onBothStores(t *testing.T, test func(*testing.T, *ledgertest.Env)) {
 	for name, f := range map[string]ledgertest.Factory{"sqlite": ledgertest.SQLite, "postgres": ledgertest.Postgres} {
-		t.Run(name, func(t *testing.T) {
-			e := ledgertest.NewEnv(t, f)
-			testPending(t, e)
-		})
+		t.Run(name, func(t *testing.T) { test(t, ledgertest.NewEnv(t, f)) })
+	}
+}
+
+// The pool and jobs of the pending tests.
+const pendingSender, pendingCapability = "0x00000000000000000000000000000000000000aa", "echo"
+
+var pendingPool = ledger.PoolKey{Sender: pendingSender, Capability: pendingCapability}.Ref()
+
+func pendingJob(id string) ledger.JobKey { return ledger.JobKey{Sender: pendingSender, JobID: id} }
+
+// wantAmount fails the test unless got is w wei.
+func wantAmount(t *testing.T, what string, got ledger.Amount, w int64) {
+	t.Helper()
+	if got.Cmp(ledger.Wei(w)) != 0 {
+		t.Fatalf("%s = %s, want %d", what, got, w)
 	}
 }
 
 func testPending(t *testing.T, e *ledgertest.Env) {
-	const sender, capability = "0x00000000000000000000000000000000000000aa", "echo"
-	pool := ledger.PoolKey{Sender: sender, Capability: capability}.Ref()
-	job := func(id string) ledger.JobKey { return ledger.JobKey{Sender: sender, JobID: id} }
-	want := func(what string, got ledger.Amount, w int64) {
-		t.Helper()
-		if got.Cmp(ledger.Wei(w)) != 0 {
-			t.Fatalf("%s = %s, want %d", what, got, w)
-		}
-	}
+	pool, job, capability := pendingPool, pendingJob, pendingCapability
+	want := func(what string, got ledger.Amount, w int64) { t.Helper(); wantAmount(t, what, got, w) }
 	open := func(id string, h *ledger.PendingHold) {
 		t.Helper()
 		if _, err := e.Ledger.OpenJob(e.Ctx, ledger.OpenJobRequest{Job: job(id), Capability: capability, Reserve: h.Drawn()}); err != nil {
@@ -156,25 +164,11 @@ func testPending(t *testing.T, e *ledgertest.Env) {
 // again from the ledger only with the write in it; a write that fails ends
 // the hold too and has the pool read again; so does one whose caller
 // stopped waiting, once the committer has run it. On both stores.
-func TestFinishPendingJobEndsTheHold(t *testing.T) {
-	for name, f := range map[string]ledgertest.Factory{"sqlite": ledgertest.SQLite, "postgres": ledgertest.Postgres} {
-		t.Run(name, func(t *testing.T) {
-			e := ledgertest.NewEnv(t, f)
-			testFinishPending(t, e)
-		})
-	}
-}
+func TestFinishPendingJobEndsTheHold(t *testing.T) { onBothStores(t, testFinishPending) }
 
 func testFinishPending(t *testing.T, e *ledgertest.Env) {
-	const sender, capability = "0x00000000000000000000000000000000000000bb", "echo"
-	pool := ledger.PoolKey{Sender: sender, Capability: capability}.Ref()
-	job := func(id string) ledger.JobKey { return ledger.JobKey{Sender: sender, JobID: id} }
-	want := func(what string, got ledger.Amount, w int64) {
-		t.Helper()
-		if got.Cmp(ledger.Wei(w)) != 0 {
-			t.Fatalf("%s = %s, want %d", what, got, w)
-		}
-	}
+	pool, job, capability := pendingPool, pendingJob, pendingCapability
+	want := func(what string, got ledger.Amount, w int64) { t.Helper(); wantAmount(t, what, got, w) }
 	// reserve reserves and opens a hold in the ledger of p.
 	reserve := func(l *ledger.Ledger, p *ledger.Pending, id string, limit int64) *ledger.PendingHold {
 		t.Helper()

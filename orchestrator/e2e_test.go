@@ -390,14 +390,7 @@ func TestSSEJobRunsOutOfBalance(t *testing.T) {
 		done <- c.Job(testnet.JobSpec{Capability: "sse", ID: "stream", Body: `{"advance_ms":0}`, Payment: c.Pay(c.Token("sse", ""), 3)})
 	}()
 	<-cw.got // the stream is out and stays open
-	tick := func() {
-		t.Helper()
-		select {
-		case ticks <- clock.Now():
-		case r := <-done:
-			t.Fatalf("the stream ended before its tick: %d\n%s", r.Status, r.Body)
-		}
-	}
+	tick := func() { t.Helper(); tickStream(t, ticks, clock, done) }
 	clock.Advance(3 * time.Second)
 	tick() // 3 s: 3000 charged, the hold is empty
 	tick() // taken once the relay is back from the first tick's charge
