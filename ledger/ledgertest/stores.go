@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"byoc/ledger"
+	"byoc/ledger/journal"
 	"byoc/ledger/postgres"
 	"byoc/ledger/sqlite"
 )
@@ -69,6 +70,21 @@ func Postgres(t testing.TB) Opener {
 		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
 		if err != nil {
 			t.Fatalf("open postgres ledger: %v", err)
+		}
+		return s
+	}
+}
+
+// Journal is a Factory of fresh journal ledgers (ledger/journal: state in
+// memory, a journal, the SQLite tables as its projection) in a temporary
+// directory of the test. Small segments, so that tests rotate and delete
+// them.
+func Journal(t testing.TB) Opener {
+	path := filepath.Join(TempDir(t), sqlite.FileName)
+	return func() ledger.Store {
+		s, err := journal.Open(context.Background(), path, journal.Options{SegmentBytes: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
 		}
 		return s
 	}
