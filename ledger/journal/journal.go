@@ -10,6 +10,7 @@ package journal
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,11 @@ type Options struct {
 	// ProjectBatch bounds how many records one projection transaction
 	// applies (default 512).
 	ProjectBatch int
+	// ProjectAfter makes the projector wait until this many records are
+	// pending, unless something waits for the projection (a read of
+	// history, Sync, Close). Default 1: project as soon as there is
+	// something. Tests raise it to keep the tables behind the journal.
+	ProjectAfter int
 	Logger       *slog.Logger
 }
 
@@ -66,6 +72,7 @@ type Store struct {
 	evictable []*record // projected, not yet evicted from memory
 	projected uint64
 	perr      error
+	waiters   int // goroutines in waitProjected
 	stopping  bool
 	pdone     chan struct{}
 }
@@ -82,6 +89,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if opts.MaxLag <= 0 {
 		opts.MaxLag = 1024
+	}
+	if opts.ProjectAfter <= 0 {
+		opts.ProjectAfter = 1
 	}
 	if opts.ProjectBatch <= 0 {
 		opts.ProjectBatch = 512
@@ -253,4 +263,14 @@ func (s *Store) Close() error {
 	}
 	err = errors.Join(err, s.log.close(), s.inner.Close(), s.lockf.Close())
 	return err
+}
+
+// DB returns the tables' write handle once the projection holds every
+// committed record (for tests and tools that write SQL by hand; the
+// store must then be reopened).
+func (s *Store) DB() *sql.DB {
+	if err := s.Sync(context.Background()); err != nil {
+		s.opts.Logger.Error("ledger journal: sync before handing out the tables", "err", err)
+	}
+	return s.inner.DB()
 }

@@ -18,7 +18,8 @@ func (s *Store) projectLoop() {
 	defer close(s.pdone)
 	for {
 		s.pmu.Lock()
-		for len(s.pending) == 0 && !s.stopping && s.perr == nil {
+		for s.perr == nil && (len(s.pending) == 0 && !s.stopping ||
+			len(s.pending) > 0 && len(s.pending) < s.opts.ProjectAfter && !s.stopping && s.waiters == 0) {
 			s.pcond.Wait()
 		}
 		if s.perr != nil || len(s.pending) == 0 {
@@ -79,6 +80,11 @@ func (s *Store) projectLoop() {
 func (s *Store) waitProjected(ctx context.Context, seq uint64) error {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
+	if s.projected < seq {
+		s.waiters++
+		s.pcond.Broadcast()
+		defer func() { s.waiters-- }()
+	}
 	for s.projected < seq {
 		if s.perr != nil {
 			return s.perr
