@@ -33,7 +33,7 @@ import (
 
 const crashChildEnv = "BYOC_JOURNAL_CRASH_CHILD"
 
-var crashOpts = journal.Options{SegmentBytes: 32 << 10, MaxLag: 1 << 20, ProjectAfter: 300}
+var crashOpts = journal.Options{SegmentBytes: 32 << 10, MaxLag: 1 << 20, ProjectAfter: 300, ProjectDelay: time.Hour}
 
 // TestCrashChild is the child's body; it does nothing in a normal run.
 func TestCrashChild(t *testing.T) {
@@ -297,7 +297,7 @@ func findJob(ctx context.Context, l *ledger.Ledger, id string) (ledger.Account, 
 func TestDamagedMiddleSegmentRefused(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), sqlite.FileName)
-	s, err := journal.Open(ctx, path, journal.Options{SegmentBytes: 1 << 10, MaxLag: 1 << 20, ProjectAfter: 1 << 20})
+	s, err := journal.Open(ctx, path, journal.Options{SegmentBytes: 1 << 10, MaxLag: 1 << 20, ProjectAfter: 1 << 20, ProjectDelay: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

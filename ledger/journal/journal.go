@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"byoc/ledger"
 	"byoc/ledger/sqlite"
@@ -39,6 +40,9 @@ type Options struct {
 	// history, Sync, Close). Default 1: project as soon as there is
 	// something. Tests raise it to keep the tables behind the journal.
 	ProjectAfter int
+	// ProjectDelay is how long the projector waits for ProjectAfter
+	// records before it projects what there is (default 20 ms).
+	ProjectDelay time.Duration
 	Logger       *slog.Logger
 }
 
@@ -73,6 +77,7 @@ type Store struct {
 	projected uint64
 	perr      error
 	waiters   int // goroutines in waitProjected
+	kick      chan struct{}
 	stopping  bool
 	pdone     chan struct{}
 }
@@ -91,7 +96,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		opts.MaxLag = 1024
 	}
 	if opts.ProjectAfter <= 0 {
-		opts.ProjectAfter = 1
+		opts.ProjectAfter = 256
+	}
+	if opts.ProjectDelay <= 0 {
+		opts.ProjectDelay = 20 * time.Millisecond
 	}
 	if opts.ProjectBatch <= 0 {
 		opts.ProjectBatch = 512
@@ -112,7 +120,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		lockf.Close()
 		return nil, err
 	}
-	s := &Store{inner: inner, dir: dir, lockf: lockf, opts: opts, m: newMem(), pdone: make(chan struct{})}
+	s := &Store{inner: inner, dir: dir, lockf: lockf, opts: opts, m: newMem(), pdone: make(chan struct{}), kick: make(chan struct{}, 1)}
 	s.pcond = sync.NewCond(&s.pmu)
 	if err := s.recover(ctx); err != nil {
 		inner.Close()
@@ -201,6 +209,9 @@ func (s *Store) recover(ctx context.Context) error {
 	} else if m2+1 > s.nextID {
 		s.nextID = m2 + 1
 	}
+	if _, err := s.inner.DB().ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+		return err
+	}
 	s.log = &segLog{dir: s.dir, limit: s.opts.SegmentBytes, sync: dataSync}
 	if err := s.log.create(s.nextSeq); err != nil {
 		return err
@@ -250,6 +261,7 @@ func (s *Store) Close() error {
 	s.pmu.Lock()
 	s.stopping = true
 	s.pcond.Broadcast()
+	s.kickProjector()
 	s.pmu.Unlock()
 	<-s.pdone
 	s.pmu.Lock()
@@ -257,9 +269,11 @@ func (s *Store) Close() error {
 	projected := s.projected
 	s.pmu.Unlock()
 	var err error
-	if perr == nil {
-		// All projected: the journal's segments may go.
-		err = s.log.dropThrough(projected)
+	if perr == nil && s.log.droppable(projected) {
+		// All projected: the journal's closed segments may go.
+		if err = s.durable(); err == nil {
+			err = s.log.dropThrough(projected)
+		}
 	}
 	err = errors.Join(err, s.log.close(), s.inner.Close(), s.lockf.Close())
 	return err

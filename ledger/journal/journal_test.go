@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"byoc/ledger"
 	"byoc/ledger/journal"
@@ -20,7 +21,7 @@ func TestConformanceLagging(t *testing.T) {
 	ledgertest.Run(t, func(t testing.TB) ledgertest.Opener {
 		path := filepath.Join(ledgertest.TempDir(t), sqlite.FileName)
 		return func() ledger.Store {
-			s, err := journal.Open(context.Background(), path, journal.Options{SegmentBytes: 16 << 10, ProjectAfter: 1 << 20, MaxLag: 1 << 20})
+			s, err := journal.Open(context.Background(), path, journal.Options{SegmentBytes: 16 << 10, ProjectAfter: 1 << 20, ProjectDelay: time.Hour, MaxLag: 1 << 20})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -200,6 +200,13 @@ func (l *segLog) rotate(last uint64) error {
 	return nil
 }
 
+// droppable reports whether a closed segment is wholly projected.
+func (l *segLog) droppable(projected uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.full) > 0 && l.full[0].last <= projected
+}
+
 // dropThrough deletes the closed segments whose records are all projected.
 func (l *segLog) dropThrough(projected uint64) error {
 	l.mu.Lock()

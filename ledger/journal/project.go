@@ -18,9 +18,20 @@ func (s *Store) projectLoop() {
 	defer close(s.pdone)
 	for {
 		s.pmu.Lock()
-		for s.perr == nil && (len(s.pending) == 0 && !s.stopping ||
-			len(s.pending) > 0 && len(s.pending) < s.opts.ProjectAfter && !s.stopping && s.waiters == 0) {
+		for s.perr == nil && len(s.pending) == 0 && !s.stopping {
 			s.pcond.Wait()
+		}
+		if s.perr == nil && len(s.pending) < s.opts.ProjectAfter && !s.stopping && s.waiters == 0 {
+			// Let a batch gather: until ProjectAfter records wait, someone
+			// waits for the projection, or ProjectDelay passes.
+			s.pmu.Unlock()
+			t := time.NewTimer(s.opts.ProjectDelay)
+			select {
+			case <-s.kick:
+			case <-t.C:
+			}
+			t.Stop()
+			s.pmu.Lock()
 		}
 		if s.perr != nil || len(s.pending) == 0 {
 			s.pmu.Unlock()
@@ -70,8 +81,12 @@ func (s *Store) projectLoop() {
 			s.evictLocked()
 			s.mu.Unlock()
 		}
-		if err := s.log.dropThrough(last); err != nil {
-			s.opts.Logger.Warn("ledger journal: deleting projected segments", "err", err)
+		if s.log.droppable(last) {
+			if err := s.durable(); err != nil {
+				s.opts.Logger.Warn("ledger journal: making the projection durable", "err", err)
+			} else if err := s.log.dropThrough(last); err != nil {
+				s.opts.Logger.Warn("ledger journal: deleting projected segments", "err", err)
+			}
 		}
 	}
 }
@@ -83,6 +98,7 @@ func (s *Store) waitProjected(ctx context.Context, seq uint64) error {
 	if s.projected < seq {
 		s.waiters++
 		s.pcond.Broadcast()
+		s.kickProjector()
 		defer func() { s.waiters-- }()
 	}
 	for s.projected < seq {
@@ -239,4 +255,30 @@ func (s *Store) evictLocked() {
 	for _, r := range ev {
 		s.m.evict(r)
 	}
+}
+
+// kickProjector wakes the projector from gathering a batch.
+func (s *Store) kickProjector() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// The projection commits with synchronous=NORMAL: the journal is the
+// truth, so a commit of the tables need not wait for the disk. Before a
+// journal segment is deleted, durable makes everything projected so far
+// durable: one commit with synchronous=FULL syncs the write-ahead log,
+// and with it every commit before.
+func (s *Store) durable() error {
+	ctx := context.Background()
+	db := s.inner.DB()
+	if _, err := db.ExecContext(ctx, "PRAGMA synchronous=FULL"); err != nil {
+		return err
+	}
+	defer db.ExecContext(ctx, "PRAGMA synchronous=NORMAL")
+	s.pmu.Lock()
+	p := s.projected
+	s.pmu.Unlock()
+	return s.inner.Update(ctx, func(tx ledger.Tx) error { return sqlstore.SetProjected(ctx, tx, p) })
 }

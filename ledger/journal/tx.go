@@ -68,6 +68,9 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err e
 	s.pmu.Lock()
 	s.pending = append(s.pending, r)
 	s.pcond.Broadcast()
+	if len(s.pending) == s.opts.ProjectAfter {
+		s.kickProjector()
+	}
 	s.pmu.Unlock()
 	return nil
 }
