@@ -43,7 +43,10 @@ type Options struct {
 	// ProjectDelay is how long the projector waits for ProjectAfter
 	// records before it projects what there is (default 20 ms).
 	ProjectDelay time.Duration
-	Logger       *slog.Logger
+	// FilterBytes is the size of the filter that tells new names (jobs,
+	// keys) from old ones without asking the tables (default 16 MiB).
+	FilterBytes int
+	Logger      *slog.Logger
 }
 
 // ErrLocked is Open's error when another process owns the journal.
@@ -104,6 +107,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.ProjectBatch <= 0 {
 		opts.ProjectBatch = 512
 	}
+	if opts.FilterBytes <= 0 {
+		opts.FilterBytes = 16 << 20
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -120,7 +126,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		lockf.Close()
 		return nil, err
 	}
-	s := &Store{inner: inner, dir: dir, lockf: lockf, opts: opts, m: newMem(), pdone: make(chan struct{}), kick: make(chan struct{}, 1)}
+	s := &Store{inner: inner, dir: dir, lockf: lockf, opts: opts, m: newMem(opts.FilterBytes), pdone: make(chan struct{}), kick: make(chan struct{}, 1)}
 	s.pcond = sync.NewCond(&s.pmu)
 	if err := s.recover(ctx); err != nil {
 		inner.Close()
@@ -220,6 +226,10 @@ func (s *Store) recover(ctx context.Context) error {
 		s.m.accts[a.Ref] = &memAcct{a: a}
 		return nil
 	}); err != nil {
+		return err
+	}
+	if err := s.inner.ScanNames(ctx, func(ref string) { s.m.names.add(nameRef, ref) },
+		func(key string) { s.m.names.add(nameKey, key) }); err != nil {
 		return err
 	}
 	return s.inner.ScanSessions(ctx, func(name string, expiry int64, nonces []uint32) error {

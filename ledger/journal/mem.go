@@ -13,6 +13,8 @@ import (
 // projection holds is dropped from it, so it is bounded by what is open,
 // not by history.
 type mem struct {
+	// names holds every reference and key ever held (see bloom).
+	names    *bloom
 	accts    map[ledger.Ref]*memAcct
 	keys     map[string]*memEntry
 	sessions map[string]*memSession
@@ -33,8 +35,8 @@ type memSession struct {
 	nonces map[uint32]struct{}
 }
 
-func newMem() *mem {
-	return &mem{accts: map[ledger.Ref]*memAcct{}, keys: map[string]*memEntry{}, sessions: map[string]*memSession{}}
+func newMem(filterBytes int) *mem {
+	return &mem{names: newBloom(filterBytes), accts: map[ledger.Ref]*memAcct{}, keys: map[string]*memEntry{}, sessions: map[string]*memSession{}}
 }
 
 // apply makes record r's changes.
@@ -42,6 +44,7 @@ func (m *mem) apply(r *record) {
 	for i := range r.Created {
 		a := r.Created[i].account()
 		m.accts[a.Ref] = &memAcct{a: a, seq: r.seq}
+		m.names.add(nameRef, a.Ref.Encode())
 	}
 	for i := range r.Updated {
 		a := r.Updated[i].account()
@@ -50,6 +53,7 @@ func (m *mem) apply(r *record) {
 	for _, e := range r.Entries {
 		if e.Key != "" {
 			m.keys[e.Key] = &memEntry{e: e, seq: r.seq}
+			m.names.add(nameKey, e.Key)
 		}
 	}
 	for _, sn := range r.Nonces {

@@ -89,7 +89,7 @@ type updateTx struct {
 // loadAccounts reads refs from memory and, for those it does not hold
 // (final jobs the projection holds, or no account), from the projection.
 // Pools are always in memory. The caller holds s.mu for reading.
-func (s *Store) loadMem(refs []ledger.Ref) (out []ledger.Account, missing []ledger.Ref) {
+func (s *Store) loadMem(refs []ledger.Ref) (out []ledger.Account, missing, absent []ledger.Ref) {
 	seen := map[ledger.Ref]bool{}
 	add := func(a *ledger.Account) {
 		if !seen[a.Ref] {
@@ -100,7 +100,11 @@ func (s *Store) loadMem(refs []ledger.Ref) (out []ledger.Account, missing []ledg
 	for _, r := range refs {
 		ma := s.m.accts[r]
 		if ma == nil {
-			missing = append(missing, r)
+			if s.m.names.mayHave(nameRef, r.Encode()) {
+				missing = append(missing, r)
+			} else {
+				absent = append(absent, r)
+			}
 			continue
 		}
 		add(&ma.a)
@@ -110,7 +114,7 @@ func (s *Store) loadMem(refs []ledger.Ref) (out []ledger.Account, missing []ledg
 			}
 		}
 	}
-	return out, missing
+	return out, missing, absent
 }
 
 // fromProjection reads accounts memory does not hold. Memory drops a job
@@ -144,8 +148,11 @@ func (s *Store) fromProjection(ctx context.Context, refs []ledger.Ref, out []led
 
 func (t *updateTx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Account, error) {
 	t.s.mu.RLock()
-	out, missing := t.s.loadMem(refs)
+	out, missing, absent := t.s.loadMem(refs)
 	t.s.mu.RUnlock()
+	for _, r := range absent {
+		t.absent[r] = true
+	}
 	if len(missing) == 0 {
 		return out, nil
 	}
@@ -173,7 +180,7 @@ func (s *Store) entriesByKey(ctx context.Context, keys []string) ([]ledger.Entry
 	for _, k := range keys {
 		if me := s.m.keys[k]; me != nil {
 			out = append(out, me.e)
-		} else {
+		} else if s.m.names.mayHave(nameKey, k) {
 			ask = append(ask, k)
 		}
 	}

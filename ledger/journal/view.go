@@ -60,7 +60,7 @@ func (v *viewTx) projection() (ledger.ReadTx, error) {
 
 func (v *viewTx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Account, error) {
 	if !v.pinned {
-		out, missing := v.s.loadMem(refs)
+		out, missing, _ := v.s.loadMem(refs)
 		if len(missing) == 0 {
 			return out, nil
 		}

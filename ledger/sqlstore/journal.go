@@ -122,3 +122,32 @@ func (t *tx) insertWithIDs(ctx context.Context, accts []*ledger.Account) error {
 	}
 	return nil
 }
+
+// ScanNames calls ref for every account's reference and key for every
+// idempotency key.
+func (s *Store) ScanNames(ctx context.Context, ref, key func(string)) error {
+	return s.View(ctx, func(rtx ledger.ReadTx) error {
+		t := rtx.(*tx)
+		for _, q := range []struct {
+			sql string
+			fn  func(string)
+		}{{`SELECT ref FROM accounts`, ref}, {`SELECT idem_key FROM entries WHERE idem_key IS NOT NULL`, key}} {
+			rows, err := t.query(ctx, q.sql)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var v string
+				if err := rows.Scan(&v); err != nil {
+					rows.Close()
+					return err
+				}
+				q.fn(v)
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
