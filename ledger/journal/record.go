@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"encoding/json"
 	"time"
 
 	"byoc/ledger"
@@ -29,7 +28,11 @@ type jAccount struct {
 	TTL int64          `json:"t"`
 }
 
-func wrap(a *ledger.Account) jAccount { return jAccount{A: *a, TTL: int64(a.TTL)} }
+func wrap(a *ledger.Account) jAccount {
+	j := jAccount{A: *a, TTL: int64(a.TTL)}
+	j.A.TTL = 0 // one place for it: TTL
+	return j
+}
 
 func (j *jAccount) account() ledger.Account {
 	a := j.A
@@ -43,13 +46,3 @@ func (r *record) empty() bool {
 }
 
 func (r *record) special() bool { return r.Forget != nil || r.Archive != nil }
-
-func (r *record) encode() ([]byte, error) { return json.Marshal(r) }
-
-func decode(seq uint64, b []byte) (*record, error) {
-	r := &record{seq: seq}
-	if err := json.Unmarshal(b, r); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
