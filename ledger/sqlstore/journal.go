@@ -108,15 +108,26 @@ func SetProjected(ctx context.Context, ltx ledger.Tx, seq uint64) error {
 	return nil
 }
 
-const insertAccountWithIDSQL = `INSERT INTO accounts (id, ref, kind, sender, name, customer, pool_ref, pool_id, state,
-	balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+func insertAccountsWithIDsSQL(n int) string {
+	return memo("insertAccountsWithIDsSQL", "", n, insertAccountsWithIDsSQLText)
+}
+
+func insertAccountsWithIDsSQLText(n int) string {
+	return `INSERT INTO accounts (id, ref, kind, sender, name, customer, pool_ref, pool_id, state,
+		balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
+		VALUES ` + placeholders(n, 19)
+}
 
 // insertWithIDs inserts accounts whose IDs are already assigned (by the
-// journal store).
+// journal store), many to a statement.
 func (t *tx) insertWithIDs(ctx context.Context, accts []*ledger.Account) error {
-	for _, a := range accts {
-		if _, err := t.exec(ctx, insertAccountWithIDSQL, append([]any{a.ID}, accountArgs(a)...)...); err != nil {
+	for start, n := range pieces(len(accts)) {
+		args := make([]any, 0, n*19)
+		for _, a := range accts[start : start+n] {
+			args = append(args, a.ID)
+			args = append(args, accountArgs(a)...)
+		}
+		if _, err := t.exec(ctx, insertAccountsWithIDsSQL(n), args...); err != nil {
 			return err
 		}
 	}
