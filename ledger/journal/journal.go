@@ -298,3 +298,29 @@ func (s *Store) DB() *sql.DB {
 	}
 	return s.inner.DB()
 }
+
+// Stats are counters of a store since it opened.
+type Stats struct {
+	Records   uint64 // journal records appended (one per committed Update)
+	Bytes     uint64 // their bytes, headers included
+	Syncs     uint64 // journal syncs (one per record)
+	Projected uint64 // seq of the last record the tables hold
+	Pending   int    // records waiting for the projection
+	Accounts  int    // accounts in memory (pools, open jobs, unprojected final jobs)
+	Keys      int    // idempotency keys in memory (unprojected)
+	Sessions  int    // ticket sessions in memory
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.wmu.Lock()
+	st := Stats{Records: s.log.records, Bytes: s.log.bytes, Syncs: s.log.syncs}
+	s.wmu.Unlock()
+	s.pmu.Lock()
+	st.Projected, st.Pending = s.projected, len(s.pending)
+	s.pmu.Unlock()
+	s.mu.RLock()
+	st.Accounts, st.Keys, st.Sessions = len(s.m.accts), len(s.m.keys), len(s.m.sessions)
+	s.mu.RUnlock()
+	return st
+}

@@ -47,6 +47,8 @@ type segLog struct {
 	f    *os.File
 	size int64
 	buf  []byte
+	// counters (Stats)
+	records, bytes, syncs uint64
 
 	mu   sync.Mutex
 	full []segment // closed segments, oldest first
@@ -161,10 +163,13 @@ func (l *segLog) append(seq uint64, payload []byte) error {
 	if _, err := l.f.Write(l.buf); err != nil {
 		return l.undo(err)
 	}
+	l.syncs++
 	if err := l.sync(l.f); err != nil {
 		return l.undo(err)
 	}
 	l.size += int64(len(l.buf))
+	l.records++
+	l.bytes += uint64(len(l.buf))
 	if l.size >= l.limit {
 		return l.rotate(seq)
 	}
