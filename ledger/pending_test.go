@@ -14,7 +14,8 @@ import (
 // opened in the ledger leaves no trace, and once every hold is posted the
 // figure is the ledger's balance to the wei — on both stores.
 func TestPendingProjectsThePool(t *testing.T) {
-	for name, f := range map[string]ledgertest.Factory{"sqlite": ledgertest.SQLite, "postgres": ledgertest.Postgres} {
+	for _, st := range ledgertest.Stores {
+		name, f := st.Name, st.Factory
 		t.Run(name, func(t *testing.T) {
 			e := ledgertest.NewEnv(t, f)
 			testPending(t, e)

@@ -117,6 +117,9 @@ func (s *Store) waitProjected(ctx context.Context, seq uint64) error {
 func (s *Store) waitLag(ctx context.Context) error {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
+	if len(s.pending) >= s.opts.MaxLag {
+		s.kickProjector()
+	}
 	for len(s.pending) >= s.opts.MaxLag {
 		if s.perr != nil {
 			return s.perr

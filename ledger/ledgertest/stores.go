@@ -89,3 +89,11 @@ func Journal(t testing.TB) Opener {
 		return s
 	}
 }
+
+// Stores are the stores money tests run on, by name: the plain SQLite
+// store, the journal store (the embedded default) and PostgreSQL (which
+// skips without BYOC_POSTGRES_DSN).
+var Stores = []struct {
+	Name    string
+	Factory Factory
+}{{"sqlite", SQLite}, {"journal", Journal}, {"postgres", Postgres}}
