@@ -218,7 +218,8 @@ func (s *Store) recover(ctx context.Context) error {
 	if _, err := s.inner.DB().ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
 		return err
 	}
-	s.log = &segLog{dir: s.dir, limit: s.opts.SegmentBytes, sync: dataSync}
+	s.log = &segLog{dir: s.dir, limit: s.opts.SegmentBytes, sync: dataSync, written: last, durable: last}
+	s.log.scond = sync.NewCond(&s.log.smu)
 	if err := s.log.create(s.nextSeq); err != nil {
 		return err
 	}
@@ -242,9 +243,10 @@ func (s *Store) recover(ctx context.Context) error {
 	})
 }
 
-// Writers implements ledger.Store: one writer, whose group commit is one
-// journal record.
-func (s *Store) Writers() int { return 1 }
+// Writers implements ledger.Store: two committers, so that one batch is
+// applied and written while the previous one syncs. Their Updates run
+// one at a time; only the syncs overlap.
+func (s *Store) Writers() int { return 2 }
 
 // Projection returns the SQLite store the journal is projected into (for
 // tools and tests; it may lag behind the journal until Sync).
@@ -268,6 +270,10 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.wmu.Unlock()
+	s.log.smu.Lock()
+	written := s.log.written
+	s.log.smu.Unlock()
+	serr := s.log.syncTo(written)
 	s.pmu.Lock()
 	s.stopping = true
 	s.pcond.Broadcast()
@@ -285,7 +291,7 @@ func (s *Store) Close() error {
 			err = s.log.dropThrough(projected)
 		}
 	}
-	err = errors.Join(err, s.log.close(), s.inner.Close(), s.lockf.Close())
+	err = errors.Join(serr, err, s.log.close(), s.inner.Close(), s.lockf.Close())
 	return err
 }
 
@@ -303,7 +309,7 @@ func (s *Store) DB() *sql.DB {
 type Stats struct {
 	Records   uint64 // journal records appended (one per committed Update)
 	Bytes     uint64 // their bytes, headers included
-	Syncs     uint64 // journal syncs (one per record)
+	Syncs     uint64 // journal syncs (one serves every record written before it)
 	Projected uint64 // seq of the last record the tables hold
 	Pending   int    // records waiting for the projection
 	Accounts  int    // accounts in memory (pools, open jobs, unprojected final jobs)
@@ -314,8 +320,11 @@ type Stats struct {
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
 	s.wmu.Lock()
-	st := Stats{Records: s.log.records, Bytes: s.log.bytes, Syncs: s.log.syncs}
+	st := Stats{Records: s.log.records, Bytes: s.log.bytes}
 	s.wmu.Unlock()
+	s.log.smu.Lock()
+	st.Syncs = s.log.syncs
+	s.log.smu.Unlock()
 	s.pmu.Lock()
 	st.Projected, st.Pending = s.projected, len(s.pending)
 	s.pmu.Unlock()

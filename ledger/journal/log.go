@@ -44,11 +44,25 @@ type segLog struct {
 	sync  func(*os.File) error
 
 	// guarded by the store's write lock
-	f    *os.File
 	size int64
 	buf  []byte
 	// counters (Stats)
-	records, bytes, syncs uint64
+	records, bytes uint64
+
+	// The group sync: appends only write; syncTo makes records durable,
+	// one fdatasync for every record written before it started, so a
+	// batch can be applied and written while the previous one syncs.
+	smu     sync.Mutex
+	scond   *sync.Cond
+	f       *os.File // written by the write lock's holder, under smu
+	written uint64   // seq of the last record written
+	durable uint64   // seq of the last record synced
+	syncing bool
+	serr    error
+	syncs   uint64
+	// fileMu: a sync in flight holds it for reading; rotation, to close
+	// the file, for writing.
+	fileMu sync.RWMutex
 
 	mu   sync.Mutex
 	full []segment // closed segments, oldest first
@@ -147,7 +161,10 @@ func (l *segLog) create(first uint64) error {
 		f.Close()
 		return fmt.Errorf("journal: %w", err)
 	}
-	l.f, l.size = f, int64(len(magic))
+	l.smu.Lock()
+	l.f = f
+	l.smu.Unlock()
+	l.size = int64(len(magic))
 	return nil
 }
 
@@ -163,15 +180,61 @@ func (l *segLog) append(seq uint64, payload []byte) error {
 	if _, err := l.f.Write(l.buf); err != nil {
 		return l.undo(err)
 	}
-	l.syncs++
-	if err := l.sync(l.f); err != nil {
-		return l.undo(err)
-	}
 	l.size += int64(len(l.buf))
 	l.records++
 	l.bytes += uint64(len(l.buf))
+	l.smu.Lock()
+	l.written = seq
+	l.smu.Unlock()
 	if l.size >= l.limit {
 		return l.rotate(seq)
+	}
+	return nil
+}
+
+// syncTo returns once record seq is durable: it joins a sync in flight
+// or starts one for everything written so far. A failed sync breaks the
+// journal: what was written after the last good sync may or may not be
+// on disk, so nothing more is acknowledged until a restart recovers.
+func (l *segLog) syncTo(seq uint64) error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	for l.durable < seq {
+		if l.serr != nil {
+			return l.serr
+		}
+		if l.syncing {
+			l.scond.Wait()
+			continue
+		}
+		l.syncing = true
+		// The file cannot be rotated away while the sync holds fileMu
+		// (lock order: fileMu, then smu).
+		l.smu.Unlock()
+		l.fileMu.RLock()
+		l.smu.Lock()
+		if l.durable >= seq || l.f == nil {
+			// A rotation synced it meanwhile (or the log is closed).
+			l.syncing = false
+			l.smu.Unlock()
+			l.fileMu.RUnlock()
+			l.smu.Lock()
+			l.scond.Broadcast()
+			continue
+		}
+		target, f := l.written, l.f
+		l.syncs++
+		l.smu.Unlock()
+		err := l.sync(f)
+		l.fileMu.RUnlock()
+		l.smu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.serr = fmt.Errorf("journal: sync: %w", errors.Join(err, errBroken))
+		} else if target > l.durable {
+			l.durable = target
+		}
+		l.scond.Broadcast()
 	}
 	return nil
 }
@@ -193,8 +256,25 @@ var errBroken = errors.New("journal unusable until restart")
 // starts the next.
 func (l *segLog) rotate(last uint64) error {
 	name := l.f.Name()
-	if err := l.f.Close(); err != nil {
-		return fmt.Errorf("journal: %w", errors.Join(err, errBroken))
+	// Everything in the segment is made durable before it is closed.
+	l.fileMu.Lock()
+	err := l.sync(l.f)
+	if err == nil {
+		err = l.f.Close()
+	}
+	l.smu.Lock()
+	l.f = nil // create sets the next
+	if err != nil {
+		err = fmt.Errorf("journal: %w", errors.Join(err, errBroken))
+		l.serr = err
+	} else if last > l.durable {
+		l.durable = last
+	}
+	l.scond.Broadcast()
+	l.smu.Unlock()
+	l.fileMu.Unlock()
+	if err != nil {
+		return err
 	}
 	l.mu.Lock()
 	l.full = append(l.full, segment{path: name, last: last, firstNext: last + 1})
@@ -231,6 +311,8 @@ func (l *segLog) dropThrough(projected uint64) error {
 }
 
 func (l *segLog) close() error {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
 	if l.f == nil {
 		return nil
 	}

@@ -50,10 +50,15 @@ func (s *Store) projectLoop() {
 		batch := append([]*record(nil), s.pending[:n]...)
 		s.pmu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		err := s.project(ctx, batch)
-		cancel()
 		last := batch[len(batch)-1].seq
+		// Only durable records reach the tables (their Updates may still
+		// be syncing them; this joins that sync).
+		err := s.log.syncTo(last)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			err = s.project(ctx, batch)
+			cancel()
+		}
 		s.pmu.Lock()
 		if err != nil {
 			s.perr = fmt.Errorf("journal: projection stopped at record %d (the journal keeps it; restart to retry): %w", batch[0].seq, err)

@@ -21,42 +21,58 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 		return err
 	}
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if s.closed {
+		s.wmu.Unlock()
 		return ledger.ErrClosed
 	}
 	if s.broken != nil {
+		s.wmu.Unlock()
 		return s.broken
 	}
 	var err error
+	var seq uint64
 	for attempt := 0; ; attempt++ {
-		err = s.updateOnce(ctx, fn)
+		seq, err = s.updateOnce(ctx, fn)
 		if err == nil || !errors.Is(err, ledger.ErrConflict) || attempt >= maxRetries {
-			return err
+			break
 		}
 	}
+	s.wmu.Unlock()
+	if err == nil && seq > 0 {
+		// Acknowledged only once durable; the next Update runs meanwhile.
+		if err = s.log.syncTo(seq); err != nil {
+			s.wmu.Lock()
+			s.broken = err
+			s.wmu.Unlock()
+		}
+	}
+	return err
 }
 
-func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err error) {
+// updateOnce runs fn and writes its record; it returns the record's seq
+// (0: nothing to write). The record is not durable yet: the caller syncs.
+// Memory changes at once, so the next batch builds on this one; should
+// the sync fail, the store is broken and acknowledges nothing more.
+func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (uint64, error) {
 	t := &updateTx{s: s, rec: &record{}, nextID: s.nextID, absent: map[ledger.Ref]bool{},
 		created: map[ledger.Ref]bool{}, newKeys: map[string]bool{}}
 	if err := fn(t); err != nil {
-		return err
+		return 0, err
 	}
 	r := t.rec
 	if r.empty() {
-		return nil
+		return 0, nil
 	}
 	r.seq = s.nextSeq
 	b, err := r.encode()
 	if err != nil {
-		return fmt.Errorf("journal: encode: %w", err)
+		return 0, fmt.Errorf("journal: encode: %w", err)
 	}
 	if err := s.log.append(r.seq, b); err != nil {
 		if errors.Is(err, errBroken) {
 			s.broken = err
 		}
-		return err
+		return 0, err
 	}
 	s.nextSeq++
 	s.nextID = t.nextID
@@ -72,7 +88,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err e
 		s.kickProjector()
 	}
 	s.pmu.Unlock()
-	return nil
+	return r.seq, nil
 }
 
 // updateTx is the Tx of Update.

@@ -19,6 +19,11 @@ func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
 		v := &viewTx{s: s, ctx: ctx, ptx: ptx, locked: true}
 		s.mu.RLock()
 		defer v.unlock()
+		// Memory may hold a batch whose sync is in flight: a view sees
+		// only what is acknowledged, or about to be.
+		if err := s.log.syncTo(s.committed); err != nil {
+			return err
+		}
 		return fn(v)
 	})
 }
