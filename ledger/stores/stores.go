@@ -1,6 +1,7 @@
 // Package stores opens the ledger store a node is configured for: the
-// embedded SQLite file in its data directory, or PostgreSQL when a DSN is
-// given. It is the one place that knows both.
+// embedded ledger in its data directory (the journal store over a SQLite
+// file, or that file alone), or PostgreSQL when a DSN is given. It is the
+// one place that knows them all.
 package stores
 
 import (
