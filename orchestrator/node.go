@@ -143,7 +143,7 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	}
 	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){func(ctx context.Context) {
 		n.forgetSessions(ctx, blocks, cfg.ForgetSessionsEvery)
-	}}}
+	}, n.RunStreams}}
 	if u.Scheme == "https" {
 		host := u.Hostname()
 		if su, err := url.Parse(cfg.ServiceAddr); err == nil {

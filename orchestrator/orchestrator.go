@@ -59,6 +59,17 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics defaults to a new, unregistered set.
 	Metrics *Metrics
+
+	// Streams (stream.go). Channels hosts their trickle channels (nil:
+	// none are made; the URLs are still answered). StreamSettleInterval
+	// is how often every stream is settled in one batch (default 23 s,
+	// go-livepeer's debit cadence); StreamGrace how long a stream that
+	// ran dry keeps running before it is stopped (default 30 s);
+	// StreamSettlers how many settlements run at once (default 64).
+	Channels             StreamChannels
+	StreamSettleInterval time.Duration
+	StreamGrace          time.Duration
+	StreamSettlers       int
 }
 
 // Orchestrator serves the BYOC orchestrator API.
@@ -69,6 +80,7 @@ type Orchestrator struct {
 	senders senderCache
 	log     *slog.Logger
 	m       *Metrics
+	streams streamTable
 
 	open struct {
 		sync.Mutex
@@ -96,6 +108,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	defaults.Set(&cfg.MaxResponseBytes, 64<<20)
 	defaults.Set(&cfg.MaxTimeout, time.Hour)
 	defaults.Set(&cfg.ChargeInterval, 5*time.Second)
+	defaults.Set(&cfg.StreamSettleInterval, 23*time.Second)
+	defaults.Set(&cfg.StreamGrace, 30*time.Second)
+	defaults.Set(&cfg.StreamSettlers, 64)
 	if cfg.WorkerClient == nil {
 		cfg.WorkerClient = &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0,
@@ -125,6 +140,7 @@ func (o *Orchestrator) Handler() http.Handler {
 	mux.HandleFunc("/capability/unregister", o.handleUnregister)
 	mux.HandleFunc("/process/token", o.handleToken)
 	mux.HandleFunc("/process/request/", o.handleJob)
+	o.streamRoutes(mux)
 	return mux
 }
 
