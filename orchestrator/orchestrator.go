@@ -65,8 +65,11 @@ type Config struct {
 	// is how often every stream is settled in one batch (default 23 s,
 	// go-livepeer's debit cadence); StreamGrace how long a stream that
 	// ran dry keeps running before it is stopped (default 30 s);
-	// StreamSettlers how many settlements run at once (default 64).
+	// StreamSettlers how many settlements run at once (default 64);
+	// StreamTicker paces the batches (default meter.WallTicker; tests
+	// tick by hand, with the ledger on a manual clock).
 	Channels             StreamChannels
+	StreamTicker         meter.Ticker
 	StreamSettleInterval time.Duration
 	StreamGrace          time.Duration
 	StreamSettlers       int
@@ -111,6 +114,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	defaults.Set(&cfg.StreamSettleInterval, 23*time.Second)
 	defaults.Set(&cfg.StreamGrace, 30*time.Second)
 	defaults.Set(&cfg.StreamSettlers, 64)
+	if cfg.StreamTicker == nil {
+		cfg.StreamTicker = meter.WallTicker
+	}
 	if cfg.WorkerClient == nil {
 		cfg.WorkerClient = &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0,

@@ -19,10 +19,10 @@ type SettleStats struct {
 }
 
 // RunStreams settles every running stream at each tick of one ticker
-// (Config.Ticker every StreamSettleInterval), until ctx ends: the one
+// (Config.StreamTicker every StreamSettleInterval), until ctx ends: the one
 // periodic billing of all streams, with no goroutine or timer per stream.
 func (o *Orchestrator) RunStreams(ctx context.Context) {
-	ticks, stop := o.meter.Ticks(o.cfg.StreamSettleInterval)
+	ticks, stop := o.cfg.StreamTicker(o.cfg.StreamSettleInterval)
 	defer stop()
 	for {
 		select {

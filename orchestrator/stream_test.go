@@ -135,7 +135,7 @@ func startStreamNet(t *testing.T, tweak func(*orchestrator.NodeConfig)) *streamN
 		c.Orchestrator.Channels = sn.ch
 		c.Orchestrator.StreamGrace = 10 * time.Second
 		c.Orchestrator.StreamSettleInterval = 5 * time.Second
-		c.Orchestrator.Ticker = func(d time.Duration) (<-chan time.Time, func()) {
+		c.Orchestrator.StreamTicker = func(d time.Duration) (<-chan time.Time, func()) {
 			mu.Lock()
 			sn.period = d
 			mu.Unlock()
