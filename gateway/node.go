@@ -109,7 +109,7 @@ func (n *Node) start(cfg NodeConfig) error {
 	if n.Gateway, err = New(gc); err != nil {
 		return err
 	}
-	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){disc.Run}, Drain: n.drain}
+	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){disc.Run, n.RunStreams}, Drain: n.drain}
 	n.URL = "http://" + n.node.Addr().String()
 	if aaddr := n.node.AdminAddr(); aaddr != nil {
 		n.AdminURL = "http://" + aaddr.String()

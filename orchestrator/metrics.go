@@ -55,7 +55,7 @@ func NewMetrics() *Metrics {
 	m.openStreams = prometheus.NewGauge(prometheus.GaugeOpts{Name: "byoc_orchestrator_open_streams",
 		Help: "Streams running now, each with an open hold in the ledger."})
 	m.streamsStopped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_orchestrator_streams_stopped_total",
-		Help: "Streams stopped, by reason (stopped, insufficient_balance, start_failed, orchestrator_closed)."}, []string{"reason"})
+		Help: "Streams stopped, by reason (stopped, insufficient_balance, start_failed, hold_expired)."}, []string{"reason"})
 	m.settleSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "byoc_orchestrator_stream_settle_seconds",
 		Help: "Time one batch settlement of every stream took (the billing lag).", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
 	m.reg.MustRegister(m.openStreams, m.streamsStopped, m.settleSeconds)

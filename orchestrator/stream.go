@@ -34,6 +34,7 @@ import (
 //	dry ──a payment that covers what is owed──▶ running
 //	dry ──grace passed (at a batch tick)──▶ stopped (reason: insufficient balance)
 //	running, dry ──/ai/stream/stop──▶ stopped (reason: stopped by the gateway)
+//	running, dry ──its hold expired (no settlement for its TTL)──▶ stopped (reason: hold expired)
 //	running, dry ──the node shuts down──▶ (the hold expires into the pool after its TTL)
 //
 // starting: the ID is taken (a second start with it is 409; an ID is never
@@ -80,10 +81,10 @@ type StreamEventPublisher interface {
 
 // Why a stream stopped: in its last event and its hold's closing charge.
 const (
-	StopByGateway          = "stopped"
-	StopInsufficientFunds  = "insufficient_balance"
-	StopStartFailed        = "start_failed"
-	StopOrchestratorClosed = "orchestrator_closed"
+	StopByGateway         = "stopped"
+	StopInsufficientFunds = "insufficient_balance"
+	StopStartFailed       = "start_failed"
+	StopHoldExpired       = "hold_expired"
 )
 
 // maxStreamIDBytes bounds a stream ID (it names channels and a hold).

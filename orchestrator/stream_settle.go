@@ -64,6 +64,8 @@ func (o *Orchestrator) SettleStreams(ctx context.Context) SettleStats {
 				case settleStopped:
 					st.Dry++
 					st.Stopped++
+				case settleExpired:
+					st.Stopped++
 				case settleFailed:
 					st.Failed++
 				}
@@ -87,6 +89,7 @@ const (
 	settleCharged
 	settleDry
 	settleStopped
+	settleExpired
 	settleFailed
 )
 
@@ -95,7 +98,14 @@ func (o *Orchestrator) settleOne(ctx context.Context, s *stream, now time.Time) 
 	switch {
 	case err == nil && c.Charged.Sign() > 0:
 		return settleCharged
-	case err == nil, errors.Is(err, meter.ErrStreamClosed):
+	case err == nil:
+		return settleNothing
+	case errors.Is(err, meter.ErrStreamClosed):
+		// Its hold expired under it (no settlement for its TTL): it
+		// cannot be billed, so it stops.
+		if _, _, stopped := o.stopStream(ctx, s, StopHoldExpired, []byte("hold expired")); stopped {
+			return settleExpired
+		}
 		return settleNothing
 	case errors.Is(err, meter.ErrInsufficientBalance):
 		if now.Sub(s.money.DrySince()) < o.cfg.StreamGrace {

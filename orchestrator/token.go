@@ -87,7 +87,9 @@ func (o *Orchestrator) handleToken(w http.ResponseWriter, r *http.Request) {
 	tok.Balance = wire.BalanceForToken(poolBal.Big())
 	if id := r.Header.Get(wire.HeaderJobID); id != "" {
 		if bal, ok := o.streamBalance(ctx, id, sender.Hex()); ok {
-			// A running stream: its hold less what it owes.
+			// A running stream: its hold less what it owes (0 when it
+			// owes more).
+			bal = ledger.MaxOf(bal, ledger.Amount{})
 			tok.JobBalance = bal.String()
 			tok.Balance = wire.BalanceForToken(bal.Big())
 			w.Header().Set("Content-Type", "application/json")

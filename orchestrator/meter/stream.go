@@ -107,8 +107,12 @@ func (s *Stream) settle(ctx context.Context, at time.Time) (Charge, error) {
 		return Charge{Total: s.j.charged}, nil
 	}
 	if err := s.j.debit(ctx, cost, s.j.units+units); err != nil {
-		if errors.Is(err, ErrInsufficientBalance) && s.dry.IsZero() {
+		switch {
+		case errors.Is(err, ErrInsufficientBalance) && s.dry.IsZero():
 			s.dry = at
+		case errors.Is(err, ledger.ErrJobClosed) || errors.Is(err, ledger.ErrJobExpired):
+			s.closed = true // expired under us (the sweeper): nothing more moves
+			return Charge{Total: s.j.charged}, s.j.refuse("settle", ErrStreamClosed, err)
 		}
 		return Charge{Total: s.j.charged}, err
 	}
