@@ -486,3 +486,56 @@ func TestStreamDryThenPaid(t *testing.T) {
 	}
 	testnet.Verify(t, sn.n)
 }
+
+// A go-livepeer master gateway's cadence keeps a byoc stream alive: it
+// starts with timeout_seconds (70) of credit, then every 50 s reads the
+// capability's balance from a token (it never names the stream, so it
+// reads the pool, which the stream does not draw from) and, below 120 s,
+// pays 70 s to /ai/stream/payment with id "" and the stream in the
+// details. With our settlements every 23 s the stream never runs dry, and
+// each payment lands on the stream's own hold.
+func TestStreamGoLivepeerGatewayCadence(t *testing.T) {
+	sn := startStreamNet(t, func(c *orchestrator.NodeConfig) { c.Orchestrator.StreamSettleInterval = 23 * time.Second })
+	c := sn.c
+	a := sn.call(t, c, "start", wire.JobRequest{ID: "glp", Request: `{"run":"live"}`, Parameters: "{}", TimeoutSeconds: 70}, c.Pay(c.Token("live", ""), 70), `{"params":{}}`)
+	if a.Status != http.StatusOK {
+		t.Fatalf("start: %d %q", a.Status, a.Body)
+	}
+	hold := ledger.JobKey{Sender: c.Addr(), JobID: "glp"}.Ref()
+	var elapsed time.Duration
+	nextSettle, nextPay := 23*time.Second, 50*time.Second
+	payments := 0
+	for elapsed < 10*time.Minute {
+		step := min(nextSettle, nextPay) - elapsed
+		sn.clock.Advance(step)
+		elapsed += step
+		if elapsed == nextSettle {
+			if st := sn.n.SettleStreams(context.Background()); st.Dry != 0 || st.Stopped != 0 || st.Charged != 1 {
+				t.Fatalf("settlement at %v: %+v", elapsed, st)
+			}
+			nextSettle += 23 * time.Second
+		}
+		if elapsed == nextPay {
+			tok := c.Token("live", "") // no Livepeer-Job-Id, as master gateways
+			if tok.Balance < 120*1000 {
+				p := sn.call(t, c, "payment", wire.JobRequest{Request: details("glp"), Parameters: "{}", TimeoutSeconds: 70}, c.Pay(tok, 70), "")
+				if p.Status != http.StatusOK {
+					t.Fatalf("payment at %v: %d %q", elapsed, p.Status, p.Body)
+				}
+				payments++
+			}
+			nextPay += 50 * time.Second
+		}
+	}
+	if payments != 12 {
+		t.Errorf("%d top-ups in 10 min, want 12", payments)
+	}
+	// 70 s + 12 × 70 s paid; 598 s charged (the last settlement, at 26 × 23 s).
+	if got := testnet.Balance(t, sn.n, hold); got != (70+12*70-598)*1000 {
+		t.Errorf("hold after 10 min: %d", got)
+	}
+	if open, err := sn.n.Streams(context.Background()); err != nil || len(open) != 1 {
+		t.Errorf("streams after 10 min: %+v %v", open, err)
+	}
+	testnet.Verify(t, sn.n)
+}
