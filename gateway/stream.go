@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,8 +36,9 @@ import (
 // and events (GET …/status) instead of the failure only being logged.
 //
 // The states: starting (URLs answered, no orchestrator yet) → running (an
-// orchestrator started it) → stopped (the client's stop, or no
-// orchestrator would start it: failed).
+// orchestrator started it) → stopped (the client's stop); starting →
+// failed (no orchestrator would start it); running → lost (its
+// orchestrator no longer runs it: a top-up answered 404).
 
 // Defaults of the stream cadence: go-livepeer's, so a byoc gateway keeps
 // a go-livepeer orchestrator (23 s debits, 60 s minimum) paid.
@@ -91,6 +93,7 @@ type gwStream struct {
 	lastErr  *StreamEvent
 	paid     ledger.Amount // what the top-ups were worth
 	params2  []byte        // the last update's body
+	book     *streamBook   // its hold in the gateway's books, once started
 }
 
 type gwStreamTable struct {
@@ -337,14 +340,16 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 	if err != nil {
 		return nil, err
 	}
+	reserve := need
 	need = need.Sub(o.available)
-	resp, body, err := g.streamCall(ctx, s, j, o, "/ai/stream/start", s.id, need, s.start)
+	resp, body, pay, err := g.streamCall(ctx, s, j, o, "/ai/stream/start", s.id, need, s.start)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK || resp.Header.Get(wire.HeaderControlURL) == "" {
 		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
 	}
+	g.bookStreamStart(context.WithoutCancel(ctx), s, o, pay, resp, reserve)
 	h := http.Header{}
 	for _, k := range []string{wire.HeaderPublishURL, wire.HeaderSubscribeURL, wire.HeaderControlURL, wire.HeaderEventsURL, wire.HeaderDataURL} {
 		if v := resp.Header.Get(k); v != "" {
@@ -359,20 +364,20 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 
 // streamCall signs a request for the stream (id as its ID, the client's
 // capability), pays need (nothing when ≤ 0) and POSTs body to path at o.
-func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer, path, id string, need ledger.Amount, body []byte) (*http.Response, []byte, error) {
+func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer, path, id string, need ledger.Amount, body []byte) (*http.Response, []byte, Payment, error) {
 	pay, err := g.pay(ctx, j, o, id, need)
 	if err != nil {
-		return nil, nil, fmt.Errorf("payment: %w", err)
+		return nil, nil, pay, fmt.Errorf("payment: %w", err)
 	}
 	hdr, err := g.signedHeader(j, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, pay, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.service+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, pay, err
 	}
 	req.Header.Set(wire.HeaderJobRequest, hdr)
 	req.Header.Set("Content-Type", "application/json")
@@ -381,16 +386,16 @@ func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer,
 	}
 	resp, err := g.cfg.Client.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, pay, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err == nil && pay.Header != "" {
+	if pay.Header != "" && (resp.StatusCode == http.StatusOK || resp.Header.Get(wire.HeaderPaymentCredited) != "") {
 		s.mu.Lock()
 		s.paid = s.paid.Add(pay.Paid().Sub(uncredited(resp, pay.Paid())))
 		s.mu.Unlock()
 	}
-	return resp, out, err
+	return resp, out, pay, err
 }
 
 // streamRequest is the signed request for an update, stop or top-up of
@@ -447,7 +452,7 @@ func (g *Gateway) handleStreamUpdate(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	j := g.streamJob(s)
 	j.req = streamRequest(s, "{}", 10)
-	resp, out, err := g.streamCall(r.Context(), s, j, o, "/ai/stream/update", s.id, ledger.Amount{}, body)
+	resp, out, _, err := g.streamCall(r.Context(), s, j, o, "/ai/stream/update", s.id, ledger.Amount{}, body)
 	if err != nil {
 		http.Error(w, "Error sending request to orchestrator: "+err.Error(), http.StatusBadGateway)
 		return
@@ -494,7 +499,8 @@ func (g *Gateway) stopStream(ctx context.Context, s *gwStream, body []byte) []by
 	}
 	j := g.streamJob(s)
 	j.req = streamRequest(s, "", 10)
-	_, out, err := g.streamCall(context.WithoutCancel(ctx), s, j, o, "/ai/stream/stop", s.id, ledger.Amount{}, body)
+	resp, out, _, err := g.streamCall(context.WithoutCancel(ctx), s, j, o, "/ai/stream/stop", s.id, ledger.Amount{}, body)
+	g.bookStreamEnd(context.WithoutCancel(ctx), s, resp)
 	if err != nil {
 		s.log.Warn("stop at the orchestrator", "err", err)
 		return nil
@@ -608,6 +614,15 @@ func (g *Gateway) topUp(ctx context.Context, s *gwStream, o *offer) (bool, error
 		}
 		last = err
 		s.log.Warn("stream top-up refused", "try", try+1, "err", err)
+		if errors.Is(err, errStreamGone) {
+			// Final: its hold there is closed; close ours (charged the
+			// time it ran, at most what it holds).
+			g.bookStreamEnd(ctx, s, nil)
+			s.mu.Lock()
+			s.state = "lost"
+			s.mu.Unlock()
+			break
+		}
 	}
 	s.event("payment_error", "the orchestrator refused the stream's top-up: "+last.Error(), g.cfg.Now())
 	g.m.attempts.WithLabelValues(o.url, "stream_payment", "refused").Inc()
@@ -636,15 +651,25 @@ func (g *Gateway) topUpOnce(ctx context.Context, s *gwStream, o *offer) (bool, e
 		return false, err
 	}
 	j.req = streamRequest(s, "{}", int(g.cfg.StreamTopUp/time.Second))
-	resp, body, err := g.streamCall(ctx, s, j, fresh, "/ai/stream/payment", s.id, amount, nil)
+	resp, body, pay, err := g.streamCall(ctx, s, j, fresh, "/ai/stream/payment", s.id, amount, nil)
 	if err != nil {
 		return false, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
+	if resp.StatusCode == http.StatusOK || resp.Header.Get(wire.HeaderPaymentCredited) != "" {
+		g.bookStreamPayment(ctx, s, pay, resp)
 	}
-	return true, nil
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, fmt.Errorf("%w: %s", errStreamGone, snippet(body))
+	}
+	return false, fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
 }
+
+// errStreamGone: the orchestrator no longer runs the stream (it stopped
+// it, e.g. for want of money).
+var errStreamGone = errors.New("the orchestrator does not run the stream")
 
 // streamBalance is what a token says the stream has: a byoc orchestrator's
 // job_balance (the stream's hold less what it owes), else go-livepeer's

@@ -288,10 +288,11 @@ func (o *Orchestrator) streamEvent(s *stream, reason string) {
 // released; no debit after this), the worker told (/stream/stop), the last
 // event written, the channels closed, the capacity slot released. It
 // returns the worker's answer to /stream/stop (status 0 when it gave
-// none) and false when s was stopped already.
-func (o *Orchestrator) stopStream(ctx context.Context, s *stream, reason string, body []byte) (status int, answer []byte, stopped bool) {
+// none), what the stream was charged in all, and false when s was stopped
+// already.
+func (o *Orchestrator) stopStream(ctx context.Context, s *stream, reason string, body []byte) (status int, answer []byte, charged ledger.Amount, stopped bool) {
 	if !o.streams.remove(s) {
-		return 0, nil, false
+		return 0, nil, ledger.Amount{}, false
 	}
 	ctx = context.WithoutCancel(ctx)
 	f, err := s.money.Finish(ctx, o.meter.Now(), reason)
@@ -312,5 +313,5 @@ func (o *Orchestrator) stopStream(ctx context.Context, s *stream, reason string,
 	o.m.openStreams.Dec()
 	o.m.streamsStopped.WithLabelValues(reason).Inc()
 	s.log.Info("stream stopped", "reason", reason, "charged", f.Total, "released", f.Released)
-	return status, answer, true
+	return status, answer, f.Total, true
 }

@@ -297,7 +297,8 @@ func (o *Orchestrator) handleStreamUpdate(w http.ResponseWriter, r *http.Request
 
 // handleStreamStop credits the request's payment, if any, and stops the
 // stream (stopStream): 200 with the worker's answer to /stream/stop (200
-// and no body when the worker gave none).
+// and no body when the worker gave none) and Livepeer-Job-Charged, what
+// the stream was charged in all.
 func (o *Orchestrator) handleStreamStop(w http.ResponseWriter, r *http.Request) {
 	in, s := o.lookupStream(w, r)
 	if s == nil {
@@ -306,10 +307,14 @@ func (o *Orchestrator) handleStreamStop(w http.ResponseWriter, r *http.Request) 
 	if _, _, ok := o.payStream(w, s, in.payment); !ok {
 		return
 	}
-	status, answer, stopped := o.stopStream(r.Context(), s, StopByGateway, in.body)
+	status, answer, charged, stopped := o.stopStream(r.Context(), s, StopByGateway, in.body)
 	if !stopped {
 		httpError(w, "Stream not found", http.StatusNotFound)
 		return
+	}
+	if !s.money.Free() {
+		// A byoc addition, as on jobs: what the stream was charged in all.
+		w.Header().Set(wire.HeaderJobCharged, charged.String())
 	}
 	if status == 0 {
 		status, answer = http.StatusOK, nil

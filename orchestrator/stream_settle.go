@@ -103,7 +103,7 @@ func (o *Orchestrator) settleOne(ctx context.Context, s *stream, now time.Time) 
 	case errors.Is(err, meter.ErrStreamClosed):
 		// Its hold expired under it (no settlement for its TTL): it
 		// cannot be billed, so it stops.
-		if _, _, stopped := o.stopStream(ctx, s, StopHoldExpired, []byte("hold expired")); stopped {
+		if _, _, _, stopped := o.stopStream(ctx, s, StopHoldExpired, []byte("hold expired")); stopped {
 			return settleExpired
 		}
 		return settleNothing

@@ -69,6 +69,7 @@ func TestStreamThroughGateway(t *testing.T) {
 	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 		c.Gateway.StreamHost = "https://gw.example"
+		c.Clock = clock // the books' time: what the gateway estimates a stream ran
 	})
 	client := func(method, path, body string, hdr *wire.JobRequest) (int, string) {
 		t.Helper()
@@ -108,8 +109,32 @@ func TestStreamThroughGateway(t *testing.T) {
 		t.Errorf("the stream's hold at the orchestrator: %d, want 10 s at 1000 wei", held)
 	}
 
+	gwHold := ledger.JobKey{Sender: o.Address.Hex(), JobID: "~stream-" + id}.Ref()
+	if st, err := gw.Ledger.Statement(ctx, gwHold, 0); err != nil || amount(t, st.Credited) != 10000 {
+		t.Errorf("the gateway's books of the stream: %+v %v; want its start payment, 10000", st, err)
+	}
+
+	// A second stream, stopped by the client 3 s in: both books charge
+	// what the orchestrator charged (Livepeer-Job-Charged) and release
+	// the rest.
+	status, out = client(http.MethodPost, "/process/stream/start", `{"stream_id":"short","params":"{}"}`,
+		&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+	if status != http.StatusOK || gw.StreamState(ctx, "short") != "running" {
+		t.Fatalf("start short: %d %s", status, out)
+	}
+	clock.Advance(3 * time.Second)
+	if status, out = client(http.MethodPost, "/process/stream/short/stop", "bye", nil); status != http.StatusOK || out != `{"stopped":true}` {
+		t.Errorf("stop short: %d %q", status, out)
+	}
+	orchShort := statement(t, o, gw.Address(), "short")
+	gwShort, err := gw.Ledger.Statement(ctx, ledger.JobKey{Sender: o.Address.Hex(), JobID: "~stream-short"}.Ref(), 0)
+	if err != nil || amount(t, orchShort.Charged) != 3000 || amount(t, gwShort.Charged) != 3000 || gwShort.Account.State != ledger.StateClosed {
+		t.Errorf("short stopped at 3 s: orchestrator charged %s, gateway charged %s (%s, %v); want 3000 each, closed",
+			orchShort.Charged, gwShort.Charged, gwShort.Account.State, err)
+	}
+
 	// 4 s in, it holds 6 s: below 120 s, so the round pays 70 s.
-	clock.Advance(4 * time.Second)
+	clock.Advance(time.Second)
 	if paid, failed := gw.PayStreams(ctx); paid != 1 || failed != 0 {
 		t.Fatalf("top-up round: paid %d failed %d", paid, failed)
 	}
@@ -132,8 +157,16 @@ func TestStreamThroughGateway(t *testing.T) {
 		t.Errorf("top-up of a stopped stream: paid %d failed %d, want failed", paid, failed)
 	}
 	status, out = client(http.MethodGet, "/process/stream/"+id+"/status", "", nil)
-	if status != http.StatusOK || !strings.Contains(out, `"payment_error"`) || !strings.Contains(out, `"error_message"`) {
+	if status != http.StatusOK || !strings.Contains(out, `"payment_error"`) || !strings.Contains(out, `"error_message"`) || !strings.Contains(out, `"state":"lost"`) {
 		t.Errorf("status after a refused top-up: %d %s", status, out)
+	}
+	// Both books: 80000 in (10 s at the start, 70 s topped up), all of it
+	// charged (the orchestrator charged what the hold held when it ran dry).
+	orchSt := statement(t, o, gw.Address(), id)
+	gwSt, err := gw.Ledger.Statement(ctx, gwHold, 0)
+	if err != nil || amount(t, orchSt.Charged) != 80000 || amount(t, gwSt.Credited) != 80000 || amount(t, gwSt.Charged) != 80000 || gwSt.Account.State != ledger.StateClosed {
+		t.Errorf("the dry stream: orchestrator charged %s; gateway credited %s charged %s (%s, %v); want 80000 each, closed",
+			orchSt.Charged, gwSt.Credited, gwSt.Charged, gwSt.Account.State, err)
 	}
 
 	status, out = client(http.MethodPost, "/process/stream/"+id+"/stop", "", nil)
