@@ -710,7 +710,6 @@ type StreamStatus struct {
 	Paid         ledger.Amount `json:"paid"`
 }
 
-
 // StreamState waits until the stream's start has an outcome (or ctx ends)
 // and returns its state: running, failed or stopped; "" for an unknown
 // stream.
