@@ -539,3 +539,88 @@ func TestStreamGoLivepeerGatewayCadence(t *testing.T) {
 	}
 	testnet.Verify(t, sn.n)
 }
+
+// An orchestrator that dies mid-stream resumes no stream when it comes
+// back: update, stop and payment for it are 404 and reach no worker, the
+// payment is not recorded, and once the hold has been idle for its TTL
+// the sweeper releases it into the sender's pool. The hold's TTL is the
+// settlement interval plus the grace plus the hold margin.
+func TestStreamNotResumedAfterRestart(t *testing.T) {
+	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
+		dir := t.TempDir()
+		clock := ledger.NewManualClock(time.Now())
+		var dsn string
+		cfg := func(c *orchestrator.NodeConfig) {
+			tweak(c)
+			if dsn == "" {
+				dsn = c.LedgerDSN
+			}
+			c.LedgerDSN = dsn // the same database after the restart
+			c.Clock = clock
+			c.Orchestrator.Channels = &memChannels{}
+			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+			c.Orchestrator.StreamSettleInterval = 5 * time.Second
+			c.Orchestrator.StreamGrace = 5 * time.Second
+			c.Orchestrator.HoldTTLMargin = 10 * time.Second
+		}
+		n := testnet.StartNode(t, dir, cfg)
+		sw := &streamWorker{}
+		srv := httptest.NewServer(http.HandlerFunc(sw.handle))
+		t.Cleanup(srv.Close)
+		register := func(url string) {
+			body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL + "/live", Capacity: 2, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
+			req, _ := http.NewRequest(http.MethodPost, url+"/capability/register", bytes.NewReader(body))
+			req.Header.Set("Authorization", testnet.Secret)
+			resp, err := testnet.Insecure.Do(req)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("register: %v %v", resp, err)
+			}
+			resp.Body.Close()
+		}
+		register(n.URL)
+		sn := &streamNet{n: n, clock: clock, w: sw, c: testnet.NewClient(t, n.URL, testnet.KeyA)}
+		c := sn.c
+		if a := sn.start(t, c, "crash", 10, "{}"); a.Status != http.StatusOK {
+			t.Fatalf("start: %d %q", a.Status, a.Body)
+		}
+		clock.Advance(3 * time.Second)
+		payment := c.Pay(c.Token("live", "crash"), 5) // made, never delivered before the crash
+		n.Close()
+
+		n2 := testnet.StartNode(t, dir, cfg)
+		register(n2.URL)
+		sn.n = n2
+		c2 := testnet.NewClient(t, n2.URL, testnet.KeyA)
+		before := len(sw.callsFor("crash"))
+		for _, route := range []string{"update", "stop"} {
+			if a := sn.call(t, c2, route, wire.JobRequest{Request: details("crash")}, "", "{}"); a.Status != http.StatusNotFound {
+				t.Errorf("%s after the restart: %d %q, want 404", route, a.Status, a.Body)
+			}
+		}
+		if a := sn.call(t, c2, "payment", wire.JobRequest{Request: details("crash"), TimeoutSeconds: 70}, payment, ""); a.Status != http.StatusNotFound {
+			t.Errorf("payment after the restart: %d %q, want 404", a.Status, a.Body)
+		}
+		if got := len(sw.callsFor("crash")); got != before {
+			t.Errorf("the worker got %d calls after the restart", got-before)
+		}
+		hold := ledger.JobKey{Sender: c.Addr(), JobID: "crash"}.Ref()
+		if got := testnet.Balance(t, n2, hold); got != 10000 {
+			t.Errorf("hold after the restart: %d, want the 10000 it held (the payment not recorded)", got)
+		}
+		clock.Advance(5*time.Second + 5*time.Second + 10*time.Second) // the TTL, from the start
+		if _, err := n2.Ledger.ExpireJobs(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st := testnet.Statement(t, n2, c.Addr(), "crash")
+		if st.Account.State != ledger.StateExpired || testnet.Amount(st.Released) != 10000 {
+			t.Errorf("the dead stream's hold: %s, released %s; want expired, 10000 back in the pool", st.Account.State, st.Released)
+		}
+		if got := testnet.Balance(t, n2, testnet.Pool(c.Addr(), "live")); got != 10000 {
+			t.Errorf("pool %d, want 10000", got)
+		}
+		if a := sn.call(t, c2, "start", wire.JobRequest{ID: "crash", Request: "{}", Parameters: "{}"}, "", "{}"); a.Status != http.StatusConflict {
+			t.Errorf("a new start with the dead stream's ID: %d %q, want 409 (IDs are single-use)", a.Status, a.Body)
+		}
+		testnet.Verify(t, n2)
+	})
+}
