@@ -1,0 +1,82 @@
+package trickle
+
+import "sync"
+
+// segment is one numbered segment of a channel: the bytes published so far,
+// fanned out to every reader as they arrive. A reader keeps its own position;
+// the data is only appended to, so readers never block the publisher.
+type segment struct {
+	seq int
+
+	mu      sync.Mutex
+	data    []byte
+	closed  bool          // complete (or given up); no more data will come
+	aborted bool          // given up part way (size limit, publisher error): readers must not take it as whole
+	changed chan struct{} // closed and replaced on every write and on close
+	done    chan struct{} // closed once, when the segment closes
+}
+
+func newSegment(seq int) *segment {
+	return &segment{seq: seq, changed: make(chan struct{}), done: make(chan struct{})}
+}
+
+// write appends p and wakes the readers. It refuses (and drops p) when the
+// segment is already closed, or when p would take it beyond limit bytes.
+func (g *segment) write(p []byte, limit int64) (closed, tooBig bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return true, false
+	}
+	if int64(len(g.data))+int64(len(p)) > limit {
+		return false, true
+	}
+	g.data = append(g.data, p...)
+	close(g.changed)
+	g.changed = make(chan struct{})
+	return false, false
+}
+
+// close marks the segment complete; abort marks it given up. Both wake
+// readers and preconnected publishers; only the first call counts.
+func (g *segment) close() { g.finish(false) }
+func (g *segment) abort() { g.finish(true) }
+
+func (g *segment) finish(aborted bool) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.closed, g.aborted = true, aborted
+	close(g.changed)
+	close(g.done)
+}
+
+// read returns the bytes after pos that are there now, whether the segment
+// is finished (eof: nothing after them will come) and aborted, and a
+// channel that is closed when more is there to read.
+func (g *segment) read(pos int) (data []byte, eof, aborted bool, wait <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if pos < len(g.data) {
+		data = g.data[pos:len(g.data):len(g.data)]
+	}
+	return data, g.closed, g.aborted, g.changed
+}
+
+// isFresh reports whether nothing was written yet and the segment is open.
+func (g *segment) isFresh() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.closed && len(g.data) == 0
+}
+
+func (g *segment) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
