@@ -60,8 +60,8 @@ type Config struct {
 	// Metrics defaults to a new, unregistered set.
 	Metrics *Metrics
 
-	// Streams (stream.go). Channels hosts their trickle channels (nil:
-	// none are made; the URLs are still answered). StreamSettleInterval
+	// Streams (stream.go). Channels hosts their trickle channels (default:
+	// a trickle server under /ai/trickle/). StreamSettleInterval
 	// is how often every stream is settled in one batch (default 23 s,
 	// go-livepeer's debit cadence); StreamGrace how long a stream that
 	// ran dry keeps running before it is stopped (default 30 s);
@@ -124,6 +124,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Channels == nil {
+		cfg.Channels = NewTrickleChannels(cfg.Logger)
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()

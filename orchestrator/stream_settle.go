@@ -79,6 +79,9 @@ func (o *Orchestrator) SettleStreams(ctx context.Context) SettleStats {
 	close(work)
 	wg.Wait()
 	o.m.settleSeconds.Observe(time.Since(began).Seconds())
+	if sw, ok := o.cfg.Channels.(interface{ Sweep() }); ok {
+		sw.Sweep() // idle channels, on this loop rather than one of their own
+	}
 	return st
 }
 
