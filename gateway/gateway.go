@@ -114,15 +114,12 @@ type Config struct {
 	// StreamPayRetries more times (default 2) before the client is told.
 	// StreamTicker paces the rounds (default WallTicker). StreamHost is
 	// the scheme and host of the URLs given to clients (default: the host
-	// they asked); StreamCORS adds CORS headers to OPTIONS answers;
-	// StreamData relays a stream's data channel (url) to a client as SSE
-	// (nil: /data is 503).
+	// they asked); StreamCORS adds CORS headers to OPTIONS answers.
 	StreamPayInterval, StreamTopUp, StreamTopUpBelow time.Duration
 	StreamPayRetries                                 int
 	StreamTicker                                     Ticker
 	StreamHost                                       string
 	StreamCORS                                       bool
-	StreamData                                       func(w http.ResponseWriter, r *http.Request, url string)
 }
 
 // Gateway is the client entry point: it serves /process/request/, picks
@@ -302,7 +299,10 @@ func (t *idleTracker) wait(ctx context.Context) error {
 
 // CloseIdleConnections closes the gateway's idle connections to
 // orchestrators (an orchestrator shutting down gracefully waits for them).
-func (g *Gateway) CloseIdleConnections() { g.cfg.Client.CloseIdleConnections() }
+func (g *Gateway) CloseIdleConnections() {
+	g.cfg.Client.CloseIdleConnections()
+	g.trickleClient().CloseIdleConnections()
+}
 
 // Orchestrators reports what the gateway knows of each orchestrator it has
 // talked to: recent latencies and failures.

@@ -19,6 +19,7 @@ import (
 
 	"byoc/internal/serve"
 	"byoc/ledger"
+	"byoc/trickle"
 	"byoc/wire"
 )
 
@@ -94,11 +95,25 @@ type gwStream struct {
 	paid     ledger.Amount // what the top-ups were worth
 	params2  []byte        // the last update's body
 	book     *streamBook   // its hold in the gateway's books, once started
+
+	lostMu       sync.Mutex // serializes streamLost
+	ownChannels  []string   // the gateway's channels for its media
+	publish      string     // the client's URLs of them
+	subscribe    string
+	workerStatus map[string]any // the worker's last "status" event
 }
 
 type gwStreamTable struct {
 	mu sync.Mutex
 	m  map[string]*gwStream
+
+	// The gateway's own trickle channels (stream_media.go), and the URL
+	// it serves them at (set by its Node; "" for a bare Gateway).
+	mediaOnce  sync.Once
+	media      *trickle.Server
+	self       string
+	clientOnce sync.Once
+	client     *http.Client // for trickle channels
 }
 
 func (t *gwStreamTable) add(s *gwStream) bool {
@@ -149,7 +164,7 @@ func (s *gwStream) event(typ, msg string, at time.Time) {
 	if len(s.events) > 32 {
 		s.events = s.events[len(s.events)-32:]
 	}
-	if strings.HasSuffix(typ, "error") || strings.HasSuffix(typ, "failed") {
+	if strings.HasSuffix(typ, "error") || strings.HasSuffix(typ, "failed") || strings.HasSuffix(typ, "lost") {
 		s.lastErr = &e
 	}
 }
@@ -161,6 +176,9 @@ func (g *Gateway) streamRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /process/stream/{id}/stop", g.handleStreamStop)
 	mux.HandleFunc("GET /process/stream/{id}/status", g.handleStreamStatus)
 	mux.HandleFunc("GET /process/stream/{id}/data", g.handleStreamData)
+	mux.Handle("/ai/trickle/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mediaServer().ServeHTTP(w, r)
+	}))
 	mux.HandleFunc("OPTIONS /process/stream/", func(w http.ResponseWriter, r *http.Request) {
 		if g.cfg.StreamCORS {
 			h := w.Header()
@@ -252,12 +270,19 @@ func (g *Gateway) handleStreamStart(w http.ResponseWriter, r *http.Request) {
 	if params.EnableDataOutput {
 		s.urls.DataURL = base + "/data"
 	}
+	s.publish, s.subscribe = clientChannels(g.streamBase(r), id, params)
 	if !g.streams.add(s) {
 		cancel()
 		http.Error(w, "stream "+id+" already exists", http.StatusConflict)
 		return
 	}
 	go g.runStream(ctx, s)
+	if s.publish != "" {
+		w.Header().Set(wire.HeaderPublishURL, s.publish) // byoc: where the client sends its media
+	}
+	if s.subscribe != "" {
+		w.Header().Set(wire.HeaderSubscribeURL, s.subscribe)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(s.urls)
 }
@@ -317,6 +342,7 @@ func (g *Gateway) runStream(ctx context.Context, s *gwStream) {
 		s.mu.Lock()
 		s.state, s.orch, s.channels = "running", o, hdr
 		s.mu.Unlock()
+		g.startMedia(ctx, s, hdr)
 		s.event("started", o.service, g.cfg.Now())
 		s.log.Info("stream started", "orchestrator", o.url)
 		return
@@ -486,6 +512,7 @@ func (g *Gateway) stopStream(ctx context.Context, s *gwStream, body []byte) []by
 	}
 	s.cancel()
 	<-s.started
+	g.stopMedia(s)
 	s.mu.Lock()
 	o := s.orch
 	wasRunning := s.state == "running"
@@ -521,6 +548,15 @@ func (g *Gateway) handleStreamStatus(w http.ResponseWriter, r *http.Request) {
 	if s.orch != nil {
 		st["orchestrator"] = s.orch.service
 	}
+	if s.publish != "" {
+		st["publish_url"] = s.publish
+	}
+	if s.subscribe != "" {
+		st["subscribe_url"] = s.subscribe
+	}
+	if s.workerStatus != nil {
+		st["worker_status"] = s.workerStatus
+	}
 	if s.lastErr != nil {
 		st["error"] = map[string]any{"error_message": s.lastErr.Message, "error_time": s.lastErr.Time.UnixMilli()}
 	}
@@ -529,8 +565,8 @@ func (g *Gateway) handleStreamStatus(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(st)
 }
 
-// handleStreamData: 503 when the stream has no data output. The relay of
-// the data channel comes with the trickle client.
+// handleStreamData relays the stream's data channel as server-sent
+// events; 503 when the stream has no data output.
 func (g *Gateway) handleStreamData(w http.ResponseWriter, r *http.Request) {
 	s := g.lookup(w, r)
 	if s == nil {
@@ -544,11 +580,11 @@ func (g *Gateway) handleStreamData(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	u := s.channels.Get(wire.HeaderDataURL)
 	s.mu.Unlock()
-	if o == nil || u == "" || g.cfg.StreamData == nil {
+	if o == nil || u == "" {
 		http.Error(w, "Stream data not available", http.StatusServiceUnavailable)
 		return
 	}
-	g.cfg.StreamData(w, r, u)
+	g.relayData(w, r, u)
 }
 
 // RunStreams tops up every running stream at each tick of one ticker
@@ -569,6 +605,7 @@ func (g *Gateway) RunStreams(ctx context.Context) {
 // PayStreams runs one round of top-ups over the running streams and
 // returns how many were paid and how many could not be.
 func (g *Gateway) PayStreams(ctx context.Context) (paid, failed int) {
+	g.mediaSweep()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	sem := make(chan struct{}, 16)
@@ -615,13 +652,8 @@ func (g *Gateway) topUp(ctx context.Context, s *gwStream, o *offer) (bool, error
 		last = err
 		s.log.Warn("stream top-up refused", "try", try+1, "err", err)
 		if errors.Is(err, errStreamGone) {
-			// Final: its hold there is closed; close ours (charged the
-			// time it ran, at most what it holds).
-			g.bookStreamEnd(ctx, s, nil)
-			s.mu.Lock()
-			s.state = "lost"
-			s.mu.Unlock()
-			break
+			g.streamLost(ctx, s, err.Error())
+			return false, err
 		}
 	}
 	s.event("payment_error", "the orchestrator refused the stream's top-up: "+last.Error(), g.cfg.Now())
@@ -665,6 +697,29 @@ func (g *Gateway) topUpOnce(ctx context.Context, s *gwStream, o *offer) (bool, e
 		return false, fmt.Errorf("%w: %s", errStreamGone, snippet(body))
 	}
 	return false, fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
+}
+
+// streamLost records that the stream's orchestrator no longer runs it
+// (why: its last event, or a top-up answered 404): its hold in the books
+// is closed — charged the time it ran, at most what it holds, as the
+// orchestrator's was — and the client is told (state lost, an event).
+// Once; a second call returns when the first is done.
+func (g *Gateway) streamLost(ctx context.Context, s *gwStream, why string) {
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	s.mu.Lock()
+	running := s.state == "running"
+	s.mu.Unlock()
+	if !running {
+		return
+	}
+	g.bookStreamEnd(context.WithoutCancel(ctx), s, nil)
+	s.event("stream_lost", why, g.cfg.Now())
+	s.mu.Lock()
+	if s.state == "running" {
+		s.state = "lost"
+	}
+	s.mu.Unlock()
 }
 
 // errStreamGone: the orchestrator no longer runs the stream (it stopped
