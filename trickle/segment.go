@@ -2,14 +2,17 @@ package trickle
 
 import "sync"
 
-// segment is one numbered segment of a channel: the bytes published so far,
-// fanned out to every reader as they arrive. A reader keeps its own position;
-// the data is only appended to, so readers never block the publisher.
+// segment is one numbered segment of a channel: the chunks published so
+// far, fanned out to every reader as they arrive. A reader keeps its own
+// position (a chunk index); chunks are only appended, never changed, so
+// readers never block the publisher, and a segment holds its bytes once
+// (no slice doubling).
 type segment struct {
 	seq int
 
 	mu      sync.Mutex
-	data    []byte
+	chunks  [][]byte
+	size    int64
 	closed  bool          // complete (or given up); no more data will come
 	aborted bool          // given up part way (size limit, publisher error): readers must not take it as whole
 	changed chan struct{} // closed and replaced on every write and on close
@@ -20,18 +23,20 @@ func newSegment(seq int) *segment {
 	return &segment{seq: seq, changed: make(chan struct{}), done: make(chan struct{})}
 }
 
-// write appends p and wakes the readers. It refuses (and drops p) when the
-// segment is already closed, or when p would take it beyond limit bytes.
+// write appends a copy of p and wakes the readers. It refuses (and drops
+// p) when the segment is already closed, or when p would take it beyond
+// limit bytes.
 func (g *segment) write(p []byte, limit int64) (closed, tooBig bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return true, false
 	}
-	if int64(len(g.data))+int64(len(p)) > limit {
+	if g.size+int64(len(p)) > limit {
 		return false, true
 	}
-	g.data = append(g.data, p...)
+	g.chunks = append(g.chunks, append([]byte(nil), p...))
+	g.size += int64(len(p))
 	close(g.changed)
 	g.changed = make(chan struct{})
 	return false, false
@@ -56,23 +61,16 @@ func (g *segment) finish(aborted bool) {
 	close(g.done)
 }
 
-// read returns the bytes after pos that are there now, whether the segment
-// is finished (eof: nothing after them will come) and aborted, and a
-// channel that is closed when more is there to read.
-func (g *segment) read(pos int) (data []byte, eof, aborted bool, wait <-chan struct{}) {
+// read returns the chunks from index pos on that are there now, whether
+// the segment is finished (eof: nothing after them will come) and aborted,
+// and a channel that is closed when more is there to read.
+func (g *segment) read(pos int) (chunks [][]byte, eof, aborted bool, wait <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if pos < len(g.data) {
-		data = g.data[pos:len(g.data):len(g.data)]
+	if pos < len(g.chunks) {
+		chunks = g.chunks[pos:len(g.chunks):len(g.chunks)]
 	}
-	return data, g.closed, g.aborted, g.changed
-}
-
-// isFresh reports whether nothing was written yet and the segment is open.
-func (g *segment) isFresh() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return !g.closed && len(g.data) == 0
+	return chunks, g.closed, g.aborted, g.changed
 }
 
 func (g *segment) isClosed() bool {

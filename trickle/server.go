@@ -130,8 +130,9 @@ type Server struct {
 
 // channel is one named stream of segments.
 type channel struct {
-	name string
-	mime string
+	name     string
+	mime     string
+	maxBytes int64 // one segment's limit
 
 	mu        sync.Mutex
 	ring      []*segment
@@ -201,6 +202,17 @@ type ChannelOption func(*channel)
 // WithMIME sets the Content-Type readers of the channel get.
 func WithMIME(mime string) ChannelOption { return func(c *channel) { c.mime = mime } }
 
+// WithMaxSegmentBytes sets the channel's own segment limit (a control or
+// events channel needs far less than a video one); n <= 0 keeps
+// Config.MaxSegmentBytes. The channel then holds at most RingSize × n bytes.
+func WithMaxSegmentBytes(n int64) ChannelOption {
+	return func(c *channel) {
+		if n > 0 {
+			c.maxBytes = n
+		}
+	}
+}
+
 // Create creates a channel. It fails with ErrExists for a name in use (so
 // two streams cannot share a channel), ErrBadName, ErrTooManyChannel or
 // ErrServerClosed.
@@ -208,7 +220,8 @@ func (s *Server) Create(name string, opts ...ChannelOption) error {
 	if !validName(name) {
 		return fmt.Errorf("%w: %q", ErrBadName, name)
 	}
-	c := &channel{name: name, ring: make([]*segment, s.cfg.RingSize), writeTime: s.cfg.Now()}
+	c := &channel{name: name, ring: make([]*segment, s.cfg.RingSize), writeTime: s.cfg.Now(),
+		maxBytes: s.cfg.MaxSegmentBytes}
 	for _, o := range opts {
 		o(c)
 	}
@@ -230,6 +243,31 @@ func (s *Server) Create(name string, opts ...ChannelOption) error {
 // Close closes a channel and removes it: its readers and waiting
 // publishers are answered with Lp-Trickle-Closed, later requests get 404.
 func (s *Server) Close(name string) error { return s.remove(name, "close") }
+
+// Publish writes data as one whole segment at the channel's next write
+// position, from inside the process (an orchestrator's own event, say),
+// and returns its number. Readers waiting for that segment get it as if
+// it had been POSTed.
+func (s *Server) Publish(name string, data []byte) (int, error) {
+	c := s.lookup(name)
+	if c == nil {
+		return 0, fmt.Errorf("%w: %q", ErrNoChannel, name)
+	}
+	if int64(len(data)) > c.maxBytes {
+		return 0, fmt.Errorf("trickle: segment of %d bytes, at most %d", len(data), c.maxBytes)
+	}
+	g := c.forWrite(SeqNext)
+	if closed := c.started(g.seq, s.cfg.Now()); closed {
+		return g.seq, fmt.Errorf("%w: %q", ErrNoChannel, name)
+	}
+	if len(data) > 0 {
+		if closed, _ := g.write(data, c.maxBytes); closed {
+			return g.seq, fmt.Errorf("trickle: segment %d of %q closed while written", g.seq, name)
+		}
+	}
+	g.close()
+	return g.seq, nil
+}
 
 // Has reports whether a channel exists.
 func (s *Server) Has(name string) bool {
@@ -566,12 +604,12 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, name, rest str
 		return
 	}
 	rc := http.NewResponseController(w)
-	pos := 0
+	pos, sent := 0, 0
 	told := false
 	for {
-		data, eof, aborted, wait := g.read(pos)
-		if len(data) > 0 {
-			if pos == 0 {
+		chunks, eof, aborted, wait := g.read(pos)
+		if len(chunks) > 0 {
+			if sent == 0 {
 				h := w.Header()
 				if g.seq != latest {
 					h.Set(HeaderLatest, strconv.Itoa(latest))
@@ -581,11 +619,14 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, name, rest str
 					h.Set("Content-Type", c.mime)
 				}
 			}
-			n, err := w.Write(data)
-			pos += n
-			if err != nil {
-				return
+			for _, b := range chunks {
+				n, err := w.Write(b)
+				sent += n
+				if err != nil {
+					return
+				}
 			}
+			pos += len(chunks)
 			if err := rc.Flush(); err != nil {
 				return
 			}
@@ -597,7 +638,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, name, rest str
 				// the whole.
 				panic(http.ErrAbortHandler)
 			}
-			if pos == 0 {
+			if sent == 0 {
 				next, closed := c.state()
 				h := w.Header()
 				h.Set(HeaderSeq, strconv.Itoa(g.seq))
@@ -608,7 +649,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, name, rest str
 			}
 			return
 		}
-		if len(data) > 0 {
+		if len(chunks) > 0 {
 			continue // more may have come while writing
 		}
 		if !told && s.waiting != nil {
@@ -664,9 +705,9 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, name, rest st
 		http.Error(w, invalidSeq, http.StatusBadRequest)
 		return
 	}
-	if r.ContentLength > s.cfg.MaxSegmentBytes {
+	if r.ContentLength > c.maxBytes {
 		w.Header().Set("Connection", "close")
-		http.Error(w, fmt.Sprintf("segment too large: at most %d bytes", s.cfg.MaxSegmentBytes),
+		http.Error(w, fmt.Sprintf("segment too large: at most %d bytes", c.maxBytes),
 			http.StatusRequestEntityTooLarge)
 		return
 	}
@@ -702,11 +743,11 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, name, rest st
 					stopKeepalive()
 					keepalive = nil
 				}
-				closed, tooBig := g.write(ch.b, s.cfg.MaxSegmentBytes)
+				closed, tooBig := g.write(ch.b, c.maxBytes)
 				if tooBig {
 					g.abort()
 					w.Header().Set("Connection", "close")
-					http.Error(w, fmt.Sprintf("segment too large: at most %d bytes", s.cfg.MaxSegmentBytes),
+					http.Error(w, fmt.Sprintf("segment too large: at most %d bytes", c.maxBytes),
 						http.StatusRequestEntityTooLarge)
 					return
 				}

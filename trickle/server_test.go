@@ -480,6 +480,19 @@ func TestOversizedSegmentRefused(t *testing.T) {
 	if !s.Has("big") {
 		t.Fatal("the channel went with its segment")
 	}
+
+	// A channel's own, smaller limit.
+	mustCreate(t, s, "small", WithMaxSegmentBytes(4))
+	if resp, body := do(t, "POST", url+"small/0", strings.NewReader("12345")); resp.StatusCode != 413 ||
+		!strings.Contains(body, "at most 4 bytes") {
+		t.Fatalf("5 bytes on a 4-byte channel: %d %q", resp.StatusCode, body)
+	}
+	if _, err := s.Publish("small", []byte("12345")); err == nil {
+		t.Fatal("Publish over the channel's limit passed")
+	}
+	if resp, _ := do(t, "POST", url+"small/0", strings.NewReader("1234")); resp.StatusCode != 200 {
+		t.Fatalf("4 bytes: %d", resp.StatusCode)
+	}
 }
 
 func TestConcurrentSubscribers(t *testing.T) {
@@ -752,4 +765,39 @@ func TestSegmentEdges(t *testing.T) {
 		t.Fatalf("reader of the segment reset away: %q %v", b, err)
 	}
 	pw.Close()
+}
+
+func TestLocalPublish(t *testing.T) {
+	s, url := newTestServer(t, Config{MaxSegmentBytes: 8})
+	mustCreate(t, s, "ev", WithMIME("application/json"))
+	wait := waits(s)
+	sub := newSub(t, url+"ev", SeqNext)
+	got := make(chan string, 1)
+	go func() {
+		seg, err := sub.Read(context.Background())
+		if err != nil {
+			t.Error(err)
+			got <- ""
+			return
+		}
+		b, _ := io.ReadAll(seg.Body)
+		seg.Body.Close()
+		got <- strconv.Itoa(seg.Seq) + ":" + string(b)
+	}()
+	expectWait(t, wait, "get ev 0")
+	if seq, err := s.Publish("ev", []byte(`{"a":1}`)); err != nil || seq != 0 {
+		t.Fatalf("Publish: %d %v", seq, err)
+	}
+	if g := <-got; g != `0:{"a":1}` {
+		t.Fatalf("reader got %q", g)
+	}
+	if _, err := s.Publish("ev", []byte("too long!")); err == nil {
+		t.Fatal("a segment over the limit was published")
+	}
+	if _, err := s.Publish("nope", nil); !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("unknown channel: %v", err)
+	}
+	if resp, body := do(t, "GET", url+"ev/next", nil); body != "1" {
+		t.Fatalf("next after one publish: %d %q", resp.StatusCode, body)
+	}
 }
