@@ -714,6 +714,8 @@ func (g *Gateway) streamLost(ctx context.Context, s *gwStream, why string) {
 		return
 	}
 	g.bookStreamEnd(context.WithoutCancel(ctx), s, nil)
+	s.cancel() // its relays
+	g.stopMedia(s)
 	s.event("stream_lost", why, g.cfg.Now())
 	s.mu.Lock()
 	if s.state == "running" {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -90,13 +91,17 @@ func (g *Gateway) startMedia(ctx context.Context, s *gwStream, hdr http.Header) 
 	}
 	if u := hdr.Get(wire.HeaderPublishURL); u != "" && s.params.EnableVideoIngress {
 		if err := srv.Create(s.id, trickle.WithMIME("video/MP2T")); err == nil {
+			s.mu.Lock()
 			s.ownChannels = append(s.ownChannels, s.id)
+			s.mu.Unlock()
 			go relay("input", self+"/ai/trickle/"+s.id, u)
 		}
 	}
 	if u := hdr.Get(wire.HeaderSubscribeURL); u != "" && s.params.EnableVideoEgress {
 		if err := srv.Create(s.id+"-out", trickle.WithMIME("video/MP2T")); err == nil {
+			s.mu.Lock()
 			s.ownChannels = append(s.ownChannels, s.id+"-out")
+			s.mu.Unlock()
 			go relay("output", u, self+"/ai/trickle/"+s.id+"-out")
 		}
 	}
@@ -110,7 +115,11 @@ func (g *Gateway) stopMedia(s *gwStream) {
 	if g.streams.media == nil {
 		return
 	}
-	for _, c := range s.ownChannels {
+	s.mu.Lock()
+	own := s.ownChannels
+	s.ownChannels = nil
+	s.mu.Unlock()
+	for _, c := range own {
 		g.streams.media.Close(c)
 	}
 }
@@ -127,8 +136,16 @@ func (g *Gateway) readEvents(ctx context.Context, s *gwStream, url string, clien
 	}
 	for ctx.Err() == nil {
 		seg, err := sub.Read(ctx)
+		if errors.Is(err, trickle.ErrClosed) || errors.Is(err, trickle.ErrNotFound) {
+			// The orchestrator closes a stream's channels only when the
+			// stream stops there.
+			if ctx.Err() == nil {
+				g.streamLost(ctx, s, "the orchestrator closed the stream's events channel")
+			}
+			return
+		}
 		if err != nil {
-			return // closed or gone: the stream's end shows elsewhere
+			return
 		}
 		b, _ := io.ReadAll(io.LimitReader(seg.Body, 1<<20))
 		seg.Body.Close()

@@ -227,6 +227,13 @@ func (s *Stream) Finish(ctx context.Context, at time.Time, reason string) (Final
 		return Final{Total: j.charged}, nil
 	}
 	key := fmt.Sprintf("stream-end:%s:%s:%d", j.req.RequestID, reason, j.units+units)
+	if cost.IsZero() {
+		// Nothing owed: the reason still goes on the hold's statement, as
+		// an entry of 0 under its key (the finish writes none for 0).
+		if _, err := j.m.cfg.Ledger.Charge(ctx, j.hold.Ref(), cost, cost, key); err != nil {
+			j.log.Warn("record why the stream ended", "reason", reason, "err", err)
+		}
+	}
 	res, err := j.m.cfg.Ledger.FinishJobUpTo(ctx, *j.hold, cost, key)
 	if err != nil {
 		j.log.Error("finish stream; the sweeper will release its hold", "err", err)

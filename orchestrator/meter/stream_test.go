@@ -145,3 +145,36 @@ func TestStreamFree(t *testing.T) {
 		}
 	})
 }
+
+// A stream stopped with nothing owed (settled at that very second) still
+// has why it ended on its hold's statement.
+func TestStreamFinishNothingOwedKeepsTheReason(t *testing.T) {
+	onBothStores(t, func(t *testing.T, e *ledgertest.Env, m *meter.Meter, _ *recorder) {
+		e.Credit(pool.Ref(), 10000, "fund")
+		req := job("s3", 8*time.Second)
+		req.TTL = time.Minute
+		s, _, err := m.OpenStream(e.Ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Clock.Advance(2 * time.Second)
+		if _, err := s.Settle(e.Ctx, m.Now()); err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.Finish(e.Ctx, m.Now(), "stopped")
+		if err != nil || !f.Charged.IsZero() {
+			t.Fatalf("finish with nothing owed: %+v %v", f, err)
+		}
+		st, err := e.Ledger.Statement(e.Ctx, pool.Job("s3").Ref(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, en := range st.Entries {
+			found = found || strings.Contains(en.Key, ":stopped:")
+		}
+		if !found || st.Account.State != ledger.StateClosed || st.Charged.Cmp(ledger.Wei(2000)) != 0 {
+			t.Errorf("statement %+v: want closed, 2000 charged, the reason recorded", st)
+		}
+	})
+}
