@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -77,14 +78,15 @@ type StreamEvent struct {
 
 // gwStream is one client stream.
 type gwStream struct {
-	id      string
-	req     *wire.JobRequest // the client's (unsigned), ID = the stream's
-	params  wire.JobParameters
-	start   []byte // the body sent to /ai/stream/start: {"params": …}
-	urls    wire.StreamURLs
-	log     *slog.Logger
-	cancel  context.CancelFunc
-	started chan struct{} // closed once the start has an outcome
+	id        string
+	req       *wire.JobRequest // the client's (unsigned), ID = the stream's
+	params    wire.JobParameters
+	start     []byte // the body sent to /ai/stream/start: {"params": …}
+	urls      wire.StreamURLs
+	log       *slog.Logger
+	cancel    context.CancelFunc // ends the stream (its ctx: streamCtx)
+	streamCtx context.Context
+	started   chan struct{} // closed once the start has an outcome
 
 	mu       sync.Mutex
 	state    string // starting, running, stopped, failed
@@ -96,9 +98,11 @@ type gwStream struct {
 	params2  []byte        // the last update's body
 	book     *streamBook   // its hold in the gateway's books, once started
 
-	lostMu       sync.Mutex // serializes streamLost
-	ownChannels  []string   // the gateway's channels for its media
-	publish      string     // the client's URLs of them
+	lostMu       sync.Mutex         // serializes streamLost
+	endSession   context.CancelFunc // ends the relays of the current orchestrator's session
+	swaps        []time.Time        // failovers, for the limit
+	ownChannels  []string           // the gateway's channels for its media
+	publish      string             // the client's URLs of them
 	subscribe    string
 	workerStatus map[string]any // the worker's last "status" event
 }
@@ -263,7 +267,7 @@ func (g *Gateway) handleStreamStart(w http.ResponseWriter, r *http.Request) {
 	send := *req
 	send.ID = id
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &gwStream{id: id, req: &send, params: params, start: start, cancel: cancel, started: make(chan struct{}), state: "starting"}
+	s := &gwStream{id: id, req: &send, params: params, start: start, cancel: cancel, streamCtx: ctx, started: make(chan struct{}), state: "starting"}
 	s.log = g.log.With("stream_id", id, "capability", req.Capability)
 	base := g.streamBase(r) + "/process/stream/" + id
 	s.urls = wire.StreamURLs{StreamID: id, UpdateURL: base + "/update", StatusURL: base + "/status", StopURL: base + "/stop"}
@@ -316,14 +320,23 @@ func (g *Gateway) streamJob(s *gwStream) *job {
 // runStream starts s at the first orchestrator that takes it.
 func (g *Gateway) runStream(ctx context.Context, s *gwStream) {
 	defer close(s.started)
+	if !g.startSession(ctx, s, nil) {
+		g.streamFailed(s, "no orchestrator started the stream")
+	}
+}
+
+// startSession starts s at the first orchestrator, other than those in
+// exclude, that takes it (at most MaxAttempts tried), and its relays, in a
+// session of its own below ctx, the stream's. It reports whether one did.
+func (g *Gateway) startSession(ctx context.Context, s *gwStream, exclude []string) bool {
 	j := g.streamJob(s)
+	j.filter.Exclude = append(slices.Clone(j.filter.Exclude), exclude...)
 	urls, err := g.cfg.Discovery.Orchestrators(ctx)
 	if err == nil {
 		urls = filterOrchestrators(urls, j.filter)
 	}
 	if err != nil || len(urls) == 0 {
-		g.streamFailed(s, "no orchestrator")
-		return
+		return false
 	}
 	offers, fails := g.collectOffers(ctx, j, urls)
 	for _, f := range fails {
@@ -339,15 +352,16 @@ func (g *Gateway) runStream(ctx context.Context, s *gwStream) {
 			s.event("start_error", fmt.Sprintf("%s: %v", o.url, err), g.cfg.Now())
 			continue
 		}
+		sctx, cancel := context.WithCancel(ctx)
 		s.mu.Lock()
-		s.state, s.orch, s.channels = "running", o, hdr
+		s.state, s.orch, s.channels, s.endSession = "running", o, hdr, cancel
 		s.mu.Unlock()
-		g.startMedia(ctx, s, hdr)
+		g.startMedia(sctx, s, o, hdr)
 		s.event("started", o.service, g.cfg.Now())
 		s.log.Info("stream started", "orchestrator", o.url)
-		return
+		return true
 	}
-	g.streamFailed(s, "no orchestrator started the stream")
+	return false
 }
 
 func (g *Gateway) streamFailed(s *gwStream, why string) {
@@ -652,9 +666,14 @@ func (g *Gateway) topUp(ctx context.Context, s *gwStream, o *offer) (bool, error
 		last = err
 		s.log.Warn("stream top-up refused", "try", try+1, "err", err)
 		if errors.Is(err, errStreamGone) {
-			g.streamLost(ctx, s, err.Error())
+			g.streamLost(ctx, s, o, err.Error())
 			return false, err
 		}
+	}
+	if errors.Is(last, ErrTransport) {
+		// Unreachable each time: it is gone (killed, or cut off).
+		g.streamLost(ctx, s, o, "unreachable: "+last.Error())
+		return false, last
 	}
 	s.event("payment_error", "the orchestrator refused the stream's top-up: "+last.Error(), g.cfg.Now())
 	g.m.attempts.WithLabelValues(o.url, "stream_payment", "refused").Inc()
@@ -699,29 +718,61 @@ func (g *Gateway) topUpOnce(ctx context.Context, s *gwStream, o *offer) (bool, e
 	return false, fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
 }
 
-// streamLost records that the stream's orchestrator no longer runs it
-// (why: its last event, or a top-up answered 404): its hold in the books
-// is closed — charged the time it ran, at most what it holds, as the
-// orchestrator's was — and the client is told (state lost, an event).
-// Once; a second call returns when the first is done.
-func (g *Gateway) streamLost(ctx context.Context, s *gwStream, why string) {
+// streamLost records that o, the stream's orchestrator, no longer runs
+// it (why: its last event or closed channel, a top-up answered 404, or o
+// unreachable): its hold in the books is closed — charged the time it ran,
+// at most what it holds, as the orchestrator's was — and its session's
+// relays end. The stream then moves to another orchestrator that offers
+// the capability (as go-livepeer's gateway does: at most 2 moves within a
+// minute), keeping the client's URLs, which are the gateway's; when none
+// takes it, it is lost and the client told. Nothing happens when o no
+// longer runs it (a second report of the same loss).
+func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why string) {
 	s.lostMu.Lock()
 	defer s.lostMu.Unlock()
 	s.mu.Lock()
-	running := s.state == "running"
+	current := s.state == "running" && s.orch == o
+	end := s.endSession
 	s.mu.Unlock()
-	if !running {
+	if !current {
 		return
 	}
 	g.bookStreamEnd(context.WithoutCancel(ctx), s, nil)
-	s.cancel() // its relays
-	g.stopMedia(s)
-	s.event("stream_lost", why, g.cfg.Now())
+	if end != nil {
+		end()
+	}
+	s.event("stream_lost", o.url+": "+why, g.cfg.Now())
+	s.log.Warn("the orchestrator no longer runs the stream", "orchestrator", o.url, "why", why)
+	now := g.cfg.Now()
 	s.mu.Lock()
-	if s.state == "running" {
+	s.state = "moving"
+	s.swaps = slices.DeleteFunc(s.swaps, func(t time.Time) bool { return now.Sub(t) > time.Minute })
+	canMove := len(s.swaps) < 2 && s.streamCtx.Err() == nil
+	if canMove {
+		s.swaps = append(s.swaps, now)
+	}
+	s.mu.Unlock()
+	if canMove && g.startSession(s.streamCtx, s, []string{o.url}) {
+		s.event("moved", "to "+s.orchURL(), g.cfg.Now())
+		return
+	}
+	s.mu.Lock()
+	if s.state == "moving" {
 		s.state = "lost"
 	}
 	s.mu.Unlock()
+	s.cancel()
+	g.stopMedia(s)
+}
+
+// orchURL is the URL of the orchestrator running the stream ("" for none).
+func (s *gwStream) orchURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.orch == nil {
+		return ""
+	}
+	return s.orch.url
 }
 
 // errStreamGone: the orchestrator no longer runs the stream (it stopped

@@ -67,7 +67,7 @@ func clientChannels(base, id string, p wire.JobParameters) (publish, subscribe s
 
 // startMedia starts the relays of a stream the orchestrator started, with
 // its channel URLs (hdr), until ctx ends.
-func (g *Gateway) startMedia(ctx context.Context, s *gwStream, hdr http.Header) {
+func (g *Gateway) startMedia(ctx context.Context, s *gwStream, o *offer, hdr http.Header) {
 	self := g.streams.self
 	if self == "" {
 		return // not serving (a Gateway without a Node): no channels of our own
@@ -89,24 +89,25 @@ func (g *Gateway) startMedia(ctx context.Context, s *gwStream, hdr http.Header) 
 			s.event("relay_error", what+": "+err.Error(), g.cfg.Now())
 		}
 	}
-	if u := hdr.Get(wire.HeaderPublishURL); u != "" && s.params.EnableVideoIngress {
-		if err := srv.Create(s.id, trickle.WithMIME("video/MP2T")); err == nil {
+	// own makes one of the gateway's channels, or finds it made (a stream
+	// that moved to another orchestrator keeps them: the client's URLs).
+	own := func(name string) bool {
+		err := srv.Create(name, trickle.WithMIME("video/MP2T"))
+		if err == nil {
 			s.mu.Lock()
-			s.ownChannels = append(s.ownChannels, s.id)
+			s.ownChannels = append(s.ownChannels, name)
 			s.mu.Unlock()
-			go relay("input", self+"/ai/trickle/"+s.id, u)
 		}
+		return err == nil || errors.Is(err, trickle.ErrExists)
 	}
-	if u := hdr.Get(wire.HeaderSubscribeURL); u != "" && s.params.EnableVideoEgress {
-		if err := srv.Create(s.id+"-out", trickle.WithMIME("video/MP2T")); err == nil {
-			s.mu.Lock()
-			s.ownChannels = append(s.ownChannels, s.id+"-out")
-			s.mu.Unlock()
-			go relay("output", u, self+"/ai/trickle/"+s.id+"-out")
-		}
+	if u := hdr.Get(wire.HeaderPublishURL); u != "" && s.params.EnableVideoIngress && own(s.id) {
+		go relay("input", self+"/ai/trickle/"+s.id, u)
+	}
+	if u := hdr.Get(wire.HeaderSubscribeURL); u != "" && s.params.EnableVideoEgress && own(s.id+"-out") {
+		go relay("output", u, self+"/ai/trickle/"+s.id+"-out")
 	}
 	if u := hdr.Get(wire.HeaderEventsURL); u != "" {
-		go g.readEvents(ctx, s, u, client)
+		go g.readEvents(ctx, s, o, u, client)
 	}
 }
 
@@ -128,7 +129,7 @@ func (g *Gateway) stopMedia(s *gwStream) {
 // event ({"queue_event_type", "event"} or the event itself); a "status"
 // event becomes the worker's status in GET …/status; every event is kept
 // among the stream's last events.
-func (g *Gateway) readEvents(ctx context.Context, s *gwStream, url string, client *http.Client) {
+func (g *Gateway) readEvents(ctx context.Context, s *gwStream, o *offer, url string, client *http.Client) {
 	// From segment 0: the worker's first events may precede us.
 	sub, err := trickle.NewSubscriber(trickle.SubscriberConfig{URL: url, Client: client})
 	if err != nil {
@@ -136,15 +137,13 @@ func (g *Gateway) readEvents(ctx context.Context, s *gwStream, url string, clien
 	}
 	for ctx.Err() == nil {
 		seg, err := sub.Read(ctx)
-		if errors.Is(err, trickle.ErrClosed) || errors.Is(err, trickle.ErrNotFound) {
-			// The orchestrator closes a stream's channels only when the
-			// stream stops there.
-			if ctx.Err() == nil {
-				g.streamLost(ctx, s, "the orchestrator closed the stream's events channel")
-			}
-			return
-		}
 		if err != nil {
+			// The orchestrator closes a stream's channels only when the
+			// stream stops there; an events channel it cannot be read from
+			// for all the subscriber's retries is gone with it.
+			if ctx.Err() == nil {
+				g.streamLost(context.WithoutCancel(ctx), s, o, "its events channel: "+err.Error())
+			}
 			return
 		}
 		b, _ := io.ReadAll(io.LimitReader(seg.Body, 1<<20))
@@ -164,7 +163,8 @@ func (g *Gateway) readEvents(ctx context.Context, s *gwStream, url string, clien
 		s.mu.Unlock()
 		s.event("worker:"+cmpOr(typ, "event"), string(b), g.cfg.Now())
 		if typ == "stream_stopped" {
-			g.streamLost(ctx, s, "the orchestrator stopped the stream: "+string(b))
+			g.streamLost(context.WithoutCancel(ctx), s, o, "it stopped the stream: "+string(b))
+			return
 		}
 	}
 }

@@ -315,3 +315,13 @@ func (o *Orchestrator) stopStream(ctx context.Context, s *stream, reason string,
 	s.log.Info("stream stopped", "reason", reason, "charged", f.Total, "released", f.Released)
 	return status, answer, f.Total, true
 }
+
+// closeChannels closes every stream's channels when the node shuts down,
+// so that the long reads of gateways and workers end at once instead of
+// holding the graceful shutdown: a gateway sees its streams end here (and
+// moves them elsewhere); their holds expire into their pools.
+func (o *Orchestrator) closeChannels() {
+	if c, ok := o.cfg.Channels.(interface{ Shutdown() }); ok {
+		c.Shutdown()
+	}
+}

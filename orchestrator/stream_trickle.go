@@ -41,6 +41,10 @@ func (t *TrickleChannels) Close(name string) { t.srv.Close(name) }
 // ServeHTTP serves the channels.
 func (t *TrickleChannels) ServeHTTP(w http.ResponseWriter, r *http.Request) { t.srv.ServeHTTP(w, r) }
 
+// Shutdown closes every channel and takes no new ones: readers and
+// writers waiting on them are answered at once.
+func (t *TrickleChannels) Shutdown() { t.srv.Shutdown() }
+
 // Sweep closes channels idle past the server's idle timeout.
 func (t *TrickleChannels) Sweep() { t.srv.Sweep() }
 
