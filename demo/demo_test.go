@@ -44,7 +44,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s: the gateway's books (paid %s, charged %s) differ from the orchestrator's (%s, %s)", s.ID, s.GatewayPaid, s.GatewayCharged, s.Paid, s.Charged)
 		}
 	}
-	for _, want := range []string{"all invariants hold", "!coyb ,olleH", "winning tickets queued", `"smaerts ,olleh"`} {
+	for _, want := range []string{"all invariants hold", "!coyb ,olleH", "Winners are queued, not redeemed",
+		"2 tickets × 8 gwei expected value = 16 gwei", "max(30 s, 60 s) × 0.2 gwei/s = 12 gwei",
+		"released by the two", `"token":"SSE"`, "--keep-running", `"smaerts ,olleh"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q", want)
 		}

@@ -96,7 +96,7 @@ func (d *run) streams(ctx context.Context, dir string, logger *slog.Logger, wk *
 	if _, err := start("demo-short", 2); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(d.out, "   demo-long paid for 20 s, demo-short for 2 s (one ticket), at %s/s; the orchestrator settles every second, 2 s grace\n", gwei(ledger.Wei(streamPrice)))
+	fmt.Fprintf(d.out, "   demo-long paid for 20 s, demo-short for 2 s (one ticket), at %s gwei/s; the orchestrator settles every second, 2 s grace\n", gwei(ledger.Wei(streamPrice)))
 
 	client := trickle.NewHTTPClient(false)
 	defer client.CloseIdleConnections() // else the gateway's shutdown waits for them
@@ -130,7 +130,7 @@ func (d *run) streams(ctx context.Context, dir string, logger *slog.Logger, wk *
 		return nil, err
 	}
 	for _, s := range open {
-		fmt.Fprintf(d.out, "   still running at the orchestrator: %s, %s left\n", s.ID, gwei(s.Balance))
+		fmt.Fprintf(d.out, "   still running at the orchestrator: %s, %s gwei left\n", s.ID, gwei(s.Balance))
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/stream/demo-long/stop", nil)
 	if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -159,7 +159,7 @@ func (d *run) streams(ctx context.Context, dir string, logger *slog.Logger, wk *
 			return nil, err
 		}
 		r.GatewayPaid, r.GatewayCharged = gs.Credited, gs.Charged
-		fmt.Fprintf(d.out, "   stream %-10s %-7s orchestrator: paid %s, charged %s, released %s (%s); gateway's books: paid %s, charged %s\n",
+		fmt.Fprintf(d.out, "   stream %-10s %-7s orchestrator: paid %s, charged %s, released %s gwei (%s); gateway's books: paid %s, charged %s gwei\n",
 			id, r.State, gwei(r.Paid), gwei(r.Charged), gwei(r.Released), r.Reason, gwei(r.GatewayPaid), gwei(r.GatewayCharged))
 		reps = append(reps, r)
 	}
