@@ -620,6 +620,7 @@ func (g *Gateway) RunStreams(ctx context.Context) {
 // returns how many were paid and how many could not be.
 func (g *Gateway) PayStreams(ctx context.Context) (paid, failed int) {
 	g.mediaSweep()
+	g.forgetEnded()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	sem := make(chan struct{}, 16)
@@ -648,6 +649,26 @@ func (g *Gateway) PayStreams(ctx context.Context) (paid, failed int) {
 	}
 	wg.Wait()
 	return paid, failed
+}
+
+// endedKeep is how long a failed or lost stream stays listed (its status
+// readable) before the gateway forgets it.
+const endedKeep = 10 * time.Minute
+
+// forgetEnded drops failed and lost streams whose last event is older than
+// endedKeep.
+func (g *Gateway) forgetEnded() {
+	now := g.cfg.Now()
+	for _, s := range g.streams.list() {
+		s.mu.Lock()
+		ended := s.state == "failed" || s.state == "lost"
+		old := len(s.events) > 0 && now.Sub(s.events[len(s.events)-1].Time) > endedKeep
+		s.mu.Unlock()
+		if ended && old && g.streams.remove(s) {
+			s.cancel()
+			g.stopMedia(s)
+		}
+	}
 }
 
 // topUp asks o for the stream's balance and, below StreamTopUpBelow of
