@@ -28,6 +28,36 @@ type Stream struct {
 	j      *Job
 	closed bool
 	dry    time.Time // when a settlement could not be charged; zero otherwise
+	// unsure is a charge whose outcome is not known (the ledger failed,
+	// or the caller gave up, after it may have committed): it is sent
+	// again, with the same key and amount, before anything else is
+	// charged, so it counts once whatever happened.
+	unsure *charge
+}
+
+// charge is one charge of a stream: cost, bringing it to units.
+type charge struct {
+	units int64
+	cost  ledger.Amount
+}
+
+// resolve sends an unsure charge again: the ledger applies it, or answers
+// with its first outcome (same key). ErrInsufficientBalance means it never
+// happened.
+func (s *Stream) resolve(ctx context.Context) error {
+	if s.unsure == nil {
+		return nil
+	}
+	c := s.unsure
+	err := s.j.debit(ctx, c.cost, c.units)
+	switch {
+	case err == nil:
+		s.j.units = c.units
+	case !errors.Is(err, ErrInsufficientBalance):
+		return err // still unsure
+	}
+	s.unsure = nil
+	return nil
 }
 
 // OpenStream admits a stream as a job is admitted (Admit: the hold opens
@@ -102,23 +132,31 @@ func (s *Stream) settle(ctx context.Context, at time.Time) (Charge, error) {
 	if s.closed {
 		return Charge{Total: s.j.charged}, s.j.refuse("settle", ErrStreamClosed, nil)
 	}
+	before := s.j.charged
+	if err := s.resolve(ctx); err != nil {
+		return Charge{Total: s.j.charged}, err
+	}
 	cost, units := s.owed(at)
 	if units == 0 {
-		return Charge{Total: s.j.charged}, nil
+		return Charge{Charged: s.j.charged.Sub(before), Total: s.j.charged}, nil
 	}
 	if err := s.j.debit(ctx, cost, s.j.units+units); err != nil {
 		switch {
-		case errors.Is(err, ErrInsufficientBalance) && s.dry.IsZero():
-			s.dry = at
+		case errors.Is(err, ErrInsufficientBalance):
+			if s.dry.IsZero() {
+				s.dry = at
+			}
 		case errors.Is(err, ledger.ErrJobClosed) || errors.Is(err, ledger.ErrJobExpired):
 			s.closed = true // expired under us (the sweeper): nothing more moves
 			return Charge{Total: s.j.charged}, s.j.refuse("settle", ErrStreamClosed, err)
+		default:
+			s.unsure = &charge{units: s.j.units + units, cost: cost}
 		}
 		return Charge{Total: s.j.charged}, err
 	}
 	s.j.units += units
 	s.dry = time.Time{}
-	return Charge{Charged: cost, Total: s.j.charged}, nil
+	return Charge{Charged: s.j.charged.Sub(before), Total: s.j.charged}, nil
 }
 
 // Paid is what a stream payment did.
@@ -220,6 +258,10 @@ func (s *Stream) Finish(ctx context.Context, at time.Time, reason string) (Final
 	if s.closed || j.Free() {
 		s.closed = true
 		return Final{Total: j.charged}, nil
+	}
+	if err := s.resolve(ctx); err != nil {
+		j.log.Warn("an earlier charge of the stream is still unsure; finishing without it", "err", err)
+		s.unsure = nil
 	}
 	cost, units := s.owed(at)
 	s.closed = true

@@ -1,6 +1,7 @@
 package meter_test
 
 import (
+	"context"
 	"errors"
 	"math/big"
 	"strings"
@@ -176,5 +177,40 @@ func TestStreamFinishNothingOwedKeepsTheReason(t *testing.T) {
 		if !found || st.Account.State != ledger.StateClosed || st.Charged.Cmp(ledger.Wei(2000)) != 0 {
 			t.Errorf("statement %+v: want closed, 2000 charged, the reason recorded", st)
 		}
+	})
+}
+
+// A settlement whose outcome is unknown (the caller gave up; the ledger
+// may have committed it) is sent again, same key and amount, before the
+// next one: it counts once, whether it had committed or not.
+func TestStreamUnsureChargeCountsOnce(t *testing.T) {
+	onBothStores(t, func(t *testing.T, e *ledgertest.Env, m *meter.Meter, _ *recorder) {
+		e.Credit(pool.Ref(), 100000, "fund")
+		req := job("s4", 60*time.Second)
+		req.TTL = time.Hour
+		s, _, err := m.OpenStream(e.Ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Clock.Advance(23 * time.Second)
+		gone, cancel := context.WithCancel(e.Ctx)
+		cancel()
+		if _, err := s.Settle(gone, m.Now()); err == nil {
+			t.Fatal("a settlement with a cancelled context succeeded")
+		}
+		// As if it had committed all the same.
+		if _, err := e.Ledger.Charge(e.Ctx, pool.Job("s4").Ref(), ledger.Wei(23000), ledger.Amount{}, "compute:r-s4:23"); err != nil {
+			t.Fatal(err)
+		}
+		e.Clock.Advance(23 * time.Second)
+		c, err := s.Settle(e.Ctx, m.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// This settlement accounts for the unsure 23000 (found committed)
+		// and charges 23000 more: nothing twice.
+		wantAmount(t, "accounted for by the second settlement", c.Charged, 46000)
+		wantAmount(t, "total at 46 s", c.Total, 46000)
+		e.WantBalance(pool.Job("s4").Ref(), 60000-46000)
 	})
 }
