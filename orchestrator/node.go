@@ -143,7 +143,7 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	}
 	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){func(ctx context.Context) {
 		n.forgetSessions(ctx, blocks, cfg.ForgetSessionsEvery)
-	}}}
+	}, n.RunStreams}}
 	if u.Scheme == "https" {
 		host := u.Hostname()
 		if su, err := url.Parse(cfg.ServiceAddr); err == nil {
@@ -198,6 +198,12 @@ func (n *Node) forgetSessions(ctx context.Context, blocks pm.BlockSource, every 
 	}
 }
 
-// Close stops the listeners (letting running jobs finish for up to 10 s),
-// the sweeper and the ledger, and releases the data directory.
-func (n *Node) Close() error { return n.node.Close() }
+// Close closes the streams' channels, stops the listeners (letting running
+// jobs finish for up to 10 s), the sweeper and the ledger, and releases
+// the data directory.
+func (n *Node) Close() error {
+	if n.Orchestrator != nil {
+		n.closeChannels()
+	}
+	return n.node.Close()
+}
