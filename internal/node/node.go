@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -49,6 +51,26 @@ type Config struct {
 	SweepInterval time.Duration
 }
 
+// GCPercent is the garbage collector's target every node runs with, unless
+// the GOGC environment variable sets one: a node's live heap is small (tens
+// of MB) and a job allocates much short-lived memory (HTTP, TLS, JSON,
+// SQL), so at Go's default of 100 the collector runs often for little;
+// at 400 it runs a quarter as often, for a heap at most five times the
+// live one. Measured in docs/performance.md. GOMEMLIMIT, if set, still
+// bounds the heap.
+const GCPercent = 400
+
+var gcOnce sync.Once
+
+// tuneGC sets GCPercent once per process, unless GOGC is set.
+func tuneGC() {
+	gcOnce.Do(func() {
+		if _, set := os.LookupEnv("GOGC"); !set {
+			debug.SetGCPercent(GCPercent)
+		}
+	})
+}
+
 // Node is a node being started or running: its data directory, listeners
 // and ledger.
 type Node struct {
@@ -80,6 +102,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Logger = slog.Default()
 	}
 	defaults.Set(&cfg.SweepInterval, 15*time.Second)
+	tuneGC()
 	n := &Node{cfg: cfg}
 	if cfg.DataDir != "" {
 		lock, err := nodefiles.Lock(cfg.DataDir)
