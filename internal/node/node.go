@@ -24,6 +24,7 @@ import (
 	"byoc/internal/nodefiles"
 	"byoc/internal/serve"
 	"byoc/ledger"
+	"byoc/ledger/sqlite"
 	"byoc/ledger/stores"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	// SweepInterval is how often the ledger releases expired holds
 	// (default 15 s).
 	SweepInterval time.Duration
+	// NormalSync opens the embedded ledger with synchronous=NORMAL (see
+	// sqlite.Options): for books reconciled against another's ledger.
+	NormalSync bool
 }
 
 // GCPercent is the garbage collector's target every node runs with, unless
@@ -126,7 +130,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, n.errorf("admin: %w", err)
 		}
 	}
-	if n.Store, n.Ledger, n.Where, err = stores.OpenLedger(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Logger}); err != nil {
+	if n.Store, n.Ledger, n.Where, err = stores.OpenLedgerWith(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Logger},
+		sqlite.Options{NormalSync: cfg.NormalSync}); err != nil {
 		return nil, n.errorf("%w", err)
 	}
 	ok = true
