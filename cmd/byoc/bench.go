@@ -54,7 +54,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "how long each phase runs before it is measured")
 	fs.Int64Var(&cfg.PriceWei, "price", 1000, "the capability's price in wei per second")
 	fs.BoolVar(&cfg.Free, "free", false, "only the free phases (no tickets, no ledger writes: what the hops and signatures cost alone)")
-	fs.Int64Var(&cfg.TicketEV, "ticket-ev", 0, "expected value of one ticket in wei (default: --price, so each job pays about one ticket)")
+	fs.Int64Var(&cfg.TicketEV, "ticket-ev", 0, "expected value of one ticket in wei (default: 10 × --price, a ticket funds about ten jobs; --ticket-ev equal to --price makes each job pay one)")
 	fs.IntVar(&cfg.BodyBytes, "body-bytes", 64, "size of each job's body")
 	fs.IntVar(&cfg.TimeoutSeconds, "timeout", 10, "each job's timeout_seconds")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "where the two ledgers go (default: a temporary directory, removed after)")

@@ -50,8 +50,11 @@ type Config struct {
 	// tickets, no ledger writes — what the protocol's hops and signatures
 	// cost on their own); by default both the free and the paid ones run.
 	Free bool
-	// TicketEV is a ticket's expected value in wei (default PriceWei: one
-	// ticket pays one second, so a job pays about one ticket).
+	// TicketEV is a ticket's expected value in wei, the orchestrator's
+	// choice (default 10 × PriceWei: a ticket pays ten seconds, about ten
+	// jobs of the echo worker; real orchestrators' tickets are worth far
+	// more than a job — go-livepeer's default EV is 8e9 wei). PriceWei
+	// makes every job pay a ticket.
 	TicketEV int64
 	// BodyBytes is the size of each job's body (64).
 	BodyBytes int
@@ -218,7 +221,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		cfg.PriceWei = 1000
 	}
 	if cfg.TicketEV <= 0 {
-		cfg.TicketEV = cfg.PriceWei
+		cfg.TicketEV = 10 * cfg.PriceWei
 	}
 	if cfg.BodyBytes <= 0 {
 		cfg.BodyBytes = 64
@@ -391,10 +394,12 @@ const (
 
 // orchPayer plays a gateway without books for the orchestrator phase: it
 // reuses a token as the gateway does (for gateway.DefaultTokenReuse, within
-// the sender's nonce budget), pays each job what it will be charged (one
-// second: the worker answers in well under one) from that token's session,
-// and signs each job with its own ID. The holds' minimum comes from credit
-// prepaid once.
+// the sender's nonce budget), pays what the jobs will be charged (one
+// second each: the worker answers in well under one) from that token's
+// session — whole tickets when the jobs so far have used up what earlier
+// tickets paid, so a ticket worth ten jobs goes with every tenth job, as
+// the gateway's do — and signs each job with its own ID. The holds'
+// minimum comes from credit prepaid once.
 type orchPayer struct {
 	url     string
 	client  *http.Client
@@ -403,12 +408,14 @@ type orchPayer struct {
 	senderH string
 	timeout int
 	body    string
-	perJob  int
+	price   int64 // what a job is charged
+	ev      int64 // what a ticket pays
 
 	mu      sync.Mutex
 	session pm.SessionID
 	fetched time.Time // zero: no token yet
 	nonces  int
+	ahead   int64 // paid by tickets beyond the jobs' charges so far
 }
 
 func newOrchPayer(ctx context.Context, orchURL string, signer *ethsig.KeySigner, cfg Config) (*orchPayer, error) {
@@ -422,9 +429,7 @@ func newOrchPayer(ctx context.Context, orchURL string, signer *ethsig.KeySigner,
 	}
 	p := &orchPayer{url: orchURL, client: gateway.NewOrchestratorClient(nil), signer: signer,
 		sender: pm.NewSender(pm.SenderConfig{Signer: signer}), senderH: h, timeout: cfg.TimeoutSeconds,
-		body: strings.Repeat("x", cfg.BodyBytes)}
-	// Tickets per job: what one second costs, in whole tickets.
-	p.perJob = int((cfg.PriceWei + cfg.TicketEV - 1) / cfg.TicketEV)
+		body: strings.Repeat("x", cfg.BodyBytes), price: cfg.PriceWei, ev: cfg.TicketEV}
 	// Prepay the holds of all concurrent jobs (60 s each, the orchestrator's
 	// minimum) with 20% to spare, 400 tickets a payment.
 	need := int64(cfg.Concurrency) * 60 * cfg.PriceWei * 6 / 5
@@ -439,16 +444,30 @@ func newOrchPayer(ctx context.Context, orchURL string, signer *ethsig.KeySigner,
 	return p, nil
 }
 
-func (p *orchPayer) job(ctx context.Context) error { return p.send(ctx, p.perJob) }
+func (p *orchPayer) job(ctx context.Context) error {
+	p.mu.Lock()
+	p.ahead -= p.price
+	n := 0
+	if p.ahead < 0 {
+		n = int((-p.ahead + p.ev - 1) / p.ev)
+		p.ahead += int64(n) * p.ev
+	}
+	p.mu.Unlock()
+	return p.send(ctx, n)
+}
 
 func (p *orchPayer) send(ctx context.Context, tickets int) error {
-	sid, err := p.sessionFor(ctx, tickets)
-	if err != nil {
-		return err
-	}
-	batch, err := p.sender.CreateTicketBatch(sid, tickets)
-	if err != nil {
-		return err
+	var payment string
+	if tickets > 0 {
+		sid, err := p.sessionFor(ctx, tickets)
+		if err != nil {
+			return err
+		}
+		batch, err := p.sender.CreateTicketBatch(sid, tickets)
+		if err != nil {
+			return err
+		}
+		payment = wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC))
 	}
 	jr := &wire.JobRequest{ID: gateway.NewJobID(), Request: "{}", Parameters: "{}", Capability: paidCap, TimeoutSeconds: p.timeout}
 	if err := wire.SignJobRequest(p.signer, jr); err != nil {
@@ -461,7 +480,9 @@ func (p *orchPayer) send(ctx context.Context, tickets int) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/process/request/", strings.NewReader(p.body))
 	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set(wire.HeaderJobRequest, h)
-	req.Header.Set(wire.PaymentHeader, wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC)))
+	if payment != "" {
+		req.Header.Set(wire.PaymentHeader, payment)
+	}
 	return do(p.client, req, len(p.body))
 }
 
@@ -659,7 +680,7 @@ func (r Report) Print(w io.Writer) {
 		pricing = "free capability only"
 	}
 	fmt.Fprintf(w, "byoc bench: %d concurrent clients, %s per phase after %s warmup, %s, %d-byte bodies, orchestrator over %s\n\n",
-		c.Concurrency, c.Duration, c.Warmup, pricing, c.BodyBytes, map[bool]string{true: "http", false: "https (HTTP/2)"}[c.PlainHTTP])
+		c.Concurrency, c.Duration, c.Warmup, pricing, c.BodyBytes, map[bool]string{true: "http", false: "https"}[c.PlainHTTP])
 	fmt.Fprintf(w, "%-10s %9s %7s %9s %9s %9s %9s %9s %11s\n", "", "jobs", "errors", "jobs/s", "p50", "p90", "p99", "mean", "CPU µs/job")
 	for _, p := range []Phase{r.Direct, r.OrchestratorFree, r.StackFree, r.Orchestrator, r.Stack} {
 		if p.Name == "" {
