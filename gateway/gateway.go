@@ -94,7 +94,7 @@ type Config struct {
 	// MaxTicketEV and MaxTotalEV bound one ticket's and one payment's EV in
 	// wei (defaults: go-livepeer's 3e12 and 2e13).
 	MaxTicketEV, MaxTotalEV *big.Int
-	// Client calls orchestrators (default: HTTP/1.1 over TLS without
+	// Client calls orchestrators (default: HTTP/2 over TLS without
 	// certificate verification, as go-livepeer does, or verified against
 	// RootCAs).
 	Client *http.Client
@@ -180,11 +180,8 @@ func New(cfg Config) (*Gateway, error) {
 }
 
 // NewOrchestratorClient returns the HTTP client a gateway uses to reach
-// orchestrators: HTTP/1.1 over TLS with keep-alive and many idle
-// connections kept — cheaper per job than HTTP/2, whose framing, flow
-// control and shared connection cost ~50 µs more CPU a job and serialise
-// concurrent jobs on one connection (docs/performance.md) — no
-// transparent decompression (bodies are
+// orchestrators: HTTP/2 over TLS (HTTP/1.1 for http:// orchestrators) with
+// many idle connections kept, no transparent decompression (bodies are
 // relayed as they come), and the certificate verified against roots, or —
 // with nil roots — not verified at all, as go-livepeer gateways do for the
 // self-signed certificates orchestrators serve. Payments stay safe only as
@@ -202,8 +199,7 @@ func NewOrchestratorClient(roots *x509.CertPool) *http.Client {
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tc,
 		TLSHandshakeTimeout: 2 * time.Second,
-		// HTTP/1.1, not HTTP/2: an empty TLSNextProto never negotiates h2.
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		ForceAttemptHTTP2:   true,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
