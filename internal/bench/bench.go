@@ -1,6 +1,7 @@
 // Package bench measures what the BYOC stack adds to a job: it runs
 // an orchestrator, a trivial worker and a gateway in one process on
-// loopback, both ledgers durable, drives N concurrent clients straight at
+// loopback, both ledgers on disk (the gateway's books with a weaker sync,
+// docs/gateway.md), drives N concurrent clients straight at
 // the worker, at the orchestrator and through the gateway, each for a free
 // and a paid capability, and reports per phase the throughput, latency
 // percentiles and the process's CPU time per job, the ratios between the
