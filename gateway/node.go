@@ -80,7 +80,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	nc := node.Config{Role: "gateway", DataDir: cfg.DataDir, LedgerDSN: cfg.LedgerDSN, Listen: cfg.Listen,
 		AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Gateway.Logger, Limits: cfg.Limits,
-		SweepInterval: cfg.SweepInterval}
+		SweepInterval: cfg.SweepInterval, NormalSync: true} // the books: docs/gateway.md, "Durability"
 	if cfg.LedgerDSN != "" {
 		nc.DataDir = "" // the data directory is used only for the books
 	}
