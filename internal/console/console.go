@@ -85,7 +85,8 @@ const (
 	Winners       = "winners"
 	Capabilities  = "capabilities"
 	Orchestrators = "orchestrators"
-	Streams       = "streams"   // slot: the streams' holds, when streams land
+	Streams       = "streams"   // the streams: open ones with their holds, ended ones
+	Stream        = "stream"    // a stream's statement; no nav entry
 	Customers     = "customers" // slot: the signer's customers
 )
 
