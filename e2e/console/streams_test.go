@@ -261,6 +261,17 @@ func TestConsoleStreams(t *testing.T) {
 		if a.Owed.Cmp(ledger.Wei(9*price)) != 0 {
 			t.Errorf("the books say cam-a owes %s after 9 s at 1 gwei/s", a.Owed)
 		}
+		// /admin/streams says the same.
+		var listed []gateway.StreamStatus
+		if resp, err := http.Get(n.gw.AdminURL + "/admin/streams"); err != nil {
+			t.Fatal(err)
+		} else {
+			err = json.NewDecoder(resp.Body).Decode(&listed)
+			resp.Body.Close()
+			if err != nil || len(listed) != 1 || listed[0].ID != "cam-a" || listed[0].Owed == nil || listed[0].Owed.Cmp(*a.Owed) != 0 || listed[0].Hold != a.Hold {
+				t.Errorf("/admin/streams: %+v %v; want cam-a owing %s", listed, err, a.Owed)
+			}
+		}
 		ha, hb := account(t, n.gw.Ledger, a.Hold), account(t, n.gw.Ledger, b.Hold)
 		for col, want := range map[int]ledger.Amount{5: ha.Balance, 6: *a.Owed, 7: a.Paid, 8: ha.Charged} {
 			if got := cellWei(t, ctx, "streams", "cam-a", col); got != want.String() {
