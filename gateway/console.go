@@ -16,7 +16,8 @@ import (
 // selection figures, read as /admin/pools and /admin/orchestrators read
 // them.
 func (g *Gateway) consoleViews() []console.View {
-	lv := console.LedgerViews{L: g.cfg.Ledger, Party: "orchestrator"}
+	lv := console.LedgerViews{L: g.cfg.Ledger, Party: "orchestrator",
+		StreamHold: func(r ledger.Ref) bool { return strings.HasPrefix(r.Name, streamHoldPrefix) }}
 	return []console.View{
 		{Path: console.Overview, Title: "Overview", Load: func(ctx context.Context, _ url.Values) (console.Page, error) {
 			books, err := g.booksTable(ctx)

@@ -12,7 +12,7 @@ import (
 // consoleViews are the orchestrator's pages of the web console
 // (docs/console.md): reads of its ledger and registry, nothing more.
 func (o *Orchestrator) consoleViews() []console.View {
-	lv := console.LedgerViews{L: o.cfg.Ledger, Party: "sender"}
+	lv := console.LedgerViews{L: o.cfg.Ledger, Party: "sender", StreamHold: o.isStreamHold}
 	return []console.View{
 		{Path: console.Overview, Title: "Overview", Load: func(ctx context.Context, _ url.Values) (console.Page, error) {
 			pools, err := lv.Pools(ctx)
@@ -71,7 +71,21 @@ func (o *Orchestrator) consoleViews() []console.View {
 	}
 }
 
-// streamState is a running stream's state as the console shows it.
+// isStreamHold reports whether a hold is a running or remembered
+// stream's (a stream's hold is a job whose ID is the stream's).
+func (o *Orchestrator) isStreamHold(r ledger.Ref) bool {
+	if s := o.streams.get(r.Name, r.Sender); s != nil && s.money.Hold() == r {
+		return true
+	}
+	for _, e := range o.EndedStreams() {
+		if e.Hold == r {
+			return true
+		}
+	}
+	return false
+}
+
+// streamStateCell is a running stream's state as the console shows it.
 func streamStateCell(s StreamInfo) console.Cell {
 	if s.DrySince.IsZero() {
 		return console.Cell{Text: "running", Class: "ok"}

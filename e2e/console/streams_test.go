@@ -182,6 +182,10 @@ func TestConsoleStreams(t *testing.T) {
 	orchConsole := n.orch.AdminURL + "/console/"
 	t.Run("orchestrator streams", func(t *testing.T) {
 		page(t, ctx, orchConsole+"#token="+n.orch.AdminToken, "overview")
+		// A stream's hold among the open holds opens the stream's statement.
+		if got := eval[string](t, ctx, `(document.querySelector('[data-table="holds"] tr[data-key="cam-a"] a') || {}).hash || "none"`); !strings.HasPrefix(got, "#/stream?") {
+			t.Errorf("cam-a's hold links to %q, not its stream's statement", got)
+		}
 		page(t, ctx, orchConsole+"#/streams", "streams")
 		if got := eval[string](t, ctx, `document.querySelector('[data-figure="open"] .value').textContent`); got != "2" {
 			t.Errorf("open streams: %s shown, want 2", got)

@@ -79,6 +79,17 @@ func Outcome(s ledger.State) Cell { return outcome(s) }
 type LedgerViews struct {
 	L     *ledger.Ledger
 	Party string
+	// StreamHold, if set, reports whether a hold is a stream's: its links
+	// then open the stream's statement rather than a job's.
+	StreamHold func(ledger.Ref) bool
+}
+
+// link is the route of a hold's statement: a stream's or a job's.
+func (v LedgerViews) link(r ledger.Ref) string {
+	if v.StreamHold != nil && v.StreamHold(r) {
+		return StreamLink(r.Sender, r.Name)
+	}
+	return JobLink(r.Sender, r.Name)
 }
 
 // Pools lists the pools and their balances.
@@ -101,7 +112,7 @@ func (v LedgerViews) Holds(ctx context.Context) (Table, error) {
 		Empty:   "no open holds: no job is running"}
 	for _, a := range as {
 		t.Rows = append(t.Rows, Row{Key: a.Ref.Name, Cells: []Cell{
-			{Text: a.Ref.Name, Class: "mono", Link: JobLink(a.Ref.Sender, a.Ref.Name)}, Mono(a.Ref.Sender), Text(a.PoolRef.Name),
+			{Text: a.Ref.Name, Class: "mono", Link: v.link(a.Ref)}, Mono(a.Ref.Sender), Text(a.PoolRef.Name),
 			Amount(a.Balance), Amount(a.Credited), Time(a.OpenedAt), Time(a.ExpiresAt)}})
 	}
 	return truncated(t, len(as)), err
@@ -115,7 +126,7 @@ func (v LedgerViews) Recent(ctx context.Context, n int) (Table, error) {
 		Empty:   "no jobs yet"}
 	for _, a := range as {
 		t.Rows = append(t.Rows, Row{Key: a.Ref.Name, Cells: []Cell{
-			{Text: a.Ref.Name, Class: "mono", Link: JobLink(a.Ref.Sender, a.Ref.Name)}, Mono(a.Ref.Sender), Text(a.PoolRef.Name),
+			{Text: a.Ref.Name, Class: "mono", Link: v.link(a.Ref)}, Mono(a.Ref.Sender), Text(a.PoolRef.Name),
 			outcome(a.State), Amount(a.Credited), Amount(a.MovedIn), Amount(a.Charged), Amount(a.MovedOut), Time(a.OpenedAt), Time(a.ClosedAt)}})
 	}
 	return t, err
