@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 )
 
 // Backend is the JSON-RPC surface the client uses; go-ethereum's
@@ -335,4 +336,29 @@ func (c *Client) FindRedemption(ctx context.Context, t *pm.SignedTicket, from ui
 		}
 	}
 	return common.Hash{}, nil, false, nil
+}
+
+// controllerABI is the Controller's registry lookup.
+var controllerABI = mustABI(`[{"type":"function","name":"getContract","stateMutability":"view","inputs":[{"name":"_id","type":"bytes32"}],"outputs":[{"name":"","type":"address"}]}]`)
+
+// ResolveController finds the TicketBroker and RoundsManager registered in
+// a Livepeer Controller (getContract(keccak256(name))).
+func ResolveController(ctx context.Context, b Backend, controller common.Address) (broker, rounds common.Address, err error) {
+	c := &Client{Backend: b}
+	get := func(name string) (common.Address, error) {
+		v, err := c.call(ctx, controller, controllerABI, "getContract", crypto.Keccak256Hash([]byte(name)))
+		if err != nil {
+			return common.Address{}, err
+		}
+		a := v[0].(common.Address)
+		if a == (common.Address{}) {
+			return a, fmt.Errorf("chain: controller %s has no %s", controller.Hex(), name)
+		}
+		return a, nil
+	}
+	if broker, err = get("TicketBroker"); err != nil {
+		return
+	}
+	rounds, err = get("RoundsManager")
+	return
 }

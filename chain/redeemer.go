@@ -193,6 +193,14 @@ func (r *Redeemer) Tick(ctx context.Context) error {
 	return r.pass(ctx, !r.manual.Load(), nil, false)
 }
 
+// Prune marks the tickets past their validity dead and follows the
+// transactions already sent, sending nothing new.
+func (r *Redeemer) Prune(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pass(ctx, false, nil, false)
+}
+
 // RedeemNow tries to redeem the given winning tickets (all queued ones when
 // keys is empty) now, whether automatic redemption is on or not, and
 // regardless of the gas share (every other check still applies). It

@@ -1,0 +1,210 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+
+	"byoc/ledger"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// ErrSenderUnlocking refuses a sender that started an unlock: its deposit
+// and reserve may be withdrawn before its tickets are redeemed.
+var ErrSenderUnlocking = errors.New("chain: sender is unlocking its deposit and reserve")
+
+// ErrSenderUnfunded refuses a sender with neither deposit nor claimable
+// reserve for this orchestrator.
+var ErrSenderUnfunded = errors.New("chain: sender has no deposit or reserve for this orchestrator")
+
+// State is an orchestrator's cached view of the chain: the block and round
+// its ticket params carry (a pm.BlockSource) and each sender's funds, for
+// the sender checks. Refresh, called once per new block, reads the head and
+// rounds and drops the cached senders the TicketBroker's funding, claim,
+// transfer and unlock events name (all of them on a new round, when
+// claimable reserves reset). Safe for concurrent use.
+type State struct {
+	Client *Client
+	Me     common.Address // the orchestrator: the reserve's claimant
+	// Ledger, when set, gives the winning tickets not yet redeemed, which
+	// count against a sender's max float.
+	Ledger *ledger.Ledger
+	// MaxFloatPerSender caps the unredeemed winning value one sender may
+	// have (nil: only its funds cap it).
+	MaxFloatPerSender *big.Int
+
+	mu        sync.Mutex
+	head      uint64
+	round     int64
+	roundHash common.Hash
+	seen      uint64 // last block whose logs were read
+	senders   map[common.Address]SenderInfo
+	claimable map[common.Address]*big.Int
+}
+
+// Refresh reads the head, the last initialized round and its block hash,
+// and the broker's events since the last Refresh.
+func (s *State) Refresh(ctx context.Context) error {
+	head, err := s.Client.Backend.BlockNumber(ctx)
+	if err != nil {
+		return err
+	}
+	last, err := s.Client.LastInitializedRound(ctx)
+	if err != nil {
+		return err
+	}
+	round := new(big.Int).Set(last)
+	hash, err := s.Client.BlockHashForRound(ctx, round)
+	if err != nil {
+		return err
+	}
+	// A round whose hash is not yet stored (Arbitrum lags L1): the one before.
+	if hash == (common.Hash{}) && round.Sign() > 0 {
+		round.Sub(round, big.NewInt(1))
+		if hash, err = s.Client.BlockHashForRound(ctx, round); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	from := s.seen + 1
+	first := s.seen == 0
+	s.mu.Unlock()
+	var touched []common.Address
+	all := false
+	if !first && head >= from {
+		logs, err := s.Client.Backend.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: new(big.Int).SetUint64(from),
+			ToBlock: new(big.Int).SetUint64(head), Addresses: []common.Address{s.Client.Broker, s.Client.Rounds}})
+		if err != nil {
+			return err
+		}
+		for _, l := range logs {
+			if l.Address == s.Client.Rounds {
+				all = true // NewRound: claimable shares reset
+				continue
+			}
+			if len(l.Topics) >= 2 {
+				touched = append(touched, common.BytesToAddress(l.Topics[1].Bytes()))
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if round.Int64() != s.round {
+		all = true
+	}
+	s.head, s.round, s.roundHash, s.seen = head, round.Int64(), hash, head
+	if all || first || s.senders == nil {
+		s.senders, s.claimable = map[common.Address]SenderInfo{}, map[common.Address]*big.Int{}
+	}
+	for _, a := range touched {
+		delete(s.senders, a)
+		delete(s.claimable, a)
+	}
+	return nil
+}
+
+// LastSeenL1Block is the head at the last Refresh (pm.BlockSource).
+func (s *State) LastSeenL1Block() *big.Int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return new(big.Int).SetUint64(s.head)
+}
+
+// CreationRound is the last initialized round with a block hash and that
+// hash (pm.BlockSource).
+func (s *State) CreationRound() (int64, common.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.round, s.roundHash
+}
+
+// Sender returns a sender's funds and this orchestrator's claimable share
+// of its reserve, from the cache or the chain.
+func (s *State) Sender(ctx context.Context, sender common.Address) (SenderInfo, *big.Int, error) {
+	s.mu.Lock()
+	info, ok := s.senders[sender]
+	claim := s.claimable[sender]
+	s.mu.Unlock()
+	if ok && claim != nil {
+		return info, claim, nil
+	}
+	info, err := s.Client.SenderInfo(ctx, sender)
+	if err != nil {
+		return SenderInfo{}, nil, err
+	}
+	if claim, err = s.Client.ClaimableReserve(ctx, sender, s.Me); err != nil {
+		return SenderInfo{}, nil, err
+	}
+	s.mu.Lock()
+	if s.senders == nil {
+		s.senders, s.claimable = map[common.Address]SenderInfo{}, map[common.Address]*big.Int{}
+	}
+	s.senders[sender], s.claimable[sender] = info, claim
+	s.mu.Unlock()
+	return info, claim, nil
+}
+
+// ValidateSender refuses a sender that is unlocking or has nothing this
+// orchestrator could be paid from (pm.RecipientConfig.ValidateSender).
+func (s *State) ValidateSender(sender common.Address) error {
+	info, claim, err := s.Sender(context.Background(), sender)
+	if err != nil {
+		return fmt.Errorf("chain: reading sender %s: %w", sender.Hex(), err)
+	}
+	if info.Unlocking() {
+		return fmt.Errorf("%w (withdraw round %s)", ErrSenderUnlocking, info.WithdrawRound)
+	}
+	if info.Deposit.Sign() == 0 && claim.Sign() == 0 {
+		return ErrSenderUnfunded
+	}
+	return nil
+}
+
+// MaxFloat is what a sender can still back for this orchestrator: its
+// deposit plus this orchestrator's claimable reserve, less the face value
+// of its winning tickets not yet redeemed, at most MaxFloatPerSender less
+// the same (pm.RecipientConfig.MaxFloat). Never negative.
+func (s *State) MaxFloat(sender common.Address) (*big.Int, error) {
+	ctx := context.Background()
+	info, claim, err := s.Sender(ctx, sender)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := s.pending(ctx, sender)
+	if err != nil {
+		return nil, err
+	}
+	f := new(big.Int).Add(info.Deposit, claim)
+	if s.MaxFloatPerSender != nil && f.Cmp(s.MaxFloatPerSender) > 0 {
+		f.Set(s.MaxFloatPerSender)
+	}
+	f.Sub(f, pending)
+	if f.Sign() < 0 {
+		f.SetInt64(0)
+	}
+	return f, nil
+}
+
+// pending sums the face values of a sender's queued and submitted winners.
+func (s *State) pending(ctx context.Context, sender common.Address) (*big.Int, error) {
+	sum := new(big.Int)
+	if s.Ledger == nil {
+		return sum, nil
+	}
+	for _, st := range []string{ledger.WinnerQueued, ledger.WinnerSubmitted} {
+		ws, err := s.Ledger.Winners(ctx, st, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range ws {
+			if common.HexToAddress(w.Sender) == sender {
+				sum.Add(sum, w.FaceValue.Big())
+			}
+		}
+	}
+	return sum, nil
+}
