@@ -1,9 +1,11 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/url"
@@ -126,7 +128,7 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	}
 	var blocks pm.BlockSource
 	if cfg.Chain != nil {
-		if blocks, err = n.startChain(cfg.Chain); err != nil {
+		if blocks, err = n.startChain(cfg.Chain, cmp.Or(cfg.Orchestrator.Logger, slog.Default())); err != nil {
 			return err
 		}
 	} else if blocks, err = pm.NewOffchainBlocks(cfg.Clock.Now, 0, common.Hash{}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"strings"
@@ -39,7 +40,7 @@ type OnChain struct {
 }
 
 // startChain builds the chain state and the redeemer of a node on chain.
-func (n *Node) startChain(oc *OnChain) (*chain.State, error) {
+func (n *Node) startChain(oc *OnChain, log *slog.Logger) (*chain.State, error) {
 	if oc.Client == nil {
 		return nil, errors.New("orchestrator: on chain without a client")
 	}
@@ -59,7 +60,7 @@ func (n *Node) startChain(oc *OnChain) (*chain.State, error) {
 		return nil, errors.New("orchestrator: reading the chain: " + err.Error())
 	}
 	n.Redeemer = &chain.Redeemer{Ledger: n.Ledger, Client: oc.Client, Signer: signer, Gas: oc.Gas,
-		Confirmations: oc.Confirmations, Log: n.log}
+		Confirmations: oc.Confirmations, Log: log}
 	n.Redeemer.SetAuto(!oc.Manual)
 	return n.Chain, nil
 }

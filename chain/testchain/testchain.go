@@ -229,6 +229,22 @@ func (c *Chain) CurrentRound(ctx context.Context) (uint64, error) {
 	return v[0].(*big.Int).Uint64(), nil
 }
 
+// InitializeRound initializes the current round if it is not yet, as a
+// keeper does on a live chain; it mines a block when it does.
+func (c *Chain) InitializeRound(ctx context.Context) error {
+	data, _ := c.RoundsABI.Pack("currentRoundInitialized")
+	out, err := c.Client.CallContract(ctx, ethereum.CallMsg{To: &c.Rounds, Data: data}, nil)
+	if err != nil {
+		return err
+	}
+	if len(out) == 32 && out[31] == 1 {
+		return nil
+	}
+	data, _ = c.RoundsABI.Pack("initializeRound")
+	_, err = c.Send(ctx, c.Deployer, &c.Rounds, nil, data, 1_000_000)
+	return err
+}
+
 // NextRound mines to the first block of the next round whose
 // initializeRound transaction lands in it, and initializes that round.
 func (c *Chain) NextRound(ctx context.Context) error {
