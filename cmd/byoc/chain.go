@@ -136,7 +136,18 @@ func (c *chainFlags) onChain(ctx context.Context, r *redeemFlags, signer *ethsig
 	return oc, nil
 }
 
-const ticketsUsage = `Usage: byoc tickets <action> [flags]
+// leading returns the arguments before the first flag: an action's own
+// arguments (`byoc tickets auto off --admin …`).
+func leading(args []string) []string {
+	for i, a := range args {
+		if strings.HasPrefix(a, "-") {
+			return args[:i]
+		}
+	}
+	return args
+}
+
+const ticketsUsage = `Usage: byoc tickets <action> [ARGS] [flags]
 
 Operates a running orchestrator's winning tickets on chain through its admin
 API (docs/chain.md):
@@ -159,8 +170,8 @@ func runTickets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := actionUsage(fs, ticketsUsage, args, stdout); err != nil {
 		return err
 	}
-	action := args[0]
-	if err := parseFlags(fs, args[1:], stdout); err != nil {
+	action, pos, rest := args[0], leading(args[1:]), args[1:]
+	if err := parseFlags(fs, rest[len(pos):], stdout); err != nil {
 		return err
 	}
 	call := func(method, path string, body any, out any) error {
@@ -196,7 +207,7 @@ func runTickets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	case "redeem":
-		if err := call(http.MethodPost, "/admin/tickets/redeem", map[string]any{"keys": fs.Args()}, &ws); err != nil {
+		if err := call(http.MethodPost, "/admin/tickets/redeem", map[string]any{"keys": pos}, &ws); err != nil {
 			return err
 		}
 	case "prune":
@@ -205,9 +216,9 @@ func runTickets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	case "auto":
 		var on map[string]bool
-		switch fs.Arg(0) {
+		switch strings.Join(pos, " ") {
 		case "on", "off":
-			if err := call(http.MethodPost, "/admin/tickets/auto", map[string]bool{"on": fs.Arg(0) == "on"}, &on); err != nil {
+			if err := call(http.MethodPost, "/admin/tickets/auto", map[string]bool{"on": pos[0] == "on"}, &on); err != nil {
 				return err
 			}
 		case "":
@@ -215,7 +226,7 @@ func runTickets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 		default:
-			return fmt.Errorf("auto %q: want on or off", fs.Arg(0))
+			return fmt.Errorf("auto %q: want on or off", strings.Join(pos, " "))
 		}
 		fmt.Fprintf(stdout, "automatic redemption: %v\n", map[bool]string{true: "on", false: "off"}[on["on"]])
 		return nil
@@ -239,7 +250,7 @@ func runTickets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return tw.Flush()
 }
 
-const senderUsage = `Usage: byoc sender <action> [flags]
+const senderUsage = `Usage: byoc sender <action> [ARG] [flags]
 
 A sender's (gateway's, signer's) funds on the TicketBroker (docs/chain.md):
 
@@ -262,9 +273,16 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := actionUsage(fs, senderUsage, args, stdout); err != nil {
 		return err
 	}
-	action := args[0]
-	if err := parseFlags(fs, args[1:], stdout); err != nil {
+	action, pos, rest := args[0], leading(args[1:]), args[1:]
+	if err := parseFlags(fs, rest[len(pos):], stdout); err != nil {
 		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("%s: unexpected arguments %q", action, pos[1:])
+	}
+	arg := ""
+	if len(pos) == 1 {
+		arg = pos[0]
 	}
 	cl, err := cf.client(ctx)
 	if err != nil {
@@ -277,11 +295,11 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if action == "info" {
 		var who common.Address
 		switch {
-		case fs.Arg(0) != "":
-			if !common.IsHexAddress(fs.Arg(0)) {
-				return fmt.Errorf("info %q: want an address", fs.Arg(0))
+		case arg != "":
+			if !common.IsHexAddress(arg) {
+				return fmt.Errorf("info %q: want an address", arg)
 			}
-			who = common.HexToAddress(fs.Arg(0))
+			who = common.HexToAddress(arg)
 		case signer != nil:
 			who = signer.Address()
 		default:
@@ -313,7 +331,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var method string
 	switch action {
 	case "fund-deposit", "fund-reserve":
-		if value, err = weiFlag(action, fs.Arg(0)); err != nil || value == nil {
+		if value, err = weiFlag(action, arg); err != nil || value == nil {
 			return fmt.Errorf("%s: want an amount in wei", action)
 		}
 		method = map[string]string{"fund-deposit": "fundDeposit", "fund-reserve": "fundReserve"}[action]
