@@ -38,6 +38,7 @@ type State struct {
 	MaxFloatPerSender *big.Int
 
 	mu        sync.Mutex
+	gasPrice  *big.Int
 	head      uint64
 	round     int64
 	roundHash common.Hash
@@ -49,9 +50,18 @@ type State struct {
 // Refresh reads the head, the last initialized round and its block hash,
 // and the broker's events since the last Refresh.
 func (s *State) Refresh(ctx context.Context) error {
-	head, err := s.Client.Backend.BlockNumber(ctx)
+	header, err := s.Client.Backend.HeaderByNumber(ctx, nil)
 	if err != nil {
 		return err
+	}
+	head := header.Number.Uint64()
+	tip, err := s.Client.Backend.SuggestGasTipCap(ctx)
+	if err != nil {
+		return err
+	}
+	gasPrice := new(big.Int).Set(tip)
+	if header.BaseFee != nil {
+		gasPrice.Add(gasPrice, header.BaseFee)
 	}
 	last, err := s.Client.LastInitializedRound(ctx)
 	if err != nil {
@@ -96,7 +106,7 @@ func (s *State) Refresh(ctx context.Context) error {
 	if round.Int64() != s.round {
 		all = true
 	}
-	s.head, s.round, s.roundHash, s.seen = head, round.Int64(), hash, head
+	s.head, s.round, s.roundHash, s.seen, s.gasPrice = head, round.Int64(), hash, head, gasPrice
 	if all || first || s.senders == nil {
 		s.senders, s.claimable = map[common.Address]SenderInfo{}, map[common.Address]*big.Int{}
 	}
@@ -105,6 +115,18 @@ func (s *State) Refresh(ctx context.Context) error {
 		delete(s.claimable, a)
 	}
 	return nil
+}
+
+// GasPrice is the head's base fee plus the suggested tip at the last
+// Refresh: what a redemption would pay per gas, for pricing tickets
+// (pm.RecipientConfig.GasPrice).
+func (s *State) GasPrice() *big.Int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gasPrice == nil {
+		return new(big.Int)
+	}
+	return new(big.Int).Set(s.gasPrice)
 }
 
 // LastSeenL1Block is the head at the last Refresh (pm.BlockSource).

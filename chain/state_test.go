@@ -26,6 +26,9 @@ func TestStateSenderChecks(t *testing.T) {
 		if r, h := s.CreationRound(); r != round.Int64() || h != hash || s.LastSeenL1Block().Uint64() != x.head() {
 			t.Fatalf("params round %d %s, block %s; chain %s %s, %d", r, h.Hex(), s.LastSeenL1Block(), round, hash.Hex(), x.head())
 		}
+		if s.GasPrice().Sign() <= 0 {
+			t.Fatalf("gas price %s", s.GasPrice())
+		}
 		snd := x.snd.Address()
 		if err := s.ValidateSender(snd); !errors.Is(err, ErrSenderUnfunded) {
 			t.Fatalf("unfunded sender: %v", err)

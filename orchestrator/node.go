@@ -136,7 +136,7 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	}
 	rc := pm.RecipientConfig{Address: n.Address, Blocks: blocks, TicketEV: cfg.TicketEV, MaxFaceValue: cfg.MaxFaceValue}
 	if n.Chain != nil {
-		rc.ValidateSender, rc.MaxFloat = n.Chain.ValidateSender, n.Chain.MaxFloat
+		rc.ValidateSender, rc.MaxFloat, rc.GasPrice = n.Chain.ValidateSender, n.Chain.MaxFloat, n.Chain.GasPrice
 	}
 	copy(rc.Secret[:], secret)
 	if cfg.Orchestrator.Recipient, err = pm.NewRecipient(rc); err != nil {
