@@ -7,7 +7,7 @@ import (
 )
 
 // ticketBrokerABI is the subset of Livepeer's TicketBroker ABI that an
-// orchestrator and a sender use (docs/protocol.md §11.1). It is written
+// orchestrator and a sender use (docs/protocol.md §12.1). It is written
 // here, not taken from the test contract, so that the test contract is
 // checked against it (selectors in abi_test.go).
 const ticketBrokerABI = `[

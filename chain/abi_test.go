@@ -16,7 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 )
 
-// The selectors docs/protocol.md §11.1 lists (Livepeer's deployed ABI).
+// The selectors docs/protocol.md §12.1 lists (Livepeer's deployed ABI).
 var wantSelectors = map[string]string{
 	"redeemWinningTicket":   "ec8b3cb6",
 	"getSenderInfo":         "e1a589da",

@@ -133,13 +133,10 @@ func (x *fixture) queue(st *pm.SignedTicket) string {
 	key := pmledger.TicketKey(st.Hash)
 	pool := ledger.PoolKey{Sender: st.Ticket.Sender.Hex(), Capability: "echo"}.Ref()
 	_, err = x.env.Ledger.ReceivePayment(x.ctx, ledger.PaymentRequest{To: pool, Session: st.Ticket.RecipientRandHash.Hex(),
-		SessionExpiry: st.Ticket.ParamsExpirationBlock.Int64(), Nonces: []uint32{st.Ticket.SenderNonce},
-		Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-			return ledger.PaymentDecision{Accepted: []uint32{st.Ticket.SenderNonce},
-				Credits: []ledger.PaymentCredit{{Key: key, Amount: ledger.Wei(1)}},
-				Winners: []ledger.Winner{{Key: key, Sender: st.Ticket.Sender.Hex(), FaceValue: ledger.AmountFromBig(st.Ticket.FaceValue),
-					RedeemAfter: st.Ticket.ParamsExpirationBlock.Int64(), Payload: payload}}}, nil
-		}})
+		SessionExpiry: st.Ticket.ParamsExpirationBlock.Int64(),
+		Tickets:       []ledger.PaymentTicket{{Nonce: st.Ticket.SenderNonce, Credit: ledger.PaymentCredit{Key: key, Amount: ledger.Wei(1)}}},
+		Winners: []ledger.Winner{{Key: key, Sender: st.Ticket.Sender.Hex(), FaceValue: ledger.AmountFromBig(st.Ticket.FaceValue),
+			RedeemAfter: st.Ticket.ParamsExpirationBlock.Int64(), Payload: payload}}})
 	x.must(err)
 	return key
 }

@@ -97,12 +97,10 @@ func testOnChainNode(t *testing.T, dsn string) {
 	payload, _ := json.Marshal(pmledger.NewWinningTicket(st))
 	key := pmledger.TicketKey(h)
 	_, err = n.Ledger.ReceivePayment(ctx, ledger.PaymentRequest{To: ledger.PoolKey{Sender: snd.Address().Hex(), Capability: "echo"}.Ref(),
-		Session: tk.RecipientRandHash.Hex(), SessionExpiry: int64(head + 1), Nonces: []uint32{1},
-		Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-			return ledger.PaymentDecision{Accepted: []uint32{1}, Credits: []ledger.PaymentCredit{{Key: key, Amount: ledger.Wei(1)}},
-				Winners: []ledger.Winner{{Key: key, Sender: snd.Address().Hex(), FaceValue: ledger.AmountFromBig(face),
-					RedeemAfter: int64(head + 1), Payload: payload}}}, nil
-		}})
+		Session: tk.RecipientRandHash.Hex(), SessionExpiry: int64(head + 1),
+		Tickets: []ledger.PaymentTicket{{Nonce: 1, Credit: ledger.PaymentCredit{Key: key, Amount: ledger.Wei(1)}}},
+		Winners: []ledger.Winner{{Key: key, Sender: snd.Address().Hex(), FaceValue: ledger.AmountFromBig(face),
+			RedeemAfter: int64(head + 1), Payload: payload}}})
 	must(err)
 	tc.Mine(2)
 

@@ -5,7 +5,7 @@
 // revert strings, including the insufficient-funds revert (a ticket the
 // sender cannot cover is not consumed) and the still-open partial payout
 // when the recipient's share of the reserve is short (docs/chain.md and
-// docs/protocol.md §11). Fees stay in this contract, credited to the
+// docs/protocol.md §12). Fees stay in this contract, credited to the
 // recipient; the BondingManager's active set is a test hook (setTranscoder,
 // setPoolSize), as are pausing and round block hashes (the RoundsManager).
 pragma solidity 0.8.37;
