@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"net"
 	"strings"
 
 	"github.com/ethereum/go-ethereum"
@@ -21,7 +22,9 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
+	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/params"
 )
 
@@ -56,6 +59,9 @@ type Options struct {
 	TicketValidityPeriod uint64 // rounds; 0 means 2 (every deployment's value)
 	// Funded accounts get 1000 ETH each in the genesis block.
 	Funded []common.Address
+	// HTTP serves the chain's JSON-RPC on a free 127.0.0.1 port (Chain.URL),
+	// for a process or command that dials it.
+	HTTP bool
 }
 
 // Chain is a simulated chain with the contracts deployed, the current round
@@ -68,6 +74,7 @@ type Chain struct {
 	Rounds               common.Address // TestRoundsManager
 	BrokerABI, RoundsABI abi.ABI
 	ChainID              *big.Int
+	URL                  string // the JSON-RPC URL with Options.HTTP, else ""
 }
 
 // Ether is 10^18 wei.
@@ -94,7 +101,21 @@ func New(opts Options) (*Chain, error) {
 	for _, a := range opts.Funded {
 		alloc[a] = types.Account{Balance: grant}
 	}
-	c := &Chain{Backend: simulated.NewBackend(alloc), Deployer: deployer}
+	c := &Chain{Deployer: deployer}
+	var nodeOpts []func(*node.Config, *ethconfig.Config)
+	if opts.HTTP {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		c.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		nodeOpts = append(nodeOpts, func(nc *node.Config, _ *ethconfig.Config) {
+			nc.HTTPHost, nc.HTTPPort, nc.HTTPModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
+		})
+	}
+	c.Backend = simulated.NewBackend(alloc, nodeOpts...)
 	c.Client = c.Backend.Client()
 	fail := func(err error) (*Chain, error) { c.Close(); return nil, err }
 	if c.BrokerABI, err = abi.JSON(strings.NewReader(TicketBrokerABI)); err != nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"math/big"
 	"strings"
 	"testing"
@@ -78,5 +80,81 @@ func TestTicketsCommand(t *testing.T) {
 	}
 	if code, _, stderr := byoc(t, "tickets", "list", "--admin", n.AdminURL, "--admin-token", "wrong"); code == 0 || !strings.Contains(stderr, "401") {
 		t.Errorf("a wrong token: code %d, %q", code, stderr)
+	}
+}
+
+// TestSenderCommandOverRPC: `byoc sender` against a chain's JSON-RPC: a
+// deposit funded by a key, then read back; a refused call sends nothing.
+func TestSenderCommandOverRPC(t *testing.T) {
+	skey, _ := crypto.GenerateKey()
+	addr := crypto.PubkeyToAddress(skey.PublicKey)
+	tc, err := testchain.New(testchain.Options{HTTP: true, Funded: []common.Address{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	flags := []string{"--eth-url", tc.URL, "--ticket-broker", tc.Broker.Hex(), "--rounds-manager", tc.Rounds.Hex()}
+	key := common.Bytes2Hex(crypto.FromECDSA(skey))
+	// The command waits for its transaction: mine while it runs, as a
+	// chain does.
+	done := make(chan struct{})
+	var code int
+	var stdout, stderr string
+	go func() {
+		defer close(done)
+		code, stdout, stderr = byoc(t, append(append([]string{"sender", "fund-deposit", "5000"}, flags...), "--dev-key", key)...)
+	}()
+	for mining := true; mining; {
+		tc.Backend.Commit()
+		select {
+		case <-done:
+			mining = false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if code != 0 || !strings.Contains(stdout, "fundDeposit mined in block") {
+		t.Fatalf("fund-deposit: code %d, %q %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = byoc(t, append([]string{"sender", "info", addr.Hex()}, flags...)...)
+	if code != 0 || !strings.Contains(stdout, "deposit 5000 wei") || !strings.Contains(stdout, "locked (usable)") {
+		t.Fatalf("info: code %d, %q %q", code, stdout, stderr)
+	}
+	code, _, stderr = byoc(t, append(append([]string{"sender", "cancel-unlock"}, flags...), "--dev-key", key)...)
+	if code == 0 || !strings.Contains(stderr, "no unlock request in progress") {
+		t.Fatalf("cancel-unlock without an unlock: code %d, %q", code, stderr)
+	}
+}
+
+// TestOrchestratorOnChainStart: `byoc orchestrator --eth-url …` starts on a
+// chain's JSON-RPC with the key's address as recipient, and refuses in one
+// line a chain it cannot read.
+func TestOrchestratorOnChainStart(t *testing.T) {
+	okey, _ := crypto.GenerateKey()
+	tc, err := testchain.New(testchain.Options{HTTP: true, Funded: []common.Address{crypto.PubkeyToAddress(okey.PublicKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	key := common.Bytes2Hex(crypto.FromECDSA(okey))
+	wantFailedStart(t, "reading the chain", orchArgs(t.TempDir(), "--eth-url", tc.URL, "--dev-key", key,
+		"--ticket-broker", tc.Rounds.Hex(), "--rounds-manager", tc.Broker.Hex())...) // swapped: the calls revert
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int)
+	go func() {
+		var errb strings.Builder
+		done <- run(ctx, orchArgs(t.TempDir(), "--eth-url", tc.URL, "--dev-key", key, "--manual-redemption",
+			"--ticket-broker", tc.Broker.Hex(), "--rounds-manager", tc.Rounds.Hex()), pw, &errb)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	cancel()
+	go io.Copy(io.Discard, pr)
+	if code := <-done; code != 0 || err != nil {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if want := "orchestrator " + crypto.PubkeyToAddress(okey.PublicKey).Hex() + " serving"; !strings.HasPrefix(line, want) {
+		t.Fatalf("first line %q, want %q…", line, want)
 	}
 }
