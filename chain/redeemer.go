@@ -231,15 +231,25 @@ func (r *Redeemer) pass(ctx context.Context, send bool, only map[string]bool, fo
 	if err != nil {
 		return fmt.Errorf("chain: reading the chain: %w", err)
 	}
-	busy := map[string]bool{}
 	submitted, err := r.Ledger.Winners(ctx, ledger.WinnerSubmitted, 0)
 	if err != nil {
 		return err
 	}
 	for _, w := range submitted {
-		busy[w.Sender] = true
 		if err := r.follow(ctx, v, w); err != nil {
 			return err
+		}
+	}
+	// A sender whose redemption is still in flight, or was sent back to
+	// the queue in this pass, waits: the next pass sees the chain anew.
+	busy := map[string]bool{}
+	for _, w := range submitted {
+		now, err := r.Ledger.Winner(ctx, w.Key)
+		if err != nil {
+			return err
+		}
+		if now.State != ledger.WinnerRedeemed && now.State != ledger.WinnerDead {
+			busy[w.Sender] = true
 		}
 	}
 	queued, err := r.Ledger.Winners(ctx, ledger.WinnerQueued, 0)

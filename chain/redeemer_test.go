@@ -108,6 +108,12 @@ func (x *fixture) head() uint64 {
 // whose params expire expiresIn blocks from now.
 func (x *fixture) ticket(face *big.Int, expiresIn uint64) *pm.SignedTicket {
 	x.t.Helper()
+	return x.ticketFrom(x.snd, face, expiresIn)
+}
+
+// ticketFrom is ticket signed by another sender.
+func (x *fixture) ticketFrom(snd *ethsig.KeySigner, face *big.Int, expiresIn uint64) *pm.SignedTicket {
+	x.t.Helper()
 	round, err := x.client.LastInitializedRound(x.ctx)
 	x.must(err)
 	bh, err := x.client.BlockHashForRound(x.ctx, round)
@@ -115,12 +121,12 @@ func (x *fixture) ticket(face *big.Int, expiresIn uint64) *pm.SignedTicket {
 	var rr [32]byte
 	rand.Read(rr[:])
 	x.nonce++
-	tk := pm.Ticket{Recipient: x.orch.Address(), Sender: x.snd.Address(), FaceValue: face, WinProb: pm.MaxWinProb(),
+	tk := pm.Ticket{Recipient: x.orch.Address(), Sender: snd.Address(), FaceValue: face, WinProb: pm.MaxWinProb(),
 		SenderNonce: x.nonce, RecipientRandHash: crypto.Keccak256Hash(rr[:]), CreationRound: round.Int64(),
 		CreationRoundBlockHash: bh, ParamsExpirationBlock: new(big.Int).SetUint64(x.head() + expiresIn)}
 	h, err := tk.Hash()
 	x.must(err)
-	sig, err := x.snd.SignPersonal(h[:])
+	sig, err := snd.SignPersonal(h[:])
 	x.must(err)
 	return &pm.SignedTicket{Ticket: tk, Hash: h, Sig: sig, RecipientRand: rr}
 }
@@ -636,5 +642,41 @@ func TestManual(t *testing.T) {
 		x.wantState(ka, ledger.WinnerQueued, "")
 		x.r.SetAuto(true)
 		x.redeemed(ka, a, fa)
+	})
+}
+
+// TestPerSenderOneAtATime: one redemption in flight per sender; another
+// sender's goes in the same pass; the next of a sender goes in the pass
+// that sees the first one mined.
+func TestPerSenderOneAtATime(t *testing.T) {
+	forStores(t, func(t *testing.T, f ledgertest.Factory) {
+		x := newFixture(t, f, testchain.Options{})
+		x.fund(eth(1), eth(1))
+		other, _ := ethsig.NewKeySigner(x.other)
+		x.must(x.tc.AsSender(x.ctx, x.other, eth(2), "fundDepositAndReserve", eth(1), eth(1)))
+		a1, a2, b := x.ticket(big.NewInt(3e17), 1), x.ticket(big.NewInt(4e17), 1), x.ticketFrom(other, big.NewInt(5e17), 1)
+		ka1 := x.queue(a1)
+		x.env.Clock.Advance(time.Second) // oldest first
+		ka2, kb := x.queue(a2), x.queue(b)
+		x.tc.Mine(2)
+		x.tick()
+		x.wantState(ka1, ledger.WinnerSubmitted, "")
+		x.wantState(ka2, ledger.WinnerQueued, "")
+		x.wantState(kb, ledger.WinnerSubmitted, "")
+		x.tick() // nothing mined: still one per sender
+		x.wantState(ka2, ledger.WinnerQueued, "")
+		x.tc.Backend.Commit()
+		x.tick()
+		x.wantState(ka1, ledger.WinnerRedeemed, "")
+		x.wantState(kb, ledger.WinnerRedeemed, "")
+		x.wantState(ka2, ledger.WinnerSubmitted, "")
+		x.tc.Backend.Commit()
+		x.tick()
+		x.wantState(ka2, ledger.WinnerRedeemed, "")
+		for _, st := range []*pm.SignedTicket{a1, a2, b} {
+			if n := x.redemptions(st); n != 1 {
+				t.Fatalf("%d redemptions", n)
+			}
+		}
 	})
 }
