@@ -615,3 +615,32 @@ func (r *Redeemer) Run(ctx context.Context, poll <-chan time.Time) error {
 		last = head
 	}
 }
+
+// TicketView is a winning ticket as an operator sees it: its row, and the
+// rounds it can be redeemed in.
+type TicketView struct {
+	ledger.Winner
+	CreationRound  int64 `json:"creation_round"`
+	LastValidRound int64 `json:"last_valid_round"`
+}
+
+// Views adds the rounds to winning tickets (ticketValidityPeriod is read
+// from the chain).
+func (r *Redeemer) Views(ctx context.Context, ws []ledger.Winner) ([]TicketView, error) {
+	out := make([]TicketView, 0, len(ws))
+	if len(ws) == 0 {
+		return out, nil
+	}
+	validity, err := r.Client.TicketValidityPeriod(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		v := TicketView{Winner: w, CreationRound: -1, LastValidRound: -1}
+		if t, err := pmledger.DecodeWinningTicket(w.Payload); err == nil {
+			v.CreationRound, v.LastValidRound = t.Ticket.CreationRound, lastValidRound(t, validity).Int64()
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

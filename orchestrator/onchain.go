@@ -94,7 +94,7 @@ func (n *Node) runChain(ctx context.Context, poll time.Duration) {
 
 // chainAdmin adds the ticket endpoints of a node on chain to its admin API:
 //
-//	GET  /admin/tickets[?state=]          winning tickets with state, payout, last error, tx
+//	GET  /admin/tickets[?state=]          winning tickets with state, payout, last error, tx, last valid round
 //	POST /admin/tickets/redeem            {"keys":[...]} (none: all queued) redeem now
 //	POST /admin/tickets/auto              {"on":bool} automatic redemption on or off
 //	GET  /admin/tickets/auto              {"on":bool}
@@ -112,9 +112,21 @@ func (n *Node) chainAdmin(token string, next http.Handler) http.Handler {
 			h(w, r)
 		}
 	}
+	views := func(w http.ResponseWriter, r *http.Request, ws []ledger.Winner, err error) {
+		if err != nil {
+			writeResult(w, nil, err)
+			return
+		}
+		vs, err := n.Redeemer.Views(r.Context(), ws)
+		if err != nil {
+			httpError(w, "chain: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		writeJSON(w, vs)
+	}
 	mux.HandleFunc("GET /admin/tickets", guard(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := n.Ledger.Winners(r.Context(), r.URL.Query().Get("state"), 0)
-		writeResult(w, ws, err)
+		views(w, r, ws, err)
 	}))
 	mux.HandleFunc("POST /admin/tickets/redeem", guard(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -142,11 +154,11 @@ func (n *Node) chainAdmin(token string, next http.Handler) http.Handler {
 			}
 		}
 		if len(req.Keys) == 0 {
-			writeJSON(w, []ledger.Winner{})
+			writeJSON(w, []chain.TicketView{})
 			return
 		}
 		ws, err := n.Redeemer.RedeemNow(r.Context(), req.Keys)
-		writeResult(w, ws, err)
+		views(w, r, ws, err)
 	}))
 	auto := func(w http.ResponseWriter) { writeJSON(w, map[string]bool{"on": n.Redeemer.Auto()}) }
 	mux.HandleFunc("GET /admin/tickets/auto", guard(func(w http.ResponseWriter, r *http.Request) { auto(w) }))
@@ -172,7 +184,7 @@ func (n *Node) chainAdmin(token string, next http.Handler) http.Handler {
 			return
 		}
 		ws, err := n.Ledger.Winners(r.Context(), ledger.WinnerDead, 0)
-		writeResult(w, ws, err)
+		views(w, r, ws, err)
 	}))
 	return mux
 }

@@ -124,12 +124,13 @@ func testOnChainNode(t *testing.T, dsn string) {
 	if code := admin("POST", "/admin/tickets/auto", `{"on":"yes"}`, nil); code != http.StatusBadRequest {
 		t.Fatalf("bad auto body: %d", code)
 	}
-	var ws []ledger.Winner
+	var ws []chain.TicketView
 	// Prune follows and prunes but sends nothing while automatic is off.
 	if admin("POST", "/admin/tickets/prune", "", &ws) != 200 || len(ws) != 0 {
 		t.Fatalf("prune: %+v", ws)
 	}
-	if admin("GET", "/admin/tickets?state=queued", "", &ws) != 200 || len(ws) != 1 || ws[0].Key != key {
+	if admin("GET", "/admin/tickets?state=queued", "", &ws) != 200 || len(ws) != 1 || ws[0].Key != key ||
+		ws[0].CreationRound != round.Int64() || ws[0].LastValidRound != round.Int64()+1 {
 		t.Fatalf("list: %+v", ws)
 	}
 	if admin("POST", "/admin/tickets/redeem", `{}`, &ws) != 200 || len(ws) != 1 || ws[0].State != ledger.WinnerSubmitted {

@@ -17,7 +17,6 @@ import (
 
 	"byoc/chain"
 	"byoc/ethsig"
-	"byoc/ledger"
 	"byoc/orchestrator"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -196,7 +195,7 @@ func runTickets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return json.Unmarshal(b, out)
 	}
-	var ws []ledger.Winner
+	var ws []chain.TicketView
 	switch action {
 	case "list":
 		path := "/admin/tickets"
@@ -239,13 +238,13 @@ func runTickets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return enc.Encode(ws)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TICKET\tSTATE\tSENDER\tFACE VALUE\tPAYOUT\tTX\tLAST ERROR")
+	fmt.Fprintln(tw, "TICKET\tSTATE\tSENDER\tFACE VALUE\tPAYOUT\tLAST VALID ROUND\tTX\tLAST ERROR")
 	for _, w := range ws {
 		payout := "-"
 		if w.Payout != nil {
 			payout = w.Payout.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w.Key, w.State, w.Sender, w.FaceValue, payout, w.TxHash, w.LastError)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", w.Key, w.State, w.Sender, w.FaceValue, payout, w.LastValidRound, w.TxHash, w.LastError)
 	}
 	return tw.Flush()
 }

@@ -68,7 +68,7 @@ func TestTicketsCommand(t *testing.T) {
 		{[]string{"auto"}, "automatic redemption: on"},
 		{[]string{"auto", "off"}, "automatic redemption: off"},
 		{[]string{"auto"}, "automatic redemption: off"},
-		{[]string{"list"}, "TICKET STATE SENDER FACE VALUE PAYOUT TX LAST ERROR"},
+		{[]string{"list"}, "TICKET STATE SENDER FACE VALUE PAYOUT LAST VALID ROUND TX LAST ERROR"},
 		{[]string{"redeem"}, "TICKET STATE"},
 		{[]string{"prune"}, "TICKET STATE"},
 	} {
