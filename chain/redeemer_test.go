@@ -25,8 +25,9 @@ import (
 	"github.com/ethereum/go-ethereum/params"
 )
 
-// Every redeemer test runs on both stores: the ticket's state is money.
+// Every redeemer test runs on every store: the ticket's state is money.
 func forStores(t *testing.T, fn func(t *testing.T, f ledgertest.Factory)) {
+	t.Run("journal", func(t *testing.T) { fn(t, ledgertest.Journal) })
 	t.Run("sqlite", func(t *testing.T) { fn(t, ledgertest.SQLite) })
 	t.Run("postgres", func(t *testing.T) { fn(t, ledgertest.Postgres) })
 }

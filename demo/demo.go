@@ -3,8 +3,9 @@
 // its own books — registers priced capabilities, sends jobs through the
 // gateway with real PM tickets, and prints, per job, what was paid,
 // reserved, charged and released, and the pool before and after, each
-// with where it comes from (all in gwei). It ends by checking every ledger
-// invariant on both sides. `byoc demo` runs it.
+// with where it comes from (all in gwei); then two streams of one sender,
+// one of which runs dry and is stopped alone. It ends by checking every
+// ledger invariant on both sides. `byoc demo` runs it.
 package demo
 
 import (
@@ -77,6 +78,7 @@ const secret = "demo-secret"
 // Result is what a run measured, for tests.
 type Result struct {
 	Jobs     []JobReport
+	Streams  []StreamReport
 	Verified bool
 	// Winners are the orchestrator's winning tickets at the end, all
 	// redeemed or dead (Options.Chain only).
@@ -222,6 +224,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	fmt.Fprintln(out, "\n4. A server-sent-events job is relayed as it streams and charged while it runs; its events as they arrive:")
 	if err := add(d.job("sse", "demo-sse", worker.SSE, `{"text":"streamed by the sample worker","events":5,"interval_ms":200}`, jobTimeout)); err != nil {
 		return nil, err
+	}
+
+	fmt.Fprintln(out, "\n5. Two streams of one sender, each on its own hold: the one that runs dry is stopped alone.")
+	if res.Streams, err = d.streams(ctx, dir, logger, wk); err != nil {
+		return nil, fmt.Errorf("streams: %w", err)
 	}
 
 	fmt.Fprintln(out, "\nBooks")

@@ -31,9 +31,24 @@ func TestDemo(t *testing.T) {
 	if p := res.Jobs[1]; !p.Paid.IsZero() || p.Reserved.IsZero() {
 		t.Errorf("the prepaid job paid %s and reserved %s; want no tickets, a reservation", p.Paid, p.Reserved)
 	}
+	if len(res.Streams) != 2 {
+		t.Fatalf("%d streams", len(res.Streams))
+	}
+	short, long := res.Streams[0], res.Streams[1]
+	if short.State != "lost" || short.Reason != "insufficient_balance" || short.Charged.Cmp(short.Paid) != 0 || !short.Released.IsZero() {
+		t.Errorf("the stream that ran dry: %+v; want lost, insufficient_balance, all it paid charged", short)
+	}
+	if long.State != "stopped" || long.Reason != "stopped" || long.Released.Sign() <= 0 || long.Charged.Sign() <= 0 {
+		t.Errorf("the stream that kept running: %+v; want stopped by the client, charged, the rest released", long)
+	}
+	for _, s := range res.Streams {
+		if s.GatewayPaid.Cmp(s.Paid) != 0 || s.GatewayCharged.Cmp(s.Charged) != 0 {
+			t.Errorf("%s: the gateway's books (paid %s, charged %s) differ from the orchestrator's (%s, %s)", s.ID, s.GatewayPaid, s.GatewayCharged, s.Paid, s.Charged)
+		}
+	}
 	for _, want := range []string{"all invariants hold", "!coyb ,olleH", "Winners are queued, not redeemed",
 		"2 tickets × 8 gwei expected value = 16 gwei", "max(30 s, 60 s) × 0.2 gwei/s = 12 gwei",
-		"released by the two", `"token":"SSE"`, "--keep-running"} {
+		"released by the two", `"token":"SSE"`, "--keep-running", `"smaerts ,olleh"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q", want)
 		}

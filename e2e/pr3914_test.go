@@ -12,6 +12,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -30,7 +31,6 @@ import (
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/ledger"
-	"byoc/ledger/sqlstore"
 	"byoc/orchestrator"
 	"byoc/wire"
 	"byoc/worker"
@@ -459,7 +459,7 @@ func TestPR3914_6_PerJobPMSessions(t *testing.T) {
 	wg.Wait()
 	s.settle()
 	var sessions, nonces, maxPerSession int
-	db := s.orch.Store.(*sqlstore.Store).DB()
+	db := s.orch.Store.(interface{ DB() *sql.DB }).DB()
 	if err := db.QueryRow(`SELECT count(*), COALESCE(sum(nonces), 0), COALESCE(max(nonces), 0) FROM ticket_sessions`).Scan(&sessions, &nonces, &maxPerSession); err != nil {
 		t.Fatal(err)
 	}

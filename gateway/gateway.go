@@ -106,6 +106,20 @@ type Config struct {
 	// Logger defaults to slog.Default(); Metrics to a new, unregistered set.
 	Logger  *slog.Logger
 	Metrics *Metrics
+
+	// Streams (stream.go). Every StreamPayInterval (default 50 s) each
+	// running stream whose orchestrator reports less than
+	// StreamTopUpBelow of compute (default 120 s) is paid StreamTopUp of
+	// it (default 70 s): go-livepeer's cadence. A refused top-up is tried
+	// StreamPayRetries more times (default 2) before the client is told.
+	// StreamTicker paces the rounds (default WallTicker). StreamHost is
+	// the scheme and host of the URLs given to clients (default: the host
+	// they asked); StreamCORS adds CORS headers to OPTIONS answers.
+	StreamPayInterval, StreamTopUp, StreamTopUpBelow time.Duration
+	StreamPayRetries                                 int
+	StreamTicker                                     Ticker
+	StreamHost                                       string
+	StreamCORS                                       bool
 }
 
 // Gateway is the client entry point: it serves /process/request/, picks
@@ -121,6 +135,7 @@ type Gateway struct {
 	tokens    *tokenCache
 	stats     *latencies
 	busy      idleTracker
+	streams   gwStreamTable
 }
 
 // New checks cfg and returns a Gateway.
@@ -142,6 +157,16 @@ func New(cfg Config) (*Gateway, error) {
 	defaults.Set(&cfg.HoldTTLMargin, DefaultHoldTTLMargin)
 	defaults.Set(&cfg.SettleTime, DefaultSettleTime)
 	defaults.Set(&cfg.JobMargin, DefaultJobMargin)
+	defaults.Set(&cfg.StreamPayInterval, DefaultStreamPayInterval)
+	defaults.Set(&cfg.StreamTopUp, DefaultStreamTopUp)
+	defaults.Set(&cfg.StreamTopUpBelow, DefaultStreamTopUpBelow)
+	if cfg.StreamPayRetries == 0 {
+		cfg.StreamPayRetries = DefaultStreamPayRetries // negative: no retry
+	}
+	cfg.StreamPayRetries = max(cfg.StreamPayRetries, 0)
+	if cfg.StreamTicker == nil {
+		cfg.StreamTicker = WallTicker
+	}
 	if cfg.TokenReuse == 0 {
 		cfg.TokenReuse = DefaultTokenReuse // negative stays: reuse off
 	}
@@ -211,6 +236,7 @@ func NewOrchestratorClient(roots *x509.CertPool) *http.Client {
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/process/request/", g.handleJob)
+	g.streamRoutes(mux)
 	return mux
 }
 
@@ -273,7 +299,10 @@ func (t *idleTracker) wait(ctx context.Context) error {
 
 // CloseIdleConnections closes the gateway's idle connections to
 // orchestrators (an orchestrator shutting down gracefully waits for them).
-func (g *Gateway) CloseIdleConnections() { g.cfg.Client.CloseIdleConnections() }
+func (g *Gateway) CloseIdleConnections() {
+	g.cfg.Client.CloseIdleConnections()
+	g.trickleClient().CloseIdleConnections()
+}
 
 // Orchestrators reports what the gateway knows of each orchestrator it has
 // talked to: recent latencies and failures.

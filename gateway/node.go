@@ -110,8 +110,9 @@ func (n *Node) start(cfg NodeConfig) error {
 	if n.Gateway, err = New(gc); err != nil {
 		return err
 	}
-	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){disc.Run}, Drain: n.drain}
+	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){disc.Run, n.RunStreams}, Drain: n.drain}
 	n.URL = "http://" + n.node.Addr().String()
+	n.streams.self = n.URL // the gateway's own trickle channels, for its relays
 	if aaddr := n.node.AdminAddr(); aaddr != nil {
 		n.AdminURL = "http://" + aaddr.String()
 		run.Admin = n.AdminHandler()

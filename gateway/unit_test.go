@@ -336,3 +336,26 @@ func TestSameHost(t *testing.T) {
 		}
 	}
 }
+
+// Failed and lost streams are forgotten 10 minutes after their last
+// event; running ones are kept.
+func TestStreamsForgotten(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := &Gateway{cfg: Config{Now: func() time.Time { return now }}}
+	for _, st := range []string{"failed", "lost", "running"} {
+		_, cancel := context.WithCancel(context.Background())
+		s := &gwStream{id: st, state: st, cancel: cancel}
+		s.event("x", "y", now)
+		g.streams.add(s)
+	}
+	now = now.Add(endedKeep)
+	g.forgetEnded()
+	if len(g.streams.list()) != 3 {
+		t.Fatalf("forgotten too early: %d left", len(g.streams.list()))
+	}
+	now = now.Add(time.Second)
+	g.forgetEnded()
+	if l := g.streams.list(); len(l) != 1 || l[0].id != "running" {
+		t.Errorf("left: %v", l)
+	}
+}

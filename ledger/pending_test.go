@@ -13,13 +13,14 @@ import (
 // the holds reserved in memory are posted: concurrent holds never draw the
 // same credit, a charge is capped at what its hold holds, a hold that never
 // opened in the ledger leaves no trace, and once every hold is posted the
-// figure is the ledger's balance to the wei — on both stores.
-func TestPendingProjectsThePool(t *testing.T) { onBothStores(t, testPending) }
+// figure is the ledger's balance to the wei — on every store.
+func TestPendingProjectsThePool(t *testing.T) { onEveryStore(t, testPending) }
 
-// onBothStores runs test on a fresh ledger on each store.
-func onBothStores(t *testing.T, test func(*testing.T, *ledgertest.Env)) {
-	for name, f := range map[string]ledgertest.Factory{"sqlite": ledgertest.SQLite, "postgres": ledgertest.Postgres} {
-		t.Run(name, func(t *testing.T) { test(t, ledgertest.NewEnv(t, f)) })
+// onEveryStore runs test on a fresh ledger on each store (ledgertest.Stores).
+func onEveryStore(t *testing.T, test func(*testing.T, *ledgertest.Env)) {
+	for _, st := range ledgertest.Stores {
+		f := st.Factory
+		t.Run(st.Name, func(t *testing.T) { test(t, ledgertest.NewEnv(t, f)) })
 	}
 }
 
@@ -164,7 +165,7 @@ func testPending(t *testing.T, e *ledgertest.Env) {
 // again from the ledger only with the write in it; a write that fails ends
 // the hold too and has the pool read again; so does one whose caller
 // stopped waiting, once the committer has run it. On both stores.
-func TestFinishPendingJobEndsTheHold(t *testing.T) { onBothStores(t, testFinishPending) }
+func TestFinishPendingJobEndsTheHold(t *testing.T) { onEveryStore(t, testFinishPending) }
 
 func testFinishPending(t *testing.T, e *ledgertest.Env) {
 	pool, job, capability := pendingPool, pendingJob, pendingCapability

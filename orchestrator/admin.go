@@ -78,6 +78,13 @@ func (o *Orchestrator) AdminHandler(token string) http.Handler {
 		s, err := o.cfg.Ledger.Statement(r.Context(), ledger.JobKey{Sender: r.PathValue("sender"), JobID: r.PathValue("job")}.Ref(), limit(r))
 		writeResult(w, s, err)
 	}))
+	mux.HandleFunc("GET /admin/streams", guard(func(w http.ResponseWriter, r *http.Request) {
+		ss, err := o.Streams(r.Context())
+		if ss == nil {
+			ss = []StreamInfo{}
+		}
+		writeResult(w, ss, err)
+	}))
 	mux.HandleFunc("GET /admin/winners", guard(func(w http.ResponseWriter, r *http.Request) {
 		state := r.URL.Query().Get("state")
 		switch state {

@@ -25,6 +25,10 @@ type Metrics struct {
 	tickets       *prometheus.CounterVec
 	workerSeconds *prometheus.HistogramVec
 	capabilities  prometheus.Gauge
+
+	openStreams    prometheus.Gauge
+	streamsStopped *prometheus.CounterVec
+	settleSeconds  prometheus.Histogram
 }
 
 // NewMetrics returns the metrics on a registry of their own (with the Go
@@ -48,6 +52,13 @@ func NewMetrics() *Metrics {
 		[]string{"capability"})
 	m.capabilities = prometheus.NewGauge(prometheus.GaugeOpts{Name: "byoc_orchestrator_capabilities",
 		Help: "Capabilities with at least one registered worker."})
+	m.openStreams = prometheus.NewGauge(prometheus.GaugeOpts{Name: "byoc_orchestrator_open_streams",
+		Help: "Streams running now, each with an open hold in the ledger."})
+	m.streamsStopped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_orchestrator_streams_stopped_total",
+		Help: "Streams stopped, by reason (stopped, insufficient_balance, start_failed, hold_expired)."}, []string{"reason"})
+	m.settleSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "byoc_orchestrator_stream_settle_seconds",
+		Help: "Time one batch settlement of every stream took (the billing lag).", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
+	m.reg.MustRegister(m.openStreams, m.streamsStopped, m.settleSeconds)
 	// Series with known labels exist from the start, at zero, so that a
 	// rate or an alert sees the first refusal.
 	for endpoint, reasons := range rejectReasons {
@@ -68,7 +79,9 @@ func NewMetrics() *Metrics {
 var rejectReasons = map[string][]string{
 	"job": {"bad_path", "bad_request", "bad_credentials", "bad_binding", "unbound", "bad_payment",
 		"body_too_large", "body_timeout", "bad_body", "no_capacity", "unsigned", "too_many_jobs"},
-	"token":      {"bad_credentials", "unknown_capability", "no_capacity"},
+	"token": {"bad_credentials", "unknown_capability", "no_capacity"},
+	"stream": {"bad_request", "bad_credentials", "bad_binding", "bad_payment", "bad_stream_id", "bad_body",
+		"no_capacity", "unsigned", "stream_exists", "unknown_stream"},
 	"register":   {"method_not_allowed", "bad_secret", "body_too_large", "body_timeout", "bad_body", "bad_request", "bad_price"},
 	"unregister": {"method_not_allowed", "bad_secret", "body_too_large", "body_timeout", "bad_body"},
 }

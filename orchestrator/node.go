@@ -158,7 +158,7 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	}
 	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){func(ctx context.Context) {
 		n.forgetSessions(ctx, blocks, cfg.ForgetSessionsEvery)
-	}}}
+	}, n.RunStreams}}
 	if n.Chain != nil {
 		run.Background = append(run.Background, func(ctx context.Context) { n.runChain(ctx, cfg.Chain.Poll) })
 	}
@@ -219,6 +219,12 @@ func (n *Node) forgetSessions(ctx context.Context, blocks pm.BlockSource, every 
 	}
 }
 
-// Close stops the listeners (letting running jobs finish for up to 10 s),
-// the sweeper and the ledger, and releases the data directory.
-func (n *Node) Close() error { return n.node.Close() }
+// Close closes the streams' channels, stops the listeners (letting running
+// jobs finish for up to 10 s), the sweeper and the ledger, and releases
+// the data directory.
+func (n *Node) Close() error {
+	if n.Orchestrator != nil {
+		n.closeChannels()
+	}
+	return n.node.Close()
+}

@@ -59,6 +59,20 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics defaults to a new, unregistered set.
 	Metrics *Metrics
+
+	// Streams (stream.go). Channels hosts their trickle channels (default:
+	// a trickle server under /ai/trickle/). StreamSettleInterval
+	// is how often every stream is settled in one batch (default 23 s,
+	// go-livepeer's debit cadence); StreamGrace how long a stream that
+	// ran dry keeps running before it is stopped (default 30 s);
+	// StreamSettlers how many settlements run at once (default 64);
+	// StreamTicker paces the batches (default meter.WallTicker; tests
+	// tick by hand, with the ledger on a manual clock).
+	Channels             StreamChannels
+	StreamTicker         meter.Ticker
+	StreamSettleInterval time.Duration
+	StreamGrace          time.Duration
+	StreamSettlers       int
 }
 
 // Orchestrator serves the BYOC orchestrator API.
@@ -69,6 +83,7 @@ type Orchestrator struct {
 	senders senderCache
 	log     *slog.Logger
 	m       *Metrics
+	streams streamTable
 
 	open struct {
 		sync.Mutex
@@ -96,6 +111,12 @@ func New(cfg Config) (*Orchestrator, error) {
 	defaults.Set(&cfg.MaxResponseBytes, 64<<20)
 	defaults.Set(&cfg.MaxTimeout, time.Hour)
 	defaults.Set(&cfg.ChargeInterval, 5*time.Second)
+	defaults.Set(&cfg.StreamSettleInterval, 23*time.Second)
+	defaults.Set(&cfg.StreamGrace, 30*time.Second)
+	defaults.Set(&cfg.StreamSettlers, 64)
+	if cfg.StreamTicker == nil {
+		cfg.StreamTicker = meter.WallTicker
+	}
 	if cfg.WorkerClient == nil {
 		cfg.WorkerClient = &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0,
@@ -103,6 +124,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Channels == nil {
+		cfg.Channels = NewTrickleChannels(cfg.Logger)
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
@@ -125,6 +149,7 @@ func (o *Orchestrator) Handler() http.Handler {
 	mux.HandleFunc("/capability/unregister", o.handleUnregister)
 	mux.HandleFunc("/process/token", o.handleToken)
 	mux.HandleFunc("/process/request/", o.handleJob)
+	o.streamRoutes(mux)
 	return mux
 }
 

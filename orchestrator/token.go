@@ -44,7 +44,8 @@ func (o *Orchestrator) handleToken(w http.ResponseWriter, r *http.Request) {
 		httpError(w, "Unknown capability "+capName, http.StatusNotFound)
 		return
 	}
-	if ci.available == 0 {
+	if ci.available == 0 && !o.streams.hasSender(sender.Hex(), capName) {
+		// A sender with a running stream still gets tokens, to pay for it.
 		o.m.rejected.WithLabelValues("token", "no_capacity").Inc()
 		httpError(w, "No capacity available for capability "+capName, http.StatusServiceUnavailable)
 		return
@@ -85,6 +86,16 @@ func (o *Orchestrator) handleToken(w http.ResponseWriter, r *http.Request) {
 	tok.PoolBalance = poolBal.String()
 	tok.Balance = wire.BalanceForToken(poolBal.Big())
 	if id := r.Header.Get(wire.HeaderJobID); id != "" {
+		if bal, ok := o.streamBalance(ctx, id, sender.Hex()); ok {
+			// A running stream: its hold less what it owes (0 when it
+			// owes more).
+			bal = ledger.MaxOf(bal, ledger.Amount{})
+			tok.JobBalance = bal.String()
+			tok.Balance = wire.BalanceForToken(bal.Big())
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(tok)
+			return
+		}
 		job, err := o.cfg.Ledger.Account(ctx, pk.Job(id).Ref())
 		if err == nil && job.State == ledger.StateOpen && job.PoolRef == pool {
 			tok.JobBalance = job.Balance.String()

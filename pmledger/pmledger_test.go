@@ -93,8 +93,9 @@ func evWei(t *testing.T, p *wire.Payment) ledger.Amount {
 }
 
 func bothStores(t *testing.T, fn func(t *testing.T, f ledgertest.Factory)) {
-	t.Run("SQLite", func(t *testing.T) { fn(t, ledgertest.SQLite) })
-	t.Run("Postgres", func(t *testing.T) { ledgertest.PostgresDSN(t); fn(t, ledgertest.Postgres) })
+	for _, st := range ledgertest.Stores {
+		t.Run(st.Name, func(t *testing.T) { fn(t, st.Factory) })
+	}
 }
 
 func TestReplayRefusedAfterRestart(t *testing.T) {

@@ -16,7 +16,8 @@ const benchUsage = `Usage: byoc bench [flags]
 Measures what the BYOC stack adds to a job. In this one process it starts
 a trivial worker (echo), an orchestrator (TLS, its own ledger) and a
 gateway (its own ledger) on loopback, with payments on: a price per second,
-PM tickets of --ticket-ev, both ledgers durable (SQLite, synchronous=FULL).
+PM tickets of --ticket-ev, both ledgers durable (the journal store;
+BYOC_LEDGER_STORE=sqlite for plain SQLite, synchronous=FULL).
 Then --concurrency clients send jobs back to back, in three phases:
 
   direct  straight to the worker

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"byoc/ledger"
+	"byoc/ledger/journal"
 	"byoc/ledger/postgres"
 	"byoc/ledger/sqlite"
 )
@@ -73,3 +74,26 @@ func Postgres(t testing.TB) Opener {
 		return s
 	}
 }
+
+// Journal is a Factory of fresh journal ledgers (ledger/journal: state in
+// memory, a journal, the SQLite tables as its projection) in a temporary
+// directory of the test. Small segments, so that tests rotate and delete
+// them.
+func Journal(t testing.TB) Opener {
+	path := filepath.Join(TempDir(t), sqlite.FileName)
+	return func() ledger.Store {
+		s, err := journal.Open(context.Background(), path, journal.Options{SegmentBytes: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+// Stores are the stores money tests run on, by name: the plain SQLite
+// store, the journal store (the embedded default) and PostgreSQL (which
+// skips without BYOC_POSTGRES_DSN).
+var Stores = []struct {
+	Name    string
+	Factory Factory
+}{{"sqlite", SQLite}, {"journal", Journal}, {"postgres", Postgres}}

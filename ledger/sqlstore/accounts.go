@@ -272,6 +272,10 @@ func (r *accountRow) account() (ledger.Account, error) {
 }
 
 func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error {
+	if len(accts) > 0 && accts[0].ID > 0 {
+		// IDs assigned by the journal store, whose projection this is.
+		return t.insertWithIDs(ctx, accts)
+	}
 	if len(accts) <= t.s.d.RowStatements {
 		for _, a := range accts {
 			res, err := t.exec(ctx, insertAccountSQL(1), accountArgs(a)...)

@@ -1,6 +1,7 @@
 // Package stores opens the ledger store a node is configured for: the
-// embedded SQLite file in its data directory, or PostgreSQL when a DSN is
-// given. It is the one place that knows both.
+// embedded ledger in its data directory (the journal store over a SQLite
+// file, or that file alone), or PostgreSQL when a DSN is given. It is the
+// one place that knows them all.
 package stores
 
 import (
@@ -15,14 +16,15 @@ import (
 	"syscall"
 
 	"byoc/ledger"
+	"byoc/ledger/journal"
 	"byoc/ledger/postgres"
 	"byoc/ledger/sqlite"
 	"byoc/ledger/sqlstore"
 )
 
 // Open opens the store: PostgreSQL at dsn if it is not empty, else the
-// SQLite ledger in dataDir (or the file dataDir itself when it ends in
-// .db). With mustExist (tools that inspect a ledger) nothing is created or
+// embedded ledger in dataDir (or the file dataDir itself when it ends in
+// .db): the journal store unless EnvStore says sqlite. With mustExist (tools that inspect a ledger) nothing is created or
 // migrated: where there is no byoc ledger the error says so and wraps
 // ErrNoLedger. It returns where the ledger is, for messages.
 func Open(ctx context.Context, dataDir, dsn string, mustExist bool) (ledger.Store, string, error) {
@@ -38,6 +40,9 @@ func Open(ctx context.Context, dataDir, dsn string, mustExist bool) (ledger.Stor
 		path = filepath.Join(path, sqlite.FileName)
 	}
 	if mustExist {
+		if err := catchUp(ctx, path); err != nil {
+			return nil, path, err
+		}
 		st, err := sqlite.OpenExisting(ctx, path)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, sqlstore.ErrNoLedger) {
 			err = fmt.Errorf("%w at %s (give --data-dir or --ledger-dsn)", ErrNoLedger, path)
@@ -47,8 +52,45 @@ func Open(ctx context.Context, dataDir, dsn string, mustExist bool) (ledger.Stor
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, path, fmt.Errorf("sqlite ledger %s: %w", path, err)
 	}
-	st, err := sqlite.Open(ctx, path)
-	return st, path, err
+	switch kind := os.Getenv(EnvStore); kind {
+	case "", "journal":
+		st, err := journal.Open(ctx, path, journal.Options{})
+		return st, path, err
+	case "sqlite":
+		if err := catchUp(ctx, path); err != nil {
+			return nil, path, err
+		}
+		st, err := sqlite.Open(ctx, path)
+		return st, path, err
+	default:
+		return nil, path, fmt.Errorf("%s=%q: want journal (the default) or sqlite", EnvStore, kind)
+	}
+}
+
+// EnvStore chooses the embedded store: journal (the default: state in
+// memory, a journal, the SQLite tables as its projection) or sqlite (the
+// tables only, every operation a SQLite transaction).
+const EnvStore = "BYOC_LEDGER_STORE"
+
+// catchUp projects what a journal next to the ledger file holds beyond
+// its tables, so that a store that reads the tables alone sees every
+// acknowledged operation. A journal another process owns (a running
+// node) is left to it: its projection lags by a batch at most.
+func catchUp(ctx context.Context, path string) error {
+	if _, err := os.Stat(journal.Dir(path)); err != nil {
+		return nil // no journal: the tables are the ledger
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil // no ledger file: Open says so
+	}
+	st, err := journal.Open(ctx, path, journal.Options{})
+	if errors.Is(err, journal.ErrLocked) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return st.Close()
 }
 
 // ErrNoLedger is Open's error, with mustExist, where there is no ledger.

@@ -8,6 +8,7 @@
 package meter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -153,6 +154,9 @@ type Request struct {
 	// Log is where the work's troubles are logged (default: the meter's
 	// logger, with the job and sender).
 	Log *slog.Logger
+	// TTL is the hold's idle lifetime (0: Timeout + HoldTTLMargin). A
+	// stream's hold is kept alive by its charges, not by its timeout.
+	TTL time.Duration
 }
 
 // Admission is what an admission moved.
@@ -226,7 +230,7 @@ func (m *Meter) Admit(ctx context.Context, req Request) (*Job, Admission, error)
 	res, confirm, err := m.cfg.Ledger.AdmitDecided(ctx, ledger.AdmitRequest{Payment: j.pay, OpenJobRequest: ledger.OpenJobRequest{
 		Job: j.key, Capability: req.Pool.Capability, Customer: req.Pool.Customer,
 		Reserve: CostFor(req.Price, max(req.Timeout, m.cfg.MinCompute)), Minimum: CostFor(req.Price, m.cfg.MinCompute),
-		TTL: req.Timeout + m.cfg.HoldTTLMargin}})
+		TTL: cmp.Or(req.TTL, req.Timeout+m.cfg.HoldTTLMargin)}})
 	// The tickets' outcome comes from the ledger's verdicts on their nonces.
 	if err == nil && res.Admitted && (j.v == nil || pmledger.Settle(j.v, res.Payment) == nil && j.v.Err() == nil) {
 		// Admitted once its commit (an fsync) is done: the work may start

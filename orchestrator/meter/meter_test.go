@@ -18,10 +18,11 @@ import (
 
 var sender = common.HexToAddress("0x00000000000000000000000000000000000000a1")
 
-// onBothStores runs test on a ledger on SQLite and on PostgreSQL (skipped
+// onBothStores runs test on a ledger on each of ledgertest.Stores (PostgreSQL skipped
 // without BYOC_POSTGRES_DSN); each ends with the ledger's invariant check.
 func onBothStores(t *testing.T, test func(t *testing.T, e *ledgertest.Env, m *meter.Meter, rec *recorder)) {
-	for name, f := range map[string]ledgertest.Factory{"sqlite": ledgertest.SQLite, "postgres": ledgertest.Postgres} {
+	for _, st := range ledgertest.Stores {
+		name, f := st.Name, st.Factory
 		t.Run(name, func(t *testing.T) {
 			e := ledgertest.NewEnv(t, f)
 			blocks, err := pm.NewOffchainBlocks(e.Clock.Now, 0, common.Hash{})

@@ -1,0 +1,115 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/gateway"
+	"byoc/internal/testnet"
+	"byoc/ledger"
+	"byoc/orchestrator"
+	"byoc/wire"
+)
+
+// An orchestrator that goes away mid-stream: the gateway moves the stream
+// to the other orchestrator offering the capability, under the same
+// stream ID and client URLs; each orchestrator's hold is its own, the dead
+// one's closes into its pool (here: the orchestrator shut down; its hold
+// expires), and the gateway's books close the first session's hold and
+// open one for the second.
+func TestStreamMovesWhenItsOrchestratorGoes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var orchs []*orchestrator.Node
+	for range 2 {
+		o := startOrch(t, func(c *orchestrator.NodeConfig) {
+			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+		})
+		srv := httptest.NewServer(&e2eStreamWorker{})
+		t.Cleanup(srv.Close)
+		body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
+		req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
+		req.Header.Set("Authorization", testnet.Secret)
+		if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("register: %v %v", resp, err)
+		}
+		orchs = append(orchs, o)
+	}
+	gw := startGateway(t, testnet.KeyA, []string{orchs[0].URL, orchs[1].URL}, func(c *gateway.NodeConfig) {
+		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	})
+	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+	r, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"mover","params":"{}"}`))
+	r.Header.Set(wire.HeaderJobRequest, h)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("start: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if st := gw.StreamState(ctx, "mover"); st != "running" {
+		t.Fatalf("stream: %s", st)
+	}
+	first := gw.Streams()[0].Orchestrator
+	dead, alive := orchs[0], orchs[1]
+	if first == orchs[1].URL {
+		dead, alive = orchs[1], orchs[0]
+	}
+	if first != dead.URL {
+		t.Fatalf("the stream runs at %q, not at one of ours", first)
+	}
+	deadAddr := dead.Address.Hex()
+	closeOrch(t, dead, gw)
+
+	// The next top-up round finds it unreachable (or its events channel
+	// closed already) and moves the stream.
+	gw.PayStreams(ctx)
+	var got gateway.StreamStatus
+	for _, s := range gw.Streams() {
+		if s.ID == "mover" {
+			got = s
+		}
+	}
+	if got.State != "running" || got.Orchestrator != alive.URL {
+		t.Fatalf("after its orchestrator went: %+v, want running at %s", got, alive.URL)
+	}
+	// The move pays the start (10 s); when the closed events channel
+	// moved the stream before the round, the round also topped it up
+	// (70 s): which came first is the gateway's race, not the books'.
+	orchSt := statement(t, alive, gw.Address(), "mover")
+	if c := amount(t, orchSt.Credited); orchSt.Account.State != ledger.StateOpen || (c != 10000 && c != 80000) {
+		t.Errorf("the new orchestrator's hold: %s credited %s; want open, 10000 (or 80000 with a top-up)", orchSt.Account.State, orchSt.Credited)
+	}
+	books := func(orchAddr string) ledger.Statement {
+		st, err := gw.Ledger.Statement(ctx, ledger.JobKey{Sender: orchAddr, JobID: "~stream-mover"}.Ref(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := books(deadAddr); st.Account.State != ledger.StateClosed {
+		t.Errorf("the gateway's hold at the gone orchestrator: %s, want closed", st.Account.State)
+	}
+	if st := books(alive.Address.Hex()); st.Account.State != ledger.StateOpen || st.Credited.Cmp(orchSt.Credited) != 0 {
+		t.Errorf("the gateway's hold at the new orchestrator: %s credited %s, want the orchestrator's %s", st.Account.State, st.Credited, orchSt.Credited)
+	}
+	stop, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/mover/stop", nil)
+	resp, err = http.DefaultClient.Do(stop)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stop: %v %v", resp, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != `{"stopped":true}` {
+		t.Errorf("stop answered %q", b)
+	}
+	if st := statement(t, alive, gw.Address(), "mover"); st.Account.State != ledger.StateClosed {
+		t.Errorf("the new orchestrator's hold after stop: %s", st.Account.State)
+	}
+}

@@ -1,0 +1,62 @@
+package journal
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"byoc/ledger"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	big := ledger.MustParseAmount("115792089237316195423570985008687907853269984665640564039457584007913129639935")
+	pool := ledger.Ref{Kind: ledger.KindPool, Sender: "0xa", Name: "echo", Customer: "c"}
+	forget := int64(77)
+	recs := []*record{
+		{seq: 1,
+			Created: []jAccount{wrap(&ledger.Account{ID: 1, Ref: pool, State: ledger.StateOpen, Balance: big, Credited: big, OpenedAt: at, UpdatedAt: at})},
+			Updated: []jAccount{wrap(&ledger.Account{ID: 2, Ref: ledger.Ref{Kind: ledger.KindJob, Sender: "0xa", Name: "j"}, PoolRef: pool, PoolID: 1,
+				State: ledger.StateClosed, Balance: big.Neg(), Charged: ledger.Wei(-5).Neg(), TTL: 35*time.Second + time.Microsecond,
+				OpenedAt: at, UpdatedAt: at, ClosedAt: at})},
+			Entries: []ledger.Entry{{At: at, Kind: ledger.EntryCredit, To: 1, Amount: big, Key: "k", InputHash: "h", BalanceAfter: big},
+				{At: at, Kind: ledger.EntryRelease, From: 2, To: 1, Amount: ledger.Wei(3), BalanceAfter: ledger.Wei(-2)}},
+			Nonces: []ledger.SessionNonces{{Session: "s", Expiry: 9, Count: 2, Read: 8, Nonces: []uint32{0, 1<<32 - 1}}},
+			Winners: []ledger.WinnerRow{{Winner: ledger.Winner{Key: "w", Sender: "0xa", Session: "s", FaceValue: big, RedeemAfter: 9,
+				Payload: []byte{1, 2, 3}, Account: pool, QueuedAt: at, State: "queued"}, AccountID: 1}},
+		},
+		{seq: 2, Forget: &forget},
+		{seq: 3, Archive: &ledger.ArchiveBatch{Before: at, At: at, File: "f", JobIDs: []int64{2}, EntryIDs: []int64{5, 6},
+			Totals: ledger.Flows{Credited: ledger.Wei(1)}, Carry: map[int64]ledger.Flows{1: {Charged: ledger.Wei(2)}}}},
+	}
+	for _, r := range recs {
+		b, err := r.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decode(r.seq, b)
+		if err != nil {
+			t.Fatalf("record %d: %v", r.seq, err)
+		}
+		if !reflect.DeepEqual(normalize(got), normalize(r)) {
+			t.Errorf("record %d:\n got %+v\nwant %+v", r.seq, got, r)
+		}
+		for cut := 0; cut < len(b); cut++ {
+			if _, err := decode(r.seq, b[:cut]); err == nil {
+				t.Fatalf("record %d cut at %d of %d decodes", r.seq, cut, len(b))
+			}
+		}
+	}
+}
+
+// normalize compares amounts and times by value.
+func normalize(r *record) any {
+	b, _ := jsonOf(r)
+	return b
+}
+
+func jsonOf(r *record) (string, error) {
+	b, err := json.Marshal(r)
+	return string(b), err
+}

@@ -1,0 +1,335 @@
+// Package journal is the embedded ledger store byoc runs by default: the
+// ledger's state in memory, its truth in an append-only journal. Every
+// Update is one checksummed record, appended and synced before the
+// operations it carries are acknowledged; the SQLite tables that
+// statements, verify and operators read are a projection of the journal,
+// applied in the background in large batches and caught up from the
+// journal when the store opens. One process owns a journal (a flock).
+// docs/ledger.md describes the format, durability and recovery.
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"byoc/ledger"
+	"byoc/ledger/sqlite"
+	"byoc/ledger/sqlstore"
+)
+
+// Options configure a Store. Zero values take the defaults.
+type Options struct {
+	// SegmentBytes is the size after which the journal starts a new
+	// segment file (default 64 MiB); segments the projection holds are
+	// deleted.
+	SegmentBytes int64
+	// MaxLag bounds how many records may wait for the projection before
+	// Update waits for it (default 1024).
+	MaxLag int
+	// ProjectBatch bounds how many records one projection transaction
+	// applies (default 512).
+	ProjectBatch int
+	// ProjectAfter makes the projector wait until this many records are
+	// pending, unless something waits for the projection (a read of
+	// history, Sync, Close). Default 1: project as soon as there is
+	// something. Tests raise it to keep the tables behind the journal.
+	ProjectAfter int
+	// ProjectDelay is how long the projector waits for ProjectAfter
+	// records before it projects what there is (default 20 ms).
+	ProjectDelay time.Duration
+	// FilterBytes is the size of the filter that tells new names (jobs,
+	// keys) from old ones without asking the tables (default 16 MiB).
+	FilterBytes int
+	Logger      *slog.Logger
+}
+
+// ErrLocked is Open's error when another process owns the journal.
+var ErrLocked = errors.New("journal: the ledger is in use by another process")
+
+// Dir is the journal directory of the ledger file at path.
+func Dir(path string) string { return path + ".journal" }
+
+// Store is a ledger.Store over a journal and a SQLite projection.
+type Store struct {
+	inner *sqlstore.Store
+	dir   string
+	lockf *os.File
+	opts  Options
+
+	wmu     sync.Mutex // serializes Update; guards the fields below
+	log     *segLog
+	nextSeq uint64
+	nextID  int64
+	broken  error
+	closed  bool
+
+	mu        sync.RWMutex // guards m and committed
+	m         *mem
+	committed uint64
+
+	pmu       sync.Mutex
+	pcond     *sync.Cond
+	pending   []*record // committed, not yet projected
+	evictable []*record // projected, not yet evicted from memory
+	projected uint64
+	perr      error
+	waiters   int // goroutines in waitProjected
+	kick      chan struct{}
+	stopping  bool
+	pdone     chan struct{}
+}
+
+var _ ledger.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the ledger file at path and its journal
+// in Dir(path), projects what the journal holds beyond the tables, and
+// loads the live state into memory. A ledger file written by the plain
+// SQLite store opens as it is: its tables are the state.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = 64 << 20
+	}
+	if opts.MaxLag <= 0 {
+		opts.MaxLag = 1024
+	}
+	if opts.ProjectAfter <= 0 {
+		opts.ProjectAfter = 256
+	}
+	if opts.ProjectDelay <= 0 {
+		opts.ProjectDelay = 20 * time.Millisecond
+	}
+	if opts.ProjectBatch <= 0 {
+		opts.ProjectBatch = 512
+	}
+	if opts.FilterBytes <= 0 {
+		opts.FilterBytes = 16 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	dir := Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	lockf, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	inner, err := sqlite.Open(ctx, path)
+	if err != nil {
+		lockf.Close()
+		return nil, err
+	}
+	s := &Store{inner: inner, dir: dir, lockf: lockf, opts: opts, m: newMem(opts.FilterBytes), pdone: make(chan struct{}), kick: make(chan struct{}, 1)}
+	s.pcond = sync.NewCond(&s.pmu)
+	if err := s.recover(ctx); err != nil {
+		inner.Close()
+		lockf.Close()
+		return nil, err
+	}
+	go s.projectLoop()
+	return s, nil
+}
+
+// recover projects the journal's records beyond the tables, starts a new
+// segment and loads memory from the tables.
+func (s *Store) recover(ctx context.Context) error {
+	projected, maxID, err := s.inner.JournalState(ctx)
+	if err != nil {
+		return err
+	}
+	paths, _, err := listSegments(s.dir)
+	if err != nil {
+		return err
+	}
+	last := projected
+	var batch []*record
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.project(ctx, batch)
+		batch = batch[:0]
+		return err
+	}
+	for i, p := range paths {
+		end, err := readSegment(p, func(seq uint64, payload []byte) error {
+			if seq <= last {
+				if seq <= projected {
+					return nil // projected before the crash
+				}
+				return fmt.Errorf("journal: record %d after %d in %s", seq, last, p)
+			}
+			if seq != last+1 {
+				return fmt.Errorf("journal: record %d missing before %d (%s)", last+1, seq, p)
+			}
+			r, err := decode(seq, payload)
+			if err != nil {
+				return fmt.Errorf("journal: record %d: %w", seq, err)
+			}
+			last = seq
+			if r.special() {
+				if err := flush(); err != nil {
+					return err
+				}
+				return s.project(ctx, []*record{r})
+			}
+			batch = append(batch, r)
+			if len(batch) >= s.opts.ProjectBatch {
+				return flush()
+			}
+			return nil
+		})
+		if errors.Is(err, errTorn) {
+			if i != len(paths)-1 {
+				return fmt.Errorf("journal: segment %s is damaged before its end, and later segments follow", p)
+			}
+			// The tail of the last segment: a record being written when
+			// the process died, never acknowledged. Cut it off.
+			s.opts.Logger.Warn("ledger journal: ignoring a torn last record", "segment", p, "offset", end)
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	// Everything is projected (synchronously, durably): the old segments
+	// go, and the journal starts afresh after the last record.
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	s.projected, s.committed, s.nextSeq, s.nextID = last, last, last+1, maxID+1
+	if _, m2, err := s.inner.JournalState(ctx); err != nil {
+		return err
+	} else if m2+1 > s.nextID {
+		s.nextID = m2 + 1
+	}
+	if _, err := s.inner.DB().ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+		return err
+	}
+	s.log = &segLog{dir: s.dir, limit: s.opts.SegmentBytes, sync: dataSync, written: last, durable: last}
+	s.log.scond = sync.NewCond(&s.log.smu)
+	if err := s.log.create(s.nextSeq); err != nil {
+		return err
+	}
+	if err := s.inner.ScanLive(ctx, func(a ledger.Account) error {
+		s.m.accts[a.Ref] = &memAcct{a: a}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := s.inner.ScanNames(ctx, func(ref string) { s.m.names.add(nameRef, ref) },
+		func(key string) { s.m.names.add(nameKey, key) }); err != nil {
+		return err
+	}
+	return s.inner.ScanSessions(ctx, func(name string, expiry int64, nonces []uint32) error {
+		ms := &memSession{expiry: expiry, nonces: make(map[uint32]struct{}, len(nonces))}
+		for _, n := range nonces {
+			ms.nonces[n] = struct{}{}
+		}
+		s.m.sessions[name] = ms
+		return nil
+	})
+}
+
+// Writers implements ledger.Store: two committers, so that one batch is
+// applied and written while the previous one syncs. Their Updates run
+// one at a time; only the syncs overlap.
+func (s *Store) Writers() int { return 2 }
+
+// Projection returns the SQLite store the journal is projected into (for
+// tools and tests; it may lag behind the journal until Sync).
+func (s *Store) Projection() *sqlstore.Store { return s.inner }
+
+// Sync waits until the projection holds every committed record.
+func (s *Store) Sync(ctx context.Context) error {
+	s.mu.RLock()
+	c := s.committed
+	s.mu.RUnlock()
+	return s.waitProjected(ctx, c)
+}
+
+// Close projects what is committed, closes the journal and the tables
+// and releases the lock.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	if s.closed {
+		s.wmu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.wmu.Unlock()
+	s.log.smu.Lock()
+	written := s.log.written
+	s.log.smu.Unlock()
+	serr := s.log.syncTo(written)
+	s.pmu.Lock()
+	s.stopping = true
+	s.pcond.Broadcast()
+	s.kickProjector()
+	s.pmu.Unlock()
+	<-s.pdone
+	s.pmu.Lock()
+	perr := s.perr
+	projected := s.projected
+	s.pmu.Unlock()
+	var err error
+	if perr == nil && s.log.droppable(projected) {
+		// All projected: the journal's closed segments may go.
+		if err = s.durable(); err == nil {
+			err = s.log.dropThrough(projected)
+		}
+	}
+	err = errors.Join(serr, err, s.log.close(), s.inner.Close(), s.lockf.Close())
+	return err
+}
+
+// DB returns the tables' write handle once the projection holds every
+// committed record (for tests and tools that write SQL by hand; the
+// store must then be reopened).
+func (s *Store) DB() *sql.DB {
+	if err := s.Sync(context.Background()); err != nil {
+		s.opts.Logger.Error("ledger journal: sync before handing out the tables", "err", err)
+	}
+	return s.inner.DB()
+}
+
+// Stats are counters of a store since it opened.
+type Stats struct {
+	Records   uint64 // journal records appended (one per committed Update)
+	Bytes     uint64 // their bytes, headers included
+	Syncs     uint64 // journal syncs (one serves every record written before it)
+	Projected uint64 // seq of the last record the tables hold
+	Pending   int    // records waiting for the projection
+	Accounts  int    // accounts in memory (pools, open jobs, unprojected final jobs)
+	Keys      int    // idempotency keys in memory (unprojected)
+	Sessions  int    // ticket sessions in memory
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.wmu.Lock()
+	st := Stats{Records: s.log.records, Bytes: s.log.bytes}
+	s.wmu.Unlock()
+	s.log.smu.Lock()
+	st.Syncs = s.log.syncs
+	s.log.smu.Unlock()
+	s.pmu.Lock()
+	st.Projected, st.Pending = s.projected, len(s.pending)
+	s.pmu.Unlock()
+	s.mu.RLock()
+	st.Accounts, st.Keys, st.Sessions = len(s.m.accts), len(s.m.keys), len(s.m.sessions)
+	s.mu.RUnlock()
+	return st
+}

@@ -1,0 +1,170 @@
+package journal
+
+import (
+	"sort"
+	"time"
+
+	"byoc/ledger"
+)
+
+// mem is the ledger's state in memory: every pool, every open job, and
+// what the projection has not caught up with yet (final jobs, entries with
+// idempotency keys); every live ticket session with its nonces. What the
+// projection holds is dropped from it, so it is bounded by what is open,
+// not by history.
+type mem struct {
+	// names holds every reference and key ever held (see bloom).
+	names    *bloom
+	accts    map[ledger.Ref]*memAcct
+	keys     map[string]*memEntry
+	sessions map[string]*memSession
+}
+
+type memAcct struct {
+	a   ledger.Account
+	seq uint64 // record that last changed it; 0: loaded from the tables
+}
+
+type memEntry struct {
+	e   ledger.Entry
+	seq uint64
+}
+
+type memSession struct {
+	expiry int64
+	nonces map[uint32]struct{}
+}
+
+func newMem(filterBytes int) *mem {
+	return &mem{names: newBloom(filterBytes), accts: map[ledger.Ref]*memAcct{}, keys: map[string]*memEntry{}, sessions: map[string]*memSession{}}
+}
+
+// apply makes record r's changes.
+func (m *mem) apply(r *record) {
+	for i := range r.Created {
+		a := r.Created[i].account()
+		m.accts[a.Ref] = &memAcct{a: a, seq: r.seq}
+		m.names.add(nameRef, a.Ref.Encode())
+	}
+	for i := range r.Updated {
+		a := r.Updated[i].account()
+		m.accts[a.Ref] = &memAcct{a: a, seq: r.seq}
+	}
+	for _, e := range r.Entries {
+		if e.Key != "" {
+			m.keys[e.Key] = &memEntry{e: e, seq: r.seq}
+			m.names.add(nameKey, e.Key)
+		}
+	}
+	for _, sn := range r.Nonces {
+		s := m.sessions[sn.Session]
+		if s == nil {
+			s = &memSession{expiry: sn.Expiry, nonces: make(map[uint32]struct{}, len(sn.Nonces))}
+			m.sessions[sn.Session] = s
+		}
+		if s.expiry < sn.Expiry {
+			s.expiry = sn.Expiry
+		}
+		for _, n := range sn.Nonces {
+			s.nonces[n] = struct{}{}
+		}
+	}
+	if r.Forget != nil {
+		for name, s := range m.sessions {
+			if s.expiry <= *r.Forget {
+				delete(m.sessions, name)
+			}
+		}
+	}
+	if r.Archive != nil {
+		ids := map[int64]bool{}
+		for _, id := range r.Archive.JobIDs {
+			ids[id] = true
+		}
+		for ref, a := range m.accts {
+			if ids[a.a.ID] {
+				delete(m.accts, ref)
+			}
+		}
+	}
+}
+
+// evict drops what record r put in memory that the projection now holds
+// and that is not live: final jobs, keyed entries (unless changed by a
+// later record).
+func (m *mem) evict(r *record) {
+	drop := func(j *jAccount) {
+		ref := j.A.Ref
+		if ma := m.accts[ref]; ma != nil && ma.seq == r.seq && ma.a.Ref.Kind == ledger.KindJob && ma.a.State.IsFinal() {
+			delete(m.accts, ref)
+		}
+	}
+	for i := range r.Created {
+		drop(&r.Created[i])
+	}
+	for i := range r.Updated {
+		drop(&r.Updated[i])
+	}
+	for _, e := range r.Entries {
+		if me := m.keys[e.Key]; e.Key != "" && me != nil && me.seq == r.seq {
+			delete(m.keys, e.Key)
+		}
+	}
+}
+
+func (m *mem) expiredJobs(now time.Time, limit int) []ledger.Ref {
+	var due []*ledger.Account
+	for _, ma := range m.accts {
+		a := &ma.a
+		if a.Ref.Kind == ledger.KindJob && a.State == ledger.StateOpen && !a.ExpiresAt.IsZero() && !a.ExpiresAt.After(now) {
+			due = append(due, a)
+		}
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if !due[i].ExpiresAt.Equal(due[j].ExpiresAt) {
+			return due[i].ExpiresAt.Before(due[j].ExpiresAt)
+		}
+		return due[i].ID < due[j].ID
+	})
+	if limit > 0 && len(due) > limit {
+		due = due[:limit]
+	}
+	out := make([]ledger.Ref, len(due))
+	for i, a := range due {
+		out[i] = a.Ref
+	}
+	return out
+}
+
+func (m *mem) nextExpiry() (time.Time, bool) {
+	var next time.Time
+	found := false
+	for _, ma := range m.accts {
+		a := &ma.a
+		if a.Ref.Kind == ledger.KindJob && a.State == ledger.StateOpen && !a.ExpiresAt.IsZero() {
+			if !found || a.ExpiresAt.Before(next) {
+				next, found = a.ExpiresAt, true
+			}
+		}
+	}
+	return next, found
+}
+
+func (m *mem) nonceState(queries []ledger.NonceQuery) map[string]ledger.SessionState {
+	out := map[string]ledger.SessionState{}
+	for _, q := range queries {
+		s := m.sessions[q.Session]
+		if s == nil {
+			continue
+		}
+		st := out[q.Session]
+		st.Count, st.Expiry = len(s.nonces), s.expiry
+		for _, n := range q.Nonces {
+			if _, ok := s.nonces[n]; ok {
+				st.Recorded = append(st.Recorded, n)
+			}
+		}
+		out[q.Session] = st
+	}
+	return out
+}

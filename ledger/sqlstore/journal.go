@@ -1,0 +1,164 @@
+package sqlstore
+
+// What the journal store (ledger/journal) needs beyond ledger.Store: the
+// projection's position, the state it keeps in memory, and accounts
+// inserted with the IDs it assigned.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"byoc/ledger"
+)
+
+// JournalState returns the sequence number of the last journal record
+// projected into the tables and the largest account ID.
+func (s *Store) JournalState(ctx context.Context) (projected uint64, maxAccountID int64, err error) {
+	var p, m sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, `SELECT projected FROM journal_state WHERE id = 1`).Scan(&p); err != nil {
+		return 0, 0, fmt.Errorf("journal state: %w", err)
+	}
+	if err := s.read.QueryRowContext(ctx, `SELECT max(id) FROM accounts`).Scan(&m); err != nil {
+		return 0, 0, err
+	}
+	return uint64(p.Int64), m.Int64, nil
+}
+
+// ScanLive calls fn for every pool and every open job.
+func (s *Store) ScanLive(ctx context.Context, fn func(ledger.Account) error) error {
+	return s.View(ctx, func(rtx ledger.ReadTx) error {
+		t := rtx.(*tx)
+		rows, err := t.query(ctx, `SELECT `+accountCols+` FROM accounts WHERE kind = ? OR state = ? ORDER BY id`,
+			string(ledger.KindPool), string(ledger.StateOpen))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanAccount(rows)
+			if err != nil {
+				return err
+			}
+			if err := fn(a); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+// ScanSessions calls fn for every ticket session with its nonces.
+func (s *Store) ScanSessions(ctx context.Context, fn func(session string, expiry int64, nonces []uint32) error) error {
+	return s.View(ctx, func(rtx ledger.ReadTx) error {
+		t := rtx.(*tx)
+		rows, err := t.query(ctx, `SELECT s.session, s.expiry, t.nonce FROM ticket_sessions s
+			LEFT JOIN ticket_nonces t ON t.session = s.session ORDER BY s.session`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var cur string
+		var expiry int64
+		var nonces []uint32
+		started := false
+		for rows.Next() {
+			var name string
+			var exp int64
+			var n sql.NullInt64
+			if err := rows.Scan(&name, &exp, &n); err != nil {
+				return err
+			}
+			if started && name != cur {
+				if err := fn(cur, expiry, nonces); err != nil {
+					return err
+				}
+				nonces = nil
+			}
+			cur, expiry, started = name, exp, true
+			if n.Valid {
+				nonces = append(nonces, uint32(n.Int64))
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if started {
+			return fn(cur, expiry, nonces)
+		}
+		return nil
+	})
+}
+
+// SetProjected records, inside an Update, the journal record the
+// transaction projects up to.
+func SetProjected(ctx context.Context, ltx ledger.Tx, seq uint64) error {
+	t, ok := ltx.(*tx)
+	if !ok {
+		return errors.New("sqlstore: SetProjected outside an sqlstore transaction")
+	}
+	res, err := t.exec(ctx, `UPDATE journal_state SET projected = ? WHERE id = 1`, int64(seq))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errors.Join(err, errors.New("sqlstore: journal_state has no row"))
+	}
+	return nil
+}
+
+func insertAccountsWithIDsSQL(n int) string {
+	return memo("insertAccountsWithIDsSQL", "", n, insertAccountsWithIDsSQLText)
+}
+
+func insertAccountsWithIDsSQLText(n int) string {
+	return `INSERT INTO accounts (id, ref, kind, sender, name, customer, pool_ref, pool_id, state,
+		balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
+		VALUES ` + placeholders(n, 19)
+}
+
+// insertWithIDs inserts accounts whose IDs are already assigned (by the
+// journal store), many to a statement.
+func (t *tx) insertWithIDs(ctx context.Context, accts []*ledger.Account) error {
+	for start, n := range pieces(len(accts)) {
+		args := make([]any, 0, n*19)
+		for _, a := range accts[start : start+n] {
+			args = append(args, a.ID)
+			args = append(args, accountArgs(a)...)
+		}
+		if _, err := t.exec(ctx, insertAccountsWithIDsSQL(n), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ScanNames calls ref for every account's reference and key for every
+// idempotency key.
+func (s *Store) ScanNames(ctx context.Context, ref, key func(string)) error {
+	return s.View(ctx, func(rtx ledger.ReadTx) error {
+		t := rtx.(*tx)
+		for _, q := range []struct {
+			sql string
+			fn  func(string)
+		}{{`SELECT ref FROM accounts`, ref}, {`SELECT idem_key FROM entries WHERE idem_key IS NOT NULL`, key}} {
+			rows, err := t.query(ctx, q.sql)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var v string
+				if err := rows.Scan(&v); err != nil {
+					rows.Close()
+					return err
+				}
+				q.fn(v)
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
