@@ -124,7 +124,7 @@ func (d *run) redeemed(lc *localChain) ([]ledger.Winner, error) {
 				if w.Payout != nil {
 					payout = gwei(*w.Payout)
 				}
-				fmt.Fprintf(d.out, "   ticket %s…  %-8s face %s  paid %s  tx %s  gas %d %s\n", w.Key[:14], w.State,
+				fmt.Fprintf(d.out, "   ticket %s…  %-8s face %s gwei  paid %s gwei  tx %s  gas %d %s\n", w.Key[:14], w.State,
 					gwei(w.FaceValue), payout, short(w.TxHash), gas, strings.TrimSpace(w.LastError))
 			}
 			return all, nil
