@@ -52,3 +52,22 @@ func heldBack(t testing.TB) ledgertest.Opener {
 		return s
 	}
 }
+
+// TestConformanceNormalSync runs the suite on a journal whose batches are
+// written but not synced (the gateway's books): the same semantics; only
+// a power cut's window differs.
+func TestConformanceNormalSync(t *testing.T) {
+	ledgertest.Run(t, func(t testing.TB) ledgertest.Opener {
+		path := filepath.Join(ledgertest.TempDir(t), sqlite.FileName)
+		return func() ledger.Store {
+			s, err := journal.Open(context.Background(), path, journal.Options{NormalSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !s.NormalSync() {
+				t.Fatal("NormalSync() = false for a store opened with it")
+			}
+			return s
+		}
+	})
+}
