@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"time"
 
 	"byoc/ledger"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 )
+
+// CallTimeout bounds the chain reads a payment waits for (a sender not in
+// the cache): a slow node refuses the payment rather than holding it.
+const CallTimeout = 10 * time.Second
 
 // ErrSenderUnlocking refuses a sender that started an unlock: its deposit
 // and reserve may be withdrawn before its tickets are redeemed.
@@ -173,7 +178,9 @@ func (s *State) Sender(ctx context.Context, sender common.Address) (SenderInfo, 
 // ValidateSender refuses a sender that is unlocking or has nothing this
 // orchestrator could be paid from (pm.RecipientConfig.ValidateSender).
 func (s *State) ValidateSender(sender common.Address) error {
-	info, claim, err := s.Sender(context.Background(), sender)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
+	info, claim, err := s.Sender(ctx, sender)
 	if err != nil {
 		return fmt.Errorf("chain: reading sender %s: %w", sender.Hex(), err)
 	}
@@ -191,7 +198,8 @@ func (s *State) ValidateSender(sender common.Address) error {
 // of its winning tickets not yet redeemed, at most MaxFloatPerSender less
 // the same (pm.RecipientConfig.MaxFloat). Never negative.
 func (s *State) MaxFloat(sender common.Address) (*big.Int, error) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
 	info, claim, err := s.Sender(ctx, sender)
 	if err != nil {
 		return nil, err
