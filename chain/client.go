@@ -211,6 +211,13 @@ func (c *Client) LastInitializedRound(ctx context.Context) (*big.Int, error) {
 	return c.uint(ctx, true, "lastInitializedRound")
 }
 
+// BlockNum reads the RoundsManager's blockNum: the L1 block number (on
+// Arbitrum the L1 block the sequencer reports, not the L2 head), the clock
+// of ticket params' expiry.
+func (c *Client) BlockNum(ctx context.Context) (*big.Int, error) {
+	return c.uint(ctx, true, "blockNum")
+}
+
 // BlockHashForRound reads the block hash stored for round.
 func (c *Client) BlockHashForRound(ctx context.Context, round *big.Int) (common.Hash, error) {
 	v, err := c.rounds(ctx, "blockHashForRound", round)

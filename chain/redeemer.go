@@ -129,7 +129,8 @@ func (r *Redeemer) log() *slog.Logger {
 
 // chainView is what one pass reads from the chain once.
 type chainView struct {
-	head     uint64
+	head     uint64 // the chain's head (receipts, confirmations, logs)
+	l1       uint64 // RoundsManager.blockNum (params' expiry)
 	header   *types.Header
 	round    *big.Int
 	senders  map[common.Address]*senderView
@@ -166,7 +167,11 @@ func (r *Redeemer) view(ctx context.Context) (*chainView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &chainView{head: header.Number.Uint64(), header: header, round: round,
+	l1, err := r.Client.BlockNum(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &chainView{head: header.Number.Uint64(), l1: l1.Uint64(), header: header, round: round,
 		senders: map[common.Address]*senderView{}, validity: r.validity}, nil
 }
 
@@ -303,7 +308,7 @@ func (r *Redeemer) consider(ctx context.Context, v *chainView, w ledger.Winner, 
 		return r.update(ctx, w, ledger.WinnerUpdate{State: ledger.WinnerDead, TxNonce: -1,
 			LastError: fmt.Sprintf("expired: last valid round %s passed (round %s)", last, v.round)})
 	}
-	if w.RedeemAfter >= 0 && v.head <= uint64(w.RedeemAfter) {
+	if w.RedeemAfter >= 0 && v.l1 <= uint64(w.RedeemAfter) {
 		return r.note(ctx, w, reasonNotYet)
 	}
 	if t.Ticket.Recipient != r.Signer.Address() {

@@ -44,7 +44,7 @@ type State struct {
 
 	mu        sync.Mutex
 	gasPrice  *big.Int
-	head      uint64
+	l1        uint64 // RoundsManager.blockNum: ticket params' clock
 	round     int64
 	roundHash common.Hash
 	seen      uint64 // last block whose logs were read
@@ -60,6 +60,10 @@ func (s *State) Refresh(ctx context.Context) error {
 		return err
 	}
 	head := header.Number.Uint64()
+	l1, err := s.Client.BlockNum(ctx)
+	if err != nil {
+		return err
+	}
 	tip, err := s.Client.Backend.SuggestGasTipCap(ctx)
 	if err != nil {
 		return err
@@ -111,7 +115,7 @@ func (s *State) Refresh(ctx context.Context) error {
 	if round.Int64() != s.round {
 		all = true
 	}
-	s.head, s.round, s.roundHash, s.seen, s.gasPrice = head, round.Int64(), hash, head, gasPrice
+	s.l1, s.round, s.roundHash, s.seen, s.gasPrice = l1.Uint64(), round.Int64(), hash, head, gasPrice
 	if all || first || s.senders == nil {
 		s.senders, s.claimable = map[common.Address]SenderInfo{}, map[common.Address]*big.Int{}
 	}
@@ -134,11 +138,12 @@ func (s *State) GasPrice() *big.Int {
 	return new(big.Int).Set(s.gasPrice)
 }
 
-// LastSeenL1Block is the head at the last Refresh (pm.BlockSource).
+// LastSeenL1Block is the RoundsManager's blockNum at the last Refresh
+// (pm.BlockSource): the L1 block number, also on Arbitrum.
 func (s *State) LastSeenL1Block() *big.Int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return new(big.Int).SetUint64(s.head)
+	return new(big.Int).SetUint64(s.l1)
 }
 
 // CreationRound is the last initialized round with a block hash and that
