@@ -438,3 +438,46 @@ func TicketsNeeded(fee, ev, existing *big.Rat) (n int, newCredit *big.Rat, err e
 	n = int(count.Int64())
 	return n, new(big.Rat).Mul(ev, new(big.Rat).SetInt(count)), nil
 }
+
+// SkipTo raises the session's last nonce to n when it is lower, so that
+// its next ticket has a nonce above n: a signer continuing a session whose
+// earlier tickets were signed elsewhere (its state says n was used) never
+// signs those nonces again. It never lowers the nonce.
+func (s *Sender) SkipTo(id SessionID, n uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrUnknownSession, id)
+	}
+	if n > sess.lastNonce {
+		sess.lastNonce = n
+	}
+	return nil
+}
+
+// CheckBatch runs CreateTicketBatch's checks for n tickets (the nonce cap,
+// expiry, face value and EV limits) without reserving a nonce or signing,
+// so a caller can refuse a batch before it commits to paying for it.
+func (s *Sender) CheckBatch(id SessionID, n int) error {
+	if n < 0 {
+		return fmt.Errorf("%w: %d", ErrTicketCount, n)
+	}
+	sess, err := s.session(id)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if s.cfg.Signer == nil {
+		return ErrNoSigner
+	}
+	s.mu.Lock()
+	last := sess.lastNonce
+	s.mu.Unlock()
+	if uint64(last)+uint64(n) > uint64(s.cfg.MaxNonces) {
+		return fmt.Errorf("%w: last nonce %d + %d tickets > %d", ErrSessionExhausted, last, n, s.cfg.MaxNonces)
+	}
+	return s.checkParams(sess, n)
+}
