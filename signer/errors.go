@@ -58,8 +58,10 @@ type errorBody struct {
 // by "Service Unavailable Error" unless it carries a code (a webhook's
 // refusal, passed on).
 func respondError(w http.ResponseWriter, e *apiError) {
-	for k, v := range e.header {
-		w.Header()[k] = v
+	for k, vs := range e.header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
 	}
 	var b errorBody
 	b.Error.Message = e.msg
