@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -125,7 +126,7 @@ func (rc *recorded) clock() *ledger.ManualClock {
 func newTestSigner(t testing.TB, rc *recorded, mod func(*Config)) (*Signer, *ledger.ManualClock) {
 	t.Helper()
 	clk := rc.clock()
-	cfg := Config{Key: rc.key, Clock: clk, NewID: seqIDs()}
+	cfg := Config{Key: rc.key, Clock: clk, NewID: seqIDs(), Logger: slog.New(slog.DiscardHandler)}
 	if mod != nil {
 		mod(&cfg)
 	}
