@@ -27,6 +27,16 @@ func BudgetRoutes(mux *http.ServeMux, b *Budgets) {
 		v, err := b.Read(r.Context(), r.URL.Query().Get("customer"))
 		adminAnswer(w, v, err)
 	})
+	mux.HandleFunc("GET /admin/statement", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		st, err := b.Statement(r.Context(), q.Get("customer"), 0)
+		if err != nil || q.Get("format") != "csv" {
+			adminAnswer(w, st, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		st.WriteCSV(w)
+	})
 	mux.HandleFunc("POST /admin/budget/grant", func(w http.ResponseWriter, r *http.Request) {
 		body, berr := serve.ReadBody(w, r, 1<<16)
 		if berr != nil {

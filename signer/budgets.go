@@ -2,6 +2,7 @@ package signer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -11,8 +12,19 @@ import (
 )
 
 // BudgetName is the capability name of a customer's budget pool in the
-// signer's ledger: pool (signer address, "budget", customer).
-const BudgetName = "budget"
+// signer's ledger: pool (signer address, "budget", customer). UsageName
+// names the pool that tallies what was signed for a customer when budgets
+// are not enforced.
+const (
+	BudgetName = "budget"
+	UsageName  = "usage"
+)
+
+// Usage event topics in the outbox.
+const (
+	TopicUsage  = "usage"
+	TopicRefund = "usage.refund"
+)
 
 // Budgets keeps customers' prepaid budgets in the signer's ledger, one pool
 // per customer (the customer being the state's auth ID; "" is the budget of
@@ -26,11 +38,21 @@ type Budgets struct {
 	// address).
 	Ledger *ledger.Ledger
 	Owner  string
+	// Unlimited records spends without enforcing a budget: each is
+	// credited to the customer's usage tally (pool "usage", whose balance
+	// is what was spent) instead of charged to a budget.
+	Unlimited bool
+	// Events writes each spend's usage event to the ledger's outbox, in
+	// the spend's transaction, for an EventSink to deliver.
+	Events bool
 	// Thresholds are the shares spent, in percent, that fire an alert
 	// (e.g. 80, 100).
 	Thresholds []int
 	// Alert receives each crossing; nil: none.
 	Alert func(Alert)
+	// Notify, if set, is called after each spend or refund with an event
+	// (to wake the EventSink).
+	Notify func()
 }
 
 // Alert says a customer's spend crossed a threshold.
@@ -53,13 +75,20 @@ type BudgetView struct {
 	Balance  ledger.Amount `json:"balance"`
 }
 
-// Ref is the ledger account of customer's budget.
+// Ref is the ledger account of customer's budget (or usage tally).
 func (b *Budgets) Ref(customer string) ledger.Ref {
-	return ledger.Ref{Kind: ledger.KindPool, Sender: b.Owner, Name: BudgetName, Customer: customer}
+	name := BudgetName
+	if b.Unlimited {
+		name = UsageName
+	}
+	return ledger.Ref{Kind: ledger.KindPool, Sender: b.Owner, Name: name, Customer: customer}
 }
 
 // Grant adds amount to customer's budget, once per key.
 func (b *Budgets) Grant(ctx context.Context, customer string, amount ledger.Amount, key string) (BudgetView, error) {
+	if b.Unlimited {
+		return BudgetView{}, fmt.Errorf("%w: budgets are not enforced (start the signer with --budgets)", ledger.ErrInvalidInput)
+	}
 	if key == "" {
 		return BudgetView{}, fmt.Errorf("%w: a grant needs an idempotency key", ledger.ErrInvalidInput)
 	}
@@ -86,6 +115,9 @@ func (b *Budgets) Read(ctx context.Context, customer string) (BudgetView, error)
 }
 
 func view(a ledger.Account) BudgetView {
+	if a.Ref.Name == UsageName {
+		return BudgetView{Customer: a.Ref.Customer, Spent: a.Balance}
+	}
 	return BudgetView{Customer: a.Ref.Customer, Granted: a.Credited, Spent: a.Charged, Balance: a.Balance}
 }
 
@@ -99,7 +131,7 @@ func (b *Budgets) List(ctx context.Context) ([]BudgetView, error) {
 			return nil, err
 		}
 		for _, a := range as {
-			if a.Ref.Name == BudgetName {
+			if a.Ref.Name == b.Ref("").Name {
 				out = append(out, view(a))
 			}
 			after = a.ID
@@ -117,7 +149,27 @@ func (b *Budgets) Spend(ctx context.Context, s *Spend) error {
 	if err := ref.Validate(); err != nil {
 		return fmt.Errorf("%w: customer %q: %v", ErrOverBudget, s.Customer, err)
 	}
-	res, err := b.Ledger.Charge(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key)
+	ev, err := b.event(TopicUsage, s, s.Event)
+	if err != nil {
+		return err
+	}
+	if ev != nil && b.Notify != nil {
+		defer b.Notify()
+	}
+	if b.Unlimited {
+		if ev != nil {
+			_, err = b.Ledger.CreditWithEvent(ctx, ref, s.Amount, "spend:"+s.Key, *ev)
+		} else {
+			_, err = b.Ledger.Credit(ctx, ref, s.Amount, "spend:"+s.Key)
+		}
+		return err
+	}
+	var res ledger.ChargeResult
+	if ev != nil {
+		res, err = b.Ledger.ChargeWithEvent(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key, *ev)
+	} else {
+		res, err = b.Ledger.Charge(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key)
+	}
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return fmt.Errorf("%w: customer %q has no budget", ErrOverBudget, s.Customer)
@@ -153,8 +205,43 @@ func (b *Budgets) alerts(ctx context.Context, s *Spend, after ledger.Amount) {
 	}
 }
 
-// Refund returns a spend whose payment was not signed.
+// Refund returns a spend whose payment was not signed, with an event that
+// cancels its usage event (refund_of names it): credited back to the
+// budget, or charged back from the usage tally.
 func (b *Budgets) Refund(ctx context.Context, s *Spend) error {
-	_, err := b.Ledger.Credit(ctx, b.Ref(s.Customer), s.Amount, "refund:"+s.Key)
+	ev, err := b.event(TopicRefund, s, map[string]string{"refund_of": s.Key, "auth_id": s.Customer, "spent": "-" + s.Amount.String()})
+	if err != nil {
+		return err
+	}
+	if ev != nil && b.Notify != nil {
+		defer b.Notify()
+	}
+	ref, key := b.Ref(s.Customer), "refund:"+s.Key
+	switch {
+	case b.Unlimited && ev != nil:
+		_, err = b.Ledger.ChargeWithEvent(ctx, ref, s.Amount, ledger.Amount{}, key, *ev)
+	case b.Unlimited:
+		_, err = b.Ledger.Charge(ctx, ref, s.Amount, ledger.Amount{}, key)
+	case ev != nil:
+		_, err = b.Ledger.CreditWithEvent(ctx, ref, s.Amount, key, *ev)
+	default:
+		_, err = b.Ledger.Credit(ctx, ref, s.Amount, key)
+	}
 	return err
+}
+
+// event is the outbox event of a spend or refund; nil without Events.
+func (b *Budgets) event(topic string, s *Spend, data any) (*ledger.OutboxEvent, error) {
+	if !b.Events {
+		return nil, nil
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	key := s.Key
+	if topic == TopicRefund {
+		key = "refund-" + s.Key
+	}
+	return &ledger.OutboxEvent{Key: key, Topic: topic, Subject: s.Customer, Body: body}, nil
 }

@@ -31,10 +31,17 @@ type NodeConfig struct {
 	// an auth webhook (go-livepeer's start rule refuses it otherwise).
 	AllowNoAuth bool
 	// Budgets makes every payment charge its customer's budget (483
-	// without enough); Thresholds (percent spent) fire alerts to Alert.
+	// without enough); without, what each payment costs is added to the
+	// customer's usage tally. Either way every signed payment is in the
+	// ledger. Thresholds (percent spent) fire alerts to Alert.
 	Budgets    bool
 	Thresholds []int
 	Alert      func(Alert)
+	// EventsURL, if set, receives every signed payment's usage event as a
+	// CloudEvent, at least once, from the ledger's outbox; EventHeaders
+	// are sent with each POST.
+	EventsURL    string
+	EventHeaders map[string]string
 	// Background runs beside the signer until Close (e.g. a Poster).
 	Background []func(context.Context)
 	// Signer holds the remaining settings; Key defaults to the data
@@ -47,7 +54,8 @@ type Node struct {
 	*Signer
 	URL, AdminURL string
 	Ledger        *ledger.Ledger
-	Budgets       *Budgets // nil unless budgets are enforced
+	Budgets       *Budgets
+	Events        *EventSink // nil without EventsURL
 	node          *node.Node
 }
 
@@ -109,9 +117,14 @@ func (n *Node) start(cfg NodeConfig) error {
 	if sc.Clock == nil {
 		sc.Clock = n.Ledger
 	}
-	if cfg.Budgets {
-		n.Budgets = &Budgets{Ledger: n.Ledger, Owner: sc.Key.Address().Hex(), Thresholds: cfg.Thresholds, Alert: cfg.Alert}
-		sc.Budget = n.Budgets
+	n.Budgets = &Budgets{Ledger: n.Ledger, Owner: sc.Key.Address().Hex(), Unlimited: !cfg.Budgets,
+		Thresholds: cfg.Thresholds, Alert: cfg.Alert, Events: cfg.EventsURL != ""}
+	sc.Budget = n.Budgets
+	if cfg.EventsURL != "" {
+		n.Events = NewEventSink(EventSink{URL: cfg.EventsURL, Headers: cfg.EventHeaders, Ledger: n.Ledger,
+			Source: "byoc-signer/" + sc.Key.Address().Hex(), Logger: sc.Logger})
+		n.Budgets.Notify = n.Events.Wake
+		cfg.Background = append(cfg.Background, n.Events.Run)
 	}
 	s, err := New(sc)
 	if err != nil {
@@ -135,14 +148,13 @@ func (n *Node) start(cfg NodeConfig) error {
 // Close stops the signer and closes its ledger.
 func (n *Node) Close() error { return n.node.Close() }
 
-// AdminHandler serves /healthz, /readyz and, with budgets, the budget API:
-// GET /admin/budgets, GET /admin/budget?customer=C,
-// POST /admin/budget/grant {"customer","amount","key"}.
+// AdminHandler serves /healthz, /readyz and the budget API: GET
+// /admin/budgets, GET /admin/budget?customer=C, GET
+// /admin/statement?customer=C[&format=csv], POST /admin/budget/grant
+// {"customer","amount","key"} (with budgets enforced).
 func (n *Node) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	serve.Health(mux, n.Ledger.Ready)
-	if n.Budgets != nil {
-		BudgetRoutes(mux, n.Budgets)
-	}
+	BudgetRoutes(mux, n.Budgets)
 	return mux
 }

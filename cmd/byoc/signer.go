@@ -72,6 +72,9 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&cfg.Budgets, "budgets", false, "charge every payment to its customer's budget in the ledger (483 without enough)")
 	thresholds := fs.String("budget-thresholds", "80,100", "shares spent, in percent, that fire a budget alert")
 	alertURL := fs.String("budget-alert-url", "", "URL budget alerts are POSTed to as JSON (empty: logged only)")
+	fs.StringVar(&cfg.EventsURL, "usage-events-url", "", "URL every signed payment's usage event is POSTed to, at least once, as CloudEvents (e.g. OpenMeter's /api/v1/events)")
+	var eventHeaders headerList
+	fs.Var(&eventHeaders, "usage-events-header", "header sent with usage events, 'Name: value' (repeatable)")
 	limits := registerLimitFlags(fs, &cfg.Limits)
 	logFlags := registerLogFlags(fs, "debug, info, warn or error")
 	fs.Usage = func() { io.WriteString(fs.Output(), signerUsage); fs.PrintDefaults() }
@@ -86,6 +89,7 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.Signer.Logger = log
+	cfg.EventHeaders = eventHeaders.m
 	if *webhookURL != "" {
 		if u, err := url.Parse(*webhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--auth-webhook-url %q: want an http(s) URL", *webhookURL)
@@ -186,12 +190,14 @@ func (d discoverList) Orchestrators(caps []string) []signer.Discovered {
 
 const signerBudgetUsage = `Usage: byoc signer budget ACTION [flags]
 
-Grants, tops up and reads customers' budgets through a running signer's
-admin API (--admin, default http://127.0.0.1:7937). Amounts are in wei.
+Grants, tops up and reads customers' budgets, and their statements,
+through a running signer's admin API (--admin, default
+http://127.0.0.1:7937). Amounts are in wei.
 
   grant --customer C --amount N --key K   add N wei to C's budget; K makes the grant happen once
   show --customer C                        C's budget: granted, spent, balance
   list                                     every customer's budget
+  statement --customer C [--format csv]    C's grants and spends, as JSON or CSV
 
 Flags:
 `
@@ -203,6 +209,7 @@ func runSignerBudget(ctx context.Context, args []string, stdout, stderr io.Write
 	customer := fs.String("customer", "", "the customer (the auth ID the webhook or Signer-Auth-Id names)")
 	amount := fs.String("amount", "", "wei to grant")
 	key := fs.String("key", "", "idempotency key of the grant (required)")
+	format := fs.String("format", "json", "statement: json or csv")
 	if err := actionUsage(fs, signerBudgetUsage, args, stdout); err != nil {
 		return err
 	}
@@ -229,11 +236,18 @@ func runSignerBudget(ctx context.Context, args []string, stdout, stderr io.Write
 	case "show":
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *admin+"/admin/budget?customer="+url.QueryEscape(*customer), nil)
 		resp, err = client.Do(req)
+	case "statement":
+		if *format != "json" && *format != "csv" {
+			return fmt.Errorf("--format %q: want json or csv", *format)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
+			*admin+"/admin/statement?customer="+url.QueryEscape(*customer)+"&format="+*format, nil)
+		resp, err = client.Do(req)
 	case "list":
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *admin+"/admin/budgets", nil)
 		resp, err = client.Do(req)
 	default:
-		return fmt.Errorf("unknown action %q: want grant, show or list", action)
+		return fmt.Errorf("unknown action %q: want grant, show, list or statement", action)
 	}
 	if err != nil {
 		return err
