@@ -37,6 +37,10 @@ type NodeConfig struct {
 	Budgets    bool
 	Thresholds []int
 	Alert      func(Alert)
+	// SharedNonces reserves ticket nonces from a counter in the ledger, so
+	// replicas sharing a PostgreSQL ledger (and the key) never sign the
+	// same nonce; one ledger write more per payment.
+	SharedNonces bool
 	// EventsURL, if set, receives every signed payment's usage event as a
 	// CloudEvent, at least once, from the ledger's outbox; EventHeaders
 	// are sent with each POST.
@@ -120,6 +124,9 @@ func (n *Node) start(cfg NodeConfig) error {
 	n.Budgets = &Budgets{Ledger: n.Ledger, Owner: sc.Key.Address().Hex(), Unlimited: !cfg.Budgets,
 		Thresholds: cfg.Thresholds, Alert: cfg.Alert, Events: cfg.EventsURL != ""}
 	sc.Budget = n.Budgets
+	if cfg.SharedNonces {
+		sc.Nonces = &LedgerNonces{Ledger: n.Ledger, Owner: sc.Key.Address().Hex()}
+	}
 	if cfg.EventsURL != "" {
 		n.Events = NewEventSink(EventSink{URL: cfg.EventsURL, Headers: cfg.EventHeaders, Ledger: n.Ledger,
 			Source: "byoc-signer/" + sc.Key.Address().Hex(), Logger: sc.Logger})

@@ -224,7 +224,7 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 			return nil, budgetError(err)
 		}
 	}
-	batch, err := s.sender.CreateTicketBatch(sid, n)
+	batch, err := s.sign(r.Context(), c, sid, nonce, n)
 	if err != nil {
 		if s.cfg.Budget != nil {
 			if rerr := s.cfg.Budget.Refund(context.WithoutCancel(r.Context()), &spend); rerr != nil {
@@ -244,6 +244,19 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 		return nil, err
 	}
 	return &RemotePaymentResponse{Payment: payment, SegCreds: segCreds, State: st}, nil
+}
+
+// sign signs the batch: with the next nonces of this signer's session, or
+// with nonces reserved from the shared counter, above the state's.
+func (s *Signer) sign(ctx context.Context, c *call, sid pm.SessionID, floor uint32, n int) (*pm.TicketBatch, error) {
+	if s.cfg.Nonces == nil {
+		return s.sender.CreateTicketBatch(sid, n)
+	}
+	first, err := s.cfg.Nonces.Reserve(ctx, sid.Hex(), floor, n)
+	if err != nil {
+		return nil, &apiError{status: http.StatusServiceUnavailable, msg: "nonces unavailable: " + err.Error(), code: CodeBillingUnavailable}
+	}
+	return s.sender.CreateTicketBatchAt(sid, first, n)
 }
 
 // loadState verifies and reads the request's state, or starts one.

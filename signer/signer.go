@@ -40,6 +40,9 @@ type Config struct {
 	// Budget, if set, is charged for every signed payment before signing;
 	// a refusal answers 483.
 	Budget Budget
+	// Nonces, if set, reserves each batch's nonces (replicas sharing a
+	// ledger); without, they come from this signer's memory.
+	Nonces Nonces
 	// Discovery, if set, serves GET /discover-orchestrators.
 	Discovery Discovery
 	// Logger receives the signer's logs; default slog.Default().

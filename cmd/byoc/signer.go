@@ -69,6 +69,7 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	maxPrice := fs.String("max-price-per-unit", "", "highest orchestrator price accepted, wei per unit: an integer, decimal or fraction (default: none)")
 	var disc discoverList
 	fs.Var(&disc, "discover-orchestrator", "orchestrator to list on GET /discover-orchestrators: URL or URL#cap1,cap2 (repeatable)")
+	fs.BoolVar(&cfg.SharedNonces, "shared-nonces", false, "reserve ticket nonces in the ledger, for replicas sharing one PostgreSQL ledger and key (default: on with --ledger-dsn)")
 	fs.BoolVar(&cfg.Budgets, "budgets", false, "charge every payment to its customer's budget in the ledger (483 without enough)")
 	thresholds := fs.String("budget-thresholds", "80,100", "shares spent, in percent, that fire a budget alert")
 	alertURL := fs.String("budget-alert-url", "", "URL budget alerts are POSTed to as JSON (empty: logged only)")
@@ -138,6 +139,11 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Signer.Key = key
 	}
 	cfg.DataDir, cfg.LedgerDSN = sf.dataDir, sf.dsn
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "shared-nonces" })
+	if !explicit && sf.dsn != "" {
+		cfg.SharedNonces = true
+	}
 	node, err := signer.StartNode(ctx, cfg)
 	if err != nil {
 		return startError("signer", err)
