@@ -124,6 +124,8 @@ func (s *Signer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sign-orchestrator-info", s.signOrchestratorInfo)
 	mux.HandleFunc("POST /generate-live-payment", s.generateLivePayment)
+	mux.HandleFunc("POST /sign-byoc-job", s.signBYOCJob)
+	mux.HandleFunc("POST /generate-byoc-payment", s.generateBYOCPayment)
 	if s.cfg.Discovery != nil {
 		mux.HandleFunc("GET /discover-orchestrators", s.discoverOrchestrators)
 	}
