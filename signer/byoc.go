@@ -25,46 +25,6 @@ import (
 // acceptable to an orchestrator.
 const BYOCJobBindingTTL = 5 * time.Minute
 
-// SignBYOCJobResponse is the answer of POST /sign-byoc-job.
-type SignBYOCJobResponse struct {
-	// Request is the job request, bound (byoc_job in parameters, with the
-	// customer) and signed by the signer's key: the Livepeer header's JSON.
-	Request  wire.JobRequest `json:"request"`
-	Customer string          `json:"customer"`
-}
-
-// BYOCPaymentRequest is the body of POST /generate-byoc-payment: the
-// orchestrator's offer from its job token and what the payment must be
-// worth.
-type BYOCPaymentRequest struct {
-	// TicketParams (with expiration_params) and Price are the token's, as
-	// protobuf (base64 in JSON).
-	TicketParams []byte `json:"ticket_params"`
-	Price        []byte `json:"price"`
-	// Amount is the least the payment must be worth to the orchestrator.
-	Amount     ledger.Amount `json:"amount"`
-	Capability string        `json:"capability"`
-	JobID      string        `json:"job_id"`
-	// Orchestrator is its URL, for the usage event.
-	Orchestrator string `json:"orchestrator,omitempty"`
-}
-
-// BYOCCredit is one ticket of a payment, keyed and valued as the
-// orchestrator credits it.
-type BYOCCredit struct {
-	Key    string        `json:"key"`
-	Amount ledger.Amount `json:"amount"`
-}
-
-// BYOCPaymentResponse is the answer of POST /generate-byoc-payment.
-type BYOCPaymentResponse struct {
-	// Payment is the Livepeer-Payment header (expiration params echoed
-	// inside ticket_params, as go-livepeer's BYOC gateway sends them).
-	Payment  string       `json:"payment"`
-	Credits  []BYOCCredit `json:"credits"`
-	Customer string       `json:"customer"`
-}
-
 // maxBYOCTickets bounds one BYOC payment's tickets (the orchestrator takes
 // at most wire.MaxTicketsPerPayment; a session at most 600 nonces).
 const maxBYOCTickets = 500
@@ -122,7 +82,7 @@ func (s *Signer) signBYOCJob(w http.ResponseWriter, r *http.Request) {
 	respondJSON(w, http.StatusOK, resp)
 }
 
-func (s *Signer) byocJob(r *http.Request) (*SignBYOCJobResponse, error) {
+func (s *Signer) byocJob(r *http.Request) (*wire.SignBYOCJobResponse, error) {
 	var req wire.JobRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		return nil, fail(http.StatusBadRequest, err.Error())
@@ -143,7 +103,7 @@ func (s *Signer) byocJob(r *http.Request) (*SignBYOCJobResponse, error) {
 	if err := wire.SignJobRequest(s.cfg.Key, &req); err != nil {
 		return nil, fail(http.StatusBadRequest, err.Error())
 	}
-	return &SignBYOCJobResponse{Request: req, Customer: cust}, nil
+	return &wire.SignBYOCJobResponse{Request: req, Customer: cust}, nil
 }
 
 func (s *Signer) generateBYOCPayment(w http.ResponseWriter, r *http.Request) {
@@ -156,10 +116,14 @@ func (s *Signer) generateBYOCPayment(w http.ResponseWriter, r *http.Request) {
 	respondJSON(w, http.StatusOK, resp)
 }
 
-func (s *Signer) byocPay(r *http.Request) (*BYOCPaymentResponse, error) {
-	var req BYOCPaymentRequest
+func (s *Signer) byocPay(r *http.Request) (*wire.BYOCPaymentResponse, error) {
+	var req wire.BYOCPaymentRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		return nil, fail(http.StatusBadRequest, err.Error())
+	}
+	amount, err := ledger.ParseAmount(req.Amount)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "amount: "+err.Error())
 	}
 	tp, price := new(wire.TicketParams), new(wire.PriceInfo)
 	if err := tp.Unmarshal(req.TicketParams); err != nil || len(req.TicketParams) == 0 {
@@ -168,7 +132,7 @@ func (s *Signer) byocPay(r *http.Request) (*BYOCPaymentResponse, error) {
 	if err := price.Unmarshal(req.Price); err != nil || price.PricePerUnit <= 0 || price.PixelsPerUnit <= 0 {
 		return nil, fail(http.StatusBadRequest, fmt.Sprintf("price: %v", errOr(err, "missing or not positive")))
 	}
-	if req.Amount.Sign() <= 0 {
+	if amount.Sign() <= 0 {
 		return nil, fail(http.StatusBadRequest, "amount must be positive")
 	}
 	if req.JobID == "" || req.Capability == "" {
@@ -199,7 +163,7 @@ func (s *Signer) byocPay(r *http.Request) (*BYOCPaymentResponse, error) {
 	if perTicket.IsZero() {
 		return nil, fail(http.StatusBadRequest, "a ticket's expected value is below 1 wei")
 	}
-	n, _, err := pm.TicketsNeeded(req.Amount.Rat(), perTicket.Rat(), nil)
+	n, _, err := pm.TicketsNeeded(amount.Rat(), perTicket.Rat(), nil)
 	if err != nil {
 		return nil, fail(http.StatusBadRequest, err.Error())
 	}
@@ -215,7 +179,7 @@ func (s *Signer) byocPay(r *http.Request) (*BYOCPaymentResponse, error) {
 		RequestID: s.cfg.NewID(), OrchAddress: params.Recipient.Hex(), OrchURL: req.Orchestrator, ManifestID: req.JobID,
 		PMSessionID: sid.Hex(), CurrentTime: now.UTC(), CurrentTimeUnix: now.UTC().UnixMilli(),
 		PreviousTime: now.UTC(), PreviousTimeUnix: now.UTC().UnixMilli(), BillableSecs: "0.000000000",
-		SessionBalance: "0", ComputedFee: req.Amount.String(), Cost: orchPrice.FloatString(10), NumTickets: n,
+		SessionBalance: "0", ComputedFee: amount.String(), Cost: orchPrice.FloatString(10), NumTickets: n,
 		AuthID: cust, Spent: cost.String(),
 	}
 	spend := Spend{Customer: cust, Amount: cost, Key: ev.ID, Event: ev}
@@ -244,10 +208,10 @@ func (s *Signer) byocPay(r *http.Request) (*BYOCPaymentResponse, error) {
 		}
 		return nil, s.byocBatchError(err)
 	}
-	out := &BYOCPaymentResponse{Payment: wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC)), Customer: cust,
-		Credits: make([]BYOCCredit, len(batch.Tickets))}
+	out := &wire.BYOCPaymentResponse{Payment: wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC)), Customer: cust,
+		Credits: make([]wire.BYOCCredit, len(batch.Tickets))}
 	for i, t := range batch.Tickets {
-		out.Credits[i] = BYOCCredit{Key: pmledger.TicketKey(t.Hash), Amount: perTicket}
+		out.Credits[i] = wire.BYOCCredit{Key: pmledger.TicketKey(t.Hash), Amount: perTicket.String()}
 	}
 	return out, nil
 }

@@ -34,7 +34,7 @@ func TestSignBYOCJob(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
-	var r SignBYOCJobResponse
+	var r wire.SignBYOCJobResponse
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestGenerateBYOCPayment(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("%d %s", code, body)
 		}
-		var r BYOCPaymentResponse
+		var r wire.BYOCPaymentResponse
 		json.Unmarshal([]byte(body), &r)
 		p, err := wire.DecodePaymentHeader(r.Payment)
 		if err != nil {
@@ -110,7 +110,7 @@ func TestGenerateBYOCPayment(t *testing.T) {
 			t.Fatalf("%d tickets, credits %+v, customer %q", len(v.Tickets), r.Credits, r.Customer)
 		}
 		for i, tr := range v.Tickets {
-			if tr.Err != nil || r.Credits[i].Key != pmledger.TicketKey(tr.TicketHash) || r.Credits[i].Amount.Cmp(ledger.CreditFor(tr.EV)) != 0 {
+			if tr.Err != nil || r.Credits[i].Key != pmledger.TicketKey(tr.TicketHash) || r.Credits[i].Amount != ledger.CreditFor(tr.EV).String() {
 				t.Errorf("ticket %d: %+v, credit %+v", i, tr, r.Credits[i])
 			}
 		}
@@ -122,7 +122,7 @@ func TestGenerateBYOCPayment(t *testing.T) {
 		}
 		b.Grant(env.Ctx, "carl", costOf(t, 1), "g2")
 		code, body, _ = post(t, h, "/generate-byoc-payment", req("1"), HeaderAuthID, "carl")
-		var r2 BYOCPaymentResponse
+		var r2 wire.BYOCPaymentResponse
 		json.Unmarshal([]byte(body), &r2)
 		if p2, err := wire.DecodePaymentHeader(r2.Payment); code != 200 || err != nil || len(p2.TicketSenderParams) != 1 || p2.TicketSenderParams[0].SenderNonce != 4 {
 			t.Errorf("after a top-up: %d %s", code, body)

@@ -13,6 +13,7 @@ import (
 	"byoc/ethsig"
 	"byoc/ledger"
 	"byoc/pm"
+	"byoc/wire"
 )
 
 // DefaultMaxBody bounds a request body (go-livepeer sets no bound).
@@ -124,8 +125,8 @@ func (s *Signer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sign-orchestrator-info", s.signOrchestratorInfo)
 	mux.HandleFunc("POST /generate-live-payment", s.generateLivePayment)
-	mux.HandleFunc("POST /sign-byoc-job", s.signBYOCJob)
-	mux.HandleFunc("POST /generate-byoc-payment", s.generateBYOCPayment)
+	mux.HandleFunc("POST "+wire.RouteSignBYOCJob, s.signBYOCJob)
+	mux.HandleFunc("POST "+wire.RouteGenerateBYOCPayment, s.generateBYOCPayment)
 	if s.cfg.Discovery != nil {
 		mux.HandleFunc("GET /discover-orchestrators", s.discoverOrchestrators)
 	}
