@@ -451,7 +451,7 @@ func (g *Gateway) evaluate(u string, tok *wire.JobToken) (*offer, *AttemptError)
 		return o, nil // free: no payment, no books
 	}
 	switch {
-	case g.signer == nil:
+	case g.signer == nil && g.remote == nil:
 		return fail(ErrNeedsKey, fmt.Sprintf("costs %s wei/s; start the gateway with --eth-keystore or --dev-key to pay", price.RatString()))
 	case tok.TicketParams == nil:
 		return fail(ErrBadToken, "priced, but no ticket_params")

@@ -266,7 +266,7 @@ func (a *attempt) payStep(ctx context.Context) (attemptOutcome, bool) {
 // request is the signed job request carrying the payment, traced so that
 // a.delivery records when its headers are written.
 func (a *attempt) request(rctx context.Context) (*http.Request, attemptOutcome, bool) {
-	hdr, err := a.g.signedHeader(a.j, a.id)
+	hdr, err := a.g.signedHeader(rctx, a.j, a.id)
 	if err != nil {
 		a.cancel()
 		return nil, a.internal(err), false
@@ -551,10 +551,17 @@ const bindingTTL = 5 * time.Minute
 // timeout and expiry, which the signature covers: a captured header cannot
 // be replayed as another job, D8; go-livepeer orchestrators ignore the
 // key), and signed — or unsigned offchain: sender the zero address, sig "".
-func (g *Gateway) signedHeader(j *job, id string) (string, error) {
+func (g *Gateway) signedHeader(ctx context.Context, j *job, id string) (string, error) {
 	send := *j.req
 	send.ID = id
 	send.OrchSearchTimeout, send.OrchSearchRespTimeout = j.search, j.resp
+	if g.remote != nil {
+		// The remote signer binds it, naming the customer, and signs.
+		if err := g.remote.SignJob(ctx, &send); err != nil {
+			return "", fmt.Errorf("signing the job: %w", err)
+		}
+		return wire.EncodeJobRequestHeader(&send)
+	}
 	if g.signer != nil {
 		if err := wire.Bind(&send, g.cfg.Now().Add(bindingTTL)); err != nil {
 			return "", fmt.Errorf("binding the job: %w", err)
