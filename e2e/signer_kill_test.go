@@ -192,7 +192,7 @@ func TestFaultSignerKilledUnderLoad(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var st struct {
-			Spent ledger.Amount `json:"spent"`
+			Spent ledger.Amount           `json:"spent"`
 			Lines []struct{ Kind string } `json:"lines"`
 		}
 		json.NewDecoder(resp.Body).Decode(&st)
