@@ -25,11 +25,12 @@ import (
 // the gateway's second Payer. The customer is whoever the signer's auth
 // webhook (or Signer-Auth-Id) says the configured headers belong to.
 type RemoteSigner struct {
-	url     string
-	headers map[string]string
-	client  *http.Client
-	addr    common.Address
-	sender  wire.JobSender
+	url      string
+	headers  map[string]string
+	client   *http.Client
+	addr     common.Address
+	sender   wire.JobSender
+	customer string
 }
 
 // NewRemoteSigner asks the signer at url for its address and JobSender
@@ -54,8 +55,18 @@ func NewRemoteSigner(ctx context.Context, url string, headers map[string]string,
 		return nil, fmt.Errorf("remote signer %s: its signature does not verify for %s", url, info.Address)
 	}
 	r.sender = wire.JobSender{Addr: info.Address, Sig: info.Signature}
+	var who wire.BYOCCustomerResponse
+	if err := r.post(ctx, wire.RouteBYOCCustomer, nil, &who); err != nil {
+		return nil, fmt.Errorf("remote signer %s: who the customer is: %w", url, err)
+	}
+	r.customer = who.Customer
 	return r, nil
 }
+
+// Customer is who the signer says the gateway pays for ("" for none): the
+// customer its jobs are bound to, whose pool at an orchestrator they draw
+// from.
+func (r *RemoteSigner) Customer() string { return r.customer }
 
 // Address is the signer's address: the sender of the jobs and tickets.
 func (r *RemoteSigner) Address() common.Address { return r.addr }
@@ -68,6 +79,10 @@ func (r *RemoteSigner) SignJob(ctx context.Context, req *wire.JobRequest) error 
 	}
 	if addr, err := wire.VerifyJobSig(out.Request.Sender, &out.Request); err != nil || addr != r.addr {
 		return fmt.Errorf("remote signer: the signed job request does not verify (%v)", err)
+	}
+	if out.Customer != r.customer {
+		// The books and token balances are the customer's it started with.
+		return fmt.Errorf("remote signer: the job was signed for customer %q, not %q", out.Customer, r.customer)
 	}
 	*req = out.Request
 	return nil

@@ -370,6 +370,9 @@ func (g *Gateway) askToken(ctx context.Context, j *job, u string, snap snapshot)
 	}
 	req.Header.Set(wire.HeaderJobSender, g.senderHdr)
 	req.Header.Set(wire.HeaderCapability, j.req.Capability)
+	if g.remote != nil && g.remote.Customer() != "" {
+		req.Header.Set(wire.HeaderCustomer, g.remote.Customer())
+	}
 	if j.clientID {
 		// The client named the job: if the orchestrator has it open, the
 		// token reports the job's own balance too (job_balance).

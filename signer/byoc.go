@@ -18,8 +18,10 @@ import (
 // byoc's own routes, for BYOC jobs (go-livepeer's signer has none): a
 // gateway that holds no key has its job requests signed, with the customer
 // bound in, and its jobs' ticket batches made here. Both ask the webhook
-// (without a state) and refuse a customer whose budget is spent, with
-// 483, before signing anything.
+// (without a state); the payment route refuses a customer whose budget
+// cannot pay, with 483, before signing anything. Signing a job request
+// moves no money (its tickets do), so it is not refused for an empty
+// budget: the customer may still have credit at the orchestrator.
 
 // BYOCJobBindingTTL is how long a job request the signer signs stays
 // acceptable to an orchestrator.
@@ -55,21 +57,13 @@ func (s *Signer) customer(r *http.Request) (string, error) {
 	return id, nil
 }
 
-// budgetLeft refuses a customer with nothing left, when budgets are
-// enforced (Budget is a *Budgets that is not Unlimited).
-func (s *Signer) budgetLeft(r *http.Request, customer string) error {
-	b, ok := s.cfg.Budget.(*Budgets)
-	if !ok || b.Unlimited {
-		return nil
-	}
-	v, err := b.Read(r.Context(), customer)
+func (s *Signer) byocCustomer(w http.ResponseWriter, r *http.Request) {
+	cust, err := s.customer(r)
 	if err != nil {
-		return budgetError(err)
+		respondAPIError(w, err)
+		return
 	}
-	if v.Balance.Sign() <= 0 {
-		return budgetError(fmt.Errorf("%w: customer %q has nothing left", ErrOverBudget, customer))
-	}
-	return nil
+	respondJSON(w, http.StatusOK, wire.BYOCCustomerResponse{Customer: cust})
 }
 
 func (s *Signer) signBYOCJob(w http.ResponseWriter, r *http.Request) {
@@ -92,9 +86,6 @@ func (s *Signer) byocJob(r *http.Request) (*wire.SignBYOCJobResponse, error) {
 	}
 	cust, err := s.customer(r)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.budgetLeft(r, cust); err != nil {
 		return nil, err
 	}
 	if err := wire.BindFor(&req, s.cfg.Clock.Now().Add(BYOCJobBindingTTL), cust); err != nil {

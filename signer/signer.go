@@ -125,6 +125,7 @@ func (s *Signer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sign-orchestrator-info", s.signOrchestratorInfo)
 	mux.HandleFunc("POST /generate-live-payment", s.generateLivePayment)
+	mux.HandleFunc("POST "+wire.RouteBYOCCustomer, s.byocCustomer)
 	mux.HandleFunc("POST "+wire.RouteSignBYOCJob, s.signBYOCJob)
 	mux.HandleFunc("POST "+wire.RouteGenerateBYOCPayment, s.generateBYOCPayment)
 	if s.cfg.Discovery != nil {

@@ -5,12 +5,26 @@ package wire
 // JobRequest) and its jobs' tickets made (POST /generate-byoc-payment) by
 // a remote signer. Amounts are decimal strings of wei.
 
+// HeaderCustomer names, on a token request (GET /process/token), the
+// remote signer's customer whose pool the token's balances should report:
+// the pool (sender, capability, customer) that jobs bound to that customer
+// draw from at a byoc orchestrator. go-livepeer orchestrators ignore it.
+const HeaderCustomer = "Livepeer-Customer"
+
 // Routes of byoc signer's BYOC API.
 const (
+	// RouteBYOCCustomer answers {"customer"}: who the signer's webhook (or
+	// Signer-Auth-Id) says the caller is.
+	RouteBYOCCustomer         = "/byoc-customer"
 	RouteSignBYOCJob          = "/sign-byoc-job"
 	RouteGenerateBYOCPayment  = "/generate-byoc-payment"
 	RouteSignOrchestratorInfo = "/sign-orchestrator-info"
 )
+
+// BYOCCustomerResponse is the answer of POST /byoc-customer.
+type BYOCCustomerResponse struct {
+	Customer string `json:"customer"`
+}
 
 // SignBYOCJobResponse is the answer of POST /sign-byoc-job.
 type SignBYOCJobResponse struct {

@@ -9,6 +9,7 @@ import (
 	"byoc/ethsig"
 	"byoc/gateway"
 	"byoc/ledger"
+	"byoc/orchestrator"
 	"byoc/signer"
 	"byoc/worker"
 )
@@ -44,52 +45,83 @@ func startRemoteGateway(t *testing.T, s *signer.Node, customer string, orchs []s
 	return startGateway(t, "", orchs, func(cfg *gateway.NodeConfig) { cfg.Gateway.Remote = remote })
 }
 
-// TestRemoteSignerPays: a gateway without a key runs paid jobs through a
-// byoc signer. The orchestrator sees the signer as the sender and the
-// customer in the signed binding; what the signer charged the customer's
-// budget is, to the wei, what the orchestrator credited the signer's pool;
-// the gateway's books agree with the orchestrator. A second customer
-// without a budget gets no job run and costs nothing.
-func TestRemoteSignerPays(t *testing.T) {
+// customerPool is the orchestrator's pool of the signer's customer.
+func customerPool(t *testing.T, o *orchestrator.Node, s *signer.Node, capability, customer string) ledger.Account {
+	t.Helper()
+	a, err := o.Ledger.Account(context.Background(), ledger.PoolKey{Sender: s.Address(), Capability: capability, Customer: customer}.Ref())
+	if err != nil {
+		t.Fatalf("%s's pool at the orchestrator: %v", customer, err)
+	}
+	return a
+}
+
+// TestRemoteSignerTwoCustomers: two gateways without keys, one per
+// customer, pay through one byoc signer at one orchestrator. The
+// orchestrator sees the signer as the sender and keys each job's pool by
+// the customer bound into the signed request; what the signer charged each
+// customer's budget is, to the wei, what the orchestrator credited that
+// customer's pool. When bob's budget runs out his jobs stop (483, nothing
+// more signed or credited) while alice's go on.
+func TestRemoteSignerTwoCustomers(t *testing.T) {
 	o := startOrch(t, nil)
 	w := startWorker(t)
 	register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
 	s := startSigner(t, keyA)
 	ctx := context.Background()
-	if _, err := s.Budgets.Grant(ctx, "alice", ledger.Wei(20_000), "g1"); err != nil {
+	if _, err := s.Budgets.Grant(ctx, "alice", ledger.Wei(100_000), "g-alice"); err != nil {
 		t.Fatal(err)
 	}
-	gw := startRemoteGateway(t, s, "alice", []string{o.URL})
-	if gw.Address() != s.Address() {
-		t.Fatalf("gateway pays as %s, signer is %s", gw.Address(), s.Address())
+	if _, err := s.Budgets.Grant(ctx, "bob", ledger.Wei(6_000), "g-bob"); err != nil { // a first hold (5000) and one top-up
+		t.Fatal(err)
 	}
-	for i := range 3 {
-		r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
-		mustOK(t, r)
-		if r.body != "cba" {
-			t.Fatalf("job %d: %q", i, r.body)
+	gwA := startRemoteGateway(t, s, "alice", []string{o.URL})
+	gwB := startRemoteGateway(t, s, "bob", []string{o.URL})
+	if gwA.Address() != s.Address() {
+		t.Fatalf("gateway pays as %s, signer is %s", gwA.Address(), s.Address())
+	}
+	run := func(gw *gateway.Node) jobResult {
+		return submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
+	}
+	mustOK(t, run(gwA))
+	mustOK(t, run(gwB))
+	mustOK(t, run(gwA))
+	mustOK(t, run(gwB))
+	// Bob's third job needs a ticket his budget can no longer pay.
+	if r := run(gwB); r.status == http.StatusOK || !strings.Contains(r.body, "483") {
+		t.Errorf("bob's third job: %d %s", r.status, r.body)
+	}
+	mustOK(t, run(gwA))
+	idle(t, gwA)
+	idle(t, gwB)
+
+	for _, c := range []struct {
+		name string
+		jobs int
+	}{{"alice", 3}, {"bob", 2}} {
+		pool := customerPool(t, o, s, "reverse", c.name)
+		// Tickets are credited to a job's hold, which draws from and releases
+		// to its pool: the customer's totals are the pool's and its jobs'.
+		credited, charged := pool.Credited, pool.Charged
+		jobs, err := o.Ledger.List(ctx, ledger.AccountFilter{Kind: ledger.KindJob, PoolID: pool.ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			credited, charged = credited.Add(j.Credited), charged.Add(j.Charged)
+		}
+		v, err := s.Budgets.Read(ctx, c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != c.jobs || credited.Sign() == 0 || v.Spent.Cmp(credited) != 0 {
+			t.Errorf("%s: %d jobs; the signer charged %s, the orchestrator credited %s", c.name, len(jobs), v.Spent, credited)
+		}
+		if charged.Cmp(ledger.Wei(int64(1000*c.jobs))) != 0 || pool.Balance.Cmp(credited.Sub(charged)) != 0 {
+			t.Errorf("%s: charged %s for %d jobs, pool %s", c.name, charged, c.jobs, pool.Balance)
 		}
 	}
-	side := agree(t, gw, o, "reverse")
-	v, err := s.Budgets.Read(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if side.credited == 0 || v.Spent.Cmp(ledger.Wei(side.credited)) != 0 {
-		t.Errorf("signer charged alice %s, the orchestrator credited %d", v.Spent, side.credited)
-	}
-
-	// Bob has no budget: refused before anything is signed; nothing more
-	// reaches the orchestrator.
-	gwBob := startRemoteGateway(t, s, "bob", []string{o.URL})
-	r := submit(t, gwBob, jobSpec{capability: "reverse", body: "abc"})
-	if r.status == http.StatusOK || !strings.Contains(r.body, "483") {
-		t.Errorf("bob's job: %d %s", r.status, r.body)
-	}
-	if again := books(t, o.Ledger, s.Address(), "reverse"); again.credited != side.credited {
-		t.Errorf("bob's refused job credited the orchestrator: %+v, was %+v", again, side)
-	}
-	if v, _ := s.Budgets.Read(ctx, "bob"); !v.Spent.IsZero() {
-		t.Errorf("bob spent %s", v.Spent)
+	// Nothing landed in the signer's customer-less pool.
+	if bal, _ := o.Ledger.Balance(ctx, ledger.PoolKey{Sender: s.Address(), Capability: "reverse"}.Ref()); !bal.IsZero() {
+		t.Errorf("customer-less pool holds %s", bal)
 	}
 }
