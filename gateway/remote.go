@@ -130,6 +130,10 @@ type remoteSession struct{}
 
 func (remoteSession) Retire() {}
 
+// signerInsufficientBalance is the signer's (and the clearinghouse's)
+// status for a customer whose budget cannot pay.
+const signerInsufficientBalance = 483
+
 // signerError is a refusal from the signer: its status and envelope.
 type signerError struct {
 	status        int

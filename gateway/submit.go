@@ -256,6 +256,10 @@ func (a *attempt) payStep(ctx context.Context) (attemptOutcome, bool) {
 		a.hold = h
 		if a.pay, err = g.pay(ctx, j, o, a.id, required.Sub(h.drawn)); err != nil {
 			a.cancel()
+			var se *signerError
+			if errors.As(err, &se) && se.status == signerInsufficientBalance {
+				return a.refusedBySigner(se), false
+			}
 			return a.fail(StagePayment, 0, ErrPayment, err.Error(), false), false
 		}
 	}
@@ -508,6 +512,15 @@ func (a *attempt) spent() bool {
 
 func (a *attempt) fail(stage Stage, status int, err error, detail string, sent bool) attemptOutcome {
 	return attemptOutcome{sent: sent, err: &AttemptError{Orchestrator: a.o.url, Stage: stage, Status: status, Err: err, Detail: detail}}
+}
+
+// refusedBySigner answers the client the remote signer's refusal of its
+// customer (483: the budget cannot pay). It is final: every orchestrator
+// would be paid from the same budget.
+func (a *attempt) refusedBySigner(se *signerError) attemptOutcome {
+	a.log.Info("job refused: the remote signer refused the customer", "status", se.status, "reason", se.message)
+	http.Error(a.w, "remote signer: "+se.message, se.status)
+	return attemptOutcome{done: true, res: result{outcome: "signer_refused", status: se.status, orchestrator: a.o.url}}
 }
 
 // internal answers the client 500: the gateway itself failed.

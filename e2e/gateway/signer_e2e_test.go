@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -87,7 +86,7 @@ func TestRemoteSignerTwoCustomers(t *testing.T) {
 	mustOK(t, run(gwA))
 	mustOK(t, run(gwB))
 	// Bob's third job needs a ticket his budget can no longer pay.
-	if r := run(gwB); r.status == http.StatusOK || !strings.Contains(r.body, "483") {
+	if r := run(gwB); r.status != 483 || !strings.Contains(r.body, "cannot cover") {
 		t.Errorf("bob's third job: %d %s", r.status, r.body)
 	}
 	mustOK(t, run(gwA))
