@@ -3,7 +3,9 @@
 // its own books — registers priced capabilities, sends jobs through the
 // gateway with real PM tickets, and prints, per job, what was paid,
 // reserved, charged and released, and the pool before and after. It ends
-// by checking every ledger invariant on both sides. `byoc demo` runs it.
+// by checking every ledger invariant on both sides. `byoc demo` runs it;
+// RunSigner (`byoc demo --signer`) runs two customers through a remote
+// signer instead.
 package demo
 
 import (
