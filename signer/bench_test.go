@@ -44,21 +44,24 @@ func BenchmarkSigner(b *testing.B) {
 		}
 	})
 	for _, store := range []struct {
-		name string
-		f    ledgertest.Factory
-	}{{"memory", nil}, {"sqlite", ledgertest.SQLite}, {"postgres", ledgertest.Postgres}} {
+		name   string
+		f      ledgertest.Factory
+		shared bool
+	}{{"memory", nil, false}, {"sqlite", ledgertest.SQLite, false}, {"postgres", ledgertest.Postgres, false},
+		{"postgres+shared-nonces", ledgertest.Postgres, true}} {
 		b.Run("signer="+store.name, func(b *testing.B) {
 			for _, clients := range []int{1, 16} {
 				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-					benchSigner(b, rc, store.f, clients)
+					benchSigner(b, rc, store.f, store.shared, clients)
 				})
 			}
 		})
 	}
 }
 
-func benchSigner(b *testing.B, rc *recorded, f ledgertest.Factory, clients int) {
+func benchSigner(b *testing.B, rc *recorded, f ledgertest.Factory, shared bool, clients int) {
 	var budget Budget
+	var nonces Nonces
 	if f != nil {
 		env := ledgertest.NewEnv(b, f)
 		bg := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex()}
@@ -66,8 +69,11 @@ func benchSigner(b *testing.B, rc *recorded, f ledgertest.Factory, clients int) 
 			b.Fatal(err)
 		}
 		budget = bg
+		if shared {
+			nonces = &LedgerNonces{Ledger: env.Ledger, Owner: rc.key.Address().Hex()}
+		}
 	}
-	s, _ := newTestSigner(b, rc, func(c *Config) { c.Budget = budget })
+	s, _ := newTestSigner(b, rc, func(c *Config) { c.Budget, c.Nonces = budget, nonces })
 	h := s.Handler()
 	// A fresh recipientRandHash every 500 payments keeps each ticket
 	// session below the recipient's 600-nonce cap.
