@@ -73,14 +73,15 @@ func signerInfo(t *testing.T) string {
 	return base64.StdEncoding.EncodeToString(info.Marshal())
 }
 
-// TestFaultSignerKilledUnderLoad runs `byoc signer` with budgets and a
-// usage-event sink as a process under concurrent payment load and kills it
-// with SIGKILL twice, restarting it on the same data directory. Then: the
-// ledger's invariants hold; the budget never went below zero; no nonce of
-// an acknowledged payment was signed twice; every spend in the ledger has
-// exactly one usage event at the sink (by ID; redeliveries merge), their
-// spent amounts add up to what the budget was charged, and every
-// acknowledged payment is among them.
+// TestFaultSignerKilledUnderLoad runs `byoc signer` with budgets, the
+// shared nonce counter and a usage-event sink as a process under
+// concurrent payment load and kills it with SIGKILL twice, restarting it
+// on the same data directory. Then: the ledger's invariants hold; no nonce
+// of an acknowledged payment was signed twice; every spend in the ledger
+// has exactly one usage event at the sink (by ID; redeliveries merge),
+// their spent amounts add up to what the budget was charged, every
+// acknowledged payment is among them, and there is no other: a call cut
+// off by the kill and sent again was charged once.
 func TestFaultSignerKilledUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -90,7 +91,7 @@ func TestFaultSignerKilledUnderLoad(t *testing.T) {
 	defer srv.Close()
 	dir, addr, admin := t.TempDir(), testnet.FreePort(t), testnet.FreePort(t)
 	args := []string{"signer", "--data-dir", dir, "--listen", addr, "--admin-listen", admin, "--dev-key", testnet.KeyA,
-		"--budgets", "--usage-events-url", srv.URL, "--log-level", "error"}
+		"--budgets", "--shared-nonces", "--usage-events-url", srv.URL, "--log-level", "error"}
 	proc := testnet.StartProcess(t, "serving", args...)
 	grant := `{"customer":"kim","amount":"100000000","key":"g1"}`
 	if resp, err := http.Post("http://"+admin+"/admin/budget/grant", "application/json", strings.NewReader(grant)); err != nil || resp.StatusCode != 200 {
@@ -216,6 +217,12 @@ func TestFaultSignerKilledUnderLoad(t *testing.T) {
 	defer sink.mu.Unlock()
 	if len(sink.byID) != nSpends {
 		t.Errorf("%d distinct usage events for %d spends", len(sink.byID), nSpends)
+	}
+	// Clients resend a state until it is answered: with the shared nonce
+	// counter, a call the kill cut off is charged once however often it is
+	// sent, so there are as many spends as acknowledged payments.
+	if nSpends != len(acks) {
+		t.Errorf("%d spends for %d acknowledged payments", nSpends, len(acks))
 	}
 	total := ledger.Amount{}
 	bySeq := map[string]bool{}

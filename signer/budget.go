@@ -46,6 +46,9 @@ func budgetError(err error) error {
 	if errors.Is(err, ErrOverBudget) {
 		return &apiError{status: StatusInsufficientBalance, msg: err.Error(), code: CodeInsufficientBalance}
 	}
+	if errors.Is(err, ledger.ErrIdempotencyConflict) {
+		return &apiError{status: http.StatusConflict, msg: "this state was already used for another payment", code: "state_used"}
+	}
 	return &apiError{status: http.StatusServiceUnavailable, msg: "billing unavailable", code: CodeBillingUnavailable}
 }
 

@@ -178,6 +178,9 @@ func (b *Budgets) Spend(ctx context.Context, s *Spend) error {
 	case err != nil:
 		return err
 	}
+	if res.Replayed {
+		return nil // a retried call: charged once, alerted once
+	}
 	if len(b.Thresholds) > 0 && b.Alert != nil && s.Amount.Sign() > 0 {
 		b.alerts(ctx, s, res.Balance)
 	}

@@ -185,7 +185,7 @@ func (s *Signer) byocPay(r *http.Request) (*wire.BYOCPaymentResponse, error) {
 	var batch *pm.TicketBatch
 	if s.cfg.Nonces != nil {
 		var first uint32
-		if first, err = s.cfg.Nonces.Reserve(r.Context(), sid.Hex(), 0, n); err == nil {
+		if first, err = s.cfg.Nonces.Reserve(r.Context(), sid.Hex(), 0, n, spend.Key); err == nil {
 			batch, err = s.sender.CreateTicketBatchAt(sid, first, n)
 		}
 	} else {

@@ -16,8 +16,9 @@ const NonceName = "nonces"
 // the same nonce of a session twice.
 type Nonces interface {
 	// Reserve returns the first of n consecutive nonces of session, all
-	// above floor, that no other Reserve call returns.
-	Reserve(ctx context.Context, session string, floor uint32, n int) (uint32, error)
+	// above floor, that no other Reserve call returns — except one with the
+	// same key, which returns the same nonces (a retried call).
+	Reserve(ctx context.Context, session string, floor uint32, n int, key string) (uint32, error)
 }
 
 // LedgerNonces keeps each session's last reserved nonce in a ledger
@@ -36,15 +37,16 @@ func (ln *LedgerNonces) ref(session string) ledger.Ref {
 	return ledger.Ref{Kind: ledger.KindPool, Sender: ln.Owner, Name: NonceName, Customer: session}
 }
 
-// Reserve reserves n nonces above floor.
-func (ln *LedgerNonces) Reserve(ctx context.Context, session string, floor uint32, n int) (uint32, error) {
+// Reserve reserves n nonces above floor. The credits' idempotency keys
+// derive from key, so a retry with the same key gets the same range.
+func (ln *LedgerNonces) Reserve(ctx context.Context, session string, floor uint32, n int, key string) (uint32, error) {
 	if n <= 0 {
 		return 0, fmt.Errorf("signer: reserving %d nonces", n)
 	}
 	ref := ln.ref(session)
 	want := int64(n)
-	for range 3 {
-		r, err := ln.Ledger.Credit(ctx, ref, ledger.Wei(want), "nonces:"+newKey())
+	for try := range 3 {
+		r, err := ln.Ledger.Credit(ctx, ref, ledger.Wei(want), fmt.Sprintf("nonces:%s:%d", key, try))
 		if err != nil {
 			return 0, err
 		}

@@ -3,6 +3,7 @@ package signer
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -215,6 +216,13 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 	cost := ledger.CreditFor(ev)
 	cost = ledger.AmountFromBig(new(big.Int).Mul(cost.Big(), big.NewInt(int64(n))))
 	ev0 := s.usage(c, n, after, cost)
+	if s.cfg.Nonces != nil && c.hasState {
+		// A continuing call is idempotent: sent again with the same state,
+		// its spend and its nonces replay, so it is charged once and gets
+		// the same tickets. (Without the shared counter a retry would get
+		// fresh nonces, so it must be charged again: keys stay random.)
+		ev0.ID = callKey(c.state.StateID, c.state.SequenceNumber, sid)
+	}
 	spend := Spend{Customer: c.state.AuthID, App: c.state.App, Amount: cost, Key: ev0.ID, Event: ev0}
 	if s.cfg.Budget != nil {
 		if err := s.cfg.Budget.Spend(r.Context(), &spend); err != nil {
@@ -224,7 +232,7 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 			return nil, budgetError(err)
 		}
 	}
-	batch, err := s.sign(r.Context(), c, sid, nonce, n)
+	batch, err := s.sign(r.Context(), sid, nonce, n, spend.Key)
 	if err != nil {
 		if s.cfg.Budget != nil {
 			if rerr := s.cfg.Budget.Refund(context.WithoutCancel(r.Context()), &spend); rerr != nil {
@@ -248,11 +256,11 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 
 // sign signs the batch: with the next nonces of this signer's session, or
 // with nonces reserved from the shared counter, above the state's.
-func (s *Signer) sign(ctx context.Context, c *call, sid pm.SessionID, floor uint32, n int) (*pm.TicketBatch, error) {
+func (s *Signer) sign(ctx context.Context, sid pm.SessionID, floor uint32, n int, key string) (*pm.TicketBatch, error) {
 	if s.cfg.Nonces == nil {
 		return s.sender.CreateTicketBatch(sid, n)
 	}
-	first, err := s.cfg.Nonces.Reserve(ctx, sid.Hex(), floor, n)
+	first, err := s.cfg.Nonces.Reserve(ctx, sid.Hex(), floor, n, key)
 	if err != nil {
 		return nil, &apiError{status: http.StatusServiceUnavailable, msg: "nonces unavailable: " + err.Error(), code: CodeBillingUnavailable}
 	}
@@ -463,3 +471,10 @@ func (s *Signer) segCreds(c *call) (string, error) {
 }
 
 func keccak(b []byte) []byte { return crypto.Keccak256(b) }
+
+// callKey names a continuing call by what makes it one: the state it
+// continues (its ID and the new sequence number) and the ticket session.
+func callKey(stateID string, seq uint64, sid pm.SessionID) string {
+	h := crypto.Keccak256([]byte(fmt.Sprintf("%s/%d/%s", stateID, seq, sid.Hex())))
+	return "c" + hex.EncodeToString(h[:15])
+}
