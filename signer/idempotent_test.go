@@ -9,8 +9,8 @@ import (
 // TestRetryIsIdempotent: with the shared nonce counter, a continuing call
 // sent again with the same state (its answer was lost) is charged once,
 // writes one usage event and gets the very same payment; the same state
-// for another amount is 409. Without the counter a retry gets fresh nonces
-// and so is charged again.
+// for another amount is a payment of its own, with fresh nonces, charged.
+// Without the counter a retry gets fresh nonces and so is charged again.
 func TestRetryIsIdempotent(t *testing.T) {
 	rc := loadRecorded(t)
 	bothStores(t, func(t *testing.T, env *ledgertest.Env) {
@@ -41,8 +41,15 @@ func TestRetryIsIdempotent(t *testing.T) {
 		if evs, _ := env.Ledger.PendingOutbox(env.Ctx, 0, 10); len(evs) != 2 {
 			t.Errorf("%d usage events, want 2", len(evs))
 		}
-		if code, body := pay(&r1.State, 2*27648000); code != 409 {
-			t.Errorf("same state, other amount: %d %s", code, body)
+		// The same state for another amount is a payment of its own: fresh
+		// nonces, charged again.
+		code, body = pay(&r1.State, 2*27648000)
+		r4 := decodeOK(t, code, body)
+		if got := nonces(t, r4.Payment); len(got) == 0 || got[0] <= nonces(t, r2.Payment)[1] {
+			t.Errorf("another amount got nonces %v after %v", got, nonces(t, r2.Payment))
+		}
+		if v, _ := b.Read(env.Ctx, "ida"); v.Spent.Cmp(costOf(t, int64(5+len(nonces(t, r4.Payment))))) != 0 {
+			t.Errorf("spent %s after the other amount", v.Spent)
 		}
 	})
 }

@@ -225,7 +225,16 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 	}
 	spend := Spend{Customer: c.state.AuthID, App: c.state.App, Amount: cost, Key: ev0.ID, Event: ev0}
 	if s.cfg.Budget != nil {
-		if err := s.cfg.Budget.Spend(r.Context(), &spend); err != nil {
+		err := s.cfg.Budget.Spend(r.Context(), &spend)
+		if errors.Is(err, ledger.ErrIdempotencyConflict) {
+			// The same state for another amount (a time-billed retry that
+			// came later, or a client asking twice): a payment of its own,
+			// with fresh nonces, charged as such.
+			spend.Key = newKey()
+			spend.Event.ID = spend.Key
+			err = s.cfg.Budget.Spend(r.Context(), &spend)
+		}
+		if err != nil {
 			if !errors.Is(err, ErrOverBudget) {
 				s.log.Error("signer: budget unavailable", "customer", spend.Customer, "err", err)
 			}
