@@ -29,7 +29,9 @@ func TestDemo(t *testing.T) {
 	if p := res.Jobs[1]; !p.Paid.IsZero() || p.Reserved.IsZero() {
 		t.Errorf("the prepaid job paid %s and reserved %s; want no tickets, a reservation", p.Paid, p.Reserved)
 	}
-	for _, want := range []string{"all invariants hold", "!coyb ,olleH", "winning tickets queued"} {
+	for _, want := range []string{"all invariants hold", "!coyb ,olleH", "Winners are queued, not redeemed",
+		"2 tickets × 8 gwei expected value = 16 gwei", "max(30 s, 60 s) × 0.2 gwei/s = 12 gwei",
+		"released by the two", `"token":"SSE"`, "--keep-running"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q", want)
 		}

@@ -96,7 +96,7 @@ func RunSigner(ctx context.Context, opts Options) (*SignerResult, error) {
 	sg, err := signer.StartNode(ctx, signer.NodeConfig{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
 		DataDir: filepath.Join(dir, "signer"), Budgets: true, Thresholds: []int{80, 100},
 		Alert: func(a signer.Alert) {
-			fmt.Fprintf(out, "   alert: %s has spent %d %% of %s\n", a.Customer, a.Threshold, gwei(a.Granted))
+			fmt.Fprintf(out, "   alert: %s has spent %d %% of %s\n", a.Customer, a.Threshold, gweiU(a.Granted))
 		},
 		Signer: signer.Config{Key: key, Logger: logger}})
 	if err != nil {
@@ -171,7 +171,7 @@ func RunSigner(ctx context.Context, opts Options) (*SignerResult, error) {
 			same = "DIFFERENT"
 		}
 		fmt.Fprintf(out, "   %-5s %d jobs, %d refused: signer charged %s, orchestrator credited %s (%s), compute charged %s, budget left %s\n",
-			who, r.Jobs, r.Refused, gwei(r.Spent), gwei(r.Credited), same, gwei(r.Charged), gwei(r.Left))
+			who, r.Jobs, r.Refused, gweiU(r.Spent), gweiU(r.Credited), same, gweiU(r.Charged), gweiU(r.Left))
 		res.Customers = append(res.Customers, *r)
 	}
 	res.Verified = true
@@ -237,3 +237,6 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// gweiU is gwei with its unit.
+func gweiU(a ledger.Amount) string { return gwei(a) + " gwei" }

@@ -60,7 +60,7 @@ func TestFaultOrchestratorKilledUnderLoad(t *testing.T) {
 	url := "https://" + addr
 	args := []string{"orchestrator", "--secret", testnet.Secret, "--data-dir", dir, "--listen", url, "--admin-listen", "",
 		"--ticket-ev", "1000", "--min-compute", "2s", "--hold-ttl-margin", "1s", "--sweep-interval", "100ms"}
-	w := testnet.StartWorker(t)
+	w := startWorker(t)
 	orch := testnet.StartProcess(t, "serving", args...)
 	testnet.Register(t, url, w, worker.Sleep, "sleep", 1000, 64)
 
@@ -199,7 +199,7 @@ func TestFaultGatewayKilledMidStream(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	orch := testnet.StartNode(t, t.TempDir(), nil)
-	w := testnet.StartWorker(t)
+	w := startWorker(t)
 	testnet.Register(t, orch.URL, w, worker.SSE, "sse", 1000, 4)
 	gwDir, gwAddr := t.TempDir(), testnet.FreePort(t)
 	args := []string{"gateway", "--orch-addr", orch.URL, "--data-dir", gwDir, "--listen", gwAddr, "--admin-listen", "",

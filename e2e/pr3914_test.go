@@ -18,6 +18,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"sync"
@@ -61,7 +62,7 @@ func newStack(t *testing.T, tweak func(*orchestrator.NodeConfig)) *stack {
 			tweak(c)
 		}
 	})
-	s.worker = testnet.StartWorker(t)
+	s.worker = startWorker(t)
 	for _, c := range []string{worker.Reverse, worker.Sleep, worker.SSE} {
 		testnet.Register(t, s.orch.URL, s.worker, c, c, price, 256)
 	}
@@ -96,10 +97,18 @@ func (s *stack) submit(capability, id, body string, timeout int) testnet.JobResu
 }
 
 func submitTo(t *testing.T, gwURL, capability, id, body string, timeout int) testnet.JobResult {
+	return submitWith(t, gwURL, capability, id, body, timeout, nil)
+}
+
+// submitWith is submitTo with extra request headers.
+func submitWith(t *testing.T, gwURL, capability, id, body string, timeout int, extra http.Header) testnet.JobResult {
 	hdr, _ := json.Marshal(wire.JobRequest{ID: id, Request: "{}", Parameters: "{}", Capability: capability, TimeoutSeconds: timeout})
 	req, _ := http.NewRequest(http.MethodPost, gwURL+"/process/request/", strings.NewReader(body))
 	req.Header.Set(wire.HeaderJobRequest, base64.StdEncoding.EncodeToString(hdr))
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range extra {
+		req.Header[k] = v
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return testnet.JobResult{Err: err}
@@ -406,16 +415,42 @@ func addressOf(t *testing.T, key string) string {
 
 // 6. Per-job PM sessions: concurrent jobs of one sender get distinct ticket
 // sessions; 100 concurrent paid jobs: no nonce collision, no rejected ticket.
+// The jobs are held by their worker until all of them have begun, so they
+// overlap whatever the machine's speed; they wait as long as the gateway
+// allows for their tokens (not its 500 ms default), which a busy machine
+// may need for 100 at once.
 func TestPR3914_6_PerJobPMSessions(t *testing.T) {
 	s := newStack(t, nil)
 	const n = 100
+	began := make(chan struct{}, n)
+	all := make(chan struct{})
+	held := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		began <- struct{}{}
+		select {
+		case <-all:
+			io.WriteString(w, "done")
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(held.Close)
+	testnet.Register(t, s.orch.URL, heldWorker(held.URL), "held", "held", price, 256)
+	patient := http.Header{}
+	patient.Set(wire.HeaderOrchSearchTimeout, gateway.MaxSearchTimeout.String())
+	patient.Set(wire.HeaderOrchSearchRespTimeout, gateway.MaxSearchTimeout.String())
+	go func() {
+		for range n {
+			<-began
+		}
+		close(all)
+	}()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := s.submit(worker.Sleep, fmt.Sprint("c", i), testnet.SleepBody(200*time.Millisecond), 10); r.Status != http.StatusOK {
+			if r := submitWith(t, s.gw.URL, "held", fmt.Sprint("c", i), "{}", 60, patient); r.Status != http.StatusOK {
 				failed.Add(1)
 				t.Errorf("job %d: %d %s", i, r.Status, r.Body)
 			}
@@ -436,6 +471,13 @@ func TestPR3914_6_PerJobPMSessions(t *testing.T) {
 		t.Errorf("credited tickets %q, nonces recorded %d", credited, nonces)
 	}
 	t.Logf("%d concurrent paid jobs: %d ticket sessions (one per job), %d nonces recorded (at most %d per session), 0 rejected", n, sessions, nonces, maxPerSession)
+}
+
+// heldWorker is a worker of the test's own at a URL, for testnet.Register.
+type heldWorker string
+
+func (u heldWorker) Capability(name string) wire.ExternalCapability {
+	return wire.ExternalCapability{Name: name, URL: string(u), Capacity: 4, PriceScaling: 1, Currency: "wei"}
 }
 
 func scrape(t *testing.T, url string) string {
@@ -568,4 +610,15 @@ func TestPR3914_9_IsolationAndAdmission(t *testing.T) {
 	}
 	t.Logf("a stream paid for 3 s was stopped after charging %s (its hold), the sender's other job finished; of %d jobs opened at once against a pool covering %d, %d were admitted, the pool went from %d to %d, never below 0",
 		dry.Charged, n, covered, admitted.Load(), covered*2000, after)
+}
+
+// startWorker starts the sample worker itself: these tests run every role.
+func startWorker(t *testing.T) *worker.Server {
+	t.Helper()
+	w, err := worker.Start("", worker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
 }

@@ -314,9 +314,11 @@ func (h *hold) bookSent(credits []ledger.PaymentCredit, sent *delivery) error {
 // creditsPayment books the tickets sent to the hold to: one credit each,
 // as the orchestrator keys and credits them.
 func creditsPayment(to ledger.Ref, credits []ledger.PaymentCredit) ledger.PaymentRequest {
-	return ledger.PaymentRequest{To: to, Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-		return ledger.PaymentDecision{Credits: credits}, nil
-	}}
+	req := ledger.PaymentRequest{To: to, Tickets: make([]ledger.PaymentTicket, len(credits))}
+	for i, c := range credits {
+		req.Tickets[i] = ledger.PaymentTicket{Credit: c, NoNonce: true}
+	}
+	return req
 }
 
 // sumCredits is what credits are worth together.
@@ -370,6 +372,12 @@ func (h *hold) settle(paid ledger.Amount, charged ledger.Amount, after figure) (
 	return booked
 }
 
+// charge is what settle will book for a charge of charged with paid sent
+// (ledger.PendingHold.Charge).
+func (h *hold) charge(paid, charged ledger.Amount) ledger.Amount {
+	return h.pending.Charge(paid, h.uncredited, charged)
+}
+
 // post waits for the hold's opening and payment, posts the charge settle
 // booked and closes the hold — its remainder goes back to the books' pool —
 // then ends the attempt. The hold stays open if the ledger fails; it then
@@ -403,28 +411,39 @@ func (h *hold) post(ctx context.Context) error {
 			h.log.Warn("gateway books: the orchestrator did not credit tickets we sent; written off", "uncredited_wei", h.uncredited.String())
 		}
 	}
-	if err == nil {
-		// The charge and the close in one step. The charge is at most what
-		// the job drew and was paid (settle); the ledger's hold may still hold
-		// less when it drew less than reserved (answered jobs' releases not
-		// posted yet), and the pool, which holds the difference, covers it.
-		_, err = b.l.FinishJob(ctx, h.key, charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
-	}
 	if err != nil {
 		// What the hold holds comes back when it expires; the memory
 		// catches up at the next resync.
 		b.m.booksErrors.Inc()
-		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
+		h.log.Error("gateway books: could not write off the uncredited payment; the job's hold will expire", "err", err)
 		h.end(false)
 		b.pending.Stale(h.poolRef)
 		return fmt.Errorf("%w: %v", ErrBooks, err)
 	}
-	h.end(false)
+	// The charge and the close in one step, which ends the pending hold
+	// once it commits (or fails: the hold then expires and the pool is
+	// read again). The charge is at most what the job drew and was paid
+	// (settle); the ledger's hold may still hold less when it drew less
+	// than reserved (answered jobs' releases not posted yet), and the pool,
+	// which holds the difference, covers it.
+	b.mu.Lock()
+	h.unopen()
+	b.mu.Unlock()
+	_, err = b.l.FinishPendingJob(ctx, h.pending, h.key, charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
+	b.mu.Lock()
+	delete(b.state(h.pool).running, h.key.JobID)
+	b.mu.Unlock()
+	if err != nil {
+		b.m.booksErrors.Inc()
+		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
+		return fmt.Errorf("%w: %v", ErrBooks, err)
+	}
 	return nil
 }
 
-// end records that the attempt's books are posted; notOpened, that its
-// hold never opened, so nothing of it is in the ledger.
+// end records that the attempt's books are posted without finishing its
+// hold in the ledger; notOpened, that the hold never opened, so nothing of
+// it is in the ledger.
 func (h *hold) end(notOpened bool) {
 	b := h.b
 	b.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"byoc/internal/console"
 	"byoc/internal/node"
 	"byoc/internal/nodefiles"
 	"byoc/internal/serve"
@@ -141,11 +142,14 @@ func (n *Node) Close() error { return n.node.Close() }
 // and read-only JSON views
 // /admin/orchestrators (latencies, failures) and /admin/pools (the books:
 // the gateway's credit per orchestrator and capability, and the last
-// comparison with the orchestrator's figure).
+// comparison with the orchestrator's figure), and /console/, the web
+// console over the same data (docs/console.md): the gateway has no admin
+// token, so the console answers on loopback only.
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", g.m.Handler())
 	serve.Health(mux, g.Ready)
+	mux.Handle(console.Prefix, console.Handler(console.Config{Role: "gateway", Views: g.consoleViews()}))
 	mux.HandleFunc("GET /admin/orchestrators", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, g.Orchestrators(), nil)
 	})

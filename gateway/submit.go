@@ -398,7 +398,18 @@ func (a *attempt) answered(resp *http.Response) attemptOutcome {
 	}
 
 	// From here on the answer is the client's: never retried (D2).
-	rr := a.relay(resp)
+	refusedForBalance := false
+	if a.hold != nil && (status == http.StatusPaymentRequired || status == http.StatusBadRequest) {
+		// Is it the orchestrator's "Insufficient balance"? Then nothing is
+		// charged; known before the headers go out, which carry the charge.
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, headLen))
+		refusedForBalance = bytes.Contains(head, []byte("Insufficient balance"))
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	}
+	rr := a.relay(resp, a.chargedHeader(resp, refusedForBalance))
 	res := result{outcome: "ok", status: status, orchestrator: o.url}
 	switch {
 	case rr.clientErr != nil:
@@ -410,7 +421,7 @@ func (a *attempt) answered(resp *http.Response) attemptOutcome {
 	}
 	if a.hold != nil {
 		var b bill
-		if (status == http.StatusPaymentRequired || status == http.StatusBadRequest) && bytes.Contains(rr.head, []byte("Insufficient balance")) {
+		if refusedForBalance {
 			a.log.Warn("the orchestrator refused the job for insufficient balance although the gateway paid for it: is --min-compute below the orchestrator's?",
 				"drawn_wei", a.hold.drawn.String(), "paid_wei", a.pay.Paid().String())
 		} else {
@@ -427,13 +438,39 @@ func (a *attempt) answered(resp *http.Response) attemptOutcome {
 	return attemptOutcome{done: true, sent: true, res: res}
 }
 
-// relay copies the orchestrator's answer to the client as it comes.
-func (a *attempt) relay(resp *http.Response) relayResult {
+// chargedHeader is the Livepeer-Job-Charged the client gets: the charge
+// the books will take for the orchestrator's own figure — at most what the
+// job held (ledger.PendingHold.Charge), nothing for a refusal for
+// insufficient balance — not the orchestrator's raw claim; "" when the
+// orchestrator sent none, or one the books do not take (then its
+// estimate, known only after the answer, is booked instead).
+func (a *attempt) chargedHeader(resp *http.Response, refusedForBalance bool) string {
+	switch {
+	case resp.Header.Get(wire.HeaderJobCharged) == "":
+		return ""
+	case a.hold == nil || refusedForBalance:
+		return "0" // a free job, or a refusal: nothing booked
+	}
+	claimed, err := ledger.ParseAmount(resp.Header.Get(wire.HeaderJobCharged))
+	if err != nil || claimed.Sign() < 0 {
+		return ""
+	}
+	return a.hold.charge(a.paid(), claimed).String()
+}
+
+// relay copies the orchestrator's answer to the client as it comes, with
+// charged as its Livepeer-Job-Charged (none when "").
+func (a *attempt) relay(resp *http.Response, charged string) relayResult {
 	status := resp.StatusCode
 	sse := status == http.StatusOK && strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream")
 	out := a.w.Header()
 	copyHeader(out, resp.Header, sse)
 	out.Set(wire.HeaderOrchestratorURL, a.o.service)
+	if charged != "" {
+		out.Set(wire.HeaderJobCharged, charged)
+	} else {
+		out.Del(wire.HeaderJobCharged)
+	}
 	if sse {
 		out.Set("Cache-Control", "no-cache")
 		out.Set("Connection", "keep-alive")

@@ -218,7 +218,7 @@ func (a *admitOp) apply(o *opCtx) (any, error) {
 // ErrNotFound, ErrJobClosed (amount > 0 on a final job), ErrJobExpired,
 // ErrInsufficientFunds, ErrAmountOverflow.
 func (l *Ledger) FinishJob(ctx context.Context, job JobKey, amount, grace Amount, key string) (CloseJobResult, error) {
-	return l.finish(ctx, job, chargeOp{ref: job.Ref(), amount: amount, grace: grace, k: key})
+	return l.finish(ctx, job, chargeOp{ref: job.Ref(), amount: amount, grace: grace, k: key}, nil)
 }
 
 // FinishJobUpTo is FinishJob that never overdraws the hold: it charges
@@ -229,24 +229,49 @@ func (l *Ledger) FinishJob(ctx context.Context, job JobKey, amount, grace Amount
 // Errors (nothing changes): ErrInvalidInput, ErrIdempotencyConflict,
 // ErrNotFound, ErrJobClosed (amount > 0 on a final job), ErrJobExpired.
 func (l *Ledger) FinishJobUpTo(ctx context.Context, job JobKey, amount Amount, key string) (CloseJobResult, error) {
-	return l.finish(ctx, job, chargeOp{ref: job.Ref(), amount: amount, k: key, upTo: true})
+	return l.finish(ctx, job, chargeOp{ref: job.Ref(), amount: amount, k: key, upTo: true}, nil)
+}
+
+// FinishPendingJob is FinishJob for a hold reserved in memory
+// (Pending.Reserve, h) and opened in the ledger: the committer ends h
+// (PendingHold.End) once the write has committed, so h's pool is read from
+// the ledger again only when the write is there. If the write fails —
+// refused, not committed, or never queued — h is ended all the same and
+// its pool is read again when quiet (Pending.Stale): the hold stays open
+// in the ledger until it expires. h is ended even when ctx ends first.
+func (l *Ledger) FinishPendingJob(ctx context.Context, h *PendingHold, job JobKey, amount, grace Amount, key string) (CloseJobResult, error) {
+	return l.finish(ctx, job, chargeOp{ref: job.Ref(), amount: amount, grace: grace, k: key}, h)
 }
 
 // finish checks and runs a finishOp: charge (none when its amount is 0),
-// then close.
-func (l *Ledger) finish(ctx context.Context, job JobKey, charge chargeOp) (CloseJobResult, error) {
+// then close; h, if not nil, is ended with the write's outcome.
+func (l *Ledger) finish(ctx context.Context, job JobKey, charge chargeOp, h *PendingHold) (CloseJobResult, error) {
+	ended := h.written
 	err := firstErr(job.Ref().Validate(), checkAmount("charge", charge.amount), checkAmount("grace", charge.grace))
 	if err == nil && !charge.amount.IsZero() {
 		err = checkKey(charge.k)
 	}
 	if err != nil {
+		ended(err)
 		return CloseJobResult{}, err
 	}
 	op := &finishOp{close: closeJobOp{job: job}}
 	if !charge.amount.IsZero() {
 		op.charge = &charge
 	}
-	return run[CloseJobResult](ctx, l, op)
+	r := &request{op: op, done: make(chan result, 1)}
+	if h != nil {
+		r.committed = ended
+	}
+	if err := l.enqueue(ctx, r); err != nil {
+		ended(err)
+		return CloseJobResult{}, err
+	}
+	v, err := r.wait(ctx)
+	if err != nil {
+		return CloseJobResult{}, err
+	}
+	return v.(CloseJobResult), nil
 }
 
 type finishOp struct {

@@ -44,6 +44,10 @@ type request struct {
 	// decided, if set, gets the op's result once its batch has applied it,
 	// before the commit (see AdmitDecided).
 	decided chan result
+	// committed, if set, is called with the op's outcome once its batch
+	// has committed (nil) or failed, before done is sent: what the op's
+	// caller must learn even if it stopped waiting (FinishPendingJob).
+	committed func(error)
 }
 
 type result struct {
@@ -189,11 +193,16 @@ func (l *Ledger) runBatch(batch []*request) {
 	}
 	results, err := l.applyOps(ctx, ops, decided)
 	for i, r := range batch {
+		res := result{err: err}
 		if err != nil {
-			r.done <- result{err: fmt.Errorf("ledger: batch of %d not committed: %w", len(batch), err)}
-			continue
+			res.err = fmt.Errorf("ledger: batch of %d not committed: %w", len(batch), err)
+		} else {
+			res = results[i]
 		}
-		r.done <- results[i]
+		if r.committed != nil {
+			r.committed(res.err)
+		}
+		r.done <- res
 	}
 }
 

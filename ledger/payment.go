@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -10,31 +9,61 @@ import (
 
 // Payments made of tickets (Livepeer PM, or any scheme with per-session
 // nonces) are received by ReceivePayment in one atomic step: the session's
-// seen nonces are read, the caller's rule decides which tickets are new and
-// which earn credit, and the accepted nonces, the credits (one entry per
-// ticket, keyed by the ticket's hash) and the winning tickets are stored
-// together. A ticket replayed later, also after a restart, finds its nonce
-// recorded; a ticket credited twice by any path finds its key taken.
+// seen nonces are read, the ledger's nonce rule decides which tickets are
+// new, and the recorded nonces, the credits (one entry per ticket, keyed by
+// the ticket's hash) and the winning tickets are stored together. The
+// request is data — the tickets in order, what each earns, the session's
+// cap — so nothing runs above the ledger inside its transaction. A ticket
+// replayed later, also after a restart, finds its nonce recorded; a ticket
+// credited twice by any path finds its key taken.
 
 // MaxNoncesPerPayment bounds the tickets of one payment.
 const MaxNoncesPerPayment = 4096
 
-// NonceView is what a payment's rule sees of its session inside the
-// transaction: the nonces already recorded (only those the payment
-// presents are known) and how many the session holds.
-type NonceView interface {
-	Contains(nonce uint32) bool
-	Len() int
+// PaymentTicket is one ticket of a payment, in the order the payer sent it.
+type PaymentTicket struct {
+	// Credit is what the ticket earns, under its own key (the ticket's
+	// hash). It is ignored for a Refused ticket.
+	Credit PaymentCredit
+	// Nonce is the ticket's nonce in the session: checked by the nonce
+	// rule and recorded when new, unless NoNonce.
+	Nonce uint32
+	// NoNonce: the ticket presents no nonce to check or record (a ticket
+	// whose signature failed, or a credit booked by the payer).
+	NoNonce bool
+	// Refused: the payer's scheme refused the ticket (a bad signature,
+	// expired params): it earns nothing, whatever its nonce; a new nonce
+	// is still recorded.
+	Refused bool
 }
 
-// PaymentDecision is what a payment's rule decided.
-type PaymentDecision struct {
-	// Accepted are the nonces to record for the session.
-	Accepted []uint32
-	// Credits are the tickets that earn credit, each under its own key.
-	Credits []PaymentCredit
-	// Winners are winning tickets to queue for redemption, credited or not.
-	Winners []Winner
+// NonceVerdict is what the nonce rule found of one ticket's nonce.
+type NonceVerdict uint8
+
+const (
+	// NonceUnchecked: the ticket presented no nonce (NoNonce).
+	NonceUnchecked NonceVerdict = iota
+	// NonceNew: the nonce is new to the session and is recorded now.
+	NonceNew
+	// NonceSeen: the session holds the nonce already (a replay), or the
+	// payment presented it before.
+	NonceSeen
+	// NonceTooMany: the session holds MaxNonces nonces already.
+	NonceTooMany
+)
+
+func (v NonceVerdict) String() string {
+	switch v {
+	case NonceUnchecked:
+		return "unchecked"
+	case NonceNew:
+		return "new"
+	case NonceSeen:
+		return "seen"
+	case NonceTooMany:
+		return "too many"
+	}
+	return "unknown"
 }
 
 // PaymentCredit is one ticket's credit.
@@ -66,18 +95,25 @@ type PaymentRequest struct {
 	// To is the account the payment's credits go to: a pool (created if
 	// needed) or an open job.
 	To Ref
-	// Session keys the nonces (a PM recipientRandHash); empty when the
-	// payment carries no tickets.
+	// Session keys the nonces (a PM recipientRandHash); empty when no
+	// ticket presents a nonce.
 	Session string
 	// SessionExpiry is when the session's nonces may be forgotten (a block
 	// number for PM); see ForgetSessions.
 	SessionExpiry int64
-	// Nonces are the nonces the payment presents, in order.
-	Nonces []uint32
-	// Decide applies the scheme's rule to the session as it stands in the
-	// transaction. It may be called more than once (a store retrying its
-	// transaction), so it must depend only on its argument.
-	Decide func(seen NonceView) (PaymentDecision, error)
+	// MaxNonces caps the nonces one session records (0: no cap): a nonce
+	// that would go past it is NonceTooMany.
+	MaxNonces int
+	// Tickets are the payment's tickets, in order. A ticket earns its
+	// credit when it is not Refused and its nonce is new (or it has none).
+	Tickets []PaymentTicket
+	// Chained: a ticket earns its credit only when every ticket before it
+	// in the payment did (PM's rule: one bad ticket stops the credit of
+	// the rest of its payment; their new nonces are still recorded).
+	Chained bool
+	// Winners are winning tickets to queue for redemption, credited or
+	// not (queuing is idempotent by key).
+	Winners []Winner
 }
 
 // PaymentResult is the outcome of ReceivePayment.
@@ -92,13 +128,16 @@ type PaymentResult struct {
 	Replayed int `json:"replayed"`
 	// Winners is how many winning tickets were queued.
 	Winners int `json:"winners"`
+	// Nonces has what the nonce rule found of each ticket, in the order
+	// of the request's Tickets.
+	Nonces []NonceVerdict `json:"nonces,omitempty"`
 }
 
 // ReceivePayment records a payment atomically, as described above.
 //
 // Errors: ErrInvalidInput, ErrNotFound (job), ErrJobClosed, ErrJobExpired,
 // ErrIdempotencyConflict (a ticket key used for something else),
-// ErrAmountOverflow, or Decide's error. Nothing is recorded on error.
+// ErrAmountOverflow. Nothing is recorded on error.
 func (l *Ledger) ReceivePayment(ctx context.Context, req PaymentRequest) (PaymentResult, error) {
 	if err := checkPayment(req); err != nil {
 		return PaymentResult{}, err
@@ -110,14 +149,25 @@ func checkPayment(req PaymentRequest) error {
 	err := req.To.Validate()
 	switch {
 	case err != nil:
-	case req.Decide == nil:
-		err = fmt.Errorf("%w: payment without a rule", ErrInvalidInput)
-	case len(req.Nonces) > MaxNoncesPerPayment:
-		err = fmt.Errorf("%w: %d tickets in one payment (max %d)", ErrInvalidInput, len(req.Nonces), MaxNoncesPerPayment)
-	case len(req.Nonces) > 0:
+	case len(req.Tickets) > MaxNoncesPerPayment:
+		err = fmt.Errorf("%w: %d tickets in one payment (max %d)", ErrInvalidInput, len(req.Tickets), MaxNoncesPerPayment)
+	case req.MaxNonces < 0:
+		err = fmt.Errorf("%w: negative nonce cap", ErrInvalidInput)
+	case len(req.nonces()) > 0:
 		err = checkName("session", req.Session, true)
 	}
 	return err
+}
+
+// nonces are the nonces the payment presents, in order.
+func (req *PaymentRequest) nonces() []uint32 {
+	var out []uint32
+	for _, t := range req.Tickets {
+		if !t.NoNonce {
+			out = append(out, t.Nonce)
+		}
+	}
+	return out
 }
 
 // sessionState is a batch's view of one ticket session.
@@ -129,8 +179,19 @@ type sessionState struct {
 	read   int64 // expiry before the batch
 }
 
-func (s *sessionState) Contains(n uint32) bool { return s.known[n] }
-func (s *sessionState) Len() int               { return s.base + len(s.added) }
+// verdict is the nonce rule, for a nonce presented after a payment
+// accepted others (accepted of them, dup when n is one): seen when the
+// session or the payment holds it, too many when the session would hold
+// more than max (0: no cap), else new.
+func (s *sessionState) verdict(n uint32, dup bool, accepted, max int) NonceVerdict {
+	switch {
+	case dup || s.known[n]:
+		return NonceSeen
+	case max > 0 && s.base+len(s.added)+accepted >= max:
+		return NonceTooMany
+	}
+	return NonceNew
+}
 
 // session returns the batch's view of session, loading from the store what
 // it does not know yet about nonces.
@@ -197,7 +258,8 @@ type paymentOp struct {
 func (p *paymentOp) refs() []Ref { return []Ref{p.req.To} }
 func (p *paymentOp) key() string { return "" }
 func (p *paymentOp) nonceQuery() (NonceQuery, bool) {
-	return NonceQuery{Session: p.req.Session, Nonces: p.req.Nonces}, len(p.req.Nonces) > 0
+	n := p.req.nonces()
+	return NonceQuery{Session: p.req.Session, Nonces: n}, len(n) > 0
 }
 
 func (p *paymentOp) apply(o *opCtx) (any, error) {
@@ -214,31 +276,23 @@ func (p *paymentOp) apply(o *opCtx) (any, error) {
 		}
 	}
 	var sess *sessionState
-	view := NonceView(emptyNonces{})
-	if len(r.Nonces) > 0 {
+	if n := r.nonces(); len(n) > 0 {
 		var err error
-		if sess, err = o.st.session(r.Session, r.Nonces); err != nil {
+		if sess, err = o.st.session(r.Session, n); err != nil {
 			return nil, err
 		}
-		view = sess
 	}
-	d, err := r.Decide(view)
-	if err != nil {
-		return nil, err
-	}
-	if len(d.Accepted) > 0 && sess == nil {
-		return nil, errors.New("ledger: payment rule accepted nonces of a payment that presented none")
-	}
-	res := PaymentResult{}
-	keys := make([]string, len(d.Credits))
-	for i, c := range d.Credits {
+	d := decide(r, sess)
+	res := PaymentResult{Nonces: d.verdicts}
+	keys := make([]string, len(d.credits))
+	for i, c := range d.credits {
 		keys[i] = c.Key
 	}
 	if err := o.st.loadKeys(keys); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
-	for _, c := range d.Credits {
+	for _, c := range d.credits {
 		if err := firstErr(checkKey(c.Key), checkAmount("ticket credit", c.Amount)); err != nil {
 			return nil, err
 		}
@@ -268,7 +322,7 @@ func (p *paymentOp) apply(o *opCtx) (any, error) {
 	if res.Tickets > res.Replayed {
 		o.touch(a)
 	}
-	for _, w := range d.Winners {
+	for _, w := range r.Winners {
 		if err := firstErr(checkKey(w.Key), checkAmount("face value", w.FaceValue)); err != nil {
 			return nil, err
 		}
@@ -281,18 +335,43 @@ func (p *paymentOp) apply(o *opCtx) (any, error) {
 		}
 		o.winners = append(o.winners, w)
 	}
-	res.Winners = len(d.Winners)
-	if len(d.Accepted) > 0 {
-		o.nonces = append(o.nonces, acceptedNonces{sess: sess, name: r.Session, expiry: r.SessionExpiry, nonces: d.Accepted})
+	res.Winners = len(r.Winners)
+	if len(d.accepted) > 0 {
+		o.nonces = append(o.nonces, acceptedNonces{sess: sess, name: r.Session, expiry: r.SessionExpiry, nonces: d.accepted})
 	}
 	res.Balance = a.Balance
 	return res, nil
 }
 
-type emptyNonces struct{}
+// decision is what the nonce rule and the tickets' terms decide of a
+// payment, against the session as the batch sees it (sess nil: no ticket
+// presents a nonce).
+type decision struct {
+	verdicts []NonceVerdict // one per ticket
+	accepted []uint32       // the new nonces, to record
+	credits  []PaymentCredit
+}
 
-func (emptyNonces) Contains(uint32) bool { return false }
-func (emptyNonces) Len() int             { return 0 }
+func decide(r PaymentRequest, sess *sessionState) decision {
+	d := decision{verdicts: make([]NonceVerdict, len(r.Tickets))}
+	added := map[uint32]bool{}
+	stopped := false
+	for i, t := range r.Tickets {
+		if !t.NoNonce {
+			d.verdicts[i] = sess.verdict(t.Nonce, added[t.Nonce], len(d.accepted), r.MaxNonces)
+			if d.verdicts[i] == NonceNew {
+				added[t.Nonce] = true
+				d.accepted = append(d.accepted, t.Nonce)
+			}
+		}
+		earns := !t.Refused && d.verdicts[i] != NonceSeen && d.verdicts[i] != NonceTooMany
+		if earns && !stopped {
+			d.credits = append(d.credits, t.Credit)
+		}
+		stopped = stopped || !earns && r.Chained
+	}
+	return d
+}
 
 // acceptedNonces are an op's nonces to record, published on commit.
 type acceptedNonces struct {

@@ -16,10 +16,15 @@ import (
 //
 // It is exact while the writer is the pool's only one and reports each
 // hold's life in order: Reserve, then Cancel (the work never started) or
-// Settle (its charge is known), then End. A pool is read from the ledger
-// again (Sync) when no hold of it is pending, which picks up what others
-// did (the sweeper releasing a hold a crash left behind). Pending writes
-// nothing; the writer's OpenJob, Admit and FinishJob do.
+// Settle (its charge is known), then the end: a hold opened in the ledger
+// is ended by the write that finishes it (Ledger.FinishPendingJob), in
+// the committer once that write has committed, so a pool is never read
+// while a write of its holds is still on its way; a hold that never
+// opened, or that is left to expire, is ended by the writer (End). A pool
+// is read from the ledger again (Sync) when no hold of it is pending,
+// which picks up what others did (the sweeper releasing a hold a crash
+// left behind). Pending writes nothing; the writer's OpenJob, Admit and
+// FinishPendingJob do.
 type Pending struct {
 	l  *Ledger
 	mu sync.Mutex
@@ -141,12 +146,19 @@ func (h *PendingHold) Settle(credited, off, charge Amount) (Amount, bool) {
 	if h.settled {
 		return h.charged, false
 	}
-	held := MaxOf(h.drawn.Add(credited).Sub(off), Amount{})
 	h.settled, h.credited, h.off = true, credited, off
-	h.charged = MaxOf(MinAmount(charge, held), Amount{})
+	h.charged = h.Charge(credited, off, charge)
 	pp := h.p.pool(h.pool)
 	pp.projected = pp.projected.Add(h.drawn).Add(credited).Sub(off).Sub(h.charged)
 	return h.charged, true
+}
+
+// Charge is the charge Settle takes for these figures: charge capped at
+// what the hold holds (drawn + credited − off, at least zero), never below
+// zero. It changes nothing.
+func (h *PendingHold) Charge(credited, off, charge Amount) Amount {
+	held := MaxOf(h.drawn.Add(credited).Sub(off), Amount{})
+	return MaxOf(MinAmount(charge, held), Amount{})
 }
 
 // Cancel ends the hold's work before it began: its draw comes back. It
@@ -165,6 +177,19 @@ func (h *PendingHold) cancelLocked() bool {
 	pp := h.p.pool(h.pool)
 	pp.projected = pp.projected.Add(h.drawn)
 	return true
+}
+
+// written ends the hold once the write that finishes it in the ledger
+// has committed (err nil) or failed (its pool is then read again when
+// quiet); a nil hold has nothing to end.
+func (h *PendingHold) written(err error) {
+	if h == nil {
+		return
+	}
+	h.End(true)
+	if err != nil {
+		h.p.Stale(h.pool)
+	}
 }
 
 // End reports the hold's ledger writes done (cancelling it if it was

@@ -141,6 +141,9 @@ type AccountFilter struct {
 	// IDs, when not empty, selects only these accounts.
 	IDs   []int64
 	Limit int
+	// Newest lists the newest accounts first (largest ID), so a Limit
+	// keeps the most recent ones: the console's recent jobs.
+	Newest bool
 }
 
 // ErrConflict is what a store returns for a transient conflict with a

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"byoc/internal/console"
 	"byoc/internal/serve"
 	"byoc/ledger"
 )
@@ -23,11 +24,13 @@ import (
 //	GET /admin/jobs/{sender}/{job}          one job's statement
 //	GET /admin/winners[?state=queued|all]   winning tickets waiting for redemption
 //
-// An empty token disables the JSON views.
+// An empty token disables the JSON views. /console/ is the web console
+// over the same data (docs/console.md), behind the same token.
 func (o *Orchestrator) AdminHandler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", o.m.Handler())
 	serve.Health(mux, o.Ready)
+	mux.Handle(console.Prefix, console.Handler(console.Config{Role: "orchestrator", Token: token, Views: o.consoleViews()}))
 	guard := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")

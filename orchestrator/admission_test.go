@@ -15,11 +15,11 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"byoc/internal/workerstub"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/wire"
-	"byoc/worker"
 )
 
 // onBothStores runs test on an orchestrator with an embedded ledger and on
@@ -73,7 +73,7 @@ func startGateWorker(t *testing.T) *gateWorker {
 func registerURL(t *testing.T, n *orchestrator.Node, name, url string, price int64, capacity int) {
 	t.Helper()
 	c := wire.ExternalCapability{Name: name, URL: url, Capacity: capacity, PricePerUnit: price, PriceScaling: 1, Currency: "wei"}
-	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := workerstub.Register(context.Background(), n.URL, testnet.Secret, c); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -151,7 +151,7 @@ func TestConcurrentLegacyRequestsHeld(t *testing.T) {
 func TestLegacyRequestHold(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "reverse", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	if r.Status != http.StatusOK || r.Body != "cba" || r.Header.Get(wire.HeaderBalance) != "5000" ||
@@ -229,7 +229,7 @@ func TestRefusedFloodWritesNothing(t *testing.T) {
 	const flood = 500
 	onBothStores(t, nil, func(t *testing.T, n *orchestrator.Node) {
 		w := testnet.StartWorker(t)
-		testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+		testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 		// A sender with a spent payment, short of the minimum.
 		spender := testnet.NewClient(t, n.URL, testnet.KeyA)
 		spent := spender.Pay(spender.Token("reverse", ""), 3)

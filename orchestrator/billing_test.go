@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"byoc/internal/testnet"
+	"byoc/internal/workerstub"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/wire"
-	"byoc/worker"
 )
 
 // onEachStore runs f on a node with an embedded (SQLite) ledger and on one
@@ -113,7 +113,7 @@ func clockNode(t *testing.T, tweak func(*orchestrator.NodeConfig)) (*orchestrato
 	cw, url := startClockWorker(t, clock)
 	for _, name := range []string{"run", "overrun", "sse"} {
 		c := wire.ExternalCapability{Name: name, URL: url + "/" + name, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
-		if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
+		if err := workerstub.Register(context.Background(), n.URL, testnet.Secret, c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,7 +193,7 @@ func TestTimeoutChargesTheTimeout(t *testing.T) {
 func TestTimeoutChargesTheTimeoutWallClock(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "sleep", ID: "late", Timeout: 1, Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 6)})
 	if r.Status != http.StatusGatewayTimeout {

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"byoc/internal/workerstub"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/wire"
-	"byoc/worker"
 )
 
 // Prices in these tests: 1000 wei per second, tickets of EV 1000 wei, and a
@@ -23,7 +23,7 @@ import (
 func TestTokenShape(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 
 	tok := c.Token("reverse", "")
@@ -41,7 +41,7 @@ func TestTokenShape(t *testing.T) {
 		t.Errorf("sender %+v", tok.SenderAddress)
 	}
 	// A free capability still gets ticket params (go-livepeer gateways need them).
-	testnet.Register(t, n.URL, w, worker.Echo, "echo", 0, 1)
+	testnet.Register(t, n.URL, w, workerstub.Echo, "echo", 0, 1)
 	if tok := c.Token("echo", ""); tok.TicketParams == nil || tok.Price.PixelsPerUnit != 1 {
 		t.Errorf("free token %+v", tok)
 	}
@@ -87,7 +87,7 @@ func TestTokenShape(t *testing.T) {
 func TestPaidJobChargesAndReleases(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 
 	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "job-1", Body: `{"text":"hello"}`, Payment: c.Pay(c.Token("reverse", ""), 7)})
@@ -125,7 +125,7 @@ func TestPaidJobChargesAndReleases(t *testing.T) {
 func TestUnderpaidJobRefused(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "j1", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 3)})
 	if r.Status != http.StatusPaymentRequired || !strings.Contains(r.Body, "Insufficient balance") || r.Header.Get(wire.HeaderPaymentCredited) != "3000" {
@@ -161,6 +161,7 @@ func startHeldWorker(t *testing.T, orchURL string, paths ...string) (entered cha
 			http.NotFound(w, r)
 			return
 		}
+		io.ReadAll(r.Body) // so the server notices when the orchestrator hangs up
 		entered <- p
 		select {
 		case <-gate:
@@ -171,7 +172,7 @@ func startHeldWorker(t *testing.T, orchURL string, paths ...string) (entered cha
 	}))
 	t.Cleanup(ws.Close)
 	c := wire.ExternalCapability{Name: "gate", URL: ws.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"}
-	if err := worker.Register(context.Background(), orchURL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := workerstub.Register(context.Background(), orchURL, testnet.Secret, c); err != nil {
 		t.Fatal(err)
 	}
 	return entered, release
@@ -239,7 +240,7 @@ func TestConcurrentJobsSeparateHolds(t *testing.T) {
 func TestLegacyJobChargedToPool(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "reverse", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	if r.Status != http.StatusOK || r.Body != "cba" || r.Header.Get(wire.HeaderBalance) != "5000" {
@@ -301,20 +302,20 @@ func TestSenderIsolation(t *testing.T) {
 }
 
 // A gateway that goes away mid-job: the job is charged for the time the
-// worker spent and its hold goes back to the pool at once.
+// worker spent, on the node's (manual) clock, and its hold goes back to
+// the pool at once.
 func TestGatewayGoneReleasesHold(t *testing.T) {
-	n := testnet.StartNode(t, t.TempDir(), nil)
-	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	clock := ledger.NewManualClock(time.Now())
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
+	entered, _ := startHeldWorker(t, n.URL, "gone")
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan testnet.JobResult)
 	go func() {
-		done <- c.Job(testnet.JobSpec{Ctx: ctx, Capability: "sleep", ID: "gone", Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
+		done <- c.Job(testnet.JobSpec{Ctx: ctx, Capability: "gate", ID: "gone", Path: "gone", Body: "x", Payment: c.Pay(c.Token("gate", ""), 10)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
-		t.Fatal(err)
-	}
+	<-entered
+	clock.Advance(1500 * time.Millisecond) // the worker had the job 1.5 s: 2 s billed
 	cancel()
 	<-done
 	testnet.Eventually(t, "the hold to close", func() bool {
@@ -322,33 +323,35 @@ func TestGatewayGoneReleasesHold(t *testing.T) {
 		return err == nil && a.State.IsFinal()
 	})
 	s := testnet.Statement(t, n, c.Addr(), "gone")
-	if testnet.Amount(s.Charged) != 1000 || testnet.Amount(s.Released) != 9000 || testnet.Balance(t, n, testnet.Pool(c.Addr(), "sleep")) != 9000 {
+	if testnet.Amount(s.Charged) != 2000 || testnet.Amount(s.Released) != 8000 || testnet.Balance(t, n, testnet.Pool(c.Addr(), "gate")) != 8000 {
 		t.Errorf("after the gateway left: charged %s released %s", s.Charged, s.Released)
 	}
 	testnet.Verify(t, n)
 }
 
 // A worker that dies mid-job is removed; the job is charged for the time
-// the worker had it, the rest is released, and the gateway gets a 5xx so
-// it can try another orchestrator.
+// the worker had it (on the node's manual clock), the rest is released,
+// and the gateway gets a 5xx so it can try another orchestrator.
 func TestWorkerCrashMidJob(t *testing.T) {
-	n := testnet.StartNode(t, t.TempDir(), nil)
+	clock := ledger.NewManualClock(time.Now())
+	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Clock = clock })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	done := make(chan testnet.JobResult)
 	go func() {
 		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "crash", Body: testnet.SleepBody(time.Minute), Payment: c.Pay(c.Token("sleep", ""), 10)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
+	clock.Advance(2500 * time.Millisecond) // 3 s billed
 	w.Crash()
 	r := <-done
 	if r.Status != http.StatusBadGateway || !strings.Contains(r.Body, "removing capability") {
 		t.Fatalf("job on a crashed worker: %d %s", r.Status, r.Body)
 	}
-	if s := testnet.Statement(t, n, c.Addr(), "crash"); testnet.Amount(s.Charged) != 1000 || s.Account.State != ledger.StateClosed {
+	if s := testnet.Statement(t, n, c.Addr(), "crash"); testnet.Amount(s.Charged) != 3000 || s.Account.State != ledger.StateClosed {
 		t.Errorf("crashed job: charged %s state %s", s.Charged, s.Account.State)
 	}
 	if status, _ := c.TokenRaw("sleep", ""); status != http.StatusNotFound {
@@ -358,32 +361,56 @@ func TestWorkerCrashMidJob(t *testing.T) {
 }
 
 // An SSE job is charged while it streams and stopped, alone, when its hold
-// runs dry; a second job of the same sender runs on.
+// runs dry; a second job of the same sender, held by its worker beside the
+// stream, runs on. The node bills on a manual clock and its charge ticks
+// are the test's.
 func TestSSEJobRunsOutOfBalance(t *testing.T) {
-	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MinCompute = 2 * time.Second })
-	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 1000, 4)
-	c := testnet.NewClient(t, n.URL, testnet.KeyA)
-	other := make(chan testnet.JobResult)
+	ticks := make(chan time.Time)
+	var clock *ledger.ManualClock
+	n, cw, c := clockNode(t, func(cfg *orchestrator.NodeConfig) {
+		clock = cfg.Clock.(*ledger.ManualClock)
+		cfg.Orchestrator.MinCompute = 2 * time.Second
+		cfg.Orchestrator.Ticker = func(time.Duration) (<-chan time.Time, func()) { return ticks, func() {} }
+	})
+	entered, release := startHeldWorker(t, n.URL, "other")
+	released := false
+	t.Cleanup(func() { // before the worker closes, should the test stop early
+		if !released {
+			close(release["other"])
+		}
+	})
+	other := make(chan testnet.JobResult, 1)
 	go func() {
-		other <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "other", Body: testnet.SleepBody(3500 * time.Millisecond), Payment: c.Pay(c.Token("sleep", ""), 6)})
+		other <- c.Job(testnet.JobSpec{Capability: "gate", ID: "other", Path: "other", Body: "x", Payment: c.Pay(c.Token("gate", ""), 6)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
-		t.Fatal(err)
-	}
-	// 3 tickets: three seconds of a stream that wants to run for 10.
-	r := c.Job(testnet.JobSpec{Capability: "sse", ID: "stream", Body: `{"events":100,"interval_ms":100}`, Payment: c.Pay(c.Token("sse", ""), 3)})
-	if r.Status != http.StatusOK || !strings.Contains(r.Body, "event: insufficient balance") || !strings.HasSuffix(r.Body, "data: [DONE]\n\n") {
-		t.Fatalf("stream: %d\n%s", r.Status, r.Body)
-	}
-	if events := strings.Count(r.Body, `"i":`); events < 20 || events > 40 {
-		t.Errorf("stream relayed %d events before it ran dry, want about 30", events)
+	<-entered
+	// 3 tickets: three seconds of a stream that would run on.
+	done := make(chan testnet.JobResult, 1)
+	go func() {
+		done <- c.Job(testnet.JobSpec{Capability: "sse", ID: "stream", Body: `{"advance_ms":0}`, Payment: c.Pay(c.Token("sse", ""), 3)})
+	}()
+	<-cw.got // the stream is out and stays open
+	tick := func() { t.Helper(); tickStream(t, ticks, clock, done) }
+	clock.Advance(3 * time.Second)
+	tick() // 3 s: 3000 charged, the hold is empty
+	tick() // taken once the relay is back from the first tick's charge
+	clock.Advance(time.Second)
+	tick() // 4 s: 1000 more, on an empty hold
+	r := <-done
+	if r.Status != http.StatusOK || !strings.HasSuffix(r.Body, "event: insufficient balance\ndata: {\"balance\": 0}\n\ndata: [DONE]\n\n") {
+		t.Errorf("stream: %d\n%s", r.Status, r.Body)
 	}
 	if s := testnet.Statement(t, n, c.Addr(), "stream"); testnet.Amount(s.Charged) != 3000 || testnet.Amount(s.Account.Balance) != 0 {
 		t.Errorf("stream charged %s (balance %s), want exactly its 3000", s.Charged, s.Account.Balance)
 	}
-	if o := <-other; o.Status != http.StatusOK {
+	select {
+	case o := <-other:
+		t.Fatalf("the sender's other job ended with the stream: %d %s", o.Status, o.Body)
+	default:
+	}
+	close(release["other"])
+	released = true
+	if o := <-other; o.Status != http.StatusOK || o.Body != "done" {
 		t.Errorf("the sender's other job: %d %s", o.Status, o.Body)
 	}
 	testnet.Verify(t, n)
@@ -394,7 +421,7 @@ func TestSSEJobRunsOutOfBalance(t *testing.T) {
 func TestSSEJobCompletes(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.SSE, "sse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.SSE, "sse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "sse", ID: "s1", Body: `{"events":3,"interval_ms":10}`, Payment: c.Pay(c.Token("sse", ""), 6)})
 	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "text/event-stream" {
@@ -416,7 +443,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	n := testnet.StartNode(t, dir, nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	payment := c.Pay(c.Token("reverse", ""), 6)
 	if r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "first", Body: "a", Payment: payment}); r.Status != http.StatusOK {
@@ -426,7 +453,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	n = testnet.StartNode(t, dir, func(cfg *orchestrator.NodeConfig) {
 		cfg.Listen = strings.Replace(n.URL, "https://", "https://", 1) // same address, so the token's service_addr holds
 	})
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c.Orch = n.URL
 	before := testnet.Balance(t, n, testnet.Pool(c.Addr(), "reverse"))
 	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "replay", Body: "a", Payment: payment})
@@ -440,7 +467,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	tok := c.Token("reverse", "")
 	n.Close()
 	n = testnet.StartNode(t, dir, func(cfg *orchestrator.NodeConfig) { cfg.Listen = n.URL })
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	if r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "fresh", Body: "a", Payment: c.Pay(tok, 1)}); r.Status != http.StatusOK {
 		t.Fatalf("payment on pre-restart params: %d %s", r.Status, r.Body)
 	}
@@ -451,7 +478,7 @@ func TestReplayAfterRestart(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 1024 })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	a, b := testnet.NewClient(t, n.URL, testnet.KeyA), testnet.NewClient(t, n.URL, testnet.KeyB)
 	unsigned := testnet.NewClient(t, n.URL, "")
 	fund := a.Job(testnet.JobSpec{Capability: "reverse", ID: "fund", Body: "x", Payment: a.Pay(a.Token("reverse", ""), 10)})
@@ -524,7 +551,7 @@ func TestRegistration(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	good := `{"name":"r","url":"` + w.CapabilityURL(worker.Reverse) + `","capacity":1,"price_per_unit":3,"price_scaling":2}`
+	good := `{"name":"r","url":"` + w.CapabilityURL(workerstub.Reverse) + `","capacity":1,"price_per_unit":3,"price_scaling":2}`
 	for _, tc := range []struct {
 		name, path, auth, body string
 		want                   int
@@ -568,13 +595,13 @@ func TestRegistration(t *testing.T) {
 func TestCapacityEnforced(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 0, 1)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 0, 1)
 	c := testnet.NewClient(t, n.URL, "")
 	done := make(chan testnet.JobResult)
 	go func() {
 		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "a", Body: testnet.SleepBody(time.Minute)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	if r := c.Job(testnet.JobSpec{Capability: "sleep", ID: "b", Body: testnet.SleepBody(0)}); r.Status != http.StatusServiceUnavailable {
@@ -591,7 +618,7 @@ func TestCapacityEnforced(t *testing.T) {
 func TestAdminAndMetrics(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	c.Job(testnet.JobSpec{Capability: "reverse", ID: "j", Body: "x", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	req, _ := http.NewRequest(http.MethodGet, n.AdminURL+"/admin/pools", nil)
@@ -634,14 +661,10 @@ func TestAdminAndMetrics(t *testing.T) {
 // did not run, is not charged.
 func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), nil)
-	w, err := worker.Start("", worker.Config{Token: "right"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	c := w.Capability(worker.Reverse)
+	w := workerstub.Start(t, workerstub.Config{Token: "right"})
+	c := w.Capability(workerstub.Reverse)
 	c.Name, c.PricePerUnit, c.Token = "reverse", 1000, "wrong"
-	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := workerstub.Register(context.Background(), n.URL, testnet.Secret, c); err != nil {
 		t.Fatal(err)
 	}
 	cl := testnet.NewClient(t, n.URL, testnet.KeyA)
@@ -662,13 +685,13 @@ func TestWorkerRefusingTokenIsRemoved(t *testing.T) {
 func TestOpenJobsPerSenderBounded(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxOpenJobsPerSender = 1 })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Sleep, "sleep", 0, 4)
+	testnet.Register(t, n.URL, w, workerstub.Sleep, "sleep", 0, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	done := make(chan testnet.JobResult)
 	go func() {
 		done <- c.Job(testnet.JobSpec{Capability: "sleep", ID: "a", Body: testnet.SleepBody(time.Minute)})
 	}()
-	if err := w.Handler().WaitFor(context.Background(), func(s worker.Stats) bool { return s.InFlight == 1 }); err != nil {
+	if err := w.Handler().WaitFor(context.Background(), func(s workerstub.Stats) bool { return s.InFlight == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	if r := c.Job(testnet.JobSpec{Capability: "sleep", ID: "b", Body: testnet.SleepBody(0)}); r.Status != http.StatusTooManyRequests {
@@ -687,7 +710,7 @@ func TestPostgresLedger(t *testing.T) {
 	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
 	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.LedgerDSN = dsn })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	r := c.Job(testnet.JobSpec{Capability: "reverse", ID: "pg", Body: "abc", Payment: c.Pay(c.Token("reverse", ""), 6)})
 	if r.Status != http.StatusOK || r.Header.Get(wire.HeaderBalance) != "5000" {

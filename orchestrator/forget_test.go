@@ -10,9 +10,9 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"byoc/internal/testnet"
+	"byoc/internal/workerstub"
 	"byoc/ledger"
 	"byoc/orchestrator"
-	"byoc/worker"
 )
 
 // The node forgets the seen nonces of ticket sessions once their params
@@ -25,7 +25,7 @@ func TestNodeForgetsExpiredTicketSessions(t *testing.T) {
 		c.ForgetSessionsEvery = 10 * time.Millisecond
 	})
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, n.URL, testnet.KeyA)
 	tok := c.Token("reverse", "")
 	payment := c.Pay(tok, 6)

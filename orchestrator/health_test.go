@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	. "byoc/internal/testnet"
+	"byoc/internal/testnet"
 )
 
 // health GETs path on an admin listener: the status and the JSON body.
@@ -29,7 +29,7 @@ func health(t *testing.T, adminURL, path string) (int, map[string]string) {
 // /healthz says the process serves; /readyz that the ledger answers, and
 // 503 with the reason once it does not (no token needed for either).
 func TestHealthAndReadiness(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
+	n := testnet.StartNode(t, t.TempDir(), nil)
 	if code, body := health(t, n.AdminURL, "/healthz"); code != http.StatusOK || body["status"] != "ok" {
 		t.Errorf("healthz: %d %v", code, body)
 	}
@@ -47,10 +47,10 @@ func TestHealthAndReadiness(t *testing.T) {
 
 // On a fresh node every admin list is [], never null.
 func TestAdminEmptyListsAreArrays(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
+	n := testnet.StartNode(t, t.TempDir(), nil)
 	for _, path := range []string{"/admin/capabilities", "/admin/pools", "/admin/jobs", "/admin/jobs?all=1", "/admin/winners", "/admin/winners?state=all"} {
 		var raw json.RawMessage
-		if code := Admin(t, n, path, &raw); code != http.StatusOK || string(raw) != "[]" {
+		if code := testnet.Admin(t, n, path, &raw); code != http.StatusOK || string(raw) != "[]" {
 			t.Errorf("%s: %d %s; want 200 []", path, code, raw)
 		}
 	}
@@ -73,7 +73,7 @@ func metricsText(t *testing.T, adminURL string) string {
 // Refusals and ticket results are series from the start, at zero; a
 // registration with a wrong secret is counted.
 func TestMetricsPresentAtZero(t *testing.T) {
-	n := StartNode(t, t.TempDir(), nil)
+	n := testnet.StartNode(t, t.TempDir(), nil)
 	m := metricsText(t, n.AdminURL)
 	for _, want := range []string{
 		`byoc_orchestrator_rejected_total{endpoint="register",reason="bad_secret"} 0`,

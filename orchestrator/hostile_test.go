@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"byoc/internal/workerstub"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/wire"
-	"byoc/worker"
 )
 
 var (
@@ -32,7 +32,7 @@ var (
 func TestHostileInputs(t *testing.T) {
 	n := testnet.StartNode(t, t.TempDir(), func(c *orchestrator.NodeConfig) { c.Orchestrator.MaxBodyBytes = 4096 })
 	w := testnet.StartWorker(t)
-	testnet.Register(t, n.URL, w, worker.Reverse, "reverse", 1000, 8)
+	testnet.Register(t, n.URL, w, workerstub.Reverse, "reverse", 1000, 8)
 	honest, mallory := testnet.NewClient(t, n.URL, testnet.KeyA), testnet.NewClient(t, n.URL, testnet.KeyB)
 	seed := *hostileSeed
 	if seed == 0 {

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"byoc/internal/testnet"
+	"byoc/internal/workerstub"
 	"byoc/wire"
-	"byoc/worker"
 )
 
 // recorder is a worker that records the request line of every job it gets,
@@ -46,7 +46,7 @@ func TestJobPathStaysUnderWorkerURL(t *testing.T) {
 	ws := httptest.NewServer(rec)
 	t.Cleanup(ws.Close)
 	c := wire.ExternalCapability{Name: "app", URL: ws.URL + "/app/spy", Capacity: 4, PriceScaling: 1, Currency: "wei"}
-	if err := worker.Register(context.Background(), n.URL, testnet.Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := workerstub.Register(context.Background(), n.URL, testnet.Secret, c); err != nil {
 		t.Fatal(err)
 	}
 	cl := testnet.NewClient(t, n.URL, "") // a free capability: no payment needed

@@ -10,12 +10,12 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"byoc/internal/testnet"
+	"byoc/internal/workerstub"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/pm"
 	"byoc/wire"
-	"byoc/worker"
 )
 
 // A job's worker may start while its admission is being committed, but
@@ -39,7 +39,7 @@ func TestAnswerWaitsForTheAdmissionCommit(t *testing.T) {
 	}
 	srv := testnet.ServeOrchestrator(t, orchestrator.Config{Secret: testnet.Secret, Ledger: l, Recipient: recipient, MinCompute: 5 * time.Second})
 	w := testnet.StartWorker(t)
-	testnet.Register(t, srv.URL, w, worker.Reverse, "reverse", 1000, 4)
+	testnet.Register(t, srv.URL, w, workerstub.Reverse, "reverse", 1000, 4)
 	c := testnet.NewClient(t, srv.URL, testnet.KeyA)
 	payment := c.Pay(c.Token("reverse", ""), 6)
 	before, err := ledger.Verify(context.Background(), env.Store, ledger.VerifyOptions{Now: time.Now()})
@@ -56,7 +56,7 @@ func TestAnswerWaitsForTheAdmissionCommit(t *testing.T) {
 	// path under test.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := w.Handler().WaitFor(ctx, func(s worker.Stats) bool { return s.Served == 1 && s.InFlight == 0 }); err != nil {
+	if err := w.Handler().WaitFor(ctx, func(s workerstub.Stats) bool { return s.Served == 1 && s.InFlight == 0 }); err != nil {
 		t.Fatalf("the worker did not run the job while its admission was committed: %v", err)
 	}
 	after, err := ledger.Verify(context.Background(), env.Store, ledger.VerifyOptions{Now: time.Now()})

@@ -29,14 +29,7 @@ func TestSSEChargedOnTicks(t *testing.T) {
 		go func() { done <- c.Job(spec) }()
 		<-cw.got // the worker streamed its events and keeps the stream open
 		hold := ledger.JobKey{Sender: c.Addr(), JobID: "ticked"}.Ref()
-		tick := func() {
-			t.Helper()
-			select {
-			case ticks <- clock.Now():
-			case r := <-done:
-				t.Fatalf("the stream ended before its tick: %d\n%s", r.Status, r.Body)
-			}
-		}
+		tick := func() { t.Helper(); tickStream(t, ticks, clock, done) }
 		// at moves the clock by d and ticks; the second tick is taken only
 		// once the relay is back from the first one's charge.
 		at := func(d time.Duration) {
@@ -69,4 +62,15 @@ func TestSSEChargedOnTicks(t *testing.T) {
 		}
 		testnet.Verify(t, n)
 	})
+}
+
+// tickStream hands a running stream's meter one tick at the clock's time;
+// the stream must not end before taking it.
+func tickStream(t *testing.T, ticks chan<- time.Time, clock *ledger.ManualClock, done <-chan testnet.JobResult) {
+	t.Helper()
+	select {
+	case ticks <- clock.Now():
+	case r := <-done:
+		t.Fatalf("the stream ended before its tick: %d\n%s", r.Status, r.Body)
+	}
 }

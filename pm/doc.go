@@ -25,9 +25,11 @@
 //
 // Validate runs go-livepeer's checks in go-livepeer's order; the only state
 // it needs, the set of nonces already seen per recipientRandHash, is behind
-// the NonceBook interface so that it can live in a durable store. The rule a
-// NonceBook applies is the exported ApplyNonceRule, so every implementation
-// shares one piece of logic.
+// the NonceBook interface so that it can live in a durable store; a store
+// that applies the rule inside its own transaction (byoc's ledger, through
+// pmledger) takes Validation.Nonces as values instead and gives its
+// verdicts to Validation.SettleNonces. The rule is ApplyNonceRule
+// (pmledger's tests hold the ledger's to it).
 //
 // # Sender flow
 //

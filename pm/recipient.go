@@ -472,32 +472,17 @@ func (p *TicketParams) ticket(sender common.Address, nonce uint32) Ticket {
 }
 
 // Settle applies the replay rule and decides credit. The nonces of tickets
-// with valid signatures are given, in payment order, to book in one
-// RecordNonces call (so a payment's nonces are recorded atomically); a
-// rejected nonce becomes the ticket's error, then expiry. Finally each
-// ticket earns credit only if it has no error and no earlier ticket had one
-// (TicketResult.Blocked marks valid tickets that lose credit that way).
+// with valid signatures (Validation.Nonces) are given, in payment order, to
+// book in one RecordNonces call (so a payment's nonces are recorded
+// atomically); then SettleNonces decides with its verdicts.
 //
-// Call Settle inside the same transaction that credits the tickets when
-// book is durable. Each call starts again from what Validate found, so a
-// store that retries its transaction may call it again with its new view of
-// the book. It returns an error wrapping ErrNonceBook when the book fails,
-// in which case nothing should be credited.
+// Each call starts again from what Validate found. It returns an error
+// wrapping ErrNonceBook when the book fails, in which case nothing should
+// be credited. A durable store that applies the nonce rule inside its own
+// transaction (byoc's ledger) takes Nonces and gives its verdicts to
+// SettleNonces instead, so nothing calls back out of the transaction.
 func (v *Validation) Settle(ctx context.Context, book NonceBook) error {
-	for i := range v.Tickets {
-		t := &v.Tickets[i]
-		if t.sigValid {
-			t.Err = nil // Validate leaves errors only on invalid signatures
-		}
-		t.Credit, t.Blocked = false, false
-	}
-	v.settled = false
-	var nonces []uint32
-	for i := range v.Tickets {
-		if v.Tickets[i].sigValid {
-			nonces = append(nonces, v.Tickets[i].Nonce)
-		}
-	}
+	nonces := v.Nonces()
 	var verdicts []NonceVerdict
 	if len(nonces) > 0 {
 		if book == nil {
@@ -512,9 +497,38 @@ func (v *Validation) Settle(ctx context.Context, book NonceBook) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrNonceBook, err)
 		}
-		if len(verdicts) != len(nonces) {
-			return fmt.Errorf("%w: %d verdicts for %d nonces", ErrNonceBook, len(verdicts), len(nonces))
+	}
+	return v.SettleNonces(verdicts)
+}
+
+// Nonces are the nonces the replay rule must see: those of the tickets with
+// valid signatures, in payment order.
+func (v *Validation) Nonces() []uint32 {
+	var nonces []uint32
+	for i := range v.Tickets {
+		if v.Tickets[i].sigValid {
+			nonces = append(nonces, v.Tickets[i].Nonce)
 		}
+	}
+	return nonces
+}
+
+// SettleNonces decides credit from the replay rule's verdicts, one per
+// nonce of Nonces: a rejected nonce becomes the ticket's error, then
+// expiry; each ticket earns credit only if it has no error and no earlier
+// ticket had one (TicketResult.Blocked marks valid tickets that lose credit
+// that way). Each call starts again from what Validate found.
+func (v *Validation) SettleNonces(verdicts []NonceVerdict) error {
+	for i := range v.Tickets {
+		t := &v.Tickets[i]
+		if t.sigValid {
+			t.Err = nil // Validate leaves errors only on invalid signatures
+		}
+		t.Credit, t.Blocked = false, false
+	}
+	v.settled = false
+	if n := len(v.Nonces()); len(verdicts) != n {
+		return fmt.Errorf("%w: %d verdicts for %d nonces", ErrNonceBook, len(verdicts), n)
 	}
 	blocked := false
 	k := 0

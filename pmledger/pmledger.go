@@ -64,6 +64,9 @@ func (r *Receiver) Receive(ctx context.Context, p *wire.Payment, quote *big.Rat,
 		return Receipt{Validation: v}, err
 	}
 	res, err := r.Ledger.ReceivePayment(ctx, *req)
+	if err == nil {
+		err = Settle(v, res)
+	}
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -73,8 +76,12 @@ func (r *Receiver) Receive(ctx context.Context, p *wire.Payment, quote *big.Rat,
 // Prepare validates p against our quote and returns the ledger request that
 // records it (nil when the payment carries no tickets), for a caller that
 // records it as part of a larger ledger operation (ledger.Admit). The
-// validation's per-ticket outcome is final once the request has been
-// applied.
+// request is data: the tickets in order, each with its nonce (none for a
+// bad signature), its credit (its EV rounded down to whole wei, CreditFor)
+// and whether the payment's params expired; the winners; the session and
+// its nonce cap. The ledger applies the nonce rule inside its transaction;
+// Settle then gives its verdicts to the validation, whose per-ticket
+// outcome is final once the request has been applied.
 func (r *Receiver) Prepare(ctx context.Context, p *wire.Payment, quote *big.Rat, to ledger.Ref) (*pm.Validation, *ledger.PaymentRequest, error) {
 	v, err := r.Recipient.Validate(p, quote)
 	if err != nil {
@@ -83,68 +90,65 @@ func (r *Receiver) Prepare(ctx context.Context, p *wire.Payment, quote *big.Rat,
 	if len(v.Tickets) == 0 {
 		return v, nil, nil
 	}
-	var nonces []uint32
-	for _, t := range v.Tickets {
-		if t.Err == nil { // Validate leaves errors only on bad signatures
-			nonces = append(nonces, t.Nonce)
-		}
-	}
 	expiry := v.Params.ExpirationBlock
 	if !expiry.IsInt64() {
 		return nil, nil, fmt.Errorf("%w: expiration block %s", pm.ErrValueOutOfRange, expiry)
 	}
-	return v, &ledger.PaymentRequest{
+	req := &ledger.PaymentRequest{
 		To:            to,
 		Session:       v.Params.RecipientRandHash.Hex(),
 		SessionExpiry: expiry.Int64(),
-		Nonces:        nonces,
-		Decide: func(seen ledger.NonceView) (ledger.PaymentDecision, error) {
-			b := &book{seen: seen, max: r.MaxNonces}
-			if err := v.Settle(ctx, b); err != nil {
-				return ledger.PaymentDecision{}, err
-			}
-			return decision(v, b.accepted)
-		},
-	}, nil
-}
-
-// book is the pm.NonceBook that Settle uses inside the ledger transaction:
-// the session as the ledger sees it, and pm's rule.
-type book struct {
-	seen     ledger.NonceView
-	max      int
-	accepted []uint32
-}
-
-func (b *book) RecordNonces(_ context.Context, _ pm.NonceSession, nonces []uint32) ([]pm.NonceVerdict, error) {
-	verdicts, accepted := pm.ApplyNonceRule(b.seen, nonces, b.max)
-	b.accepted = accepted
-	return verdicts, nil
-}
-
-// decision turns a settled validation into what the ledger records. The
-// ledger credits whole wei: a ticket's exact EV rounded down (CreditFor).
-func decision(v *pm.Validation, accepted []uint32) (ledger.PaymentDecision, error) {
-	d := ledger.PaymentDecision{Accepted: accepted}
+		MaxNonces:     r.MaxNonces,
+		Chained:       true, // go-livepeer's rule: credit stops at the first bad ticket
+	}
+	if req.MaxNonces <= 0 {
+		req.MaxNonces = pm.DefaultMaxNoncesPerSession
+	}
 	for _, t := range v.Tickets {
-		if t.Credit {
-			d.Credits = append(d.Credits, ledger.PaymentCredit{Key: TicketKey(t.TicketHash), Amount: ledger.CreditFor(t.EV)})
+		// Validate leaves errors only on bad signatures: those tickets
+		// present no nonce.
+		tk := ledger.PaymentTicket{Nonce: t.Nonce, NoNonce: t.Err != nil, Refused: t.Err != nil || v.Expired}
+		if !tk.Refused {
+			tk.Credit = ledger.PaymentCredit{Key: TicketKey(t.TicketHash), Amount: ledger.CreditFor(t.EV)}
 		}
+		req.Tickets = append(req.Tickets, tk)
 		if t.Winner == nil {
 			continue
 		}
 		payload, err := json.Marshal(NewWinningTicket(t.Winner))
 		if err != nil {
-			return d, err
+			return nil, nil, err
 		}
-		tk := t.Winner.Ticket
-		d.Winners = append(d.Winners, ledger.Winner{
+		w := t.Winner.Ticket
+		req.Winners = append(req.Winners, ledger.Winner{
 			Key:         TicketKey(t.TicketHash),
-			Sender:      tk.Sender.Hex(),
-			FaceValue:   ledger.AmountFromBig(tk.FaceValue),
-			RedeemAfter: tk.ParamsExpirationBlock.Int64(),
+			Sender:      w.Sender.Hex(),
+			FaceValue:   ledger.AmountFromBig(w.FaceValue),
+			RedeemAfter: w.ParamsExpirationBlock.Int64(),
 			Payload:     payload,
 		})
 	}
-	return d, nil
+	return v, req, nil
+}
+
+// Settle gives the validation of a prepared payment what the ledger found
+// of its nonces (res, the outcome of the request Prepare returned), which
+// decides each ticket's outcome (pm.Validation.SettleNonces). It calls
+// nothing and may be called again with a later outcome (a store that ran
+// the request again).
+func Settle(v *pm.Validation, res ledger.PaymentResult) error {
+	var verdicts []pm.NonceVerdict
+	for _, n := range res.Nonces {
+		switch n {
+		case ledger.NonceUnchecked:
+			continue
+		case ledger.NonceNew:
+			verdicts = append(verdicts, pm.NonceAccepted)
+		case ledger.NonceSeen:
+			verdicts = append(verdicts, pm.NonceSeen)
+		default:
+			verdicts = append(verdicts, pm.NonceTooMany)
+		}
+	}
+	return v.SettleNonces(verdicts)
 }

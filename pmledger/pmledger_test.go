@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"byoc/ethsig"
@@ -206,4 +209,49 @@ func TestFatalOrRefusedPaymentRecordsNothing(t *testing.T) {
 	if err != nil || rc.Err() != nil || rc.Ledger.Tickets != 2 {
 		t.Fatalf("after refusals: %+v %v %v", rc.Ledger, err, rc.Err())
 	}
+}
+
+// The ledger's nonce rule, applied inside its transaction, gives the
+// verdicts pm's rule (ApplyNonceRule, through a MemNonceBook) gives: random
+// payments of repeated nonces over a few small-capped sessions.
+func TestLedgerNonceRuleIsPMs(t *testing.T) {
+	bothStores(t, func(t *testing.T, f ledgertest.Factory) {
+		env := ledgertest.NewEnv(t, f)
+		const maxNonces = 6
+		book := pm.NewMemNonceBook(maxNonces)
+		rng := rand.New(rand.NewPCG(1, 2))
+		pool := ledger.PoolKey{Sender: "0xabc", Capability: "echo"}.Ref()
+		for i := range 60 {
+			session := common.Hash{byte(rng.IntN(3))}
+			nonces := make([]uint32, 1+rng.IntN(5))
+			req := ledger.PaymentRequest{To: pool, Session: session.Hex(), SessionExpiry: 100, MaxNonces: maxNonces, Chained: true}
+			for k := range nonces {
+				nonces[k] = uint32(rng.IntN(10))
+				req.Tickets = append(req.Tickets, ledger.PaymentTicket{Nonce: nonces[k],
+					Credit: ledger.PaymentCredit{Key: fmt.Sprintf("%d/%d", i, k), Amount: ledger.Wei(1)}})
+			}
+			want, err := book.RecordNonces(env.Ctx, pm.NonceSession{RecipientRandHash: session}, nonces)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := env.Ledger.ReceivePayment(env.Ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			credited := 0
+			for k, v := range want {
+				if v != pm.NonceAccepted {
+					break
+				}
+				credited = k + 1
+			}
+			got := make([]pm.NonceVerdict, len(res.Nonces))
+			for k, v := range res.Nonces {
+				got[k] = map[ledger.NonceVerdict]pm.NonceVerdict{ledger.NonceNew: pm.NonceAccepted, ledger.NonceSeen: pm.NonceSeen, ledger.NonceTooMany: pm.NonceTooMany}[v]
+			}
+			if !slices.Equal(got, want) || res.Tickets != credited {
+				t.Fatalf("payment %d %v in session %x: ledger %v (%d credited), pm %v (%d)", i, nonces, session[0], got, res.Tickets, want, credited)
+			}
+		}
+	})
 }

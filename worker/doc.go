@@ -7,7 +7,10 @@
 // One process offers several capabilities, each under its own path prefix
 // (Server.CapabilityURL): /reverse, /echo, /sse, /sleep and /fail, each
 // also answering the BYOC stream calls (/stream/start, /stream/params,
-// /stream/stop). With Config.Token set every capability request needs that
+// /stream/stop): a started stream reads its input trickle channel,
+// publishes each segment transformed (uppercased, reversed, echoed) on its
+// output channel and writes events, until stopped (stream.go). With
+// Config.Token set every capability request needs that
 // bearer token. A handler never panics. Handler.Stats and Handler.WaitFor
 // let tests synchronise on what the worker saw; Server.Crash kills it as a
 // process would die. Register and Unregister speak the orchestrator's

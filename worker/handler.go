@@ -64,6 +64,16 @@ type Config struct {
 	// Logger receives one debug line per request and a warning per failure.
 	// nil discards them.
 	Logger *slog.Logger
+	// StreamEventInterval is how often a running stream writes a status
+	// event. 0 means DefaultStreamEventInterval.
+	StreamEventInterval time.Duration
+	// StreamTicker makes the status events' ticker (tests pass one they
+	// tick themselves). nil means time.NewTicker.
+	StreamTicker func(d time.Duration) (ticks <-chan time.Time, stop func())
+	// TrickleClient is the HTTP client of the stream's trickle channels.
+	// nil means one that accepts the orchestrator's self-signed
+	// certificate, as go-livepeer's trickle clients do for BYOC.
+	TrickleClient *http.Client
 }
 
 // Stats are a Handler's request counts. Only requests to a capability's
@@ -80,6 +90,8 @@ type Stats struct {
 	Unauthorized int64
 	// ActiveStreams counts stream IDs started and not yet stopped.
 	ActiveStreams int
+	// StreamSegments counts stream segments transformed and published.
+	StreamSegments int64
 }
 
 // Handler is the worker's http.Handler. Create it with NewHandler; it is
@@ -90,11 +102,17 @@ type Handler struct {
 	maxSleep     time.Duration
 	log          *slog.Logger
 
+	trickleClient       *http.Client
+	streamEventInterval time.Duration
+	ticker              func(d time.Duration) (<-chan time.Time, func())
+	streams             streams
+
 	// stats guards the counters; changed is closed and replaced on every
 	// change, waking WaitFor.
 	stats struct {
 		sync.Mutex
 		served, inFlight, unauthorized int64
+		streamSegments                 int64
 		byCapability                   map[string]int64
 		streams                        map[string]bool
 		changed                        chan struct{}
@@ -118,6 +136,20 @@ func NewHandler(cfg Config) *Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.trickleClient = streamHTTPClient(cfg.TrickleClient)
+	h.streamEventInterval = cfg.StreamEventInterval
+	if h.streamEventInterval <= 0 {
+		h.streamEventInterval = DefaultStreamEventInterval
+	}
+	h.ticker = cfg.StreamTicker
+	if h.ticker == nil {
+		h.ticker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	h.streams.running = map[string]*streamSession{}
+	h.streams.base = context.Background()
 	h.stats.byCapability = map[string]int64{}
 	h.stats.streams = map[string]bool{}
 	h.stats.changed = make(chan struct{})
@@ -133,11 +165,12 @@ func (h *Handler) Stats() Stats {
 
 func (h *Handler) snapshotLocked() Stats {
 	s := Stats{
-		Served:        h.stats.served,
-		InFlight:      h.stats.inFlight,
-		Unauthorized:  h.stats.unauthorized,
-		ByCapability:  make(map[string]int64, len(h.stats.byCapability)),
-		ActiveStreams: len(h.stats.streams),
+		Served:         h.stats.served,
+		InFlight:       h.stats.inFlight,
+		Unauthorized:   h.stats.unauthorized,
+		ByCapability:   make(map[string]int64, len(h.stats.byCapability)),
+		ActiveStreams:  len(h.stats.streams),
+		StreamSegments: h.stats.streamSegments,
 	}
 	for k, v := range h.stats.byCapability {
 		s.ByCapability[k] = v
@@ -227,7 +260,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch suffix {
 	case "stream/start", "stream/params", "stream/stop":
-		h.serveStreamCall(rec, r, suffix)
+		h.serveStreamCall(rec, r, name, suffix)
 	default:
 		serve(rec, r)
 	}
@@ -300,14 +333,33 @@ func (h *Handler) bodyTooLarge(w http.ResponseWriter) {
 }
 
 // serveStreamCall answers the orchestrator's stream calls the way the
-// reference stream worker does (docs/protocol.md §2.3), and tracks which stream IDs
-// are running.
-func (h *Handler) serveStreamCall(w http.ResponseWriter, r *http.Request, call string) {
+// reference stream worker does (docs/protocol.md §2.3), tracks which stream IDs
+// are running, and runs each stream's session (stream.go): start starts
+// it, params updates it, stop stops it.
+func (h *Handler) serveStreamCall(w http.ResponseWriter, r *http.Request, capability, call string) {
 	body, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
 	id := r.Header.Get("X-Stream-Id")
+	if id == "" {
+		http.Error(w, "missing X-Stream-Id: stream calls name their stream", http.StatusBadRequest)
+		return
+	}
+	switch call {
+	case "stream/start":
+		if err := h.startStream(id, capability, body); err != nil {
+			http.Error(w, "stream start: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	case "stream/params":
+		if err := h.updateStream(id, body); err != nil {
+			http.Error(w, "stream params: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	case "stream/stop":
+		h.stopStream(id)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	switch call {
 	case "stream/start":

@@ -123,6 +123,7 @@ func (s *Server) Err() error {
 // and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
+	s.handler.StopStreams()
 	if err != nil {
 		s.Close()
 	}
@@ -134,6 +135,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // connection and cancels the requests in flight.
 func (s *Server) Close() error {
 	err := s.srv.Close()
+	s.handler.StopStreams()
 	s.cancel() // after the connections are gone, so no handler can still answer
 	<-s.done
 	return err
@@ -150,6 +152,7 @@ func (s *Server) Crash() {
 		}
 	}
 	s.conns.Unlock()
+	s.handler.crashStreams()
 	s.Close()
 }
 

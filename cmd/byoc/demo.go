@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"byoc/demo"
 )
@@ -17,7 +20,9 @@ sleep at 0.2 gwei per second), and a gateway with its own key and books. It
 sends jobs through the gateway paid with real PM tickets — a first job, a job
 on prepaid credit, two concurrent jobs of one sender, a server-sent-events
 job — and prints, per job, what was paid, reserved, charged and released and
-the pool before and after, then checks every invariant of both ledgers.
+the pool before and after, each with where it comes from (in gwei), then
+checks every invariant of both ledgers. With --keep-running it prints the
+URLs of both nodes' web consoles and commands to try.
 
 With --signer it runs the remote-signer scenario instead: a byoc signer holds
 the only key, with budgets for two customers, alice and bob, each behind a
@@ -40,7 +45,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
-	opts := demo.Options{DataDir: *dataDir, KeepRunning: *keep, Out: stdout}
+	opts := demo.Options{DataDir: *dataDir, KeepRunning: *keep, Out: stdout, Command: selfCommand()}
 	log, err := logFlags.logger(stderr)
 	if err != nil {
 		return err
@@ -57,4 +62,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	_, err = demo.Run(ctx, opts)
 	return err
+}
+
+// selfCommand is how to run this binary again in the commands the demo
+// prints: "go run ./cmd/byoc" when `go run` built it into a temporary
+// directory (which is gone by the time the reader types the command),
+// else the name it was started by.
+func selfCommand() string {
+	if exe, err := os.Executable(); err == nil && strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/byoc"
+	}
+	if len(os.Args) > 0 && strings.ContainsRune(os.Args[0], filepath.Separator) {
+		return os.Args[0]
+	}
+	return "byoc"
 }

@@ -53,12 +53,9 @@ func seedLedger(t *testing.T, dir string) {
 		must(l.Charge(ctx, job.Ref(), ledger.Wei(1000), ledger.Amount{}, id+"-use"))
 	}
 	must(l.CloseJob(ctx, ledger.JobKey{Sender: "0xabc", JobID: "job-1"}))
-	must(l.ReceivePayment(ctx, ledger.PaymentRequest{To: pool.Ref(), Session: "0xsession", SessionExpiry: 77, Nonces: []uint32{1},
-		Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-			return ledger.PaymentDecision{Accepted: []uint32{1},
-				Credits: []ledger.PaymentCredit{{Key: "pm:0xwin", Amount: ledger.Wei(8)}},
-				Winners: []ledger.Winner{{Key: "pm:0xwin", Sender: "0xabc", FaceValue: ledger.Wei(800), Payload: []byte("{}")}}}, nil
-		}}))
+	must(l.ReceivePayment(ctx, ledger.PaymentRequest{To: pool.Ref(), Session: "0xsession", SessionExpiry: 77,
+		Tickets: []ledger.PaymentTicket{{Nonce: 1, Credit: ledger.PaymentCredit{Key: "pm:0xwin", Amount: ledger.Wei(8)}}},
+		Winners: []ledger.Winner{{Key: "pm:0xwin", Sender: "0xabc", FaceValue: ledger.Wei(800), Payload: []byte("{}")}}}))
 }
 
 func TestLedgerCommands(t *testing.T) {

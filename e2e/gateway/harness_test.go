@@ -86,7 +86,16 @@ func closeOrch(t *testing.T, n *orchestrator.Node, gw *gateway.Node) {
 	closed[n] = true
 }
 
-func startWorker(t *testing.T) *worker.Server { return testnet.StartWorker(t) }
+// startWorker starts the sample worker itself: these tests run every role.
+func startWorker(t *testing.T) *worker.Server {
+	t.Helper()
+	w, err := worker.Start("", worker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
 
 // register registers one of the worker's capabilities under name.
 func register(t *testing.T, orchURL string, w *worker.Server, capability, name string, price int64, capacity int) {

@@ -126,6 +126,10 @@ func TestOverchargeClaimCapped(t *testing.T) {
 	if pool.Sign() != 0 {
 		t.Errorf("the books' pool at the liar is %s wei, want 0", pool)
 	}
+	// The client is told what the books charged, not the claim.
+	if got := r.header.Get(wire.HeaderJobCharged); got != "5000" {
+		t.Errorf("Livepeer-Job-Charged relayed %q, want the 5000 wei booked", got)
+	}
 	g := books(t, gw.Ledger, a.Address.Hex(), "work")
 	if g.credited != 5000 || g.charged != 5000 || g.openJobs != 0 {
 		t.Errorf("books at the liar %+v: want 5000 paid and 5000 charged", g)
@@ -170,30 +174,50 @@ func TestLyingFiguresBounded(t *testing.T) {
 		// charged 1000; the second draws the 4000 left, pays 1000 and is
 		// charged 1000.
 		want int64
+		// charged is the Livepeer-Job-Charged the client gets for each
+		// job: what the books charged ("" for none: a claim they did not
+		// take).
+		charged string
+		// frozen stops the gateway's clock: its estimate of a charge, a
+		// second at the price, does not depend on how long the job took.
+		frozen bool
 	}{
 		{"negative balance and pool", lies{
 			token: func(tok map[string]json.RawMessage) { tok["pool_balance"] = json.RawMessage(`"` + neg + `"`) },
 			job:   func(h http.Header) { h.Set(wire.HeaderBalance, neg) },
-		}, 4000}, // written down to 0 after the first job (not to −10^40), then the second's 4000
+		}, 4000, "1000", false}, // written down to 0 after the first job (not to −10^40), then the second's 4000
 		{"absurd balance and pool", lies{
 			token: func(tok map[string]json.RawMessage) { tok["pool_balance"] = json.RawMessage(`"` + huge + `"`) },
 			job:   func(h http.Header) { h.Set(wire.HeaderBalance, huge) },
-		}, 4000},
-		{"malformed balance", lies{job: func(h http.Header) { h.Set(wire.HeaderBalance, "lots") }}, 4000},
-		{"negative credited", lies{job: func(h http.Header) { h.Set(wire.HeaderPaymentCredited, "-5") }}, 4000},
-		{"absurd credited", lies{job: func(h http.Header) { h.Set(wire.HeaderPaymentCredited, huge) }}, 4000},
-		{"malformed credited", lies{job: func(h http.Header) { h.Set(wire.HeaderPaymentCredited, "0x10") }}, 4000},
+		}, 4000, "1000", false},
+		{"malformed balance", lies{job: func(h http.Header) { h.Set(wire.HeaderBalance, "lots") }}, 4000, "1000", false},
+		{"negative credited", lies{job: func(h http.Header) { h.Set(wire.HeaderPaymentCredited, "-5") }}, 4000, "1000", false},
+		{"absurd credited", lies{job: func(h http.Header) { h.Set(wire.HeaderPaymentCredited, huge) }}, 4000, "1000", false},
+		{"malformed credited", lies{job: func(h http.Header) { h.Set(wire.HeaderPaymentCredited, "0x10") }}, 4000, "1000", false},
 		// Each job's tickets written off as refused: 5000 each, nothing more.
-		{"nothing credited", lies{job: func(h http.Header) { h.Set(wire.HeaderPaymentCredited, "0") }}, 0},
+		{"nothing credited", lies{job: func(h http.Header) { h.Set(wire.HeaderPaymentCredited, "0") }}, 0, "0", false},
+		// A charge the books cannot read is not relayed: they book their
+		// estimate (a second at the price) instead.
+		{"malformed charge", lies{job: func(h http.Header) { h.Set(wire.HeaderJobCharged, "lots") }}, 4000, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := startWorker(t)
 			a := startOrch(t, nil)
 			register(t, a.URL, w, worker.Reverse, "reverse", 1000, 4)
 			lying := liar(t, a.URL, tc.l)
-			gw := startGateway(t, keyA, []string{lying}, func(c *gateway.NodeConfig) { c.Gateway.TokenReuse = -1 })
-			for range 2 {
-				mustOK(t, submit(t, gw, jobSpec{capability: "reverse", body: "abc"}))
+			gw := startGateway(t, keyA, []string{lying}, func(c *gateway.NodeConfig) {
+				c.Gateway.TokenReuse = -1
+				if tc.frozen {
+					t0 := time.Now()
+					c.Gateway.Now = func() time.Time { return t0 }
+				}
+			})
+			for i := range 2 {
+				r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"})
+				mustOK(t, r)
+				if got, ok := r.header[wire.HeaderJobCharged]; tc.charged == "" && ok || tc.charged != "" && (len(got) != 1 || got[0] != tc.charged) {
+					t.Errorf("job %d: Livepeer-Job-Charged %q, want %q", i, got, tc.charged)
+				}
 			}
 			g := books(t, gw.Ledger, a.Address.Hex(), "reverse")
 			if g.pool != tc.want || g.credited > 10000 {

@@ -1,4 +1,4 @@
-// Package testnet starts byoc nodes, sample workers and paying clients on
+// Package testnet starts byoc nodes, test workers and paying clients on
 // loopback for end-to-end tests (in-process or as byoc processes). It is
 // test support: it imports "testing".
 package testnet
@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"byoc/ethsig"
+	"byoc/internal/workerstub"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/pm"
 	"byoc/pmledger"
 	"byoc/wire"
-	"byoc/worker"
 )
 
 // Keys of two test senders (never fund them).
@@ -64,23 +64,26 @@ func StartNode(t testing.TB, dir string, tweak func(*orchestrator.NodeConfig)) *
 	return n
 }
 
-func StartWorker(t testing.TB) *worker.Server {
+// StartWorker starts a test worker (internal/workerstub) serving the
+// sample worker's capabilities; e2e tests that want the sample worker
+// itself start it and register it with Register all the same.
+func StartWorker(t testing.TB) *workerstub.Server {
 	t.Helper()
-	w, err := worker.Start("", worker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
+	return workerstub.Start(t, workerstub.Config{})
 }
 
-// register registers one of the worker's capabilities under name at
+// Worker is a worker Register can register: the stub or the sample worker.
+type Worker interface {
+	Capability(name string) wire.ExternalCapability
+}
+
+// Register registers one of the worker's capabilities under name at
 // price wei per second.
-func Register(t testing.TB, orchURL string, w *worker.Server, capability, name string, price int64, capacity int) {
+func Register(t testing.TB, orchURL string, w Worker, capability, name string, price int64, capacity int) {
 	t.Helper()
 	c := w.Capability(capability)
 	c.Name, c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = name, price, 1, "wei", capacity
-	if err := worker.Register(context.Background(), orchURL, Secret, c, worker.InsecureSkipVerify()); err != nil {
+	if err := workerstub.Register(context.Background(), orchURL, Secret, c); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -31,11 +31,9 @@ func archiveHistory(t *testing.T, e *Env) {
 		t.Fatal(err)
 	}
 	job4 := ledger.JobKey{Sender: poolA.Sender, JobID: "job-4"}
-	if _, err := e.Ledger.ReceivePayment(e.Ctx, ledger.PaymentRequest{To: job4.Ref(), Session: "s", SessionExpiry: 9, Nonces: []uint32{1},
-		Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-			return ledger.PaymentDecision{Accepted: []uint32{1}, Credits: []ledger.PaymentCredit{{Key: "win", Amount: ledger.Wei(5)}},
-				Winners: []ledger.Winner{{Key: "win", Sender: poolA.Sender, FaceValue: ledger.Wei(50), Payload: []byte("{}")}}}, nil
-		}}); err != nil {
+	if _, err := e.Ledger.ReceivePayment(e.Ctx, ledger.PaymentRequest{To: job4.Ref(), Session: "s", SessionExpiry: 9,
+		Tickets: []ledger.PaymentTicket{{Nonce: 1, Credit: ledger.PaymentCredit{Key: "win", Amount: ledger.Wei(5)}}},
+		Winners: []ledger.Winner{{Key: "win", Sender: poolA.Sender, FaceValue: ledger.Wei(50), Payload: []byte("{}")}}}); err != nil {
 		t.Fatal(err)
 	}
 	e.Clock.Advance(time.Minute / 2)

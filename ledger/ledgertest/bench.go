@@ -160,20 +160,12 @@ func benchPaidJob(b *testing.B, f Factory, g int) {
 
 func paidJob(b *testing.B, ctx context.Context, l *ledger.Ledger, sender, id, session string, nonce uint32, win bool) {
 	ticket := fmt.Sprintf("pm:0x%064x", sha256.Sum256([]byte(session+id)))
-	pay := &ledger.PaymentRequest{Session: session, SessionExpiry: 1_000_000, Nonces: []uint32{nonce},
-		Decide: func(seen ledger.NonceView) (ledger.PaymentDecision, error) {
-			var d ledger.PaymentDecision
-			if seen.Contains(nonce) {
-				return d, nil
-			}
-			d.Accepted = []uint32{nonce}
-			d.Credits = []ledger.PaymentCredit{{Key: ticket, Amount: ledger.Wei(1_000)}}
-			if win {
-				d.Winners = []ledger.Winner{{Key: ticket, Sender: sender, FaceValue: ledger.Wei(1_000_000),
-					RedeemAfter: 1_000_000, Payload: make([]byte, 700)}}
-			}
-			return d, nil
-		}}
+	pay := &ledger.PaymentRequest{Session: session, SessionExpiry: 1_000_000, MaxNonces: 600,
+		Tickets: []ledger.PaymentTicket{{Nonce: nonce, Credit: ledger.PaymentCredit{Key: ticket, Amount: ledger.Wei(1_000)}}}}
+	if win {
+		pay.Winners = []ledger.Winner{{Key: ticket, Sender: sender, FaceValue: ledger.Wei(1_000_000),
+			RedeemAfter: 1_000_000, Payload: make([]byte, 700)}}
+	}
 	job := ledger.JobKey{Sender: sender, JobID: id}
 	res, err := l.Admit(ctx, ledger.AdmitRequest{Payment: pay, OpenJobRequest: ledger.OpenJobRequest{Job: job, Capability: "echo",
 		Reserve: ledger.Wei(30_000), Minimum: ledger.Wei(1_000), TTL: 35 * time.Second}})

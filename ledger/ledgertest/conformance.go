@@ -425,6 +425,14 @@ func testStatements(t *testing.T, e *Env) {
 		ps.Credited.Cmp(ledger.Wei(1000)) != 0 || len(ps.Entries) != 2 || !ps.Truncated {
 		t.Errorf("pool statement = %+v, %v", ps, err)
 	}
+	// Newest lists the most recent accounts first; Limit keeps those.
+	mustOpen(e, jobA2, 100, 0)
+	if as, err := e.Ledger.List(e.Ctx, ledger.AccountFilter{Kind: ledger.KindJob, Newest: true, Limit: 1}); err != nil || len(as) != 1 || as[0].Ref != jobA2.Ref() {
+		t.Errorf("newest job = %+v, %v; want %s", as, err, jobA2.JobID)
+	}
+	if as, err := e.Ledger.List(e.Ctx, ledger.AccountFilter{Kind: ledger.KindJob, Newest: true}); err != nil || len(as) != 2 || as[1].Ref != jobA1.Ref() {
+		t.Errorf("jobs newest first = %+v, %v", as, err)
+	}
 }
 
 // A pool with more entries than Statement reads at a time: the totals

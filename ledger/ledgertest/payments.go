@@ -21,6 +21,7 @@ var paymentTests = []struct {
 }{
 	{"PaymentCreditsOnceAcrossRestart", testPaymentOnce},
 	{"PaymentNonceCap", testPaymentCap},
+	{"PaymentChainedStopsAtFirstBadTicket", testPaymentChained},
 	{"PaymentToClosedJobRecordsNothing", testPaymentClosedJob},
 	{"PaymentTicketKeyBoundToAccount", testPaymentKeyBound},
 	{"PaymentWinnersQueuedOnce", testPaymentWinners},
@@ -33,36 +34,18 @@ var paymentTests = []struct {
 }
 
 // ticketPayment is a payment of tickets with the given nonces in session,
-// worth 100 wei each, decided by nonceRule with a cap of maxNonces; every
-// ticket whose nonce is a multiple of 4 wins.
+// worth 100 wei each, under a cap of maxNonces per session (0: none);
+// every ticket whose nonce is a multiple of 4 wins.
 func ticketPayment(to ledger.Ref, session string, maxNonces int, nonces ...uint32) ledger.PaymentRequest {
-	return ledger.PaymentRequest{To: to, Session: session, SessionExpiry: 100, Nonces: nonces,
-		Decide: func(seen ledger.NonceView) (ledger.PaymentDecision, error) {
-			var d ledger.PaymentDecision
-			for _, n := range nonces {
-				key := fmt.Sprintf("%s/%d", session, n)
-				if nonceRule(seen, d.Accepted, n, maxNonces) {
-					d.Accepted = append(d.Accepted, n)
-					d.Credits = append(d.Credits, ledger.PaymentCredit{Key: key, Amount: ledger.Wei(100)})
-				}
-				if n%4 == 0 {
-					d.Winners = append(d.Winners, ledger.Winner{Key: key, Sender: to.Sender, FaceValue: ledger.Wei(400), Payload: []byte{byte(n)}})
-				}
-			}
-			return d, nil
-		}}
-}
-
-// nonceRule is a payment rule's replay check, kept plain: the suite tests
-// the ledger's part (it shows the rule what the session recorded and
-// records what the rule accepted), not the PM rule, which pm and pmledger
-// test. Nonce n is new unless the session or this payment (accepted)
-// holds it, and fits while the session holds fewer than max (0: no cap).
-func nonceRule(seen ledger.NonceView, accepted []uint32, n uint32, max int) bool {
-	if seen.Contains(n) || slices.Contains(accepted, n) {
-		return false
+	req := ledger.PaymentRequest{To: to, Session: session, SessionExpiry: 100, MaxNonces: maxNonces}
+	for _, n := range nonces {
+		key := fmt.Sprintf("%s/%d", session, n)
+		req.Tickets = append(req.Tickets, ledger.PaymentTicket{Nonce: n, Credit: ledger.PaymentCredit{Key: key, Amount: ledger.Wei(100)}})
+		if n%4 == 0 {
+			req.Winners = append(req.Winners, ledger.Winner{Key: key, Sender: to.Sender, FaceValue: ledger.Wei(400), Payload: []byte{byte(n)}})
+		}
 	}
-	return max <= 0 || seen.Len()+len(accepted) < max
+	return req
 }
 
 func (e *Env) pay(req ledger.PaymentRequest) (ledger.PaymentResult, error) {
@@ -95,6 +78,48 @@ func testPaymentCap(t *testing.T, e *Env) {
 	e.WantBalance(poolA.Ref(), 300)
 }
 
+// A chained payment (PM's rule) credits its tickets up to the first that
+// earns nothing — a replayed nonce, one past the cap, a refused ticket —
+// and records the new nonces of all of them; the result says what the
+// nonce rule found of each ticket.
+func testPaymentChained(t *testing.T, e *Env) {
+	e.pay(ticketPayment(poolA.Ref(), "s1", 0, 2))
+	chained := func(maxNonces int, nonces ...uint32) ledger.PaymentRequest {
+		req := ticketPayment(poolA.Ref(), "s1", maxNonces, nonces...)
+		req.Chained = true
+		return req
+	}
+	// 1 is new, 2 a replay, 3 new but after the replay: 100 credited, 1
+	// and 3 recorded; 3 repeated within the payment is seen.
+	r, err := e.pay(chained(0, 1, 2, 3, 3))
+	want := []ledger.NonceVerdict{ledger.NonceNew, ledger.NonceSeen, ledger.NonceNew, ledger.NonceSeen}
+	if err != nil || r.Credited.Cmp(ledger.Wei(100)) != 0 || r.Tickets != 1 || !slices.Equal(r.Nonces, want) {
+		t.Fatalf("chained payment = %+v, %v", r, err)
+	}
+	if r, err := e.pay(chained(0, 3)); err != nil || r.Tickets != 0 || !slices.Equal(r.Nonces, []ledger.NonceVerdict{ledger.NonceSeen}) {
+		t.Fatalf("a blocked ticket's nonce is not recorded: %+v, %v", r, err)
+	}
+	// The cap (4: 1, 2, 3 held): 5 fits, 6 does not, 7 after it neither.
+	r, err = e.pay(chained(4, 5, 6, 7))
+	want = []ledger.NonceVerdict{ledger.NonceNew, ledger.NonceTooMany, ledger.NonceTooMany}
+	if err != nil || r.Credited.Cmp(ledger.Wei(100)) != 0 || !slices.Equal(r.Nonces, want) {
+		t.Fatalf("chained payment at the cap = %+v, %v", r, err)
+	}
+	// A refused ticket (a bad signature: no nonce) stops the rest; the
+	// nonce after it is recorded all the same.
+	req := chained(0, 9, 10)
+	req.Tickets = append([]ledger.PaymentTicket{{NoNonce: true, Refused: true}}, req.Tickets...)
+	r, err = e.pay(req)
+	want = []ledger.NonceVerdict{ledger.NonceUnchecked, ledger.NonceNew, ledger.NonceNew}
+	if err != nil || r.Tickets != 0 || !slices.Equal(r.Nonces, want) {
+		t.Fatalf("payment after a refused ticket = %+v, %v", r, err)
+	}
+	if r, _ := e.pay(ticketPayment(poolA.Ref(), "s1", 0, 9, 10, 11)); r.Tickets != 1 {
+		t.Fatalf("nonces after a refused ticket were not recorded: %+v", r)
+	}
+	e.WantBalance(poolA.Ref(), 400) // 2, 1, 5, 11
+}
+
 func testPaymentClosedJob(t *testing.T, e *Env) {
 	mustOpen(e, jobA1, 0, 0)
 	e.Ledger.CloseJob(e.Ctx, jobA1)
@@ -110,12 +135,10 @@ func testPaymentClosedJob(t *testing.T, e *Env) {
 
 func testPaymentKeyBound(t *testing.T, e *Env) {
 	e.pay(ticketPayment(poolA.Ref(), "s1", 0, 1))
-	// A rule that ignores nonces cannot credit the same ticket elsewhere.
+	// A ticket that presents no nonce cannot credit the same ticket
+	// elsewhere.
 	other := ledger.PoolKey{Sender: poolA.Sender, Capability: "other"}.Ref()
-	req := ticketPayment(other, "s1", 0, 1)
-	req.Decide = func(ledger.NonceView) (ledger.PaymentDecision, error) {
-		return ledger.PaymentDecision{Credits: []ledger.PaymentCredit{{Key: "s1/1", Amount: ledger.Wei(100)}}}, nil
-	}
+	req := ledger.PaymentRequest{To: other, Tickets: []ledger.PaymentTicket{{NoNonce: true, Credit: ledger.PaymentCredit{Key: "s1/1", Amount: ledger.Wei(100)}}}}
 	_, err := e.pay(req)
 	WantErr(t, err, ledger.ErrIdempotencyConflict)
 	e.WantBalance(other, 0)
@@ -233,10 +256,11 @@ func testAdmitRefusedWritesNothing(t *testing.T, e *Env) {
 	// Tickets whose nonces are new but that earn nothing (all of them
 	// refused by the scheme, say for a bad signature).
 	worthless := func(session string, nonces ...uint32) *ledger.PaymentRequest {
-		return &ledger.PaymentRequest{Session: session, SessionExpiry: 100, Nonces: nonces,
-			Decide: func(ledger.NonceView) (ledger.PaymentDecision, error) {
-				return ledger.PaymentDecision{Accepted: nonces}, nil
-			}}
+		req := &ledger.PaymentRequest{Session: session, SessionExpiry: 100}
+		for _, n := range nonces {
+			req.Tickets = append(req.Tickets, ledger.PaymentTicket{Nonce: n, Refused: true})
+		}
+		return req
 	}
 	e.Credit(poolA.Ref(), 300, "fund")
 	before := e.MustVerify()

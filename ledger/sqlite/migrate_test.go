@@ -118,17 +118,12 @@ func TestMigrateLighterIndexes(t *testing.T) {
 // payment pays 100 wei for each nonce not seen before in session, keyed
 // by session and nonce.
 func payment(session string, nonces ...uint32) *ledger.PaymentRequest {
-	return &ledger.PaymentRequest{Session: session, SessionExpiry: 100, Nonces: nonces,
-		Decide: func(seen ledger.NonceView) (ledger.PaymentDecision, error) {
-			var d ledger.PaymentDecision
-			for _, n := range nonces {
-				if !seen.Contains(n) {
-					d.Accepted = append(d.Accepted, n)
-					d.Credits = append(d.Credits, ledger.PaymentCredit{Key: session + "/" + string(rune('0'+n)), Amount: ledger.Wei(100)})
-				}
-			}
-			return d, nil
-		}}
+	req := &ledger.PaymentRequest{Session: session, SessionExpiry: 100}
+	for _, n := range nonces {
+		req.Tickets = append(req.Tickets, ledger.PaymentTicket{Nonce: n,
+			Credit: ledger.PaymentCredit{Key: session + "/" + string(rune('0'+n)), Amount: ledger.Wei(100)}})
+	}
+	return req
 }
 
 func withTo(p *ledger.PaymentRequest, to ledger.Ref) ledger.PaymentRequest {

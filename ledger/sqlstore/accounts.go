@@ -380,6 +380,9 @@ func (t *tx) ListAccounts(ctx context.Context, f ledger.AccountFilter) ([]ledger
 		args = append(args, idArgs(f.IDs)...)
 	}
 	q += ` ORDER BY id`
+	if f.Newest {
+		q += ` DESC`
+	}
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)

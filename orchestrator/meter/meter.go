@@ -228,7 +228,8 @@ func (m *Meter) Admit(ctx context.Context, req Request) (*Job, Admission, error)
 		Job: j.key, Capability: req.Pool.Capability, Customer: req.Pool.Customer,
 		Reserve: CostFor(req.Price, max(req.Timeout, m.cfg.MinCompute)), Minimum: CostFor(req.Price, m.cfg.MinCompute),
 		TTL: req.Timeout + m.cfg.HoldTTLMargin}})
-	if err == nil && res.Admitted && (j.v == nil || j.v.Err() == nil) {
+	// The tickets' outcome comes from the ledger's verdicts on their nonces.
+	if err == nil && res.Admitted && (j.v == nil || pmledger.Settle(j.v, res.Payment) == nil && j.v.Err() == nil) {
 		// Admitted once its commit (an fsync) is done: the work may start
 		// meanwhile; nothing is answered before Confirm.
 		j.hold, j.account, j.confirm = &j.key, j.key.Ref(), confirm
@@ -283,6 +284,12 @@ func (j *Job) admitted(ctx context.Context, res ledger.AdmitResult, err error) (
 		j.hold, j.account = &j.key, j.key.Ref()
 	}
 	if j.v != nil {
+		// Settled again: the final outcome may differ from the decided one.
+		if serr := pmledger.Settle(j.v, res.Payment); serr != nil {
+			j.log.Error("admit", "err", serr)
+			j.Close(context.WithoutCancel(ctx))
+			return a, j.refuse("admit", ErrLedger, serr)
+		}
 		j.m.cfg.Recorder.PaymentRecorded(len(j.v.Tickets), res.Payment)
 		if verr := j.v.Err(); verr != nil {
 			// A bad ticket after valid ones: those stay credited, the
