@@ -58,6 +58,12 @@ func (ln *LedgerNonces) Reserve(ctx context.Context, session string, floor uint3
 		if first > int64(floor) {
 			return uint32(first), nil
 		}
+		if r.Replayed && try == 0 {
+			// The same key once reserved nonces above its floor, so a
+			// different floor now means it names another call: refuse
+			// rather than hand out nonces its replayed spend did not pay.
+			return 0, fmt.Errorf("signer: nonce reservation %s replayed below floor %d", key, floor)
+		}
 		// Our range is below the floor: take the gap and n more.
 		want = int64(floor) - first + 1 + int64(n)
 	}

@@ -217,11 +217,11 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 	cost = ledger.AmountFromBig(new(big.Int).Mul(cost.Big(), big.NewInt(int64(n))))
 	ev0 := s.usage(c, n, after, cost)
 	if s.cfg.Nonces != nil && c.hasState {
-		// A continuing call is idempotent: sent again with the same state,
-		// its spend and its nonces replay, so it is charged once and gets
-		// the same tickets. (Without the shared counter a retry would get
+		// A continuing call is idempotent: sent again with the same state
+		// bytes, its spend and its nonces replay, so it is charged once and
+		// gets the same tickets. (Without the shared counter a retry would get
 		// fresh nonces, so it must be charged again: keys stay random.)
-		ev0.ID = callKey(c.state.StateID, c.state.SequenceNumber, sid)
+		ev0.ID = callKey(c.req.State.State, sid)
 	}
 	spend := Spend{Customer: c.state.AuthID, App: c.state.App, Amount: cost, Key: ev0.ID, Event: ev0}
 	if s.cfg.Budget != nil {
@@ -481,9 +481,12 @@ func (s *Signer) segCreds(c *call) (string, error) {
 
 func keccak(b []byte) []byte { return crypto.Keccak256(b) }
 
-// callKey names a continuing call by what makes it one: the state it
-// continues (its ID and the new sequence number) and the ticket session.
-func callKey(stateID string, seq uint64, sid pm.SessionID) string {
-	h := crypto.Keccak256([]byte(fmt.Sprintf("%s/%d/%s", stateID, seq, sid.Hex())))
+// callKey names a continuing call by what makes it one: the exact state
+// bytes it continues (signed by this signer, so no two clients share them
+// unless one resends the other's answer) and the ticket session. Sent
+// again, the call has the same key, the same floor nonce and the same
+// amount, so its spend and its nonce reservation both replay.
+func callKey(state []byte, sid pm.SessionID) string {
+	h := crypto.Keccak256(state, sid[:])
 	return "c" + hex.EncodeToString(h[:15])
 }
