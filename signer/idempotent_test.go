@@ -71,3 +71,36 @@ func TestRetryWithoutCounterIsChargedAgain(t *testing.T) {
 		t.Errorf("spent %s, want %s", v.Spent, costOf(t, 7))
 	}
 }
+
+// TestRetryKeyIsTheState: two clients whose states share a state ID and
+// sequence number (8 random hex digits can collide) are two calls: each is
+// charged for its own tickets, none gets the other's replay.
+func TestRetryKeyIsTheState(t *testing.T) {
+	rc := loadRecorded(t)
+	env := ledgertest.NewEnv(t, ledgertest.SQLite)
+	b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex()}
+	s, _ := newTestSigner(t, rc, func(c *Config) {
+		c.Budget = b
+		c.Nonces = &LedgerNonces{Ledger: env.Ledger, Owner: rc.key.Address().Hex()}
+	})
+	h := s.Handler()
+	b.Grant(env.Ctx, "ida", costOf(t, 20), "g")
+	code, body, _ := post(t, h, "/generate-live-payment", rc.request(nil, "m", 27648000, ""), HeaderAuthID, "ida")
+	first := stateOf(t, decodeOK(t, code, body).State)
+	twin := first
+	twin.Balance = "0" // another client's state under the same ID
+	a, _ := seal(rc.key, &first)
+	bb, _ := seal(rc.key, &twin)
+	var got []string
+	for _, st := range []StateSig{a, bb} {
+		code, body, _ := post(t, h, "/generate-live-payment", rc.request(&st, "m", 27648000, ""), HeaderAuthID, "ida")
+		got = append(got, decodeOK(t, code, body).Payment)
+	}
+	if got[0] == got[1] {
+		t.Error("the second client got the first one's payment")
+	}
+	// 3 tickets, then 2 for the first state and 3 for its twin.
+	if v, _ := b.Read(env.Ctx, "ida"); v.Spent.Cmp(costOf(t, 8)) != 0 {
+		t.Errorf("spent %s, want %s", v.Spent, costOf(t, 8))
+	}
+}
