@@ -12,11 +12,30 @@ import (
 // The outbox (migration 0006): events written with the money moves they
 // report, read back until delivered.
 
-const insertOutboxSQL = `INSERT INTO outbox (event_key, topic, subject, at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`
+const (
+	insertOutboxSQL = `INSERT INTO outbox (event_key, topic, subject, at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`
+	// insertOutboxWithIDSQL: the journal store's projection, whose events
+	// carry the IDs the journal assigned.
+	insertOutboxWithIDSQL = `INSERT INTO outbox (id, event_key, topic, subject, at, body, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`
+)
 
+// InsertOutbox inserts events; an event with an ID (assigned by the
+// journal store, whose projection this is) is inserted with it.
 func (t *tx) InsertOutbox(ctx context.Context, events []*ledger.OutboxEvent) error {
 	for _, e := range events {
-		res, err := t.exec(ctx, insertOutboxSQL, e.Key, e.Topic, e.Subject, e.At.UnixMicro(), e.Body)
+		body := e.Body
+		if body == nil {
+			body = []byte{} // NOT NULL: an empty body is empty, not absent
+		}
+		q, args := insertOutboxSQL, []any{e.Key, e.Topic, e.Subject, e.At.UnixMicro(), body}
+		if e.ID > 0 {
+			var delivered any
+			if !e.DeliveredAt.IsZero() {
+				delivered = e.DeliveredAt.UnixMicro()
+			}
+			q, args = insertOutboxWithIDSQL, append([]any{e.ID}, append(args, delivered)...)
+		}
+		res, err := t.exec(ctx, q, args...)
 		if err != nil {
 			return err
 		}
