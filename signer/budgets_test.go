@@ -14,11 +14,13 @@ import (
 	"byoc/ledger/ledgertest"
 )
 
-// bothStores runs fn on SQLite and PostgreSQL (skipped, saying so, without
-// BYOC_POSTGRES_DSN); the ledger's invariants are verified after each.
-func bothStores(t *testing.T, fn func(t *testing.T, env *ledgertest.Env)) {
-	for name, f := range map[string]ledgertest.Factory{"sqlite": ledgertest.SQLite, "postgres": ledgertest.Postgres} {
-		t.Run(name, func(t *testing.T) { fn(t, ledgertest.NewEnv(t, f)) })
+// everyStore runs fn on every store (ledgertest.Stores: plain SQLite, the
+// journal store a signer runs on by default, and PostgreSQL, skipped,
+// saying so, without BYOC_POSTGRES_DSN); the ledger's invariants are
+// verified after each.
+func everyStore(t *testing.T, fn func(t *testing.T, env *ledgertest.Env)) {
+	for _, st := range ledgertest.Stores {
+		t.Run(st.Name, func(t *testing.T) { fn(t, ledgertest.NewEnv(t, st.Factory)) })
 	}
 }
 
@@ -41,7 +43,7 @@ func costOf(t *testing.T, n int64) ledger.Amount {
 // charged what the tickets are worth.
 func TestBudgetRefusesBeforeSigning(t *testing.T) {
 	rc := loadRecorded(t)
-	bothStores(t, func(t *testing.T, env *ledgertest.Env) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
 		s, b := budgetSigner(t, rc, env, nil)
 		h := s.Handler()
 		req := rc.request(nil, "m", 27648000, "") // 3 tickets
@@ -90,7 +92,7 @@ func TestBudgetRefusesBeforeSigning(t *testing.T) {
 // and never below.
 func TestBudgetConcurrent(t *testing.T) {
 	rc := loadRecorded(t)
-	bothStores(t, func(t *testing.T, env *ledgertest.Env) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
 		var mu sync.Mutex
 		var alerts []Alert
 		s, b := budgetSigner(t, rc, env, func(a Alert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() })
@@ -165,7 +167,7 @@ func TestBudgetConcurrent(t *testing.T) {
 // top-up brings the share spent back below it and it is crossed anew.
 func TestBudgetAlertsOncePerCrossing(t *testing.T) {
 	rc := loadRecorded(t)
-	bothStores(t, func(t *testing.T, env *ledgertest.Env) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
 		var alerts []Alert
 		s, b := budgetSigner(t, rc, env, func(a Alert) { alerts = append(alerts, a) })
 		h := s.Handler()

@@ -70,7 +70,7 @@ func TestSignBYOCJob(t *testing.T) {
 // budget is charged that; over budget is 483 with no nonce spent.
 func TestGenerateBYOCPayment(t *testing.T) {
 	rc := loadRecorded(t)
-	bothStores(t, func(t *testing.T, env *ledgertest.Env) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
 		b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex(), Events: true}
 		s, _ := newTestSigner(t, rc, func(c *Config) { c.Budget = b })
 		h := s.Handler()

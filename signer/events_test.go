@@ -86,7 +86,7 @@ func payAs(t *testing.T, h http.Handler, body, customer string) int {
 // once accepted, nothing is pending.
 func TestUsageEventsAtLeastOnce(t *testing.T) {
 	rc := loadRecorded(t)
-	bothStores(t, func(t *testing.T, env *ledgertest.Env) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
 		b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex(), Events: true}
 		s, _ := newTestSigner(t, rc, func(c *Config) { c.Budget = b })
 		h := s.Handler()
@@ -144,7 +144,7 @@ func TestUsageEventsAtLeastOnce(t *testing.T) {
 // never ran) are delivered by the next process.
 func TestUsageEventsSurviveRestart(t *testing.T) {
 	rc := loadRecorded(t)
-	bothStores(t, func(t *testing.T, env *ledgertest.Env) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
 		b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex(), Events: true, Unlimited: true}
 		s, _ := newTestSigner(t, rc, func(c *Config) { c.Budget = b })
 		for _, who := range []string{"a", "b", "a"} {

@@ -13,7 +13,7 @@ import (
 // Without the counter a retry gets fresh nonces and so is charged again.
 func TestRetryIsIdempotent(t *testing.T) {
 	rc := loadRecorded(t)
-	bothStores(t, func(t *testing.T, env *ledgertest.Env) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
 		b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex(), Events: true}
 		s, _ := newTestSigner(t, rc, func(c *Config) {
 			c.Budget = b
