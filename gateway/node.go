@@ -79,8 +79,8 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		cfg.Gateway.Logger = slog.Default()
 	}
 	nc := node.Config{Role: "gateway", DataDir: cfg.DataDir, LedgerDSN: cfg.LedgerDSN, Listen: cfg.Listen,
-		AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Gateway.Logger, Limits: cfg.Limits,
-		SweepInterval: cfg.SweepInterval}
+		AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Gateway.Logger, Limits: streamingLimits(cfg.Limits),
+		SweepInterval: cfg.SweepInterval, NormalSync: true} // the books: docs/gateway.md, "Durability"
 	if cfg.LedgerDSN != "" {
 		nc.DataDir = "" // the data directory is used only for the books
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"byoc/internal/serve"
 	"byoc/trickle"
 	"byoc/wire"
 )
@@ -25,11 +26,23 @@ import (
 // server-sent events. The relays are data, not billing: one goroutine per
 // channel while the stream runs.
 
+// mediaBasePath is where the gateway serves its streams' trickle channels.
+const mediaBasePath = "/ai/trickle/"
+
+// streamingLimits exempts the trickle channels from the public server's
+// body limits: a publisher holds its request open for a segment's data
+// (and ahead of it), bounded by the trickle server itself (segment sizes,
+// first-byte timeout, idle sweep), not by --max-uploads or --body-timeout.
+func streamingLimits(l serve.Limits) serve.Limits {
+	l.Streaming = append(l.Streaming[:len(l.Streaming):len(l.Streaming)], mediaBasePath)
+	return l
+}
+
 // mediaServer returns the gateway's trickle server, made on first use.
 func (g *Gateway) mediaServer() *trickle.Server {
 	t := &g.streams
 	t.mediaOnce.Do(func() {
-		t.media = trickle.NewServer(trickle.Config{BasePath: "/ai/trickle/", SweepInterval: -1, Logger: g.log})
+		t.media = trickle.NewServer(trickle.Config{BasePath: mediaBasePath, SweepInterval: -1, Logger: g.log})
 	})
 	return t.media
 }

@@ -93,7 +93,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	base, err := node.Open(ctx, node.Config{Role: "orchestrator", DataDir: cfg.DataDir, LedgerDSN: cfg.LedgerDSN,
 		Listen: u.Host, AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Orchestrator.Logger,
-		Limits: cfg.Limits, SweepInterval: cfg.SweepInterval})
+		Limits: streamingLimits(cfg.Limits), SweepInterval: cfg.SweepInterval})
 	if err != nil {
 		return nil, err
 	}

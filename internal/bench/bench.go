@@ -1,9 +1,12 @@
 // Package bench measures what the BYOC stack adds to a job: it runs
 // an orchestrator, a trivial worker and a gateway in one process on
-// loopback, with payments on and both ledgers durable, drives N concurrent
-// clients first straight at the worker and then through the gateway, and
-// reports throughput and latency percentiles of both, plus the books of
-// both sides (which must agree) at the end. `byoc bench` runs it.
+// loopback, both ledgers on disk (the gateway's books with a weaker sync,
+// docs/gateway.md), drives N concurrent clients straight at
+// the worker, at the orchestrator and through the gateway, each for a free
+// and a paid capability, and reports per phase the throughput, latency
+// percentiles and the process's CPU time per job, the ratios between the
+// phases of the same run, and the books of both sides (which must agree)
+// at the end. `byoc bench` runs it.
 package bench
 
 import (
@@ -44,11 +47,15 @@ type Config struct {
 	Duration, Warmup time.Duration
 	// PriceWei is the capability's price in wei per second (1000).
 	PriceWei int64
-	// Free runs a free capability instead: no tickets, no ledger writes —
-	// what the protocol's hops and signatures cost on their own.
+	// Free runs only the free phases (a capability with price 0: no
+	// tickets, no ledger writes — what the protocol's hops and signatures
+	// cost on their own); by default both the free and the paid ones run.
 	Free bool
-	// TicketEV is a ticket's expected value in wei (default PriceWei: one
-	// ticket pays one second, so a job pays about one ticket).
+	// TicketEV is a ticket's expected value in wei, the orchestrator's
+	// choice (default 10 × PriceWei: a ticket pays ten seconds, about ten
+	// jobs of the echo worker; real orchestrators' tickets are worth far
+	// more than a job — go-livepeer's default EV is 8e9 wei). PriceWei
+	// makes every job pay a ticket.
 	TicketEV int64
 	// BodyBytes is the size of each job's body (64).
 	BodyBytes int
@@ -58,7 +65,9 @@ type Config struct {
 	DataDir string
 	// PlainHTTP serves the orchestrator over http:// instead of TLS.
 	PlainHTTP bool
-	// CPUProfile, if set, is written for the stack phase.
+	// CPUProfile, if set, is written for the paid stack phase (the free
+	// one with Free), its samples labelled node=orchestrator|gateway|
+	// worker|client.
 	CPUProfile string
 	// Logger gets the nodes' logs (default: warnings and errors to stderr).
 	Logger *slog.Logger
@@ -77,6 +86,19 @@ type Phase struct {
 	P90  time.Duration `json:"-"`
 	P99  time.Duration `json:"-"`
 	Mean time.Duration `json:"-"`
+	// CPU is the whole process's CPU time (user + system, getrusage)
+	// while the phase was measured: every node's, the clients' and the
+	// ledgers' work, whatever else the machine runs. cpu_seconds and
+	// cpu_us_per_job in JSON.
+	CPU time.Duration `json:"-"`
+}
+
+// CPUPerJob is the process's CPU time per successful job of the phase.
+func (p Phase) CPUPerJob() time.Duration {
+	if p.Jobs == 0 {
+		return 0
+	}
+	return p.CPU / time.Duration(p.Jobs)
 }
 
 // MarshalJSON writes the latencies as seconds, not Go's nanoseconds.
@@ -88,7 +110,9 @@ func (p Phase) MarshalJSON() ([]byte, error) {
 		P90  float64 `json:"p90_seconds"`
 		P99  float64 `json:"p99_seconds"`
 		Mean float64 `json:"mean_seconds"`
-	}{phase(p), p.P50.Seconds(), p.P90.Seconds(), p.P99.Seconds(), p.Mean.Seconds()})
+		CPU  float64 `json:"cpu_seconds"`
+		PerJ float64 `json:"cpu_us_per_job"`
+	}{phase(p), p.P50.Seconds(), p.P90.Seconds(), p.P99.Seconds(), p.Mean.Seconds(), p.CPU.Seconds(), float64(p.CPUPerJob().Nanoseconds()) / 1e3})
 }
 
 // Report is the outcome of Run.
@@ -97,25 +121,88 @@ type Report struct {
 	// Direct calls the worker; Orchestrator pays and calls the orchestrator
 	// straight (tickets from a reused token, signed job: what a gateway
 	// sends, without books or a client hop); Stack goes client → gateway →
-	// orchestrator → worker.
-	Direct       Phase  `json:"direct"`
-	Orchestrator Phase  `json:"orchestrator"`
-	Stack        Phase  `json:"stack"`
-	Tickets      int64  `json:"tickets"`
-	PaidWei      string `json:"paid_wei"`
-	ChargedWei   string `json:"charged_wei"`
-	BooksAgree   bool   `json:"books_agree"`
-	BooksDetail  string `json:"books_detail,omitempty"`
+	// orchestrator → worker. The Free phases do the same for a free
+	// capability (the orchestrator's: the client's unsigned request). A
+	// phase that did not run has no name and no jobs (paid ones with
+	// Config.Free).
+	Direct           Phase  `json:"direct"`
+	OrchestratorFree Phase  `json:"orchestrator_free"`
+	StackFree        Phase  `json:"stack_free"`
+	Orchestrator     Phase  `json:"orchestrator"`
+	Stack            Phase  `json:"stack"`
+	Ratios           Ratios `json:"ratios"`
+	Tickets          int64  `json:"tickets"`
+	PaidWei          string `json:"paid_wei"`
+	ChargedWei       string `json:"charged_wei"`
+	BooksAgree       bool   `json:"books_agree"`
+	BooksDetail      string `json:"books_detail,omitempty"`
 
 	Problems []string `json:"problems"` // [] when none
 }
 
-// ThroughputRatio is stack jobs/s over direct jobs/s.
-func (r Report) ThroughputRatio() float64 {
-	if r.Direct.JobsPerSecond == 0 {
-		return 0
+// Ratios compares the phases of one run (0 where a phase did not run).
+type Ratios struct {
+	// PaidOverFree is the paid stack's jobs/s over the free stack's.
+	PaidOverFree float64 `json:"paid_over_free"`
+	// StackOverDirect and FreeStackOverDirect: the stacks' jobs/s over
+	// direct's; OrchestratorFreeOverDirect: the free orchestrator phase's.
+	StackOverDirect            float64 `json:"stack_over_direct"`
+	FreeStackOverDirect        float64 `json:"free_stack_over_direct"`
+	OrchestratorFreeOverDirect float64 `json:"orchestrator_free_over_direct"`
+	// CPUPaidOverFree is a paid stack job's CPU over a free one's.
+	CPUPaidOverFree float64 `json:"cpu_paid_over_free"`
+	// PaymentAddedP50 is the paid stack's p50 minus the free stack's:
+	// what paying adds to a job's latency. StackAddedP50: the paid
+	// stack's p50 minus direct's (the free stack's with Free). Seconds in
+	// JSON.
+	PaymentAddedP50 time.Duration `json:"-"`
+	StackAddedP50   time.Duration `json:"-"`
+}
+
+// MarshalJSON writes the latencies as seconds.
+func (r Ratios) MarshalJSON() ([]byte, error) {
+	type ratios Ratios
+	return json.Marshal(struct {
+		ratios
+		PaymentAddedP50 float64 `json:"payment_added_p50_seconds"`
+		StackAddedP50   float64 `json:"stack_added_p50_seconds"`
+	}{ratios(r), r.PaymentAddedP50.Seconds(), r.StackAddedP50.Seconds()})
+}
+
+// ratios computes the report's Ratios from its phases.
+func (r Report) ratios() Ratios {
+	div := func(a, b float64) float64 {
+		if a == 0 || b == 0 {
+			return 0
+		}
+		return a / b
 	}
-	return r.Stack.JobsPerSecond / r.Direct.JobsPerSecond
+	x := Ratios{
+		PaidOverFree:               div(r.Stack.JobsPerSecond, r.StackFree.JobsPerSecond),
+		StackOverDirect:            div(r.Stack.JobsPerSecond, r.Direct.JobsPerSecond),
+		FreeStackOverDirect:        div(r.StackFree.JobsPerSecond, r.Direct.JobsPerSecond),
+		OrchestratorFreeOverDirect: div(r.OrchestratorFree.JobsPerSecond, r.Direct.JobsPerSecond),
+		CPUPaidOverFree:            div(float64(r.Stack.CPUPerJob()), float64(r.StackFree.CPUPerJob())),
+	}
+	if r.Stack.Jobs > 0 && r.StackFree.Jobs > 0 {
+		x.PaymentAddedP50 = r.Stack.P50 - r.StackFree.P50
+	}
+	switch {
+	case r.Stack.Jobs > 0 && r.Direct.Jobs > 0:
+		x.StackAddedP50 = r.Stack.P50 - r.Direct.P50
+	case r.StackFree.Jobs > 0 && r.Direct.Jobs > 0:
+		x.StackAddedP50 = r.StackFree.P50 - r.Direct.P50
+	}
+	return x
+}
+
+// ThroughputRatio is the stack's jobs/s over direct's: the paid stack's,
+// or the free one's when only free phases ran.
+func (r Report) ThroughputRatio() float64 {
+	if r.Stack.Jobs == 0 {
+		return r.ratios().FreeStackOverDirect
+	}
+	return r.ratios().StackOverDirect
 }
 
 // Run sets up the stack, measures both phases and checks the books.
@@ -135,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		cfg.PriceWei = 1000
 	}
 	if cfg.TicketEV <= 0 {
-		cfg.TicketEV = cfg.PriceWei
+		cfg.TicketEV = 10 * cfg.PriceWei
 	}
 	if cfg.BodyBytes <= 0 {
 		cfg.BodyBytes = 64
@@ -184,13 +271,13 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return rep, err
 	}
 	defer orch.Close()
-	c := w.Capability(worker.Echo)
-	c.Name, c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = "echo", cfg.PriceWei, 1, "wei", capacity
-	if cfg.Free {
-		c.PricePerUnit = 0
-	}
-	if err := worker.Register(ctx, orch.URL, "bench", c, worker.InsecureSkipVerify()); err != nil {
-		return rep, err
+	// The same echo worker twice: "echo" at the price, "echo-free" free.
+	for name, price := range map[string]int64{paidCap: cfg.PriceWei, freeCap: 0} {
+		c := w.Capability(worker.Echo)
+		c.Name, c.PricePerUnit, c.PriceScaling, c.Currency, c.Capacity = name, price, 1, "wei", capacity
+		if err := worker.Register(ctx, orch.URL, "bench", c, worker.InsecureSkipVerify()); err != nil {
+			return rep, err
+		}
 	}
 	key, err := crypto.GenerateKey()
 	if err != nil {
@@ -221,60 +308,76 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		req.Header.Set("Content-Type", "text/plain")
 		return do(client, req, len(body))
 	}
-	hdr := jobHeader(cfg.TimeoutSeconds)
 	orchClient := gateway.NewOrchestratorClient(nil)
-	stack := func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/request/", strings.NewReader(body))
-		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set(wire.HeaderJobRequest, hdr)
-		return do(client, req, len(body))
+	// to sends the client's own unsigned request for capability to url:
+	// the gateway's API, or the orchestrator's (free only).
+	to := func(c *http.Client, url, capability string) func(context.Context) error {
+		hdr := jobHeader(capability, cfg.TimeoutSeconds)
+		return func(ctx context.Context) error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/process/request/", strings.NewReader(body))
+			req.Header.Set("Content-Type", "text/plain")
+			req.Header.Set(wire.HeaderJobRequest, hdr)
+			return do(c, req, len(body))
+		}
 	}
-	if rep.Direct, err = measure(ctx, "direct", cfg, direct); err != nil {
-		return rep, err
-	}
-	// The orchestrator phase pays from another account, so the gateway's
-	// books can be compared with the orchestrator's ledger for its own.
-	key2, err := crypto.GenerateKey()
-	if err != nil {
-		return rep, err
-	}
-	signer2, err := ethsig.NewKeySigner(key2)
-	if err != nil {
-		return rep, err
-	}
-	orchJob := func(ctx context.Context) error {
-		// Free: the client's own unsigned request, straight to the orchestrator.
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, orch.URL+"/process/request/", strings.NewReader(body))
-		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set(wire.HeaderJobRequest, hdr)
-		return do(orchClient, req, len(body))
-	}
+	var orchPaid func(context.Context) error
 	if !cfg.Free {
+		// The orchestrator phase pays from another account, so the gateway's
+		// books can be compared with the orchestrator's ledger for its own.
+		key2, err := crypto.GenerateKey()
+		if err != nil {
+			return rep, err
+		}
+		signer2, err := ethsig.NewKeySigner(key2)
+		if err != nil {
+			return rep, err
+		}
 		op, err := newOrchPayer(ctx, orch.URL, signer2, cfg)
 		if err != nil {
 			return rep, fmt.Errorf("orchestrator phase: %w", err)
 		}
-		orchJob = op.job
+		orchPaid = op.job
 	}
-	labelled("client", func() { rep.Orchestrator, err = measure(ctx, "orch", cfg, orchJob) })
-	if err != nil {
-		return rep, err
+	profiled := "stack"
+	if cfg.Free {
+		profiled = "stack-free"
 	}
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
+	for _, ph := range []struct {
+		name string
+		paid bool
+		into *Phase
+		fn   func(context.Context) error
+	}{
+		{"direct", false, &rep.Direct, direct},
+		{"orch-free", false, &rep.OrchestratorFree, to(orchClient, orch.URL, freeCap)},
+		{"stack-free", false, &rep.StackFree, to(client, gw.URL, freeCap)},
+		{"orch", true, &rep.Orchestrator, orchPaid},
+		{"stack", true, &rep.Stack, to(client, gw.URL, paidCap)},
+	} {
+		if ph.paid && cfg.Free {
+			continue
+		}
+		var stop func()
+		if ph.name == profiled && cfg.CPUProfile != "" {
+			f, err := os.Create(cfg.CPUProfile)
+			if err != nil {
+				return rep, err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return rep, err
+			}
+			stop = pprof.StopCPUProfile
+		}
+		labelled("client", func() { *ph.into, err = measure(ctx, ph.name, cfg, ph.fn) })
+		if stop != nil {
+			stop()
+		}
 		if err != nil {
 			return rep, err
 		}
-		defer f.Close()
-		pprof.StartCPUProfile(f)
 	}
-	labelled("client", func() { rep.Stack, err = measure(ctx, "stack", cfg, stack) })
-	if cfg.CPUProfile != "" {
-		pprof.StopCPUProfile()
-	}
-	if err != nil {
-		return rep, err
-	}
+	rep.Ratios = rep.ratios()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := gw.WaitIdle(wctx); err != nil {
@@ -284,12 +387,20 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	return rep, nil
 }
 
+// The capabilities the bench registers: the same echo worker, paid and free.
+const (
+	paidCap = "echo"
+	freeCap = "echo-free"
+)
+
 // orchPayer plays a gateway without books for the orchestrator phase: it
 // reuses a token as the gateway does (for gateway.DefaultTokenReuse, within
-// the sender's nonce budget), pays each job what it will be charged (one
-// second: the worker answers in well under one) from that token's session,
-// and signs each job with its own ID. The holds' minimum comes from credit
-// prepaid once.
+// the sender's nonce budget), pays what the jobs will be charged (one
+// second each: the worker answers in well under one) from that token's
+// session — whole tickets when the jobs so far have used up what earlier
+// tickets paid, so a ticket worth ten jobs goes with every tenth job, as
+// the gateway's do — and signs each job with its own ID. The holds'
+// minimum comes from credit prepaid once.
 type orchPayer struct {
 	url     string
 	client  *http.Client
@@ -298,12 +409,14 @@ type orchPayer struct {
 	senderH string
 	timeout int
 	body    string
-	perJob  int
+	price   int64 // what a job is charged
+	ev      int64 // what a ticket pays
 
 	mu      sync.Mutex
 	session pm.SessionID
 	fetched time.Time // zero: no token yet
 	nonces  int
+	ahead   int64 // paid by tickets beyond the jobs' charges so far
 }
 
 func newOrchPayer(ctx context.Context, orchURL string, signer *ethsig.KeySigner, cfg Config) (*orchPayer, error) {
@@ -317,9 +430,7 @@ func newOrchPayer(ctx context.Context, orchURL string, signer *ethsig.KeySigner,
 	}
 	p := &orchPayer{url: orchURL, client: gateway.NewOrchestratorClient(nil), signer: signer,
 		sender: pm.NewSender(pm.SenderConfig{Signer: signer}), senderH: h, timeout: cfg.TimeoutSeconds,
-		body: strings.Repeat("x", cfg.BodyBytes)}
-	// Tickets per job: what one second costs, in whole tickets.
-	p.perJob = int((cfg.PriceWei + cfg.TicketEV - 1) / cfg.TicketEV)
+		body: strings.Repeat("x", cfg.BodyBytes), price: cfg.PriceWei, ev: cfg.TicketEV}
 	// Prepay the holds of all concurrent jobs (60 s each, the orchestrator's
 	// minimum) with 20% to spare, 400 tickets a payment.
 	need := int64(cfg.Concurrency) * 60 * cfg.PriceWei * 6 / 5
@@ -334,18 +445,32 @@ func newOrchPayer(ctx context.Context, orchURL string, signer *ethsig.KeySigner,
 	return p, nil
 }
 
-func (p *orchPayer) job(ctx context.Context) error { return p.send(ctx, p.perJob) }
+func (p *orchPayer) job(ctx context.Context) error {
+	p.mu.Lock()
+	p.ahead -= p.price
+	n := 0
+	if p.ahead < 0 {
+		n = int((-p.ahead + p.ev - 1) / p.ev)
+		p.ahead += int64(n) * p.ev
+	}
+	p.mu.Unlock()
+	return p.send(ctx, n)
+}
 
 func (p *orchPayer) send(ctx context.Context, tickets int) error {
-	sid, err := p.sessionFor(ctx, tickets)
-	if err != nil {
-		return err
+	var payment string
+	if tickets > 0 {
+		sid, err := p.sessionFor(ctx, tickets)
+		if err != nil {
+			return err
+		}
+		batch, err := p.sender.CreateTicketBatch(sid, tickets)
+		if err != nil {
+			return err
+		}
+		payment = wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC))
 	}
-	batch, err := p.sender.CreateTicketBatch(sid, tickets)
-	if err != nil {
-		return err
-	}
-	jr := &wire.JobRequest{ID: gateway.NewJobID(), Request: "{}", Parameters: "{}", Capability: "echo", TimeoutSeconds: p.timeout}
+	jr := &wire.JobRequest{ID: gateway.NewJobID(), Request: "{}", Parameters: "{}", Capability: paidCap, TimeoutSeconds: p.timeout}
 	if err := wire.SignJobRequest(p.signer, jr); err != nil {
 		return err
 	}
@@ -356,7 +481,9 @@ func (p *orchPayer) send(ctx context.Context, tickets int) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/process/request/", strings.NewReader(p.body))
 	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set(wire.HeaderJobRequest, h)
-	req.Header.Set(wire.PaymentHeader, wire.EncodePaymentHeader(batch.Payment(pm.LayoutBYOC)))
+	if payment != "" {
+		req.Header.Set(wire.PaymentHeader, payment)
+	}
 	return do(p.client, req, len(p.body))
 }
 
@@ -372,7 +499,7 @@ func (p *orchPayer) sessionFor(ctx context.Context, n int) (pm.SessionID, error)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/process/token", nil)
 	req.Header.Set(wire.HeaderJobSender, p.senderH)
-	req.Header.Set(wire.HeaderCapability, "echo")
+	req.Header.Set(wire.HeaderCapability, paidCap)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return pm.SessionID{}, err
@@ -393,8 +520,8 @@ func (p *orchPayer) sessionFor(ctx context.Context, n int) (pm.SessionID, error)
 	return p.session, nil
 }
 
-func jobHeader(timeout int) string {
-	b, _ := json.Marshal(map[string]any{"capability": "echo", "request": "{}", "parameters": "{}", "timeout_seconds": timeout})
+func jobHeader(capability string, timeout int) string {
+	b, _ := json.Marshal(map[string]any{"capability": capability, "request": "{}", "parameters": "{}", "timeout_seconds": timeout})
 	return base64.StdEncoding.EncodeToString(b)
 }
 
@@ -430,6 +557,11 @@ func measure(ctx context.Context, name string, cfg Config, fn func(context.Conte
 	var wg sync.WaitGroup
 	var lastEnd time.Time // of a measured call
 	var extended atomic.Bool
+	// The process's CPU time from the end of the warmup to the end of the
+	// last measured call.
+	cpuStart := make(chan time.Duration, 1)
+	warmed := time.AfterFunc(time.Until(warmEnd), func() { cpuStart <- processCPU() })
+	defer warmed.Stop()
 	for range cfg.Concurrency {
 		wg.Go(func() {
 			var mine []time.Duration
@@ -466,8 +598,14 @@ func measure(ctx context.Context, name string, cfg Config, fn func(context.Conte
 		})
 	}
 	wg.Wait()
+	cpuEnd := processCPU()
 	if ctx.Err() != nil {
 		return p, ctx.Err()
+	}
+	select {
+	case c := <-cpuStart:
+		p.CPU = cpuEnd - c
+	default: // the phase ended before its warmup did (a cancelled run)
 	}
 	p.Jobs, p.Errors = len(lat), int(errs.Load())
 	if v, ok := firstErr.Load().(string); ok {
@@ -538,29 +676,40 @@ func (r *Report) checkBooks(ctx context.Context, gw *gateway.Node, orch *orchest
 // Print writes the report for people.
 func (r Report) Print(w io.Writer) {
 	c := r.Config
-	pricing := fmt.Sprintf("price %d wei/s, ticket EV %d wei", c.PriceWei, c.TicketEV)
+	pricing := fmt.Sprintf("free and paid capabilities (price %d wei/s, ticket EV %d wei)", c.PriceWei, c.TicketEV)
 	if c.Free {
-		pricing = "free capability"
+		pricing = "free capability only"
 	}
 	fmt.Fprintf(w, "byoc bench: %d concurrent clients, %s per phase after %s warmup, %s, %d-byte bodies, orchestrator over %s\n\n",
-		c.Concurrency, c.Duration, c.Warmup, pricing, c.BodyBytes, map[bool]string{true: "http", false: "https (HTTP/2)"}[c.PlainHTTP])
-	fmt.Fprintf(w, "%-8s %9s %8s %10s %10s %10s %10s %10s\n", "", "jobs", "errors", "jobs/s", "p50", "p90", "p99", "mean")
-	for _, p := range []Phase{r.Direct, r.Orchestrator, r.Stack} {
-		fmt.Fprintf(w, "%-8s %9d %8d %10.0f %10s %10s %10s %10s\n", p.Name, p.Jobs, p.Errors, p.JobsPerSecond,
-			round(p.P50), round(p.P90), round(p.P99), round(p.Mean))
+		c.Concurrency, c.Duration, c.Warmup, pricing, c.BodyBytes, map[bool]string{true: "http", false: "https"}[c.PlainHTTP])
+	fmt.Fprintf(w, "%-10s %9s %7s %9s %9s %9s %9s %9s %11s\n", "", "jobs", "errors", "jobs/s", "p50", "p90", "p99", "mean", "CPU µs/job")
+	for _, p := range []Phase{r.Direct, r.OrchestratorFree, r.StackFree, r.Orchestrator, r.Stack} {
+		if p.Name == "" {
+			continue
+		}
+		fmt.Fprintf(w, "%-10s %9d %7d %9.0f %9s %9s %9s %9s %11.0f\n", p.Name, p.Jobs, p.Errors, p.JobsPerSecond,
+			round(p.P50), round(p.P90), round(p.P99), round(p.Mean), float64(p.CPUPerJob().Nanoseconds())/1e3)
 		if p.FirstError != "" {
-			fmt.Fprintf(w, "         first error: %s\n", p.FirstError)
+			fmt.Fprintf(w, "           first error: %s\n", p.FirstError)
 		}
 	}
-	fmt.Fprintf(w, "\nstack throughput: %.1f%% of direct\n", 100*r.ThroughputRatio())
-	fmt.Fprintf(w, "added latency:    p50 %s, p99 %s (stack − direct)\n", round(r.Stack.P50-r.Direct.P50), round(r.Stack.P99-r.Direct.P99))
-	fmt.Fprintf(w, "  of which the gateway (stack − orch): p50 %s, p99 %s\n", round(r.Stack.P50-r.Orchestrator.P50), round(r.Stack.P99-r.Orchestrator.P99))
-	if c.Free {
-		fmt.Fprintf(w, "payments:         none (a free capability: no tickets, no ledger writes)\n")
+	x := r.Ratios
+	fmt.Fprintln(w)
+	if !c.Free {
+		fmt.Fprintf(w, "paid ÷ free stack: %.1f%% of the jobs/s, %.2f× the CPU per job, +%s at p50\n", 100*x.PaidOverFree, x.CPUPaidOverFree, round(x.PaymentAddedP50))
+		fmt.Fprintf(w, "stack ÷ direct:    paid %.1f%%, free %.1f%%\n", 100*x.StackOverDirect, 100*x.FreeStackOverDirect)
 	} else {
-		fmt.Fprintf(w, "payments:         ~%d tickets, %s wei credited, %s wei charged\n", r.Tickets, r.PaidWei, r.ChargedWei)
+		fmt.Fprintf(w, "stack ÷ direct:    free %.1f%%\n", 100*x.FreeStackOverDirect)
 	}
-	fmt.Fprintf(w, "books agree:      %v (%s)\n", r.BooksAgree, r.BooksDetail)
+	fmt.Fprintf(w, "orch-free ÷ direct: %.1f%%\n", 100*x.OrchestratorFreeOverDirect)
+	fmt.Fprintf(w, "added latency:     p50 %s (stack − direct)\n", round(x.StackAddedP50))
+	if !c.Free {
+		fmt.Fprintf(w, "  of which the gateway (stack − orch): p50 %s, p99 %s\n", round(r.Stack.P50-r.Orchestrator.P50), round(r.Stack.P99-r.Orchestrator.P99))
+		fmt.Fprintf(w, "payments:          ~%d tickets, %s wei credited, %s wei charged\n", r.Tickets, r.PaidWei, r.ChargedWei)
+	} else {
+		fmt.Fprintf(w, "payments:          none (a free capability: no tickets, no ledger writes)\n")
+	}
+	fmt.Fprintf(w, "books agree:       %v (%s)\n", r.BooksAgree, r.BooksDetail)
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "PROBLEM: %s\n", p)
 	}

@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"byoc/internal/nodefiles"
 	"byoc/internal/serve"
 	"byoc/ledger"
+	"byoc/ledger/sqlite"
 	"byoc/ledger/stores"
 )
 
@@ -47,6 +50,29 @@ type Config struct {
 	// SweepInterval is how often the ledger releases expired holds
 	// (default 15 s).
 	SweepInterval time.Duration
+	// NormalSync opens the embedded ledger with synchronous=NORMAL (see
+	// sqlite.Options): for books reconciled against another's ledger.
+	NormalSync bool
+}
+
+// GCPercent is the garbage collector's target every node runs with, unless
+// the GOGC environment variable sets one: a node's live heap is small (tens
+// of MB) and a job allocates much short-lived memory (HTTP, TLS, JSON,
+// SQL), so at Go's default of 100 the collector runs often for little;
+// at 400 it runs a quarter as often, for a heap at most five times the
+// live one. Measured in docs/performance.md. GOMEMLIMIT, if set, still
+// bounds the heap.
+const GCPercent = 400
+
+var gcOnce sync.Once
+
+// tuneGC sets GCPercent once per process, unless GOGC is set.
+func tuneGC() {
+	gcOnce.Do(func() {
+		if _, set := os.LookupEnv("GOGC"); !set {
+			debug.SetGCPercent(GCPercent)
+		}
+	})
 }
 
 // Node is a node being started or running: its data directory, listeners
@@ -80,6 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Logger = slog.Default()
 	}
 	defaults.Set(&cfg.SweepInterval, 15*time.Second)
+	tuneGC()
 	n := &Node{cfg: cfg}
 	if cfg.DataDir != "" {
 		lock, err := nodefiles.Lock(cfg.DataDir)
@@ -103,7 +130,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, n.errorf("admin: %w", err)
 		}
 	}
-	if n.Store, n.Ledger, n.Where, err = stores.OpenLedger(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Logger}); err != nil {
+	if n.Store, n.Ledger, n.Where, err = stores.OpenLedgerWith(ctx, cfg.DataDir, cfg.LedgerDSN, ledger.Options{Clock: cfg.Clock, Logger: cfg.Logger},
+		sqlite.Options{NormalSync: cfg.NormalSync}); err != nil {
 		return nil, n.errorf("%w", err)
 	}
 	ok = true

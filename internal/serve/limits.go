@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -37,6 +38,11 @@ type Limits struct {
 	// MaxUploads bounds the requests whose bodies are being read at once;
 	// one more gets 503 at once, before its body is read.
 	MaxUploads int
+	// Streaming are path prefixes whose request bodies are streams that
+	// last as long as their channel (trickle segments, published ahead of
+	// their data) and are bounded by their own handler: they take no upload
+	// slot and have no body deadline.
+	Streaming []string
 }
 
 func (l Limits) withDefaults() Limits {
@@ -68,7 +74,7 @@ func (l Limits) Handler(h http.Handler) http.Handler {
 	l = l.withDefaults()
 	slots := make(chan struct{}, l.MaxUploads)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || l.streaming(r.URL.Path) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -87,6 +93,16 @@ func (l Limits) Handler(h http.Handler) http.Handler {
 		r.Body = u
 		h.ServeHTTP(&uploadWriter{ResponseWriter: w, u: u}, r)
 	})
+}
+
+// streaming reports whether path is under one of the Streaming prefixes.
+func (l Limits) streaming(path string) bool {
+	for _, p := range l.Streaming {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // upload is a request body being read: it holds an upload slot until it

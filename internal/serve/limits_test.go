@@ -168,3 +168,62 @@ func TestListenNamesAddressAndCause(t *testing.T) {
 		t.Fatalf("got %v, want %q", err, want)
 	}
 }
+
+// A streaming path's bodies take no upload slot and have no deadline: a
+// trickle publisher waiting for its next segment's data holds neither,
+// while a job's upload beside it is still bounded.
+func TestStreamingPathsUnbounded(t *testing.T) {
+	entered := make(chan struct{}, 4)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "read %d", len(b))
+	})
+	addr := start(t, Limits{MaxUploads: 1, BodyTimeout: 50 * time.Millisecond, Streaming: []string{"/ai/trickle/"}}, h)
+	// Two slow streaming bodies at once, past the body timeout.
+	var conns []net.Conn
+	var readers []*bufio.Reader
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /ai/trickle/s/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nx")
+		conns, readers = append(conns, c), append(readers, bufio.NewReader(c))
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second): // a failure's bound, not a sync
+			t.Fatal("a streaming body was not admitted (it took an upload slot?)")
+		}
+	}
+	// The one upload slot is free: a job's body is still taken.
+	resp, err := http.Post("http://"+addr+"/job", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "read 5" {
+		t.Fatalf("job beside streaming bodies: %d %q", resp.StatusCode, b)
+	}
+	<-entered
+	// A job's body that stalls still gets 408 (the deadline applies there).
+	c, r := post(t, addr, 4, 1)
+	<-entered
+	if status, body := response(t, r); status != http.StatusRequestTimeout {
+		t.Fatalf("stalled job body: %d %q", status, body)
+	}
+	c.Close()
+	// The streaming bodies, finished late, are read whole.
+	for i, c := range conns {
+		io.WriteString(c, "xxx")
+		if status, body := response(t, readers[i]); status != http.StatusOK || body != "read 4" {
+			t.Fatalf("streaming body %d: %d %q", i, status, body)
+		}
+	}
+}

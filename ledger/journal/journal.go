@@ -46,7 +46,27 @@ type Options struct {
 	// FilterBytes is the size of the filter that tells new names (jobs,
 	// keys) from old ones without asking the tables (default 16 MiB).
 	FilterBytes int
-	Logger      *slog.Logger
+	// NormalSync writes each batch's records without syncing them: a
+	// process kill loses nothing (the records are in the operating
+	// system's cache), a power cut or an operating-system crash may lose
+	// the last batches' records (a torn tail is ignored at open). As
+	// SQLite's synchronous=NORMAL, for a ledger reconciled against another's
+	// durable one: the gateway's books (docs/gateway.md, "Durability").
+	NormalSync bool
+	Logger     *slog.Logger
+}
+
+// NormalSync reports whether the store was opened with Options.NormalSync:
+// batches written, not synced.
+func (s *Store) NormalSync() bool { return s.opts.NormalSync }
+
+// syncFunc is how a batch's records are made durable: fdatasync, or
+// nothing with NormalSync.
+func (s *Store) syncFunc() func(*os.File) error {
+	if s.opts.NormalSync {
+		return func(*os.File) error { return nil }
+	}
+	return dataSync
 }
 
 // ErrLocked is Open's error when another process owns the journal.
@@ -225,7 +245,7 @@ func (s *Store) recover(ctx context.Context) error {
 	if _, err := s.inner.DB().ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
 		return err
 	}
-	s.log = &segLog{dir: s.dir, limit: s.opts.SegmentBytes, sync: dataSync, written: last, durable: last}
+	s.log = &segLog{dir: s.dir, limit: s.opts.SegmentBytes, sync: s.syncFunc(), written: last, durable: last}
 	s.log.scond = sync.NewCond(&s.log.smu)
 	if err := s.log.create(s.nextSeq); err != nil {
 		return err

@@ -123,3 +123,22 @@ func TestOutboxMemoryHoldsUndelivered(t *testing.T) {
 		t.Fatalf("tables hold %d events, %d delivered; want 4, 2", n, delivered)
 	}
 }
+
+// TestConformanceNormalSync runs the suite on a journal whose batches are
+// written but not synced (the gateway's books): the same semantics; only
+// a power cut's window differs.
+func TestConformanceNormalSync(t *testing.T) {
+	ledgertest.Run(t, func(t testing.TB) ledgertest.Opener {
+		path := filepath.Join(ledgertest.TempDir(t), sqlite.FileName)
+		return func() ledger.Store {
+			s, err := journal.Open(context.Background(), path, journal.Options{NormalSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !s.NormalSync() {
+				t.Fatal("NormalSync() = false for a store opened with it")
+			}
+			return s
+		}
+	})
+}

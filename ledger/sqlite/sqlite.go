@@ -1,6 +1,7 @@
 // Package sqlite opens the embedded ledger store: one SQLite file in the
 // node's data directory, in WAL mode with synchronous=FULL, so a committed
-// operation survives a process kill and a power cut. One connection writes
+// operation survives a process kill and a power cut (NORMAL on request, for
+// books that are reconciled against another ledger). One connection writes
 // (SQLite has one writer; the ledger's group commit batches onto it) and a
 // small pool reads.
 //
@@ -58,7 +59,23 @@ func OpenDir(ctx context.Context, dataDir string) (*sqlstore.Store, error) {
 
 // Open opens (creating if needed) the ledger file at path.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
-	return open(ctx, path, false)
+	return open(ctx, path, false, Options{})
+}
+
+// Options change how a ledger file is opened.
+type Options struct {
+	// NormalSync opens it with synchronous=NORMAL instead of FULL: a
+	// commit is not flushed to disk on its own, only at the WAL's
+	// checkpoints. A process kill loses nothing; a power cut or an
+	// operating-system crash may lose the last commits (never corrupts
+	// the file). For a ledger that can be reconciled against another's
+	// durable one: the gateway's books (docs/gateway.md).
+	NormalSync bool
+}
+
+// OpenWith opens (creating if needed) the ledger file at path as opts say.
+func OpenWith(ctx context.Context, path string, opts Options) (*sqlstore.Store, error) {
+	return open(ctx, path, false, opts)
 }
 
 // OpenExisting opens the ledger file at path without creating or migrating
@@ -75,13 +92,17 @@ func OpenExisting(ctx context.Context, path string) (*sqlstore.Store, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("sqlite ledger %s: not a file", path)
 	}
-	return open(ctx, path, true)
+	return open(ctx, path, true, Options{})
 }
 
-func open(ctx context.Context, path string, existing bool) (*sqlstore.Store, error) {
+func open(ctx context.Context, path string, existing bool, opts Options) (*sqlstore.Store, error) {
+	sync := "synchronous(FULL)"
+	if opts.NormalSync {
+		sync = "synchronous(NORMAL)"
+	}
 	dsn := func(txlock string) string {
 		q := url.Values{}
-		pragmas := []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-65536)", "temp_store(MEMORY)"}
+		pragmas := []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-65536)", "temp_store(MEMORY)"}
 		if existing {
 			// A byoc ledger is in WAL mode already (it persists in the
 			// file); setting it would write to a file that is no ledger.

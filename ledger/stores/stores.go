@@ -28,6 +28,10 @@ import (
 // migrated: where there is no byoc ledger the error says so and wraps
 // ErrNoLedger. It returns where the ledger is, for messages.
 func Open(ctx context.Context, dataDir, dsn string, mustExist bool) (ledger.Store, string, error) {
+	return open(ctx, dataDir, dsn, mustExist, sqlite.Options{})
+}
+
+func open(ctx context.Context, dataDir, dsn string, mustExist bool, sopts sqlite.Options) (ledger.Store, string, error) {
 	if dsn != "" {
 		st, err := postgres.Open(ctx, dsn, postgres.Options{Existing: mustExist})
 		if errors.Is(err, sqlstore.ErrNoLedger) {
@@ -54,13 +58,13 @@ func Open(ctx context.Context, dataDir, dsn string, mustExist bool) (ledger.Stor
 	}
 	switch kind := os.Getenv(EnvStore); kind {
 	case "", "journal":
-		st, err := journal.Open(ctx, path, journal.Options{})
+		st, err := journal.Open(ctx, path, journal.Options{NormalSync: sopts.NormalSync})
 		return st, path, err
 	case "sqlite":
 		if err := catchUp(ctx, path); err != nil {
 			return nil, path, err
 		}
-		st, err := sqlite.Open(ctx, path)
+		st, err := sqlite.OpenWith(ctx, path, sopts)
 		return st, path, err
 	default:
 		return nil, path, fmt.Errorf("%s=%q: want journal (the default) or sqlite", EnvStore, kind)
@@ -113,7 +117,13 @@ func redact(dsn string) string {
 // OpenLedger opens the store as Open does (a new ledger if none) and a
 // Ledger on it, for a node; the caller closes both.
 func OpenLedger(ctx context.Context, dataDir, dsn string, opts ledger.Options) (ledger.Store, *ledger.Ledger, string, error) {
-	store, where, err := Open(ctx, dataDir, dsn, false)
+	return OpenLedgerWith(ctx, dataDir, dsn, opts, sqlite.Options{})
+}
+
+// OpenLedgerWith is OpenLedger with the embedded store opened as sopts say
+// (PostgreSQL ignores them).
+func OpenLedgerWith(ctx context.Context, dataDir, dsn string, opts ledger.Options, sopts sqlite.Options) (ledger.Store, *ledger.Ledger, string, error) {
+	store, where, err := open(ctx, dataDir, dsn, false, sopts)
 	if err != nil {
 		return nil, nil, where, err
 	}
