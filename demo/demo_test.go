@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"byoc/ledger"
 )
 
 // TestDemo runs the demo end to end and checks what it reports: every job
@@ -50,5 +52,51 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q", want)
 		}
+	}
+}
+
+// TestDemoChain runs the demo on the local chain: the same jobs, and every
+// winning ticket redeemed on the test TicketBroker for its face value.
+func TestDemoChain(t *testing.T) {
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Options{Out: &out, Chain: true})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || len(res.Jobs) != 5 || len(res.Winners) == 0 {
+		t.Fatalf("verified %v, %d jobs, %d winners", res.Verified, len(res.Jobs), len(res.Winners))
+	}
+	for _, w := range res.Winners {
+		if w.State != ledger.WinnerRedeemed || w.Payout == nil || w.Payout.Cmp(w.FaceValue) != 0 || w.TxHash == "" {
+			t.Errorf("winner %s: %s, paid %v of %s, tx %q (%s)", w.Key, w.State, w.Payout, w.FaceValue, w.TxHash, w.LastError)
+		}
+	}
+}
+
+// TestDemoSigner runs the signer scenario: per customer, the signer's
+// charges equal the orchestrator's credits; bob's budget cannot pay and
+// only bob is refused, until a top-up; every ledger verifies.
+func TestDemoSigner(t *testing.T) {
+	var out bytes.Buffer
+	res, err := RunSigner(context.Background(), Options{Out: &out})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || len(res.Customers) != 2 {
+		t.Fatalf("verified %v, %d customers", res.Verified, len(res.Customers))
+	}
+	alice, bob := res.Customers[0], res.Customers[1]
+	if alice.Jobs != 3 || alice.Refused != 0 || bob.Jobs != 2 || bob.Refused != 1 {
+		t.Errorf("alice %d/%d, bob %d/%d (jobs/refused)", alice.Jobs, alice.Refused, bob.Jobs, bob.Refused)
+	}
+	for _, c := range res.Customers {
+		if c.Spent.Sign() <= 0 || c.Spent.Cmp(c.Credited) != 0 {
+			t.Errorf("%s: signer charged %s, orchestrator credited %s", c.Name, c.Spent, c.Credited)
+		}
+	}
+	if !strings.Contains(out.String(), "alert: bob has spent 80 % of 20 gwei") {
+		t.Errorf("no 80 %% alert for bob")
 	}
 }

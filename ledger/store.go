@@ -59,8 +59,13 @@ type ReadTx interface {
 	// Winners returns winning tickets in the given state ("" = all), oldest
 	// first, at most limit (0 = all).
 	Winners(ctx context.Context, state string, limit int) ([]Winner, error)
+	// Winner returns one winning ticket by key, nil when there is none.
+	Winner(ctx context.Context, key string) (*Winner, error)
 	// Checkpoint returns what archives moved out of the live tables.
 	Checkpoint(ctx context.Context) (Checkpoint, error)
+	// PendingOutbox returns undelivered outbox events with an ID above
+	// after, by ID, at most limit.
+	PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEvent, error)
 }
 
 // Tx reads and writes the ledger inside Update.
@@ -85,6 +90,9 @@ type Tx interface {
 	// InsertWinners queues winning tickets; a ticket already queued (by
 	// key) is left as it is.
 	InsertWinners(ctx context.Context, winners []*WinnerRow) error
+	// UpdateWinner applies u to winning ticket key if it is in state from,
+	// stamping it with now, and reports whether it did.
+	UpdateWinner(ctx context.Context, key, from string, u WinnerUpdate, now time.Time) (bool, error)
 	// ForgetSessions deletes sessions with expiry ≤ expiry and their nonces.
 	ForgetSessions(ctx context.Context, expiry int64) (int, error)
 	// ArchivableJobs returns, ordered by ID, at most limit closed or
@@ -96,6 +104,12 @@ type Tx interface {
 	// and records it. Rows another writer deleted meanwhile are
 	// ErrConflict.
 	Archive(ctx context.Context, b ArchiveBatch) error
+	// InsertOutbox appends outbox events (their IDs are not read back). A
+	// key already taken is ErrKeyTaken.
+	InsertOutbox(ctx context.Context, events []*OutboxEvent) error
+	// MarkDelivered sets the delivery time of the outbox events with these
+	// IDs that have none yet.
+	MarkDelivered(ctx context.Context, ids []int64, at time.Time) error
 }
 
 // NonceQuery asks which of Nonces a ticket session holds.

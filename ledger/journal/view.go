@@ -147,10 +147,27 @@ func (v *viewTx) Winners(ctx context.Context, state string, limit int) ([]ledger
 	return p.Winners(ctx, state, limit)
 }
 
+func (v *viewTx) Winner(ctx context.Context, key string) (*ledger.Winner, error) {
+	p, err := v.projection()
+	if err != nil {
+		return nil, err
+	}
+	return p.Winner(ctx, key)
+}
+
 func (v *viewTx) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
 	p, err := v.projection()
 	if err != nil {
 		return ledger.Checkpoint{}, err
 	}
 	return p.Checkpoint(ctx)
+}
+
+// PendingOutbox reads memory, which holds every undelivered event, until
+// the view is pinned to the projection, which then holds what memory did.
+func (v *viewTx) PendingOutbox(ctx context.Context, after int64, limit int) ([]ledger.OutboxEvent, error) {
+	if !v.pinned {
+		return v.s.m.pendingOutbox(after, limit), nil
+	}
+	return v.ptx.PendingOutbox(ctx, after, limit)
 }
