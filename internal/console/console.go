@@ -48,6 +48,7 @@ type Chart struct {
 	Unit   string   `json:"unit"` // the values' unit, for the axis ("gwei", "payments")
 	Series []Series `json:"series"`
 	Empty  string   `json:"empty,omitempty"` // shown when no series has a point
+	Wide   bool     `json:"wide,omitempty"`  // a row of its own; others go two in a row
 }
 
 // Series is one line (a step line: the value holds until the next point)

@@ -99,11 +99,11 @@ function valueOf(c) { return Number(c.wei !== undefined && c.wei !== "" ? c.wei 
 function clock(t) { return new Date(t).toISOString().slice(11, 19); }
 
 function renderChart(c) {
-  const W = 640, H = 190, L = 78, R = 12, T = 12, B = 30;
+  const W = c.wide ? 1000 : 640, H = 190, L = 78, R = 12, T = 12, B = 30;
   const pts = c.series.flatMap(s => s.points);
   const head = [el("h2", {text: c.title}), c.note ? el("p", {class: "note", text: c.note}) : null];
   if (!pts.length) {
-    return el("section", {"data-chart": c.id}, ...head, el("p", {class: "empty note", text: c.empty || "nothing yet"}));
+    return el("section", {"data-chart": c.id, class: c.wide ? "wide" : ""}, ...head, el("p", {class: "empty note", text: c.empty || "nothing yet"}));
   }
   const times = pts.map(p => Date.parse(p.t));
   let t0 = Math.min(...times), t1 = Math.max(...times);
@@ -151,7 +151,7 @@ function renderChart(c) {
     }
     g.append(grp);
   });
-  return el("section", {"data-chart": c.id}, ...head, legend, el("div", {class: "chartbox"}, g));
+  return el("section", {"data-chart": c.id, class: c.wide ? "wide" : ""}, ...head, legend, el("div", {class: "chartbox"}, g));
 }
 
 function render(p) {
