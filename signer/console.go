@@ -194,7 +194,7 @@ func (n *Node) customersPage(ctx context.Context, _ url.Values) (console.Page, e
 		if err != nil {
 			return console.Page{}, err
 		}
-		spent.Series = append(spent.Series, console.Series{Name: customerName(a.Ref.Customer), Kind: console.SeriesLine, Points: cumulativeSpent(st)})
+		spent.Series = append(spent.Series, console.Series{Name: customerName(a.Ref.Customer), Kind: console.SeriesLine, Points: b.cumulativeSpent(st)})
 	}
 	alerts := n.alertsTable("*")
 	mode := "enforced"
@@ -236,17 +236,19 @@ func (n *Node) alertsTable(customer string) console.Table {
 // charts are drawn from.
 const chartLines = 1000
 
-// spentBy is what a statement line adds to what the customer spent: a
-// spend's amount, a refund's taken back, nothing for a grant.
-func spentBy(l StatementLine) ledger.Amount {
+// spentBy is what a statement line adds to what the customer spent, as
+// the budget's figures count it (view): a spend's amount; with budgets a
+// refund is credited back as a grant is (granted grows, spent stays),
+// with a usage tally it is taken off what was spent; a grant adds nothing.
+func (b *Budgets) spentBy(l StatementLine) ledger.Amount {
 	a := l.Amount
 	if a.Sign() < 0 {
 		a = a.Neg()
 	}
-	switch l.Kind {
-	case "spend":
+	switch {
+	case l.Kind == "spend":
 		return a
-	case "refund":
+	case l.Kind == "refund" && b.Unlimited:
 		return a.Neg()
 	}
 	return ledger.Amount{}
@@ -255,14 +257,14 @@ func spentBy(l StatementLine) ledger.Amount {
 // cumulativeSpent is what the customer had spent in all after each line
 // of the statement (a grant leaves it as it was). A truncated statement
 // starts from what was spent before its first line.
-func cumulativeSpent(st CustomerStatement) []console.Point {
+func (b *Budgets) cumulativeSpent(st CustomerStatement) []console.Point {
 	total := st.Spent
 	for _, l := range st.Lines {
-		total = total.Sub(spentBy(l))
+		total = total.Sub(b.spentBy(l))
 	}
 	var out []console.Point
 	for _, l := range st.Lines {
-		total = total.Add(spentBy(l))
+		total = total.Add(b.spentBy(l))
 		out = append(out, console.Point{T: l.At, V: console.Amount(total)})
 	}
 	return out
@@ -287,7 +289,7 @@ func bucketFor(first, last time.Time) time.Duration {
 // perPeriod sums the statement's spends (less refunds) and counts its
 // signed payments per period, every period from the statement's first
 // line's to now's (empty ones as 0); it returns the period too.
-func perPeriod(st CustomerStatement, now time.Time) (spent, payments []console.Point, period time.Duration) {
+func (b *Budgets) perPeriod(st CustomerStatement, now time.Time) (spent, payments []console.Point, period time.Duration) {
 	var lines []StatementLine
 	for _, l := range st.Lines {
 		if l.Kind == "spend" || l.Kind == "refund" {
@@ -307,7 +309,7 @@ func perPeriod(st CustomerStatement, now time.Time) (spent, payments []console.P
 	for at := start; !at.After(end); at = at.Add(period) {
 		sum, count := ledger.Amount{}, int64(0)
 		for ; i < len(lines) && lines[i].At.Truncate(period).Equal(at); i++ {
-			sum = sum.Add(spentBy(lines[i]))
+			sum = sum.Add(b.spentBy(lines[i]))
 			if lines[i].Kind == "spend" {
 				count++
 			}
@@ -351,10 +353,10 @@ func (n *Node) customerPage(ctx context.Context, q url.Values) (console.Page, er
 	if b.Unlimited {
 		balanceTitle, balance.Name = "Usage tally over time", "spent"
 	}
-	spent, payments, period := perPeriod(chart, b.Ledger.Now())
+	spent, payments, period := b.perPeriod(chart, b.Ledger.Now())
 	p.Charts = []console.Chart{
 		{ID: "balance", Title: balanceTitle, Unit: "gwei", Note: "after each grant, spend and refund", Series: []console.Series{balance}, Empty: "no movement yet", Wide: true},
-		{ID: "spend", Title: "Spend per period", Unit: "gwei", Note: "what the payments signed in each period cost, less refunds" + periodNote(period),
+		{ID: "spend", Title: "Spend per period", Unit: "gwei", Note: "what the payments signed in each period cost" + refundNote(b.Unlimited) + periodNote(period),
 			Series: []console.Series{{Name: "spent", Kind: console.SeriesBars, Points: spent}}, Empty: "nothing spent yet"},
 		{ID: "usage", Title: "Usage per period", Unit: "payments", Note: "payments signed in each period" + periodNote(period),
 			Series: []console.Series{{Name: "payments", Kind: console.SeriesBars, Points: payments}}, Empty: "no payment signed yet"},
@@ -381,4 +383,11 @@ func periodNote(d time.Duration) string {
 		return ""
 	}
 	return " (" + d.String() + " each)"
+}
+
+func refundNote(unlimited bool) string {
+	if unlimited {
+		return ", less refunds"
+	}
+	return " (a refund goes back to the budget, as a grant does)"
 }
