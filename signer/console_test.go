@@ -97,3 +97,51 @@ func TestConsoleSeries(t *testing.T) {
 		}
 	})
 }
+
+// Without budgets, a customer's usage tally is what was spent: a refund
+// takes its spend back, and the series end at the tally.
+func TestConsoleSeriesUsageTally(t *testing.T) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		b := &Budgets{Ledger: env.Ledger, Owner: "0x00000000000000000000000000000000000000aa", Unlimited: true}
+		for _, s := range []struct {
+			refund bool
+			wei    int64
+			key    string
+		}{{false, 30, "s1"}, {false, 20, "s2"}, {true, 20, "s2"}} {
+			env.Clock.Advance(time.Second)
+			sp := &Spend{Customer: "bob", Amount: ledger.Wei(s.wei), Key: s.key}
+			var err error
+			if s.refund {
+				err = b.Refund(env.Ctx, sp)
+			} else {
+				err = b.Spend(env.Ctx, sp)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := b.Statement(env.Ctx, "bob", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range b.cumulativeSpent(st) {
+			got = append(got, p.V.Wei)
+		}
+		if want := []string{"30", "50", "30"}; !slices.Equal(got, want) || st.Spent.String() != "30" {
+			t.Errorf("usage tally after each line: %v (spent %s), want %v", got, st.Spent, want)
+		}
+		spent, payments, _ := b.perPeriod(st, env.Clock.Now())
+		sum, n := ledger.Amount{}, 0
+		for i := range spent {
+			a, _ := ledger.ParseAmount(spent[i].V.Wei)
+			sum = sum.Add(a)
+			if payments[i].V.Text == "1" {
+				n++
+			}
+		}
+		if sum.Cmp(st.Spent) != 0 || n != 2 {
+			t.Errorf("per period: %s in %d payments, want 30 in 2", sum, n)
+		}
+	})
+}
