@@ -169,7 +169,8 @@ func rowWei(table, key string, col int, wei ledger.Amount) string {
 // pages: what each stream holds, owes now, paid and was charged are the
 // ledgers' (and /admin/streams'); time passing shows up in the page by
 // itself; a stopped stream moves to the ended table with why it ended,
-// and its statement is its hold's.
+// and its statement is its hold's; a stream that owes more than it holds
+// shows as dry.
 func TestConsoleStreams(t *testing.T) {
 	ctx, problems := browser(t)
 	n := startStreams(t)
@@ -298,6 +299,24 @@ func TestConsoleStreams(t *testing.T) {
 		waitFor(t, ctx, rowWei("streams", "cam-a", 6, *n.gwStream(t, "cam-a").Owed))
 		shot(t, ctx, "gateway-streams")
 		clean(t, "gateway streams", problems)
+	})
+
+	t.Run("a dry stream", func(t *testing.T) {
+		page(t, ctx, orchConsole+"#/streams", "streams")
+		// 40 s more is more than cam-a holds: the settlement cannot charge
+		// it, and the stream is dry (stopped only when the grace passes).
+		n.clock.Advance(40 * time.Second)
+		if st := n.orch.SettleStreams(bg); st.Stopped != 0 {
+			t.Fatalf("settlement stopped a stream: %+v", st)
+		}
+		a := n.orchStream(t, "cam-a")
+		if a.DrySince.IsZero() || a.Balance.Sign() >= 0 {
+			t.Fatalf("cam-a after 40 s more: %+v, want dry, owing more than it holds", a)
+		}
+		waitFor(t, ctx, rowWei("streams", "cam-a", 7, a.Balance)+
+			` && document.querySelector('[data-table="streams"] tr[data-key="cam-a"]').cells[3].textContent.startsWith("dry since")`+
+			` && document.querySelector('[data-figure="dry"] .value').textContent === "1"`)
+		clean(t, "a dry stream", problems)
 	})
 	n.stop(t, "cam-a")
 }
