@@ -218,3 +218,7 @@ func (g *Gateway) bookStreamEnd(ctx context.Context, s *gwStream, resp *http.Res
 		s.log.Error("gateway books: the stream's hold was not closed; the sweeper will release it", "err", err)
 	}
 }
+
+// StreamHoldJobID is the job ID of stream id's hold in a gateway's books
+// (an orchestrator's ledger holds it under id itself).
+func StreamHoldJobID(id string) string { return streamHoldPrefix + id }
