@@ -51,6 +51,10 @@ type Options struct {
 	// Command is how the reader runs byoc, for the follow-up commands it
 	// prints ("byoc", "./byoc", "go run ./cmd/byoc"); default "byoc".
 	Command string
+	// Chain runs the orchestrator on a local chain (chain.go): tickets
+	// carry its rounds, the gateway is a funded sender, and the winning
+	// tickets are redeemed on its TicketBroker.
+	Chain bool
 }
 
 // Prices of the demo: 0.2 gwei per second of compute, holds of at least
@@ -76,6 +80,9 @@ type Result struct {
 	Jobs     []JobReport
 	Streams  []StreamReport
 	Verified bool
+	// Winners are the orchestrator's winning tickets at the end, all
+	// redeemed or dead (Options.Chain only).
+	Winners []ledger.Winner
 }
 
 // JobReport is one job as both ledgers saw it.
@@ -116,11 +123,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	fmt.Fprintf(out, "byoc demo — data in %s\n\n", dir)
 
-	orch, err := orchestrator.StartNode(ctx, orchestrator.NodeConfig{
+	ocfg := orchestrator.NodeConfig{
 		Listen: "https://127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "orchestrator"),
 		TicketEV: ticketEV, MaxFaceValue: maxFaceValue, SweepInterval: time.Second,
 		Orchestrator: orchestrator.Config{Secret: secret, Logger: logger, MinCompute: minCompute},
-	})
+	}
+	gcfg := gateway.Config{Logger: logger, MinCompute: minCompute}
+	var lc *localChain
+	if opts.Chain {
+		var err error
+		if lc, ocfg.Chain, err = startChain(ctx, dir, out); err != nil {
+			return nil, err
+		}
+		defer lc.close()
+		// A face value one wei above the EV: a ticket loses once in 10^16.
+		ocfg.TicketEV, ocfg.MaxFaceValue = chainTicketEV, new(big.Int).Add(chainTicketEV, big.NewInt(1))
+		gcfg.MaxTicketEV, gcfg.MaxTotalEV = new(big.Int).Mul(chainTicketEV, big.NewInt(2)), new(big.Int).Mul(chainTicketEV, big.NewInt(8))
+	}
+	orch, err := orchestrator.StartNode(ctx, ocfg)
 	if err != nil {
 		return nil, err // "orchestrator: …"
 	}
@@ -141,10 +161,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway key: %w", err)
 	}
+	gcfg.Signer = key
 	gw, err := gateway.StartNode(ctx, gateway.NodeConfig{
 		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "gateway"),
 		Discovery: gateway.DiscoveryConfig{Static: []string{orch.URL}}, SweepInterval: time.Second,
-		Gateway: gateway.Config{Signer: key, Logger: logger, MinCompute: minCompute},
+		Gateway: gcfg,
 	})
 	if err != nil {
 		return nil, err // "gateway: …"
@@ -213,6 +234,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	fmt.Fprintln(out, "\nBooks")
 	if err := d.books(res.Jobs); err != nil {
 		return nil, err
+	}
+	if lc != nil {
+		if res.Winners, err = d.redeemed(lc); err != nil {
+			return nil, err
+		}
 	}
 	ok, err := d.verify()
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"byoc/ledger"
 )
 
 // TestDemo runs the demo end to end and checks what it reports: every job
@@ -49,6 +51,25 @@ func TestDemo(t *testing.T) {
 		"released by the two", `"token":"SSE"`, "--keep-running", `"smaerts ,olleh"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q", want)
+		}
+	}
+}
+
+// TestDemoChain runs the demo on the local chain: the same jobs, and every
+// winning ticket redeemed on the test TicketBroker for its face value.
+func TestDemoChain(t *testing.T) {
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Options{Out: &out, Chain: true})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || len(res.Jobs) != 5 || len(res.Winners) == 0 {
+		t.Fatalf("verified %v, %d jobs, %d winners", res.Verified, len(res.Jobs), len(res.Winners))
+	}
+	for _, w := range res.Winners {
+		if w.State != ledger.WinnerRedeemed || w.Payout == nil || w.Payout.Cmp(w.FaceValue) != 0 || w.TxHash == "" {
+			t.Errorf("winner %s: %s, paid %v of %s, tx %q (%s)", w.Key, w.State, w.Payout, w.FaceValue, w.TxHash, w.LastError)
 		}
 	}
 }

@@ -87,7 +87,17 @@ type Winner struct {
 	Payload  []byte    `json:"payload"`
 	Account  Ref       `json:"account"`
 	QueuedAt time.Time `json:"queued_at"`
-	State    string    `json:"state"` // queued, redeemed, failed
+	State    string    `json:"state"` // WinnerQueued, WinnerSubmitted, WinnerRedeemed, WinnerDead
+
+	// The redemption (winners.go): the transaction last signed for it,
+	// written before it is broadcast; what it paid; why it waits or died.
+	TxHash    string    `json:"tx_hash,omitempty"`
+	TxNonce   int64     `json:"tx_nonce"` // -1: none yet
+	TxRaw     []byte    `json:"-"`        // the signed transaction, to broadcast again after a crash
+	Payout    *Amount   `json:"payout,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	Attempts  int       `json:"attempts"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // PaymentRequest is a payment to receive.
@@ -326,7 +336,7 @@ func (p *paymentOp) apply(o *opCtx) (any, error) {
 		if err := firstErr(checkKey(w.Key), checkAmount("face value", w.FaceValue)); err != nil {
 			return nil, err
 		}
-		w.Account, w.QueuedAt, w.State = r.To, o.now(), WinnerQueued
+		w.Account, w.QueuedAt, w.State, w.TxNonce = r.To, o.now(), WinnerQueued, -1
 		if w.Session == "" {
 			w.Session = r.Session
 		}
@@ -381,11 +391,15 @@ type acceptedNonces struct {
 	nonces []uint32
 }
 
-// Winner states.
+// Winner states (winners.go): queued → submitted → redeemed, or dead.
 const (
-	WinnerQueued   = "queued"
-	WinnerRedeemed = "redeemed"
-	WinnerFailed   = "failed"
+	WinnerQueued    = "queued"
+	WinnerSubmitted = "submitted"
+	WinnerRedeemed  = "redeemed"
+	WinnerDead      = "dead"
+	// WinnerFailed is the dead state's name before migration 0007; nothing
+	// writes it.
+	WinnerFailed = "failed"
 )
 
 // flushTickets writes the batch's nonces and winners.

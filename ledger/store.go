@@ -59,6 +59,8 @@ type ReadTx interface {
 	// Winners returns winning tickets in the given state ("" = all), oldest
 	// first, at most limit (0 = all).
 	Winners(ctx context.Context, state string, limit int) ([]Winner, error)
+	// Winner returns one winning ticket by key, nil when there is none.
+	Winner(ctx context.Context, key string) (*Winner, error)
 	// Checkpoint returns what archives moved out of the live tables.
 	Checkpoint(ctx context.Context) (Checkpoint, error)
 }
@@ -85,6 +87,9 @@ type Tx interface {
 	// InsertWinners queues winning tickets; a ticket already queued (by
 	// key) is left as it is.
 	InsertWinners(ctx context.Context, winners []*WinnerRow) error
+	// UpdateWinner applies u to winning ticket key if it is in state from,
+	// stamping it with now, and reports whether it did.
+	UpdateWinner(ctx context.Context, key, from string, u WinnerUpdate, now time.Time) (bool, error)
 	// ForgetSessions deletes sessions with expiry ≤ expiry and their nonces.
 	ForgetSessions(ctx context.Context, expiry int64) (int, error)
 	// ArchivableJobs returns, ordered by ID, at most limit closed or

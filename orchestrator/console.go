@@ -53,8 +53,9 @@ func (o *Orchestrator) consoleViews() []console.View {
 			return console.Page{Title: "Winners", Note: "tickets that won: each can be redeemed on chain for its face value",
 				Figures: []console.Figure{
 					{ID: "queued", Label: "queued", Value: console.Int(n[ledger.WinnerQueued])},
+					{ID: "submitted", Label: "submitted", Value: console.Int(n[ledger.WinnerSubmitted])},
 					{ID: "redeemed", Label: "redeemed", Value: console.Int(n[ledger.WinnerRedeemed])},
-					{ID: "failed", Label: "failed", Value: console.Int(n[ledger.WinnerFailed])},
+					{ID: "dead", Label: "dead", Value: console.Int(n[ledger.WinnerDead])},
 				},
 				Tables: []console.Table{t}}, err
 		}},

@@ -1,9 +1,11 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/url"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"byoc/chain"
 	"byoc/internal/defaults"
 	"byoc/internal/node"
 	"byoc/internal/nodefiles"
@@ -55,6 +58,8 @@ type NodeConfig struct {
 	Clock ledger.Clock
 	// Limits bound slow clients on both servers (serve.Limits' defaults).
 	Limits serve.Limits
+	// Chain puts the node on chain (onchain.go); nil: offchain.
+	Chain *OnChain
 	// Orchestrator holds the remaining settings (Secret is required);
 	// StartNode fills in ServiceAddr, Ledger and Recipient.
 	Orchestrator Config
@@ -69,6 +74,9 @@ type Node struct {
 	Address    common.Address
 	Ledger     *ledger.Ledger
 	Store      ledger.Store
+	// On chain only (onchain.go): the chain's state and the redeemer.
+	Chain    *chain.State
+	Redeemer *chain.Redeemer
 
 	node *node.Node
 }
@@ -118,11 +126,18 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	if err != nil {
 		return err
 	}
-	blocks, err := pm.NewOffchainBlocks(cfg.Clock.Now, 0, common.Hash{})
-	if err != nil {
+	var blocks pm.BlockSource
+	if cfg.Chain != nil {
+		if blocks, err = n.startChain(cfg.Chain, cmp.Or(cfg.Orchestrator.Logger, slog.Default())); err != nil {
+			return err
+		}
+	} else if blocks, err = pm.NewOffchainBlocks(cfg.Clock.Now, 0, common.Hash{}); err != nil {
 		return err
 	}
 	rc := pm.RecipientConfig{Address: n.Address, Blocks: blocks, TicketEV: cfg.TicketEV, MaxFaceValue: cfg.MaxFaceValue}
+	if n.Chain != nil {
+		rc.ValidateSender, rc.MaxFloat, rc.GasPrice = n.Chain.ValidateSender, n.Chain.MaxFloat, n.Chain.GasPrice
+	}
 	copy(rc.Secret[:], secret)
 	if cfg.Orchestrator.Recipient, err = pm.NewRecipient(rc); err != nil {
 		return fmt.Errorf("orchestrator: %w", err)
@@ -144,6 +159,9 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	run := node.Run{Handler: n.Handler(), Background: []func(context.Context){func(ctx context.Context) {
 		n.forgetSessions(ctx, blocks, cfg.ForgetSessionsEvery)
 	}, n.RunStreams}}
+	if n.Chain != nil {
+		run.Background = append(run.Background, func(ctx context.Context) { n.runChain(ctx, cfg.Chain.Poll) })
+	}
 	if u.Scheme == "https" {
 		host := u.Hostname()
 		if su, err := url.Parse(cfg.ServiceAddr); err == nil {
@@ -161,6 +179,9 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 		}
 		n.AdminURL = "http://" + aaddr.String()
 		run.Admin = n.AdminHandler(n.AdminToken)
+		if n.Redeemer != nil {
+			run.Admin = n.chainAdmin(n.AdminToken, run.Admin)
+		}
 	}
 	if err := n.node.Serve(run); err != nil {
 		return err

@@ -22,7 +22,10 @@ on prepaid credit, two concurrent jobs of one sender, a server-sent-events
 job — and prints, per job, what was paid, reserved, charged and released and
 the pool before and after, each with where it comes from (in gwei), then
 checks every invariant of both ledgers. With --keep-running it prints the
-URLs of both nodes' web consoles and commands to try.
+URLs of both nodes' web consoles and commands to try. With --chain the
+orchestrator runs on a local chain (go-ethereum's simulated backend with
+byoc's test TicketBroker), the gateway is a funded sender, (nearly) every
+ticket wins, and the demo ends once each winner is redeemed on that chain.
 
 Flags:
 `
@@ -31,6 +34,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("byoc demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "keep the nodes' data here (default: a temporary directory, removed at the end)")
+	onChain := fs.Bool("chain", false, "run the orchestrator on a local in-process chain (byoc's test TicketBroker) and redeem its winning tickets there")
 	keep := fs.Bool("keep-running", false, "leave the servers up after the jobs and print their addresses and curl examples (Ctrl-C ends)")
 	verbose := fs.Bool("verbose", false, "print the nodes' logs to stderr (at --log-level, in --log-format)")
 	logFlags := registerLogFlags(fs, "debug, info, warn or error (with --verbose)")
@@ -38,7 +42,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
-	opts := demo.Options{DataDir: *dataDir, KeepRunning: *keep, Out: stdout, Command: selfCommand()}
+	opts := demo.Options{DataDir: *dataDir, KeepRunning: *keep, Out: stdout, Command: selfCommand(), Chain: *onChain}
 	log, err := logFlags.logger(stderr)
 	if err != nil {
 		return err

@@ -28,6 +28,8 @@ func commands() []command {
 		{"gateway", "run a gateway: clients send it jobs, it picks orchestrators, pays them and keeps its books", runGateway},
 		{"bench", "measure what the gateway and orchestrator add to a job (in-process, payments on)", runBench},
 		{"ledger", "inspect and verify a ledger (pools, jobs, statements, invariants)", runLedger},
+		{"tickets", "list, redeem and prune a running orchestrator's winning tickets on chain", runTickets},
+		{"sender", "read and fund a sender's deposit and reserve on the TicketBroker", runSender},
 		{"keys", "make a node key (go-ethereum keystore) or show a keystore's address", runKeys},
 		{"version", "print the version of this binary", runVersion},
 	}

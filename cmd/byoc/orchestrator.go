@@ -40,6 +40,7 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("BYOC_ADMIN_TOKEN"), "bearer token of the admin API (default: generated in the data directory, admin.token); env BYOC_ADMIN_TOKEN")
 	secret := registerSecretFlags(fs, "BYOC_ORCH_SECRET", "secret workers must send to register (required)")
 	keyFlags := registerKeyFlags(fs)
+	chainFlags, redeem := registerChainFlags(fs), registerRedeemFlags(fs)
 	ticketEV := fs.String("ticket-ev", "", fmt.Sprintf("expected value of one PM ticket in wei (default %d)", pm.DefaultTicketEV))
 	fs.DurationVar(&cfg.Orchestrator.MinCompute, "min-compute", 60*time.Second, "a job is admitted only if its hold covers this much compute at its price")
 	fs.DurationVar(&cfg.Orchestrator.HoldTTLMargin, "hold-ttl-margin", 2*time.Minute, "a job's hold is released after its timeout plus this much idle time (crashed gateway or node)")
@@ -85,6 +86,11 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	if signer != nil {
 		cfg.Address = signer.Address()
+	}
+	if chainFlags.on() {
+		if cfg.Chain, err = chainFlags.onChain(ctx, redeem, signer); err != nil {
+			return err
+		}
 	}
 	node, err := orchestrator.StartNode(ctx, cfg)
 	if err != nil {

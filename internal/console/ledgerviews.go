@@ -122,12 +122,14 @@ func outcome(s ledger.State) Cell {
 	return Text(string(s))
 }
 
-// Winners lists winning tickets in the order they were queued.
+// Winners lists winning tickets in the order they were queued, with their
+// redemption on chain (docs/chain.md): state, payout, transaction, why one
+// waits or died.
 func (v LedgerViews) Winners(ctx context.Context) (Table, []ledger.Winner, error) {
 	ws, err := v.L.Winners(ctx, "", Rows)
 	t := Table{ID: "winners", Title: "Winning tickets",
-		Note:    "offchain (no chain configured) winners stay queued: they are recorded, not redeemed",
-		Columns: []string{"queued", "sender", "face value (gwei)", "state", "redeem after (block)", "paid into"},
+		Note:    "offchain, winners stay queued (recorded, not redeemed); on chain the redeemer sends them and records what each paid",
+		Columns: []string{"queued", "sender", "face value (gwei)", "state", "redeem after (block)", "paid into", "payout (gwei)", "transaction", "last error"},
 		Empty:   "no winning tickets yet"}
 	for _, w := range ws {
 		into := Mono(w.Account.Name)
@@ -138,14 +140,19 @@ func (v LedgerViews) Winners(ctx context.Context) (Table, []ledger.Winner, error
 		}
 		state := Text(w.State)
 		switch w.State {
-		case ledger.WinnerQueued:
+		case ledger.WinnerQueued, ledger.WinnerSubmitted:
 			state.Class = "warn"
 		case ledger.WinnerRedeemed:
 			state.Class = "ok"
 		default:
 			state.Class = "bad"
 		}
-		t.Rows = append(t.Rows, Row{Key: w.Key, Cells: []Cell{Time(w.QueuedAt), Mono(w.Sender), Amount(w.FaceValue), state, Int(w.RedeemAfter), into}})
+		payout := Text("")
+		if w.Payout != nil {
+			payout = Amount(*w.Payout)
+		}
+		t.Rows = append(t.Rows, Row{Key: w.Key, Cells: []Cell{Time(w.QueuedAt), Mono(w.Sender), Amount(w.FaceValue), state,
+			Int(w.RedeemAfter), into, payout, Mono(w.TxHash), Text(w.LastError)}})
 	}
 	return truncated(t, len(ws)), ws, err
 }

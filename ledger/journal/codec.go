@@ -139,6 +139,16 @@ func (r *record) encode() ([]byte, error) {
 	} else {
 		e.b = append(e.b, 0)
 	}
+	// Winner updates come last and only when there are some, so that a
+	// record without them is encoded as before they existed.
+	if len(r.WinnerUpdates) > 0 {
+		j, err := json.Marshal(r.WinnerUpdates)
+		if err != nil {
+			return nil, err
+		}
+		e.b = append(e.b, 1)
+		e.bytes(j)
+	}
 	return e.b, nil
 }
 
@@ -315,6 +325,11 @@ func decode(seq uint64, b []byte) (*record, error) {
 			d.fail(err)
 		}
 		r.Archive = &a
+	}
+	if d.err == nil && len(d.b) != 0 && d.byte() == 1 {
+		if err := json.Unmarshal(d.raw(), &r.WinnerUpdates); err != nil {
+			d.fail(err)
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail(errors.New("trailing bytes"))

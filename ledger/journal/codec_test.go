@@ -60,3 +60,42 @@ func jsonOf(r *record) (string, error) {
 	b, err := json.Marshal(r)
 	return string(b), err
 }
+
+// TestCodecWinnerUpdates: winning tickets' redemption changes round-trip;
+// a record without them is encoded exactly as before they existed (its
+// bytes are the prefix), so journals written earlier still decode; every
+// other cut fails (the log's length and checksum catch that one).
+func TestCodecWinnerUpdates(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	paid := ledger.MustParseAmount("123456789012345678901234567890")
+	base := record{seq: 4, Winners: []ledger.WinnerRow{{Winner: ledger.Winner{Key: "w", Sender: "0xa", Session: "s",
+		FaceValue: ledger.Wei(5), RedeemAfter: 9, Payload: []byte{1}, QueuedAt: at, State: "queued"}, AccountID: 1}}}
+	with := base
+	with.WinnerUpdates = []winnerUpdate{
+		{Key: "w", From: "queued", U: ledger.WinnerUpdate{State: "submitted", TxHash: "0xab", TxNonce: 3, TxRaw: []byte{2, 0xf8}, Attempt: true}, Now: at},
+		{Key: "w", From: "submitted", U: ledger.WinnerUpdate{State: "redeemed", TxHash: "0xab", TxNonce: 3, Payout: &paid}, Now: at},
+	}
+	prefix, err := base.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := with.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) <= len(prefix) || string(b[:len(prefix)]) != string(prefix) {
+		t.Fatal("a record without winner updates is not the prefix of one with them")
+	}
+	got, err := decode(with.seq, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(normalize(got), normalize(&with)) {
+		t.Errorf("got %+v\nwant %+v", got, with)
+	}
+	for cut := 0; cut < len(b); cut++ {
+		if _, err := decode(with.seq, b[:cut]); (err == nil) != (cut == len(prefix)) {
+			t.Fatalf("cut at %d of %d (prefix %d): err %v", cut, len(b), len(prefix), err)
+		}
+	}
+}

@@ -164,6 +164,7 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 		var newIDs, updIDs []int64
 		var entries []*ledger.Entry
 		var winners []*ledger.WinnerRow
+		var winnerUpdates []winnerUpdate
 		sessions := map[string]*ledger.SessionNonces{}
 		var order []string
 		for _, r := range batch {
@@ -188,6 +189,7 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 			for i := range r.Winners {
 				winners = append(winners, &r.Winners[i])
 			}
+			winnerUpdates = append(winnerUpdates, r.WinnerUpdates...)
 			for _, sn := range r.Nonces {
 				if prev := sessions[sn.Session]; prev != nil {
 					prev.Nonces = append(prev.Nonces, sn.Nonces...)
@@ -247,6 +249,15 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 		if len(winners) > 0 {
 			if err := tx.InsertWinners(ctx, winners); err != nil {
 				return err
+			}
+		}
+		for _, wu := range winnerUpdates {
+			ok, err := tx.UpdateWinner(ctx, wu.Key, wu.From, wu.U, wu.Now)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("journal: winning ticket %s was not %s when its update was projected", wu.Key, wu.From)
 			}
 		}
 		return sqlstore.SetProjected(ctx, tx, last)

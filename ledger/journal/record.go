@@ -19,6 +19,17 @@ type record struct {
 	// with either carries nothing else and is projected on its own.
 	Forget  *int64               `json:"f,omitempty"`
 	Archive *ledger.ArchiveBatch `json:"a,omitempty"`
+	// WinnerUpdates are winning tickets' redemption changes, applied after
+	// Winners in order (each from the state it names).
+	WinnerUpdates []winnerUpdate `json:"wu,omitempty"`
+}
+
+// winnerUpdate is one ledger.Tx.UpdateWinner.
+type winnerUpdate struct {
+	Key  string              `json:"k"`
+	From string              `json:"f"`
+	U    ledger.WinnerUpdate `json:"u"`
+	Now  time.Time           `json:"t"`
 }
 
 // jAccount carries an account's TTL exactly (Account's JSON has it in
@@ -42,7 +53,7 @@ func (j *jAccount) account() ledger.Account {
 
 func (r *record) empty() bool {
 	return len(r.Created) == 0 && len(r.Updated) == 0 && len(r.Entries) == 0 && len(r.Nonces) == 0 &&
-		len(r.Winners) == 0 && r.Forget == nil && r.Archive == nil
+		len(r.Winners) == 0 && r.Forget == nil && r.Archive == nil && len(r.WinnerUpdates) == 0
 }
 
 func (r *record) special() bool { return r.Forget != nil || r.Archive != nil }

@@ -276,6 +276,50 @@ func (t *updateTx) Winners(ctx context.Context, state string, limit int) (out []
 	return out, err
 }
 
+func (t *updateTx) Winner(ctx context.Context, key string) (out *ledger.Winner, err error) {
+	err = t.history(ctx, func(tx ledger.ReadTx) error {
+		out, err = tx.Winner(ctx, key)
+		return err
+	})
+	if err != nil || out == nil {
+		return out, err
+	}
+	// This transaction's own updates, not projected yet.
+	for _, wu := range t.rec.WinnerUpdates {
+		if wu.Key == key && wu.From == out.State {
+			applyWinnerUpdate(out, wu)
+		}
+	}
+	return out, nil
+}
+
+// UpdateWinner journals a winning ticket's change when the ticket is in
+// state from: the projection, synced (Update holds the write lock), and
+// this transaction's earlier updates say so.
+func (t *updateTx) UpdateWinner(ctx context.Context, key, from string, u ledger.WinnerUpdate, now time.Time) (bool, error) {
+	w, err := t.Winner(ctx, key)
+	if err != nil || w == nil || w.State != from {
+		return false, err
+	}
+	if u.TxRaw != nil {
+		u.TxRaw = append([]byte(nil), u.TxRaw...)
+	}
+	t.rec.WinnerUpdates = append(t.rec.WinnerUpdates, winnerUpdate{Key: key, From: from, U: u, Now: now.UTC()})
+	return true, nil
+}
+
+// applyWinnerUpdate is what the projection's UpdateWinner does to a row.
+func applyWinnerUpdate(w *ledger.Winner, wu winnerUpdate) {
+	u := wu.U
+	w.State, w.Payout, w.LastError, w.UpdatedAt = u.State, u.Payout, u.LastError, wu.Now.Truncate(time.Microsecond)
+	if u.Attempt {
+		w.Attempts++
+	}
+	if !u.KeepTx {
+		w.TxHash, w.TxNonce, w.TxRaw = u.TxHash, u.TxNonce, u.TxRaw
+	}
+}
+
 func (t *updateTx) Checkpoint(ctx context.Context) (out ledger.Checkpoint, err error) {
 	err = t.history(ctx, func(tx ledger.ReadTx) error {
 		out, err = tx.Checkpoint(ctx)

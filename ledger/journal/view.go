@@ -147,6 +147,14 @@ func (v *viewTx) Winners(ctx context.Context, state string, limit int) ([]ledger
 	return p.Winners(ctx, state, limit)
 }
 
+func (v *viewTx) Winner(ctx context.Context, key string) (*ledger.Winner, error) {
+	p, err := v.projection()
+	if err != nil {
+		return nil, err
+	}
+	return p.Winner(ctx, key)
+}
+
 func (v *viewTx) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
 	p, err := v.projection()
 	if err != nil {

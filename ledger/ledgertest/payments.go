@@ -25,6 +25,7 @@ var paymentTests = []struct {
 	{"PaymentToClosedJobRecordsNothing", testPaymentClosedJob},
 	{"PaymentTicketKeyBoundToAccount", testPaymentKeyBound},
 	{"PaymentWinnersQueuedOnce", testPaymentWinners},
+	{"WinnerRedemptionStates", testWinnerStates},
 	{"PaymentConcurrentReplays", testPaymentConcurrent},
 	{"ForgetSessions", testForgetSessions},
 	{"AdmitOpensPaysAndChecks", testAdmit},
@@ -155,6 +156,50 @@ func testPaymentWinners(t *testing.T, e *Env) {
 	if err != nil || len(ws) != 2 || ws[0].Key != "s1/4" || ws[0].Account != jobA1.Ref() ||
 		ws[0].FaceValue.Cmp(ledger.Wei(400)) != 0 || ws[0].RedeemAfter != 100 || string(ws[1].Payload) != "\x08" {
 		t.Fatalf("winners = %+v, %v", ws, err)
+	}
+}
+
+// testWinnerStates moves a winning ticket through its redemption states
+// (docs/chain.md): only from the state the caller read, with the
+// transaction written before it is sent, across a restart.
+func testWinnerStates(t *testing.T, e *Env) {
+	e.pay(ticketPayment(poolA.Ref(), "s1", 0, 4))
+	w, err := e.Ledger.Winner(e.Ctx, "s1/4")
+	if err != nil || w.State != ledger.WinnerQueued || w.TxNonce != -1 || w.TxHash != "" || w.Payout != nil || w.Attempts != 0 {
+		t.Fatalf("queued winner = %+v, %v", w, err)
+	}
+	WantErr(t, e.Ledger.UpdateWinner(e.Ctx, "s1/9", ledger.WinnerQueued, ledger.WinnerUpdate{State: ledger.WinnerDead}), ledger.ErrNotFound)
+	WantErr(t, e.Ledger.UpdateWinner(e.Ctx, "s1/4", ledger.WinnerQueued, ledger.WinnerUpdate{State: "lost"}), ledger.ErrInvalidInput)
+	neg := ledger.Wei(-1)
+	WantErr(t, e.Ledger.UpdateWinner(e.Ctx, "s1/4", ledger.WinnerQueued, ledger.WinnerUpdate{State: ledger.WinnerRedeemed, Payout: &neg}), ledger.ErrInvalidInput)
+	WantErr(t, e.Ledger.UpdateWinner(e.Ctx, "s1/4", ledger.WinnerSubmitted, ledger.WinnerUpdate{State: ledger.WinnerRedeemed}), ledger.ErrWinnerState)
+	raw := []byte{0x02, 0xf8, 0x01}
+	if err := e.Ledger.UpdateWinner(e.Ctx, "s1/4", ledger.WinnerQueued, ledger.WinnerUpdate{State: ledger.WinnerSubmitted,
+		TxHash: "0xabc", TxNonce: 7, TxRaw: raw, Attempt: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A note keeps the transaction.
+	if err := e.Ledger.UpdateWinner(e.Ctx, "s1/4", ledger.WinnerSubmitted, ledger.WinnerUpdate{State: ledger.WinnerSubmitted,
+		LastError: "waiting", KeepTx: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.Restart()
+	w, err = e.Ledger.Winner(e.Ctx, "s1/4")
+	if err != nil || w.State != ledger.WinnerSubmitted || w.TxHash != "0xabc" || w.TxNonce != 7 || string(w.TxRaw) != string(raw) ||
+		w.Attempts != 1 || w.LastError != "waiting" || !w.UpdatedAt.Equal(e.Clock.Now().UTC().Truncate(time.Microsecond)) {
+		t.Fatalf("submitted winner after a restart = %+v, %v", w, err)
+	}
+	paid := ledger.MustParseAmount("123456789012345678901234567890")
+	if err := e.Ledger.UpdateWinner(e.Ctx, "s1/4", ledger.WinnerSubmitted, ledger.WinnerUpdate{State: ledger.WinnerRedeemed,
+		TxHash: "0xabc", TxNonce: 7, Payout: &paid}); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := e.Ledger.Winners(e.Ctx, ledger.WinnerRedeemed, 0)
+	if err != nil || len(ws) != 1 || ws[0].Payout == nil || ws[0].Payout.Cmp(paid) != 0 || ws[0].TxRaw != nil || ws[0].LastError != "" {
+		t.Fatalf("redeemed = %+v, %v", ws, err)
+	}
+	if ws, _ := e.Ledger.Winners(e.Ctx, ledger.WinnerQueued, 0); len(ws) != 0 {
+		t.Fatalf("still queued: %+v", ws)
 	}
 }
 

@@ -171,9 +171,12 @@ func (t *tx) InsertWinners(ctx context.Context, winners []*ledger.WinnerRow) err
 	return nil
 }
 
+const winnerColumns = `w.ticket_key, w.sender, w.session, CAST(w.face_value AS TEXT), w.redeem_after, w.payload, w.queued_at,
+	w.state, a.ref, w.tx_hash, w.tx_nonce, w.tx_raw, CAST(w.payout AS TEXT), w.last_error, w.attempts, w.updated_at
+	FROM winners w JOIN accounts a ON a.id = w.account_id`
+
 func (t *tx) Winners(ctx context.Context, state string, limit int) ([]ledger.Winner, error) {
-	q := `SELECT w.ticket_key, w.sender, w.session, CAST(w.face_value AS TEXT), w.redeem_after, w.payload, w.queued_at,
-		w.state, a.ref FROM winners w JOIN accounts a ON a.id = w.account_id`
+	q := `SELECT ` + winnerColumns
 	var args []any
 	if state != "" {
 		q += ` WHERE w.state = ?`
@@ -184,6 +187,18 @@ func (t *tx) Winners(ctx context.Context, state string, limit int) ([]ledger.Win
 		q += ` LIMIT ?`
 		args = append(args, limit)
 	}
+	return t.winners(ctx, q, args...)
+}
+
+func (t *tx) Winner(ctx context.Context, key string) (*ledger.Winner, error) {
+	ws, err := t.winners(ctx, `SELECT `+winnerColumns+` WHERE w.ticket_key = ?`, key)
+	if err != nil || len(ws) == 0 {
+		return nil, err
+	}
+	return &ws[0], nil
+}
+
+func (t *tx) winners(ctx context.Context, q string, args ...any) ([]ledger.Winner, error) {
 	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -192,23 +207,60 @@ func (t *tx) Winners(ctx context.Context, state string, limit int) ([]ledger.Win
 	var out []ledger.Winner
 	for rows.Next() {
 		var (
-			w       ledger.Winner
-			fv, ref string
-			queued  int64
+			w               ledger.Winner
+			fv, ref         string
+			payout          sql.NullString
+			queued, updated int64
 		)
-		if err := rows.Scan(&w.Key, &w.Sender, &w.Session, &fv, &w.RedeemAfter, &w.Payload, &queued, &w.State, &ref); err != nil {
+		if err := rows.Scan(&w.Key, &w.Sender, &w.Session, &fv, &w.RedeemAfter, &w.Payload, &queued, &w.State, &ref,
+			&w.TxHash, &w.TxNonce, &w.TxRaw, &payout, &w.LastError, &w.Attempts, &updated); err != nil {
 			return nil, err
 		}
 		if w.FaceValue, err = ledger.ParseAmount(fv); err != nil {
 			return nil, err
 		}
+		if payout.Valid {
+			p, err := ledger.ParseAmount(payout.String)
+			if err != nil {
+				return nil, err
+			}
+			w.Payout = &p
+		}
 		if w.Account, err = ledger.DecodeRef(ref); err != nil {
 			return nil, err
 		}
 		w.QueuedAt = time.UnixMicro(queued).UTC()
+		if updated != 0 {
+			w.UpdatedAt = time.UnixMicro(updated).UTC()
+		}
 		out = append(out, w)
 	}
 	return out, rows.Err()
+}
+
+func (t *tx) UpdateWinner(ctx context.Context, key, from string, u ledger.WinnerUpdate, now time.Time) (bool, error) {
+	var payout any
+	if u.Payout != nil {
+		payout = u.Payout.String()
+	}
+	attempt := 0
+	if u.Attempt {
+		attempt = 1
+	}
+	q := `UPDATE winners SET state = ?, payout = ?, last_error = ?, attempts = attempts + ?, updated_at = ?`
+	args := []any{u.State, payout, u.LastError, attempt, now.UnixMicro()}
+	if !u.KeepTx {
+		q += `, tx_hash = ?, tx_nonce = ?, tx_raw = ?`
+		args = append(args, u.TxHash, u.TxNonce, u.TxRaw)
+	}
+	q += ` WHERE ticket_key = ? AND state = ?`
+	args = append(args, key, from)
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func (t *tx) ForgetSessions(ctx context.Context, expiry int64) (int, error) {
