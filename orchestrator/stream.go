@@ -312,7 +312,15 @@ func (o *Orchestrator) stopStreamLater(ctx context.Context, s *stream, reason st
 	if !ok {
 		return false
 	}
+	o.stops.mu.Lock()
+	if o.stops.closed {
+		// Shutting down: the worker call fails at once (its context ended).
+		o.stops.mu.Unlock()
+		o.releaseStream(o.stops.ctx, s, reason, body, f)
+		return true
+	}
 	o.stops.wg.Add(1)
+	o.stops.mu.Unlock()
 	go func() {
 		defer o.stops.wg.Done()
 		select {
@@ -331,6 +339,8 @@ const maxStopCalls = 64
 
 // stopCalls tracks the worker side of stops made by the settlement batch.
 type stopCalls struct {
+	mu     sync.Mutex
+	closed bool // endStops was called: no more calls are started
 	wg     sync.WaitGroup
 	slots  chan struct{}
 	ctx    context.Context // ends at shutdown: the calls still waiting give up
@@ -340,7 +350,10 @@ type stopCalls struct {
 // endStops cuts the worker calls of stops still running short (the node
 // shuts down) and waits for them.
 func (o *Orchestrator) endStops() {
+	o.stops.mu.Lock()
+	o.stops.closed = true
 	o.stops.cancel()
+	o.stops.mu.Unlock()
 	o.stops.wg.Wait()
 }
 
