@@ -49,14 +49,16 @@ import (
 // running whose last settlement could not be charged: it keeps running
 // through the grace (Config.StreamGrace), owing what it owes.
 //
-// stopped is final and happens once (stream.stop): the stream leaves the
+// stopped is final and happens once (stopStream): the stream leaves the
 // table first (so no settlement, payment or update can touch it again:
-// no debit after release), then the worker gets /stream/stop, the
-// orchestrator writes a last event saying why on the events channel, the
-// channels are closed, the hold is finished (what is owed is charged, up
-// to what the hold holds, and the rest released to the pool in the same
-// ledger step, under a key naming the reason) and the capacity slot is
-// released. The sender's other streams and jobs are not touched.
+// no debit after release) and its hold is finished (what is owed is
+// charged, up to what the hold holds, and the rest released to the pool
+// in the same ledger step, under a key naming the reason); then the worker
+// gets /stream/stop, the orchestrator writes a last event saying why on
+// the events channel, the channels are closed and the capacity slot is
+// released — after the settlement batch, on a goroutine of its own, when
+// the batch stopped it (stopStreamLater), so that a hung worker holds up
+// no other stream. The sender's other streams and jobs are not touched.
 //
 // Stream IDs name trickle channels: <id>, <id>-out, <id>-control,
 // <id>-events, <id>-data. An ID that ends in one of those suffixes could
