@@ -5,7 +5,8 @@
 // reserved, charged and released, and the pool before and after, each
 // with where it comes from (all in gwei); then two streams of one sender,
 // one of which runs dry and is stopped alone. It ends by checking every
-// ledger invariant on both sides. `byoc demo` runs it.
+// ledger invariant on both sides. `byoc demo` runs it; RunSigner (`byoc demo
+// --signer`) runs two customers through a remote signer instead.
 package demo
 
 import (

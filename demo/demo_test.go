@@ -73,3 +73,30 @@ func TestDemoChain(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoSigner runs the signer scenario: per customer, the signer's
+// charges equal the orchestrator's credits; bob's budget cannot pay and
+// only bob is refused, until a top-up; every ledger verifies.
+func TestDemoSigner(t *testing.T) {
+	var out bytes.Buffer
+	res, err := RunSigner(context.Background(), Options{Out: &out})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || len(res.Customers) != 2 {
+		t.Fatalf("verified %v, %d customers", res.Verified, len(res.Customers))
+	}
+	alice, bob := res.Customers[0], res.Customers[1]
+	if alice.Jobs != 3 || alice.Refused != 0 || bob.Jobs != 2 || bob.Refused != 1 {
+		t.Errorf("alice %d/%d, bob %d/%d (jobs/refused)", alice.Jobs, alice.Refused, bob.Jobs, bob.Refused)
+	}
+	for _, c := range res.Customers {
+		if c.Spent.Sign() <= 0 || c.Spent.Cmp(c.Credited) != 0 {
+			t.Errorf("%s: signer charged %s, orchestrator credited %s", c.Name, c.Spent, c.Credited)
+		}
+	}
+	if !strings.Contains(out.String(), "alert: bob has spent 80 % of 20 gwei") {
+		t.Errorf("no 80 %% alert for bob")
+	}
+}

@@ -44,6 +44,9 @@ type Config struct {
 	// Ledger keeps the gateway's books (the mirror of what it holds at each
 	// orchestrator); required. It must not be an orchestrator's ledger.
 	Ledger *ledger.Ledger
+	// Remote, if set, signs jobs and pays through a remote signer instead
+	// of Signer (which must then be nil): the gateway holds no key.
+	Remote *RemoteSigner
 	// Signer signs jobs and tickets. Nil runs offchain: requests are
 	// unsigned and only free capabilities can be used.
 	Signer ethsig.Signer
@@ -129,7 +132,8 @@ type Gateway struct {
 	log       *slog.Logger
 	m         *Metrics
 	payer     Payer
-	signer    ethsig.Signer // nil offchain
+	signer    ethsig.Signer // nil offchain or remote
+	remote    *RemoteSigner // nil unless a remote signer pays
 	senderHdr string        // Livepeer-Eth-Address, static per key
 	books     *books
 	tokens    *tokenCache
@@ -196,6 +200,12 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: signing the sender header: %w", err)
 	}
+	if cfg.Remote != nil {
+		if cfg.Signer != nil {
+			return nil, errors.New("gateway: a key and a remote signer: give one")
+		}
+		g.remote, g.payer, js = cfg.Remote, cfg.Remote, cfg.Remote.sender
+	}
 	if g.senderHdr, err = wire.EncodeJobSenderHeader(js); err != nil {
 		return nil, err
 	}
@@ -245,7 +255,10 @@ func (g *Gateway) Metrics() *Metrics { return g.m }
 
 // Address is the gateway's paying address (zero offchain).
 func (g *Gateway) Address() string {
-	if g.signer == nil {
+	switch {
+	case g.remote != nil:
+		return g.remote.Address().Hex()
+	case g.signer == nil:
 		return wire.ZeroAddressHex
 	}
 	return g.signer.Address().Hex()

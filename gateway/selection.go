@@ -370,6 +370,9 @@ func (g *Gateway) askToken(ctx context.Context, j *job, u string, snap snapshot)
 	}
 	req.Header.Set(wire.HeaderJobSender, g.senderHdr)
 	req.Header.Set(wire.HeaderCapability, j.req.Capability)
+	if g.remote != nil && g.remote.Customer() != "" {
+		req.Header.Set(wire.HeaderCustomer, g.remote.Customer())
+	}
 	if j.clientID {
 		// The client named the job: if the orchestrator has it open, the
 		// token reports the job's own balance too (job_balance).
@@ -451,7 +454,7 @@ func (g *Gateway) evaluate(u string, tok *wire.JobToken) (*offer, *AttemptError)
 		return o, nil // free: no payment, no books
 	}
 	switch {
-	case g.signer == nil:
+	case g.signer == nil && g.remote == nil:
 		return fail(ErrNeedsKey, fmt.Sprintf("costs %s wei/s; start the gateway with --eth-keystore or --dev-key to pay", price.RatString()))
 	case tok.TicketParams == nil:
 		return fail(ErrBadToken, "priced, but no ticket_params")

@@ -415,7 +415,7 @@ func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer,
 	if err != nil {
 		return nil, nil, pay, fmt.Errorf("payment: %w", err)
 	}
-	hdr, err := g.signedHeader(j, id)
+	hdr, err := g.signedHeader(ctx, j, id)
 	if err != nil {
 		return nil, nil, pay, err
 	}

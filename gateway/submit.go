@@ -256,6 +256,10 @@ func (a *attempt) payStep(ctx context.Context) (attemptOutcome, bool) {
 		a.hold = h
 		if a.pay, err = g.pay(ctx, j, o, a.id, required.Sub(h.drawn)); err != nil {
 			a.cancel()
+			var se *signerError
+			if errors.As(err, &se) && se.status == signerInsufficientBalance {
+				return a.refusedBySigner(se), false
+			}
 			return a.fail(StagePayment, 0, ErrPayment, err.Error(), false), false
 		}
 	}
@@ -266,7 +270,7 @@ func (a *attempt) payStep(ctx context.Context) (attemptOutcome, bool) {
 // request is the signed job request carrying the payment, traced so that
 // a.delivery records when its headers are written.
 func (a *attempt) request(rctx context.Context) (*http.Request, attemptOutcome, bool) {
-	hdr, err := a.g.signedHeader(a.j, a.id)
+	hdr, err := a.g.signedHeader(rctx, a.j, a.id)
 	if err != nil {
 		a.cancel()
 		return nil, a.internal(err), false
@@ -547,6 +551,15 @@ func (a *attempt) fail(stage Stage, status int, err error, detail string, sent b
 	return attemptOutcome{sent: sent, err: &AttemptError{Orchestrator: a.o.url, Stage: stage, Status: status, Err: err, Detail: detail}}
 }
 
+// refusedBySigner answers the client the remote signer's refusal of its
+// customer (483: the budget cannot pay). It is final: every orchestrator
+// would be paid from the same budget.
+func (a *attempt) refusedBySigner(se *signerError) attemptOutcome {
+	a.log.Info("job refused: the remote signer refused the customer", "status", se.status, "reason", se.message)
+	http.Error(a.w, "remote signer: "+se.message, se.status)
+	return attemptOutcome{done: true, res: result{outcome: "signer_refused", status: se.status, orchestrator: a.o.url}}
+}
+
 // internal answers the client 500: the gateway itself failed.
 func (a *attempt) internal(err error) attemptOutcome {
 	a.log.Error("job refused: internal error", "err", err)
@@ -588,10 +601,17 @@ const bindingTTL = 5 * time.Minute
 // timeout and expiry, which the signature covers: a captured header cannot
 // be replayed as another job, D8; go-livepeer orchestrators ignore the
 // key), and signed — or unsigned offchain: sender the zero address, sig "".
-func (g *Gateway) signedHeader(j *job, id string) (string, error) {
+func (g *Gateway) signedHeader(ctx context.Context, j *job, id string) (string, error) {
 	send := *j.req
 	send.ID = id
 	send.OrchSearchTimeout, send.OrchSearchRespTimeout = j.search, j.resp
+	if g.remote != nil {
+		// The remote signer binds it, naming the customer, and signs.
+		if err := g.remote.SignJob(ctx, &send); err != nil {
+			return "", fmt.Errorf("signing the job: %w", err)
+		}
+		return wire.EncodeJobRequestHeader(&send)
+	}
 	if g.signer != nil {
 		if err := wire.Bind(&send, g.cfg.Now().Add(bindingTTL)); err != nil {
 			return "", fmt.Errorf("binding the job: %w", err)

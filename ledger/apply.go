@@ -42,6 +42,7 @@ type batchState struct {
 	nextTemp   int64
 	sessions   map[string]*sessionState
 	winners    []Winner
+	outbox     []*OutboxEvent
 }
 
 func newBatchState(ctx context.Context, tx Tx, now time.Time, lookupKeys bool) *batchState {
@@ -233,6 +234,11 @@ func (st *batchState) flush() error {
 			return err
 		}
 	}
+	if len(st.outbox) > 0 {
+		if err := st.tx.InsertOutbox(st.ctx, st.outbox); err != nil {
+			return err
+		}
+	}
 	return st.flushTickets(mapID)
 }
 
@@ -246,6 +252,7 @@ type opCtx struct {
 	entries []*Entry
 	nonces  []acceptedNonces
 	winners []Winner
+	outbox  []*OutboxEvent
 	assumed []string // keys the op took to be new without a lookup
 }
 
@@ -305,7 +312,7 @@ func (o *opCtx) replayed(key, hash string) (*Entry, error) {
 // then succeeds without a trace.
 func (o *opCtx) discard() {
 	o.touched = map[Ref]*Account{}
-	o.created, o.entries, o.nonces, o.winners = nil, nil, nil, nil
+	o.created, o.entries, o.nonces, o.winners, o.outbox = nil, nil, nil, nil, nil
 }
 
 func (o *opCtx) commit() {
@@ -346,6 +353,17 @@ func (o *opCtx) commit() {
 		}
 	}
 	o.st.winners = append(o.st.winners, o.winners...)
+	o.st.outbox = append(o.st.outbox, o.outbox...)
+}
+
+// event writes ev to the outbox with the op's other writes.
+func (o *opCtx) event(ev *OutboxEvent) {
+	if ev == nil {
+		return
+	}
+	e := *ev
+	e.At = o.now()
+	o.outbox = append(o.outbox, &e)
 }
 
 func inputHash(parts ...string) string {
@@ -409,6 +427,7 @@ type creditOp struct {
 	ref    Ref
 	amount Amount
 	k      string
+	event  *OutboxEvent // written with the credit, if any
 }
 
 func (c *creditOp) refs() []Ref { return []Ref{c.ref} }
@@ -443,6 +462,7 @@ func (c *creditOp) apply(o *opCtx) (any, error) {
 	a.Credited = a.Credited.Add(c.amount)
 	o.touch(a)
 	o.entry(Entry{Kind: EntryCredit, To: a.ID, Amount: c.amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
+	o.event(c.event)
 	return CreditResult{Balance: nb}, nil
 }
 
@@ -455,7 +475,8 @@ type chargeOp struct {
 	k      string
 	// upTo: charge amount or, if the account holds less, its balance
 	// (nothing when that is not positive); grace is then unused.
-	upTo bool
+	upTo  bool
+	event *OutboxEvent // written with the charge, if any
 }
 
 func (c *chargeOp) refs() []Ref { return []Ref{c.ref} }
@@ -498,6 +519,7 @@ func (c *chargeOp) apply(o *opCtx) (any, error) {
 	a.Charged = a.Charged.Add(amount)
 	o.touch(a)
 	o.entry(Entry{Kind: EntryCharge, From: a.ID, Amount: amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
+	o.event(c.event)
 	return ChargeResult{Balance: nb, Charged: amount}, nil
 }
 

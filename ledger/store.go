@@ -63,6 +63,9 @@ type ReadTx interface {
 	Winner(ctx context.Context, key string) (*Winner, error)
 	// Checkpoint returns what archives moved out of the live tables.
 	Checkpoint(ctx context.Context) (Checkpoint, error)
+	// PendingOutbox returns undelivered outbox events with an ID above
+	// after, by ID, at most limit.
+	PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEvent, error)
 }
 
 // Tx reads and writes the ledger inside Update.
@@ -101,6 +104,12 @@ type Tx interface {
 	// and records it. Rows another writer deleted meanwhile are
 	// ErrConflict.
 	Archive(ctx context.Context, b ArchiveBatch) error
+	// InsertOutbox appends outbox events (their IDs are not read back). A
+	// key already taken is ErrKeyTaken.
+	InsertOutbox(ctx context.Context, events []*OutboxEvent) error
+	// MarkDelivered sets the delivery time of the outbox events with these
+	// IDs that have none yet.
+	MarkDelivered(ctx context.Context, ids []int64, at time.Time) error
 }
 
 // NonceQuery asks which of Nonces a ticket session holds.

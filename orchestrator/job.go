@@ -76,6 +76,7 @@ func (o *Orchestrator) parseJob(w http.ResponseWriter, r *http.Request) (*jobInp
 		return nil, refuse("bad_credentials", http.StatusBadRequest, "Could not verify job creds")
 	}
 	in.signed = signed
+	customer := ""
 	if signed {
 		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
 		switch {
@@ -83,6 +84,12 @@ func (o *Orchestrator) parseJob(w http.ResponseWriter, r *http.Request) (*jobInp
 			return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
 		case !bound && o.cfg.RequireBoundJobs:
 			return nil, refuse("unbound", http.StatusBadRequest, "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)")
+		case bound:
+			// A remote signer's customer, covered by the sender's signature:
+			// the job draws from that customer's pool.
+			if b, err := req.Binding(); err == nil {
+				customer = b.Customer
+			}
 		}
 	}
 	var details wire.JobRequestDetails
@@ -95,7 +102,10 @@ func (o *Orchestrator) parseJob(w http.ResponseWriter, r *http.Request) (*jobInp
 	if len(in.payment.TicketSenderParams) > 0 && !bytes.Equal(in.payment.Sender, sender[:]) {
 		return nil, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: tickets from 0x%x pay for a job of %s", in.payment.Sender, sender.Hex())
 	}
-	in.pool = meter.Pool{Sender: sender, Capability: req.Capability}
+	in.pool = meter.Pool{Sender: sender, Capability: req.Capability, Customer: customer}
+	if err := in.pool.Ref().Validate(); err != nil {
+		return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
+	}
 	if req.ID != "" {
 		if err := in.pool.Job(req.ID).Ref().Validate(); err != nil {
 			return nil, refuse("bad_request", http.StatusBadRequest, "Invalid job id: %v", err)

@@ -76,8 +76,13 @@ func (o *Orchestrator) handleToken(w http.ResponseWriter, r *http.Request) {
 		AvailableCapacity: int64(ci.available),
 	}
 	ctx := r.Context()
-	pk := meter.Pool{Sender: sender, Capability: capName}
+	// A remote signer's customer (Livepeer-Customer) reads its own pool.
+	pk := meter.Pool{Sender: sender, Capability: capName, Customer: r.Header.Get(wire.HeaderCustomer)}
 	pool := pk.Ref()
+	if err := pool.Validate(); err != nil {
+		httpError(w, "Invalid "+wire.HeaderCustomer+" header: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	poolBal, err := o.cfg.Ledger.Balance(ctx, pool)
 	if err != nil {
 		httpError(w, "Could not read balance", http.StatusInternalServerError)

@@ -326,6 +326,21 @@ func (b *TicketBatch) Payment(layout PaymentLayout) *wire.Payment {
 // ErrTicketEVTooHigh and ErrTotalEVTooHigh. Nonces are reserved before
 // signing, so a failed signature burns them rather than reusing them.
 func (s *Sender) CreateTicketBatch(id SessionID, n int) (*TicketBatch, error) {
+	return s.createBatch(id, 0, n)
+}
+
+// CreateTicketBatchAt is CreateTicketBatch with the nonces first … first+n−1,
+// reserved elsewhere (a counter shared by several senders with one key);
+// the session's last nonce is raised to the batch's last if below. first
+// must be positive.
+func (s *Sender) CreateTicketBatchAt(id SessionID, first uint32, n int) (*TicketBatch, error) {
+	if first == 0 {
+		return nil, fmt.Errorf("%w: first nonce 0", ErrTicketCount)
+	}
+	return s.createBatch(id, first, n)
+}
+
+func (s *Sender) createBatch(id SessionID, at uint32, n int) (*TicketBatch, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%w: %d", ErrTicketCount, n)
 	}
@@ -351,13 +366,17 @@ func (s *Sender) CreateTicketBatch(id SessionID, n int) (*TicketBatch, error) {
 	}
 
 	s.mu.Lock()
-	if uint64(sess.lastNonce)+uint64(n) > uint64(s.cfg.MaxNonces) {
-		last := sess.lastNonce
-		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: last nonce %d + %d tickets > %d", ErrSessionExhausted, last, n, s.cfg.MaxNonces)
-	}
 	first := sess.lastNonce + 1
-	sess.lastNonce += uint32(n)
+	if at > 0 {
+		first = at
+	}
+	if uint64(first)+uint64(n)-1 > uint64(s.cfg.MaxNonces) {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: nonces %d + %d tickets > %d", ErrSessionExhausted, first, n, s.cfg.MaxNonces)
+	}
+	if last := first + uint32(n) - 1; last > sess.lastNonce {
+		sess.lastNonce = last
+	}
 	s.mu.Unlock()
 
 	pre := sess.preimage
@@ -437,4 +456,47 @@ func TicketsNeeded(fee, ev, existing *big.Rat) (n int, newCredit *big.Rat, err e
 	}
 	n = int(count.Int64())
 	return n, new(big.Rat).Mul(ev, new(big.Rat).SetInt(count)), nil
+}
+
+// SkipTo raises the session's last nonce to n when it is lower, so that
+// its next ticket has a nonce above n: a signer continuing a session whose
+// earlier tickets were signed elsewhere (its state says n was used) never
+// signs those nonces again. It never lowers the nonce.
+func (s *Sender) SkipTo(id SessionID, n uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrUnknownSession, id)
+	}
+	if n > sess.lastNonce {
+		sess.lastNonce = n
+	}
+	return nil
+}
+
+// CheckBatch runs CreateTicketBatch's checks for n tickets (the nonce cap,
+// expiry, face value and EV limits) without reserving a nonce or signing,
+// so a caller can refuse a batch before it commits to paying for it.
+func (s *Sender) CheckBatch(id SessionID, n int) error {
+	if n < 0 {
+		return fmt.Errorf("%w: %d", ErrTicketCount, n)
+	}
+	sess, err := s.session(id)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if s.cfg.Signer == nil {
+		return ErrNoSigner
+	}
+	s.mu.Lock()
+	last := sess.lastNonce
+	s.mu.Unlock()
+	if uint64(last)+uint64(n) > uint64(s.cfg.MaxNonces) {
+		return fmt.Errorf("%w: last nonce %d + %d tickets > %d", ErrSessionExhausted, last, n, s.cfg.MaxNonces)
+	}
+	return s.checkParams(sess, n)
 }

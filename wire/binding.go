@@ -31,6 +31,9 @@ type JobBinding struct {
 	TimeoutSeconds int    `json:"timeout_seconds"`
 	// NotAfter is the unix time after which the request is refused.
 	NotAfter int64 `json:"not_after"`
+	// Customer is the remote signer's customer the job is for (its auth
+	// ID), when a signer that keeps customers signed it; absent otherwise.
+	Customer string `json:"customer,omitempty"`
 }
 
 // Errors of job bindings.
@@ -45,7 +48,12 @@ var (
 // Bind adds a binding for req's ID, capability and timeout, valid until
 // notAfter, to req.Parameters (which must be a JSON object, or empty). Call
 // it before SignJobRequest.
-func Bind(req *JobRequest, notAfter time.Time) error {
+func Bind(req *JobRequest, notAfter time.Time) error { return BindFor(req, notAfter, "") }
+
+// BindFor is Bind naming the customer the job is for ("" for none): a
+// remote signer binds the customer it authenticated, so the signature
+// covers it and one customer cannot have a job run on another's account.
+func BindFor(req *JobRequest, notAfter time.Time, customer string) error {
 	if req.ID == "" {
 		return fmt.Errorf("%w: a bound request needs a job ID", ErrBindingMismatch)
 	}
@@ -55,7 +63,7 @@ func Bind(req *JobRequest, notAfter time.Time) error {
 			return fmt.Errorf("%w: %w", ErrJobParametersNotJSON, err)
 		}
 	}
-	b, err := json.Marshal(JobBinding{ID: req.ID, Capability: req.Capability, TimeoutSeconds: req.TimeoutSeconds, NotAfter: notAfter.Unix()})
+	b, err := json.Marshal(JobBinding{ID: req.ID, Capability: req.Capability, TimeoutSeconds: req.TimeoutSeconds, NotAfter: notAfter.Unix(), Customer: customer})
 	if err != nil {
 		return err
 	}

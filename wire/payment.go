@@ -164,6 +164,20 @@ func (m *PaymentResult) Marshal() []byte { return marshal(m) }
 // ErrMalformed.
 func (m *PaymentResult) Unmarshal(b []byte) error { return unmarshal(b, m) }
 
+// Marshal returns the proto3 encoding of m.
+func (m *SegData) Marshal() []byte { return marshal(m) }
+
+// Unmarshal replaces m with the message decoded from b; errors wrap
+// ErrMalformed.
+func (m *SegData) Unmarshal(b []byte) error { return unmarshal(b, m) }
+
+// Marshal returns the proto3 encoding of m.
+func (m *Capabilities) Marshal() []byte { return marshal(m) }
+
+// Unmarshal replaces m with the message decoded from b; errors wrap
+// ErrMalformed.
+func (m *Capabilities) Unmarshal(b []byte) error { return unmarshal(b, m) }
+
 // clone deep-copies a message; nil stays nil.
 func clone[M interface {
 	comparable

@@ -27,6 +27,12 @@ orchestrator runs on a local chain (go-ethereum's simulated backend with
 byoc's test TicketBroker), the gateway is a funded sender, (nearly) every
 ticket wins, and the demo ends once each winner is redeemed on that chain.
 
+With --signer it runs the remote-signer scenario instead: a byoc signer holds
+the only key, with budgets for two customers, alice and bob, each behind a
+gateway without a key; bob's budget cannot pay his first job (483) until a
+top-up, while alice's jobs go on; per customer, what the signer charged is
+what the orchestrator credited that customer's pool, to the wei.
+
 Flags:
 `
 
@@ -36,6 +42,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dataDir := fs.String("data-dir", "", "keep the nodes' data here (default: a temporary directory, removed at the end)")
 	onChain := fs.Bool("chain", false, "run the orchestrator on a local in-process chain (byoc's test TicketBroker) and redeem its winning tickets there")
 	keep := fs.Bool("keep-running", false, "leave the servers up after the jobs and print their addresses and curl examples (Ctrl-C ends)")
+	withSigner := fs.Bool("signer", false, "run the remote-signer scenario: two customers paying through one byoc signer")
 	verbose := fs.Bool("verbose", false, "print the nodes' logs to stderr (at --log-level, in --log-format)")
 	logFlags := registerLogFlags(fs, "debug, info, warn or error (with --verbose)")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), demoUsage); fs.PrintDefaults() }
@@ -49,6 +56,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *verbose {
 		opts.Logger = log
+	}
+	if *withSigner {
+		if *keep {
+			return fmt.Errorf("--keep-running is not available with --signer")
+		}
+		_, err = demo.RunSigner(ctx, opts)
+		return err
 	}
 	_, err = demo.Run(ctx, opts)
 	return err

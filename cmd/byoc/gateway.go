@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -71,6 +72,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9935", "host:port of the client API (plain HTTP, like a go-livepeer gateway's -httpAddr)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:9936", "host:port of /metrics, /healthz, /readyz and the read-only /admin/pools and /admin/orchestrators (empty: off)")
 	keyFlags := registerKeyFlags(fs)
+	remoteSigner := fs.String("remote-signer", "", "byoc signer URL that signs the jobs and pays for them (instead of a key; see docs/signer.md)")
+	var remoteHeaders headerList
+	fs.Var(&remoteHeaders, "remote-signer-header", "header sent to the remote signer, 'Name: value' (repeatable; e.g. the customer's API key)")
 	orchAddr := fs.String("orch-addr", os.Getenv("BYOC_ORCH_ADDR"), "orchestrators, comma-separated: https://host:port, host:port (https is assumed) or host (port 8935); env BYOC_ORCH_ADDR")
 	fs.StringVar(&cfg.Discovery.WebhookURL, "orch-webhook-url", "", "URL answering a JSON list of {\"address\": url} (go-livepeer's -orchWebhookUrl format), asked at start and every --orch-webhook-refresh")
 	fs.DurationVar(&cfg.Discovery.Refresh, "orch-webhook-refresh", time.Minute, "how often the webhook is asked again")
@@ -151,14 +155,25 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if signer != nil {
 		cfg.Gateway.Signer = signer
 	}
+	if *remoteSigner != "" {
+		if signer != nil {
+			return errors.New("give a key or --remote-signer, not both")
+		}
+		if cfg.Gateway.Remote, err = gateway.NewRemoteSigner(ctx, *remoteSigner, remoteHeaders.m, nil); err != nil {
+			return err
+		}
+	}
 	cfg.DataDir, cfg.LedgerDSN = sf.dataDir, sf.dsn
 	node, err := gateway.StartNode(ctx, cfg)
 	if err != nil {
 		return startError("gateway", err)
 	}
 	who := "offchain (no key: free capabilities only)"
-	if signer != nil {
+	switch {
+	case signer != nil:
 		who = "paying as " + signer.Address().Hex()
+	case cfg.Gateway.Remote != nil:
+		who = "paying as " + cfg.Gateway.Remote.Address().Hex() + " through " + *remoteSigner
 	}
 	fmt.Fprintf(stdout, "gateway serving %s (admin %s), %s, orchestrators: %s\n", node.URL, node.AdminURL, who,
 		orchestratorsText(cfg.Discovery))

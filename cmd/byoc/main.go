@@ -26,6 +26,7 @@ func commands() []command {
 		{"orchestrator", "run an orchestrator: workers register capabilities, gateways send paid jobs", runOrchestrator},
 		{"worker", "run the sample worker and register it with orchestrators", runWorker},
 		{"gateway", "run a gateway: clients send it jobs, it picks orchestrators, pays them and keeps its books", runGateway},
+		{"signer", "run a remote signer: sign PM tickets for gateways that hold no key, with customers' budgets", runSigner},
 		{"bench", "measure what the gateway and orchestrator add to a job (in-process, payments on)", runBench},
 		{"ledger", "inspect and verify a ledger (pools, jobs, statements, invariants)", runLedger},
 		{"tickets", "list, redeem and prune a running orchestrator's winning tickets on chain", runTickets},

@@ -2,8 +2,8 @@ package journal
 
 import "hash/maphash"
 
-// bloom remembers, in a fixed amount of memory, every account reference
-// and idempotency key the ledger ever held, so that a name memory does not
+// bloom remembers, in a fixed amount of memory, every account reference,
+// idempotency key and outbox event key the ledger ever held, so that a name memory does not
 // hold is known to be new without asking the tables (a new job, a new
 // ticket's key: nearly every operation names one). It may answer "maybe"
 // for a new name (then the tables are asked); it never answers "no" for an
@@ -58,4 +58,7 @@ func (b *bloom) mayHave(kind byte, s string) bool {
 const (
 	nameRef = 'r'
 	nameKey = 'k'
+	// nameOutbox: an outbox event's key (unique among events, apart from
+	// entries' keys).
+	nameOutbox = 'o'
 )

@@ -11,14 +11,16 @@ import (
 	"byoc/ledger"
 )
 
-// A record's payload: a version byte (1), then its parts, each a count
+// A record's payload: a version byte (2), then its parts, each a count
 // and its items; integers are varints, strings and bytes a length and
 // their bytes, amounts an int64 varint or a sign and big-endian bytes,
 // times unix microseconds (0 for the zero time). An archive batch, rare
-// and large, is JSON. encodeRecord and decodeRecord are each other's
-// inverse; docs/ledger.md has the layout.
+// and large, is JSON. Version 2 adds, at the end, the outbox events and
+// their deliveries; a version 1 record (written before the outbox) has
+// neither and still decodes. encode and decode are each other's inverse;
+// docs/ledger.md has the layout.
 
-const codecVersion = 1
+const codecVersion = 2
 
 type enc struct{ b []byte }
 
@@ -139,8 +141,27 @@ func (r *record) encode() ([]byte, error) {
 	} else {
 		e.b = append(e.b, 0)
 	}
+	e.uvarint(uint64(len(r.Outbox)))
+	for i := range r.Outbox {
+		x := &r.Outbox[i]
+		e.varint(x.ID)
+		e.str(x.Key)
+		e.str(x.Topic)
+		e.str(x.Subject)
+		e.time(x.At)
+		e.bytes(x.Body)
+	}
+	e.uvarint(uint64(len(r.Delivered)))
+	for _, d := range r.Delivered {
+		e.time(d.At)
+		e.uvarint(uint64(len(d.IDs)))
+		for _, id := range d.IDs {
+			e.varint(id)
+		}
+	}
 	// Winner updates come last and only when there are some, so that a
-	// record without them is encoded as before they existed.
+	// record without them is encoded as before they existed (after the
+	// outbox, which format 2 always writes).
 	if len(r.WinnerUpdates) > 0 {
 		j, err := json.Marshal(r.WinnerUpdates)
 		if err != nil {
@@ -267,8 +288,9 @@ func (d *dec) account() jAccount {
 
 func decode(seq uint64, b []byte) (*record, error) {
 	d := &dec{b: b}
-	if v := d.byte(); v != codecVersion {
-		return nil, fmt.Errorf("record format %d, this byoc reads %d", v, codecVersion)
+	v := d.byte()
+	if v != 1 && v != codecVersion {
+		return nil, fmt.Errorf("record format %d, this byoc reads 1 to %d", v, codecVersion)
 	}
 	r := &record{seq: seq}
 	for range d.count() {
@@ -325,6 +347,26 @@ func decode(seq uint64, b []byte) (*record, error) {
 			d.fail(err)
 		}
 		r.Archive = &a
+	}
+	if v >= 2 {
+		for range d.count() {
+			var x ledger.OutboxEvent
+			x.ID = d.varint()
+			x.Key = d.str()
+			x.Topic = d.str()
+			x.Subject = d.str()
+			x.At = d.time()
+			x.Body = append([]byte{}, d.raw()...)
+			r.Outbox = append(r.Outbox, x)
+		}
+		for range d.count() {
+			var x delivery
+			x.At = d.time()
+			for range d.count() {
+				x.IDs = append(x.IDs, d.varint())
+			}
+			r.Delivered = append(r.Delivered, x)
+		}
 	}
 	if d.err == nil && len(d.b) != 0 && d.byte() == 1 {
 		if err := json.Unmarshal(d.raw(), &r.WinnerUpdates); err != nil {

@@ -27,6 +27,11 @@ func TestCodecRoundTrip(t *testing.T) {
 				Payload: []byte{1, 2, 3}, Account: pool, QueuedAt: at, State: "queued"}, AccountID: 1}},
 		},
 		{seq: 2, Forget: &forget},
+		{seq: 4,
+			Outbox: []ledger.OutboxEvent{{ID: 7, Key: "ev-1", Topic: "usage", Subject: "alice", At: at, Body: []byte(`{"n":1}`)},
+				{ID: 8, Key: "ev-2", Topic: "usage", At: at, Body: []byte{}}},
+			Delivered: []delivery{{At: at, IDs: []int64{3, 7}}, {At: at.Add(time.Second), IDs: []int64{8}}},
+		},
 		{seq: 3, Archive: &ledger.ArchiveBatch{Before: at, At: at, File: "f", JobIDs: []int64{2}, EntryIDs: []int64{5, 6},
 			Totals: ledger.Flows{Credited: ledger.Wei(1)}, Carry: map[int64]ledger.Flows{1: {Charged: ledger.Wei(2)}}}},
 	}
@@ -50,6 +55,34 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// A record written before the outbox (format 1: no outbox parts) still
+// decodes, as it is, at recovery.
+func TestCodecReadsVersion1(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := &record{seq: 9, Entries: []ledger.Entry{{At: at, Kind: ledger.EntryCredit, To: 1, Amount: ledger.Wei(5), Key: "k", BalanceAfter: ledger.Wei(5)}}}
+	b, err := r.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 2 || b[len(b)-2] != 0 || b[len(b)-1] != 0 {
+		t.Fatalf("format 2 record %x: want version 2 and two empty outbox parts at the end", b)
+	}
+	v1 := append([]byte{1}, b[1:len(b)-2]...)
+	got, err := decode(r.seq, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(normalize(got), normalize(r)) {
+		t.Errorf("version 1:\n got %+v\nwant %+v", got, r)
+	}
+	if _, err := decode(r.seq, append(v1, 0, 0)); err == nil {
+		t.Error("a version 1 record with outbox parts decodes")
+	}
+	if _, err := decode(r.seq, append([]byte{3}, b[1:]...)); err == nil {
+		t.Error("a version 3 record decodes")
+	}
+}
+
 // normalize compares amounts and times by value.
 func normalize(r *record) any {
 	b, _ := jsonOf(r)
@@ -69,7 +102,10 @@ func TestCodecWinnerUpdates(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 	paid := ledger.MustParseAmount("123456789012345678901234567890")
 	base := record{seq: 4, Winners: []ledger.WinnerRow{{Winner: ledger.Winner{Key: "w", Sender: "0xa", Session: "s",
-		FaceValue: ledger.Wei(5), RedeemAfter: 9, Payload: []byte{1}, QueuedAt: at, State: "queued"}, AccountID: 1}}}
+		FaceValue: ledger.Wei(5), RedeemAfter: 9, Payload: []byte{1}, QueuedAt: at, State: "queued"}, AccountID: 1}},
+		// The outbox (format 2) comes before the winner updates.
+		Outbox:    []ledger.OutboxEvent{{ID: 7, Key: "ev-1", Topic: "usage", Subject: "alice", At: at, Body: []byte(`{"n":1}`)}},
+		Delivered: []delivery{{At: at, IDs: []int64{7}}}}
 	with := base
 	with.WinnerUpdates = []winnerUpdate{
 		{Key: "w", From: "queued", U: ledger.WinnerUpdate{State: "submitted", TxHash: "0xab", TxNonce: 3, TxRaw: []byte{2, 0xf8}, Attempt: true}, Now: at},

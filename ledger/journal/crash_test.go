@@ -58,6 +58,40 @@ func TestCrashChild(t *testing.T) {
 	}
 	round := os.Getenv("BYOC_JOURNAL_CRASH_ROUND")
 	ack("READY")
+	// A deliverer marks every other event delivered as they come, as a
+	// signer's outbox worker would, and acknowledges each delivery.
+	charged := make(chan struct{}, 1)
+	go func() {
+		var after int64
+		for range charged {
+			for {
+				evs, err := l.PendingOutbox(ctx, after, 50)
+				if err != nil {
+					ack("ERR pending %v", err)
+					return
+				}
+				if len(evs) == 0 {
+					break
+				}
+				var ids []int64
+				var keys []string
+				for _, e := range evs {
+					if e.ID%2 == 0 {
+						ids = append(ids, e.ID)
+						keys = append(keys, e.Key)
+					}
+				}
+				after = evs[len(evs)-1].ID
+				if err := l.MarkDelivered(ctx, ids); err != nil {
+					ack("ERR deliver %v", err)
+					return
+				}
+				for _, k := range keys {
+					ack("DELIVER %s", k)
+				}
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := range 16 {
 		wg.Add(1)
@@ -77,11 +111,16 @@ func TestCrashChild(t *testing.T) {
 					return
 				}
 				ack("OPEN %s", key)
-				if _, err := l.Charge(ctx, job.Ref(), ledger.Wei(250), ledger.Wei(0), key+"-use"); err != nil {
+				ev := ledger.OutboxEvent{Key: key + "-ev", Topic: "usage", Subject: pool.Sender, Body: []byte(key)}
+				if _, err := l.ChargeWithEvent(ctx, job.Ref(), ledger.Wei(250), ledger.Wei(0), key+"-use", ev); err != nil {
 					ack("ERR charge %v", err)
 					return
 				}
 				ack("CHARGE %s-use", key)
+				select {
+				case charged <- struct{}{}:
+				default:
+				}
 				if i%3 == 0 {
 					continue // leave some jobs open across the crash
 				}
@@ -274,8 +313,91 @@ func checkAfterCrash(t *testing.T, path string, acked map[string][]string) {
 			}
 		}
 	}
+	checkOutboxAfterCrash(t, s, acked)
 	if r.Credited.Sign() == 0 || total == 0 {
 		t.Fatal("nothing was credited: the child did no work")
+	}
+}
+
+// checkOutboxAfterCrash: every acknowledged charge's event is there once,
+// every event has its charge and every charge its event (written
+// together), every acknowledged delivery holds, and the pending events
+// the recovered store answers are exactly the undelivered ones.
+func checkOutboxAfterCrash(t *testing.T, s *journal.Store, acked map[string][]string) {
+	t.Helper()
+	ctx := context.Background()
+	type row struct {
+		id        int64
+		body      string
+		delivered bool
+	}
+	events := map[string][]row{}
+	var undelivered []int64
+	rows, err := s.DB().QueryContext(ctx, `SELECT id, event_key, body, delivered_at IS NOT NULL FROM outbox ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r row
+		var key string
+		if err := rows.Scan(&r.id, &key, &r.body, &r.delivered); err != nil {
+			t.Fatal(err)
+		}
+		events[key] = append(events[key], r)
+		if !r.delivered {
+			undelivered = append(undelivered, r.id)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range acked["CHARGE"] {
+		op := strings.TrimSuffix(k, "-use")
+		if rs := events[op+"-ev"]; len(rs) != 1 || rs[0].body != op {
+			t.Errorf("acknowledged charge %s: its event is there as %+v after kill -9", k, rs)
+		}
+	}
+	for _, k := range acked["DELIVER"] {
+		if rs := events[k]; len(rs) != 1 || !rs[0].delivered {
+			t.Errorf("acknowledged delivery of %s: %+v after kill -9", k, rs)
+		}
+	}
+	charges := map[string]bool{}
+	if err := s.View(ctx, func(tx ledger.ReadTx) error {
+		return tx.ScanEntries(ctx, func(e ledger.Entry) error {
+			if strings.HasSuffix(e.Key, "-use") {
+				charges[strings.TrimSuffix(e.Key, "-use")+"-ev"] = true
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for k := range events {
+		if !charges[k] {
+			t.Errorf("event %s without its charge after kill -9", k)
+		}
+	}
+	for k := range charges {
+		if len(events[k]) == 0 {
+			t.Errorf("charge of %s without its event after kill -9", k)
+		}
+	}
+	var pending []int64
+	if err := s.View(ctx, func(tx ledger.ReadTx) error {
+		evs, err := tx.PendingOutbox(ctx, 0, 1<<30)
+		for _, e := range evs {
+			pending = append(pending, e.ID)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(pending) != fmt.Sprint(undelivered) {
+		t.Errorf("pending after recovery %v, undelivered in the tables %v", pending, undelivered)
+	}
+	if len(acked["DELIVER"]) == 0 || len(undelivered) == 0 {
+		t.Errorf("%d deliveries acknowledged, %d events undelivered: the test exercised too little", len(acked["DELIVER"]), len(undelivered))
 	}
 }
 

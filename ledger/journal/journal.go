@@ -86,8 +86,10 @@ type Store struct {
 	log     *segLog
 	nextSeq uint64
 	nextID  int64
-	broken  error
-	closed  bool
+	// nextEvent is the next outbox event's ID.
+	nextEvent int64
+	broken    error
+	closed    bool
 
 	mu        sync.RWMutex // guards m and committed
 	m         *mem
@@ -235,6 +237,11 @@ func (s *Store) recover(ctx context.Context) error {
 	} else if m2+1 > s.nextID {
 		s.nextID = m2 + 1
 	}
+	maxEvent, err := s.inner.OutboxState(ctx)
+	if err != nil {
+		return err
+	}
+	s.nextEvent = maxEvent + 1
 	if _, err := s.inner.DB().ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
 		return err
 	}
@@ -251,6 +258,10 @@ func (s *Store) recover(ctx context.Context) error {
 	}
 	if err := s.inner.ScanNames(ctx, func(ref string) { s.m.names.add(nameRef, ref) },
 		func(key string) { s.m.names.add(nameKey, key) }); err != nil {
+		return err
+	}
+	if err := s.inner.ScanOutbox(ctx, func(key string) { s.m.names.add(nameOutbox, key) },
+		func(e ledger.OutboxEvent) error { s.m.addEvent(e); return nil }); err != nil {
 		return err
 	}
 	return s.inner.ScanSessions(ctx, func(name string, expiry int64, nonces []uint32) error {
@@ -335,6 +346,7 @@ type Stats struct {
 	Accounts  int    // accounts in memory (pools, open jobs, unprojected final jobs)
 	Keys      int    // idempotency keys in memory (unprojected)
 	Sessions  int    // ticket sessions in memory
+	Outbox    int    // outbox events in memory (undelivered, or delivery unprojected)
 }
 
 // Stats returns the store's counters.
@@ -350,6 +362,7 @@ func (s *Store) Stats() Stats {
 	s.pmu.Unlock()
 	s.mu.RLock()
 	st.Accounts, st.Keys, st.Sessions = len(s.m.accts), len(s.m.keys), len(s.m.sessions)
+	st.Outbox = len(s.m.outbox)
 	s.mu.RUnlock()
 	return st
 }

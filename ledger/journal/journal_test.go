@@ -2,6 +2,7 @@ package journal_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -50,6 +51,76 @@ func heldBack(t testing.TB) ledgertest.Opener {
 			t.Fatal(err)
 		}
 		return s
+	}
+}
+
+// Memory holds undelivered outbox events only: a delivered one leaves it
+// once the tables hold its delivery, and its key is then found taken in
+// the tables.
+func TestOutboxMemoryHoldsUndelivered(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(ledgertest.TempDir(t), sqlite.FileName)
+	s, err := journal.Open(ctx, path, journal.Options{ProjectAfter: 1 << 20, ProjectDelay: time.Hour, MaxLag: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := func(key string) *ledger.OutboxEvent {
+		return &ledger.OutboxEvent{Key: key, Topic: "usage", At: ledgertest.Epoch, Body: []byte(key)}
+	}
+	insert := func(evs ...*ledger.OutboxEvent) error {
+		return s.Update(ctx, func(tx ledger.Tx) error { return tx.InsertOutbox(ctx, evs) })
+	}
+	if err := insert(ev("a"), ev("b"), ev("c")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats(); got.Outbox != 3 || got.Projected != 0 {
+		t.Fatalf("stats %+v, want 3 events in memory, nothing projected", got)
+	}
+	var pending []ledger.OutboxEvent
+	if err := s.View(ctx, func(tx ledger.ReadTx) (err error) {
+		pending, err = tx.PendingOutbox(ctx, 0, 10)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 3 || pending[0].ID != 1 || pending[2].ID != 3 {
+		t.Fatalf("pending before any projection: %+v", pending)
+	}
+	l := ledger.New(s, ledger.Options{})
+	defer l.Close()
+	if err := l.MarkDelivered(ctx, []int64{pending[0].ID, pending[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats(); got.Outbox != 3 {
+		t.Fatalf("stats %+v: delivered events left memory before the tables hold their delivery", got)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The next commit evicts what the projection now holds.
+	if err := insert(ev("d")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats(); got.Outbox != 2 {
+		t.Fatalf("stats %+v, want the 2 undelivered events in memory", got)
+	}
+	if err := insert(ev("a")); !errors.Is(err, ledger.ErrKeyTaken) {
+		t.Fatalf("key of a delivered event, gone from memory: %v, want ErrKeyTaken", err)
+	}
+	got, err := l.PendingOutbox(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "c" || got[1].Key != "d" || got[1].ID != 4 {
+		t.Fatalf("pending %+v, want c and d (ID 4)", got)
+	}
+	var n, delivered int
+	if err := s.DB().QueryRow(`SELECT count(*), count(delivered_at) FROM outbox`).Scan(&n, &delivered); err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 || delivered != 2 {
+		t.Fatalf("tables hold %d events, %d delivered; want 4, 2", n, delivered)
 	}
 }
 

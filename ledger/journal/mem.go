@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -9,15 +10,24 @@ import (
 
 // mem is the ledger's state in memory: every pool, every open job, and
 // what the projection has not caught up with yet (final jobs, entries with
-// idempotency keys); every live ticket session with its nonces. What the
-// projection holds is dropped from it, so it is bounded by what is open,
-// not by history.
+// idempotency keys); every live ticket session with its nonces; every
+// undelivered outbox event. What the projection holds is dropped from it,
+// so it is bounded by what is open, not by history.
 type mem struct {
 	// names holds every reference and key ever held (see bloom).
 	names    *bloom
 	accts    map[ledger.Ref]*memAcct
 	keys     map[string]*memEntry
 	sessions map[string]*memSession
+	// outbox holds every undelivered event, and delivered ones until the
+	// projection holds their delivery; outboxKeys their keys.
+	outbox     map[int64]*memEvent
+	outboxKeys map[string]int64
+}
+
+type memEvent struct {
+	e         ledger.OutboxEvent
+	delivered uint64 // record that delivered it; 0: undelivered
 }
 
 type memAcct struct {
@@ -36,7 +46,8 @@ type memSession struct {
 }
 
 func newMem(filterBytes int) *mem {
-	return &mem{names: newBloom(filterBytes), accts: map[ledger.Ref]*memAcct{}, keys: map[string]*memEntry{}, sessions: map[string]*memSession{}}
+	return &mem{names: newBloom(filterBytes), accts: map[ledger.Ref]*memAcct{}, keys: map[string]*memEntry{}, sessions: map[string]*memSession{},
+		outbox: map[int64]*memEvent{}, outboxKeys: map[string]int64{}}
 }
 
 // apply makes record r's changes.
@@ -67,6 +78,17 @@ func (m *mem) apply(r *record) {
 		}
 		for _, n := range sn.Nonces {
 			s.nonces[n] = struct{}{}
+		}
+	}
+	for _, e := range r.Outbox {
+		m.addEvent(e)
+	}
+	for _, d := range r.Delivered {
+		for _, id := range d.IDs {
+			if me := m.outbox[id]; me != nil && me.delivered == 0 {
+				me.delivered = r.seq
+				me.e.DeliveredAt = d.At
+			}
 		}
 	}
 	if r.Forget != nil {
@@ -110,6 +132,42 @@ func (m *mem) evict(r *record) {
 			delete(m.keys, e.Key)
 		}
 	}
+	for _, d := range r.Delivered {
+		for _, id := range d.IDs {
+			if me := m.outbox[id]; me != nil && me.delivered == r.seq {
+				delete(m.outbox, id)
+				delete(m.outboxKeys, me.e.Key)
+			}
+		}
+	}
+}
+
+// addEvent holds an undelivered outbox event.
+func (m *mem) addEvent(e ledger.OutboxEvent) {
+	m.outbox[e.ID] = &memEvent{e: e}
+	m.outboxKeys[e.Key] = e.ID
+	m.names.add(nameOutbox, e.Key)
+}
+
+// pendingOutbox returns the undelivered events with an ID above after, by
+// ID, at most limit (0: all), their bodies copied.
+func (m *mem) pendingOutbox(after int64, limit int) []ledger.OutboxEvent {
+	var ids []int64
+	for id, me := range m.outbox {
+		if id > after && me.delivered == 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+	}
+	out := make([]ledger.OutboxEvent, len(ids))
+	for i, id := range ids {
+		out[i] = m.outbox[id].e
+		out[i].Body = append([]byte{}, out[i].Body...)
+	}
+	return out
 }
 
 func (m *mem) expiredJobs(now time.Time, limit int) []ledger.Ref {

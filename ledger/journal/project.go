@@ -140,7 +140,8 @@ func (s *Store) waitLag(ctx context.Context) error {
 // project applies records, in order, in one transaction of the tables,
 // with the last one's seq. Consecutive records are merged: an account
 // changed by several is written once, in its last state; a ticket
-// session's nonces are added in one step. A record with a Forget or an
+// session's nonces are added in one step; outbox events are inserted,
+// then the batch's deliveries made, in order. A record with a Forget or an
 // Archive comes alone.
 func (s *Store) project(ctx context.Context, batch []*record) error {
 	last := batch[len(batch)-1].seq
@@ -165,6 +166,8 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 		var entries []*ledger.Entry
 		var winners []*ledger.WinnerRow
 		var winnerUpdates []winnerUpdate
+		var events []*ledger.OutboxEvent
+		var deliveries []delivery
 		sessions := map[string]*ledger.SessionNonces{}
 		var order []string
 		for _, r := range batch {
@@ -190,6 +193,10 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 				winners = append(winners, &r.Winners[i])
 			}
 			winnerUpdates = append(winnerUpdates, r.WinnerUpdates...)
+			for i := range r.Outbox {
+				events = append(events, &r.Outbox[i])
+			}
+			deliveries = append(deliveries, r.Delivered...)
 			for _, sn := range r.Nonces {
 				if prev := sessions[sn.Session]; prev != nil {
 					prev.Nonces = append(prev.Nonces, sn.Nonces...)
@@ -258,6 +265,18 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 			}
 			if !ok {
 				return fmt.Errorf("journal: winning ticket %s was not %s when its update was projected", wu.Key, wu.From)
+			}
+		}
+		if len(events) > 0 {
+			// With their IDs; an event delivered later in the batch is
+			// updated below, after its insert.
+			if err := tx.InsertOutbox(ctx, events); err != nil {
+				return err
+			}
+		}
+		for _, d := range deliveries {
+			if err := tx.MarkDelivered(ctx, d.IDs, d.At); err != nil {
+				return err
 			}
 		}
 		return sqlstore.SetProjected(ctx, tx, last)

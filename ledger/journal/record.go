@@ -15,6 +15,10 @@ type record struct {
 	Entries []ledger.Entry         `json:"e,omitempty"`
 	Nonces  []ledger.SessionNonces `json:"n,omitempty"`
 	Winners []ledger.WinnerRow     `json:"w,omitempty"`
+	// Outbox are events written with the record's money moves, with the
+	// IDs the store assigned; Delivered marks undelivered ones delivered.
+	Outbox    []ledger.OutboxEvent `json:"o,omitempty"`
+	Delivered []delivery           `json:"d,omitempty"`
 	// Forget is ForgetSessions' expiry; Archive an archive batch. A record
 	// with either carries nothing else and is projected on its own.
 	Forget  *int64               `json:"f,omitempty"`
@@ -30,6 +34,13 @@ type winnerUpdate struct {
 	From string              `json:"f"`
 	U    ledger.WinnerUpdate `json:"u"`
 	Now  time.Time           `json:"t"`
+}
+
+// delivery is one MarkDelivered: the events' IDs (each undelivered when
+// the record was written) and the time.
+type delivery struct {
+	At  time.Time `json:"at"`
+	IDs []int64   `json:"ids"`
 }
 
 // jAccount carries an account's TTL exactly (Account's JSON has it in
@@ -53,7 +64,7 @@ func (j *jAccount) account() ledger.Account {
 
 func (r *record) empty() bool {
 	return len(r.Created) == 0 && len(r.Updated) == 0 && len(r.Entries) == 0 && len(r.Nonces) == 0 &&
-		len(r.Winners) == 0 && r.Forget == nil && r.Archive == nil && len(r.WinnerUpdates) == 0
+		len(r.Winners) == 0 && len(r.WinnerUpdates) == 0 && len(r.Outbox) == 0 && len(r.Delivered) == 0 && r.Forget == nil && r.Archive == nil
 }
 
 func (r *record) special() bool { return r.Forget != nil || r.Archive != nil }

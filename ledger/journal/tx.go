@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"byoc/ledger"
@@ -54,7 +55,7 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 // Memory changes at once, so the next batch builds on this one; should
 // the sync fail, the store is broken and acknowledges nothing more.
 func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (uint64, error) {
-	t := &updateTx{s: s, rec: &record{}, nextID: s.nextID, absent: map[ledger.Ref]bool{},
+	t := &updateTx{s: s, rec: &record{}, nextID: s.nextID, nextEvent: s.nextEvent, absent: map[ledger.Ref]bool{},
 		created: map[ledger.Ref]bool{}, newKeys: map[string]bool{}}
 	if err := fn(t); err != nil {
 		return 0, err
@@ -76,6 +77,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (uint6
 	}
 	s.nextSeq++
 	s.nextID = t.nextID
+	s.nextEvent = t.nextEvent
 	s.mu.Lock()
 	s.evictLocked()
 	s.m.apply(r)
@@ -96,10 +98,16 @@ type updateTx struct {
 	s      *Store
 	rec    *record
 	nextID int64
+	// nextEvent is the next outbox event's ID.
+	nextEvent int64
 	// absent: refs LoadAccounts found nowhere (may be created).
 	absent  map[ledger.Ref]bool
 	created map[ledger.Ref]bool
 	newKeys map[string]bool
+	// newEvents: outbox keys this transaction wrote; delivering: IDs it
+	// marked delivered.
+	newEvents  map[string]bool
+	delivering map[int64]bool
 }
 
 // loadAccounts reads refs from memory and, for those it does not hold
@@ -481,4 +489,107 @@ func (t *updateTx) Archive(ctx context.Context, b ledger.ArchiveBatch) error {
 	}
 	t.rec.Archive = &b
 	return nil
+}
+
+// ---- the outbox ----
+
+// InsertOutbox implements ledger.Tx: the events go into this Update's
+// record, so they are journalled, and acknowledged, with its other
+// writes. IDs are assigned in order, as the tables would (one past the
+// largest). A key taken by an event memory holds (every undelivered one,
+// and delivered ones until the tables hold their delivery) or, if the
+// filter says it may be, by one in the tables, is ErrKeyTaken.
+func (t *updateTx) InsertOutbox(ctx context.Context, events []*ledger.OutboxEvent) error {
+	var ask []string
+	t.s.mu.RLock()
+	for _, e := range events {
+		_, inMem := t.s.m.outboxKeys[e.Key]
+		if inMem || t.newEvents[e.Key] {
+			t.s.mu.RUnlock()
+			return fmt.Errorf("%w: outbox event %q", ledger.ErrKeyTaken, e.Key)
+		}
+		if t.s.m.names.mayHave(nameOutbox, e.Key) {
+			ask = append(ask, e.Key)
+		}
+	}
+	t.s.mu.RUnlock()
+	// An event leaves memory only once the tables hold it delivered, so
+	// the tables need not catch up for this.
+	if len(ask) > 0 {
+		taken, err := t.s.inner.OutboxKeysTaken(ctx, ask)
+		if err != nil {
+			return err
+		}
+		if len(taken) > 0 {
+			return fmt.Errorf("%w: outbox event %q", ledger.ErrKeyTaken, taken[0])
+		}
+	}
+	if t.newEvents == nil {
+		t.newEvents = map[string]bool{}
+	}
+	for _, e := range events {
+		if t.newEvents[e.Key] {
+			return fmt.Errorf("%w: outbox event %q twice", ledger.ErrKeyTaken, e.Key)
+		}
+		t.newEvents[e.Key] = true
+	}
+	for _, e := range events {
+		c := *e
+		c.ID = t.nextEvent
+		t.nextEvent++
+		c.At = time.UnixMicro(e.At.UnixMicro()).UTC() // as the tables keep it
+		c.DeliveredAt = time.Time{}
+		c.Body = append([]byte{}, e.Body...)
+		t.rec.Outbox = append(t.rec.Outbox, c)
+	}
+	return nil
+}
+
+// MarkDelivered implements ledger.Tx: the record carries those of ids
+// that are undelivered (memory holds every such event), so a delivery is
+// journalled once and replays the same.
+func (t *updateTx) MarkDelivered(ctx context.Context, ids []int64, at time.Time) error {
+	if t.delivering == nil {
+		t.delivering = map[int64]bool{}
+	}
+	own := map[int64]bool{}
+	for _, e := range t.rec.Outbox {
+		own[e.ID] = true
+	}
+	d := delivery{At: time.UnixMicro(at.UnixMicro()).UTC()}
+	t.s.mu.RLock()
+	for _, id := range ids {
+		if t.delivering[id] {
+			continue
+		}
+		me := t.s.m.outbox[id]
+		if (me != nil && me.delivered == 0) || own[id] {
+			t.delivering[id] = true
+			d.IDs = append(d.IDs, id)
+		}
+	}
+	t.s.mu.RUnlock()
+	if len(d.IDs) > 0 {
+		t.rec.Delivered = append(t.rec.Delivered, d)
+	}
+	return nil
+}
+
+// PendingOutbox implements ledger.ReadTx from memory, with this
+// transaction's own outbox writes.
+func (t *updateTx) PendingOutbox(ctx context.Context, after int64, limit int) ([]ledger.OutboxEvent, error) {
+	t.s.mu.RLock()
+	out := t.s.m.pendingOutbox(after, 0)
+	t.s.mu.RUnlock()
+	for _, e := range t.rec.Outbox {
+		if e.ID > after {
+			e.Body = append([]byte{}, e.Body...)
+			out = append(out, e) // IDs above memory's
+		}
+	}
+	out = slices.DeleteFunc(out, func(e ledger.OutboxEvent) bool { return t.delivering[e.ID] })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }

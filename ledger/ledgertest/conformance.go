@@ -48,6 +48,7 @@ func Run(t *testing.T, f Factory) {
 	tests = append(tests, paymentTests...)
 	tests = append(tests, upToTests...)
 	tests = append(tests, archiveTests...)
+	tests = append(tests, outboxTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, NewEnv(t, f))

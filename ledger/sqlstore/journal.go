@@ -162,3 +162,81 @@ func (s *Store) ScanNames(ctx context.Context, ref, key func(string)) error {
 		return nil
 	})
 }
+
+// OutboxState returns the largest outbox event ID (0: none).
+func (s *Store) OutboxState(ctx context.Context) (maxID int64, err error) {
+	var m sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, `SELECT max(id) FROM outbox`).Scan(&m); err != nil {
+		return 0, fmt.Errorf("outbox state: %w", err)
+	}
+	return m.Int64, nil
+}
+
+// ScanOutbox calls key for every outbox event's key and pending for every
+// undelivered event, by ID.
+func (s *Store) ScanOutbox(ctx context.Context, key func(string), pending func(ledger.OutboxEvent) error) error {
+	return s.View(ctx, func(rtx ledger.ReadTx) error {
+		t := rtx.(*tx)
+		rows, err := t.query(ctx, `SELECT event_key FROM outbox`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			key(k)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for after := int64(0); ; {
+			evs, err := t.PendingOutbox(ctx, after, 1000)
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				if err := pending(e); err != nil {
+					return err
+				}
+			}
+			if len(evs) < 1000 {
+				return nil
+			}
+			after = evs[len(evs)-1].ID
+		}
+	})
+}
+
+// OutboxKeysTaken returns those of keys that outbox events carry.
+func (s *Store) OutboxKeysTaken(ctx context.Context, keys []string) ([]string, error) {
+	var out []string
+	err := s.View(ctx, func(rtx ledger.ReadTx) error {
+		t := rtx.(*tx)
+		for start, n := range pieces(len(keys)) {
+			args := make([]any, n)
+			for i, k := range keys[start : start+n] {
+				args[i] = k
+			}
+			rows, err := t.query(ctx, `SELECT event_key FROM outbox WHERE event_key IN (`+placeholders(n, 1)+`)`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var k string
+				if err := rows.Scan(&k); err != nil {
+					rows.Close()
+					return err
+				}
+				out = append(out, k)
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -35,7 +35,8 @@ const Unit = time.Second
 
 // Pool is the full key of the pool that pays for work: whose credit
 // (Sender), for what (Capability) and, within a sender, for whom
-// (Customer, "" today). It is the one place a pool or job key is built.
+// (Customer: a remote signer's customer bound into the signed request,
+// "" for none). It is the one place a pool or job key is built.
 type Pool struct {
 	Sender     common.Address
 	Capability string

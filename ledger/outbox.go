@@ -1,0 +1,77 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// OutboxEvent is a message written in the same transaction as the money
+// move it reports, so that it exists exactly when the move does, and
+// delivered afterwards, at least once, by whoever reads PendingOutbox (a
+// signer's usage events). Key is unique: a receiver de-duplicates by it.
+type OutboxEvent struct {
+	ID          int64     `json:"id"`
+	Key         string    `json:"key"`
+	Topic       string    `json:"topic"`
+	Subject     string    `json:"subject"`
+	At          time.Time `json:"at"`
+	Body        []byte    `json:"body"`
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
+}
+
+func (e *OutboxEvent) check() error {
+	if e == nil {
+		return nil
+	}
+	if err := checkKey(e.Key); err != nil || e.Key == "" {
+		return fmt.Errorf("%w: outbox event key %q", ErrInvalidInput, e.Key)
+	}
+	if err := checkName("outbox topic", e.Topic, true); err != nil {
+		return err
+	}
+	return checkName("outbox subject", e.Subject, false)
+}
+
+// ChargeWithEvent is Charge that also writes ev to the outbox in the same
+// transaction; a charge replayed under its key writes nothing again. ev's
+// At is set to the ledger's time.
+func (l *Ledger) ChargeWithEvent(ctx context.Context, from Ref, amount, grace Amount, key string, ev OutboxEvent) (ChargeResult, error) {
+	if err := firstErr(from.Validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key), ev.check()); err != nil {
+		return ChargeResult{}, err
+	}
+	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key, event: &ev})
+}
+
+// CreditWithEvent is Credit that also writes ev to the outbox in the same
+// transaction.
+func (l *Ledger) CreditWithEvent(ctx context.Context, to Ref, amount Amount, key string, ev OutboxEvent) (CreditResult, error) {
+	if err := firstErr(to.Validate(), checkAmount("credit", amount), checkKey(key), ev.check()); err != nil {
+		return CreditResult{}, err
+	}
+	return run[CreditResult](ctx, l, &creditOp{ref: to, amount: amount, k: key, event: &ev})
+}
+
+// PendingOutbox returns undelivered outbox events with an ID above after,
+// oldest first, at most limit (0: 100).
+func (l *Ledger) PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEvent, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []OutboxEvent
+	err := l.store.View(ctx, func(tx ReadTx) (err error) {
+		out, err = tx.PendingOutbox(ctx, after, limit)
+		return err
+	})
+	return out, err
+}
+
+// MarkDelivered records that the outbox events with these IDs were
+// delivered, at the ledger's time.
+func (l *Ledger) MarkDelivered(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	at := l.clock.Now()
+	return l.store.Update(ctx, func(tx Tx) error { return tx.MarkDelivered(ctx, ids, at) })
+}

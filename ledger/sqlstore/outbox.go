@@ -1,0 +1,83 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"byoc/ledger"
+)
+
+// The outbox (migration 0006): events written with the money moves they
+// report, read back until delivered.
+
+const (
+	insertOutboxSQL = `INSERT INTO outbox (event_key, topic, subject, at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`
+	// insertOutboxWithIDSQL: the journal store's projection, whose events
+	// carry the IDs the journal assigned.
+	insertOutboxWithIDSQL = `INSERT INTO outbox (id, event_key, topic, subject, at, body, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`
+)
+
+// InsertOutbox inserts events; an event with an ID (assigned by the
+// journal store, whose projection this is) is inserted with it.
+func (t *tx) InsertOutbox(ctx context.Context, events []*ledger.OutboxEvent) error {
+	for _, e := range events {
+		body := e.Body
+		if body == nil {
+			body = []byte{} // NOT NULL: an empty body is empty, not absent
+		}
+		q, args := insertOutboxSQL, []any{e.Key, e.Topic, e.Subject, e.At.UnixMicro(), body}
+		if e.ID > 0 {
+			var delivered any
+			if !e.DeliveredAt.IsZero() {
+				delivered = e.DeliveredAt.UnixMicro()
+			}
+			q, args = insertOutboxWithIDSQL, append([]any{e.ID}, append(args, delivered)...)
+		}
+		res, err := t.exec(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return fmt.Errorf("%w: outbox event %q", ledger.ErrKeyTaken, e.Key)
+		}
+	}
+	return nil
+}
+
+func (t *tx) PendingOutbox(ctx context.Context, after int64, limit int) ([]ledger.OutboxEvent, error) {
+	rows, err := t.query(ctx, `SELECT id, event_key, topic, subject, at, body FROM outbox
+		WHERE delivered_at IS NULL AND id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ledger.OutboxEvent
+	for rows.Next() {
+		var e ledger.OutboxEvent
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Key, &e.Topic, &e.Subject, &at, &e.Body); err != nil {
+			return nil, err
+		}
+		e.At = time.UnixMicro(at).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) MarkDelivered(ctx context.Context, ids []int64, at time.Time) error {
+	for start, n := range pieces(len(ids)) {
+		args := []any{at.UnixMicro()}
+		for _, id := range ids[start : start+n] {
+			args = append(args, id)
+		}
+		q := `UPDATE outbox SET delivered_at = ? WHERE delivered_at IS NULL AND id IN (?` + strings.Repeat(", ?", n-1) + `)`
+		if _, err := t.exec(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package signer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+
+	"byoc/ledger"
+)
+
+// BudgetName is the capability name of a customer's budget pool in the
+// signer's ledger: pool (signer address, "budget", customer). UsageName
+// names the pool that tallies what was signed for a customer when budgets
+// are not enforced.
+const (
+	BudgetName = "budget"
+	UsageName  = "usage"
+)
+
+// Usage event topics in the outbox.
+const (
+	TopicUsage  = "usage"
+	TopicRefund = "usage.refund"
+)
+
+// Budgets keeps customers' prepaid budgets in the signer's ledger, one pool
+// per customer (the customer being the state's auth ID; "" is the budget of
+// callers no one names). A grant is a ledger credit under the caller's
+// idempotency key; a payment's spend a ledger charge that may not take the
+// pool below zero, so concurrent payments — from one signer or several on
+// one database — cannot overspend. Alerts fire once per crossing of each
+// threshold (a share of what was granted, spent).
+type Budgets struct {
+	// Ledger holds the budgets; Owner is the pools' sender (the signer's
+	// address).
+	Ledger *ledger.Ledger
+	Owner  string
+	// Unlimited records spends without enforcing a budget: each is
+	// credited to the customer's usage tally (pool "usage", whose balance
+	// is what was spent) instead of charged to a budget.
+	Unlimited bool
+	// Events writes each spend's usage event to the ledger's outbox, in
+	// the spend's transaction, for an EventSink to deliver.
+	Events bool
+	// Thresholds are the shares spent, in percent, that fire an alert
+	// (e.g. 80, 100).
+	Thresholds []int
+	// Alert receives each crossing; nil: none.
+	Alert func(Alert)
+	// Notify, if set, is called after each spend or refund with an event
+	// (to wake the EventSink).
+	Notify func()
+}
+
+// Alert says a customer's spend crossed a threshold.
+type Alert struct {
+	// ID is unique per crossing: customer, threshold and the grant total
+	// it was crossed against.
+	ID        string        `json:"id"`
+	Customer  string        `json:"customer"`
+	Threshold int           `json:"threshold_percent"`
+	Granted   ledger.Amount `json:"granted"`
+	Spent     ledger.Amount `json:"spent"`
+	Balance   ledger.Amount `json:"balance"`
+}
+
+// BudgetView is a customer's budget.
+type BudgetView struct {
+	Customer string        `json:"customer"`
+	Granted  ledger.Amount `json:"granted"`
+	Spent    ledger.Amount `json:"spent"`
+	Balance  ledger.Amount `json:"balance"`
+}
+
+// Ref is the ledger account of customer's budget (or usage tally).
+func (b *Budgets) Ref(customer string) ledger.Ref {
+	name := BudgetName
+	if b.Unlimited {
+		name = UsageName
+	}
+	return ledger.Ref{Kind: ledger.KindPool, Sender: b.Owner, Name: name, Customer: customer}
+}
+
+// Grant adds amount to customer's budget, once per key.
+func (b *Budgets) Grant(ctx context.Context, customer string, amount ledger.Amount, key string) (BudgetView, error) {
+	if b.Unlimited {
+		return BudgetView{}, fmt.Errorf("%w: budgets are not enforced (start the signer with --budgets)", ledger.ErrInvalidInput)
+	}
+	if key == "" {
+		return BudgetView{}, fmt.Errorf("%w: a grant needs an idempotency key", ledger.ErrInvalidInput)
+	}
+	if amount.Sign() <= 0 {
+		return BudgetView{}, fmt.Errorf("%w: a grant must be positive", ledger.ErrInvalidInput)
+	}
+	if _, err := b.Ledger.Credit(ctx, b.Ref(customer), amount, "grant:"+key); err != nil {
+		return BudgetView{}, err
+	}
+	return b.Read(ctx, customer)
+}
+
+// Read returns customer's budget; a customer never granted anything has
+// a zero one.
+func (b *Budgets) Read(ctx context.Context, customer string) (BudgetView, error) {
+	a, err := b.Ledger.Account(ctx, b.Ref(customer))
+	if errors.Is(err, ledger.ErrNotFound) {
+		return BudgetView{Customer: customer}, nil
+	}
+	if err != nil {
+		return BudgetView{}, err
+	}
+	return view(a), nil
+}
+
+func view(a ledger.Account) BudgetView {
+	if a.Ref.Name == UsageName {
+		return BudgetView{Customer: a.Ref.Customer, Spent: a.Balance}
+	}
+	return BudgetView{Customer: a.Ref.Customer, Granted: a.Credited, Spent: a.Charged, Balance: a.Balance}
+}
+
+// List returns every customer's budget, in the order they were first granted.
+func (b *Budgets) List(ctx context.Context) ([]BudgetView, error) {
+	out := []BudgetView{}
+	var after int64
+	for {
+		as, err := b.Ledger.List(ctx, ledger.AccountFilter{Kind: ledger.KindPool, Sender: b.Owner, AfterID: after, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			if a.Ref.Name == b.Ref("").Name {
+				out = append(out, view(a))
+			}
+			after = a.ID
+		}
+		if len(as) < 500 {
+			return out, nil
+		}
+	}
+}
+
+// Spend charges a payment to its customer's budget: ErrOverBudget when the
+// customer has none or too little left.
+func (b *Budgets) Spend(ctx context.Context, s *Spend) error {
+	ref := b.Ref(s.Customer)
+	if err := ref.Validate(); err != nil {
+		return fmt.Errorf("%w: customer %q: %v", ErrOverBudget, s.Customer, err)
+	}
+	ev, err := b.event(TopicUsage, s, s.Event)
+	if err != nil {
+		return err
+	}
+	if ev != nil && b.Notify != nil {
+		defer b.Notify()
+	}
+	if b.Unlimited {
+		if ev != nil {
+			_, err = b.Ledger.CreditWithEvent(ctx, ref, s.Amount, "spend:"+s.Key, *ev)
+		} else {
+			_, err = b.Ledger.Credit(ctx, ref, s.Amount, "spend:"+s.Key)
+		}
+		return err
+	}
+	var res ledger.ChargeResult
+	if ev != nil {
+		res, err = b.Ledger.ChargeWithEvent(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key, *ev)
+	} else {
+		res, err = b.Ledger.Charge(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key)
+	}
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return fmt.Errorf("%w: customer %q has no budget", ErrOverBudget, s.Customer)
+	case errors.Is(err, ledger.ErrInsufficientFunds):
+		return fmt.Errorf("%w: customer %q cannot cover %s wei", ErrOverBudget, s.Customer, s.Amount)
+	case err != nil:
+		return err
+	}
+	if res.Replayed {
+		return nil // a retried call: charged once, alerted once
+	}
+	if len(b.Thresholds) > 0 && b.Alert != nil && s.Amount.Sign() > 0 {
+		b.alerts(ctx, s, res.Balance)
+	}
+	return nil
+}
+
+// alerts fires the thresholds this spend crossed: spent before it below
+// t % of the grants, spent after it at or above.
+func (b *Budgets) alerts(ctx context.Context, s *Spend, after ledger.Amount) {
+	a, err := b.Ledger.Account(ctx, b.Ref(s.Customer))
+	if err != nil || a.Credited.Sign() <= 0 {
+		return
+	}
+	spentAfter := a.Credited.Sub(after)
+	spentBefore := spentAfter.Sub(s.Amount)
+	for _, t := range slices.Sorted(slices.Values(b.Thresholds)) {
+		line := new(big.Int).Mul(a.Credited.Big(), big.NewInt(int64(t)))
+		if new(big.Int).Mul(spentBefore.Big(), big.NewInt(100)).Cmp(line) < 0 &&
+			new(big.Int).Mul(spentAfter.Big(), big.NewInt(100)).Cmp(line) >= 0 {
+			b.Alert(Alert{
+				ID:       fmt.Sprintf("%s:%d:%s", s.Customer, t, a.Credited),
+				Customer: s.Customer, Threshold: t, Granted: a.Credited, Spent: spentAfter, Balance: after,
+			})
+		}
+	}
+}
+
+// Refund returns a spend whose payment was not signed, with an event that
+// cancels its usage event (refund_of names it): credited back to the
+// budget, or charged back from the usage tally.
+func (b *Budgets) Refund(ctx context.Context, s *Spend) error {
+	ev, err := b.event(TopicRefund, s, map[string]string{"refund_of": s.Key, "auth_id": s.Customer, "spent": "-" + s.Amount.String()})
+	if err != nil {
+		return err
+	}
+	if ev != nil && b.Notify != nil {
+		defer b.Notify()
+	}
+	ref, key := b.Ref(s.Customer), "refund:"+s.Key
+	switch {
+	case b.Unlimited && ev != nil:
+		_, err = b.Ledger.ChargeWithEvent(ctx, ref, s.Amount, ledger.Amount{}, key, *ev)
+	case b.Unlimited:
+		_, err = b.Ledger.Charge(ctx, ref, s.Amount, ledger.Amount{}, key)
+	case ev != nil:
+		_, err = b.Ledger.CreditWithEvent(ctx, ref, s.Amount, key, *ev)
+	default:
+		_, err = b.Ledger.Credit(ctx, ref, s.Amount, key)
+	}
+	return err
+}
+
+// event is the outbox event of a spend or refund; nil without Events.
+func (b *Budgets) event(topic string, s *Spend, data any) (*ledger.OutboxEvent, error) {
+	if !b.Events {
+		return nil, nil
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	key := s.Key
+	if topic == TopicRefund {
+		key = "refund-" + s.Key
+	}
+	return &ledger.OutboxEvent{Key: key, Topic: topic, Subject: s.Customer, Body: body}, nil
+}

@@ -1,0 +1,244 @@
+package signer
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"byoc/ledger"
+	"byoc/ledger/ledgertest"
+)
+
+// everyStore runs fn on every store (ledgertest.Stores: plain SQLite, the
+// journal store a signer runs on by default, and PostgreSQL, skipped,
+// saying so, without BYOC_POSTGRES_DSN); the ledger's invariants are
+// verified after each.
+func everyStore(t *testing.T, fn func(t *testing.T, env *ledgertest.Env)) {
+	for _, st := range ledgertest.Stores {
+		t.Run(st.Name, func(t *testing.T) { fn(t, ledgertest.NewEnv(t, st.Factory)) })
+	}
+}
+
+// budgetSigner is a test signer charging budgets in env's ledger.
+func budgetSigner(t *testing.T, rc *recorded, env *ledgertest.Env, alert func(Alert)) (*Signer, *Budgets) {
+	b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex(), Thresholds: []int{80, 100}, Alert: alert}
+	s, _ := newTestSigner(t, rc, func(c *Config) { c.Budget = b })
+	return s, b
+}
+
+// costOf is what n tickets of the recorded params cost a budget.
+func costOf(t *testing.T, n int64) ledger.Amount {
+	c := ledger.CreditFor(evOf(t))
+	return ledger.AmountFromBig(c.Big().Mul(c.Big(), ledger.Wei(n).Big()))
+}
+
+// TestBudgetRefusesBeforeSigning: a customer without a budget, or with too
+// little, gets 483 insufficient_balance and no nonce is spent; after a
+// grant the payment goes through, starting at nonce 1, and the budget is
+// charged what the tickets are worth.
+func TestBudgetRefusesBeforeSigning(t *testing.T) {
+	rc := loadRecorded(t)
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		s, b := budgetSigner(t, rc, env, nil)
+		h := s.Handler()
+		req := rc.request(nil, "m", 27648000, "") // 3 tickets
+		code, body, _ := post(t, h, "/generate-live-payment", req, HeaderAuthID, "alice")
+		if code != 483 || !strings.Contains(body, `"code":"insufficient_balance"`) || !strings.Contains(body, `has no budget`) {
+			t.Fatalf("no budget: %d %s", code, body)
+		}
+		if _, err := b.Grant(env.Ctx, "alice", costOf(t, 2), "g1"); err != nil {
+			t.Fatal(err)
+		}
+		code, body, _ = post(t, h, "/generate-live-payment", req, HeaderAuthID, "alice")
+		if code != 483 || !strings.Contains(body, "cannot cover") {
+			t.Fatalf("too little: %d %s", code, body)
+		}
+		// A grant replayed under its key adds nothing; a new key tops up.
+		for range 2 {
+			if _, err := b.Grant(env.Ctx, "alice", costOf(t, 1), "g2"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := b.Grant(env.Ctx, "alice", costOf(t, 2), "g2"); err == nil {
+			t.Error("a key reused for another amount was accepted")
+		}
+		code, body, _ = post(t, h, "/generate-live-payment", req, HeaderAuthID, "alice")
+		r := decodeOK(t, code, body)
+		if got := nonces(t, r.Payment); len(got) != 3 || got[0] != 1 {
+			t.Errorf("nonces %v: a refusal spent some", got)
+		}
+		v, err := b.Read(env.Ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Granted.Cmp(costOf(t, 3)) != 0 || v.Spent.Cmp(costOf(t, 3)) != 0 || !v.Balance.IsZero() {
+			t.Errorf("budget %+v, want granted = spent = %s", v, costOf(t, 3))
+		}
+		// Bob's budget is his own.
+		code, _, _ = post(t, h, "/generate-live-payment", req, HeaderAuthID, "bob")
+		if code != 483 {
+			t.Errorf("bob without a budget: %d", code)
+		}
+	})
+}
+
+// TestBudgetConcurrent: many goroutines paying from one budget that covers
+// exactly k payments: k succeed, the rest get 483, the budget ends at zero
+// and never below.
+func TestBudgetConcurrent(t *testing.T) {
+	rc := loadRecorded(t)
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		var mu sync.Mutex
+		var alerts []Alert
+		s, b := budgetSigner(t, rc, env, func(a Alert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() })
+		h := s.Handler()
+		const k, workers, each = 10, 16, 3
+		if _, err := b.Grant(env.Ctx, "carol", costOf(t, 3*k), "g"); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		codes := make(chan int, workers*each)
+		seen := make(chan []uint32, workers*each)
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					req := rc.request(nil, fmt.Sprintf("m%d", w), 27648000, "")
+					code, body, _ := post(t, h, "/generate-live-payment", req, HeaderAuthID, "carol")
+					codes <- code
+					if code == 200 {
+						var r RemotePaymentResponse
+						json.Unmarshal([]byte(body), &r)
+						seen <- nonces(t, r.Payment)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(codes)
+		close(seen)
+		ok, refused := 0, 0
+		for c := range codes {
+			switch c {
+			case 200:
+				ok++
+			case 483:
+				refused++
+			default:
+				t.Errorf("status %d", c)
+			}
+		}
+		if ok != k || refused != workers*each-k {
+			t.Errorf("%d paid, %d refused; want %d and %d", ok, refused, k, workers*each-k)
+		}
+		used := map[uint32]bool{}
+		for ns := range seen {
+			for _, n := range ns {
+				if used[n] {
+					t.Errorf("nonce %d signed twice", n)
+				}
+				used[n] = true
+			}
+		}
+		if len(used) != 3*k {
+			t.Errorf("%d nonces signed, want %d", len(used), 3*k)
+		}
+		v, _ := b.Read(env.Ctx, "carol")
+		if !v.Balance.IsZero() || v.Spent.Cmp(costOf(t, 3*k)) != 0 {
+			t.Errorf("budget %+v", v)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		slices.SortFunc(alerts, func(a, b Alert) int { return a.Threshold - b.Threshold }) // concurrent: any order
+		if len(alerts) != 2 || alerts[0].Threshold != 80 || alerts[1].Threshold != 100 {
+			t.Errorf("alerts %+v, want one at 80 %% and one at 100 %%", alerts)
+		}
+	})
+}
+
+// TestBudgetAlertsOncePerCrossing: an alert fires when a threshold is
+// crossed, not again while spending stays above it, and again after a
+// top-up brings the share spent back below it and it is crossed anew.
+func TestBudgetAlertsOncePerCrossing(t *testing.T) {
+	rc := loadRecorded(t)
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		var alerts []Alert
+		s, b := budgetSigner(t, rc, env, func(a Alert) { alerts = append(alerts, a) })
+		h := s.Handler()
+		pay := func() int {
+			code, _, _ := post(t, h, "/generate-live-payment", rc.request(nil, "m", 1, ""), HeaderAuthID, "dave") // 1 ticket
+			return code
+		}
+		b.Grant(env.Ctx, "dave", costOf(t, 10), "g1")
+		for i := range 7 {
+			if c := pay(); c != 200 {
+				t.Fatalf("payment %d: %d", i, c)
+			}
+		}
+		if len(alerts) != 0 {
+			t.Fatalf("alerts at 70 %%: %+v", alerts)
+		}
+		pay() // 80 %
+		pay() // 90 %
+		if len(alerts) != 1 || alerts[0].Threshold != 80 || alerts[0].Customer != "dave" {
+			t.Fatalf("alerts %+v", alerts)
+		}
+		pay() // 100 %
+		if pay() != 483 {
+			t.Error("paid past the budget")
+		}
+		if len(alerts) != 2 || alerts[1].Threshold != 100 {
+			t.Fatalf("alerts %+v", alerts)
+		}
+		b.Grant(env.Ctx, "dave", costOf(t, 10), "g2") // 10 of 20 spent: 50 %
+		for range 6 {
+			pay()
+		}
+		if len(alerts) != 3 || alerts[2].Threshold != 80 || alerts[2].ID == alerts[0].ID {
+			t.Fatalf("after the top-up: %+v", alerts)
+		}
+	})
+}
+
+// TestBudgetAdmin: the admin API grants (idempotently), reads and lists.
+func TestBudgetAdmin(t *testing.T) {
+	rc := loadRecorded(t)
+	env := ledgertest.NewEnv(t, ledgertest.SQLite)
+	_, b := budgetSigner(t, rc, env, nil)
+	mux := http.NewServeMux()
+	BudgetRoutes(mux, b)
+	do := func(method, path, body string) (int, string) {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return w.Code, w.Body.String()
+	}
+	for range 2 {
+		if c, body := do("POST", "/admin/budget/grant", `{"customer":"erin","amount":"1000","key":"k1"}`); c != 200 ||
+			body != `{"customer":"erin","granted":"1000","spent":"0","balance":"1000"}`+"\n" {
+			t.Errorf("grant: %d %s", c, body)
+		}
+	}
+	for _, bad := range []string{`{"customer":"erin","amount":"1000"}`, `{"customer":"erin","amount":"-1","key":"k"}`,
+		`{"customer":"erin","amount":"x","key":"k"}`, `{`, `{"customer":"a\u0001","amount":"1","key":"k"}`} {
+		if c, body := do("POST", "/admin/budget/grant", bad); c != 400 {
+			t.Errorf("%s: %d %s", bad, c, body)
+		}
+	}
+	if c, body := do("POST", "/admin/budget/grant", `{"customer":"erin","amount":"5","key":"k1"}`); c != 409 {
+		t.Errorf("key reused: %d %s", c, body)
+	}
+	if c, body := do("GET", "/admin/budget?customer=nobody", ""); c != 200 || !strings.Contains(body, `"granted":"0"`) {
+		t.Errorf("unknown customer: %d %s", c, body)
+	}
+	do("POST", "/admin/budget/grant", `{"customer":"","amount":"7","key":"anon"}`)
+	if c, body := do("GET", "/admin/budgets", ""); c != 200 ||
+		body != `[{"customer":"erin","granted":"1000","spent":"0","balance":"1000"},{"customer":"","granted":"7","spent":"0","balance":"7"}]`+"\n" {
+		t.Errorf("list: %d %s", c, body)
+	}
+}

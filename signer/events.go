@@ -1,0 +1,174 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"byoc/ledger"
+)
+
+// CloudEvent is one usage event as delivered: CloudEvents 1.0 in
+// structured mode, the form OpenMeter ingests. ID is the outbox key, unique
+// per signed payment, so a receiver de-duplicates redeliveries by it;
+// Subject is the customer (the auth ID).
+type CloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Event types of the delivered CloudEvents.
+const (
+	EventTypeUsage  = "create_signed_ticket"
+	EventTypeRefund = "create_signed_ticket.refund"
+)
+
+// EventSink delivers the ledger's outbox to an HTTP endpoint, at least
+// once, in order: batches of CloudEvents POSTed as
+// application/cloudevents-batch+json; a batch is marked delivered in the
+// ledger only after a 2xx, and retried with exponential backoff until
+// then. Events survive restarts in the ledger, so none is lost while the
+// sink is down or the signer is killed; one delivered just before a kill
+// may be delivered again (same ID).
+type EventSink struct {
+	URL     string
+	Headers map[string]string
+	Client  *http.Client
+	Ledger  *ledger.Ledger
+	// Source is the CloudEvents source (e.g. byoc-signer/<address>).
+	Source string
+	// Batch is the most events per POST; default 100.
+	Batch int
+	// After waits (the poll interval, the backoff); default time.After.
+	After func(time.Duration) <-chan time.Time
+	// Poll is how often the outbox is read when nothing woke the sink;
+	// default 1 s. MinBackoff, MaxBackoff bound the retry waits (1 s, 5 min).
+	Poll, MinBackoff, MaxBackoff time.Duration
+	Logger                       *slog.Logger
+	// Delivered, if set, is told how many events each accepted batch held.
+	Delivered func(n int)
+
+	wake chan struct{}
+}
+
+// NewEventSink fills in s's defaults.
+func NewEventSink(s EventSink) *EventSink {
+	if s.Client == nil {
+		s.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if s.Batch <= 0 {
+		s.Batch = 100
+	}
+	if s.After == nil {
+		s.After = time.After
+	}
+	if s.Poll <= 0 {
+		s.Poll = time.Second
+	}
+	if s.MinBackoff <= 0 {
+		s.MinBackoff = time.Second
+	}
+	if s.MaxBackoff < s.MinBackoff {
+		s.MaxBackoff = 5 * time.Minute
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	s.wake = make(chan struct{}, 1)
+	return &s
+}
+
+// Wake asks the sink to read the outbox now (after a spend).
+func (s *EventSink) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (s *EventSink) Run(ctx context.Context) {
+	backoff := s.MinBackoff
+	for {
+		n, err := s.deliver(ctx)
+		var wait <-chan time.Time
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.Logger.Warn("signer: usage events not delivered; retrying", "url", s.URL, "in", backoff, "err", err)
+			wait = s.After(backoff)
+			backoff = min(2*backoff, s.MaxBackoff)
+		case n == s.Batch:
+			backoff = s.MinBackoff
+			continue // more may be waiting
+		default:
+			backoff = s.MinBackoff
+			wait = s.After(s.Poll)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait:
+		case <-s.wake:
+		}
+	}
+}
+
+// deliver sends one batch of pending events and marks it delivered.
+func (s *EventSink) deliver(ctx context.Context) (int, error) {
+	evs, err := s.Ledger.PendingOutbox(ctx, 0, s.Batch)
+	if err != nil || len(evs) == 0 {
+		return 0, err
+	}
+	batch := make([]CloudEvent, len(evs))
+	ids := make([]int64, len(evs))
+	for i, e := range evs {
+		typ := EventTypeUsage
+		if e.Topic == TopicRefund {
+			typ = EventTypeRefund
+		}
+		batch[i] = CloudEvent{SpecVersion: "1.0", ID: e.Key, Source: s.Source, Type: typ, Subject: e.Subject,
+			Time: e.At, DataContentType: "application/json", Data: e.Body}
+		ids[i] = e.ID
+	}
+	body, err := json.Marshal(batch)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+	for k, v := range s.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if err := s.Ledger.MarkDelivered(context.WithoutCancel(ctx), ids); err != nil {
+		return 0, err
+	}
+	if s.Delivered != nil {
+		s.Delivered(len(evs))
+	}
+	return len(evs), nil
+}
