@@ -7,7 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,5 +257,51 @@ func TestRemoteSignerStreams(t *testing.T) {
 	}
 	if bal, _ := o.Ledger.Balance(ctx, ledger.PoolKey{Sender: s.Address(), Capability: "live"}.Ref()); !bal.IsZero() {
 		t.Errorf("customer-less pool holds %s", bal)
+	}
+}
+
+// TestRemoteSignerSignFailsChargesNothing: when the signer cannot sign a
+// job's request (here a proxy in front of it fails /sign-byoc-job), the
+// gateway has asked for no tickets: the customer's budget is charged
+// nothing. (It signed after paying, leaving the customer charged for
+// tickets never sent.)
+func TestRemoteSignerSignFailsChargesNothing(t *testing.T) {
+	o := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
+	s := startSigner(t, keyA)
+	ctx := context.Background()
+	if _, err := s.Budgets.Grant(ctx, "alice", ledger.Wei(100_000), "g-alice"); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse(s.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var payments atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case wire.RouteSignBYOCJob:
+			http.Error(w, `{"error":{"message":"signing is down"}}`, http.StatusInternalServerError)
+			return
+		case wire.RouteGenerateBYOCPayment:
+			payments.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	remote, err := gateway.NewRemoteSigner(ctx, proxy.URL, map[string]string{signer.HeaderAuthID: "alice"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, "", []string{o.URL}, func(cfg *gateway.NodeConfig) { cfg.Gateway.Remote = remote })
+	if r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"}); r.status != http.StatusInternalServerError {
+		t.Errorf("job with signing down: %d %s", r.status, r.body)
+	}
+	idle(t, gw)
+	v, err := s.Budgets.Read(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := payments.Load(); n != 0 || !v.Spent.IsZero() {
+		t.Errorf("signing failed, yet %d payments were asked for and alice was charged %s", n, v.Spent)
 	}
 }
