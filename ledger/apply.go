@@ -477,6 +477,9 @@ type chargeOp struct {
 	// (nothing when that is not positive); grace is then unused.
 	upTo  bool
 	event *OutboxEvent // written with the charge, if any
+	// more, if set, decides further events from the account before and
+	// after the charge (ChargeWithEvents).
+	more func(before, after Account) []OutboxEvent
 }
 
 func (c *chargeOp) refs() []Ref { return []Ref{c.ref} }
@@ -515,12 +518,25 @@ func (c *chargeOp) apply(o *opCtx) (any, error) {
 	if nb.outOfRange() {
 		return nil, fmt.Errorf("%w: %s - %s", ErrAmountOverflow, a.Balance, amount)
 	}
+	before := *a
 	a.Balance = nb
 	a.Charged = a.Charged.Add(amount)
+	var more []OutboxEvent
+	if c.more != nil {
+		more = c.more(before, *a)
+		for i := range more {
+			if err := more[i].check(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	o.touch(a)
 	o.entry(Entry{Kind: EntryCharge, From: a.ID, Amount: amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
 	o.event(c.event)
-	return ChargeResult{Balance: nb, Charged: amount}, nil
+	for i := range more {
+		o.event(&more[i])
+	}
+	return ChargeResult{Balance: nb, Charged: amount, Events: more}, nil
 }
 
 // ---- OpenJob ----

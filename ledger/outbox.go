@@ -43,6 +43,21 @@ func (l *Ledger) ChargeWithEvent(ctx context.Context, from Ref, amount, grace Am
 	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key, event: &ev})
 }
 
+// ChargeWithEvents is ChargeWithEvent (ev may be nil) that also writes the
+// events more returns, decided in the charge's transaction from the
+// account as it was before the charge and as it is after it (a budget's
+// threshold alerts: whether this charge crossed one depends on what was
+// charged before it, which only the transaction knows). more must be a
+// pure function of its arguments: it may run more than once. A replayed
+// charge calls it not and writes nothing; the result's Events are what was
+// written.
+func (l *Ledger) ChargeWithEvents(ctx context.Context, from Ref, amount, grace Amount, key string, ev *OutboxEvent, more func(before, after Account) []OutboxEvent) (ChargeResult, error) {
+	if err := firstErr(from.Validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key), ev.check()); err != nil {
+		return ChargeResult{}, err
+	}
+	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key, event: ev, more: more})
+}
+
 // CreditWithEvent is Credit that also writes ev to the outbox in the same
 // transaction.
 func (l *Ledger) CreditWithEvent(ctx context.Context, to Ref, amount Amount, key string, ev OutboxEvent) (CreditResult, error) {

@@ -2,6 +2,8 @@ package signer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ const (
 const (
 	TopicUsage  = "usage"
 	TopicRefund = "usage.refund"
+	TopicAlert  = "budget.alert"
 )
 
 // Budgets keeps customers' prepaid budgets in the signer's ledger, one pool
@@ -48,8 +51,14 @@ type Budgets struct {
 	// Thresholds are the shares spent, in percent, that fire an alert
 	// (e.g. 80, 100).
 	Thresholds []int
-	// Alert receives each crossing; nil: none.
+	// Alert receives each crossing (after its spend is committed); nil:
+	// none.
 	Alert func(Alert)
+	// AlertOutbox writes each crossing to the ledger's outbox (topic
+	// TopicAlert) in the transaction of the spend that crossed it, for an
+	// EventSink to deliver: an alert then exists exactly when its spend
+	// does, and survives a kill.
+	AlertOutbox bool
 	// Notify, if set, is called after each spend or refund with an event
 	// (to wake the EventSink).
 	Notify func()
@@ -165,7 +174,12 @@ func (b *Budgets) Spend(ctx context.Context, s *Spend) error {
 		return err
 	}
 	var res ledger.ChargeResult
-	if ev != nil {
+	outboxAlerts := b.AlertOutbox && len(b.Thresholds) > 0
+	if outboxAlerts {
+		res, err = b.Ledger.ChargeWithEvents(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key, ev, func(before, after ledger.Account) []ledger.OutboxEvent {
+			return b.alertEvents(s.Customer, before, after)
+		})
+	} else if ev != nil {
 		res, err = b.Ledger.ChargeWithEvent(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key, *ev)
 	} else {
 		res, err = b.Ledger.Charge(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key)
@@ -181,31 +195,73 @@ func (b *Budgets) Spend(ctx context.Context, s *Spend) error {
 	if res.Replayed {
 		return nil // a retried call: charged once, alerted once
 	}
+	if outboxAlerts {
+		if len(res.Events) > 0 && b.Notify != nil && ev == nil {
+			defer b.Notify()
+		}
+		for _, e := range res.Events {
+			var a Alert
+			if json.Unmarshal(e.Body, &a) == nil && b.Alert != nil {
+				b.Alert(a)
+			}
+		}
+		return nil
+	}
 	if len(b.Thresholds) > 0 && b.Alert != nil && s.Amount.Sign() > 0 {
 		b.alerts(ctx, s, res.Balance)
 	}
 	return nil
 }
 
-// alerts fires the thresholds this spend crossed: spent before it below
-// t % of the grants, spent after it at or above.
+// alerts fires, from memory after the spend, the thresholds it crossed
+// (without AlertOutbox: a crossing is then lost if the process dies
+// before it is delivered).
 func (b *Budgets) alerts(ctx context.Context, s *Spend, after ledger.Amount) {
 	a, err := b.Ledger.Account(ctx, b.Ref(s.Customer))
 	if err != nil || a.Credited.Sign() <= 0 {
 		return
 	}
 	spentAfter := a.Credited.Sub(after)
-	spentBefore := spentAfter.Sub(s.Amount)
-	for _, t := range slices.Sorted(slices.Values(b.Thresholds)) {
-		line := new(big.Int).Mul(a.Credited.Big(), big.NewInt(int64(t)))
+	for _, al := range crossings(s.Customer, b.Thresholds, a.Credited, spentAfter.Sub(s.Amount), spentAfter, after) {
+		b.Alert(al)
+	}
+}
+
+// alertEvents are the outbox events of the thresholds a charge crossed,
+// from the budget before and after it: spent before below t % of the
+// grants, spent after at or above. The event's key is unique per crossing
+// (customer, threshold, grants), as the alert's ID.
+func (b *Budgets) alertEvents(customer string, before, after ledger.Account) []ledger.OutboxEvent {
+	if after.Credited.Sign() <= 0 {
+		return nil
+	}
+	var out []ledger.OutboxEvent
+	for _, a := range crossings(customer, b.Thresholds, after.Credited, before.Credited.Sub(before.Balance), after.Credited.Sub(after.Balance), after.Balance) {
+		body, err := json.Marshal(a)
+		if err != nil {
+			continue
+		}
+		h := sha256.Sum256([]byte(a.ID))
+		out = append(out, ledger.OutboxEvent{Key: "alert-" + hex.EncodeToString(h[:15]), Topic: TopicAlert, Subject: customer, Body: body})
+	}
+	return out
+}
+
+// crossings are the thresholds (percent of granted) that spent crossed
+// going from spentBefore to spentAfter.
+func crossings(customer string, thresholds []int, granted, spentBefore, spentAfter, balance ledger.Amount) []Alert {
+	var out []Alert
+	for _, t := range slices.Sorted(slices.Values(thresholds)) {
+		line := new(big.Int).Mul(granted.Big(), big.NewInt(int64(t)))
 		if new(big.Int).Mul(spentBefore.Big(), big.NewInt(100)).Cmp(line) < 0 &&
 			new(big.Int).Mul(spentAfter.Big(), big.NewInt(100)).Cmp(line) >= 0 {
-			b.Alert(Alert{
-				ID:       fmt.Sprintf("%s:%d:%s", s.Customer, t, a.Credited),
-				Customer: s.Customer, Threshold: t, Granted: a.Credited, Spent: spentAfter, Balance: after,
+			out = append(out, Alert{
+				ID:       fmt.Sprintf("%s:%d:%s", customer, t, granted),
+				Customer: customer, Threshold: t, Granted: granted, Spent: spentAfter, Balance: balance,
 			})
 		}
 	}
+	return out
 }
 
 // Refund returns a spend whose payment was not signed, with an event that

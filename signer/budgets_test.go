@@ -92,74 +92,81 @@ func TestBudgetRefusesBeforeSigning(t *testing.T) {
 // and never below.
 func TestBudgetConcurrent(t *testing.T) {
 	rc := loadRecorded(t)
-	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
-		var mu sync.Mutex
-		var alerts []Alert
-		s, b := budgetSigner(t, rc, env, func(a Alert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() })
-		h := s.Handler()
-		const k, workers, each = 10, 16, 3
-		if _, err := b.Grant(env.Ctx, "carol", costOf(t, 3*k), "g"); err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		codes := make(chan int, workers*each)
-		seen := make(chan []uint32, workers*each)
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range each {
-					req := rc.request(nil, fmt.Sprintf("m%d", w), 27648000, "")
-					code, body, _ := post(t, h, "/generate-live-payment", req, HeaderAuthID, "carol")
-					codes <- code
-					if code == 200 {
-						var r RemotePaymentResponse
-						json.Unmarshal([]byte(body), &r)
-						seen <- nonces(t, r.Payment)
+	// Alerts from memory after the spend, and from the outbox, decided in
+	// the spend's transaction.
+	for _, outbox := range []bool{false, true} {
+		t.Run(fmt.Sprintf("outbox=%v", outbox), func(t *testing.T) {
+			everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+				var mu sync.Mutex
+				var alerts []Alert
+				s, b := budgetSigner(t, rc, env, func(a Alert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() })
+				b.AlertOutbox = outbox
+				h := s.Handler()
+				const k, workers, each = 10, 16, 3
+				if _, err := b.Grant(env.Ctx, "carol", costOf(t, 3*k), "g"); err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				codes := make(chan int, workers*each)
+				seen := make(chan []uint32, workers*each)
+				for w := range workers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range each {
+							req := rc.request(nil, fmt.Sprintf("m%d", w), 27648000, "")
+							code, body, _ := post(t, h, "/generate-live-payment", req, HeaderAuthID, "carol")
+							codes <- code
+							if code == 200 {
+								var r RemotePaymentResponse
+								json.Unmarshal([]byte(body), &r)
+								seen <- nonces(t, r.Payment)
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				close(codes)
+				close(seen)
+				ok, refused := 0, 0
+				for c := range codes {
+					switch c {
+					case 200:
+						ok++
+					case 483:
+						refused++
+					default:
+						t.Errorf("status %d", c)
 					}
 				}
-			}()
-		}
-		wg.Wait()
-		close(codes)
-		close(seen)
-		ok, refused := 0, 0
-		for c := range codes {
-			switch c {
-			case 200:
-				ok++
-			case 483:
-				refused++
-			default:
-				t.Errorf("status %d", c)
-			}
-		}
-		if ok != k || refused != workers*each-k {
-			t.Errorf("%d paid, %d refused; want %d and %d", ok, refused, k, workers*each-k)
-		}
-		used := map[uint32]bool{}
-		for ns := range seen {
-			for _, n := range ns {
-				if used[n] {
-					t.Errorf("nonce %d signed twice", n)
+				if ok != k || refused != workers*each-k {
+					t.Errorf("%d paid, %d refused; want %d and %d", ok, refused, k, workers*each-k)
 				}
-				used[n] = true
-			}
-		}
-		if len(used) != 3*k {
-			t.Errorf("%d nonces signed, want %d", len(used), 3*k)
-		}
-		v, _ := b.Read(env.Ctx, "carol")
-		if !v.Balance.IsZero() || v.Spent.Cmp(costOf(t, 3*k)) != 0 {
-			t.Errorf("budget %+v", v)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		slices.SortFunc(alerts, func(a, b Alert) int { return a.Threshold - b.Threshold }) // concurrent: any order
-		if len(alerts) != 2 || alerts[0].Threshold != 80 || alerts[1].Threshold != 100 {
-			t.Errorf("alerts %+v, want one at 80 %% and one at 100 %%", alerts)
-		}
-	})
+				used := map[uint32]bool{}
+				for ns := range seen {
+					for _, n := range ns {
+						if used[n] {
+							t.Errorf("nonce %d signed twice", n)
+						}
+						used[n] = true
+					}
+				}
+				if len(used) != 3*k {
+					t.Errorf("%d nonces signed, want %d", len(used), 3*k)
+				}
+				v, _ := b.Read(env.Ctx, "carol")
+				if !v.Balance.IsZero() || v.Spent.Cmp(costOf(t, 3*k)) != 0 {
+					t.Errorf("budget %+v", v)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				slices.SortFunc(alerts, func(a, b Alert) int { return a.Threshold - b.Threshold }) // concurrent: any order
+				if len(alerts) != 2 || alerts[0].Threshold != 80 || alerts[1].Threshold != 100 {
+					t.Errorf("alerts %+v, want one at 80 %% and one at 100 %%", alerts)
+				}
+			})
+		})
+	}
 }
 
 // TestBudgetAlertsOncePerCrossing: an alert fires when a threshold is
@@ -167,43 +174,50 @@ func TestBudgetConcurrent(t *testing.T) {
 // top-up brings the share spent back below it and it is crossed anew.
 func TestBudgetAlertsOncePerCrossing(t *testing.T) {
 	rc := loadRecorded(t)
-	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
-		var alerts []Alert
-		s, b := budgetSigner(t, rc, env, func(a Alert) { alerts = append(alerts, a) })
-		h := s.Handler()
-		pay := func() int {
-			code, _, _ := post(t, h, "/generate-live-payment", rc.request(nil, "m", 1, ""), HeaderAuthID, "dave") // 1 ticket
-			return code
-		}
-		b.Grant(env.Ctx, "dave", costOf(t, 10), "g1")
-		for i := range 7 {
-			if c := pay(); c != 200 {
-				t.Fatalf("payment %d: %d", i, c)
-			}
-		}
-		if len(alerts) != 0 {
-			t.Fatalf("alerts at 70 %%: %+v", alerts)
-		}
-		pay() // 80 %
-		pay() // 90 %
-		if len(alerts) != 1 || alerts[0].Threshold != 80 || alerts[0].Customer != "dave" {
-			t.Fatalf("alerts %+v", alerts)
-		}
-		pay() // 100 %
-		if pay() != 483 {
-			t.Error("paid past the budget")
-		}
-		if len(alerts) != 2 || alerts[1].Threshold != 100 {
-			t.Fatalf("alerts %+v", alerts)
-		}
-		b.Grant(env.Ctx, "dave", costOf(t, 10), "g2") // 10 of 20 spent: 50 %
-		for range 6 {
-			pay()
-		}
-		if len(alerts) != 3 || alerts[2].Threshold != 80 || alerts[2].ID == alerts[0].ID {
-			t.Fatalf("after the top-up: %+v", alerts)
-		}
-	})
+	// Alerts from memory after the spend, and from the outbox, decided in
+	// the spend's transaction.
+	for _, outbox := range []bool{false, true} {
+		t.Run(fmt.Sprintf("outbox=%v", outbox), func(t *testing.T) {
+			everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+				var alerts []Alert
+				s, b := budgetSigner(t, rc, env, func(a Alert) { alerts = append(alerts, a) })
+				b.AlertOutbox = outbox
+				h := s.Handler()
+				pay := func() int {
+					code, _, _ := post(t, h, "/generate-live-payment", rc.request(nil, "m", 1, ""), HeaderAuthID, "dave") // 1 ticket
+					return code
+				}
+				b.Grant(env.Ctx, "dave", costOf(t, 10), "g1")
+				for i := range 7 {
+					if c := pay(); c != 200 {
+						t.Fatalf("payment %d: %d", i, c)
+					}
+				}
+				if len(alerts) != 0 {
+					t.Fatalf("alerts at 70 %%: %+v", alerts)
+				}
+				pay() // 80 %
+				pay() // 90 %
+				if len(alerts) != 1 || alerts[0].Threshold != 80 || alerts[0].Customer != "dave" {
+					t.Fatalf("alerts %+v", alerts)
+				}
+				pay() // 100 %
+				if pay() != 483 {
+					t.Error("paid past the budget")
+				}
+				if len(alerts) != 2 || alerts[1].Threshold != 100 {
+					t.Fatalf("alerts %+v", alerts)
+				}
+				b.Grant(env.Ctx, "dave", costOf(t, 10), "g2") // 10 of 20 spent: 50 %
+				for range 6 {
+					pay()
+				}
+				if len(alerts) != 3 || alerts[2].Threshold != 80 || alerts[2].ID == alerts[0].ID {
+					t.Fatalf("after the top-up: %+v", alerts)
+				}
+			})
+		})
+	}
 }
 
 // TestBudgetAdmin: the admin API grants (idempotently), reads and lists.

@@ -193,3 +193,69 @@ func TestStatement(t *testing.T) {
 		t.Errorf("json %s (%v)", w.Body.String(), err)
 	}
 }
+
+// TestBudgetAlertsSurviveRestart: a threshold alert is written to the
+// outbox in the transaction of the spend that crossed it, so alerts
+// pending when the signer dies (no sink ever ran) are delivered by the
+// next process, once per crossing, as JSON to the alert URL; the usage
+// sink delivers the usage events only, the alert sink the alerts only.
+func TestBudgetAlertsSurviveRestart(t *testing.T) {
+	rc := loadRecorded(t)
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		var logged []Alert
+		b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex(), Events: true, Thresholds: []int{80, 100},
+			AlertOutbox: true, Alert: func(a Alert) { logged = append(logged, a) }}
+		s, _ := newTestSigner(t, rc, func(c *Config) { c.Budget = b })
+		if _, err := b.Grant(env.Ctx, "dave", costOf(t, 5), "g"); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			if code := payAs(t, s.Handler(), rc.request(nil, "m", 1, ""), "dave"); code != 200 { // 1 ticket each
+				t.Fatalf("%d", code)
+			}
+		}
+		if len(logged) != 2 {
+			t.Errorf("logged alerts %+v, want 80 %% and 100 %%", logged)
+		}
+		env.Restart()
+
+		alerts := make(chan Alert, 4)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var a Alert
+			if err := json.NewDecoder(r.Body).Decode(&a); err != nil || r.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("alert: %v (%s)", err, r.Header.Get("Content-Type"))
+			}
+			alerts <- a
+		}))
+		t.Cleanup(srv.Close)
+		delivered := make(chan int, 4)
+		as := NewEventSink(EventSink{URL: srv.URL, Ledger: env.Ledger, Topics: []string{TopicAlert}, Plain: true, Poll: time.Minute,
+			Logger: slog.New(slog.DiscardHandler), After: func(time.Duration) <-chan time.Time { return make(chan time.Time) },
+			Delivered: func(n int) { delivered <- n }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { as.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		for i, want := range []int{80, 100} {
+			a := recv(t, alerts)
+			recv(t, delivered)
+			if a.Customer != "dave" || a.Threshold != want || a.Granted.Cmp(costOf(t, 5)) != 0 || a.ID != logged[i].ID {
+				t.Errorf("alert %d after the restart: %+v, want %d %% (logged %+v)", i, a, want, logged[i])
+			}
+		}
+		ts := newTestSink(t, env)
+		ts.run(t)
+		if got := recv(t, ts.batches); len(got) != 5 || got[0].Type != EventTypeUsage || got[4].Type != EventTypeUsage {
+			t.Errorf("the usage sink delivered %d events: %+v", len(got), got)
+		}
+		recv(t, ts.delivered)
+		if evs, err := env.Ledger.PendingOutbox(env.Ctx, 0, 100); err != nil || len(evs) != 0 {
+			t.Errorf("pending after both sinks: %d (%v)", len(evs), err)
+		}
+		select {
+		case a := <-alerts:
+			t.Errorf("an alert delivered twice: %+v", a)
+		default:
+		}
+	})
+}

@@ -118,17 +118,12 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			cfg.Thresholds = append(cfg.Thresholds, t)
 		}
-		var poster *signer.Poster
-		if *alertURL != "" {
-			poster = signer.NewPoster(signer.Poster{URL: *alertURL, Logger: log}, 1024)
-			cfg.Background = append(cfg.Background, poster.Run)
-		}
+		// Delivered from the ledger's outbox (written with the spend), so
+		// none is lost on a kill.
+		cfg.AlertURL = *alertURL
 		cfg.Alert = func(a signer.Alert) {
 			log.Warn("budget threshold crossed", "customer", a.Customer, "threshold_percent", a.Threshold,
 				"granted", a.Granted.String(), "spent", a.Spent.String())
-			if poster != nil {
-				poster.Post(a)
-			}
 		}
 	}
 	key, err := keyFlags.signer()
