@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -89,4 +90,27 @@ func (l *Ledger) MarkDelivered(ctx context.Context, ids []int64) error {
 	}
 	at := l.clock.Now()
 	return l.store.Update(ctx, func(tx Tx) error { return tx.MarkDelivered(ctx, ids, at) })
+}
+
+// OutboxPruner is a store that can delete delivered outbox events.
+type OutboxPruner interface {
+	// PruneOutbox deletes the outbox events delivered before the given
+	// time, except the newest event (whose ID the next one's follows);
+	// undelivered events are never deleted. It returns how many went.
+	PruneOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error)
+}
+
+// PruneOutbox deletes the outbox events delivered longer than retention
+// ago (by the ledger's clock); undelivered events stay whatever their age.
+// A pruned event's spend stays in the ledger, and its idempotency key with
+// it, so a retried spend is still replayed, not written again.
+func (l *Ledger) PruneOutbox(ctx context.Context, retention time.Duration) (int64, error) {
+	if retention < 0 {
+		return 0, fmt.Errorf("%w: a negative outbox retention", ErrInvalidInput)
+	}
+	p, ok := l.store.(OutboxPruner)
+	if !ok {
+		return 0, fmt.Errorf("%w: this store does not prune its outbox", errors.ErrUnsupported)
+	}
+	return p.PruneOutbox(ctx, l.clock.Now().Add(-retention))
 }

@@ -228,3 +228,41 @@ func (s *EventSink) post(ctx context.Context, body []byte, contentType string) e
 	}
 	return nil
 }
+
+// OutboxPruner deletes delivered outbox events older than Retention from
+// the ledger, every Every (default an hour), so the outbox holds what is
+// pending and a recent history, not every event ever signed.
+type OutboxPruner struct {
+	Ledger    *ledger.Ledger
+	Retention time.Duration
+	Every     time.Duration
+	// After waits between rounds; default time.After.
+	After  func(time.Duration) <-chan time.Time
+	Logger *slog.Logger
+}
+
+// Run prunes until ctx ends.
+func (p *OutboxPruner) Run(ctx context.Context) {
+	every, after, log := p.Every, p.After, p.Logger
+	if every <= 0 {
+		every = time.Hour
+	}
+	if after == nil {
+		after = time.After
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	for {
+		if n, err := p.Ledger.PruneOutbox(ctx, p.Retention); err != nil && ctx.Err() == nil {
+			log.Warn("signer: pruning the outbox", "err", err)
+		} else if n > 0 {
+			log.Info("signer: pruned delivered outbox events", "events", n, "retention", p.Retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-after(every):
+		}
+	}
+}

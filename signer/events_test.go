@@ -3,6 +3,7 @@ package signer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 )
 
@@ -256,6 +258,78 @@ func TestBudgetAlertsSurviveRestart(t *testing.T) {
 		case a := <-alerts:
 			t.Errorf("an alert delivered twice: %+v", a)
 		default:
+		}
+	})
+}
+
+// TestOutboxPrune: delivered events older than the retention are deleted,
+// undelivered ones never, recent ones not yet, the newest one not (the
+// next ID follows it); after a restart the next event gets a new ID, and a
+// spend retried after its event was pruned is replayed, not written again.
+func TestOutboxPrune(t *testing.T) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		b := &Budgets{Ledger: env.Ledger, Owner: "0x0000000000000000000000000000000000000001", Events: true, Unlimited: true}
+		spend := func(key string) {
+			t.Helper()
+			if err := b.Spend(env.Ctx, &Spend{Customer: "a", Amount: ledger.Wei(10), Key: key, Event: UsageEvent{ID: key}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending := func() []ledger.OutboxEvent {
+			t.Helper()
+			evs, err := env.Ledger.PendingOutbox(env.Ctx, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return evs
+		}
+		deliver := func(evs ...ledger.OutboxEvent) {
+			t.Helper()
+			var ids []int64
+			for _, e := range evs {
+				ids = append(ids, e.ID)
+			}
+			if err := env.Ledger.MarkDelivered(env.Ctx, ids); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prune := func(want int64) {
+			t.Helper()
+			if n, err := env.Ledger.PruneOutbox(env.Ctx, time.Hour); err != nil || n != want {
+				t.Errorf("pruned %d (%v), want %d", n, err, want)
+			}
+		}
+		for _, k := range []string{"k1", "k2", "k3"} {
+			spend(k)
+		}
+		evs := pending()
+		deliver(evs[0], evs[1])
+		env.Clock.Advance(2 * time.Hour)
+		deliver(evs[2])
+		spend("k4")
+		prune(2) // k1, k2; k3 delivered just now, k4 pending
+		if got := pending(); len(got) != 1 || got[0].Key != "k4" {
+			t.Errorf("pending after pruning: %+v", got)
+		}
+		env.Clock.Advance(2 * time.Hour)
+		prune(1) // k3
+		deliver(pending()...)
+		env.Clock.Advance(2 * time.Hour)
+		prune(0) // k4 is the newest: kept
+		if _, err := env.Ledger.PruneOutbox(env.Ctx, -time.Second); !errors.Is(err, ledger.ErrInvalidInput) {
+			t.Errorf("a negative retention: %v", err)
+		}
+
+		env.Restart()
+		b.Ledger = env.Ledger
+		spend("k1") // retried after its event was pruned: replayed
+		spend("k5")
+		got := pending()
+		if len(got) != 1 || got[0].Key != "k5" || got[0].ID <= evs[2].ID+1 {
+			t.Errorf("pending after the restart: %+v (k4 had ID %d)", got, evs[2].ID+1)
+		}
+		if v, _ := b.Read(env.Ctx, "a"); v.Spent.Cmp(ledger.Wei(50)) != 0 {
+			t.Errorf("spent %s, want 50 (five spends, k1 once)", v.Spent)
 		}
 	})
 }

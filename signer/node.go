@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"byoc/internal/node"
 	"byoc/internal/serve"
@@ -51,6 +52,9 @@ type NodeConfig struct {
 	// are sent with each POST.
 	EventsURL    string
 	EventHeaders map[string]string
+	// OutboxRetention, if positive, keeps delivered usage events and
+	// alerts this long in the ledger, then deletes them (hourly).
+	OutboxRetention time.Duration
 	// Background runs beside the signer until Close.
 	Background []func(context.Context)
 	// Signer holds the remaining settings; Key defaults to the data
@@ -146,6 +150,10 @@ func (n *Node) start(cfg NodeConfig) error {
 			Topics: []string{TopicAlert}, Plain: true, Logger: sc.Logger})
 		wake = append(wake, n.Alerts.Wake)
 		cfg.Background = append(cfg.Background, n.Alerts.Run)
+	}
+	if cfg.OutboxRetention > 0 {
+		p := &OutboxPruner{Ledger: n.Ledger, Retention: cfg.OutboxRetention, Logger: sc.Logger}
+		cfg.Background = append(cfg.Background, p.Run)
 	}
 	if len(wake) > 0 {
 		n.Budgets.Notify = func() {

@@ -73,6 +73,7 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&cfg.Budgets, "budgets", false, "charge every payment to its customer's budget in the ledger (483 without enough)")
 	thresholds := fs.String("budget-thresholds", "80,100", "shares spent, in percent, that fire a budget alert")
 	alertURL := fs.String("budget-alert-url", "", "URL budget alerts are POSTed to as JSON (empty: logged only)")
+	retention := fs.Duration("outbox-retention", 7*24*time.Hour, "delete delivered usage events and alerts from the ledger this long after delivery (0: keep them)")
 	fs.StringVar(&cfg.EventsURL, "usage-events-url", "", "URL every signed payment's usage event is POSTed to, at least once, as CloudEvents (e.g. OpenMeter's /api/v1/events)")
 	var eventHeaders headerList
 	fs.Var(&eventHeaders, "usage-events-header", "header sent with usage events, 'Name: value' (repeatable)")
@@ -134,6 +135,7 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Signer.Key = key
 	}
 	cfg.DataDir, cfg.LedgerDSN = sf.dataDir, sf.dsn
+	cfg.OutboxRetention = *retention
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "shared-nonces" })
 	if !explicit && sf.dsn != "" {
