@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"net/http"
 	"time"
 
@@ -33,6 +34,18 @@ type streamBook struct {
 	open  bool
 }
 
+// owed is what the books would charge the stream's hold if it ended at
+// now without the orchestrator's figure: the price of the whole seconds
+// since its start (the books settle a stream only at its end), an upper
+// bound as for jobs; the hold caps it when it is charged.
+func (b *streamBook) owed(price *big.Rat, now time.Time) ledger.Amount {
+	c, err := ledger.CostOf(price, ledger.UnitsFor(now.Sub(b.began), time.Second))
+	if err != nil {
+		return ledger.MaxAmount
+	}
+	return c
+}
+
 // bookStreamStart opens the stream's hold with the start payment.
 func (g *Gateway) bookStreamStart(ctx context.Context, s *gwStream, o *offer, pay Payment, resp *http.Response, reserve ledger.Amount) {
 	p := poolID{addr: o.recipient, capability: s.req.Capability}
@@ -50,6 +63,7 @@ func (g *Gateway) bookStreamStart(ctx context.Context, s *gwStream, o *offer, pa
 	}
 	s.mu.Lock()
 	s.book = &streamBook{key: key, began: g.cfg.Ledger.Now(), open: res.Admitted}
+	s.hold = key.Ref()
 	s.mu.Unlock()
 	g.writeOff(ctx, s, pay, resp, "start")
 }
@@ -104,11 +118,7 @@ func (g *Gateway) bookStreamEnd(ctx context.Context, s *gwStream, resp *http.Res
 	if !claimed {
 		// The gateway's estimate: an upper bound, as for jobs; the hold
 		// caps it.
-		c, err := ledger.CostOf(o.price, ledger.UnitsFor(g.cfg.Ledger.Now().Sub(b.began), time.Second))
-		if err != nil {
-			c = ledger.MaxAmount
-		}
-		charged = c
+		charged = b.owed(o.price, g.cfg.Ledger.Now())
 	}
 	if _, err := g.cfg.Ledger.FinishJobUpTo(ctx, b.key, charged, "stream-end:"+b.key.JobID); err != nil {
 		s.log.Error("gateway books: the stream's hold was not closed; the sweeper will release it", "err", err)

@@ -84,6 +84,7 @@ type Orchestrator struct {
 	log     *slog.Logger
 	m       *Metrics
 	streams streamTable
+	ended   endedStreams // the latest stopped streams, for the console
 
 	open struct {
 		sync.Mutex

@@ -243,14 +243,72 @@ func (o *Orchestrator) Streams(ctx context.Context) ([]StreamInfo, error) {
 	now := o.meter.Now()
 	var out []StreamInfo
 	for _, s := range o.streams.running() {
-		bal, err := s.money.Balance(ctx, now)
+		info, err := s.info(ctx, now)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, StreamInfo{ID: s.id, Sender: s.pool.Sender.Hex(), Capability: s.pool.Capability, Hold: s.money.Hold(),
-			Balance: bal, Owed: s.money.Owed(now), Charged: s.money.Total(), DrySince: s.money.DrySince()})
+		out = append(out, info)
 	}
 	return out, nil
+}
+
+// StreamOf is the running stream id of sender as Streams lists it; ok
+// false when there is none.
+func (o *Orchestrator) StreamOf(ctx context.Context, id, sender string) (info StreamInfo, ok bool, err error) {
+	s := o.streams.get(id, sender)
+	if s == nil {
+		return StreamInfo{}, false, nil
+	}
+	info, err = s.info(ctx, o.meter.Now())
+	return info, err == nil, err
+}
+
+func (s *stream) info(ctx context.Context, now time.Time) (StreamInfo, error) {
+	bal, err := s.money.Balance(ctx, now)
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	return StreamInfo{ID: s.id, Sender: s.pool.Sender.Hex(), Capability: s.pool.Capability, Hold: s.money.Hold(),
+		Balance: bal, Owed: s.money.Owed(now), Charged: s.money.Total(), DrySince: s.money.DrySince()}, nil
+}
+
+// EndedStream is a stream that stopped, as the console lists it: its
+// hold (whose statement has the money) and why it stopped.
+type EndedStream struct {
+	ID, Sender, Capability string
+	Hold                   ledger.Ref
+	Reason                 string // StopByGateway, StopInsufficientFunds, …
+	At                     time.Time
+}
+
+// endedKeep is how many stopped streams the orchestrator remembers (in
+// memory: a restart forgets them; their holds stay in the ledger).
+const endedKeep = 50
+
+// endedStreams are the latest stopped streams, newest last.
+type endedStreams struct {
+	mu sync.Mutex
+	l  []EndedStream
+}
+
+func (e *endedStreams) add(s EndedStream) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.l = append(e.l, s)
+	if len(e.l) > endedKeep {
+		e.l = append(e.l[:0:0], e.l[len(e.l)-endedKeep:]...)
+	}
+}
+
+// EndedStreams lists the latest stopped streams, newest first.
+func (o *Orchestrator) EndedStreams() []EndedStream {
+	o.ended.mu.Lock()
+	defer o.ended.mu.Unlock()
+	out := make([]EndedStream, 0, len(o.ended.l))
+	for i := len(o.ended.l) - 1; i >= 0; i-- {
+		out = append(out, o.ended.l[i])
+	}
+	return out
 }
 
 // streamBalance is the Livepeer-Balance of a running stream of sender
@@ -309,6 +367,8 @@ func (o *Orchestrator) stopStream(ctx context.Context, s *stream, reason string,
 			o.cfg.Channels.Close(c)
 		}
 	}
+	o.ended.add(EndedStream{ID: s.id, Sender: s.pool.Sender.Hex(), Capability: s.pool.Capability, Hold: s.money.Hold(),
+		Reason: reason, At: o.meter.Now()})
 	s.slot.release()
 	o.m.openStreams.Dec()
 	o.m.streamsStopped.WithLabelValues(reason).Inc()
