@@ -70,7 +70,7 @@ type Node struct {
 	Ledger        *ledger.Ledger
 	Budgets       *Budgets
 	Events        *EventSink // nil without EventsURL
-	Alerts        *EventSink // budget alerts; nil without AlertURL
+	AlertSink     *EventSink // budget alerts; nil without AlertURL
 	node          *node.Node
 	alerts        alertLog // the latest alerts, for the console
 }
@@ -154,10 +154,10 @@ func (n *Node) start(cfg NodeConfig) error {
 	}
 	if cfg.AlertURL != "" && cfg.Budgets && len(cfg.Thresholds) > 0 {
 		n.Budgets.AlertOutbox = true
-		n.Alerts = NewEventSink(EventSink{URL: cfg.AlertURL, Headers: cfg.AlertHeaders, Ledger: n.Ledger,
+		n.AlertSink = NewEventSink(EventSink{URL: cfg.AlertURL, Headers: cfg.AlertHeaders, Ledger: n.Ledger,
 			Topics: []string{TopicAlert}, Plain: true, Logger: sc.Logger})
-		wake = append(wake, n.Alerts.Wake)
-		cfg.Background = append(cfg.Background, n.Alerts.Run)
+		wake = append(wake, n.AlertSink.Wake)
+		cfg.Background = append(cfg.Background, n.AlertSink.Run)
 	}
 	if cfg.OutboxRetention > 0 {
 		p := &OutboxPruner{Ledger: n.Ledger, Retention: cfg.OutboxRetention, Logger: sc.Logger}
