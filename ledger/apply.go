@@ -480,11 +480,22 @@ type chargeOp struct {
 	// more, if set, decides further events from the account before and
 	// after the charge (ChargeWithEvents).
 	more func(before, after Account) []OutboxEvent
+	// also are further accounts charged the same amount in the same
+	// transaction, each unable to go below zero (ChargeAlso); their
+	// entries' keys are the charge's with "|also<i>".
+	also []Ref
 }
 
-func (c *chargeOp) refs() []Ref { return []Ref{c.ref} }
+func (c *chargeOp) refs() []Ref { return append([]Ref{c.ref}, c.also...) }
 func (c *chargeOp) key() string { return c.k }
 func (c *chargeOp) hash() string {
+	if len(c.also) > 0 {
+		parts := []string{string(EntryCharge), c.ref.Encode(), c.amount.String(), "also"}
+		for _, r := range c.also {
+			parts = append(parts, r.Encode())
+		}
+		return inputHash(parts...)
+	}
 	if c.upTo {
 		return inputHash(string(EntryCharge), "up-to", c.ref.Encode(), c.amount.String())
 	}
@@ -517,6 +528,21 @@ func (c *chargeOp) apply(o *opCtx) (any, error) {
 	}
 	if nb.outOfRange() {
 		return nil, fmt.Errorf("%w: %s - %s", ErrAmountOverflow, a.Balance, amount)
+	}
+	for i, r := range c.also {
+		b := o.account(r)
+		if b == nil {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, r)
+		}
+		bb := b.Balance.Sub(amount)
+		if bb.Sign() < 0 {
+			return nil, fmt.Errorf("%w: %s holds %s, charge %s", ErrInsufficientFunds, r, b.Balance, amount)
+		}
+		b.Balance = bb
+		b.Charged = b.Charged.Add(amount)
+		o.touch(b)
+		k := fmt.Sprintf("%s|also%d", c.k, i)
+		o.entry(Entry{Kind: EntryCharge, From: b.ID, Amount: amount, Key: k, InputHash: inputHash(string(EntryCharge), r.Encode(), amount.String()), BalanceAfter: bb})
 	}
 	before := *a
 	a.Balance = nb

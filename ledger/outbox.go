@@ -59,6 +59,25 @@ func (l *Ledger) ChargeWithEvents(ctx context.Context, from Ref, amount, grace A
 	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key, event: ev, more: more})
 }
 
+// ChargeAlso is ChargeWithEvents that also charges amount to each of also
+// in the same transaction (e.g. a customer's budget and its app's budget):
+// all or none, and none of also may go below zero (ErrInsufficientFunds,
+// ErrNotFound when one does not exist). Replayed under key, nothing is
+// charged again.
+func (l *Ledger) ChargeAlso(ctx context.Context, from Ref, also []Ref, amount, grace Amount, key string, ev *OutboxEvent, more func(before, after Account) []OutboxEvent) (ChargeResult, error) {
+	errs := []error{from.Validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key), ev.check()}
+	for _, r := range also {
+		errs = append(errs, r.Validate())
+		if r == from {
+			errs = append(errs, fmt.Errorf("%w: %s charged twice", ErrInvalidInput, r))
+		}
+	}
+	if err := firstErr(errs...); err != nil {
+		return ChargeResult{}, err
+	}
+	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key, event: ev, more: more, also: also})
+}
+
 // CreditWithEvent is Credit that also writes ev to the outbox in the same
 // transaction.
 func (l *Ledger) CreditWithEvent(ctx context.Context, to Ref, amount Amount, key string, ev OutboxEvent) (CreditResult, error) {

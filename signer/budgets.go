@@ -79,6 +79,7 @@ type Alert struct {
 // BudgetView is a customer's budget.
 type BudgetView struct {
 	Customer string        `json:"customer"`
+	App      string        `json:"app,omitempty"` // an app's budget within the customer's
 	Granted  ledger.Amount `json:"granted"`
 	Spent    ledger.Amount `json:"spent"`
 	Balance  ledger.Amount `json:"balance"`
@@ -91,6 +92,57 @@ func (b *Budgets) Ref(customer string) ledger.Ref {
 		name = UsageName
 	}
 	return ledger.Ref{Kind: ledger.KindPool, Sender: b.Owner, Name: name, Customer: customer}
+}
+
+// AppBudgetPrefix starts the capability name of an app's budget within a
+// customer's: pool (signer address, "budget:"+app, customer). It limits
+// what the customer's payments for that app may spend; they are charged to
+// both, in one transaction.
+const AppBudgetPrefix = BudgetName + ":"
+
+// AppRef is the ledger account of customer's budget for app.
+func (b *Budgets) AppRef(customer, app string) ledger.Ref {
+	return ledger.Ref{Kind: ledger.KindPool, Sender: b.Owner, Name: AppBudgetPrefix + app, Customer: customer}
+}
+
+// GrantApp adds amount to customer's budget for app, once per key: a
+// limit on what the customer's payments for that app spend, on top of the
+// customer's own budget (each such payment is charged to both). An app
+// without one spends from the customer's budget alone.
+func (b *Budgets) GrantApp(ctx context.Context, customer, app string, amount ledger.Amount, key string) (BudgetView, error) {
+	if app == "" {
+		return b.Grant(ctx, customer, amount, key)
+	}
+	if b.Unlimited {
+		return BudgetView{}, fmt.Errorf("%w: budgets are not enforced (start the signer with --budgets)", ledger.ErrInvalidInput)
+	}
+	if key == "" {
+		return BudgetView{}, fmt.Errorf("%w: a grant needs an idempotency key", ledger.ErrInvalidInput)
+	}
+	if amount.Sign() <= 0 {
+		return BudgetView{}, fmt.Errorf("%w: a grant must be positive", ledger.ErrInvalidInput)
+	}
+	if _, err := b.Ledger.Credit(ctx, b.AppRef(customer, app), amount, "grant:"+key); err != nil {
+		return BudgetView{}, err
+	}
+	return b.ReadApp(ctx, customer, app)
+}
+
+// ReadApp returns customer's budget for app (zero when none was granted).
+func (b *Budgets) ReadApp(ctx context.Context, customer, app string) (BudgetView, error) {
+	if app == "" {
+		return b.Read(ctx, customer)
+	}
+	a, err := b.Ledger.Account(ctx, b.AppRef(customer, app))
+	if errors.Is(err, ledger.ErrNotFound) {
+		return BudgetView{Customer: customer, App: app}, nil
+	}
+	if err != nil {
+		return BudgetView{}, err
+	}
+	v := view(a)
+	v.App = app
+	return v, nil
 }
 
 // Grant adds amount to customer's budget, once per key.
@@ -175,7 +227,27 @@ func (b *Budgets) Spend(ctx context.Context, s *Spend) error {
 	}
 	var res ledger.ChargeResult
 	outboxAlerts := b.AlertOutbox && len(b.Thresholds) > 0
-	if outboxAlerts {
+	var also []ledger.Ref
+	if s.App != "" {
+		// The app's budget, if the customer has one for it, limits the
+		// payment too: both are charged, or neither.
+		appRef := b.AppRef(s.Customer, s.App)
+		switch _, err := b.Ledger.Account(ctx, appRef); {
+		case err == nil:
+			also = []ledger.Ref{appRef}
+		case !errors.Is(err, ledger.ErrNotFound):
+			return err
+		}
+	}
+	if len(also) > 0 {
+		var more func(before, after ledger.Account) []ledger.OutboxEvent
+		if outboxAlerts {
+			more = func(before, after ledger.Account) []ledger.OutboxEvent {
+				return b.alertEvents(s.Customer, before, after)
+			}
+		}
+		res, err = b.Ledger.ChargeAlso(ctx, ref, also, s.Amount, ledger.Amount{}, "spend:"+s.Key, ev, more)
+	} else if outboxAlerts {
 		res, err = b.Ledger.ChargeWithEvents(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key, ev, func(before, after ledger.Account) []ledger.OutboxEvent {
 			return b.alertEvents(s.Customer, before, after)
 		})
@@ -187,6 +259,8 @@ func (b *Budgets) Spend(ctx context.Context, s *Spend) error {
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return fmt.Errorf("%w: customer %q has no budget", ErrOverBudget, s.Customer)
+	case errors.Is(err, ledger.ErrInsufficientFunds) && len(also) > 0 && b.appShort(ctx, also[0], s.Amount):
+		return fmt.Errorf("%w: customer %q's budget for app %q cannot cover %s wei", ErrOverBudget, s.Customer, s.App, s.Amount)
 	case errors.Is(err, ledger.ErrInsufficientFunds):
 		return fmt.Errorf("%w: customer %q cannot cover %s wei", ErrOverBudget, s.Customer, s.Amount)
 	case err != nil:
@@ -225,6 +299,13 @@ func (b *Budgets) alerts(ctx context.Context, s *Spend, after ledger.Amount) {
 	for _, al := range crossings(s.Customer, b.Thresholds, a.Credited, spentAfter.Sub(s.Amount), spentAfter, after) {
 		b.Alert(al)
 	}
+}
+
+// appShort reports whether an app's budget holds less than amount (which
+// of the two budgets refused a payment, for the message).
+func (b *Budgets) appShort(ctx context.Context, app ledger.Ref, amount ledger.Amount) bool {
+	a, err := b.Ledger.Account(ctx, app)
+	return err == nil && a.Balance.Cmp(amount) < 0
 }
 
 // alertEvents are the outbox events of the thresholds a charge crossed,

@@ -256,3 +256,69 @@ func TestBudgetAdmin(t *testing.T) {
 		t.Errorf("list: %d %s", c, body)
 	}
 }
+
+// TestAppBudgets: a customer's budget for an app limits the customer's
+// payments for that app — each is charged to both budgets in one
+// transaction, and refused (483, nothing charged) when either cannot pay
+// — while apps without one spend from the customer's budget alone.
+func TestAppBudgets(t *testing.T) {
+	rc := loadRecorded(t)
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		s, b := budgetSigner(t, rc, env, nil)
+		h := s.Handler()
+		pay := func(app string) (int, string) {
+			var m map[string]any
+			json.Unmarshal([]byte(rc.request(nil, "m", 1, "")), &m) // 1 ticket
+			m["app"] = app
+			body, _ := json.Marshal(m)
+			code, out, _ := post(t, h, "/generate-live-payment", string(body), HeaderAuthID, "ida")
+			return code, out
+		}
+		if _, err := b.Grant(env.Ctx, "ida", costOf(t, 10), "g"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.GrantApp(env.Ctx, "ida", "x", costOf(t, 3), "gx"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if code, out := pay("x"); code != 200 {
+				t.Fatalf("payment %d for app x: %d %s", i, code, out)
+			}
+		}
+		if code, out := pay("x"); code != 483 || !strings.Contains(out, `budget for app \"x\"`) {
+			t.Errorf("app x past its budget: %d %s", code, out)
+		}
+		for _, app := range []string{"y", "y", ""} {
+			if code, out := pay(app); code != 200 {
+				t.Errorf("app %q without a budget of its own: %d %s", app, code, out)
+			}
+		}
+		v, err := b.Read(env.Ctx, "ida")
+		if err != nil || v.Spent.Cmp(costOf(t, 6)) != 0 {
+			t.Errorf("ida spent %s (%v), want %s", v.Spent, err, costOf(t, 6))
+		}
+		x, err := b.ReadApp(env.Ctx, "ida", "x")
+		if err != nil || x.Spent.Cmp(costOf(t, 3)) != 0 || !x.Balance.IsZero() || x.App != "x" {
+			t.Errorf("ida's budget for x: %+v (%v)", x, err)
+		}
+		// The app's budget topped up: the customer's own then limits it.
+		if _, err := b.GrantApp(env.Ctx, "ida", "x", costOf(t, 100), "gx2"); err != nil {
+			t.Fatal(err)
+		}
+		for range 4 {
+			if code, out := pay("x"); code != 200 {
+				t.Fatalf("app x after its top-up: %d %s", code, out)
+			}
+		}
+		if code, out := pay("x"); code != 483 || !strings.Contains(out, "cannot cover") || strings.Contains(out, "for app") {
+			t.Errorf("ida's own budget spent: %d %s", code, out)
+		}
+		if x, _ := b.ReadApp(env.Ctx, "ida", "x"); x.Spent.Cmp(costOf(t, 7)) != 0 {
+			t.Errorf("ida's budget for x spent %s, want %s", x.Spent, costOf(t, 7))
+		}
+		// App budgets are not customers' budgets in the list.
+		if l, _ := b.List(env.Ctx); len(l) != 1 || l[0].Customer != "ida" {
+			t.Errorf("list: %+v", l)
+		}
+	})
+}

@@ -198,7 +198,8 @@ through a running signer's admin API (--admin, default
 http://127.0.0.1:7937). Amounts are in wei.
 
   grant --customer C --amount N --key K   add N wei to C's budget; K makes the grant happen once
-  show --customer C                        C's budget: granted, spent, balance
+        [--app A]                          ... to C's budget for app A: a limit on C's payments for A
+  show --customer C [--app A]              C's budget (for app A): granted, spent, balance
   list                                     every customer's budget
   statement --customer C [--format csv]    C's grants and spends, as JSON or CSV
 
@@ -210,6 +211,7 @@ func runSignerBudget(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.SetOutput(stderr)
 	admin := fs.String("admin", "http://127.0.0.1:7937", "the signer's admin URL")
 	customer := fs.String("customer", "", "the customer (the auth ID the webhook or Signer-Auth-Id names)")
+	app := fs.String("app", "", "grant, show: the customer's budget for this app (a limit on its payments for the app, within the customer's budget)")
 	amount := fs.String("amount", "", "wei to grant")
 	key := fs.String("key", "", "idempotency key of the grant (required)")
 	format := fs.String("format", "json", "statement: json or csv")
@@ -232,12 +234,12 @@ func runSignerBudget(ctx context.Context, args []string, stdout, stderr io.Write
 		if *key == "" {
 			return errors.New("--key is required: it makes the grant happen once however often it is sent")
 		}
-		body, _ := json.Marshal(signer.GrantRequest{Customer: *customer, Amount: a, Key: *key})
+		body, _ := json.Marshal(signer.GrantRequest{Customer: *customer, App: *app, Amount: a, Key: *key})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, *admin+"/admin/budget/grant", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err = client.Do(req)
 	case "show":
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *admin+"/admin/budget?customer="+url.QueryEscape(*customer), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *admin+"/admin/budget?customer="+url.QueryEscape(*customer)+"&app="+url.QueryEscape(*app), nil)
 		resp, err = client.Do(req)
 	case "statement":
 		if *format != "json" && *format != "csv" {
