@@ -247,6 +247,7 @@ func (b *Budgets) Spend(ctx context.Context, s *Spend) error {
 			}
 		}
 		res, err = b.Ledger.ChargeAlso(ctx, ref, also, s.Amount, ledger.Amount{}, "spend:"+s.Key, ev, more)
+		s.appCharged = err == nil
 	} else if outboxAlerts {
 		res, err = b.Ledger.ChargeWithEvents(ctx, ref, s.Amount, ledger.Amount{}, "spend:"+s.Key, ev, func(before, after ledger.Account) []ledger.OutboxEvent {
 			return b.alertEvents(s.Customer, before, after)
@@ -366,6 +367,11 @@ func (b *Budgets) Refund(ctx context.Context, s *Spend) error {
 		_, err = b.Ledger.CreditWithEvent(ctx, ref, s.Amount, key, *ev)
 	default:
 		_, err = b.Ledger.Credit(ctx, ref, s.Amount, key)
+	}
+	if err == nil && s.appCharged {
+		// The app's budget was charged with it: credited back too (its own
+		// key, so a retried refund credits it once).
+		_, err = b.Ledger.Credit(ctx, b.AppRef(s.Customer, s.App), s.Amount, key+"|app")
 	}
 	return err
 }

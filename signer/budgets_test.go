@@ -320,5 +320,23 @@ func TestAppBudgets(t *testing.T) {
 		if l, _ := b.List(env.Ctx); len(l) != 1 || l[0].Customer != "ida" {
 			t.Errorf("list: %+v", l)
 		}
+		// A spend refunded (its tickets failed to sign) is credited back to
+		// both budgets, once however often the refund is retried.
+		b.Grant(env.Ctx, "jo", costOf(t, 5), "gj")
+		b.GrantApp(env.Ctx, "jo", "x", costOf(t, 2), "gjx")
+		sp := &Spend{Customer: "jo", App: "x", Amount: costOf(t, 1), Key: "r1", Event: UsageEvent{ID: "r1"}}
+		if err := b.Spend(env.Ctx, sp); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := b.Refund(env.Ctx, sp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		jo, _ := b.Read(env.Ctx, "jo")
+		jx, _ := b.ReadApp(env.Ctx, "jo", "x")
+		if jo.Balance.Cmp(costOf(t, 5)) != 0 || jx.Balance.Cmp(costOf(t, 2)) != 0 {
+			t.Errorf("after the refund: jo holds %s, jo's budget for x %s; want %s and %s", jo.Balance, jx.Balance, costOf(t, 5), costOf(t, 2))
+		}
 	})
 }
