@@ -381,16 +381,22 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 	if err != nil {
 		return nil, err
 	}
-	reserve := need
-	need = need.Sub(o.available)
-	resp, body, pay, err := g.streamCall(ctx, s, j, o, "/ai/stream/start", s.id, need, s.start)
+	// The stream's draw is reserved in the books' pool before it is paid
+	// for, as a job's is: a job beginning meanwhile cannot count it too.
+	sb, err := g.books.reserveStream(ctx, o, s.req.Capability, s.id, need)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(wire.HeaderControlURL) == "" {
-		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
+	need = need.Sub(sb.pending.Drawn())
+	resp, body, pay, err := g.streamCall(ctx, s, j, o, "/ai/stream/start", s.id, need, s.start)
+	if err == nil && (resp.StatusCode != http.StatusOK || resp.Header.Get(wire.HeaderControlURL) == "") {
+		err = fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
 	}
-	g.bookStreamStart(context.WithoutCancel(ctx), s, o, pay, resp, reserve)
+	if err != nil {
+		g.books.startAnswered(sb, false)
+		return nil, err
+	}
+	g.bookStreamStart(context.WithoutCancel(ctx), s, sb, pay, resp)
 	h := http.Header{}
 	for _, k := range []string{wire.HeaderPublishURL, wire.HeaderSubscribeURL, wire.HeaderControlURL, wire.HeaderEventsURL, wire.HeaderDataURL} {
 		if v := resp.Header.Get(k); v != "" {

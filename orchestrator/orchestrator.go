@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,6 +86,7 @@ type Orchestrator struct {
 	m       *Metrics
 	streams streamTable
 	ended   endedStreams // the latest stopped streams, for the console
+	stops   stopCalls    // the worker side of stops made by the settlement batch
 
 	open struct {
 		sync.Mutex
@@ -140,6 +142,8 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	o := &Orchestrator{cfg: cfg, reg: newRegistry(), log: cfg.Logger, m: cfg.Metrics, meter: mt}
 	o.open.bySender = map[string]int{}
+	o.stops.slots = make(chan struct{}, maxStopCalls)
+	o.stops.ctx, o.stops.cancel = context.WithCancel(context.Background())
 	return o, nil
 }
 
