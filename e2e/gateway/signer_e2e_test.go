@@ -226,6 +226,9 @@ func TestRemoteSignerStreams(t *testing.T) {
 	if st := o.SettleStreams(ctx); st.Stopped != 1 {
 		t.Errorf("settling: %+v, want bob's stream stopped", st)
 	}
+	if err := o.WaitStreamStops(ctx); err != nil { // the worker is told after the batch
+		t.Fatal(err)
+	}
 	if sw.count("/stream/stop", "sb") != 1 || sw.count("/stream/stop", "sa") != 0 {
 		t.Errorf("worker stops: bob's %d, alice's %d; want 1 and 0", sw.count("/stream/stop", "sb"), sw.count("/stream/stop", "sa"))
 	}
