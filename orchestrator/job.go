@@ -40,13 +40,76 @@ type jobRun struct {
 
 // jobInput is a job request as parsed, before any money moves.
 type jobInput struct {
+	signedInput
+	path string // below the worker's URL, escaped (jobPath)
+	body []byte
+}
+
+// signedInput is what a job's or a stream's Livepeer header and payment
+// say: the request, its timeout, whether it is signed, the pool it draws
+// from (with a bound customer) and its payment.
+type signedInput struct {
 	req     *wire.JobRequest
+	details wire.JobRequestDetails
 	pool    meter.Pool
 	signed  bool
 	timeout time.Duration
 	payment *wire.Payment
-	path    string // below the worker's URL, escaped (jobPath)
-	body    []byte
+}
+
+// parseSigned reads and checks the Livepeer header (signature, binding,
+// timeout, details) and the payment's sender, for work of the kind what
+// ("job" or "stream"). A signed request is checked for a binding unless
+// unboundEmpty and its parameters are empty (a go-livepeer gateway's
+// stream stop). A bound customer keys the pool.
+func (o *Orchestrator) parseSigned(r *http.Request, what string, unboundEmpty bool) (signedInput, *refusal) {
+	var in signedInput
+	req, err := wire.DecodeJobRequestHeader(r.Header.Get(wire.HeaderJobRequest))
+	switch {
+	case errors.Is(err, wire.ErrJobNoTimeout):
+		return in, refuse("bad_request", http.StatusBadRequest, "no timeout_seconds set with request, timeout_seconds is required")
+	case err != nil:
+		return in, refuse("bad_request", http.StatusBadRequest, "Could not verify job creds: %v", err)
+	}
+	in.req, in.timeout = req, time.Duration(req.TimeoutSeconds)*time.Second
+	if in.timeout > o.cfg.MaxTimeout {
+		return in, refuse("bad_request", http.StatusBadRequest, "timeout_seconds %d exceeds the maximum of %d", req.TimeoutSeconds, int(o.cfg.MaxTimeout/time.Second))
+	}
+	sender, signed, err := jobSender(req)
+	if err != nil {
+		return in, refuse("bad_credentials", http.StatusBadRequest, "Could not verify job creds")
+	}
+	in.signed = signed
+	customer := ""
+	if signed && (!unboundEmpty || req.Parameters != "" || o.cfg.RequireBoundJobs) {
+		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
+		switch {
+		case err != nil:
+			return in, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
+		case !bound && o.cfg.RequireBoundJobs:
+			return in, refuse("unbound", http.StatusBadRequest, "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)")
+		case bound:
+			// A remote signer's customer, covered by the sender's
+			// signature: the work draws from that customer's pool.
+			if b, err := req.Binding(); err == nil {
+				customer = b.Customer
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(req.Request), &in.details); err != nil {
+		return in, refuse("bad_request", http.StatusBadRequest, "Unable to unmarshal job request details err=%v", err)
+	}
+	if in.payment, err = wire.DecodePaymentHeader(r.Header.Get(wire.PaymentHeader)); err != nil {
+		return in, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: %v", err)
+	}
+	if len(in.payment.TicketSenderParams) > 0 && !bytes.Equal(in.payment.Sender, sender[:]) {
+		return in, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: tickets from 0x%x pay for a %s of %s", in.payment.Sender, what, sender.Hex())
+	}
+	in.pool = meter.Pool{Sender: sender, Capability: req.Capability, Customer: customer}
+	if err := in.pool.Ref().Validate(); err != nil {
+		return in, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
+	}
+	return in, nil
 }
 
 // parseJob reads and checks a job request: its path, the Livepeer header
@@ -60,52 +123,12 @@ func (o *Orchestrator) parseJob(w http.ResponseWriter, r *http.Request) (*jobInp
 	if err != nil {
 		return nil, refuse("bad_path", http.StatusBadRequest, "Invalid job path: %v", err)
 	}
-	req, err := wire.DecodeJobRequestHeader(r.Header.Get(wire.HeaderJobRequest))
-	switch {
-	case errors.Is(err, wire.ErrJobNoTimeout):
-		return nil, refuse("bad_request", http.StatusBadRequest, "no timeout_seconds set with request, timeout_seconds is required")
-	case err != nil:
-		return nil, refuse("bad_request", http.StatusBadRequest, "Could not verify job creds: %v", err)
+	si, ref := o.parseSigned(r, "job", false)
+	if ref != nil {
+		return nil, ref
 	}
-	in := &jobInput{req: req, path: path, timeout: time.Duration(req.TimeoutSeconds) * time.Second}
-	if in.timeout > o.cfg.MaxTimeout {
-		return nil, refuse("bad_request", http.StatusBadRequest, "timeout_seconds %d exceeds the maximum of %d", req.TimeoutSeconds, int(o.cfg.MaxTimeout/time.Second))
-	}
-	sender, signed, err := jobSender(req)
-	if err != nil {
-		return nil, refuse("bad_credentials", http.StatusBadRequest, "Could not verify job creds")
-	}
-	in.signed = signed
-	customer := ""
-	if signed {
-		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
-		switch {
-		case err != nil:
-			return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
-		case !bound && o.cfg.RequireBoundJobs:
-			return nil, refuse("unbound", http.StatusBadRequest, "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)")
-		case bound:
-			// A remote signer's customer, covered by the sender's signature:
-			// the job draws from that customer's pool.
-			if b, err := req.Binding(); err == nil {
-				customer = b.Customer
-			}
-		}
-	}
-	var details wire.JobRequestDetails
-	if err := json.Unmarshal([]byte(req.Request), &details); err != nil {
-		return nil, refuse("bad_request", http.StatusBadRequest, "Unable to unmarshal job request details err=%v", err)
-	}
-	if in.payment, err = wire.DecodePaymentHeader(r.Header.Get(wire.PaymentHeader)); err != nil {
-		return nil, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: %v", err)
-	}
-	if len(in.payment.TicketSenderParams) > 0 && !bytes.Equal(in.payment.Sender, sender[:]) {
-		return nil, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: tickets from 0x%x pay for a job of %s", in.payment.Sender, sender.Hex())
-	}
-	in.pool = meter.Pool{Sender: sender, Capability: req.Capability, Customer: customer}
-	if err := in.pool.Ref().Validate(); err != nil {
-		return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
-	}
+	in := &jobInput{signedInput: si, path: path}
+	req := in.req
 	if req.ID != "" {
 		if err := in.pool.Job(req.ID).Ref().Validate(); err != nil {
 			return nil, refuse("bad_request", http.StatusBadRequest, "Invalid job id: %v", err)

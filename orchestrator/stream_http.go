@@ -30,13 +30,9 @@ func (o *Orchestrator) streamRoutes(mux *http.ServeMux) {
 
 // streamInput is a stream request as parsed, before any money moves.
 type streamInput struct {
-	req     *wire.JobRequest
-	id      string // the stream's ID
-	pool    meter.Pool
-	signed  bool
-	timeout time.Duration
-	payment *wire.Payment
-	body    []byte
+	signedInput
+	id   string // the stream's ID
+	body []byte
 }
 
 // parseStream reads and checks a stream request: the Livepeer header
@@ -46,54 +42,13 @@ type streamInput struct {
 // stream_id of the request details, or the id when those name none. As
 // go-livepeer, the stream routes take any method.
 func (o *Orchestrator) parseStream(w http.ResponseWriter, r *http.Request, start bool) (*streamInput, *refusal) {
-	req, err := wire.DecodeJobRequestHeader(r.Header.Get(wire.HeaderJobRequest))
-	switch {
-	case errors.Is(err, wire.ErrJobNoTimeout):
-		return nil, refuse("bad_request", http.StatusBadRequest, "no timeout_seconds set with request, timeout_seconds is required")
-	case err != nil:
-		return nil, refuse("bad_request", http.StatusBadRequest, "Could not verify job creds: %v", err)
-	}
-	in := &streamInput{req: req, timeout: time.Duration(req.TimeoutSeconds) * time.Second}
-	if in.timeout > o.cfg.MaxTimeout {
-		return nil, refuse("bad_request", http.StatusBadRequest, "timeout_seconds %d exceeds the maximum of %d", req.TimeoutSeconds, int(o.cfg.MaxTimeout/time.Second))
-	}
-	sender, signed, err := jobSender(req)
-	if err != nil {
-		return nil, refuse("bad_credentials", http.StatusBadRequest, "Could not verify job creds")
-	}
-	in.signed = signed
 	// A go-livepeer gateway's stop has parameters "": no binding.
-	customer := ""
-	if signed && (req.Parameters != "" || o.cfg.RequireBoundJobs) {
-		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
-		switch {
-		case err != nil:
-			return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
-		case !bound && o.cfg.RequireBoundJobs:
-			return nil, refuse("unbound", http.StatusBadRequest, "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)")
-		case bound:
-			// A remote signer's customer, covered by the sender's
-			// signature: as a job's, the stream draws from that
-			// customer's pool.
-			if b, err := req.Binding(); err == nil {
-				customer = b.Customer
-			}
-		}
+	si, ref := o.parseSigned(r, "stream", true)
+	if ref != nil {
+		return nil, ref
 	}
-	var details wire.JobRequestDetails
-	if err := json.Unmarshal([]byte(req.Request), &details); err != nil {
-		return nil, refuse("bad_request", http.StatusBadRequest, "Unable to unmarshal job request details err=%v", err)
-	}
-	if in.payment, err = wire.DecodePaymentHeader(r.Header.Get(wire.PaymentHeader)); err != nil {
-		return nil, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: %v", err)
-	}
-	if len(in.payment.TicketSenderParams) > 0 && !bytes.Equal(in.payment.Sender, sender[:]) {
-		return nil, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: tickets from 0x%x pay for a stream of %s", in.payment.Sender, sender.Hex())
-	}
-	in.pool = meter.Pool{Sender: sender, Capability: req.Capability, Customer: customer}
-	if err := in.pool.Ref().Validate(); err != nil {
-		return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
-	}
+	in := &streamInput{signedInput: si}
+	req, details := in.req, in.details
 	switch {
 	case start:
 		in.id = req.ID
