@@ -220,7 +220,7 @@ func (g *Gateway) bookStreamEnd(ctx context.Context, s *gwStream, resp *http.Res
 		st.settleUntil = bk.now().Add(bk.settle)
 	}
 	bk.mu.Unlock()
-	_, err := g.cfg.Ledger.FinishPendingJob(ctx, b.pending, b.key, booked, booked, "stream-end:"+b.key.JobID)
+	_, err := g.cfg.Ledger.FinishPendingJob(ctx, b.pending, b.key, booked, booked, "stream-end:"+b.key.Sender+":"+b.key.JobID)
 	bk.mu.Lock()
 	delete(bk.state(b.pool).running, b.key.JobID)
 	bk.mu.Unlock()
