@@ -56,10 +56,10 @@ func TestFaultOrchestratorKilledMidStreamFailover(t *testing.T) {
 	gwDir, gwAddr := t.TempDir(), testnet.FreePort(t)
 	gw := testnet.StartProcess(t, "gateway serving", "gateway", "--orch-addr", nodes[0].url+","+nodes[1].url,
 		"--data-dir", gwDir, "--listen", gwAddr, "--admin-listen", "", "--dev-key", testnet.KeyA,
-		"--min-compute", "2s", "--hold-ttl-margin", "1s", "--stream-pay-interval", "200ms", "--stream-top-up-below", "1h", "--stream-top-up", "1s")
-	// Every round tops the stream up by 1 s (it is always below 1 h):
-	// each orchestrator is paid while it serves, and each top-up
-	// restarts the TTL of the stream's hold in the gateway's books.
+		"--min-compute", "2s", "--hold-ttl-margin", "1s", "--stream-pay-interval", "200ms", "--stream-top-up-below", "1s", "--stream-top-up", "1s")
+	// A session's start pays 3 s; it is topped up by 1 s once its
+	// orchestrator reports less than 1 s left: 2 s into the session, more
+	// than the 3 pay intervals + 1 s margin of a top-up's TTL.
 	var logs []string
 	logDone := make(chan struct{})
 	go func() {
@@ -163,6 +163,11 @@ func TestFaultOrchestratorKilledMidStreamFailover(t *testing.T) {
 		t.Errorf("after A's restart: %s at %q, want still running at %s", state, orch, b.url)
 	}
 
+	// B is paid a top-up (its start's 3 s less the 1 s threshold run
+	// out): the stream's hold in the books lives as long as that.
+	testnet.Eventually(t, "a top-up to B", func() bool {
+		return streamStatementOf(t, b.dir, c.Addr(), id).Credited.Cmp(ledger.Wei(3000)) > 0
+	})
 	if code, body := client(http.MethodPost, id+"/stop", ""); code != http.StatusOK {
 		t.Fatalf("stop: %d %s", code, body)
 	}
