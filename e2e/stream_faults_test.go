@@ -143,7 +143,7 @@ func TestFaultGatewayKilledMidBYOCStream(t *testing.T) {
 	gwDir, gwAddr := t.TempDir(), testnet.FreePort(t)
 	args := []string{"gateway", "--orch-addr", orch.URL, "--data-dir", gwDir, "--listen", gwAddr, "--admin-listen", "",
 		"--dev-key", testnet.KeyA, "--min-compute", "2s", "--hold-ttl-margin", "1s",
-		"--stream-pay-interval", "200ms", "--stream-top-up-below", "1s"}
+		"--stream-pay-interval", "200ms", "--stream-top-up-below", "1s", "--stream-top-up", "1s"}
 	gw := testnet.StartProcess(t, "gateway serving", args...)
 	hdr, _ := json.Marshal(wire.JobRequest{Request: "{}", Parameters: "{}", Capability: "live", TimeoutSeconds: 3})
 	req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/process/stream/start", strings.NewReader(`{"stream_id":"gk9","params":"{}"}`))
@@ -166,9 +166,10 @@ func TestFaultGatewayKilledMidBYOCStream(t *testing.T) {
 	if st.Charged.Cmp(st.Credited.Add(st.Drawn)) != 0 {
 		t.Errorf("the stream that ran dry: credited %s drawn %s charged %s; want all of it charged", st.Credited, st.Drawn, st.Charged)
 	}
-	// The gateway's hold of the stream expires 3 × 200 ms + 1 s after its
-	// last top-up (none: it was killed while the stream held 3 s, before
-	// it fell below 1 s); the restarted gateway's sweeper releases it.
+	// The gateway's hold of the stream expires 2 s (the start's 3 s less
+	// the 1 s threshold) + 3 × 200 ms + 1 s after its last top-up (none:
+	// it was killed while the stream held 3 s, before it fell below 1 s);
+	// the restarted gateway's sweeper releases it.
 	testnet.StartProcess(t, "gateway serving", args...)
 	testnet.Eventually(t, "the gateway's books to release the stream's hold", func() bool { return openJobs(t, gwDir) == 0 })
 	testnet.Verify(t, orch)

@@ -396,7 +396,7 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 		g.books.startAnswered(sb, false)
 		return nil, err
 	}
-	g.bookStreamStart(context.WithoutCancel(ctx), s, sb, pay, resp)
+	g.bookStreamStart(context.WithoutCancel(ctx), s, sb, pay, resp, max(j.timeout, g.cfg.MinCompute))
 	h := http.Header{}
 	for _, k := range []string{wire.HeaderPublishURL, wire.HeaderSubscribeURL, wire.HeaderControlURL, wire.HeaderEventsURL, wire.HeaderDataURL} {
 		if v := resp.Header.Get(k); v != "" {

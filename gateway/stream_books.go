@@ -100,13 +100,25 @@ func (b *books) startAnswered(sb *streamBook, started bool) {
 	}
 }
 
+// streamHoldTTL is how long a stream's hold in the books may go without
+// a payment, for a start that paid start of compute: the longest a
+// running stream goes without a top-up (what its start, or a top-up,
+// paid beyond StreamTopUpBelow lasts), 3 pay intervals more to notice,
+// and HoldTTLMargin. Shorter, a stream whose start pays well above the
+// threshold (or whose top-up is large) outlives its hold: its next
+// top-up and its end would not be booked.
+func (g *Gateway) streamHoldTTL(start time.Duration) time.Duration {
+	idle := max(start-g.cfg.StreamTopUpBelow, g.cfg.StreamTopUp, 0)
+	return idle + 3*g.cfg.StreamPayInterval + g.cfg.HoldTTLMargin
+}
+
 // bookStreamStart opens the stream's hold with the start payment and the
 // draw reserveStream reserved.
-func (g *Gateway) bookStreamStart(ctx context.Context, s *gwStream, sb *streamBook, pay Payment, resp *http.Response) {
+func (g *Gateway) bookStreamStart(ctx context.Context, s *gwStream, sb *streamBook, pay Payment, resp *http.Response, start time.Duration) {
 	b := g.books
 	b.startAnswered(sb, true)
 	req := ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: sb.key, Capability: sb.pool.capability,
-		Reserve: sb.pending.Drawn().Add(sumCredits(pay.Credits)), TTL: 3*g.cfg.StreamPayInterval + g.cfg.HoldTTLMargin}}
+		Reserve: sb.pending.Drawn().Add(sumCredits(pay.Credits)), TTL: g.streamHoldTTL(start)}}
 	if len(pay.Credits) > 0 {
 		pr := creditsPayment(sb.key.Ref(), pay.Credits)
 		req.Payment = &pr
@@ -220,7 +232,7 @@ func (g *Gateway) bookStreamEnd(ctx context.Context, s *gwStream, resp *http.Res
 		st.settleUntil = bk.now().Add(bk.settle)
 	}
 	bk.mu.Unlock()
-	_, err := g.cfg.Ledger.FinishPendingJob(ctx, b.pending, b.key, booked, booked, "stream-end:"+b.key.JobID)
+	_, err := g.cfg.Ledger.FinishPendingJob(ctx, b.pending, b.key, booked, booked, "stream-end:"+b.key.Sender+":"+b.key.JobID)
 	bk.mu.Lock()
 	delete(bk.state(b.pool).running, b.key.JobID)
 	bk.mu.Unlock()

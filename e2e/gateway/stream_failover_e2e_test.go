@@ -112,4 +112,10 @@ func TestStreamMovesWhenItsOrchestratorGoes(t *testing.T) {
 	if st := statement(t, alive, gw.Address(), "mover"); st.Account.State != ledger.StateClosed {
 		t.Errorf("the new orchestrator's hold after stop: %s", st.Account.State)
 	}
+	// Each session's hold in the books closes under its own key: the
+	// second must not collide with the first's (one stream ID, two
+	// orchestrators).
+	if st := books(alive.Address.Hex()); st.Account.State != ledger.StateClosed {
+		t.Errorf("the gateway's hold at the new orchestrator after stop: %s, want closed", st.Account.State)
+	}
 }
