@@ -410,15 +410,16 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 }
 
 // streamCall signs a request for the stream (id as its ID, the client's
-// capability), pays need (nothing when ≤ 0) and POSTs body to path at o.
+// capability), then pays need (nothing when ≤ 0) and POSTs body to path at o.
 func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer, path, id string, need ledger.Amount, body []byte) (*http.Response, []byte, Payment, error) {
+	// Signed before paying: a request that cannot be signed costs nothing.
+	hdr, err := g.signedHeader(ctx, j, id)
+	if err != nil {
+		return nil, nil, Payment{}, err
+	}
 	pay, err := g.pay(ctx, j, o, id, need)
 	if err != nil {
 		return nil, nil, pay, fmt.Errorf("payment: %w", err)
-	}
-	hdr, err := g.signedHeader(ctx, j, id)
-	if err != nil {
-		return nil, nil, pay, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -183,9 +183,11 @@ const (
 // attempt is one job request to one orchestrator and its books. Its
 // steps run top to bottom, each reading what the ones before recorded:
 //
+//	sign    sign the request (before paying: a signing failure costs
+//	        nothing)
 //	pay     open the job's hold in the books (drawing prepaid credit) and
 //	        pay for the rest                                  → paid
-//	send    sign the request and send it with the payment; the books
+//	send    send the request with the payment; the books
 //	        record the payment the moment its headers are written,
 //	        alongside the request                             → sent
 //	answer  the orchestrator's status and headers             → answered
@@ -201,6 +203,7 @@ type attempt struct {
 	id    string // the attempt's job ID
 	log   *slog.Logger
 	books context.Context // the books are finished even if the client leaves
+	hdr   string          // the signed Livepeer header, made before paying
 
 	state attemptState
 	hold  *hold   // nil for a free capability: no books
@@ -217,6 +220,18 @@ type attempt struct {
 // orchestrator — only when no output has reached the client.
 func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, j *job, o *offer, log *slog.Logger) attemptOutcome {
 	a := &attempt{g: g, w: w, j: j, o: o, id: j.attemptID(), log: log, books: context.WithoutCancel(ctx)}
+	// The request is signed before anything is paid: a signer that cannot
+	// sign it (a remote one down, refusing) leaves no one charged for
+	// tickets that are never sent.
+	hdr, err := g.signedHeader(ctx, j, a.id)
+	if err != nil {
+		var se *signerError
+		if errors.As(err, &se) && se.status == signerInsufficientBalance {
+			return a.refusedBySigner(se)
+		}
+		return a.internal(err)
+	}
+	a.hdr = hdr
 	if out, ok := a.payStep(ctx); !ok {
 		return out
 	}
@@ -270,11 +285,6 @@ func (a *attempt) payStep(ctx context.Context) (attemptOutcome, bool) {
 // request is the signed job request carrying the payment, traced so that
 // a.delivery records when its headers are written.
 func (a *attempt) request(rctx context.Context) (*http.Request, attemptOutcome, bool) {
-	hdr, err := a.g.signedHeader(rctx, a.j, a.id)
-	if err != nil {
-		a.cancel()
-		return nil, a.internal(err), false
-	}
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, a.o.service+a.j.path, bytes.NewReader(a.j.body))
 	if err != nil {
 		a.cancel()
@@ -286,7 +296,7 @@ func (a *attempt) request(rctx context.Context) (*http.Request, attemptOutcome, 
 	if ae := a.j.header.Get("Accept-Encoding"); ae != "" {
 		req.Header.Set("Accept-Encoding", ae)
 	}
-	req.Header.Set(wire.HeaderJobRequest, hdr)
+	req.Header.Set(wire.HeaderJobRequest, a.hdr)
 	if a.pay.Header != "" {
 		req.Header.Set(wire.PaymentHeader, a.pay.Header)
 	}

@@ -477,11 +477,25 @@ type chargeOp struct {
 	// (nothing when that is not positive); grace is then unused.
 	upTo  bool
 	event *OutboxEvent // written with the charge, if any
+	// more, if set, decides further events from the account before and
+	// after the charge (ChargeWithEvents).
+	more func(before, after Account) []OutboxEvent
+	// also are further accounts charged the same amount in the same
+	// transaction, each unable to go below zero (ChargeAlso); their
+	// entries' keys are the charge's with "|also<i>".
+	also []Ref
 }
 
-func (c *chargeOp) refs() []Ref { return []Ref{c.ref} }
+func (c *chargeOp) refs() []Ref { return append([]Ref{c.ref}, c.also...) }
 func (c *chargeOp) key() string { return c.k }
 func (c *chargeOp) hash() string {
+	if len(c.also) > 0 {
+		parts := []string{string(EntryCharge), c.ref.Encode(), c.amount.String(), "also"}
+		for _, r := range c.also {
+			parts = append(parts, r.Encode())
+		}
+		return inputHash(parts...)
+	}
 	if c.upTo {
 		return inputHash(string(EntryCharge), "up-to", c.ref.Encode(), c.amount.String())
 	}
@@ -515,12 +529,40 @@ func (c *chargeOp) apply(o *opCtx) (any, error) {
 	if nb.outOfRange() {
 		return nil, fmt.Errorf("%w: %s - %s", ErrAmountOverflow, a.Balance, amount)
 	}
+	for i, r := range c.also {
+		b := o.account(r)
+		if b == nil {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, r)
+		}
+		bb := b.Balance.Sub(amount)
+		if bb.Sign() < 0 {
+			return nil, fmt.Errorf("%w: %s holds %s, charge %s", ErrInsufficientFunds, r, b.Balance, amount)
+		}
+		b.Balance = bb
+		b.Charged = b.Charged.Add(amount)
+		o.touch(b)
+		k := fmt.Sprintf("%s|also%d", c.k, i)
+		o.entry(Entry{Kind: EntryCharge, From: b.ID, Amount: amount, Key: k, InputHash: inputHash(string(EntryCharge), r.Encode(), amount.String()), BalanceAfter: bb})
+	}
+	before := *a
 	a.Balance = nb
 	a.Charged = a.Charged.Add(amount)
+	var more []OutboxEvent
+	if c.more != nil {
+		more = c.more(before, *a)
+		for i := range more {
+			if err := more[i].check(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	o.touch(a)
 	o.entry(Entry{Kind: EntryCharge, From: a.ID, Amount: amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
 	o.event(c.event)
-	return ChargeResult{Balance: nb, Charged: amount}, nil
+	for i := range more {
+		o.event(&more[i])
+	}
+	return ChargeResult{Balance: nb, Charged: amount, Events: more}, nil
 }
 
 // ---- OpenJob ----

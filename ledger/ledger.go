@@ -277,6 +277,8 @@ type ChargeResult struct {
 	// Charged is what the charge took: its amount.
 	Charged  Amount `json:"charged"`
 	Replayed bool   `json:"replayed,omitempty"`
+	// Events are the further outbox events ChargeWithEvents wrote.
+	Events []OutboxEvent `json:"-"`
 }
 
 // Charge posts usage of amount (≥ 0) against an open job, or against a pool

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -43,6 +44,40 @@ func (l *Ledger) ChargeWithEvent(ctx context.Context, from Ref, amount, grace Am
 	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key, event: &ev})
 }
 
+// ChargeWithEvents is ChargeWithEvent (ev may be nil) that also writes the
+// events more returns, decided in the charge's transaction from the
+// account as it was before the charge and as it is after it (a budget's
+// threshold alerts: whether this charge crossed one depends on what was
+// charged before it, which only the transaction knows). more must be a
+// pure function of its arguments: it may run more than once. A replayed
+// charge calls it not and writes nothing; the result's Events are what was
+// written.
+func (l *Ledger) ChargeWithEvents(ctx context.Context, from Ref, amount, grace Amount, key string, ev *OutboxEvent, more func(before, after Account) []OutboxEvent) (ChargeResult, error) {
+	if err := firstErr(from.Validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key), ev.check()); err != nil {
+		return ChargeResult{}, err
+	}
+	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key, event: ev, more: more})
+}
+
+// ChargeAlso is ChargeWithEvents that also charges amount to each of also
+// in the same transaction (e.g. a customer's budget and its app's budget):
+// all or none, and none of also may go below zero (ErrInsufficientFunds,
+// ErrNotFound when one does not exist). Replayed under key, nothing is
+// charged again.
+func (l *Ledger) ChargeAlso(ctx context.Context, from Ref, also []Ref, amount, grace Amount, key string, ev *OutboxEvent, more func(before, after Account) []OutboxEvent) (ChargeResult, error) {
+	errs := []error{from.Validate(), checkAmount("charge", amount), checkAmount("grace", grace), checkKey(key), ev.check()}
+	for _, r := range also {
+		errs = append(errs, r.Validate())
+		if r == from {
+			errs = append(errs, fmt.Errorf("%w: %s charged twice", ErrInvalidInput, r))
+		}
+	}
+	if err := firstErr(errs...); err != nil {
+		return ChargeResult{}, err
+	}
+	return run[ChargeResult](ctx, l, &chargeOp{ref: from, amount: amount, grace: grace, k: key, event: ev, more: more, also: also})
+}
+
 // CreditWithEvent is Credit that also writes ev to the outbox in the same
 // transaction.
 func (l *Ledger) CreditWithEvent(ctx context.Context, to Ref, amount Amount, key string, ev OutboxEvent) (CreditResult, error) {
@@ -74,4 +109,27 @@ func (l *Ledger) MarkDelivered(ctx context.Context, ids []int64) error {
 	}
 	at := l.clock.Now()
 	return l.store.Update(ctx, func(tx Tx) error { return tx.MarkDelivered(ctx, ids, at) })
+}
+
+// OutboxPruner is a store that can delete delivered outbox events.
+type OutboxPruner interface {
+	// PruneOutbox deletes the outbox events delivered before the given
+	// time, except the newest event (whose ID the next one's follows);
+	// undelivered events are never deleted. It returns how many went.
+	PruneOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error)
+}
+
+// PruneOutbox deletes the outbox events delivered longer than retention
+// ago (by the ledger's clock); undelivered events stay whatever their age.
+// A pruned event's spend stays in the ledger, and its idempotency key with
+// it, so a retried spend is still replayed, not written again.
+func (l *Ledger) PruneOutbox(ctx context.Context, retention time.Duration) (int64, error) {
+	if retention < 0 {
+		return 0, fmt.Errorf("%w: a negative outbox retention", ErrInvalidInput)
+	}
+	p, ok := l.store.(OutboxPruner)
+	if !ok {
+		return 0, fmt.Errorf("%w: this store does not prune its outbox", errors.ErrUnsupported)
+	}
+	return p.PruneOutbox(ctx, l.clock.Now().Add(-retention))
 }

@@ -63,6 +63,7 @@ func (o *Orchestrator) parseStream(w http.ResponseWriter, r *http.Request, start
 	}
 	in.signed = signed
 	// A go-livepeer gateway's stop has parameters "": no binding.
+	customer := ""
 	if signed && (req.Parameters != "" || o.cfg.RequireBoundJobs) {
 		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
 		switch {
@@ -70,6 +71,13 @@ func (o *Orchestrator) parseStream(w http.ResponseWriter, r *http.Request, start
 			return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
 		case !bound && o.cfg.RequireBoundJobs:
 			return nil, refuse("unbound", http.StatusBadRequest, "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)")
+		case bound:
+			// A remote signer's customer, covered by the sender's
+			// signature: as a job's, the stream draws from that
+			// customer's pool.
+			if b, err := req.Binding(); err == nil {
+				customer = b.Customer
+			}
 		}
 	}
 	var details wire.JobRequestDetails
@@ -82,7 +90,10 @@ func (o *Orchestrator) parseStream(w http.ResponseWriter, r *http.Request, start
 	if len(in.payment.TicketSenderParams) > 0 && !bytes.Equal(in.payment.Sender, sender[:]) {
 		return nil, refuse("bad_payment", http.StatusBadRequest, "Invalid payment: tickets from 0x%x pay for a stream of %s", in.payment.Sender, sender.Hex())
 	}
-	in.pool = meter.Pool{Sender: sender, Capability: req.Capability}
+	in.pool = meter.Pool{Sender: sender, Capability: req.Capability, Customer: customer}
+	if err := in.pool.Ref().Validate(); err != nil {
+		return nil, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
+	}
 	switch {
 	case start:
 		in.id = req.ID
@@ -246,7 +257,7 @@ func (o *Orchestrator) handleStreamStart(w http.ResponseWriter, r *http.Request)
 }
 
 // lookupStream parses an update, stop or payment and finds its stream:
-// 404 when the sender has no running stream of that ID (nothing reaches a
+// 404 when the sender (and customer) has no running stream of that ID (nothing reaches a
 // worker, no payment is recorded).
 func (o *Orchestrator) lookupStream(w http.ResponseWriter, r *http.Request) (*streamInput, *stream) {
 	in, rf := o.parseStream(w, r, false)
@@ -255,6 +266,11 @@ func (o *Orchestrator) lookupStream(w http.ResponseWriter, r *http.Request) (*st
 		return nil, nil
 	}
 	s := o.streams.get(in.id, in.pool.Sender.Hex())
+	if s != nil && s.pool.Customer != in.pool.Customer {
+		// Another customer of the same signer: not theirs to pay, update
+		// or stop.
+		s = nil
+	}
 	if s == nil {
 		o.refused(w, "stream", refuse("unknown_stream", http.StatusNotFound, "Stream not found"))
 		return nil, nil

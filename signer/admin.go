@@ -11,8 +11,11 @@ import (
 
 // GrantRequest is the body of POST /admin/budget/grant.
 type GrantRequest struct {
-	Customer string        `json:"customer"`
-	Amount   ledger.Amount `json:"amount"`
+	Customer string `json:"customer"`
+	// App, if set, grants the customer's budget for that app: a limit on
+	// the customer's payments for it (each charged to both budgets).
+	App    string        `json:"app,omitempty"`
+	Amount ledger.Amount `json:"amount"`
 	// Key makes the grant happen once, however often it is sent.
 	Key string `json:"key"`
 }
@@ -24,7 +27,7 @@ func BudgetRoutes(mux *http.ServeMux, b *Budgets) {
 		adminAnswer(w, v, err)
 	})
 	mux.HandleFunc("GET /admin/budget", func(w http.ResponseWriter, r *http.Request) {
-		v, err := b.Read(r.Context(), r.URL.Query().Get("customer"))
+		v, err := b.ReadApp(r.Context(), r.URL.Query().Get("customer"), r.URL.Query().Get("app"))
 		adminAnswer(w, v, err)
 	})
 	mux.HandleFunc("GET /admin/statement", func(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +51,7 @@ func BudgetRoutes(mux *http.ServeMux, b *Budgets) {
 			respondError(w, fail(http.StatusBadRequest, "grant: "+err.Error()))
 			return
 		}
-		v, err := b.Grant(r.Context(), g.Customer, g.Amount, g.Key)
+		v, err := b.GrantApp(r.Context(), g.Customer, g.App, g.Amount, g.Key)
 		adminAnswer(w, v, err)
 	})
 }

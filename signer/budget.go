@@ -24,6 +24,9 @@ type Spend struct {
 	Key string
 	// Event is the usage event the spend records.
 	Event UsageEvent
+	// appCharged: Spend charged the customer's budget for App too (a
+	// Refund credits it back).
+	appCharged bool
 }
 
 // Budget is charged for a payment before it is signed.

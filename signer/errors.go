@@ -22,6 +22,12 @@ const HeaderOrchestratorURL = "Livepeer-Orchestrator-URL"
 // HeaderAuthID carries the customer's ID when no webhook names one.
 const HeaderAuthID = "Signer-Auth-Id"
 
+// HeaderIdempotencyKey, on a first call (no state) to
+// /generate-live-payment, names the call so that, with the shared nonce
+// counter, sending it again is charged once and answered with the same
+// tickets (a continuing call is keyed by its state; a first call has none).
+const HeaderIdempotencyKey = "Idempotency-Key"
+
 // Codes this signer puts in error answers (beside any a webhook sends).
 const (
 	CodeInsufficientBalance = "insufficient_balance"

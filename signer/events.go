@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"byoc/ledger"
@@ -58,6 +59,12 @@ type EventSink struct {
 	Logger                       *slog.Logger
 	// Delivered, if set, is told how many events each accepted batch held.
 	Delivered func(n int)
+	// Topics are the outbox topics this sink delivers; nil: usage events
+	// (TopicUsage, TopicRefund). Other topics are left to their own sink.
+	Topics []string
+	// Plain POSTs each event's body alone as application/json (budget
+	// alerts), instead of CloudEvents batches.
+	Plain bool
 
 	wake chan struct{}
 }
@@ -126,11 +133,52 @@ func (s *EventSink) Run(ctx context.Context) {
 	}
 }
 
+// pending reads the oldest undelivered events of the sink's topics, at
+// most Batch.
+func (s *EventSink) pending(ctx context.Context) ([]ledger.OutboxEvent, error) {
+	topics := s.Topics
+	if topics == nil {
+		topics = []string{TopicUsage, TopicRefund}
+	}
+	var out []ledger.OutboxEvent
+	var after int64
+	for len(out) < s.Batch {
+		evs, err := s.Ledger.PendingOutbox(ctx, after, s.Batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			if slices.Contains(topics, e.Topic) && len(out) < s.Batch {
+				out = append(out, e)
+			}
+			after = e.ID
+		}
+		if len(evs) < s.Batch {
+			break
+		}
+	}
+	return out, nil
+}
+
 // deliver sends one batch of pending events and marks it delivered.
 func (s *EventSink) deliver(ctx context.Context) (int, error) {
-	evs, err := s.Ledger.PendingOutbox(ctx, 0, s.Batch)
+	evs, err := s.pending(ctx)
 	if err != nil || len(evs) == 0 {
 		return 0, err
+	}
+	if s.Plain {
+		for i, e := range evs {
+			if err := s.post(ctx, e.Body, "application/json"); err != nil {
+				return i, err
+			}
+			if err := s.Ledger.MarkDelivered(context.WithoutCancel(ctx), []int64{e.ID}); err != nil {
+				return i, err
+			}
+			if s.Delivered != nil {
+				s.Delivered(1)
+			}
+		}
+		return len(evs), nil
 	}
 	batch := make([]CloudEvent, len(evs))
 	ids := make([]int64, len(evs))
@@ -147,22 +195,8 @@ func (s *EventSink) deliver(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
-	if err != nil {
+	if err := s.post(ctx, body, "application/cloudevents-batch+json"); err != nil {
 		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
-	for k, v := range s.Headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return 0, fmt.Errorf("status %d", resp.StatusCode)
 	}
 	if err := s.Ledger.MarkDelivered(context.WithoutCancel(ctx), ids); err != nil {
 		return 0, err
@@ -171,4 +205,64 @@ func (s *EventSink) deliver(ctx context.Context) (int, error) {
 		s.Delivered(len(evs))
 	}
 	return len(evs), nil
+}
+
+// post POSTs body to the sink: nil after a 2xx.
+func (s *EventSink) post(ctx context.Context, body []byte, contentType string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range s.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// OutboxPruner deletes delivered outbox events older than Retention from
+// the ledger, every Every (default an hour), so the outbox holds what is
+// pending and a recent history, not every event ever signed.
+type OutboxPruner struct {
+	Ledger    *ledger.Ledger
+	Retention time.Duration
+	Every     time.Duration
+	// After waits between rounds; default time.After.
+	After  func(time.Duration) <-chan time.Time
+	Logger *slog.Logger
+}
+
+// Run prunes until ctx ends.
+func (p *OutboxPruner) Run(ctx context.Context) {
+	every, after, log := p.Every, p.After, p.Logger
+	if every <= 0 {
+		every = time.Hour
+	}
+	if after == nil {
+		after = time.After
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	for {
+		if n, err := p.Ledger.PruneOutbox(ctx, p.Retention); err != nil && ctx.Err() == nil {
+			log.Warn("signer: pruning the outbox", "err", err)
+		} else if n > 0 {
+			log.Info("signer: pruned delivered outbox events", "events", n, "retention", p.Retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-after(every):
+		}
+	}
 }

@@ -3,6 +3,7 @@ package signer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 )
 
@@ -192,4 +194,142 @@ func TestStatement(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil || len(st.Lines) != 2 || st.Spent.String() != "24000000000" || st.Lines[1].Kind != "spend" || len(st.Lines[1].Ref) != 32 {
 		t.Errorf("json %s (%v)", w.Body.String(), err)
 	}
+}
+
+// TestBudgetAlertsSurviveRestart: a threshold alert is written to the
+// outbox in the transaction of the spend that crossed it, so alerts
+// pending when the signer dies (no sink ever ran) are delivered by the
+// next process, once per crossing, as JSON to the alert URL; the usage
+// sink delivers the usage events only, the alert sink the alerts only.
+func TestBudgetAlertsSurviveRestart(t *testing.T) {
+	rc := loadRecorded(t)
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		var logged []Alert
+		b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex(), Events: true, Thresholds: []int{80, 100},
+			AlertOutbox: true, Alert: func(a Alert) { logged = append(logged, a) }}
+		s, _ := newTestSigner(t, rc, func(c *Config) { c.Budget = b })
+		if _, err := b.Grant(env.Ctx, "dave", costOf(t, 5), "g"); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			if code := payAs(t, s.Handler(), rc.request(nil, "m", 1, ""), "dave"); code != 200 { // 1 ticket each
+				t.Fatalf("%d", code)
+			}
+		}
+		if len(logged) != 2 {
+			t.Errorf("logged alerts %+v, want 80 %% and 100 %%", logged)
+		}
+		env.Restart()
+
+		alerts := make(chan Alert, 4)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var a Alert
+			if err := json.NewDecoder(r.Body).Decode(&a); err != nil || r.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("alert: %v (%s)", err, r.Header.Get("Content-Type"))
+			}
+			alerts <- a
+		}))
+		t.Cleanup(srv.Close)
+		delivered := make(chan int, 4)
+		as := NewEventSink(EventSink{URL: srv.URL, Ledger: env.Ledger, Topics: []string{TopicAlert}, Plain: true, Poll: time.Minute,
+			Logger: slog.New(slog.DiscardHandler), After: func(time.Duration) <-chan time.Time { return make(chan time.Time) },
+			Delivered: func(n int) { delivered <- n }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { as.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		for i, want := range []int{80, 100} {
+			a := recv(t, alerts)
+			recv(t, delivered)
+			if a.Customer != "dave" || a.Threshold != want || a.Granted.Cmp(costOf(t, 5)) != 0 || a.ID != logged[i].ID {
+				t.Errorf("alert %d after the restart: %+v, want %d %% (logged %+v)", i, a, want, logged[i])
+			}
+		}
+		ts := newTestSink(t, env)
+		ts.run(t)
+		if got := recv(t, ts.batches); len(got) != 5 || got[0].Type != EventTypeUsage || got[4].Type != EventTypeUsage {
+			t.Errorf("the usage sink delivered %d events: %+v", len(got), got)
+		}
+		recv(t, ts.delivered)
+		if evs, err := env.Ledger.PendingOutbox(env.Ctx, 0, 100); err != nil || len(evs) != 0 {
+			t.Errorf("pending after both sinks: %d (%v)", len(evs), err)
+		}
+		select {
+		case a := <-alerts:
+			t.Errorf("an alert delivered twice: %+v", a)
+		default:
+		}
+	})
+}
+
+// TestOutboxPrune: delivered events older than the retention are deleted,
+// undelivered ones never, recent ones not yet, the newest one not (the
+// next ID follows it); after a restart the next event gets a new ID, and a
+// spend retried after its event was pruned is replayed, not written again.
+func TestOutboxPrune(t *testing.T) {
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		b := &Budgets{Ledger: env.Ledger, Owner: "0x0000000000000000000000000000000000000001", Events: true, Unlimited: true}
+		spend := func(key string) {
+			t.Helper()
+			if err := b.Spend(env.Ctx, &Spend{Customer: "a", Amount: ledger.Wei(10), Key: key, Event: UsageEvent{ID: key}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending := func() []ledger.OutboxEvent {
+			t.Helper()
+			evs, err := env.Ledger.PendingOutbox(env.Ctx, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return evs
+		}
+		deliver := func(evs ...ledger.OutboxEvent) {
+			t.Helper()
+			var ids []int64
+			for _, e := range evs {
+				ids = append(ids, e.ID)
+			}
+			if err := env.Ledger.MarkDelivered(env.Ctx, ids); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prune := func(want int64) {
+			t.Helper()
+			if n, err := env.Ledger.PruneOutbox(env.Ctx, time.Hour); err != nil || n != want {
+				t.Errorf("pruned %d (%v), want %d", n, err, want)
+			}
+		}
+		for _, k := range []string{"k1", "k2", "k3"} {
+			spend(k)
+		}
+		evs := pending()
+		deliver(evs[0], evs[1])
+		env.Clock.Advance(2 * time.Hour)
+		deliver(evs[2])
+		spend("k4")
+		prune(2) // k1, k2; k3 delivered just now, k4 pending
+		if got := pending(); len(got) != 1 || got[0].Key != "k4" {
+			t.Errorf("pending after pruning: %+v", got)
+		}
+		env.Clock.Advance(2 * time.Hour)
+		prune(1) // k3
+		deliver(pending()...)
+		env.Clock.Advance(2 * time.Hour)
+		prune(0) // k4 is the newest: kept
+		if _, err := env.Ledger.PruneOutbox(env.Ctx, -time.Second); !errors.Is(err, ledger.ErrInvalidInput) {
+			t.Errorf("a negative retention: %v", err)
+		}
+
+		env.Restart()
+		b.Ledger = env.Ledger
+		spend("k1") // retried after its event was pruned: replayed
+		spend("k5")
+		got := pending()
+		if len(got) != 1 || got[0].Key != "k5" || got[0].ID <= evs[2].ID+1 {
+			t.Errorf("pending after the restart: %+v (k4 had ID %d)", got, evs[2].ID+1)
+		}
+		if v, _ := b.Read(env.Ctx, "a"); v.Spent.Cmp(ledger.Wei(50)) != 0 {
+			t.Errorf("spent %s, want 50 (five spends, k1 once)", v.Spent)
+		}
+	})
 }

@@ -1,8 +1,10 @@
 package signer
 
 import (
+	"strings"
 	"testing"
 
+	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 )
 
@@ -103,4 +105,71 @@ func TestRetryKeyIsTheState(t *testing.T) {
 	if v, _ := b.Read(env.Ctx, "ida"); v.Spent.Cmp(costOf(t, 8)) != 0 {
 		t.Errorf("spent %s, want %s", v.Spent, costOf(t, 8))
 	}
+}
+
+// TestFirstCallIdempotencyKey: a first call (no state) sent again with the
+// same Idempotency-Key — its answer was lost — is charged once, writes one
+// usage event and gets the very same payment and state; another key is
+// another payment; the same key for another amount is 409 and charges
+// nothing; without a key a resent first call is charged again.
+func TestFirstCallIdempotencyKey(t *testing.T) {
+	rc := loadRecorded(t)
+	everyStore(t, func(t *testing.T, env *ledgertest.Env) {
+		b := &Budgets{Ledger: env.Ledger, Owner: rc.key.Address().Hex(), Events: true}
+		s, _ := newTestSigner(t, rc, func(c *Config) {
+			c.Budget = b
+			c.Nonces = &LedgerNonces{Ledger: env.Ledger, Owner: rc.key.Address().Hex()}
+		})
+		h := s.Handler()
+		b.Grant(env.Ctx, "ida", costOf(t, 20), "g")
+		pay := func(key string, px int64) (int, string) {
+			hdr := []string{HeaderAuthID, "ida"}
+			if key != "" {
+				hdr = append(hdr, HeaderIdempotencyKey, key)
+			}
+			code, body, _ := post(t, h, "/generate-live-payment", rc.request(nil, "m", px, ""), hdr...)
+			return code, body
+		}
+		spent := func() ledger.Amount {
+			v, err := b.Read(env.Ctx, "ida")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.Spent
+		}
+		code, body := pay("k1", 27648000)
+		r1 := decodeOK(t, code, body)
+		code, body = pay("k1", 27648000)
+		r2 := decodeOK(t, code, body)
+		if r1.Payment != r2.Payment || stateOf(t, r1.State).StateID != stateOf(t, r2.State).StateID {
+			t.Errorf("the retried first call got another payment or state:\n%s\n%s", r1.Payment, r2.Payment)
+		}
+		if got := spent(); got.Cmp(costOf(t, 3)) != 0 {
+			t.Errorf("spent %s after a first call and its retry, want %s", got, costOf(t, 3))
+		}
+		if evs, _ := env.Ledger.PendingOutbox(env.Ctx, 0, 10); len(evs) != 1 {
+			t.Errorf("%d usage events, want 1", len(evs))
+		}
+		// The same key for another amount: refused, nothing charged.
+		if code, body = pay("k1", 2*27648000); code != 409 || !strings.Contains(body, "idempotency_key_reused") {
+			t.Errorf("the key reused for another amount: %d %s", code, body)
+		}
+		if got := spent(); got.Cmp(costOf(t, 3)) != 0 {
+			t.Errorf("spent %s after the refused reuse, want %s", got, costOf(t, 3))
+		}
+		// Another key is another payment, with fresh nonces.
+		code, body = pay("k2", 27648000)
+		r3 := decodeOK(t, code, body)
+		if n1, n3 := nonces(t, r1.Payment), nonces(t, r3.Payment); n3[0] <= n1[len(n1)-1] {
+			t.Errorf("another key got nonces %v after %v", n3, n1)
+		}
+		// Without a key a resent first call is a new payment.
+		for range 2 {
+			code, body = pay("", 27648000)
+			decodeOK(t, code, body)
+		}
+		if got := spent(); got.Cmp(costOf(t, 12)) != 0 {
+			t.Errorf("spent %s, want %s (3 + 3 + 3 + 3)", got, costOf(t, 12))
+		}
+	})
 }

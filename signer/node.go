@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"byoc/internal/console"
 	"byoc/internal/node"
@@ -34,10 +35,15 @@ type NodeConfig struct {
 	// Budgets makes every payment charge its customer's budget (483
 	// without enough); without, what each payment costs is added to the
 	// customer's usage tally. Either way every signed payment is in the
-	// ledger. Thresholds (percent spent) fire alerts to Alert.
-	Budgets    bool
-	Thresholds []int
-	Alert      func(Alert)
+	// ledger. Thresholds (percent spent) fire alerts to Alert (after the
+	// spend, e.g. to log them) and, with AlertURL, are written to the
+	// ledger's outbox in the spend's transaction and POSTed there as JSON,
+	// at least once (AlertHeaders with each POST).
+	Budgets      bool
+	Thresholds   []int
+	Alert        func(Alert)
+	AlertURL     string
+	AlertHeaders map[string]string
 	// SharedNonces reserves ticket nonces from a counter in the ledger, so
 	// replicas sharing a PostgreSQL ledger (and the key) never sign the
 	// same nonce; one ledger write more per payment.
@@ -47,7 +53,10 @@ type NodeConfig struct {
 	// are sent with each POST.
 	EventsURL    string
 	EventHeaders map[string]string
-	// Background runs beside the signer until Close (e.g. a Poster).
+	// OutboxRetention, if positive, keeps delivered usage events and
+	// alerts this long in the ledger, then deletes them (hourly).
+	OutboxRetention time.Duration
+	// Background runs beside the signer until Close.
 	Background []func(context.Context)
 	// Signer holds the remaining settings; Key defaults to the data
 	// directory's node key, Clock to the node's.
@@ -61,6 +70,7 @@ type Node struct {
 	Ledger        *ledger.Ledger
 	Budgets       *Budgets
 	Events        *EventSink // nil without EventsURL
+	AlertSink     *EventSink // budget alerts; nil without AlertURL
 	node          *node.Node
 	alerts        alertLog // the latest alerts, for the console
 }
@@ -132,14 +142,33 @@ func (n *Node) start(cfg NodeConfig) error {
 	n.Budgets = &Budgets{Ledger: n.Ledger, Owner: sc.Key.Address().Hex(), Unlimited: !cfg.Budgets,
 		Thresholds: cfg.Thresholds, Alert: alert, Events: cfg.EventsURL != ""}
 	sc.Budget = n.Budgets
+	var wake []func()
 	if cfg.SharedNonces {
 		sc.Nonces = &LedgerNonces{Ledger: n.Ledger, Owner: sc.Key.Address().Hex()}
 	}
 	if cfg.EventsURL != "" {
 		n.Events = NewEventSink(EventSink{URL: cfg.EventsURL, Headers: cfg.EventHeaders, Ledger: n.Ledger,
 			Source: "byoc-signer/" + sc.Key.Address().Hex(), Logger: sc.Logger})
-		n.Budgets.Notify = n.Events.Wake
+		wake = append(wake, n.Events.Wake)
 		cfg.Background = append(cfg.Background, n.Events.Run)
+	}
+	if cfg.AlertURL != "" && cfg.Budgets && len(cfg.Thresholds) > 0 {
+		n.Budgets.AlertOutbox = true
+		n.AlertSink = NewEventSink(EventSink{URL: cfg.AlertURL, Headers: cfg.AlertHeaders, Ledger: n.Ledger,
+			Topics: []string{TopicAlert}, Plain: true, Logger: sc.Logger})
+		wake = append(wake, n.AlertSink.Wake)
+		cfg.Background = append(cfg.Background, n.AlertSink.Run)
+	}
+	if cfg.OutboxRetention > 0 {
+		p := &OutboxPruner{Ledger: n.Ledger, Retention: cfg.OutboxRetention, Logger: sc.Logger}
+		cfg.Background = append(cfg.Background, p.Run)
+	}
+	if len(wake) > 0 {
+		n.Budgets.Notify = func() {
+			for _, w := range wake {
+				w()
+			}
+		}
 	}
 	s, err := New(sc)
 	if err != nil {

@@ -101,6 +101,7 @@ type call struct {
 	fee       *big.Rat
 	orchPrice *big.Rat
 	requestID string
+	idem      string // the first call's Idempotency-Key, if sent
 }
 
 func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
@@ -126,6 +127,10 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 		return nil, fail(http.StatusBadRequest, "missing ticketParams in OrchestratorInfo")
 	}
 	c.orchAddr = common.BytesToAddress(c.info.Address)
+	c.idem = r.Header.Get(HeaderIdempotencyKey)
+	if len(c.idem) > 255 {
+		return nil, fail(http.StatusBadRequest, "Idempotency-Key longer than 255 bytes")
+	}
 	if err := s.loadState(c); err != nil {
 		return nil, err
 	}
@@ -216,16 +221,25 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 	cost := ledger.CreditFor(ev)
 	cost = ledger.AmountFromBig(new(big.Int).Mul(cost.Big(), big.NewInt(int64(n))))
 	ev0 := s.usage(c, n, after, cost)
-	if s.cfg.Nonces != nil && c.hasState {
+	idem := c.idem != "" && s.cfg.Nonces != nil
+	switch {
+	case s.cfg.Nonces != nil && c.hasState:
 		// A continuing call is idempotent: sent again with the same state
 		// bytes, its spend and its nonces replay, so it is charged once and
 		// gets the same tickets. (Without the shared counter a retry would get
 		// fresh nonces, so it must be charged again: keys stay random.)
 		ev0.ID = callKey(c.req.State.State, sid)
+	case idem:
+		// A first call has no state to key on: the client's
+		// Idempotency-Key does, per customer and ticket session.
+		ev0.ID = firstCallKey(c.state.AuthID, c.idem, sid)
 	}
 	spend := Spend{Customer: c.state.AuthID, App: c.state.App, Amount: cost, Key: ev0.ID, Event: ev0}
 	if s.cfg.Budget != nil {
 		err := s.cfg.Budget.Spend(r.Context(), &spend)
+		if idem && errors.Is(err, ledger.ErrIdempotencyConflict) {
+			return nil, &apiError{status: http.StatusConflict, msg: "Idempotency-Key was used for another payment", code: "idempotency_key_reused"}
+		}
 		if errors.Is(err, ledger.ErrIdempotencyConflict) {
 			// The same state for another amount (a time-billed retry that
 			// came later, or a client asking twice): a payment of its own,
@@ -281,8 +295,14 @@ func (s *Signer) loadState(c *call) error {
 	st := c.req.State
 	c.hasState = len(st.State) != 0 || len(st.Sig) != 0
 	if !c.hasState {
+		id := s.cfg.NewID()
+		if c.idem != "" && s.cfg.Nonces != nil {
+			// Sent again, the call starts the same state.
+			h := crypto.Keccak256([]byte("state"), []byte(c.idem), c.orchAddr[:])
+			id = hex.EncodeToString(h[:4])
+		}
 		c.state = &State{
-			StateID:              s.cfg.NewID(),
+			StateID:              id,
 			OrchestratorAddress:  c.orchAddr,
 			App:                  c.req.App,
 			InitialPricePerUnit:  c.info.PriceInfo.PricePerUnit,
@@ -489,4 +509,12 @@ func keccak(b []byte) []byte { return crypto.Keccak256(b) }
 func callKey(state []byte, sid pm.SessionID) string {
 	h := crypto.Keccak256(state, sid[:])
 	return "c" + hex.EncodeToString(h[:15])
+}
+
+// firstCallKey names a first call by the client's Idempotency-Key, within
+// the customer's calls and the ticket session: sent again, its spend and
+// its nonce reservation replay.
+func firstCallKey(customer, key string, sid pm.SessionID) string {
+	h := crypto.Keccak256([]byte(customer), []byte{0}, []byte(key), sid[:])
+	return "f" + hex.EncodeToString(h[:15])
 }

@@ -34,6 +34,8 @@ Actions:
               JSON-lines file (--out) and keep a checkpoint that verify checks
   sweep       release every job idle past its TTL now (a running node does this itself)
   winners     winning PM tickets queued for redemption (--state queued|redeemed|failed|all)
+  prune-outbox  delete outbox events (a signer's usage events and alerts) delivered
+              more than --older-than ago; undelivered ones always stay
 
 The counterparty (the accounts' "sender") is the other node: on an
 orchestrator the gateway that pays, on a gateway the orchestrator it pays.
@@ -44,7 +46,7 @@ Flags (all actions):
 `
 
 // ledgerActions are the actions runLedger knows.
-var ledgerActions = []string{"verify", "pools", "jobs", "statement", "export", "archive", "sweep", "winners"}
+var ledgerActions = []string{"verify", "pools", "jobs", "statement", "export", "archive", "sweep", "winners", "prune-outbox"}
 
 func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("byoc ledger", flag.ContinueOnError)
@@ -69,6 +71,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	format := fs.String("format", "csv", "export: csv or jsonl")
 	before := fs.String("before", "", "archive: move jobs closed before this time (RFC 3339 or YYYY-MM-DD, UTC; at least a day ago)")
 	outFile := fs.String("out", "", "export: write to this file instead of standard output; archive: the archive file (default: ledger-archive-before-CUT-at-NOW.jsonl.gz in the data directory)")
+	olderThan := fs.Duration("older-than", 7*24*time.Hour, "prune-outbox: delete events delivered longer ago than this")
 	vacuum := fs.Bool("vacuum", false, "archive: VACUUM afterwards, giving the freed space back (blocks the node's writes while it runs)")
 	if err := actionUsage(fs, ledgerUsage, args, stdout); err != nil {
 		return err
@@ -198,6 +201,14 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", x.Key, x.Sender, amt(x.FaceValue), x.RedeemAfter,
 					x.Account, x.QueuedAt.Format(time.RFC3339), x.State)
 			}
+		})
+	case "prune-outbox":
+		n, err := l.PruneOutbox(ctx, *olderThan)
+		if err != nil {
+			return err
+		}
+		return out(map[string]int64{"pruned": n}, func(w *tabwriter.Writer) {
+			fmt.Fprintf(w, "deleted %d outbox event(s) delivered before %s\n", n, time.Now().Add(-*olderThan).UTC().Format(time.RFC3339))
 		})
 	case "sweep":
 		n, err := l.ExpireJobs(ctx)

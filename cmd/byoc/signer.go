@@ -73,6 +73,7 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&cfg.Budgets, "budgets", false, "charge every payment to its customer's budget in the ledger (483 without enough)")
 	thresholds := fs.String("budget-thresholds", "80,100", "shares spent, in percent, that fire a budget alert")
 	alertURL := fs.String("budget-alert-url", "", "URL budget alerts are POSTed to as JSON (empty: logged only)")
+	retention := fs.Duration("outbox-retention", 7*24*time.Hour, "delete delivered usage events and alerts from the ledger this long after delivery (0: keep them)")
 	fs.StringVar(&cfg.EventsURL, "usage-events-url", "", "URL every signed payment's usage event is POSTed to, at least once, as CloudEvents (e.g. OpenMeter's /api/v1/events)")
 	var eventHeaders headerList
 	fs.Var(&eventHeaders, "usage-events-header", "header sent with usage events, 'Name: value' (repeatable)")
@@ -118,17 +119,12 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			cfg.Thresholds = append(cfg.Thresholds, t)
 		}
-		var poster *signer.Poster
-		if *alertURL != "" {
-			poster = signer.NewPoster(signer.Poster{URL: *alertURL, Logger: log}, 1024)
-			cfg.Background = append(cfg.Background, poster.Run)
-		}
+		// Delivered from the ledger's outbox (written with the spend), so
+		// none is lost on a kill.
+		cfg.AlertURL = *alertURL
 		cfg.Alert = func(a signer.Alert) {
 			log.Warn("budget threshold crossed", "customer", a.Customer, "threshold_percent", a.Threshold,
 				"granted", a.Granted.String(), "spent", a.Spent.String())
-			if poster != nil {
-				poster.Post(a)
-			}
 		}
 	}
 	key, err := keyFlags.signer()
@@ -139,6 +135,7 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Signer.Key = key
 	}
 	cfg.DataDir, cfg.LedgerDSN = sf.dataDir, sf.dsn
+	cfg.OutboxRetention = *retention
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "shared-nonces" })
 	if !explicit && sf.dsn != "" {
@@ -201,7 +198,8 @@ through a running signer's admin API (--admin, default
 http://127.0.0.1:7937). Amounts are in wei.
 
   grant --customer C --amount N --key K   add N wei to C's budget; K makes the grant happen once
-  show --customer C                        C's budget: granted, spent, balance
+        [--app A]                          ... to C's budget for app A: a limit on C's payments for A
+  show --customer C [--app A]              C's budget (for app A): granted, spent, balance
   list                                     every customer's budget
   statement --customer C [--format csv]    C's grants and spends, as JSON or CSV
 
@@ -213,6 +211,7 @@ func runSignerBudget(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.SetOutput(stderr)
 	admin := fs.String("admin", "http://127.0.0.1:7937", "the signer's admin URL")
 	customer := fs.String("customer", "", "the customer (the auth ID the webhook or Signer-Auth-Id names)")
+	app := fs.String("app", "", "grant, show: the customer's budget for this app (a limit on its payments for the app, within the customer's budget)")
 	amount := fs.String("amount", "", "wei to grant")
 	key := fs.String("key", "", "idempotency key of the grant (required)")
 	format := fs.String("format", "json", "statement: json or csv")
@@ -235,12 +234,12 @@ func runSignerBudget(ctx context.Context, args []string, stdout, stderr io.Write
 		if *key == "" {
 			return errors.New("--key is required: it makes the grant happen once however often it is sent")
 		}
-		body, _ := json.Marshal(signer.GrantRequest{Customer: *customer, Amount: a, Key: *key})
+		body, _ := json.Marshal(signer.GrantRequest{Customer: *customer, App: *app, Amount: a, Key: *key})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, *admin+"/admin/budget/grant", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err = client.Do(req)
 	case "show":
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *admin+"/admin/budget?customer="+url.QueryEscape(*customer), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *admin+"/admin/budget?customer="+url.QueryEscape(*customer)+"&app="+url.QueryEscape(*app), nil)
 		resp, err = client.Do(req)
 	case "statement":
 		if *format != "json" && *format != "csv" {

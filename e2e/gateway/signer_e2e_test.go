@@ -1,15 +1,26 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"byoc/ethsig"
 	"byoc/gateway"
+	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/signer"
+	"byoc/wire"
 	"byoc/worker"
 )
 
@@ -122,5 +133,178 @@ func TestRemoteSignerTwoCustomers(t *testing.T) {
 	// Nothing landed in the signer's customer-less pool.
 	if bal, _ := o.Ledger.Balance(ctx, ledger.PoolKey{Sender: s.Address(), Capability: "reverse"}.Ref()); !bal.IsZero() {
 		t.Errorf("customer-less pool holds %s", bal)
+	}
+}
+
+// TestRemoteSignerStreams: two key-less gateways, one per customer, run a
+// stream each at one orchestrator, paid through one byoc signer. Each
+// stream's start and top-ups are signed with the customer bound in, so the
+// orchestrator opens each stream's hold from that customer's pool; bob's
+// budget pays his start but not a top-up (483), so only his stream runs
+// dry and is stopped while alice's goes on. Per customer, what the signer
+// charged is, to the wei, what the orchestrator credited that customer.
+func TestRemoteSignerStreams(t *testing.T) {
+	clock := ledger.NewManualClock(time.Now())
+	o := startOrch(t, func(c *orchestrator.NodeConfig) {
+		c.Clock = clock
+		c.Orchestrator.StreamGrace = time.Second
+		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	})
+	sw := &e2eStreamWorker{}
+	srv := httptest.NewServer(sw)
+	t.Cleanup(srv.Close)
+	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
+	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
+	req.Header.Set("Authorization", testnet.Secret)
+	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("register: %v %v", resp, err)
+	}
+	s := startSigner(t, keyA)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.Budgets.Grant(ctx, "alice", ledger.Wei(1_000_000), "g-alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Budgets.Grant(ctx, "bob", ledger.Wei(15_000), "g-bob"); err != nil { // the start (10 s), not a top-up (70 s)
+		t.Fatal(err)
+	}
+	gws := map[string]*gateway.Node{}
+	for _, c := range []string{"alice", "bob"} {
+		remote, err := gateway.NewRemoteSigner(ctx, s.URL, map[string]string{signer.HeaderAuthID: c}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gws[c] = startGateway(t, "", []string{o.URL}, func(cfg *gateway.NodeConfig) {
+			cfg.Gateway.Remote = remote
+			cfg.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+			cfg.Gateway.StreamHost = "https://gw.example"
+			cfg.Clock = clock
+		})
+	}
+	start := func(c, id string) {
+		t.Helper()
+		h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+		r, _ := http.NewRequest(http.MethodPost, gws[c].URL+"/process/stream/start", strings.NewReader(`{"stream_id":"`+id+`","params":"{}"}`))
+		r.Header.Set(wire.HeaderJobRequest, h)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || gws[c].StreamState(ctx, id) != "running" {
+			t.Fatalf("%s's stream: %d %s, %s", c, resp.StatusCode, b, gws[c].StreamState(ctx, id))
+		}
+	}
+	start("alice", "sa")
+	start("bob", "sb")
+	// Each stream's hold at the orchestrator draws from its customer's pool.
+	for c, id := range map[string]string{"alice": "sa", "bob": "sb"} {
+		hold, err := o.Ledger.Account(ctx, ledger.JobKey{Sender: s.Address(), JobID: id}.Ref())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pool := customerPool(t, o, s, "live", c); hold.PoolID != pool.ID {
+			t.Errorf("%s's stream's hold is in pool %d, not the customer's (%d)", c, hold.PoolID, pool.ID)
+		}
+	}
+
+	// 4 s in both hold 6 s: the top-up round pays alice's 70 s; bob's
+	// budget cannot, so the signer refuses it.
+	clock.Advance(4 * time.Second)
+	if paid, failed := gws["alice"].PayStreams(ctx); paid != 1 || failed != 0 {
+		t.Errorf("alice's top-up round: paid %d failed %d", paid, failed)
+	}
+	if paid, failed := gws["bob"].PayStreams(ctx); paid != 0 || failed != 1 {
+		t.Errorf("bob's top-up round: paid %d failed %d", paid, failed)
+	}
+	// 10 s later bob's stream is dry and, after the grace, stopped;
+	// alice's goes on.
+	clock.Advance(10 * time.Second)
+	o.SettleStreams(ctx)
+	clock.Advance(2 * time.Second)
+	if st := o.SettleStreams(ctx); st.Stopped != 1 {
+		t.Errorf("settling: %+v, want bob's stream stopped", st)
+	}
+	if err := o.WaitStreamStops(ctx); err != nil { // the worker is told after the batch
+		t.Fatal(err)
+	}
+	if sw.count("/stream/stop", "sb") != 1 || sw.count("/stream/stop", "sa") != 0 {
+		t.Errorf("worker stops: bob's %d, alice's %d; want 1 and 0", sw.count("/stream/stop", "sb"), sw.count("/stream/stop", "sa"))
+	}
+	if st := gws["alice"].StreamState(ctx, "sa"); st != "running" {
+		t.Errorf("alice's stream: %s", st)
+	}
+	r, _ := http.NewRequest(http.MethodPost, gws["alice"].URL+"/process/stream/sa/stop", nil)
+	if resp, err := http.DefaultClient.Do(r); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stop alice's stream: %v %v", resp, err)
+	}
+
+	for _, c := range []string{"alice", "bob"} {
+		pool := customerPool(t, o, s, "live", c)
+		credited := pool.Credited
+		jobs, err := o.Ledger.List(ctx, ledger.AccountFilter{Kind: ledger.KindJob, PoolID: pool.ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			credited = credited.Add(j.Credited)
+		}
+		v, err := s.Budgets.Read(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != 1 || credited.Sign() == 0 || v.Spent.Cmp(credited) != 0 {
+			t.Errorf("%s: %d streams; the signer charged %s, the orchestrator credited %s", c, len(jobs), v.Spent, credited)
+		}
+	}
+	if bal, _ := o.Ledger.Balance(ctx, ledger.PoolKey{Sender: s.Address(), Capability: "live"}.Ref()); !bal.IsZero() {
+		t.Errorf("customer-less pool holds %s", bal)
+	}
+}
+
+// TestRemoteSignerSignFailsChargesNothing: when the signer cannot sign a
+// job's request (here a proxy in front of it fails /sign-byoc-job), the
+// gateway has asked for no tickets: the customer's budget is charged
+// nothing. (It signed after paying, leaving the customer charged for
+// tickets never sent.)
+func TestRemoteSignerSignFailsChargesNothing(t *testing.T) {
+	o := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, o.URL, w, worker.Reverse, "reverse", 1000, 4)
+	s := startSigner(t, keyA)
+	ctx := context.Background()
+	if _, err := s.Budgets.Grant(ctx, "alice", ledger.Wei(100_000), "g-alice"); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse(s.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var payments atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case wire.RouteSignBYOCJob:
+			http.Error(w, `{"error":{"message":"signing is down"}}`, http.StatusInternalServerError)
+			return
+		case wire.RouteGenerateBYOCPayment:
+			payments.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	remote, err := gateway.NewRemoteSigner(ctx, proxy.URL, map[string]string{signer.HeaderAuthID: "alice"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, "", []string{o.URL}, func(cfg *gateway.NodeConfig) { cfg.Gateway.Remote = remote })
+	if r := submit(t, gw, jobSpec{capability: "reverse", body: "abc"}); r.status != http.StatusInternalServerError {
+		t.Errorf("job with signing down: %d %s", r.status, r.body)
+	}
+	idle(t, gw)
+	v, err := s.Budgets.Read(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := payments.Load(); n != 0 || !v.Spent.IsZero() {
+		t.Errorf("signing failed, yet %d payments were asked for and alice was charged %s", n, v.Spent)
 	}
 }

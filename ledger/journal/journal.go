@@ -366,3 +366,14 @@ func (s *Store) Stats() Stats {
 	s.mu.RUnlock()
 	return st
 }
+
+// PruneOutbox deletes delivered outbox events from the projection (they
+// are not held in memory: only undelivered ones are), once it holds what
+// is committed. A record replayed after a crash is one the projection had
+// not applied, so a pruned event does not come back.
+func (s *Store) PruneOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error) {
+	if err := s.Sync(ctx); err != nil {
+		return 0, err
+	}
+	return s.inner.PruneOutbox(ctx, deliveredBefore)
+}

@@ -433,7 +433,13 @@ func (t *tx) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 }
 
 func (t *tx) ScanAccounts(ctx context.Context, fn func(ledger.Account) error) error {
-	rows, err := t.query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
+	return t.scanAccounts(ctx, fn, "")
+}
+
+// scanAccounts calls fn for each account that where (a WHERE clause, or
+// "" for all) selects, by ID.
+func (t *tx) scanAccounts(ctx context.Context, fn func(ledger.Account) error, where string, args ...any) error {
+	rows, err := t.query(ctx, `SELECT `+accountCols+` FROM accounts `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return err
 	}

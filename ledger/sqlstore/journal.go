@@ -29,23 +29,7 @@ func (s *Store) JournalState(ctx context.Context) (projected uint64, maxAccountI
 // ScanLive calls fn for every pool and every open job.
 func (s *Store) ScanLive(ctx context.Context, fn func(ledger.Account) error) error {
 	return s.View(ctx, func(rtx ledger.ReadTx) error {
-		t := rtx.(*tx)
-		rows, err := t.query(ctx, `SELECT `+accountCols+` FROM accounts WHERE kind = ? OR state = ? ORDER BY id`,
-			string(ledger.KindPool), string(ledger.StateOpen))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			a, err := scanAccount(rows)
-			if err != nil {
-				return err
-			}
-			if err := fn(a); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		return rtx.(*tx).scanAccounts(ctx, fn, `WHERE kind = ? OR state = ?`, string(ledger.KindPool), string(ledger.StateOpen))
 	})
 }
 
@@ -143,19 +127,7 @@ func (s *Store) ScanNames(ctx context.Context, ref, key func(string)) error {
 			sql string
 			fn  func(string)
 		}{{`SELECT ref FROM accounts`, ref}, {`SELECT idem_key FROM entries WHERE idem_key IS NOT NULL`, key}} {
-			rows, err := t.query(ctx, q.sql)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var v string
-				if err := rows.Scan(&v); err != nil {
-					rows.Close()
-					return err
-				}
-				q.fn(v)
-			}
-			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			if err := t.scanStrings(ctx, q.fn, q.sql); err != nil {
 				return err
 			}
 		}
@@ -177,19 +149,7 @@ func (s *Store) OutboxState(ctx context.Context) (maxID int64, err error) {
 func (s *Store) ScanOutbox(ctx context.Context, key func(string), pending func(ledger.OutboxEvent) error) error {
 	return s.View(ctx, func(rtx ledger.ReadTx) error {
 		t := rtx.(*tx)
-		rows, err := t.query(ctx, `SELECT event_key FROM outbox`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				rows.Close()
-				return err
-			}
-			key(k)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		if err := t.scanStrings(ctx, key, `SELECT event_key FROM outbox`); err != nil {
 			return err
 		}
 		for after := int64(0); ; {
@@ -220,23 +180,29 @@ func (s *Store) OutboxKeysTaken(ctx context.Context, keys []string) ([]string, e
 			for i, k := range keys[start : start+n] {
 				args[i] = k
 			}
-			rows, err := t.query(ctx, `SELECT event_key FROM outbox WHERE event_key IN (`+placeholders(n, 1)+`)`, args...)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var k string
-				if err := rows.Scan(&k); err != nil {
-					rows.Close()
-					return err
-				}
-				out = append(out, k)
-			}
-			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			take := func(k string) { out = append(out, k) }
+			if err := t.scanStrings(ctx, take, `SELECT event_key FROM outbox WHERE event_key IN (`+placeholders(n, 1)+`)`, args...); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return out, err
+}
+
+// scanStrings calls fn for the one string column of each row query gives.
+func (t *tx) scanStrings(ctx context.Context, fn func(string), query string, args ...any) error {
+	rows, err := t.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return err
+		}
+		fn(v)
+	}
+	return errors.Join(rows.Err(), rows.Close())
 }

@@ -81,3 +81,15 @@ func (t *tx) MarkDelivered(ctx context.Context, ids []int64, at time.Time) error
 	}
 	return nil
 }
+
+// PruneOutbox deletes the events delivered before deliveredBefore, all but
+// the newest event: the next ID follows the largest one kept (SQLite's, and
+// the journal store's after a restart), so no ID is handed out twice.
+func (s *Store) PruneOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, s.rebind(`DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?
+		AND id < (SELECT max(id) FROM outbox)`), deliveredBefore.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("pruning the outbox: %w", err)
+	}
+	return res.RowsAffected()
+}
