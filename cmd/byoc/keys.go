@@ -21,7 +21,8 @@ Actions:
          --password-file, to --keystore (never overwrites; mode 0600); prints
          its address
   show   print the address a keystore file holds (no password needed); with
-         --password-file, also check that the password decrypts it
+         --password-file, also check that the password decrypts it. Also
+         reads a node's node.key (its data directory's raw key)
 
 The files are go-ethereum keystores (version 3, scrypt): geth, clef and
 go-livepeer read what this writes, and the nodes' --eth-keystore reads
@@ -90,7 +91,17 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		addr, err := ethsig.KeystoreAddress(doc)
 		if err != nil {
-			return fmt.Errorf("show: %s: %w", *path, err)
+			// A node's own node.key (a data directory's raw hex key) has
+			// an address too: operators look for the orchestrator's.
+			k, herr := ethsig.KeySignerFromHex(strings.TrimSpace(string(doc)))
+			if herr != nil {
+				return fmt.Errorf("show: %s: %w", *path, err)
+			}
+			if *pwFile != "" {
+				return fmt.Errorf("show: %s is a node's raw key (node.key), not a keystore: it has no password", *path)
+			}
+			fmt.Fprintln(stdout, k.Address().Hex())
+			return nil
 		}
 		if *pwFile != "" {
 			pw, err := readPassword(*pwFile)

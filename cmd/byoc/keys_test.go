@@ -11,6 +11,8 @@ import (
 	"github.com/ethereum/go-ethereum/accounts/keystore"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/google/uuid"
+
+	"byoc/internal/nodefiles"
 )
 
 func TestKeysNewShow(t *testing.T) {
@@ -113,5 +115,35 @@ func TestKeysRefusals(t *testing.T) {
 	}
 	if code, out, _ := byoc(t, "keys", "-h"); code != 0 || !strings.Contains(out, "Usage: byoc keys") {
 		t.Errorf("help: %d %q", code, out)
+	}
+}
+
+// TestKeysShowNodeKey: a data directory's raw node.key shows the address
+// the node uses; a password for it is refused, and a file that is neither
+// still says why it is not a keystore.
+func TestKeysShowNodeKey(t *testing.T) {
+	dir := t.TempDir()
+	k, err := nodefiles.Key(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, nodefiles.KeyFile)
+	code, out, errs := byoc(t, "keys", "show", "--keystore", path)
+	if code != 0 || strings.TrimSpace(out) != k.Address().Hex() {
+		t.Fatalf("show node.key: %d %q %s; want %s", code, out, errs, k.Address().Hex())
+	}
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := byoc(t, "keys", "show", "--keystore", path, "--password-file", pw); code != 1 || out != "" || !strings.Contains(errs, "has no password") {
+		t.Fatalf("show node.key with a password: %d %q %s", code, out, errs)
+	}
+	junk := filepath.Join(dir, "junk")
+	if err := os.WriteFile(junk, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := byoc(t, "keys", "show", "--keystore", junk); code != 1 || out != "" || !strings.Contains(errs, "keystore") {
+		t.Fatalf("show junk: %d %q %s", code, out, errs)
 	}
 }

@@ -163,7 +163,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		var ref ledger.Ref
 		switch {
 		case *sender == "":
-			return fmt.Errorf("statement needs --sender")
+			return fmt.Errorf("statement needs --sender: the counterparty's address, as in the %s column of `byoc ledger pools`", who)
 		case *job != "" && *stream != "":
 			return fmt.Errorf("statement: --job or --stream, not both")
 		case *stream != "":
