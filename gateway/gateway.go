@@ -148,6 +148,7 @@ type Gateway struct {
 	stats     *latencies
 	busy      idleTracker
 	streams   gwStreamTable
+	stopped   stoppedStreams // the latest streams their clients stopped
 }
 
 // New checks cfg and returns a Gateway.

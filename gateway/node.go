@@ -141,9 +141,10 @@ func (n *Node) Close() error { return n.node.Close() }
 // AdminHandler serves the operator's endpoints, meant for a private
 // listener: GET /metrics (Prometheus), /healthz and /readyz (see Ready),
 // and read-only JSON views
-// /admin/orchestrators (latencies, failures) and /admin/pools (the books:
+// /admin/orchestrators (latencies, failures), /admin/pools (the books:
 // the gateway's credit per orchestrator and capability, and the last
-// comparison with the orchestrator's figure), and /console/, the web
+// comparison with the orchestrator's figure) and /admin/streams (Streams:
+// state, hold in the books, what it owes now, last event), and /console/, the web
 // console over the same data (docs/console.md): the gateway has no admin
 // token, so the console answers on loopback only.
 func (g *Gateway) AdminHandler() http.Handler {
@@ -157,6 +158,13 @@ func (g *Gateway) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/pools", func(w http.ResponseWriter, r *http.Request) {
 		p, err := g.Pools(r.Context())
 		writeJSON(w, p, err)
+	})
+	mux.HandleFunc("GET /admin/streams", func(w http.ResponseWriter, r *http.Request) {
+		ss := g.Streams()
+		if ss == nil {
+			ss = []StreamStatus{}
+		}
+		writeJSON(w, ss, nil)
 	})
 	return mux
 }

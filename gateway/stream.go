@@ -97,6 +97,7 @@ type gwStream struct {
 	paid     ledger.Amount // what the top-ups were worth
 	params2  []byte        // the last update's body
 	book     *streamBook   // its hold in the gateway's books, once started
+	hold     ledger.Ref    // the latest session's hold in the books (kept after it closed)
 
 	lostMu       sync.Mutex         // serializes streamLost
 	endSession   context.CancelFunc // ends the relays of the current orchestrator's session
@@ -380,16 +381,22 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 	if err != nil {
 		return nil, err
 	}
-	reserve := need
-	need = need.Sub(o.available)
-	resp, body, pay, err := g.streamCall(ctx, s, j, o, "/ai/stream/start", s.id, need, s.start)
+	// The stream's draw is reserved in the books' pool before it is paid
+	// for, as a job's is: a job beginning meanwhile cannot count it too.
+	sb, err := g.books.reserveStream(ctx, o, s.req.Capability, s.id, need)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(wire.HeaderControlURL) == "" {
-		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
+	need = need.Sub(sb.pending.Drawn())
+	resp, body, pay, err := g.streamCall(ctx, s, j, o, "/ai/stream/start", s.id, need, s.start)
+	if err == nil && (resp.StatusCode != http.StatusOK || resp.Header.Get(wire.HeaderControlURL) == "") {
+		err = fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
 	}
-	g.bookStreamStart(context.WithoutCancel(ctx), s, o, pay, resp, reserve)
+	if err != nil {
+		g.books.startAnswered(sb, false)
+		return nil, err
+	}
+	g.bookStreamStart(context.WithoutCancel(ctx), s, sb, pay, resp)
 	h := http.Header{}
 	for _, k := range []string{wire.HeaderPublishURL, wire.HeaderSubscribeURL, wire.HeaderControlURL, wire.HeaderEventsURL, wire.HeaderDataURL} {
 		if v := resp.Header.Get(k); v != "" {
@@ -533,6 +540,8 @@ func (g *Gateway) stopStream(ctx context.Context, s *gwStream, body []byte) []by
 	s.state = "stopped"
 	s.mu.Unlock()
 	if !wasRunning || o == nil {
+		s.event("stopped", "stopped by the client", g.cfg.Now())
+		g.stopped.add(s.status(g.cfg.Ledger.Now()))
 		return nil
 	}
 	if len(body) == 0 {
@@ -542,6 +551,8 @@ func (g *Gateway) stopStream(ctx context.Context, s *gwStream, body []byte) []by
 	j.req = streamRequest(s, "", 10)
 	resp, out, _, err := g.streamCall(context.WithoutCancel(ctx), s, j, o, "/ai/stream/stop", s.id, ledger.Amount{}, body)
 	g.bookStreamEnd(context.WithoutCancel(ctx), s, resp)
+	s.event("stopped", "stopped by the client", g.cfg.Now())
+	g.stopped.add(s.status(g.cfg.Ledger.Now()))
 	if err != nil {
 		s.log.Warn("stop at the orchestrator", "err", err)
 		return nil
@@ -815,19 +826,38 @@ func streamBalance(tok *wire.JobToken) ledger.Amount {
 	return ledger.Wei(tok.Balance)
 }
 
-// Streams lists the gateway's streams (admin).
+// Streams lists the gateway's streams (GET /admin/streams): running ones
+// and those that failed or were lost in the last 10 minutes.
 func (g *Gateway) Streams() []StreamStatus {
 	var out []StreamStatus
+	now := g.cfg.Ledger.Now()
 	for _, s := range g.streams.list() {
-		s.mu.Lock()
-		st := StreamStatus{ID: s.id, Capability: s.req.Capability, State: s.state, Paid: s.paid}
-		if s.orch != nil {
-			st.Orchestrator = s.orch.url
-		}
-		s.mu.Unlock()
-		out = append(out, st)
+		out = append(out, s.status(now))
 	}
 	return out
+}
+
+// status is the stream as Streams lists it, at now on the books' clock.
+func (s *gwStream) status(now time.Time) StreamStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := StreamStatus{ID: s.id, Capability: s.req.Capability, State: s.state, Paid: s.paid, Hold: s.hold}
+	if s.orch != nil {
+		st.Orchestrator = s.orch.url
+		if s.book != nil && s.book.open {
+			o := s.book.owed(s.orch.price, now)
+			st.Owed = &o
+		}
+	}
+	if n := len(s.events); n > 0 {
+		e := s.events[n-1]
+		st.LastEvent = &e
+	}
+	if s.lastErr != nil {
+		e := *s.lastErr
+		st.LastError = &e
+	}
+	return st
 }
 
 // StreamStatus is a stream as the gateway's admin API lists it.
@@ -836,7 +866,47 @@ type StreamStatus struct {
 	Capability   string        `json:"capability"`
 	State        string        `json:"state"`
 	Orchestrator string        `json:"orchestrator,omitempty"`
-	Paid         ledger.Amount `json:"paid"`
+	Paid         ledger.Amount `json:"paid"` // what its payments were worth
+	// Hold is its latest session's hold in the books (zero before one
+	// opened); Owed what the books would charge it if it ended now, while
+	// that hold is open (StreamBook.owed: the price of the whole seconds
+	// since its start).
+	Hold      ledger.Ref     `json:"hold,omitzero"`
+	Owed      *ledger.Amount `json:"owed,omitempty"`
+	LastEvent *StreamEvent   `json:"last_event,omitempty"`
+	LastError *StreamEvent   `json:"last_error,omitempty"`
+}
+
+// stoppedKeep is how many streams their clients stopped the gateway
+// remembers for the console (in memory).
+const stoppedKeep = 50
+
+// stoppedStreams are the latest streams their clients stopped, newest
+// last.
+type stoppedStreams struct {
+	mu sync.Mutex
+	l  []StreamStatus
+}
+
+func (t *stoppedStreams) add(st StreamStatus) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.l = append(t.l, st)
+	if len(t.l) > stoppedKeep {
+		t.l = append(t.l[:0:0], t.l[len(t.l)-stoppedKeep:]...)
+	}
+}
+
+// StoppedStreams lists the latest streams their clients stopped, newest
+// first, as they were when they stopped.
+func (g *Gateway) StoppedStreams() []StreamStatus {
+	g.stopped.mu.Lock()
+	defer g.stopped.mu.Unlock()
+	out := make([]StreamStatus, 0, len(g.stopped.l))
+	for i := len(g.stopped.l) - 1; i >= 0; i-- {
+		out = append(out, g.stopped.l[i])
+	}
+	return out
 }
 
 // StreamState waits until the stream's start has an outcome (or ctx ends)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"net/http"
 	"time"
 
@@ -26,32 +27,118 @@ import (
 // ID contains '~', so a stream's hold never takes a job's.
 const streamHoldPrefix = "~stream-"
 
-// streamBook is a stream's hold in the books.
+// streamBook is a stream's hold in the books. Its draw from the pool is
+// a pending hold (ledger.Pending) from before the start is paid until the
+// hold is finished, as a job's is: the books' pool never counts the
+// stream's reservation as free, so a job of the same sender and
+// orchestrator beginning meanwhile cannot count the same credit twice.
+// credited and off are what the hold was paid and what of that was
+// written off: its release at the end, with the draw, less the charge.
 type streamBook struct {
-	key   ledger.JobKey
-	began time.Time // on the ledger's clock
-	open  bool
+	key      ledger.JobKey
+	pool     poolID
+	pending  *ledger.PendingHold
+	o        *offer
+	began    time.Time // on the ledger's clock
+	open     bool
+	credited ledger.Amount
+	off      ledger.Amount
 }
 
-// bookStreamStart opens the stream's hold with the start payment.
-func (g *Gateway) bookStreamStart(ctx context.Context, s *gwStream, o *offer, pay Payment, resp *http.Response, reserve ledger.Amount) {
-	p := poolID{addr: o.recipient, capability: s.req.Capability}
-	key := ledger.JobKey{Sender: p.addr.Hex(), JobID: streamHoldPrefix + s.id}
-	req := ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: key, Capability: p.capability, Reserve: reserve,
-		TTL: 3*g.cfg.StreamPayInterval + g.cfg.HoldTTLMargin}}
+// owed is what the books would charge the stream's hold if it ended at
+// now without the orchestrator's figure: the price of the whole seconds
+// since its start (the books settle a stream only at its end), an upper
+// bound as for jobs; the hold caps it when it is charged.
+func (b *streamBook) owed(price *big.Rat, now time.Time) ledger.Amount {
+	c, err := ledger.CostOf(price, ledger.UnitsFor(now.Sub(b.began), time.Second))
+	if err != nil {
+		return ledger.MaxAmount
+	}
+	return c
+}
+
+// reserveStream reserves, in the books' pool at o, what a stream's start
+// may count on: at most required, at most what the orchestrator says is
+// available (a stream's token is always fresh) and at most what the books'
+// pool has that no other hold of ours counts on. Until the start is
+// answered (startAnswered) the stream counts as a job open at o, so no
+// pool figure of that moment is compared with the books.
+func (b *books) reserveStream(ctx context.Context, o *offer, capability, id string, required ledger.Amount) (*streamBook, error) {
+	p := poolID{o.recipient, capability}
+	ref := p.ref()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.pending.Sync(ctx, ref, b.now(), resyncAfter); err != nil {
+		b.m.booksErrors.Inc()
+		return nil, fmt.Errorf("%w: reading the pool: %v", ErrBooks, err)
+	}
+	limit := required
+	if !o.reused {
+		limit = ledger.MinAmount(limit, o.available)
+	}
+	sb := &streamBook{key: ledger.JobKey{Sender: p.addr.Hex(), JobID: streamHoldPrefix + id}, pool: p, o: o,
+		pending: b.pending.Reserve(ref, limit)}
+	st := b.state(p)
+	st.running[sb.key.JobID] = true
+	st.open++
+	st.epoch++
+	return sb, nil
+}
+
+// startAnswered records that the orchestrator answered the stream's start
+// (or never got it): the pool's figures describe it again. With started
+// false the stream's hold never opened: its reservation is given back.
+func (b *books) startAnswered(sb *streamBook, started bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.state(sb.pool)
+	st.open--
+	st.epoch++
+	if !started {
+		sb.pending.End(false)
+		delete(st.running, sb.key.JobID)
+	}
+}
+
+// bookStreamStart opens the stream's hold with the start payment and the
+// draw reserveStream reserved.
+func (g *Gateway) bookStreamStart(ctx context.Context, s *gwStream, sb *streamBook, pay Payment, resp *http.Response) {
+	b := g.books
+	b.startAnswered(sb, true)
+	req := ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: sb.key, Capability: sb.pool.capability,
+		Reserve: sb.pending.Drawn().Add(sumCredits(pay.Credits)), TTL: 3*g.cfg.StreamPayInterval + g.cfg.HoldTTLMargin}}
 	if len(pay.Credits) > 0 {
-		pr := creditsPayment(key.Ref(), pay.Credits)
+		pr := creditsPayment(sb.key.Ref(), pay.Credits)
 		req.Payment = &pr
 	}
 	res, err := g.cfg.Ledger.Admit(ctx, req)
 	if err != nil || !res.Admitted && !res.Job.Created {
 		s.log.Error("gateway books: the stream's hold did not open", "err", err)
+		b.endStream(sb, false)
 		return
 	}
+	sb.began, sb.open, sb.credited = g.cfg.Ledger.Now(), res.Admitted, res.Payment.Credited
+	if !res.Admitted {
+		// Closed at once, its payment left in the pool.
+		sb.pending.Settle(sb.credited, ledger.Amount{}, ledger.Amount{})
+		b.endStream(sb, true)
+	}
 	s.mu.Lock()
-	s.book = &streamBook{key: key, began: g.cfg.Ledger.Now(), open: res.Admitted}
+	s.book = sb
+	s.hold = sb.key.Ref()
 	s.mu.Unlock()
 	g.writeOff(ctx, s, pay, resp, "start")
+}
+
+// endStream ends the stream's pending hold without a finishing write
+// (opened: whether its hold opened in the ledger); the pool is read from
+// the ledger again once quiet.
+func (b *books) endStream(sb *streamBook, opened bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sb.pending.End(opened)
+	delete(b.state(sb.pool).running, sb.key.JobID)
+	b.pending.Stale(sb.pool.ref())
 }
 
 // bookStreamPayment credits a top-up's tickets to the stream's hold.
@@ -62,10 +149,15 @@ func (g *Gateway) bookStreamPayment(ctx context.Context, s *gwStream, pay Paymen
 	if b == nil || !b.open || len(pay.Credits) == 0 {
 		return
 	}
-	if _, err := g.cfg.Ledger.ReceivePayment(ctx, creditsPayment(b.key.Ref(), pay.Credits)); err != nil {
+	res, err := g.cfg.Ledger.ReceivePayment(ctx, creditsPayment(b.key.Ref(), pay.Credits))
+	if err != nil {
 		s.log.Error("gateway books: a stream top-up was not booked", "err", err)
+		g.books.pending.Stale(b.pool.ref())
 		return
 	}
+	s.mu.Lock()
+	b.credited = b.credited.Add(res.Credited)
+	s.mu.Unlock()
 	g.writeOff(ctx, s, pay, resp, fmt.Sprintf("%d", pay.Paid().Big()))
 }
 
@@ -74,23 +166,36 @@ func (g *Gateway) writeOff(ctx context.Context, s *gwStream, pay Payment, resp *
 	s.mu.Lock()
 	b := s.book
 	s.mu.Unlock()
-	if b == nil || resp == nil {
+	if b == nil || !b.open || resp == nil {
 		return
 	}
 	if u := uncredited(resp, pay.Paid()); u.Sign() > 0 && len(pay.Credits) > 0 {
 		if _, err := g.cfg.Ledger.Charge(ctx, b.key.Ref(), u, u, "uncredited:"+b.key.Sender+":"+b.key.JobID+":"+pay.Credits[0].Key); err != nil {
 			s.log.Error("gateway books: uncredited stream tickets not written off", "err", err)
+			g.books.pending.Stale(b.pool.ref())
+			return
 		}
+		s.mu.Lock()
+		b.off = b.off.Add(u)
+		s.mu.Unlock()
 	}
 }
 
 // bookStreamEnd charges the stream's hold what the orchestrator charged
 // (its Livepeer-Job-Charged on the stop answer, resp; else the price of
-// the whole seconds since the start) and closes it.
+// the whole seconds since the start) and closes it. The books' pool takes
+// the hold's release (its draw and payments, less write-offs and the
+// charge) at once, as a job's answer does; without a stop answer the
+// orchestrator may close its hold a little later, so the pool's figures
+// are not compared for a while.
 func (g *Gateway) bookStreamEnd(ctx context.Context, s *gwStream, resp *http.Response) {
 	s.mu.Lock()
-	b, o := s.book, s.orch
+	b := s.book
 	s.book = nil
+	var credited, off ledger.Amount
+	if b != nil {
+		credited, off = b.credited, b.off
+	}
 	s.mu.Unlock()
 	if b == nil || !b.open {
 		return
@@ -104,13 +209,26 @@ func (g *Gateway) bookStreamEnd(ctx context.Context, s *gwStream, resp *http.Res
 	if !claimed {
 		// The gateway's estimate: an upper bound, as for jobs; the hold
 		// caps it.
-		c, err := ledger.CostOf(o.price, ledger.UnitsFor(g.cfg.Ledger.Now().Sub(b.began), time.Second))
-		if err != nil {
-			c = ledger.MaxAmount
-		}
-		charged = c
+		charged = b.owed(b.o.price, g.cfg.Ledger.Now())
 	}
-	if _, err := g.cfg.Ledger.FinishJobUpTo(ctx, b.key, charged, "stream-end:"+b.key.JobID); err != nil {
+	bk := g.books
+	bk.mu.Lock()
+	booked, _ := b.pending.Settle(credited, off, charged)
+	st := bk.state(b.pool)
+	st.epoch++
+	if resp == nil {
+		st.settleUntil = bk.now().Add(bk.settle)
+	}
+	bk.mu.Unlock()
+	_, err := g.cfg.Ledger.FinishPendingJob(ctx, b.pending, b.key, booked, booked, "stream-end:"+b.key.JobID)
+	bk.mu.Lock()
+	delete(bk.state(b.pool).running, b.key.JobID)
+	bk.mu.Unlock()
+	if err != nil {
 		s.log.Error("gateway books: the stream's hold was not closed; the sweeper will release it", "err", err)
 	}
 }
+
+// StreamHoldJobID is the job ID of stream id's hold in a gateway's books
+// (an orchestrator's ledger holds it under id itself).
+func StreamHoldJobID(id string) string { return streamHoldPrefix + id }

@@ -219,12 +219,14 @@ func (n *Node) forgetSessions(ctx context.Context, blocks pm.BlockSource, every 
 	}
 }
 
-// Close closes the streams' channels, stops the listeners (letting running
+// Close closes the streams' channels, cuts short the workers' stop calls
+// the settlement batch left running, stops the listeners (letting running
 // jobs finish for up to 10 s), the sweeper and the ledger, and releases
 // the data directory.
 func (n *Node) Close() error {
 	if n.Orchestrator != nil {
 		n.closeChannels()
+		n.endStops()
 	}
 	return n.node.Close()
 }

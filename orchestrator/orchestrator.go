@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,6 +85,8 @@ type Orchestrator struct {
 	log     *slog.Logger
 	m       *Metrics
 	streams streamTable
+	ended   endedStreams // the latest stopped streams, for the console
+	stops   stopCalls    // the worker side of stops made by the settlement batch
 
 	open struct {
 		sync.Mutex
@@ -139,6 +142,8 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	o := &Orchestrator{cfg: cfg, reg: newRegistry(), log: cfg.Logger, m: cfg.Metrics, meter: mt}
 	o.open.bySender = map[string]int{}
+	o.stops.slots = make(chan struct{}, maxStopCalls)
+	o.stops.ctx, o.stops.cancel = context.WithCancel(context.Background())
 	return o, nil
 }
 

@@ -49,14 +49,16 @@ import (
 // running whose last settlement could not be charged: it keeps running
 // through the grace (Config.StreamGrace), owing what it owes.
 //
-// stopped is final and happens once (stream.stop): the stream leaves the
+// stopped is final and happens once (stopStream): the stream leaves the
 // table first (so no settlement, payment or update can touch it again:
-// no debit after release), then the worker gets /stream/stop, the
-// orchestrator writes a last event saying why on the events channel, the
-// channels are closed, the hold is finished (what is owed is charged, up
-// to what the hold holds, and the rest released to the pool in the same
-// ledger step, under a key naming the reason) and the capacity slot is
-// released. The sender's other streams and jobs are not touched.
+// no debit after release) and its hold is finished (what is owed is
+// charged, up to what the hold holds, and the rest released to the pool
+// in the same ledger step, under a key naming the reason); then the worker
+// gets /stream/stop, the orchestrator writes a last event saying why on
+// the events channel, the channels are closed and the capacity slot is
+// released — after the settlement batch, on a goroutine of its own, when
+// the batch stopped it (stopStreamLater), so that a hung worker holds up
+// no other stream. The sender's other streams and jobs are not touched.
 //
 // Stream IDs name trickle channels: <id>, <id>-out, <id>-control,
 // <id>-events, <id>-data. An ID that ends in one of those suffixes could
@@ -243,14 +245,72 @@ func (o *Orchestrator) Streams(ctx context.Context) ([]StreamInfo, error) {
 	now := o.meter.Now()
 	var out []StreamInfo
 	for _, s := range o.streams.running() {
-		bal, err := s.money.Balance(ctx, now)
+		info, err := s.info(ctx, now)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, StreamInfo{ID: s.id, Sender: s.pool.Sender.Hex(), Capability: s.pool.Capability, Hold: s.money.Hold(),
-			Balance: bal, Owed: s.money.Owed(now), Charged: s.money.Total(), DrySince: s.money.DrySince()})
+		out = append(out, info)
 	}
 	return out, nil
+}
+
+// StreamOf is the running stream id of sender as Streams lists it; ok
+// false when there is none.
+func (o *Orchestrator) StreamOf(ctx context.Context, id, sender string) (info StreamInfo, ok bool, err error) {
+	s := o.streams.get(id, sender)
+	if s == nil {
+		return StreamInfo{}, false, nil
+	}
+	info, err = s.info(ctx, o.meter.Now())
+	return info, err == nil, err
+}
+
+func (s *stream) info(ctx context.Context, now time.Time) (StreamInfo, error) {
+	bal, err := s.money.Balance(ctx, now)
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	return StreamInfo{ID: s.id, Sender: s.pool.Sender.Hex(), Capability: s.pool.Capability, Hold: s.money.Hold(),
+		Balance: bal, Owed: s.money.Owed(now), Charged: s.money.Total(), DrySince: s.money.DrySince()}, nil
+}
+
+// EndedStream is a stream that stopped, as the console lists it: its
+// hold (whose statement has the money) and why it stopped.
+type EndedStream struct {
+	ID, Sender, Capability string
+	Hold                   ledger.Ref
+	Reason                 string // StopByGateway, StopInsufficientFunds, …
+	At                     time.Time
+}
+
+// endedKeep is how many stopped streams the orchestrator remembers (in
+// memory: a restart forgets them; their holds stay in the ledger).
+const endedKeep = 50
+
+// endedStreams are the latest stopped streams, newest last.
+type endedStreams struct {
+	mu sync.Mutex
+	l  []EndedStream
+}
+
+func (e *endedStreams) add(s EndedStream) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.l = append(e.l, s)
+	if len(e.l) > endedKeep {
+		e.l = append(e.l[:0:0], e.l[len(e.l)-endedKeep:]...)
+	}
+}
+
+// EndedStreams lists the latest stopped streams, newest first.
+func (o *Orchestrator) EndedStreams() []EndedStream {
+	o.ended.mu.Lock()
+	defer o.ended.mu.Unlock()
+	out := make([]EndedStream, 0, len(o.ended.l))
+	for i := len(o.ended.l) - 1; i >= 0; i-- {
+		out = append(out, o.ended.l[i])
+	}
+	return out
 }
 
 // streamBalance is the Livepeer-Balance of a running stream of sender
@@ -291,17 +351,109 @@ func (o *Orchestrator) streamEvent(s *stream, reason string) {
 // none), what the stream was charged in all, and false when s was stopped
 // already.
 func (o *Orchestrator) stopStream(ctx context.Context, s *stream, reason string, body []byte) (status int, answer []byte, charged ledger.Amount, stopped bool) {
-	if !o.streams.remove(s) {
+	ctx = context.WithoutCancel(ctx)
+	f, ok := o.endStreamMoney(ctx, s, reason)
+	if !ok {
 		return 0, nil, ledger.Amount{}, false
 	}
-	ctx = context.WithoutCancel(ctx)
+	status, answer = o.releaseStream(ctx, s, reason, body, f)
+	return status, answer, f.Total, true
+}
+
+// stopStreamLater is stopStream for the settlement batch: the stream
+// leaves the table and its hold is finished here, in the batch; the rest
+// (the worker's /stream/stop, which may take up to the worker timeout, the
+// last event, the channels, the slot) runs on its own goroutine, at most
+// maxStopCalls at once, so a hung worker delays no other stream's
+// settlement. WaitStreamStops waits for them. It reports false when s was
+// stopped already.
+func (o *Orchestrator) stopStreamLater(ctx context.Context, s *stream, reason string, body []byte) bool {
+	f, ok := o.endStreamMoney(context.WithoutCancel(ctx), s, reason)
+	if !ok {
+		return false
+	}
+	o.stops.mu.Lock()
+	if o.stops.closed {
+		// Shutting down: the worker call fails at once (its context ended).
+		o.stops.mu.Unlock()
+		o.releaseStream(o.stops.ctx, s, reason, body, f)
+		return true
+	}
+	o.stops.wg.Add(1)
+	o.stops.mu.Unlock()
+	go func() {
+		defer o.stops.wg.Done()
+		select {
+		case o.stops.slots <- struct{}{}:
+			defer func() { <-o.stops.slots }()
+		case <-o.stops.ctx.Done(): // shutting down: the worker call fails at once
+		}
+		o.releaseStream(o.stops.ctx, s, reason, body, f)
+	}()
+	return true
+}
+
+// maxStopCalls bounds the workers' /stream/stop calls the settlement batch
+// has running at once (each bounded by the worker timeout, 30 s).
+const maxStopCalls = 64
+
+// stopCalls tracks the worker side of stops made by the settlement batch.
+type stopCalls struct {
+	mu     sync.Mutex
+	closed bool // endStops was called: no more calls are started
+	wg     sync.WaitGroup
+	slots  chan struct{}
+	ctx    context.Context // ends at shutdown: the calls still waiting give up
+	cancel context.CancelFunc
+}
+
+// endStops cuts the worker calls of stops still running short (the node
+// shuts down) and waits for them.
+func (o *Orchestrator) endStops() {
+	o.stops.mu.Lock()
+	o.stops.closed = true
+	o.stops.cancel()
+	o.stops.mu.Unlock()
+	o.stops.wg.Wait()
+}
+
+// WaitStreamStops waits until the worker side of every stop the settlement
+// batch made so far is done (each bounded by the worker timeout), or ctx
+// ends.
+func (o *Orchestrator) WaitStreamStops(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { o.stops.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// endStreamMoney takes s out of the table and finishes its hold, once:
+// false when s was stopped already. The stream counts as stopped from
+// here (the open-streams gauge, the stopped counter).
+func (o *Orchestrator) endStreamMoney(ctx context.Context, s *stream, reason string) (meter.Final, bool) {
+	if !o.streams.remove(s) {
+		return meter.Final{}, false
+	}
 	f, err := s.money.Finish(ctx, o.meter.Now(), reason)
 	if err != nil {
 		s.log.Error("stream stopped; its hold is left to the sweeper", "reason", reason, "err", err)
 	}
+	o.m.openStreams.Dec()
+	o.m.streamsStopped.WithLabelValues(reason).Inc()
+	return f, true
+}
+
+// releaseStream is the rest of a stop once the hold is finished: the
+// worker told, the last event written, the channels closed, the capacity
+// slot released. It returns the worker's answer to /stream/stop.
+func (o *Orchestrator) releaseStream(ctx context.Context, s *stream, reason string, body []byte, f meter.Final) (int, []byte) {
 	status, answer, werr := o.callStreamWorker(ctx, s, "/stream/stop", "", body)
 	if werr != nil {
-		s.log.Warn("worker did not take /stream/stop", "err", werr)
+		s.log.Warn("worker did not take /stream/stop", "reason", reason, "err", werr)
 	}
 	o.streamEvent(s, reason)
 	if o.cfg.Channels != nil {
@@ -309,11 +461,11 @@ func (o *Orchestrator) stopStream(ctx context.Context, s *stream, reason string,
 			o.cfg.Channels.Close(c)
 		}
 	}
+	o.ended.add(EndedStream{ID: s.id, Sender: s.pool.Sender.Hex(), Capability: s.pool.Capability, Hold: s.money.Hold(),
+		Reason: reason, At: o.meter.Now()})
 	s.slot.release()
-	o.m.openStreams.Dec()
-	o.m.streamsStopped.WithLabelValues(reason).Inc()
 	s.log.Info("stream stopped", "reason", reason, "charged", f.Total, "released", f.Released)
-	return status, answer, f.Total, true
+	return status, answer
 }
 
 // closeChannels closes every stream's channels when the node shuts down,

@@ -38,8 +38,10 @@ func (o *Orchestrator) RunStreams(ctx context.Context) {
 // now: each is charged what it owes (lazily computed), through at most
 // StreamSettlers settlements at once, whose charges the ledger's committer
 // groups into few commits. A stream whose hold cannot cover what it owes
-// is dry; one dry for StreamGrace or longer is stopped (stopStream,
-// reason insufficient_balance), alone.
+// is dry; one dry for StreamGrace or longer is stopped (stopStreamLater,
+// reason insufficient_balance), alone: its hold is finished in the batch,
+// its worker told after it (WaitStreamStops), so a hung worker delays no
+// other stream's settlement.
 func (o *Orchestrator) SettleStreams(ctx context.Context) SettleStats {
 	began := time.Now() // the billing lag metric only
 	now := o.meter.Now()
@@ -106,7 +108,7 @@ func (o *Orchestrator) settleOne(ctx context.Context, s *stream, now time.Time) 
 	case errors.Is(err, meter.ErrStreamClosed):
 		// Its hold expired under it (no settlement for its TTL): it
 		// cannot be billed, so it stops.
-		if _, _, _, stopped := o.stopStream(ctx, s, StopHoldExpired, []byte("hold expired")); stopped {
+		if o.stopStreamLater(ctx, s, StopHoldExpired, []byte("hold expired")) {
 			return settleExpired
 		}
 		return settleNothing
@@ -115,7 +117,7 @@ func (o *Orchestrator) settleOne(ctx context.Context, s *stream, now time.Time) 
 			s.log.Info("stream ran dry; stopped after the grace unless paid", "grace", o.cfg.StreamGrace)
 			return settleDry
 		}
-		o.stopStream(ctx, s, StopInsufficientFunds, []byte("insufficient balance"))
+		o.stopStreamLater(ctx, s, StopInsufficientFunds, []byte("insufficient balance"))
 		return settleStopped
 	default:
 		s.log.Error("settle stream", "err", err)

@@ -75,13 +75,22 @@ type workerCall struct {
 type streamWorker struct {
 	mu    sync.Mutex
 	calls []workerCall
+	// hang, when set, holds each /stream/stop until it is closed; stopping
+	// gets the stream's ID when such a stop arrives.
+	hang     chan struct{}
+	stopping chan string
 }
 
 func (sw *streamWorker) handle(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	sw.mu.Lock()
 	sw.calls = append(sw.calls, workerCall{r.URL.Path, r.Header.Get(wire.HeaderStreamID), r.Header.Get("Authorization"), r.Header.Get("Content-Type"), string(b)})
+	hang, stopping := sw.hang, sw.stopping
 	sw.mu.Unlock()
+	if hang != nil && r.URL.Path == "/live/stream/stop" {
+		stopping <- r.Header.Get(wire.HeaderStreamID)
+		<-hang
+	}
 	switch r.URL.Path {
 	case "/live/stream/start":
 		w.WriteHeader(http.StatusOK)
@@ -413,6 +422,10 @@ func TestStreamRunsDryAlone(t *testing.T) {
 		}
 		sn.clock.Advance(10 * time.Second) // 25 s: poor dry for 10 s, the grace
 		tick()
+		// The batch finished poor's hold; the worker is told after it.
+		if err := sn.n.WaitStreamStops(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		calls := sn.w.callsFor("poor")
 		if len(calls) != 2 || calls[1].Path != "/live/stream/stop" || calls[1].Body != "insufficient balance" {
 			t.Fatalf("poor's worker calls: %+v", calls)
@@ -455,6 +468,94 @@ func TestStreamRunsDryAlone(t *testing.T) {
 		}
 		if sn.period != 5*time.Second {
 			t.Errorf("the settlement loop ticks every %v, want the configured 5 s", sn.period)
+		}
+		testnet.Verify(t, sn.n)
+	})
+}
+
+// A dry stream stopped by the settlement batch has its hold finished in
+// the batch and its worker told after it: a worker that hangs on
+// /stream/stop (until the test releases it) delays no other stream's
+// settlement, even with one settler, which a stop waiting on the worker
+// would hold for the worker timeout (30 s). The rest of the stop (the last
+// event, the channels, the capacity slot) follows once the worker answers.
+func TestStreamHungWorkerDelaysNoSettlement(t *testing.T) {
+	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
+		sn := startStreamNet(t, func(c *orchestrator.NodeConfig) {
+			tweak(c)
+			c.Orchestrator.StreamSettlers = 1
+		})
+		c := sn.c
+		hang, stopping := make(chan struct{}), make(chan string, 1)
+		var once sync.Once
+		release := func() { once.Do(func() { close(hang) }) }
+		t.Cleanup(release) // before the worker's server closes
+		sn.w.mu.Lock()
+		sn.w.hang, sn.w.stopping = hang, stopping
+		sn.w.mu.Unlock()
+		for _, id := range []string{"poor", "rich"} {
+			if a := sn.start(t, c, id, 10, "{}"); a.Status != http.StatusOK {
+				t.Fatalf("start %s: %d %q", id, a.Status, a.Body)
+			}
+		}
+		if a := sn.call(t, c, "payment", wire.JobRequest{ID: "rich", Request: details("rich"), TimeoutSeconds: 70}, c.Pay(c.Token("live", "rich"), 30), ""); a.Status != http.StatusOK {
+			t.Fatalf("top-up of rich: %d %q", a.Status, a.Body)
+		}
+		// settle runs one batch; a batch still running after the deadline
+		// is waiting on the hung worker.
+		settle := func() orchestrator.SettleStats {
+			t.Helper()
+			done := make(chan orchestrator.SettleStats, 1)
+			go func() { done <- sn.n.SettleStreams(context.Background()) }()
+			select {
+			case st := <-done:
+				return st
+			case <-time.After(10 * time.Second):
+				release()
+				t.Fatalf("the settlement batch waited on the hung worker's /stream/stop")
+				return orchestrator.SettleStats{}
+			}
+		}
+		sn.clock.Advance(15 * time.Second) // poor owes 15000 on 10000: dry
+		if st := settle(); st.Dry != 1 || st.Charged != 1 {
+			t.Fatalf("settle at 15 s: %+v, want poor dry, rich charged", st)
+		}
+		sn.clock.Advance(10 * time.Second) // 25 s: poor dry for the grace
+		if st := settle(); st.Stopped != 1 || st.Charged != 1 {
+			t.Fatalf("settle at 25 s: %+v, want poor stopped, rich charged", st)
+		}
+		if id := <-stopping; id != "poor" {
+			t.Fatalf("the worker was told to stop %q", id)
+		}
+		// The worker still hangs: poor's hold is finished all the same (no
+		// debit after release), and the next batch bills rich on time.
+		if st := testnet.Statement(t, sn.n, c.Addr(), "poor"); st.Account.State != ledger.StateClosed || testnet.Amount(st.Charged) != 10000 {
+			t.Errorf("poor's hold while its worker hangs: %s charged %s, want closed, 10000", st.Account.State, st.Charged)
+		}
+		sn.clock.Advance(5 * time.Second)
+		if st := settle(); st.Streams != 1 || st.Charged != 1 {
+			t.Errorf("settle at 30 s with the worker hung: %+v, want rich charged", st)
+		}
+		if got := testnet.Balance(t, sn.n, ledger.JobKey{Sender: c.Addr(), JobID: "rich"}.Ref()); got != 10000 {
+			t.Errorf("rich's hold at 30 s: %d, want 40000 - 30000", got)
+		}
+		if tok := c.Token("live", ""); tok.AvailableCapacity != 0 {
+			t.Errorf("capacity while poor's worker has not stopped: %d, want 0 (its slot is freed once it has)", tok.AvailableCapacity)
+		}
+		release()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := sn.n.WaitStreamStops(ctx); err != nil {
+			t.Fatalf("the stop did not finish once the worker answered: %v", err)
+		}
+		sn.ch.mu.Lock()
+		ev, closed := sn.ch.events["poor-events"], slices.Clone(sn.ch.closed)
+		sn.ch.mu.Unlock()
+		if len(ev) != 1 || !strings.Contains(ev[0], `"reason":"insufficient_balance"`) || !slices.Contains(closed, "poor-control") {
+			t.Errorf("after the worker answered: last event %q, channels closed %v", ev, closed)
+		}
+		if tok := c.Token("live", ""); tok.AvailableCapacity != 1 {
+			t.Errorf("capacity after poor's stop: %d, want 1", tok.AvailableCapacity)
 		}
 		testnet.Verify(t, sn.n)
 	})

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 
+	"byoc/internal/console"
 	"byoc/internal/node"
 	"byoc/internal/serve"
 	"byoc/ledger"
@@ -61,6 +62,7 @@ type Node struct {
 	Budgets       *Budgets
 	Events        *EventSink // nil without EventsURL
 	node          *node.Node
+	alerts        alertLog // the latest alerts, for the console
 }
 
 // ErrPublicWithoutAuth is the start rule's refusal.
@@ -121,8 +123,14 @@ func (n *Node) start(cfg NodeConfig) error {
 	if sc.Clock == nil {
 		sc.Clock = n.Ledger
 	}
+	alert := func(a Alert) {
+		n.alerts.add(firedAlert{Alert: a, At: n.Ledger.Now()})
+		if cfg.Alert != nil {
+			cfg.Alert(a)
+		}
+	}
 	n.Budgets = &Budgets{Ledger: n.Ledger, Owner: sc.Key.Address().Hex(), Unlimited: !cfg.Budgets,
-		Thresholds: cfg.Thresholds, Alert: cfg.Alert, Events: cfg.EventsURL != ""}
+		Thresholds: cfg.Thresholds, Alert: alert, Events: cfg.EventsURL != ""}
 	sc.Budget = n.Budgets
 	if cfg.SharedNonces {
 		sc.Nonces = &LedgerNonces{Ledger: n.Ledger, Owner: sc.Key.Address().Hex()}
@@ -158,10 +166,13 @@ func (n *Node) Close() error { return n.node.Close() }
 // AdminHandler serves /healthz, /readyz and the budget API: GET
 // /admin/budgets, GET /admin/budget?customer=C, GET
 // /admin/statement?customer=C[&format=csv], POST /admin/budget/grant
-// {"customer","amount","key"} (with budgets enforced).
+// {"customer","amount","key"} (with budgets enforced); and /console/, the
+// web console of the customers (docs/console.md), which answers on
+// loopback only.
 func (n *Node) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	serve.Health(mux, n.Ledger.Ready)
+	mux.Handle(console.Prefix, console.Handler(console.Config{Role: "signer", Views: n.consoleViews()}))
 	BudgetRoutes(mux, n.Budgets)
 	return mux
 }

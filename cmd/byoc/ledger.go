@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"byoc/gateway"
 	"byoc/ledger"
 )
 
@@ -22,7 +24,11 @@ Actions:
               zero, the archive checkpoint); exits 1 and lists what is wrong
   pools       list pool accounts (prepaid credit per counterparty, capability, customer)
   jobs        list job holds (open ones unless --all)
-  statement   one account's history: --sender with --job, or with --capability [--customer]
+  statement   one account's history: --sender with --job, --stream, or --capability
+              [--customer]. A stream's hold is the stream ID on an orchestrator,
+              ~stream-<ID> in a gateway's books; --stream finds either (--role
+              picks one). Its totals (credited: paid; charged: due and taken;
+              released) are the same each time it is fetched.
   export      every entry in a period (--from, --to) as --format csv or jsonl
   archive     move jobs closed before --before, with their entries, into a gzipped
               JSON-lines file (--out) and keep a checkpoint that verify checks
@@ -48,6 +54,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	sender := fs.String("sender", "", "only this counterparty (pools, jobs); the account's counterparty (statement)")
 	job := fs.String("job", "", "statement: the job ID")
+	stream := fs.String("stream", "", "statement: a stream's ID (its hold: the ID on an orchestrator, ~stream-ID in a gateway's books)")
 	capability := fs.String("capability", "", "statement: the pool's capability")
 	customer := fs.String("customer", "", "statement: the pool's customer")
 	all := fs.Bool("all", false, "jobs: include closed and expired jobs")
@@ -154,12 +161,18 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		switch {
 		case *sender == "":
 			return fmt.Errorf("statement needs --sender")
+		case *job != "" && *stream != "":
+			return fmt.Errorf("statement: --job or --stream, not both")
+		case *stream != "":
+			return streamStatement(ctx, l, *sender, *stream, *role, *limit, func(s ledger.Statement) error {
+				return out(s, func(w *tabwriter.Writer) { printStatement(w, s, who, *unit) })
+			})
 		case *job != "":
 			ref = ledger.JobKey{Sender: *sender, JobID: *job}.Ref()
 		case *capability != "":
 			ref = ledger.PoolKey{Sender: *sender, Capability: *capability, Customer: *customer}.Ref()
 		default:
-			return fmt.Errorf("statement needs --job or --capability")
+			return fmt.Errorf("statement needs --job, --stream or --capability")
 		}
 		s, err := l.Statement(ctx, ref, *limit)
 		if err != nil {
@@ -196,6 +209,28 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		})
 	}
 	return fmt.Errorf("action %q not handled", action) // ledgerActions and the switch disagree
+}
+
+// streamStatement prints the statement of stream id's hold: under id on
+// an orchestrator, under gateway.StreamHoldJobID(id) in a gateway's books;
+// without a role, whichever exists (the orchestrator's first).
+func streamStatement(ctx context.Context, l *ledger.Ledger, sender, id, role string, limit int, print func(ledger.Statement) error) error {
+	ids := map[string][]string{"orchestrator": {id}, "gateway": {gateway.StreamHoldJobID(id)}}[role]
+	if ids == nil {
+		ids = []string{id, gateway.StreamHoldJobID(id)}
+	}
+	var err error
+	for _, jobID := range ids {
+		var s ledger.Statement
+		s, err = l.Statement(ctx, ledger.JobKey{Sender: sender, JobID: jobID}.Ref(), limit)
+		if err == nil {
+			return print(s)
+		}
+		if !errors.Is(err, ledger.ErrNotFound) {
+			return err
+		}
+	}
+	return fmt.Errorf("stream %q of %s: %w", id, sender, err)
 }
 
 func printReport(w io.Writer, where string, r ledger.Report, unit string) {

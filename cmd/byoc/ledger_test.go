@@ -114,10 +114,71 @@ func TestLedgerErrors(t *testing.T) {
 	}
 	dir := t.TempDir()
 	seedLedger(t, dir)
-	if code, _, errs := byoc(t, "ledger", "statement", "--data-dir", dir, "--sender", "0xabc"); code != 1 || !strings.Contains(errs, "--job or --capability") {
+	if code, _, errs := byoc(t, "ledger", "statement", "--data-dir", dir, "--sender", "0xabc"); code != 1 || !strings.Contains(errs, "--job, --stream or --capability") {
 		t.Fatalf("statement without account: code %d %q", code, errs)
 	}
 	if code, _, errs := byoc(t, "ledger", "statement", "--data-dir", dir, "--sender", "0xother", "--job", "job-1"); code != 1 || !strings.Contains(errs, "not found") {
 		t.Fatalf("another sender's job: code %d %q", code, errs)
+	}
+}
+
+// A stream's statement by its ID, on either role's ledger: an
+// orchestrator holds a stream under its ID, a gateway's books under
+// ~stream-<ID>; --stream finds either, --role picks one, and the totals
+// are the same each time.
+func TestLedgerStreamStatement(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(s, ledger.Options{DefaultTTL: time.Hour})
+	for _, id := range []string{"cam-1", "~stream-cam-2"} { // an orchestrator's stream, a gateway's
+		job := ledger.JobKey{Sender: "0xabc", JobID: id}
+		pay := ledger.PaymentRequest{Tickets: []ledger.PaymentTicket{{NoNonce: true, Credit: ledger.PaymentCredit{Key: id + "-t", Amount: ledger.Wei(10_000)}}}}
+		if _, err := l.Admit(ctx, ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: job, Capability: "live", Reserve: ledger.Wei(10_000)}, Payment: &pay}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.FinishJobUpTo(ctx, job, ledger.Wei(3000), "stream-end:"+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	s.Close()
+
+	for _, tc := range []struct {
+		args []string
+		want string // the hold's account
+	}{
+		{[]string{"--stream", "cam-1"}, "job(0xabc,cam-1)"},
+		{[]string{"--stream", "cam-1", "--role", "orchestrator"}, "job(0xabc,cam-1)"},
+		{[]string{"--stream", "cam-2"}, "job(0xabc,~stream-cam-2)"},
+		{[]string{"--stream", "cam-2", "--role", "gateway"}, "job(0xabc,~stream-cam-2)"},
+	} {
+		args := append([]string{"ledger", "statement", "--data-dir", dir, "--sender", "0xabc"}, tc.args...)
+		code, out, errs := byoc(t, args...)
+		for _, want := range []string{"account " + tc.want, "state closed", "credited 10000", "charged 3000", "released 7000"} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Fatalf("%v: code %d, missing %q\n%s%s", tc.args, code, want, out, errs)
+			}
+		}
+		if _, again, _ := byoc(t, args...); again != out {
+			t.Errorf("%v: a second fetch differs:\n%s\n%s", tc.args, out, again)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sender", "0xabc", "--stream", "cam-1", "--role", "gateway"}, "not found"},
+		{[]string{"--sender", "0xabc", "--stream", "nope"}, "not found"},
+		{[]string{"--sender", "0xabc", "--stream", "cam-1", "--job", "cam-1"}, "not both"},
+		{[]string{"--stream", "cam-1"}, "needs --sender"},
+	} {
+		args := append([]string{"ledger", "statement", "--data-dir", dir}, tc.args...)
+		if code, _, errs := byoc(t, args...); code != 1 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: code %d %q, want 1 and %q", tc.args, code, errs, tc.want)
+		}
 	}
 }

@@ -60,7 +60,7 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var cfg signer.NodeConfig
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7936", "host:port of the signer API (plain HTTP, as go-livepeer's)")
-	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:7937", "host:port of /healthz, /readyz and the budget admin API (empty: off)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:7937", "host:port of /healthz, /readyz, the budget admin API and the web console (empty: off)")
 	keyFlags := registerKeyFlags(fs)
 	webhookURL := fs.String("auth-webhook-url", "", "auth webhook asked before signing (go-livepeer's -remoteSignerWebhookUrl protocol)")
 	var webhookHeaders headerList

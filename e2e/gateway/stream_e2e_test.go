@@ -150,6 +150,9 @@ func TestStreamThroughGateway(t *testing.T) {
 	if st := o.SettleStreams(ctx); st.Stopped != 1 {
 		t.Fatalf("the orchestrator did not stop the dry stream: %+v", st)
 	}
+	if err := o.WaitStreamStops(ctx); err != nil { // the worker is told after the batch
+		t.Fatal(err)
+	}
 	if sw.count("/stream/stop", id) != 1 {
 		t.Errorf("the worker was not told to stop")
 	}

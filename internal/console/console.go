@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"byoc/ledger"
 )
@@ -27,12 +28,47 @@ import (
 //go:embed assets
 var assets embed.FS
 
-// Page is what a view shows: a few headline figures and tables.
+// Page is what a view shows: a few headline figures, charts and tables.
 type Page struct {
 	Title   string   `json:"title"`
 	Note    string   `json:"note,omitempty"`
 	Figures []Figure `json:"figures"`
+	Charts  []Chart  `json:"charts,omitempty"`
 	Tables  []Table  `json:"tables"`
+}
+
+// Chart is a chart over time, drawn by the page as inline SVG from its
+// series. Each point's value is a cell: the page scales it to pixels and
+// labels it with the cell's own text, so a chart shows the role's exact
+// figures and does no arithmetic on them.
+type Chart struct {
+	ID     string   `json:"id"`
+	Title  string   `json:"title"`
+	Note   string   `json:"note,omitempty"`
+	Unit   string   `json:"unit"` // the values' unit, for the axis ("gwei", "payments")
+	Series []Series `json:"series"`
+	Empty  string   `json:"empty,omitempty"` // shown when no series has a point
+	Wide   bool     `json:"wide,omitempty"`  // a row of its own; others go two in a row
+}
+
+// Series is one line (a step line: the value holds until the next point)
+// or a set of bars (a value per period starting at its point's time).
+type Series struct {
+	Name   string  `json:"name"`
+	Kind   string  `json:"kind"` // SeriesLine or SeriesBars
+	Points []Point `json:"points"`
+}
+
+// Kinds of series.
+const (
+	SeriesLine = "line"
+	SeriesBars = "bars"
+)
+
+// Point is a series' value at a time (a bar's period's start).
+type Point struct {
+	T time.Time `json:"t"`
+	V Cell      `json:"v"` // an Amount (its Wei is what is drawn) or an Int
 }
 
 // Figure is one headline number.
@@ -85,7 +121,8 @@ const (
 	Winners       = "winners"
 	Capabilities  = "capabilities"
 	Orchestrators = "orchestrators"
-	Streams       = "streams"   // slot: the streams' holds, when streams land
+	Streams       = "streams"   // the streams: open ones with their holds, ended ones
+	Stream        = "stream"    // a stream's statement; no nav entry
 	Customers     = "customers" // slot: the signer's customers
 )
 
@@ -273,6 +310,16 @@ func (c *console) view(r *http.Request) (any, error) {
 	for i := range p.Tables {
 		if p.Tables[i].Rows == nil {
 			p.Tables[i].Rows = []Row{}
+		}
+	}
+	for i := range p.Charts {
+		if p.Charts[i].Series == nil {
+			p.Charts[i].Series = []Series{}
+		}
+		for j := range p.Charts[i].Series {
+			if p.Charts[i].Series[j].Points == nil {
+				p.Charts[i].Series[j].Points = []Point{}
+			}
 		}
 	}
 	return p, err

@@ -62,12 +62,34 @@ func JobLink(sender, job string) string {
 	return Job + "?" + url.Values{"sender": {sender}, "job": {job}}.Encode()
 }
 
+// StreamLink is the route of a stream's statement: sender and job name
+// its hold (the job ID of a stream's hold is the stream's ID at an
+// orchestrator, "~stream-<id>" in a gateway's books).
+func StreamLink(sender, job string) string {
+	return Stream + "?" + url.Values{"sender": {sender}, "job": {job}}.Encode()
+}
+
+// Outcome is a hold's state as the console shows it: running, closed,
+// expired.
+func Outcome(s ledger.State) Cell { return outcome(s) }
+
 // LedgerViews builds the tables every role's ledger can show. Party names
 // the account's other side: "sender" at an orchestrator (who pays), and
 // "orchestrator" at a gateway (whom the books are kept with).
 type LedgerViews struct {
 	L     *ledger.Ledger
 	Party string
+	// StreamHold, if set, reports whether a hold is a stream's: its links
+	// then open the stream's statement rather than a job's.
+	StreamHold func(ledger.Ref) bool
+}
+
+// link is the route of a hold's statement: a stream's or a job's.
+func (v LedgerViews) link(r ledger.Ref) string {
+	if v.StreamHold != nil && v.StreamHold(r) {
+		return StreamLink(r.Sender, r.Name)
+	}
+	return JobLink(r.Sender, r.Name)
 }
 
 // Pools lists the pools and their balances.
@@ -90,7 +112,7 @@ func (v LedgerViews) Holds(ctx context.Context) (Table, error) {
 		Empty:   "no open holds: no job is running"}
 	for _, a := range as {
 		t.Rows = append(t.Rows, Row{Key: a.Ref.Name, Cells: []Cell{
-			{Text: a.Ref.Name, Class: "mono", Link: JobLink(a.Ref.Sender, a.Ref.Name)}, Mono(a.Ref.Sender), Text(a.PoolRef.Name),
+			{Text: a.Ref.Name, Class: "mono", Link: v.link(a.Ref)}, Mono(a.Ref.Sender), Text(a.PoolRef.Name),
 			Amount(a.Balance), Amount(a.Credited), Time(a.OpenedAt), Time(a.ExpiresAt)}})
 	}
 	return truncated(t, len(as)), err
@@ -104,7 +126,7 @@ func (v LedgerViews) Recent(ctx context.Context, n int) (Table, error) {
 		Empty:   "no jobs yet"}
 	for _, a := range as {
 		t.Rows = append(t.Rows, Row{Key: a.Ref.Name, Cells: []Cell{
-			{Text: a.Ref.Name, Class: "mono", Link: JobLink(a.Ref.Sender, a.Ref.Name)}, Mono(a.Ref.Sender), Text(a.PoolRef.Name),
+			{Text: a.Ref.Name, Class: "mono", Link: v.link(a.Ref)}, Mono(a.Ref.Sender), Text(a.PoolRef.Name),
 			outcome(a.State), Amount(a.Credited), Amount(a.MovedIn), Amount(a.Charged), Amount(a.MovedOut), Time(a.OpenedAt), Time(a.ClosedAt)}})
 	}
 	return t, err
@@ -159,12 +181,30 @@ func (v LedgerViews) Winners(ctx context.Context) (Table, []ledger.Winner, error
 
 // Statement is a job's statement page: q has sender and job.
 func (v LedgerViews) Statement(ctx context.Context, q url.Values) (Page, error) {
+	return v.statement(ctx, q, "Job ", "this job")
+}
+
+// StreamStatement is a stream's statement page, the statement of its hold
+// (q has sender and job, as StreamLink writes them), titled with the
+// stream's ID; the role adds its live figures (what is owed now, why it
+// ended) in front of the ledger's.
+func (v LedgerViews) StreamStatement(ctx context.Context, q url.Values, id string, live []Figure) (Page, error) {
+	p, err := v.statement(ctx, q, "", "this stream")
+	if err != nil {
+		return p, err
+	}
+	p.Title = "Stream " + id
+	p.Figures = append(live, p.Figures...)
+	return p, nil
+}
+
+func (v LedgerViews) statement(ctx context.Context, q url.Values, title, self string) (Page, error) {
 	ref := ledger.JobKey{Sender: q.Get("sender"), JobID: q.Get("job")}.Ref()
 	s, err := v.L.Statement(ctx, ref, Rows)
 	if err != nil {
 		return Page{}, err
 	}
-	p := Page{Title: "Job " + ref.Name, Note: v.Party + " " + ref.Sender}
+	p := Page{Title: title + ref.Name, Note: v.Party + " " + ref.Sender}
 	p.Figures = []Figure{
 		{"state", "outcome", outcome(s.Account.State)},
 		{"capability", "capability", Text(s.Account.PoolRef.Name)},
@@ -183,7 +223,7 @@ func (v LedgerViews) Statement(ctx context.Context, q url.Values) (Page, error) 
 			return Cell{}
 		}
 		if id == s.Account.ID {
-			return Text("this job")
+			return Text(self)
 		}
 		if r, ok := s.Names[id]; ok {
 			if r.Kind == ledger.KindPool {

@@ -1,0 +1,149 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/gateway"
+	"byoc/internal/testnet"
+	"byoc/ledger"
+	"byoc/ledger/ledgertest"
+	"byoc/orchestrator"
+	"byoc/wire"
+)
+
+// A stream and a job of one sender at one orchestrator count on the same
+// prepaid credit in the pool: the stream's draw is reserved in the
+// gateway's books (ledger.Pending) before its start is paid, as a job's
+// is, so the job that begins while the stream holds that credit pays for
+// itself in full instead of counting the credit a second time (and being
+// refused 402 by the orchestrator, which holds it for the stream). The books
+// never report more than the orchestrator holds (no comparison finds the
+// orchestrator lower, nothing is written down) and, at the end, match its
+// ledger exactly (the stream charged 6 s at both). On both stores: both roles' ledgers on each.
+func TestStreamAndJobShareAPool(t *testing.T) {
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) { testStreamAndJobShareAPool(t, store) })
+	}
+}
+
+func testStreamAndJobShareAPool(t *testing.T, store string) {
+	var orchDSN, gwDSN string
+	if store == "postgres" {
+		dsn := ledgertest.PostgresDSN(t)
+		orchDSN, gwDSN = ledgertest.PostgresSchema(t, dsn), ledgertest.PostgresSchema(t, dsn)
+	}
+	clock := ledger.NewManualClock(time.Now())
+	o := startOrch(t, func(c *orchestrator.NodeConfig) {
+		c.Clock = clock
+		c.LedgerDSN = orchDSN
+		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	})
+	sw := &e2eStreamWorker{}
+	srv := httptest.NewServer(sw)
+	t.Cleanup(srv.Close)
+	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 8, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
+	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
+	req.Header.Set("Authorization", testnet.Secret)
+	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("register: %v %v", resp, err)
+	}
+	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
+		c.LedgerDSN = gwDSN
+		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+		c.Gateway.StreamHost = "https://gw.example"
+		c.Clock = clock // the books' time, and the token cache's
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := func(method, path, body string, hdr *wire.JobRequest) (int, string) {
+		t.Helper()
+		r, _ := http.NewRequestWithContext(ctx, method, gw.URL+path, strings.NewReader(body))
+		if hdr != nil {
+			h, _ := wire.EncodeJobRequestHeader(hdr)
+			r.Header.Set(wire.HeaderJobRequest, h)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	startStream := func(id string) {
+		t.Helper()
+		status, out := client(http.MethodPost, "/process/stream/start", `{"stream_id":"`+id+`","params":"{}"}`,
+			&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+		if status != http.StatusOK || gw.StreamState(ctx, id) != "running" {
+			t.Fatalf("start %s: %d %s", id, status, out)
+		}
+	}
+	stopStream := func(id string) {
+		t.Helper()
+		if status, out := client(http.MethodPost, "/process/stream/"+id+"/stop", "bye", nil); status != http.StatusOK {
+			t.Fatalf("stop %s: %d %s", id, status, out)
+		}
+	}
+	gwPool := func() int64 {
+		t.Helper()
+		return books(t, gw.Ledger, o.Address.Hex(), "live").pool
+	}
+
+	// Credit in the pool: a stream paid for 10 s that ran 3 s leaves 7 s.
+	startStream("first")
+	clock.Advance(3 * time.Second)
+	stopStream("first")
+	if p := agree(t, gw, o, "live").pool; p != 7000 {
+		t.Fatalf("pool after the first stream: %d, want 7000", p)
+	}
+	// A job reads the pool into the books and counts on its credit.
+	mustOK(t, submit(t, gw, jobSpec{capability: "live", timeout: 5}))
+	credit := gwPool()
+	if credit <= 0 {
+		t.Fatalf("no credit left in the pool for the race: %d", credit)
+	}
+
+	// The stream takes the pool's credit; the job right after it (its
+	// token reused from the stream's start: the figure before the stream
+	// drew) must not count it again.
+	startStream("second")
+	if p := gwPool(); p < 0 {
+		t.Fatalf("the books' pool went negative: %d", p)
+	}
+	mustOK(t, submit(t, gw, jobSpec{capability: "live", timeout: 5}))
+	if p := gwPool(); p < 0 {
+		t.Fatalf("the books' pool went negative: %d", p)
+	}
+	// While the stream holds the credit, jobs compare the books with the
+	// orchestrator's fresh figures: the books never claim more than it
+	// holds (a second lower figure would write the books down).
+	for range 2 {
+		clock.Advance(3 * time.Second) // past the token reuse
+		mustOK(t, submit(t, gw, jobSpec{capability: "live", timeout: 5}))
+	}
+	stopStream("second")
+	if failed := metric(t, gw, "byoc_gateway_orchestrator_attempts_total", "stage", "job"); failed != 0 {
+		t.Errorf("%v job attempts failed (402: a job counted on the credit the stream holds, paid too little)", failed)
+	}
+	if lower := metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "orchestrator_lower"); lower != 0 {
+		t.Errorf("%v comparisons found the orchestrator holding less than the books: the stream's credit was counted twice", lower)
+	}
+	if wd := metric(t, gw, "byoc_gateway_books_written_down_wei_total"); wd != 0 {
+		t.Errorf("written down: %v wei", wd)
+	}
+	if agreed := metric(t, gw, "byoc_gateway_books_comparisons_total", "result", "agree"); agreed == 0 {
+		t.Errorf("no comparison of the books agreed: the test compared nothing")
+	}
+	if p := gwPool(); p < 0 {
+		t.Errorf("the books' pool went negative: %d", p)
+	}
+	agree(t, gw, o, "live")
+}
