@@ -352,7 +352,7 @@ func TestStreamPaysGoLivepeerOrchestrator(t *testing.T) {
 	if o.minBal.Sign() < 0 || len(o.removed) != 0 {
 		t.Errorf("the orchestrator's balance went down to %s wei (removed %v)", o.minBal.FloatString(0), o.removed)
 	}
-	if c.failed != 0 || c.paidGW < 8 || c.paidGW != o.payments {
+	if c.failed != 0 || c.paidGW != 10 || o.payments != 10 {
 		t.Errorf("top-up rounds: %d paid, %d refused; the orchestrator credited %d", c.paidGW, c.failed, o.payments)
 	}
 	st := c.status("cam")
@@ -402,7 +402,7 @@ func TestStreamTopUpRefusedByGoLivepeerOrchestrator(t *testing.T) {
 	o.mu.Lock()
 	o.refuse = true
 	o.mu.Unlock()
-	told := time.Duration(0)
+	var told, gone time.Duration
 	c.run(3*time.Minute, func() {
 		if told == 0 && strings.Contains(c.status("cam"), `"payment_error"`) {
 			told = c.now
@@ -410,10 +410,16 @@ func TestStreamTopUpRefusedByGoLivepeerOrchestrator(t *testing.T) {
 				t.Fatalf("the client was told at %v, after the orchestrator removed the stream", c.now)
 			}
 		}
-		if o.stream("cam") == nil && c.now < 3*time.Minute {
+		if o.stream("cam") == nil && gone == 0 {
+			gone = c.now
 			c.now = 3 * time.Minute // done: the rest is the gateway's reaction
 		}
 	})
+	// 60 s paid, 1 s charged at the start: 36, 13, -10 (a warning), -33 s
+	// (removed) at its debits of 23, 46, 69 and 92 s.
+	if gone != 92*time.Second {
+		t.Errorf("the orchestrator removed the stream at %v, want 92s", gone)
+	}
 	o.mu.Lock()
 	removed := append([]string(nil), o.removed...)
 	o.mu.Unlock()
