@@ -54,6 +54,7 @@ type glStreamOrch struct {
 	removed  []string // streams it removed for want of money
 	stopped  []string // streams stopped by a stop request
 	payments int      // top-ups answered 200
+	refused  int      // top-ups refused (refuse set)
 	seen     map[string]bool
 }
 
@@ -162,10 +163,10 @@ func (o *glStreamOrch) serve(w http.ResponseWriter, r *http.Request) {
 	var details wire.JobRequestDetails
 	json.Unmarshal([]byte(req.Request), &details)
 	b := o.bal(req.Sender, req.Capability)
-	min := o.seconds(60)
+	minimum := o.seconds(60) // go-livepeer's 60 s after crediting
 	switch r.URL.Path {
 	case "/ai/stream/start":
-		if err := o.credit(r.Header.Get(wire.PaymentHeader), req.Capability); err != nil || b.Cmp(min) < 0 {
+		if err := o.credit(r.Header.Get(wire.PaymentHeader), req.Capability); err != nil || b.Cmp(minimum) < 0 {
 			w.Header().Set("Content-Type", "text/plain")
 			w.WriteHeader(http.StatusPaymentRequired)
 			io.WriteString(w, "Insufficient balance for request\n")
@@ -180,17 +181,18 @@ func (o *glStreamOrch) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Livepeer-Balance", b.FloatString(0))
 	case "/ai/stream/payment":
 		if o.refuse {
+			o.refused++
 			http.Error(w, "Failed to process payment, request not valid err=invalid ticket", http.StatusBadRequest)
 			return
 		}
-		if err := o.credit(r.Header.Get(wire.PaymentHeader), req.Capability); err != nil || b.Cmp(min) < 0 {
+		if err := o.credit(r.Header.Get(wire.PaymentHeader), req.Capability); err != nil || b.Cmp(minimum) < 0 {
 			http.Error(w, "Failed to process payment, request not valid err=Insufficient balance for request", http.StatusBadRequest)
 			return
 		}
 		o.payments++
 		w.Header().Set("Livepeer-Balance", b.FloatString(0))
 	case "/ai/stream/stop":
-		if b.Cmp(min) < 0 {
+		if b.Cmp(minimum) < 0 {
 			http.Error(w, "Failed to stop stream, request not valid err=Insufficient balance for request", http.StatusBadRequest)
 			return
 		}
@@ -304,8 +306,8 @@ func (c *glCadence) status(id string) string {
 }
 
 // run advances both clocks a second at a time to stream time end: the
-// stub debits at each 23 s, then the gateway's round runs at each 50 s.
-// It stops early when every (id) stream is gone at the stub.
+// stub debits at each 23 s, then the gateway's round runs at each 50 s,
+// then each is called.
 func (c *glCadence) run(end time.Duration, each func()) {
 	ctx := context.Background()
 	for c.now < end {
@@ -348,6 +350,9 @@ func TestStreamPaysGoLivepeerOrchestrator(t *testing.T) {
 		if o.stream("cam") == nil {
 			t.Fatalf("at %v the orchestrator removed the stream (balance %s): %s", c.now, o.minBal.FloatString(0), c.status("cam"))
 		}
+		if c.now%gateway.DefaultStreamPayInterval == 0 && !strings.Contains(c.status("cam"), `"state":"running"`) {
+			t.Fatalf("at %v the gateway no longer runs the stream: %s", c.now, c.status("cam"))
+		}
 	})
 	if o.minBal.Sign() < 0 || len(o.removed) != 0 {
 		t.Errorf("the orchestrator's balance went down to %s wei (removed %v)", o.minBal.FloatString(0), o.removed)
@@ -372,7 +377,7 @@ func TestStreamPaysGoLivepeerOrchestrator(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !stopped {
 		t.Errorf("stop: %d %q; the orchestrator stopped %v", resp.StatusCode, out, o.stopped)
 	}
-	gwSt, err := c.gw.Ledger.Statement(ctx, ledger.JobKey{Sender: o.recipient(t, c.gw), JobID: gateway.StreamHoldJobID("cam")}.Ref(), 0)
+	gwSt, err := c.gw.Ledger.Statement(ctx, ledger.JobKey{Sender: o.recipient(t), JobID: gateway.StreamHoldJobID("cam")}.Ref(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,8 +428,12 @@ func TestStreamTopUpRefusedByGoLivepeerOrchestrator(t *testing.T) {
 	o.mu.Lock()
 	removed := append([]string(nil), o.removed...)
 	o.mu.Unlock()
-	if told != gateway.DefaultStreamPayInterval || c.failed == 0 || c.paidGW != 0 {
-		t.Errorf("the client was told at %v (want the first round, at 50 s); rounds: %d refused, %d paid", told, c.failed, c.paidGW)
+	o.mu.Lock()
+	tries := o.refused
+	o.mu.Unlock()
+	if told != gateway.DefaultStreamPayInterval || c.failed != 1 || c.paidGW != 0 || tries != 1+gateway.DefaultStreamPayRetries {
+		t.Errorf("the client was told at %v (want the first round, at 50 s); rounds: %d refused, %d paid; %d tries refused (want 3)",
+			told, c.failed, c.paidGW, tries)
 	}
 	if len(removed) != 1 {
 		t.Fatalf("the orchestrator did not remove the unpaid stream: %v", removed)
@@ -453,7 +462,7 @@ func (o *glStreamOrch) sender() string {
 
 // recipient is the orchestrator's address as the gateway's books name it
 // (the tickets' recipient).
-func (o *glStreamOrch) recipient(t *testing.T, gw *gateway.Node) string {
+func (o *glStreamOrch) recipient(t *testing.T) string {
 	t.Helper()
 	tok, err := wire.DecodeJobToken(o.tok)
 	if err != nil {
