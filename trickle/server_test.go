@@ -750,10 +750,17 @@ func TestSegmentEdges(t *testing.T) {
 		}
 	}()
 	cutW.Write([]byte("half"))
+	expectWait(t, wait, "post e 2") // the new segment 2 is open, not the deleted one
 	cutSub := newSub(t, url+"e", 2)
 	cutSeg, err := cutSub.Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The reader has the segment's first bytes: it is being written (the
+	// publish has reached the server) before it is deleted.
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(cutSeg.Body, head); err != nil || string(head) != "half" {
+		t.Fatalf("the segment being written: %q, %v", head, err)
 	}
 	if resp, _ := do(t, "DELETE", url+"e/2", nil); resp.StatusCode != 200 {
 		t.Fatalf("DELETE of a segment being written: %d", resp.StatusCode)
