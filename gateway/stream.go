@@ -281,6 +281,7 @@ func (g *Gateway) handleStreamStart(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "stream "+id+" already exists", http.StatusConflict)
 		return
 	}
+	g.openMedia(s) // before the answer: the client may publish at once
 	go g.runStream(ctx, s)
 	if s.publish != "" {
 		w.Header().Set(wire.HeaderPublishURL, s.publish) // byoc: where the client sends its media
@@ -323,6 +324,7 @@ func (g *Gateway) runStream(ctx context.Context, s *gwStream) {
 	defer close(s.started)
 	if !g.startSession(ctx, s, nil) {
 		g.streamFailed(s, "no orchestrator started the stream")
+		g.stopMedia(s) // the channels openMedia made: nothing will read them
 	}
 }
 
