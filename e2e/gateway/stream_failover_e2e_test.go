@@ -14,6 +14,7 @@ import (
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/ledger"
+	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/wire"
 )
@@ -126,16 +127,30 @@ func TestStreamMovesWhenItsOrchestratorGoes(t *testing.T) {
 // so a second session there could open no hold on either side while its
 // start payment went into A's pool. Here A's stream runs dry (A stops it),
 // it moves to B, B's runs dry too: the stream is lost, A is not asked
-// again, and both orchestrators' ledgers agree with the books.
+// again, and both orchestrators' ledgers agree with the books. On both
+// stores: every role's ledger on each.
 func TestStreamNeverMovesBackToAnOrchestratorItLeft(t *testing.T) {
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) { testStreamNeverMovesBack(t, store) })
+	}
+}
+
+func testStreamNeverMovesBack(t *testing.T, store string) {
+	dsn := func() string { return "" }
+	if store == "postgres" {
+		pg := ledgertest.PostgresDSN(t)
+		dsn = func() string { return ledgertest.PostgresSchema(t, pg) }
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	clock := ledger.NewManualClock(time.Now())
 	var orchs []*orchestrator.Node
 	workers := map[string]*e2eStreamWorker{}
 	for range 2 {
+		orchDSN := dsn()
 		o := startOrch(t, func(c *orchestrator.NodeConfig) {
 			c.Clock = clock
+			c.LedgerDSN = orchDSN
 			c.Orchestrator.StreamGrace = time.Second
 			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 		})
@@ -151,8 +166,10 @@ func TestStreamNeverMovesBackToAnOrchestratorItLeft(t *testing.T) {
 		orchs = append(orchs, o)
 		workers[o.URL] = w
 	}
+	gwDSN := dsn()
 	gw := startGateway(t, testnet.KeyA, []string{orchs[0].URL, orchs[1].URL}, func(c *gateway.NodeConfig) {
 		c.Clock = clock
+		c.LedgerDSN = gwDSN
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
 	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
