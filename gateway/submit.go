@@ -315,7 +315,7 @@ func (a *attempt) send(req *http.Request) (*http.Response, error) {
 	a.state = attemptSent
 	a.j.attempted++
 	a.began = a.g.cfg.Now()
-	resp, err := a.g.cfg.Client.Do(req)
+	resp, err := a.g.cfg.JobClient.Do(req)
 	a.delivery.end()
 	if err != nil {
 		a.state = attemptBroken

@@ -30,18 +30,21 @@ type Options struct {
 	// deleted.
 	SegmentBytes int64
 	// MaxLag bounds how many records may wait for the projection before
-	// Update waits for it (default 1024).
+	// Update waits for it (default 8192).
 	MaxLag int
 	// ProjectBatch bounds how many records one projection transaction
-	// applies (default 512).
+	// applies (default 4096).
 	ProjectBatch int
 	// ProjectAfter makes the projector wait until this many records are
 	// pending, unless something waits for the projection (a read of
-	// history, Sync, Close). Default 1: project as soon as there is
-	// something. Tests raise it to keep the tables behind the journal.
+	// history, Sync, Close) or ProjectDelay passes (default 2048).
 	ProjectAfter int
 	// ProjectDelay is how long the projector waits for ProjectAfter
-	// records before it projects what there is (default 20 ms).
+	// records before it projects what there is (default 250 ms). Large
+	// batches are what make the projection cheap: a batch writes each
+	// table and index page it touches once, a pool changed by every job
+	// once, and commits (and checkpoints) once. Nothing waits for it but
+	// reads of history, which wake it.
 	ProjectDelay time.Duration
 	// FilterBytes is the size of the filter that tells new names (jobs,
 	// keys) from old ones without asking the tables (default 16 MiB).
@@ -118,16 +121,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		opts.SegmentBytes = 64 << 20
 	}
 	if opts.MaxLag <= 0 {
-		opts.MaxLag = 1024
+		opts.MaxLag = 8192
 	}
 	if opts.ProjectAfter <= 0 {
-		opts.ProjectAfter = 256
+		opts.ProjectAfter = 2048
 	}
 	if opts.ProjectDelay <= 0 {
-		opts.ProjectDelay = 20 * time.Millisecond
+		opts.ProjectDelay = 250 * time.Millisecond
 	}
 	if opts.ProjectBatch <= 0 {
-		opts.ProjectBatch = 512
+		opts.ProjectBatch = 4096
 	}
 	if opts.FilterBytes <= 0 {
 		opts.FilterBytes = 16 << 20
