@@ -143,7 +143,8 @@ func TestFaultGatewayKilledMidBYOCStream(t *testing.T) {
 	gwDir, gwAddr := t.TempDir(), testnet.FreePort(t)
 	args := []string{"gateway", "--orch-addr", orch.URL, "--data-dir", gwDir, "--listen", gwAddr, "--admin-listen", "",
 		"--dev-key", testnet.KeyA, "--min-compute", "2s", "--hold-ttl-margin", "1s",
-		"--stream-pay-interval", "200ms", "--stream-top-up-below", "1s", "--stream-top-up", "1s"}
+		"--stream-pay-interval", "200ms", "--stream-top-up-below", "1s", "--stream-top-up", "1s",
+		"--sweep-interval", "100ms"} // the restarted gateway's sweeper must run within Eventually's deadline
 	gw := testnet.StartProcess(t, "gateway serving", args...)
 	hdr, _ := json.Marshal(wire.JobRequest{Request: "{}", Parameters: "{}", Capability: "live", TimeoutSeconds: 3})
 	req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/process/stream/start", strings.NewReader(`{"stream_id":"gk9","params":"{}"}`))

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"byoc/internal/serve"
 	"byoc/ledger"
 	"byoc/trickle"
@@ -99,11 +101,16 @@ type gwStream struct {
 	book     *streamBook   // its hold in the gateway's books, once started
 	hold     ledger.Ref    // the latest session's hold in the books (kept after it closed)
 
-	lostMu       sync.Mutex         // serializes streamLost
-	endSession   context.CancelFunc // ends the relays of the current orchestrator's session
-	swaps        []time.Time        // failovers, for the limit
-	ownChannels  []string           // the gateway's channels for its media
-	publish      string             // the client's URLs of them
+	lostMu     sync.Mutex         // serializes streamLost
+	endSession context.CancelFunc // ends the relays of the current orchestrator's session
+	swaps      []time.Time        // failovers, for the limit
+	// served are the orchestrators (discovery URLs) and recipients that
+	// ran a session of the stream: a move never goes back to one (its
+	// ledger keeps the stream ID as a job ID used, ours the hold key).
+	served       []string
+	servedBy     []common.Address
+	ownChannels  []string // the gateway's channels for its media
+	publish      string   // the client's URLs of them
 	subscribe    string
 	workerStatus map[string]any // the worker's last "status" event
 }
@@ -281,6 +288,7 @@ func (g *Gateway) handleStreamStart(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "stream "+id+" already exists", http.StatusConflict)
 		return
 	}
+	g.openMedia(s) // before the answer: the client may publish at once
 	go g.runStream(ctx, s)
 	if s.publish != "" {
 		w.Header().Set(wire.HeaderPublishURL, s.publish) // byoc: where the client sends its media
@@ -321,17 +329,22 @@ func (g *Gateway) streamJob(s *gwStream) *job {
 // runStream starts s at the first orchestrator that takes it.
 func (g *Gateway) runStream(ctx context.Context, s *gwStream) {
 	defer close(s.started)
-	if !g.startSession(ctx, s, nil) {
+	if !g.startSession(ctx, s) {
 		g.streamFailed(s, "no orchestrator started the stream")
+		g.stopMedia(s) // the channels openMedia made: nothing will read them
 	}
 }
 
-// startSession starts s at the first orchestrator, other than those in
-// exclude, that takes it (at most MaxAttempts tried), and its relays, in a
-// session of its own below ctx, the stream's. It reports whether one did.
-func (g *Gateway) startSession(ctx context.Context, s *gwStream, exclude []string) bool {
+// startSession starts s at the first orchestrator that takes it, other
+// than those that ran it already (served: a move never goes back), at
+// most MaxAttempts tried, and its relays, in a session of its own below
+// ctx, the stream's. It reports whether one did.
+func (g *Gateway) startSession(ctx context.Context, s *gwStream) bool {
 	j := g.streamJob(s)
-	j.filter.Exclude = append(slices.Clone(j.filter.Exclude), exclude...)
+	s.mu.Lock()
+	j.filter.Exclude = append(slices.Clone(j.filter.Exclude), s.served...)
+	servedBy := slices.Clone(s.servedBy)
+	s.mu.Unlock()
 	urls, err := g.cfg.Discovery.Orchestrators(ctx)
 	if err == nil {
 		urls = filterOrchestrators(urls, j.filter)
@@ -347,6 +360,12 @@ func (g *Gateway) startSession(ctx context.Context, s *gwStream, exclude []strin
 		if i >= g.cfg.MaxAttempts || ctx.Err() != nil {
 			break
 		}
+		if slices.Contains(servedBy, o.recipient) {
+			// Another node of an orchestrator that ran the stream: its
+			// hold in our books would take the same key.
+			s.event("start_error", fmt.Sprintf("%s: its recipient %s ran this stream already", o.url, o.recipient.Hex()), g.cfg.Now())
+			continue
+		}
 		hdr, err := g.startAt(ctx, s, j, o)
 		if err != nil {
 			s.log.Info("orchestrator did not start the stream", "orchestrator", o.url, "err", err)
@@ -356,6 +375,7 @@ func (g *Gateway) startSession(ctx context.Context, s *gwStream, exclude []strin
 		sctx, cancel := context.WithCancel(ctx)
 		s.mu.Lock()
 		s.state, s.orch, s.channels, s.endSession = "running", o, hdr, cancel
+		s.served, s.servedBy = append(s.served, o.url), append(s.servedBy, o.recipient)
 		s.mu.Unlock()
 		g.startMedia(sctx, s, o, hdr)
 		s.event("started", o.service, g.cfg.Now())
@@ -785,7 +805,7 @@ func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why str
 		s.swaps = append(s.swaps, now)
 	}
 	s.mu.Unlock()
-	if canMove && g.startSession(s.streamCtx, s, []string{o.url}) {
+	if canMove && g.startSession(s.streamCtx, s) {
 		s.event("moved", "to "+s.orchURL(), g.cfg.Now())
 		return
 	}

@@ -78,6 +78,36 @@ func clientChannels(base, id string, p wire.JobParameters) (publish, subscribe s
 	return publish, subscribe
 }
 
+// openMedia makes the stream's client channels here before its start is
+// answered, so that a client publishing at once, before an orchestrator
+// has taken the stream, is not answered 404: its first segments wait in
+// the channel's ring (trickle.Config.RingSize) and the input relay reads
+// them from segment 0 once the stream runs.
+func (g *Gateway) openMedia(s *gwStream) {
+	if g.streams.self == "" {
+		return // not serving: no channels of our own (startMedia)
+	}
+	srv := g.mediaServer()
+	if s.params.EnableVideoIngress {
+		g.ownChannel(srv, s, s.id)
+	}
+	if s.params.EnableVideoEgress {
+		g.ownChannel(srv, s, s.id+"-out")
+	}
+}
+
+// ownChannel makes one of the stream's channels here, or finds it made,
+// and reports whether the stream has it.
+func (g *Gateway) ownChannel(srv *trickle.Server, s *gwStream, name string) bool {
+	err := srv.Create(name, trickle.WithMIME("video/MP2T"))
+	if err == nil {
+		s.mu.Lock()
+		s.ownChannels = append(s.ownChannels, name)
+		s.mu.Unlock()
+	}
+	return err == nil || errors.Is(err, trickle.ErrExists)
+}
+
 // startMedia starts the relays of a stream the orchestrator started, with
 // its channel URLs (hdr), until ctx ends.
 func (g *Gateway) startMedia(ctx context.Context, s *gwStream, o *offer, hdr http.Header) {
@@ -102,21 +132,12 @@ func (g *Gateway) startMedia(ctx context.Context, s *gwStream, o *offer, hdr htt
 			s.event("relay_error", what+": "+err.Error(), g.cfg.Now())
 		}
 	}
-	// own makes one of the gateway's channels, or finds it made (a stream
-	// that moved to another orchestrator keeps them: the client's URLs).
-	own := func(name string) bool {
-		err := srv.Create(name, trickle.WithMIME("video/MP2T"))
-		if err == nil {
-			s.mu.Lock()
-			s.ownChannels = append(s.ownChannels, name)
-			s.mu.Unlock()
-		}
-		return err == nil || errors.Is(err, trickle.ErrExists)
-	}
-	if u := hdr.Get(wire.HeaderPublishURL); u != "" && s.params.EnableVideoIngress && own(s.id) {
+	// The client's channels were made at the start (openMedia); a stream
+	// that moved to another orchestrator keeps them (the client's URLs).
+	if u := hdr.Get(wire.HeaderPublishURL); u != "" && s.params.EnableVideoIngress && g.ownChannel(srv, s, s.id) {
 		go relay("input", self+"/ai/trickle/"+s.id, u)
 	}
-	if u := hdr.Get(wire.HeaderSubscribeURL); u != "" && s.params.EnableVideoEgress && own(s.id+"-out") {
+	if u := hdr.Get(wire.HeaderSubscribeURL); u != "" && s.params.EnableVideoEgress && g.ownChannel(srv, s, s.id+"-out") {
 		go relay("output", u, self+"/ai/trickle/"+s.id+"-out")
 	}
 	if u := hdr.Get(wire.HeaderEventsURL); u != "" {

@@ -92,6 +92,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&cfg.Gateway.StreamPayInterval, "stream-pay-interval", gateway.DefaultStreamPayInterval, "how often each running stream's orchestrator is asked for its balance and topped up (go-livepeer: 50s)")
 	fs.DurationVar(&cfg.Gateway.StreamTopUpBelow, "stream-top-up-below", gateway.DefaultStreamTopUpBelow, "a stream is topped up when its orchestrator reports less than this much compute (go-livepeer: 120s)")
 	fs.DurationVar(&cfg.Gateway.StreamTopUp, "stream-top-up", gateway.DefaultStreamTopUp, "how much compute one top-up pays (go-livepeer: 70s)")
+	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", 15*time.Second, "how often holds left in the books by a crash (a job or stream whose TTL passed) are released")
 	maxTicketEV := fs.String("max-ticket-ev", "", "largest expected value of one ticket, in wei (default 3000000000000)")
 	maxTotalEV := fs.String("max-total-ev", "", "largest expected value of one payment, in wei (default 20000000000000)")
 	limits := registerLimitFlags(fs, &cfg.Limits)

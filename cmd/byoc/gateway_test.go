@@ -26,7 +26,7 @@ func TestGatewayHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"byoc orchestrator --secret", "byoc worker --orchestrator", "--orch-addr", "--dev-key", "/process/request/", "-max-price"} {
+	for _, want := range []string{"byoc orchestrator --secret", "byoc worker --orchestrator", "--orch-addr", "--dev-key", "/process/request/", "-max-price", "-sweep-interval"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}

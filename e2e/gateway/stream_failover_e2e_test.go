@@ -14,6 +14,7 @@ import (
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/ledger"
+	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/wire"
 )
@@ -118,4 +119,128 @@ func TestStreamMovesWhenItsOrchestratorGoes(t *testing.T) {
 	if st := books(alive.Address.Hex()); st.Account.State != ledger.StateClosed {
 		t.Errorf("the gateway's hold at the new orchestrator after stop: %s, want closed", st.Account.State)
 	}
+}
+
+// A stream moved A → B never moves back to A (the gateway allows two moves
+// a minute): A's ledger keeps the stream ID as a job ID used (the stream is
+// the job), and the books' hold for it at A is closed under the same key,
+// so a second session there could open no hold on either side while its
+// start payment went into A's pool. Here A's stream runs dry (A stops it),
+// it moves to B, B's runs dry too: the stream is lost, A is not asked
+// again, and both orchestrators' ledgers agree with the books. On both
+// stores: every role's ledger on each.
+func TestStreamNeverMovesBackToAnOrchestratorItLeft(t *testing.T) {
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) { testStreamNeverMovesBack(t, store) })
+	}
+}
+
+func testStreamNeverMovesBack(t *testing.T, store string) {
+	dsn := func() string { return "" }
+	if store == "postgres" {
+		pg := ledgertest.PostgresDSN(t)
+		dsn = func() string { return ledgertest.PostgresSchema(t, pg) }
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	clock := ledger.NewManualClock(time.Now())
+	var orchs []*orchestrator.Node
+	workers := map[string]*e2eStreamWorker{}
+	for range 2 {
+		orchDSN := dsn()
+		o := startOrch(t, func(c *orchestrator.NodeConfig) {
+			c.Clock = clock
+			c.LedgerDSN = orchDSN
+			c.Orchestrator.StreamGrace = time.Second
+			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+		})
+		w := &e2eStreamWorker{}
+		srv := httptest.NewServer(w)
+		t.Cleanup(srv.Close)
+		body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
+		req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
+		req.Header.Set("Authorization", testnet.Secret)
+		if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("register: %v %v", resp, err)
+		}
+		orchs = append(orchs, o)
+		workers[o.URL] = w
+	}
+	gwDSN := dsn()
+	gw := startGateway(t, testnet.KeyA, []string{orchs[0].URL, orchs[1].URL}, func(c *gateway.NodeConfig) {
+		c.Clock = clock
+		c.LedgerDSN = gwDSN
+		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	})
+	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+	r, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"back","params":"{}"}`))
+	r.Header.Set(wire.HeaderJobRequest, h)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("start: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if st := gw.StreamState(ctx, "back"); st != "running" {
+		t.Fatalf("stream: %s", st)
+	}
+	status := func() gateway.StreamStatus {
+		for _, s := range gw.Streams() {
+			if s.ID == "back" {
+				return s
+			}
+		}
+		return gateway.StreamStatus{}
+	}
+	a, b := orchs[0], orchs[1]
+	if status().Orchestrator == b.URL {
+		a, b = b, a
+	}
+	// runDry lets the stream's hold at o run out: o stops it, which the
+	// gateway reads on the stream's events channel (and moves it).
+	runDry := func(o *orchestrator.Node) {
+		t.Helper()
+		clock.Advance(100 * time.Second)
+		o.SettleStreams(ctx)
+		clock.Advance(2 * time.Second)
+		if st := o.SettleStreams(ctx); st.Stopped != 1 {
+			t.Fatalf("%s stopped %d streams, want 1", o.URL, st.Stopped)
+		}
+	}
+	runDry(a)
+	testnet.Eventually(t, "the stream to move to the other orchestrator", func() bool {
+		s := status()
+		return s.State == "running" && s.Orchestrator == b.URL
+	})
+	aAfter := books(t, a.Ledger, gw.Address(), "live")
+	runDry(b)
+	testnet.Eventually(t, "the stream to be lost", func() bool { return status().State == "lost" })
+
+	if n := workers[a.URL].count("/stream/start", "back"); n != 1 {
+		t.Errorf("A's worker got %d starts of the stream, want 1", n)
+	}
+	if got := books(t, a.Ledger, gw.Address(), "live"); got != aAfter {
+		t.Errorf("A's ledger for the gateway moved after the stream left it: %+v, then %+v", aAfter, got)
+	}
+	sr, err := http.Get(gw.URL + "/process/stream/back/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Events []gateway.StreamEvent }
+	json.NewDecoder(sr.Body).Decode(&st)
+	sr.Body.Close()
+	if len(st.Events) == 0 {
+		t.Fatalf("status: no events")
+	}
+	for _, e := range st.Events {
+		if e.Type == "start_error" && strings.Contains(e.Message, a.URL) {
+			t.Errorf("the gateway asked A again: %+v", e)
+		}
+	}
+	for _, o := range orchs {
+		if st := statement(t, o, gw.Address(), "back"); st.Account.State != ledger.StateClosed {
+			t.Errorf("%s's hold: %s, want closed", o.URL, st.Account.State)
+		}
+		agree(t, gw, o, "live")
+	}
+	verifyLedger(t, "gateway", gw.Ledger, gw.Store)
 }

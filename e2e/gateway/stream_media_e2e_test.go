@@ -23,12 +23,23 @@ import (
 type mediaWorker struct {
 	t   *testing.T
 	ctx context.Context
+	// gate, when set, holds /stream/start (and so the orchestrator's
+	// start) until it is closed; reached is closed when a start arrives.
+	gate, reached chan struct{}
 }
 
 func (mw *mediaWorker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	if !strings.HasSuffix(r.URL.Path, "/stream/start") {
 		return
+	}
+	if mw.gate != nil {
+		close(mw.reached)
+		select {
+		case <-mw.gate:
+		case <-mw.ctx.Done():
+			return
+		}
 	}
 	var u map[string]any
 	json.Unmarshal(b, &u)
@@ -51,6 +62,9 @@ func (mw *mediaWorker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		ev, _ := trickle.NewPublisher(trickle.PublisherConfig{URL: events, Client: client, ContentType: "application/json"})
 		ev.Write(mw.ctx, strings.NewReader(`{"type":"status","state":"LOADED"}`))
+		if data == "" {
+			return // no data output asked for
+		}
 		d, _ := trickle.NewPublisher(trickle.PublisherConfig{URL: data, Client: client, ContentType: "application/jsonl"})
 		d.Write(mw.ctx, strings.NewReader("{\"n\":1}\n{\"n\":2}\n"))
 	}()
@@ -135,6 +149,72 @@ func TestStreamMediaThroughGateway(t *testing.T) {
 	}
 	if _, _, err := pub.Write(ctx, strings.NewReader("late")); err == nil {
 		t.Errorf("the gateway's input channel still takes segments after the stop")
+	}
+}
+
+// A client that publishes as soon as /process/stream/start answers, while
+// no orchestrator has taken the stream yet (the worker holds its start),
+// is not answered 404: the segment waits in the gateway's input channel
+// and reaches the worker once the stream runs.
+func TestStreamEarlyPublishReachesTheWorker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := startOrch(t, nil)
+	mw := &mediaWorker{t: t, ctx: ctx, gate: make(chan struct{}), reached: make(chan struct{})}
+	srv := httptest.NewServer(mw)
+	t.Cleanup(srv.Close)
+	body, _ := json.Marshal(wire.ExternalCapability{Name: "upper", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
+	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
+	req.Header.Set("Authorization", testnet.Secret)
+	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("register: %v %v", resp, err)
+	}
+	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
+		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	})
+	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Capability: "upper", TimeoutSeconds: 30,
+		Parameters: `{"enable_video_ingress":true,"enable_video_egress":true}`})
+	r, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"early1","params":"{}"}`))
+	r.Header.Set(wire.HeaderJobRequest, h)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	publish, subscribe := resp.Header.Get(wire.HeaderPublishURL), resp.Header.Get(wire.HeaderSubscribeURL)
+	if resp.StatusCode != http.StatusOK || publish == "" || subscribe == "" {
+		t.Fatalf("start: %d publish %q subscribe %q", resp.StatusCode, publish, subscribe)
+	}
+	client := trickle.NewHTTPClient(false)
+	pub, _ := trickle.NewPublisher(trickle.PublisherConfig{URL: publish, Client: client})
+	sub, _ := trickle.NewSubscriber(trickle.SubscriberConfig{URL: subscribe, Client: client})
+	// Before the orchestrator has answered: the gateway is still starting
+	// the stream (the worker has its start and holds it).
+	if _, _, err := pub.Write(ctx, strings.NewReader("early")); err != nil {
+		t.Fatalf("publish before the stream runs: %v", err)
+	}
+	select {
+	case <-mw.reached:
+	case <-ctx.Done():
+		t.Fatal("the worker never got the stream's start")
+	}
+	for _, st := range gw.Streams() {
+		if st.ID == "early1" && st.State == "running" {
+			t.Fatalf("the stream runs before its worker answered: the test publishes too late")
+		}
+	}
+	close(mw.gate)
+	seg, err := sub.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	got, _ := io.ReadAll(seg.Body)
+	seg.Body.Close()
+	if string(got) != "EARLY" {
+		t.Errorf("the worker's output %q, want %q", got, "EARLY")
+	}
+	if s, _ := client.Do(mustReq(t, http.MethodPost, gw.URL+"/process/stream/early1/stop")); s == nil || s.StatusCode != http.StatusOK {
+		t.Errorf("stop: %v", s)
 	}
 }
 
