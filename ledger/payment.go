@@ -122,7 +122,9 @@ type PaymentRequest struct {
 	// the rest of its payment; their new nonces are still recorded).
 	Chained bool
 	// Winners are winning tickets to queue for redemption, credited or
-	// not (queuing is idempotent by key).
+	// not (queuing is idempotent by key), each under its ticket's credit
+	// key; one whose ticket's nonce the rule finds seen (a replay) or one
+	// too many is not queued, so a replayed payment moves nothing.
 	Winners []Winner
 }
 
@@ -336,6 +338,11 @@ func (p *paymentOp) apply(o *opCtx) (any, error) {
 		if err := firstErr(checkKey(w.Key), checkAmount("face value", w.FaceValue)); err != nil {
 			return nil, err
 		}
+		if d.replays[w.Key] {
+			// A replayed ticket (its nonce seen) queues nothing: it was
+			// queued when it first came, or the nonce rule refuses it.
+			continue
+		}
 		w.Account, w.QueuedAt, w.State, w.TxNonce = r.To, o.now(), WinnerQueued, -1
 		if w.Session == "" {
 			w.Session = r.Session
@@ -344,8 +351,8 @@ func (p *paymentOp) apply(o *opCtx) (any, error) {
 			w.RedeemAfter = r.SessionExpiry
 		}
 		o.winners = append(o.winners, w)
+		res.Winners++
 	}
-	res.Winners = len(r.Winners)
 	if len(d.accepted) > 0 {
 		o.nonces = append(o.nonces, acceptedNonces{sess: sess, name: r.Session, expiry: r.SessionExpiry, nonces: d.accepted})
 	}
@@ -360,6 +367,7 @@ type decision struct {
 	verdicts []NonceVerdict // one per ticket
 	accepted []uint32       // the new nonces, to record
 	credits  []PaymentCredit
+	replays  map[string]bool // keys of tickets whose nonce was seen (or one too many)
 }
 
 func decide(r PaymentRequest, sess *sessionState) decision {
@@ -374,7 +382,14 @@ func decide(r PaymentRequest, sess *sessionState) decision {
 				d.accepted = append(d.accepted, t.Nonce)
 			}
 		}
-		earns := !t.Refused && d.verdicts[i] != NonceSeen && d.verdicts[i] != NonceTooMany
+		replay := d.verdicts[i] == NonceSeen || d.verdicts[i] == NonceTooMany
+		if replay && t.Credit.Key != "" {
+			if d.replays == nil {
+				d.replays = map[string]bool{}
+			}
+			d.replays[t.Credit.Key] = true
+		}
+		earns := !t.Refused && !replay
 		if earns && !stopped {
 			d.credits = append(d.credits, t.Credit)
 		}

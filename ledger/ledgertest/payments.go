@@ -150,8 +150,11 @@ func testPaymentWinners(t *testing.T, e *Env) {
 	if r, err := e.pay(ticketPayment(jobA1.Ref(), "s1", 0, 4, 5, 8)); err != nil || r.Winners != 2 {
 		t.Fatalf("payment = %+v, %v", r, err)
 	}
-	// A replay is not credited but its winners are presented again.
-	e.pay(ticketPayment(jobA1.Ref(), "s1", 0, 4, 8))
+	// A replay is not credited, and its winners, presented again, are not
+	// queued again.
+	if r, err := e.pay(ticketPayment(jobA1.Ref(), "s1", 0, 4, 8)); err != nil || r.Winners != 0 || !r.Credited.IsZero() {
+		t.Fatalf("replay = %+v, %v", r, err)
+	}
 	ws, err := e.Ledger.Winners(e.Ctx, ledger.WinnerQueued, 0)
 	if err != nil || len(ws) != 2 || ws[0].Key != "s1/4" || ws[0].Account != jobA1.Ref() ||
 		ws[0].FaceValue.Cmp(ledger.Wei(400)) != 0 || ws[0].RedeemAfter != 100 || string(ws[1].Payload) != "\x08" {
@@ -308,6 +311,10 @@ func testAdmitRefusedWritesNothing(t *testing.T, e *Env) {
 		return req
 	}
 	e.Credit(poolA.Ref(), 300, "fund")
+	// A paid winning ticket (nonce 4 wins): replayed below, it moves nothing.
+	if r, err := e.pay(ticketPayment(poolA.Ref(), "s9", 0, 4)); err != nil || r.Winners != 1 {
+		t.Fatalf("winning payment = %+v, %v", r, err)
+	}
 	before := e.MustVerify()
 	for i, tc := range []struct {
 		job ledger.JobKey
@@ -317,12 +324,13 @@ func testAdmitRefusedWritesNothing(t *testing.T, e *Env) {
 		{fresh, worthless("w1", 1, 2)}, // ... paying with worthless tickets
 		{jobA1, nil},                   // a pool that holds less than the minimum
 		{jobA1, worthless("w2", 1)},    // ... and worthless tickets
-		{jobA1, ptr(ticketPayment(ledger.Ref{}, "s1", 0))}, // a payment of no tickets
+		{jobA1, ptr(ticketPayment(ledger.Ref{}, "s1", 0))},    // a payment of no tickets
+		{jobA1, ptr(ticketPayment(ledger.Ref{}, "s9", 0, 4))}, // a replayed winning ticket
 	} {
 		r, err := admitAs(tc.job, tc.pay)
 		wantPool := int64(0)
 		if tc.job == jobA1 {
-			wantPool = 300
+			wantPool = 400
 		}
 		if err != nil || r.Admitted || r.Job.Created || !r.Released.IsZero() || r.Job.PoolBalance.Cmp(ledger.Wei(wantPool)) != 0 {
 			t.Fatalf("case %d: refused admit = %+v, %v", i, r, err)
@@ -348,7 +356,7 @@ func testAdmitRefusedWritesNothing(t *testing.T, e *Env) {
 	}
 	// The job IDs are unused: once there is money, they are admitted.
 	pay := ticketPayment(ledger.Ref{}, "s2", 0, 1, 2)
-	if r, err := admitAs(jobA1, &pay); err != nil || !r.Admitted || r.Job.Balance.Cmp(ledger.Wei(500)) != 0 {
+	if r, err := admitAs(jobA1, &pay); err != nil || !r.Admitted || r.Job.Balance.Cmp(ledger.Wei(600)) != 0 {
 		t.Fatalf("the refused job ID, paid: %+v, %v", r, err)
 	}
 	// A refusal whose payment credited something closes its job: the ID
