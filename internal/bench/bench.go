@@ -32,6 +32,7 @@ import (
 
 	"byoc/ethsig"
 	"byoc/gateway"
+	"byoc/internal/cpu"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/pm"
@@ -560,7 +561,7 @@ func measure(ctx context.Context, name string, cfg Config, fn func(context.Conte
 	// The process's CPU time from the end of the warmup to the end of the
 	// last measured call.
 	cpuStart := make(chan time.Duration, 1)
-	warmed := time.AfterFunc(time.Until(warmEnd), func() { cpuStart <- processCPU() })
+	warmed := time.AfterFunc(time.Until(warmEnd), func() { cpuStart <- cpu.Process() })
 	defer warmed.Stop()
 	for range cfg.Concurrency {
 		wg.Go(func() {
@@ -598,7 +599,7 @@ func measure(ctx context.Context, name string, cfg Config, fn func(context.Conte
 		})
 	}
 	wg.Wait()
-	cpuEnd := processCPU()
+	cpuEnd := cpu.Process()
 	if ctx.Err() != nil {
 		return p, ctx.Err()
 	}

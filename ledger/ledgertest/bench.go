@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/internal/cpu"
 	"byoc/ledger"
 )
 
@@ -134,7 +135,7 @@ func benchPaidJob(b *testing.B, f Factory, g int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu0 := cpu.Process()
 	for w := range g {
 		wg.Add(1)
 		go func() {
@@ -155,7 +156,7 @@ func benchPaidJob(b *testing.B, f Factory, g int) {
 	// CPU time of this process (the ledger, the benchmark and, for SQLite,
 	// the database; not a PostgreSQL server) per operation: a steadier
 	// figure than µs/op on a shared machine.
-	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(2*b.N), "cpu-µs/op")
+	b.ReportMetric(float64((cpu.Process()-cpu0).Microseconds())/float64(2*b.N), "cpu-µs/op")
 }
 
 func paidJob(b *testing.B, ctx context.Context, l *ledger.Ledger, sender, id, session string, nonce uint32, win bool) {

@@ -1,14 +1,15 @@
 //go:build unix
 
-package ledgertest
+package cpu
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time (user + system) this process has used.
-func processCPU() time.Duration {
+// Process is the CPU time (user + system) the process has used so far, all
+// its threads; 0 if the system will not say.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

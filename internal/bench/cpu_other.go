@@ -1,8 +1,0 @@
-//go:build !unix
-
-package bench
-
-import "time"
-
-// processCPU is not measured here: phases report no CPU time.
-func processCPU() time.Duration { return 0 }
