@@ -1,9 +1,7 @@
 package orchestrator_test
 
 import (
-	"bytes"
 	"crypto/tls"
-	"io"
 	"math/big"
 	"net/http"
 	"strings"
@@ -95,22 +93,7 @@ func testPaidStreamReplay(t *testing.T, f ledgertest.Factory) {
 	}
 	send := func(e transcript.Exchange) (*http.Response, []byte) {
 		t.Helper()
-		req, err := e.Request(srv.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(e.Path, "/capability/register") {
-			body, _ := io.ReadAll(req.Body)
-			body = []byte(workerURL.Replace(string(body)))
-			req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", e.Path, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp, b
+		return testnet.SendRecorded(t, client, srv.URL, "paid stream", e, workerURL)
 	}
 
 	var poolBefore, startCredited, held *big.Int

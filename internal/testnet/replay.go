@@ -140,21 +140,7 @@ func ReplayOffchain(t *testing.T) {
 				continue
 			}
 			replayed++
-			req, err := e.Request(n.URL)
-			if err != nil {
-				t.Fatalf("%s: %v", s.Name, err)
-			}
-			if strings.HasPrefix(e.Path, "/capability/register") {
-				body, _ := io.ReadAll(req.Body)
-				body = []byte(workerURL.Replace(string(body)))
-				req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-			}
-			resp, err := noRedirect.Do(req)
-			if err != nil {
-				t.Fatalf("%s: %v", s.Name, err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := SendRecorded(t, noRedirect, n.URL, s.Name, e, workerURL)
 			checkReplay(t, offchainReplay, s.Name, e, resp, body)
 		}
 	}
@@ -179,6 +165,30 @@ var noRedirect = &http.Client{
 
 // additions are headers byoc adds to answers a go-livepeer peer ignores.
 var additions = &transcript.Options{IgnoreHeaders: []string{wire.HeaderJobCharged, wire.HeaderPaymentCredited}}
+
+// SendRecorded sends recorded exchange e (of scenario name) to the server
+// at base with client, a registration's worker URLs rewritten by workerURL
+// (the recording's worker addresses to the test's stubs), and returns the
+// answer with its body read.
+func SendRecorded(t testing.TB, client *http.Client, base, name string, e transcript.Exchange, workerURL *strings.Replacer) (*http.Response, []byte) {
+	t.Helper()
+	req, err := e.Request(base)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if strings.HasPrefix(e.Path, "/capability/register") {
+		body, _ := io.ReadAll(req.Body)
+		body = []byte(workerURL.Replace(string(body)))
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %s: %v", name, e.Path, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, body
+}
 
 func checkReplay(t *testing.T, expect map[string]replayExpect, name string, want transcript.Exchange, resp *http.Response, body []byte) {
 	t.Helper()
@@ -329,24 +339,10 @@ func ReplayPaid(t *testing.T) {
 		for _, e := range s.Exchanges {
 			if (e.Hop != transcript.HopGatewayOrchestrator && e.Hop != transcript.HopWorkerOrchestrator) ||
 				strings.HasPrefix(e.Path, "/ai/") {
-				continue // streams and trickle are not part of byoc yet
+				continue // the paid stream exchanges: orchestrator's TestPaidStreamTranscriptReplay
 			}
 			replayed++
-			req, err := e.Request(srv.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasPrefix(e.Path, "/capability/register") {
-				body, _ := io.ReadAll(req.Body)
-				body = []byte(workerURL.Replace(string(body)))
-				req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatalf("%s: %v", s.Name, err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := SendRecorded(t, client, srv.URL, s.Name, e, workerURL)
 			checkReplay(t, paidReplay, s.Name, e, resp, body)
 			// Token balances are the reference's, up to the first stream
 			// (whose payments go to /ai/stream routes, not replayed).
