@@ -7,17 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"byoc/ledger"
 	"byoc/ledger/journal"
+	"byoc/ledger/ledgertest"
 	"byoc/ledger/sqlite"
 )
 
@@ -142,38 +141,8 @@ func TestKill9(t *testing.T) {
 	path := filepath.Join(t.TempDir(), sqlite.FileName)
 	acked := map[string][]string{} // kind → keys
 	for round := range 4 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, fmt.Sprintf("BYOC_JOURNAL_CRASH_ROUND=%d", round))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		n := 0
 		want := 1500 + 900*round // kill at a different point each round
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) == 0 || f[0] == "READY" {
-				continue
-			}
-			if f[0] == "ERR" {
-				t.Fatalf("child: %s", sc.Text())
-			}
-			if len(f) == 2 {
-				acked[f[0]] = append(acked[f[0]], f[1])
-			}
-			if n++; n == want {
-				cmd.Process.Signal(syscall.SIGKILL)
-			}
-		}
-		cmd.Wait()
-		if n < want {
-			t.Fatalf("round %d: child stopped after %d acknowledgements, before the kill", round, n)
-		}
+		n := ledgertest.KillAfter(t, "TestCrashChild", []string{crashChildEnv + "=" + path, fmt.Sprintf("BYOC_JOURNAL_CRASH_ROUND=%d", round)}, want, acked)
 		unprojected := journalBeyondTables(t, path)
 		if round == 1 {
 			// A record being written when the process died: a torn tail.

@@ -5,15 +5,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"byoc/ledger"
+	"byoc/ledger/ledgertest"
 	"byoc/ledger/sqlite"
 )
 
@@ -93,38 +91,8 @@ func TestKill9(t *testing.T) {
 	path := filepath.Join(t.TempDir(), sqlite.FileName)
 	acked := map[string][]string{} // kind → keys
 	for round := range 3 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, fmt.Sprintf("BYOC_LEDGER_CRASH_ROUND=%d", round))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		n := 0
 		want := 1500 + 700*round // kill at a different point each round
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) == 0 || f[0] == "READY" {
-				continue
-			}
-			if f[0] == "ERR" {
-				t.Fatalf("child: %s", sc.Text())
-			}
-			if len(f) == 2 {
-				acked[f[0]] = append(acked[f[0]], f[1])
-			}
-			if n++; n == want {
-				cmd.Process.Signal(syscall.SIGKILL)
-			}
-		}
-		cmd.Wait()
-		if n < want {
-			t.Fatalf("round %d: child stopped after %d acknowledgements, before the kill", round, n)
-		}
+		n := ledgertest.KillAfter(t, "TestCrashChild", []string{crashChildEnv + "=" + path, fmt.Sprintf("BYOC_LEDGER_CRASH_ROUND=%d", round)}, want, acked)
 		checkAfterCrash(t, path, acked)
 		t.Logf("round %d: killed after %d acknowledged operations; all present, invariants hold", round, n)
 	}
