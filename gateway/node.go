@@ -78,8 +78,10 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.Gateway.Logger == nil {
 		cfg.Gateway.Logger = slog.Default()
 	}
+	// Trickle publishers hold their requests open for a segment's data:
+	// the trickle server bounds them, not the upload limits.
 	nc := node.Config{Role: "gateway", DataDir: cfg.DataDir, LedgerDSN: cfg.LedgerDSN, Listen: cfg.Listen,
-		AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Gateway.Logger, Limits: streamingLimits(cfg.Limits),
+		AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Gateway.Logger, Limits: cfg.Limits.WithStreaming(mediaBasePath),
 		SweepInterval: cfg.SweepInterval, NormalSync: true} // the books: docs/gateway.md, "Durability"
 	if cfg.LedgerDSN != "" {
 		nc.DataDir = "" // the data directory is used only for the books

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 
-	"byoc/internal/serve"
 	"byoc/trickle"
 	"byoc/wire"
 )
@@ -28,15 +27,6 @@ import (
 
 // mediaBasePath is where the gateway serves its streams' trickle channels.
 const mediaBasePath = "/ai/trickle/"
-
-// streamingLimits exempts the trickle channels from the public server's
-// body limits: a publisher holds its request open for a segment's data
-// (and ahead of it), bounded by the trickle server itself (segment sizes,
-// first-byte timeout, idle sweep), not by --max-uploads or --body-timeout.
-func streamingLimits(l serve.Limits) serve.Limits {
-	l.Streaming = append(l.Streaming[:len(l.Streaming):len(l.Streaming)], mediaBasePath)
-	return l
-}
 
 // mediaServer returns the gateway's trickle server, made on first use.
 func (g *Gateway) mediaServer() *trickle.Server {

@@ -99,9 +99,11 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("orchestrator: listen address %q must look like https://host:port or http://host:port", cfg.Listen)
 	}
+	// Trickle publishers hold their requests open for a segment's data:
+	// the trickle server bounds them, not the upload limits.
 	base, err := node.Open(ctx, node.Config{Role: "orchestrator", DataDir: cfg.DataDir, LedgerDSN: cfg.LedgerDSN,
 		Listen: u.Host, AdminListen: cfg.AdminListen, Clock: cfg.Clock, Logger: cfg.Orchestrator.Logger,
-		Limits: streamingLimits(cfg.Limits), SweepInterval: cfg.SweepInterval})
+		Limits: cfg.Limits.WithStreaming(ChannelsBasePath), SweepInterval: cfg.SweepInterval})
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"byoc/internal/serve"
 	"byoc/trickle"
 )
 
@@ -81,13 +80,4 @@ func (d *discardWriter) WriteHeader(s int) {
 	if d.status == 0 && s >= 200 { // not a 100 Continue keepalive
 		d.status = s
 	}
-}
-
-// streamingLimits exempts the trickle channels from the public server's
-// body limits: a publisher holds its request open for a segment's data
-// (and ahead of it), bounded by the trickle server itself (segment sizes,
-// first-byte timeout, idle sweep), not by --max-uploads or --body-timeout.
-func streamingLimits(l serve.Limits) serve.Limits {
-	l.Streaming = append(l.Streaming[:len(l.Streaming):len(l.Streaming)], ChannelsBasePath)
-	return l
 }

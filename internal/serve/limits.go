@@ -95,6 +95,13 @@ func (l Limits) Handler(h http.Handler) http.Handler {
 	})
 }
 
+// WithStreaming is l with prefix added to its Streaming paths (l's own
+// slice is left as it was).
+func (l Limits) WithStreaming(prefix string) Limits {
+	l.Streaming = append(l.Streaming[:len(l.Streaming):len(l.Streaming)], prefix)
+	return l
+}
+
 // streaming reports whether path is under one of the Streaming prefixes.
 func (l Limits) streaming(path string) bool {
 	for _, p := range l.Streaming {

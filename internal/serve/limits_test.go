@@ -227,3 +227,14 @@ func TestStreamingPathsUnbounded(t *testing.T) {
 		}
 	}
 }
+
+// WithStreaming adds a prefix to a copy: two roles' additions to one
+// configured Limits never see each other's.
+func TestWithStreamingCopies(t *testing.T) {
+	base := Limits{Streaming: make([]string, 1, 4)}
+	base.Streaming[0] = "/a/"
+	x, y := base.WithStreaming("/x/"), base.WithStreaming("/y/")
+	if len(base.Streaming) != 1 || x.Streaming[1] != "/x/" || y.Streaming[1] != "/y/" {
+		t.Fatalf("base %v, x %v, y %v", base.Streaming, x.Streaming, y.Streaming)
+	}
+}
