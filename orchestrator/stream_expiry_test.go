@@ -26,20 +26,7 @@ func TestStreamCrashBillsOnlySettledTime(t *testing.T) {
 	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
 		dir := t.TempDir()
 		clock := ledger.NewManualClock(time.Now())
-		var dsn string
-		cfg := func(c *orchestrator.NodeConfig) {
-			tweak(c)
-			if dsn == "" {
-				dsn = c.LedgerDSN
-			}
-			c.LedgerDSN = dsn // the same database after the restart
-			c.Clock = clock
-			c.Orchestrator.Channels = &memChannels{}
-			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-			c.Orchestrator.StreamSettleInterval = 5 * time.Second
-			c.Orchestrator.StreamGrace = 5 * time.Second
-			c.Orchestrator.HoldTTLMargin = 10 * time.Second
-		}
+		cfg := restartableStreams(tweak, clock)
 		sw := &streamWorker{}
 		srv := httptest.NewServer(http.HandlerFunc(sw.handle))
 		t.Cleanup(srv.Close)

@@ -650,20 +650,7 @@ func TestStreamNotResumedAfterRestart(t *testing.T) {
 	onEachStore(t, func(t *testing.T, tweak func(*orchestrator.NodeConfig)) {
 		dir := t.TempDir()
 		clock := ledger.NewManualClock(time.Now())
-		var dsn string
-		cfg := func(c *orchestrator.NodeConfig) {
-			tweak(c)
-			if dsn == "" {
-				dsn = c.LedgerDSN
-			}
-			c.LedgerDSN = dsn // the same database after the restart
-			c.Clock = clock
-			c.Orchestrator.Channels = &memChannels{}
-			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-			c.Orchestrator.StreamSettleInterval = 5 * time.Second
-			c.Orchestrator.StreamGrace = 5 * time.Second
-			c.Orchestrator.HoldTTLMargin = 10 * time.Second
-		}
+		cfg := restartableStreams(tweak, clock)
 		n := testnet.StartNode(t, dir, cfg)
 		sw := &streamWorker{}
 		srv := httptest.NewServer(http.HandlerFunc(sw.handle))
@@ -724,4 +711,25 @@ func TestStreamNotResumedAfterRestart(t *testing.T) {
 		}
 		testnet.Verify(t, n2)
 	})
+}
+
+// restartableStreams configures a node for the restart tests: tweak's
+// store, the same database again after a restart, clock, in-memory
+// channels, no settlement ticker (settled by hand), 5 s settlement and
+// grace, a 10 s hold margin.
+func restartableStreams(tweak func(*orchestrator.NodeConfig), clock *ledger.ManualClock) func(*orchestrator.NodeConfig) {
+	var dsn string
+	return func(c *orchestrator.NodeConfig) {
+		tweak(c)
+		if dsn == "" {
+			dsn = c.LedgerDSN
+		}
+		c.LedgerDSN = dsn // the same database after the restart
+		c.Clock = clock
+		c.Orchestrator.Channels = &memChannels{}
+		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+		c.Orchestrator.StreamSettleInterval = 5 * time.Second
+		c.Orchestrator.StreamGrace = 5 * time.Second
+		c.Orchestrator.HoldTTLMargin = 10 * time.Second
+	}
 }
