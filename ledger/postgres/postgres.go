@@ -52,6 +52,7 @@ var Dialect = sqlstore.Dialect{
 		return false
 	},
 	ReadOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+	Arrays:      true,
 }
 
 // DefaultConnectTimeout bounds one connection attempt when the DSN gives no

@@ -111,6 +111,9 @@ func (t *tx) LoadAccounts(ctx context.Context, refs []ledger.Ref) ([]ledger.Acco
 	for i, r := range refs {
 		names[i] = r.Encode()
 	}
+	if t.s.d.Arrays {
+		return t.loadAccountsArray(ctx, names)
+	}
 	if t.lock != "" {
 		// With row locks, the pools are resolved first and then every row
 		// is locked by one plain IN list in ref order: PostgreSQL's
@@ -276,6 +279,9 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 		// IDs assigned by the journal store, whose projection this is.
 		return t.insertWithIDs(ctx, accts)
 	}
+	if t.s.d.Arrays && len(accts) > 0 {
+		return t.insertAccountsArray(ctx, accts)
+	}
 	if len(accts) <= t.s.d.RowStatements {
 		for _, a := range accts {
 			res, err := t.exec(ctx, insertAccountSQL(1), accountArgs(a)...)
@@ -327,6 +333,9 @@ const updateAccountSQL = `UPDATE accounts SET state = ?, balance = ?, credited =
 	moved_out = ?, ttl_us = ?, updated_at = ?, expires_at = ?, closed_at = ? WHERE id = ?`
 
 func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error {
+	if t.s.d.Arrays && len(accts) > 0 {
+		return t.updateAccountsArray(ctx, accts)
+	}
 	if len(accts) <= t.s.d.RowStatements {
 		for _, a := range accts {
 			res, err := t.exec(ctx, updateAccountSQL, string(a.State), a.Balance.String(), a.Credited.String(),

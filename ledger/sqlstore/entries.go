@@ -26,6 +26,9 @@ func insertEntriesSQLText(n int) string {
 }
 
 func (t *tx) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
+	if t.s.d.Arrays && len(entries) > 0 {
+		return t.insertEntriesArray(ctx, entries)
+	}
 	for start, n := range pieces(len(entries)) {
 		part := entries[start : start+n]
 		args := make([]any, 0, len(part)*8)
@@ -99,6 +102,9 @@ func (t *tx) scanEntries(ctx context.Context, fn func(ledger.Entry) error, q str
 }
 
 func (t *tx) EntriesByKey(ctx context.Context, keys []string) ([]ledger.Entry, error) {
+	if t.s.d.Arrays && len(keys) > 0 {
+		return t.entries(ctx, entriesByKeyArraySQL, keys)
+	}
 	var out []ledger.Entry
 	for start, n := range pieces(len(keys)) {
 		part := keys[start : start+n]

@@ -7,7 +7,8 @@
 // One file per aggregate: sqlstore.go the store, its transactions and
 // statement cache; schema.go the migrations; accounts.go pools and jobs;
 // entries.go the journal; tickets.go ticket sessions, nonces and winners;
-// raw.go the driver-connection write path.
+// raw.go the driver-connection write path; arrays.go the batch
+// statements on array parameters.
 package sqlstore
 
 import (
@@ -65,6 +66,11 @@ type Dialect struct {
 	// RawWrites runs Update's transactions on the driver connection
 	// directly (see raw.go). For a single write connection only.
 	RawWrites bool
+	// Arrays writes and reads a batch's rows with one statement of array
+	// parameters each (see arrays.go) instead of a statement per piece of
+	// rows: for a database a round trip away (PostgreSQL). The driver must
+	// take []string and []int64 arguments as arrays.
+	Arrays bool
 }
 
 // Store is a ledger.Store on a SQL database.

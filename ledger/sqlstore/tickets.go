@@ -74,8 +74,21 @@ func (t *tx) NonceState(ctx context.Context, queries []ledger.NonceQuery) (map[s
 		}
 	}
 	out := map[string]ledger.SessionState{}
-	for start, n := range pieces(len(pairs) / 2) {
-		rows, err := t.query(ctx, nonceStateSQL(n), pairs[2*start:2*(start+n)]...)
+	type piece struct {
+		q    string
+		args []any
+	}
+	var ps []piece
+	if t.s.d.Arrays && len(pairs) > 0 {
+		sessions, nonces := nonceArrays(queries)
+		ps = []piece{{nonceStateArraySQL, []any{sessions, nonces}}}
+	} else {
+		for start, n := range pieces(len(pairs) / 2) {
+			ps = append(ps, piece{nonceStateSQL(n), pairs[2*start : 2*(start+n)]})
+		}
+	}
+	for _, p := range ps {
+		rows, err := t.query(ctx, p.q, p.args...)
 		if err != nil {
 			return nil, err
 		}
@@ -104,6 +117,9 @@ func (t *tx) NonceState(ctx context.Context, queries []ledger.NonceQuery) (map[s
 }
 
 func (t *tx) RecordNonces(ctx context.Context, sessions []ledger.SessionNonces) error {
+	if t.s.d.Arrays && len(sessions) > 0 {
+		return t.recordNoncesArray(ctx, sessions)
+	}
 	var create, update, nonces []any
 	var updates []ledger.SessionNonces
 	for _, s := range sessions {
