@@ -172,6 +172,11 @@ func (st *batchState) load(refs []Ref) error {
 	return nil
 }
 
+type keyedRef struct {
+	key string
+	ref Ref
+}
+
 func dedupRefs(refs []Ref) []Ref {
 	seen := make(map[Ref]bool, len(refs))
 	out := refs[:0:0]
@@ -181,8 +186,16 @@ func dedupRefs(refs []Ref) []Ref {
 			out = append(out, r)
 		}
 	}
-	// A stable order makes concurrent writers lock rows in the same order.
-	sort.Slice(out, func(i, j int) bool { return out[i].Encode() < out[j].Encode() })
+	// A stable order makes concurrent writers lock rows in the same order:
+	// by encoded reference, each encoded once.
+	keyed := make([]keyedRef, len(out))
+	for i, r := range out {
+		keyed[i] = keyedRef{r.Encode(), r}
+	}
+	sort.Slice(keyed, func(i, j int) bool { return keyed[i].key < keyed[j].key })
+	for i := range keyed {
+		out[i] = keyed[i].ref
+	}
 	return out
 }
 

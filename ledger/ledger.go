@@ -48,6 +48,9 @@ type request struct {
 	// has committed (nil) or failed, before done is sent: what the op's
 	// caller must learn even if it stopped waiting (FinishPendingJob).
 	committed func(error)
+	// deferSync: submitted under DeferSync (acknowledged before durable
+	// when its whole batch is).
+	deferSync bool
 }
 
 type result struct {
@@ -109,6 +112,7 @@ func (l *Ledger) submit(ctx context.Context, op op) (any, error) {
 
 // enqueue hands r to the committer.
 func (l *Ledger) enqueue(ctx context.Context, r *request) error {
+	r.deferSync = SyncDeferred(ctx)
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -181,8 +185,13 @@ func (l *Ledger) runBatch(batch []*request) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ops := make([]op, len(batch))
+	deferred := true
 	for i, r := range batch {
 		ops[i] = r.op
+		deferred = deferred && r.deferSync
+	}
+	if deferred {
+		ctx = DeferSync(ctx)
 	}
 	decided := func(results []result) {
 		for i, r := range batch {

@@ -171,5 +171,18 @@ func TestFirstCallIdempotencyKey(t *testing.T) {
 		if got := spent(); got.Cmp(costOf(t, 12)) != 0 {
 			t.Errorf("spent %s, want %s (3 + 3 + 3 + 3)", got, costOf(t, 12))
 		}
+		// Another customer's first call with the same key is its own: its
+		// own state, spend and event.
+		if _, err := b.Grant(env.Ctx, "idb", costOf(t, 20), "gb"); err != nil { // grant keys are the signer's, not the customer's
+			t.Fatal(err)
+		}
+		code, body, _ = post(t, h, "/generate-live-payment", rc.request(nil, "m", 27648000, ""), HeaderAuthID, "idb", HeaderIdempotencyKey, "k1")
+		rb := decodeOK(t, code, body)
+		if stateOf(t, rb.State).StateID == stateOf(t, r1.State).StateID {
+			t.Errorf("two customers' first calls with one Idempotency-Key share state ID %s", stateOf(t, rb.State).StateID)
+		}
+		if v, err := b.Read(env.Ctx, "idb"); err != nil || v.Spent.Cmp(costOf(t, 3)) != 0 {
+			t.Errorf("the other customer spent %v, %v; want %s", v.Spent, err, costOf(t, 3))
+		}
 	})
 }

@@ -218,6 +218,11 @@ func (s *Signer) pay(r *http.Request) (*RemotePaymentResponse, error) {
 	if err := s.authorize(r, c); err != nil {
 		return nil, err
 	}
+	if !c.hasState && c.idem != "" && s.cfg.Nonces != nil {
+		// Two customers may send the same Idempotency-Key: their states
+		// are not one.
+		c.state.StateID = firstStateID(c.state.AuthID, c.idem, c.orchAddr)
+	}
 	cost := ledger.CreditFor(ev)
 	cost = ledger.AmountFromBig(new(big.Int).Mul(cost.Big(), big.NewInt(int64(n))))
 	ev0 := s.usage(c, n, after, cost)
@@ -297,9 +302,9 @@ func (s *Signer) loadState(c *call) error {
 	if !c.hasState {
 		id := s.cfg.NewID()
 		if c.idem != "" && s.cfg.Nonces != nil {
-			// Sent again, the call starts the same state.
-			h := crypto.Keccak256([]byte("state"), []byte(c.idem), c.orchAddr[:])
-			id = hex.EncodeToString(h[:4])
+			// Sent again, the call starts the same state (named again
+			// with the customer once authorized: firstStateID).
+			id = firstStateID("", c.idem, c.orchAddr)
 		}
 		c.state = &State{
 			StateID:              id,
@@ -509,6 +514,13 @@ func keccak(b []byte) []byte { return crypto.Keccak256(b) }
 func callKey(state []byte, sid pm.SessionID) string {
 	h := crypto.Keccak256(state, sid[:])
 	return "c" + hex.EncodeToString(h[:15])
+}
+
+// firstStateID is the state ID of a first call sent with an
+// Idempotency-Key: the same for the same customer, key and orchestrator.
+func firstStateID(customer, key string, orch common.Address) string {
+	h := crypto.Keccak256([]byte("state"), []byte(customer), []byte{0}, []byte(key), orch[:])
+	return hex.EncodeToString(h[:4])
 }
 
 // firstCallKey names a first call by the client's Idempotency-Key, within

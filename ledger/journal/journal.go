@@ -56,7 +56,12 @@ type Options struct {
 	// SQLite's synchronous=NORMAL, for a ledger reconciled against another's
 	// durable one: the gateway's books (docs/gateway.md, "Durability").
 	NormalSync bool
-	Logger     *slog.Logger
+	// DeferredSyncWithin bounds how long a record acknowledged before its
+	// sync (an Update whose context carries ledger.DeferSync) waits for
+	// one: the next synced Update makes it durable, or a sync this long
+	// after it (default 10 ms).
+	DeferredSyncWithin time.Duration
+	Logger             *slog.Logger
 }
 
 // NormalSync reports whether the store was opened with Options.NormalSync:
@@ -94,9 +99,21 @@ type Store struct {
 	broken    error
 	closed    bool
 
-	mu        sync.RWMutex // guards m and committed
+	mu        sync.RWMutex // guards m, committed and mustSync
 	m         *mem
 	committed uint64
+	// mustSync is the last record of an Update acknowledged only once
+	// durable: a view waits for it (records after it are acknowledged
+	// already, or about to be).
+	mustSync uint64
+
+	// Deferred syncs (Options.DeferredSyncWithin): one timer armed while a
+	// record acknowledged before its sync waits for one.
+	dmu      sync.Mutex
+	dtimer   *time.Timer
+	dclosed  bool
+	dwg      sync.WaitGroup
+	deferred uint64 // records acknowledged before their sync (Stats)
 
 	pmu       sync.Mutex
 	pcond     *sync.Cond
@@ -134,6 +151,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if opts.FilterBytes <= 0 {
 		opts.FilterBytes = 16 << 20
+	}
+	if opts.DeferredSyncWithin <= 0 {
+		opts.DeferredSyncWithin = 10 * time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -304,6 +324,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.wmu.Unlock()
+	s.stopDeferredSyncs()
 	s.log.smu.Lock()
 	written := s.log.written
 	s.log.smu.Unlock()
@@ -344,6 +365,7 @@ type Stats struct {
 	Records   uint64 // journal records appended (one per committed Update)
 	Bytes     uint64 // their bytes, headers included
 	Syncs     uint64 // journal syncs (one serves every record written before it)
+	Deferred  uint64 // records acknowledged before their sync (ledger.DeferSync)
 	Projected uint64 // seq of the last record the tables hold
 	Pending   int    // records waiting for the projection
 	Accounts  int    // accounts in memory (pools, open jobs, unprojected final jobs)
@@ -360,6 +382,9 @@ func (s *Store) Stats() Stats {
 	s.log.smu.Lock()
 	st.Syncs = s.log.syncs
 	s.log.smu.Unlock()
+	s.dmu.Lock()
+	st.Deferred = s.deferred
+	s.dmu.Unlock()
 	s.pmu.Lock()
 	st.Projected, st.Pending = s.projected, len(s.pending)
 	s.pmu.Unlock()

@@ -142,3 +142,79 @@ func TestConformanceNormalSync(t *testing.T) {
 		}
 	})
 }
+
+// TestConformanceDeferredSync runs the suite with every Update's sync
+// deferred (ledger.DeferSync): the same semantics; only a power cut's
+// window differs.
+func TestConformanceDeferredSync(t *testing.T) {
+	ledgertest.Run(t, func(t testing.TB) ledgertest.Opener {
+		path := filepath.Join(ledgertest.TempDir(t), sqlite.FileName)
+		return func() ledger.Store {
+			s, err := journal.Open(context.Background(), path, journal.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return deferAll{s}
+		}
+	})
+}
+
+// deferAll marks every Update as one whose sync may be deferred.
+type deferAll struct{ *journal.Store }
+
+func (d deferAll) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	return d.Store.Update(ledger.DeferSync(ctx), fn)
+}
+
+// A deferred Update is acknowledged before its sync; the next synced
+// Update, or the bound, makes it durable; a view does not sync it.
+func TestDeferredSync(t *testing.T) {
+	ctx := context.Background()
+	open := func(within time.Duration) (*journal.Store, *ledger.Ledger) {
+		s, err := journal.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName), journal.Options{DeferredSyncWithin: within})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := ledger.New(s, ledger.Options{})
+		t.Cleanup(func() { l.Close(); s.Close() })
+		return s, l
+	}
+	pool := ledger.PoolKey{Sender: "0xs", Capability: "echo"}
+
+	s, l := open(time.Hour)
+	if _, err := l.Credit(ctx, pool.Ref(), ledger.Wei(10), "a"); err != nil {
+		t.Fatal(err)
+	}
+	st0 := s.Stats()
+	if _, err := l.Credit(ledger.DeferSync(ctx), pool.Ref(), ledger.Wei(10), "b"); err != nil {
+		t.Fatal(err)
+	}
+	if bal, err := l.Balance(ctx, pool.Ref()); err != nil || bal.Cmp(ledger.Wei(20)) != 0 {
+		t.Fatalf("balance %v, %v; want 20", bal, err)
+	}
+	st1 := s.Stats()
+	if st1.Syncs != st0.Syncs || st1.Deferred != st0.Deferred+1 || st1.Records != st0.Records+1 {
+		t.Fatalf("after a deferred credit and a read: syncs %d→%d, deferred %d→%d, records %d→%d; want no sync, one deferred record",
+			st0.Syncs, st1.Syncs, st0.Deferred, st1.Deferred, st0.Records, st1.Records)
+	}
+	if _, err := l.Credit(ctx, pool.Ref(), ledger.Wei(10), "c"); err != nil {
+		t.Fatal(err)
+	}
+	if st2 := s.Stats(); st2.Syncs != st1.Syncs+1 {
+		t.Fatalf("a synced credit after a deferred one: %d syncs, want %d (one serves both)", st2.Syncs-st1.Syncs, 1)
+	}
+
+	// With a short bound, a lone deferred record is synced by the timer.
+	s, l = open(5 * time.Millisecond)
+	st0 = s.Stats()
+	if _, err := l.Credit(ledger.DeferSync(ctx), pool.Ref(), ledger.Wei(10), "d"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Syncs == st0.Syncs {
+		if time.Now().After(deadline) {
+			t.Fatal("a deferred record was not synced within 10 s (bound 5 ms)")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

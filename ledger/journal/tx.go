@@ -39,6 +39,12 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 		}
 	}
 	s.wmu.Unlock()
+	if err == nil && seq > 0 && ledger.SyncDeferred(ctx) && !s.opts.NormalSync {
+		// Acknowledged once written: durable with the next synced
+		// Update, or within Options.DeferredSyncWithin.
+		s.deferSync()
+		return nil
+	}
 	if err == nil && seq > 0 {
 		// Acknowledged only once durable; the next Update runs meanwhile.
 		if err = s.log.syncTo(seq); err != nil {
@@ -82,6 +88,9 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (uint6
 	s.evictLocked()
 	s.m.apply(r)
 	s.committed = r.seq
+	if !ledger.SyncDeferred(ctx) {
+		s.mustSync = r.seq
+	}
 	s.mu.Unlock()
 	s.pmu.Lock()
 	s.pending = append(s.pending, r)
@@ -91,6 +100,49 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (uint6
 	}
 	s.pmu.Unlock()
 	return r.seq, nil
+}
+
+// deferSync makes sure a sync comes within Options.DeferredSyncWithin of
+// a record acknowledged before its sync: one timer, armed by the first
+// such record, syncs everything written when it fires (nothing, if a
+// synced Update did it meanwhile).
+func (s *Store) deferSync() {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	s.deferred++
+	if s.dtimer != nil || s.dclosed {
+		return
+	}
+	s.dwg.Add(1)
+	s.dtimer = time.AfterFunc(s.opts.DeferredSyncWithin, func() {
+		defer s.dwg.Done()
+		s.dmu.Lock()
+		s.dtimer = nil
+		s.dmu.Unlock()
+		s.log.smu.Lock()
+		written := s.log.written
+		s.log.smu.Unlock()
+		if err := s.log.syncTo(written); err != nil {
+			s.wmu.Lock()
+			if s.broken == nil {
+				s.broken = err
+			}
+			s.wmu.Unlock()
+		}
+	})
+}
+
+// stopDeferredSyncs waits for a deferred sync in flight and arms no more
+// (Close syncs what is written).
+func (s *Store) stopDeferredSyncs() {
+	s.dmu.Lock()
+	s.dclosed = true
+	if s.dtimer != nil && s.dtimer.Stop() {
+		s.dtimer = nil
+		s.dwg.Done()
+	}
+	s.dmu.Unlock()
+	s.dwg.Wait()
 }
 
 // updateTx is the Tx of Update.

@@ -20,8 +20,9 @@ func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
 		s.mu.RLock()
 		defer v.unlock()
 		// Memory may hold a batch whose sync is in flight: a view sees
-		// only what is acknowledged, or about to be.
-		if err := s.log.syncTo(s.committed); err != nil {
+		// only what is acknowledged, or about to be. (Records of deferred
+		// syncs after it are acknowledged already.)
+		if err := s.log.syncTo(s.mustSync); err != nil {
 			return err
 		}
 		return fn(v)

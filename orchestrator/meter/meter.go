@@ -92,6 +92,15 @@ type Config struct {
 	Ticker Ticker
 	// Recorder is told the money outcomes (default: nobody).
 	Recorder Recorder
+	// DurableFinish acknowledges a job's finish only once the ledger has
+	// made it durable. By default a finish (and a close) is acknowledged
+	// once written (ledger.DeferSync): a killed process loses nothing; a
+	// power cut may lose the last few milliseconds of finishes, whose
+	// holds then stay open until they expire and return to their senders'
+	// pools — the orchestrator forgoes those charges, nobody pays for what
+	// is not recorded. The admission, which credits tickets, is always
+	// durable before anything is answered.
+	DurableFinish bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -118,6 +127,15 @@ func New(cfg Config) (*Meter, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &Meter{cfg: cfg}, nil
+}
+
+// closeCtx is the context of the ledger operations that end a job: their
+// sync deferred unless Config.DurableFinish.
+func (m *Meter) closeCtx(ctx context.Context) context.Context {
+	if m.cfg.DurableFinish {
+		return ctx
+	}
+	return ledger.DeferSync(ctx)
 }
 
 // Now is the time on the ledger's clock: the time billing goes by.
@@ -429,7 +447,7 @@ func (j *Job) finish(ctx context.Context, units int64) (Final, error) {
 	l := j.m.cfg.Ledger
 	var f Final
 	if j.hold != nil {
-		res, err := l.FinishJobUpTo(ctx, *j.hold, cost, j.chargeKey(j.units+units))
+		res, err := l.FinishJobUpTo(j.m.closeCtx(ctx), *j.hold, cost, j.chargeKey(j.units+units))
 		if err != nil {
 			j.log.Error("finish job; the sweeper will release its hold", "err", err)
 			return Final{Total: j.charged}, j.fail("finish", err)
@@ -459,7 +477,7 @@ func (j *Job) Close(ctx context.Context) {
 	if j == nil || j.hold == nil {
 		return
 	}
-	if _, err := j.m.cfg.Ledger.CloseJob(ctx, *j.hold); err != nil {
+	if _, err := j.m.cfg.Ledger.CloseJob(j.m.closeCtx(ctx), *j.hold); err != nil {
 		j.log.Error("close hold; the sweeper will release it", "err", err)
 		return
 	}

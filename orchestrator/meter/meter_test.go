@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"byoc/ledger"
+	"byoc/ledger/journal"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator/meter"
 	"byoc/pm"
@@ -273,4 +274,41 @@ func TestLegacyRequestHeld(t *testing.T) {
 		}
 		e.WantBalance(pool.Ref(), 3000)
 	})
+}
+
+// A job's finish is acknowledged once written, its sync deferred
+// (ledger.DeferSync), unless Config.DurableFinish; the admission is always
+// synced before it is confirmed.
+func TestFinishSyncDeferred(t *testing.T) {
+	for _, durable := range []bool{false, true} {
+		e := ledgertest.NewEnv(t, ledgertest.Journal)
+		s, ok := e.Ledger.Store().(*journal.Store)
+		if !ok {
+			t.Fatalf("ledgertest.Journal opened a %T", e.Ledger.Store())
+		}
+		m, err := meter.New(meter.Config{Ledger: e.Ledger, MinCompute: time.Second, DurableFinish: durable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Credit(pool.Ref(), 20000, "fund")
+		st0 := s.Stats()
+		j := admit(t, e, m, job("j1", 10*time.Second))
+		st1 := s.Stats()
+		e.Clock.Advance(time.Second)
+		if _, err := j.Finish(e.Ctx, m.Now()); err != nil {
+			t.Fatal(err)
+		}
+		st2 := s.Stats()
+		if st1.Deferred != st0.Deferred {
+			t.Errorf("durable finish %v: the admission was deferred", durable)
+		}
+		want := uint64(1)
+		if durable {
+			want = 0
+		}
+		if got := st2.Deferred - st1.Deferred; got != want {
+			t.Errorf("durable finish %v: %d deferred records for the finish, want %d", durable, got, want)
+		}
+		e.WantBalance(pool.Ref(), 19000)
+	}
 }
