@@ -53,6 +53,13 @@ var Dialect = sqlstore.Dialect{
 	},
 	ReadOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	Arrays:      true,
+	// A batch of deferred syncs commits without waiting for its WAL
+	// flush: the WAL writer flushes it within three wal_writer_delay
+	// (600 ms by default), and so does the next synchronous commit, which
+	// flushes all WAL before its own (a later synced batch that builds on
+	// it makes it durable too). For this transaction only; the server's
+	// setting is left alone.
+	DeferredSync: "SET LOCAL synchronous_commit = off",
 }
 
 // DefaultConnectTimeout bounds one connection attempt when the DSN gives no

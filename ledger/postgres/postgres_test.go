@@ -7,6 +7,7 @@ import (
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/ledger/postgres"
+	"byoc/ledger/sqlstore"
 )
 
 func TestConformance(t *testing.T) {
@@ -51,5 +52,50 @@ func TestReplicas(t *testing.T) {
 	}
 	if r.Credited.Cmp(ledger.Wei(credited)) != 0 || r.Charged.Cmp(ledger.Wei(charged)) != 0 || r.OpenJobs != 0 {
 		t.Fatalf("report %+v; acknowledged credited %d charged %d", r, credited, charged)
+	}
+}
+
+// TestConformanceDeferredSync runs the suite with every Update's sync
+// deferred (ledger.DeferSync: SET LOCAL synchronous_commit = off): the
+// same semantics; only a server crash's window differs.
+func TestConformanceDeferredSync(t *testing.T) {
+	ledgertest.PostgresDSN(t)
+	ledgertest.Run(t, func(t testing.TB) ledgertest.Opener {
+		open := ledgertest.Postgres(t)
+		return func() ledger.Store { return deferAll{open().(*sqlstore.Store)} }
+	})
+}
+
+// deferAll marks every Update as one whose sync may be deferred.
+type deferAll struct{ *sqlstore.Store }
+
+func (d deferAll) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	return d.Store.Update(ledger.DeferSync(ctx), fn)
+}
+
+// A deferred Update turns synchronous commit off for its own transaction
+// only: the connection it ran on commits synchronously again after it.
+func TestDeferredSyncIsLocal(t *testing.T) {
+	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn, postgres.Options{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(s, ledger.Options{})
+	t.Cleanup(func() { l.Close(); s.Close() })
+	pool := ledger.PoolKey{Sender: "0xs", Capability: "echo"}
+	if _, err := l.Credit(ledger.DeferSync(ctx), pool.Ref(), ledger.Wei(10), "a"); err != nil {
+		t.Fatal(err)
+	}
+	var setting string
+	if err := s.DB().QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&setting); err != nil {
+		t.Fatal(err)
+	}
+	if setting != "on" {
+		t.Fatalf("synchronous_commit after a deferred batch on the only connection: %q, want on", setting)
+	}
+	if bal, err := l.Balance(ctx, pool.Ref()); err != nil || bal.Cmp(ledger.Wei(10)) != 0 {
+		t.Fatalf("balance %v, %v; want 10", bal, err)
 	}
 }

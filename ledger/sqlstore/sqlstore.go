@@ -71,6 +71,10 @@ type Dialect struct {
 	// rows: for a database a round trip away (PostgreSQL). The driver must
 	// take []string and []int64 arguments as arrays.
 	Arrays bool
+	// DeferredSync, if set, is run first in an Update whose operations may
+	// be acknowledged before they are durable (ledger.SyncDeferred), to
+	// commit without waiting for the disk.
+	DeferredSync string
 }
 
 // Store is a ledger.Store on a SQL database.
@@ -190,6 +194,11 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err e
 			sqlTx.Rollback()
 		}
 	}()
+	if s.d.DeferredSync != "" && ledger.SyncDeferred(ctx) {
+		if _, err := sqlTx.ExecContext(bctx, s.d.DeferredSync); err != nil {
+			return err
+		}
+	}
 	if err := fn(&tx{s: s, db: s.write, q: sqlTx, lock: s.d.LockClause}); err != nil {
 		return err
 	}
