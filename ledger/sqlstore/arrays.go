@@ -214,20 +214,37 @@ func nonceArrays(queries []ledger.NonceQuery) (sessions []string, nonces []int64
 
 // recordNoncesArraySQL creates sessions, adds to the counts of others
 // (each only if it still holds the count read before; the statement
-// returns how many did) and inserts the nonces, in one statement.
-var recordNoncesArraySQL = `WITH created AS (
+// returns how many did) and inserts the nonces, in one statement; only
+// the parts that have rows (an empty unnest still costs the executor).
+func recordNoncesArraySQL(create, update, nonces bool) string {
+	variant := fmt.Sprint(create, update, nonces)
+	return memo("recordNoncesArraySQL", variant, 0, func(int) string {
+		var parts []string
+		if create {
+			parts = append(parts, `created AS (
 		INSERT INTO ticket_sessions (session, expiry, nonces)
-		SELECT * FROM unnest(` + arrays("TEXT", "BIGINT", "BIGINT") + `)),
-	updated AS (
+		SELECT * FROM unnest(`+arrays("TEXT", "BIGINT", "BIGINT")+`))`)
+		}
+		if update {
+			parts = append(parts, `updated AS (
 		UPDATE ticket_sessions SET nonces = ticket_sessions.nonces + v.added,
 			expiry = GREATEST(ticket_sessions.expiry, v.expiry)
-		FROM unnest(` + arrays("TEXT", "BIGINT", "BIGINT", "BIGINT") + `) AS v (session, added, expiry, count)
+		FROM unnest(`+arrays("TEXT", "BIGINT", "BIGINT", "BIGINT")+`) AS v (session, added, expiry, count)
 		WHERE ticket_sessions.session = v.session AND ticket_sessions.nonces = v.count
-		RETURNING 1),
-	added AS (
+		RETURNING 1)`)
+		}
+		if nonces {
+			parts = append(parts, `added AS (
 		INSERT INTO ticket_nonces (session, nonce)
-		SELECT * FROM unnest(` + arrays("TEXT", "BIGINT") + `))
-	SELECT count(*) FROM updated`
+		SELECT * FROM unnest(`+arrays("TEXT", "BIGINT")+`))`)
+		}
+		count := `SELECT 0`
+		if update {
+			count = `SELECT count(*) FROM updated`
+		}
+		return `WITH ` + strings.Join(parts, ",\n\t") + "\n\t" + count
+	})
+}
 
 func (t *tx) recordNoncesArray(ctx context.Context, sessions []ledger.SessionNonces) error {
 	var (
@@ -245,7 +262,20 @@ func (t *tx) recordNoncesArray(ctx context.Context, sessions []ledger.SessionNon
 			nonceName, nonce = append(nonceName, s.Session), append(nonce, int64(v))
 		}
 	}
-	rows, err := t.query(ctx, recordNoncesArraySQL, newName, newExpiry, newCount, updName, added, updExpiry, updCount, nonceName, nonce)
+	var args []any
+	if len(newName) > 0 {
+		args = append(args, newName, newExpiry, newCount)
+	}
+	if len(updName) > 0 {
+		args = append(args, updName, added, updExpiry, updCount)
+	}
+	if len(nonceName) > 0 {
+		args = append(args, nonceName, nonce)
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	rows, err := t.query(ctx, recordNoncesArraySQL(len(newName) > 0, len(updName) > 0, len(nonceName) > 0), args...)
 	if err != nil {
 		return err
 	}
