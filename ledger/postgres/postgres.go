@@ -5,7 +5,9 @@
 // serialization failure, a key inserted concurrently) are retried.
 //
 // The schema uses only portable SQL (BIGINT identity, NUMERIC(78,0), partial
-// indexes, CTE updates) so that PostgreSQL-compatible engines can follow.
+// indexes, CTE updates) so that PostgreSQL-compatible engines can follow; a
+// batch's statements take array parameters (unnest, = ANY), one round trip
+// each whatever the batch's size.
 //
 // Driver: github.com/jackc/pgx/v5 through its database/sql adapter, so the
 // SQL store code is shared with SQLite.
