@@ -719,13 +719,13 @@ func (g *Gateway) topUp(ctx context.Context, s *gwStream, o *offer) (bool, error
 		last = err
 		s.log.Warn("stream top-up refused", "try", try+1, "err", err)
 		if errors.Is(err, errStreamGone) {
-			g.streamLost(ctx, s, o, err.Error())
+			g.streamLost(ctx, s, o, err.Error(), false)
 			return false, err
 		}
 	}
 	if errors.Is(last, ErrTransport) {
 		// Unreachable each time: it is gone (killed, or cut off).
-		g.streamLost(ctx, s, o, "unreachable: "+last.Error())
+		g.streamLost(ctx, s, o, "unreachable: "+last.Error(), true)
 		return false, last
 	}
 	s.event("payment_error", "the orchestrator refused the stream's top-up: "+last.Error(), g.cfg.Now())
@@ -779,8 +779,12 @@ func (g *Gateway) topUpOnce(ctx context.Context, s *gwStream, o *offer) (bool, e
 // the capability (as go-livepeer's gateway does: at most 2 moves within a
 // minute), keeping the client's URLs, which are the gateway's; when none
 // takes it, it is lost and the client told. Nothing happens when o no
-// longer runs it (a second report of the same loss).
-func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why string) {
+// longer runs it (a second report of the same loss). When o may only
+// look gone (unreachable, or its events channel broke: mayRun), it is
+// also asked to stop the stream, in the background, so that a stream it
+// still runs does not go on charging the hold there while it runs
+// elsewhere.
+func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why string, mayRun bool) {
 	s.lostMu.Lock()
 	defer s.lostMu.Unlock()
 	s.mu.Lock()
@@ -793,6 +797,9 @@ func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why str
 	g.bookStreamEnd(context.WithoutCancel(ctx), s, nil)
 	if end != nil {
 		end()
+	}
+	if mayRun {
+		go g.stopLeft(context.WithoutCancel(ctx), s, o)
 	}
 	s.event("stream_lost", o.url+": "+why, g.cfg.Now())
 	s.log.Warn("the orchestrator no longer runs the stream", "orchestrator", o.url, "why", why)
@@ -817,6 +824,26 @@ func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why str
 	s.cancel()
 	g.stopMedia(s)
 }
+
+// stopLeft asks o, an orchestrator the stream left while it may still run
+// it there, to stop it; best effort, bounded by StreamLeftStopTimeout.
+// Nothing is booked: the books closed the hold there when the stream left
+// (what o charges after that is its claim, found by reconciliation).
+func (g *Gateway) stopLeft(ctx context.Context, s *gwStream, o *offer) {
+	ctx, cancel := context.WithTimeout(ctx, streamLeftStopTimeout)
+	defer cancel()
+	j := g.streamJob(s)
+	j.req = streamRequest(s, "", 10)
+	resp, _, _, err := g.streamCall(ctx, s, j, o, "/ai/stream/stop", s.id, ledger.Amount{}, []byte("stream moved"))
+	if err != nil {
+		s.log.Info("could not stop the stream at the orchestrator it left", "orchestrator", o.url, "err", err)
+		return
+	}
+	s.log.Info("stopped the stream at the orchestrator it left", "orchestrator", o.url, "status", resp.StatusCode)
+}
+
+// streamLeftStopTimeout bounds stopLeft.
+const streamLeftStopTimeout = 10 * time.Second
 
 // orchURL is the URL of the orchestrator running the stream ("" for none).
 func (s *gwStream) orchURL() string {
