@@ -1,15 +1,12 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +14,6 @@ import (
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/orchestrator"
-	"byoc/wire"
 )
 
 // An orchestrator that only looks gone — the gateway cannot reach it for
@@ -40,15 +36,7 @@ func TestStreamMovedIsStoppedWhereItLooksGone(t *testing.T) {
 		o := startOrch(t, func(c *orchestrator.NodeConfig) {
 			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 		})
-		w := &e2eStreamWorker{}
-		srv := httptest.NewServer(w)
-		t.Cleanup(srv.Close)
-		body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-		req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-		req.Header.Set("Authorization", testnet.Secret)
-		if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("register: %v %v", resp, err)
-		}
+		w := liveWorker(t, o, 4)
 		target, _ := url.Parse(o.URL)
 		rp := httputil.NewSingleHostReverseProxy(target)
 		rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
@@ -65,25 +53,8 @@ func TestStreamMovedIsStoppedWhereItLooksGone(t *testing.T) {
 	gw := startGateway(t, testnet.KeyA, []string{orchs[0].proxy, orchs[1].proxy}, func(c *gateway.NodeConfig) {
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
-	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
-	r, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"looks-gone","params":"{}"}`))
-	r.Header.Set(wire.HeaderJobRequest, h)
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("start: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	if st := gw.StreamState(ctx, "looks-gone"); st != "running" {
-		t.Fatalf("stream: %s", st)
-	}
-	status := func() gateway.StreamStatus {
-		for _, s := range gw.Streams() {
-			if s.ID == "looks-gone" {
-				return s
-			}
-		}
-		return gateway.StreamStatus{}
-	}
+	startLive(t, ctx, gw, "looks-gone")
+	status := func() gateway.StreamStatus { return streamStatus(gw, "looks-gone") }
 	left, other := orchs[0], orchs[1]
 	if status().Orchestrator == other.proxy {
 		left, other = other, left
