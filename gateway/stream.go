@@ -762,6 +762,12 @@ func (g *Gateway) topUpOnce(ctx context.Context, s *gwStream, o *offer) (bool, e
 	if resp.StatusCode == http.StatusOK || resp.Header.Get(wire.HeaderPaymentCredited) != "" {
 		g.bookStreamPayment(ctx, s, pay, resp)
 	}
+	if paid := pay.Paid(); paid.Sign() > 0 && resp.Header.Get(wire.HeaderPaymentCredited) != "" && uncredited(resp, paid).Cmp(paid) == 0 {
+		// Paid and worth nothing there (tickets it had seen, or refused):
+		// the stream is not topped up, whatever the status says.
+		g.m.topUpsUncredited.WithLabelValues(o.url).Inc()
+		s.log.Warn("the orchestrator credited nothing for the stream's top-up", "orchestrator", o.url, "paid_wei", paid.String(), "status", resp.StatusCode)
+	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return true, nil
