@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"sort"
 	"strings"
@@ -105,8 +106,9 @@ type gwStream struct {
 	endSession context.CancelFunc // ends the relays of the current orchestrator's session
 	swaps      []time.Time        // failovers, for the limit
 	// served are the orchestrators (discovery URLs) and recipients that
-	// ran a session of the stream: a move never goes back to one (its
-	// ledger keeps the stream ID as a job ID used, ours the hold key).
+	// ran a session of the stream (servedBy also those paid for a start
+	// that failed): a move never goes back to one (its ledger keeps the
+	// stream ID as a job ID used, ours the hold key).
 	served       []string
 	servedBy     []common.Address
 	ownChannels  []string // the gateway's channels for its media
@@ -343,7 +345,6 @@ func (g *Gateway) startSession(ctx context.Context, s *gwStream) bool {
 	j := g.streamJob(s)
 	s.mu.Lock()
 	j.filter.Exclude = append(slices.Clone(j.filter.Exclude), s.served...)
-	servedBy := slices.Clone(s.servedBy)
 	s.mu.Unlock()
 	urls, err := g.cfg.Discovery.Orchestrators(ctx)
 	if err == nil {
@@ -360,9 +361,13 @@ func (g *Gateway) startSession(ctx context.Context, s *gwStream) bool {
 		if i >= g.cfg.MaxAttempts || ctx.Err() != nil {
 			break
 		}
-		if slices.Contains(servedBy, o.recipient) {
-			// Another node of an orchestrator that ran the stream: its
-			// hold in our books would take the same key.
+		s.mu.Lock()
+		booked := slices.Contains(s.servedBy, o.recipient)
+		s.mu.Unlock()
+		if booked {
+			// Another node of an orchestrator that ran the stream (or
+			// was paid for a start that failed): its hold in our books
+			// would take the same key.
 			s.event("start_error", fmt.Sprintf("%s: its recipient %s ran this stream already", o.url, o.recipient.Hex()), g.cfg.Now())
 			continue
 		}
@@ -375,7 +380,10 @@ func (g *Gateway) startSession(ctx context.Context, s *gwStream) bool {
 		sctx, cancel := context.WithCancel(ctx)
 		s.mu.Lock()
 		s.state, s.orch, s.channels, s.endSession = "running", o, hdr, cancel
-		s.served, s.servedBy = append(s.served, o.url), append(s.servedBy, o.recipient)
+		s.served = append(s.served, o.url)
+		if !slices.Contains(s.servedBy, o.recipient) {
+			s.servedBy = append(s.servedBy, o.recipient)
+		}
 		s.mu.Unlock()
 		g.startMedia(sctx, s, o, hdr)
 		s.event("started", o.service, g.cfg.Now())
@@ -413,7 +421,20 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 		err = fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
 	}
 	if err != nil {
-		g.books.startAnswered(sb, false)
+		if len(pay.Credits) == 0 {
+			g.books.startAnswered(sb, false)
+			return nil, err
+		}
+		// Its tickets left: the orchestrator credited them (what it
+		// says it did not is written off), to a hold it closed at once,
+		// charged what it says (Livepeer-Job-Charged) or the start's
+		// second. The books do the same, so both agree.
+		bctx := context.WithoutCancel(ctx)
+		g.bookStreamStart(bctx, s, sb, pay, resp, max(j.timeout, g.cfg.MinCompute))
+		g.bookStreamEnd(bctx, s, resp)
+		s.mu.Lock()
+		s.servedBy = append(s.servedBy, o.recipient) // its key is taken
+		s.mu.Unlock()
 		return nil, err
 	}
 	g.bookStreamStart(context.WithoutCancel(ctx), s, sb, pay, resp, max(j.timeout, g.cfg.MinCompute))
@@ -431,6 +452,8 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 
 // streamCall signs a request for the stream (id as its ID, the client's
 // capability), then pays need (nothing when ≤ 0) and POSTs body to path at o.
+// The payment it returns is what left with the request: nothing when its
+// headers were never written.
 func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer, path, id string, need ledger.Amount, body []byte) (*http.Response, []byte, Payment, error) {
 	// Signed before paying: a request that cannot be signed costs nothing.
 	hdr, err := g.signedHeader(ctx, j, id)
@@ -439,21 +462,26 @@ func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer,
 	}
 	pay, err := g.pay(ctx, j, o, id, need)
 	if err != nil {
-		return nil, nil, pay, fmt.Errorf("payment: %w", err)
+		return nil, nil, Payment{}, fmt.Errorf("payment: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.service+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, nil, pay, err
+		return nil, nil, Payment{}, err
 	}
 	req.Header.Set(wire.HeaderJobRequest, hdr)
 	req.Header.Set("Content-Type", "application/json")
 	if pay.Header != "" {
 		req.Header.Set(wire.PaymentHeader, pay.Header)
 	}
-	resp, err := g.cfg.Client.Do(req)
+	d := &delivery{decided: make(chan struct{})}
+	resp, err := g.cfg.Client.Do(req.WithContext(httptrace.WithClientTrace(ctx, d.trace())))
+	d.end()
 	if err != nil {
+		if !d.left() {
+			pay = Payment{} // never sent
+		}
 		return nil, nil, pay, err
 	}
 	defer resp.Body.Close()
