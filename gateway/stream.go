@@ -22,6 +22,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"byoc/internal/serve"
+	"byoc/internal/tick"
 	"byoc/ledger"
 	"byoc/trickle"
 	"byoc/wire"
@@ -55,13 +56,10 @@ const (
 )
 
 // Ticker paces periodic work: ticks every d until stop is called.
-type Ticker func(d time.Duration) (ticks <-chan time.Time, stop func())
+type Ticker = tick.Ticker
 
 // WallTicker ticks on the wall clock.
-func WallTicker(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTicker(d)
-	return t.C, t.Stop
-}
+var WallTicker Ticker = tick.Wall
 
 // startRequest is the client's body for /process/stream/start.
 type startRequest struct {
@@ -664,16 +662,7 @@ func (g *Gateway) handleStreamData(w http.ResponseWriter, r *http.Request) {
 // RunStreams tops up every running stream at each tick of one ticker
 // (StreamTicker every StreamPayInterval) until ctx ends.
 func (g *Gateway) RunStreams(ctx context.Context) {
-	ticks, stop := g.cfg.StreamTicker(g.cfg.StreamPayInterval)
-	defer stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticks:
-			g.PayStreams(ctx)
-		}
-	}
+	tick.Every(ctx, g.cfg.StreamTicker, g.cfg.StreamPayInterval, func(ctx context.Context) { g.PayStreams(ctx) })
 }
 
 // PayStreams runs one round of top-ups over the running streams and
