@@ -419,14 +419,18 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 		err = fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
 	}
 	if err != nil {
-		if len(pay.Credits) == 0 {
+		if len(pay.Credits) == 0 || resp != nil && resp.Header.Get(wire.HeaderPaymentCredited) == "" {
+			// Nothing paid, or refused before its payment was taken
+			// (a byoc orchestrator says what it credited; go-livepeer's
+			// never does).
 			g.books.startAnswered(sb, false)
 			return nil, err
 		}
-		// Its tickets left: the orchestrator credited them (what it
-		// says it did not is written off), to a hold it closed at once,
-		// charged what it says (Livepeer-Job-Charged) or the start's
-		// second. The books do the same, so both agree.
+		// Its tickets were credited (what the orchestrator says it did
+		// not is written off; with no answer, all are taken as credited,
+		// as for jobs), to a hold it closed at once, charged what it
+		// says (Livepeer-Job-Charged) or the start's second. The books
+		// do the same, so both agree.
 		bctx := context.WithoutCancel(ctx)
 		g.bookStreamStart(bctx, s, sb, pay, resp, max(j.timeout, g.cfg.MinCompute))
 		g.bookStreamEnd(bctx, s, resp)
