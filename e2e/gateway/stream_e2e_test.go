@@ -17,10 +17,12 @@ import (
 	"byoc/wire"
 )
 
-// e2eStreamWorker answers a stream's worker calls and counts them by path.
+// e2eStreamWorker answers a stream's worker calls and counts them by path;
+// with failStart it answers every /stream/start 500.
 type e2eStreamWorker struct {
-	mu    sync.Mutex
-	calls map[string]int
+	mu        sync.Mutex
+	calls     map[string]int
+	failStart bool
 }
 
 func (sw *e2eStreamWorker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -30,7 +32,12 @@ func (sw *e2eStreamWorker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw.calls = map[string]int{}
 	}
 	sw.calls[r.URL.Path+" "+r.Header.Get(wire.HeaderStreamID)]++
+	fail := sw.failStart
 	sw.mu.Unlock()
+	if fail && strings.HasSuffix(r.URL.Path, "/stream/start") {
+		http.Error(w, "no GPU", http.StatusInternalServerError)
+		return
+	}
 	if strings.HasSuffix(r.URL.Path, "/stop") {
 		io.WriteString(w, `{"stopped":true}`)
 	}

@@ -364,12 +364,10 @@ func (t *tx) ListAccounts(ctx context.Context, f ledger.AccountFilter) ([]ledger
 	q := `SELECT ` + accountCols + ` FROM accounts WHERE id > ?`
 	args := []any{f.AfterID}
 	if f.Kind != "" {
-		q += ` AND kind = ?`
-		args = append(args, string(f.Kind))
+		q, args = whereEnum(q, args, "kind", string(f.Kind))
 	}
 	if f.State != "" {
-		q += ` AND state = ?`
-		args = append(args, string(f.State))
+		q, args = whereEnum(q, args, "state", string(f.State))
 	}
 	if f.Sender != "" {
 		q += ` AND sender = ?`
@@ -392,6 +390,25 @@ func (t *tx) ListAccounts(ctx context.Context, f ledger.AccountFilter) ([]ledger
 		args = append(args, f.Limit)
 	}
 	return t.accounts(ctx, q, args...)
+}
+
+// enumLiterals are the kinds and states, which ListAccounts writes into
+// its SQL as literals, so that the partial indexes on them
+// (accounts_pools, accounts_open_jobs: migration 9) serve its lists:
+// PostgreSQL's generic plan of a prepared statement cannot match a bound
+// parameter to an index's condition.
+var enumLiterals = map[string]bool{
+	string(ledger.KindPool): true, string(ledger.KindJob): true,
+	string(ledger.StateOpen): true, string(ledger.StateClosed): true, string(ledger.StateExpired): true,
+}
+
+// whereEnum adds `AND col = v` to q: v as a literal when it is a known
+// kind or state (no quoting needed), else as a parameter.
+func whereEnum(q string, args []any, col, v string) (string, []any) {
+	if enumLiterals[v] {
+		return q + ` AND ` + col + ` = '` + v + `'`, args
+	}
+	return q + ` AND ` + col + ` = ?`, append(args, v)
 }
 
 func (t *tx) ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]ledger.Ref, error) {
