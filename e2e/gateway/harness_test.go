@@ -340,7 +340,12 @@ func ledgerWei(n int64) ledger.Amount { return ledger.Wei(n) }
 // wei/s, capacity capacity) and returns it.
 func liveWorker(t *testing.T, o *orchestrator.Node, capacity int) *e2eStreamWorker {
 	t.Helper()
-	w := &e2eStreamWorker{}
+	return registerLive(t, o, &e2eStreamWorker{}, capacity)
+}
+
+// registerLive registers w as capability "live" at o (1000 wei/s).
+func registerLive(t *testing.T, o *orchestrator.Node, w *e2eStreamWorker, capacity int) *e2eStreamWorker {
+	t.Helper()
 	srv := httptest.NewServer(w)
 	t.Cleanup(srv.Close)
 	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: capacity, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})

@@ -165,15 +165,7 @@ func testStreamStartFailedAfterPayment(t *testing.T, store string) {
 		c.LedgerDSN = orchDSN
 		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
-	sw := &e2eStreamWorker{failStart: true}
-	srv := httptest.NewServer(sw)
-	t.Cleanup(srv.Close)
-	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-	req.Header.Set("Authorization", testnet.Secret)
-	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("register: %v %v", resp, err)
-	}
+	sw := registerLive(t, o, &e2eStreamWorker{failStart: true}, 4)
 	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
 		c.LedgerDSN = gwDSN
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }

@@ -1,12 +1,9 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -62,15 +59,7 @@ func testStreamTopUpsOnRepeatedParams(t *testing.T, store string) {
 		c.TicketSeeds = fixedSeeds{}
 		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
-	sw := &e2eStreamWorker{}
-	srv := httptest.NewServer(sw)
-	t.Cleanup(srv.Close)
-	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-	req.Header.Set("Authorization", testnet.Secret)
-	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("register: %v %v", resp, err)
-	}
+	liveWorker(t, o, 4)
 	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
 		c.LedgerDSN = gwDSN
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
