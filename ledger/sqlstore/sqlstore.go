@@ -368,6 +368,15 @@ func micros(t time.Time) any {
 	return t.UnixMicro()
 }
 
+// amountText is a.String(), without big.Int's conversion for the amounts
+// that fit in an int64 (all of them, in practice: 2^63 wei is 9.2 ether).
+func amountText(a ledger.Amount) string {
+	if v, ok := a.Int64(); ok {
+		return strconv.FormatInt(v, 10)
+	}
+	return a.String()
+}
+
 func microsText(t time.Time) any {
 	if t.IsZero() {
 		return nil
