@@ -35,6 +35,7 @@ var Dialect = sqlstore.Dialect{
 	PollContext:            true,
 	RowStatements:          4,
 	RawWrites:              true,
+	IntegerAmounts:         true,
 	HasTable:               `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`,
 	IsConflict: func(err error) bool {
 		var e *sqlite.Error

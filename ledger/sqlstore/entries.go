@@ -40,8 +40,8 @@ func (t *tx) insertEntries(ctx context.Context, entries []*ledger.Entry, q func(
 		part := entries[start : start+n]
 		args = args[:0]
 		for _, e := range part {
-			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), amountText(e.Amount),
-				nullString(e.Key), nullString(e.InputHash), amountText(e.BalanceAfter))
+			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), t.amount(e.Amount),
+				nullString(e.Key), nullString(e.InputHash), t.amount(e.BalanceAfter))
 		}
 		res, err := t.exec(ctx, q(n), args...)
 		if err != nil {

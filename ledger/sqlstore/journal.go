@@ -117,7 +117,7 @@ func (t *tx) insertWithIDs(ctx context.Context, accts []*ledger.Account) error {
 		args = args[:0]
 		for _, a := range accts[start : start+n] {
 			args = append(args, a.ID)
-			args = appendAccountArgs(args, a)
+			args = t.appendAccountArgs(args, a)
 		}
 		if _, err := t.exec(ctx, insertAccountsWithIDsSQL(n), args...); err != nil {
 			return err
