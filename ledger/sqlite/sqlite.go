@@ -76,9 +76,9 @@ type Options struct {
 	// (ledger/journal), which writes into them only copies of rows its
 	// ledger has already applied and checked: foreign keys are not
 	// enforced on its connections. Each checked reference costs a lookup
-	// of the referenced account per row written (three per job entry and
-	// job), and a constraint that may abort a statement makes SQLite keep
-	// a statement journal of every page the statement changes.
+	// of the referenced account (one or two per entry, one per job), and
+	// a constraint that may abort a statement of many rows makes SQLite
+	// keep a statement journal of every page the statement changes.
 	Projection bool
 }
 
