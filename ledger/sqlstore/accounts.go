@@ -78,16 +78,19 @@ func insertAccountSQLText(n int) string {
 		VALUES ` + placeholders(n, 18)
 }
 
-func accountArgs(a *ledger.Account) []any {
+func (t *tx) accountArgs(a *ledger.Account) []any { return t.appendAccountArgs(make([]any, 0, 18), a) }
+
+// appendAccountArgs appends the 18 values of insertAccountSQL's row for a.
+func (t *tx) appendAccountArgs(args []any, a *ledger.Account) []any {
 	poolRef := ""
 	var poolID any
 	if a.Ref.Kind == ledger.KindJob {
 		poolRef, poolID = a.PoolRef.Encode(), a.PoolID
 	}
-	return []any{a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer,
-		poolRef, poolID, string(a.State), a.Balance.String(), a.Credited.String(), a.Charged.String(),
-		a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(), a.OpenedAt.UnixMicro(),
-		a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt)}
+	return append(args, a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer,
+		poolRef, poolID, string(a.State), t.amount(a.Balance), t.amount(a.Credited), t.amount(a.Charged),
+		t.amount(a.MovedIn), t.amount(a.MovedOut), a.TTL.Microseconds(), a.OpenedAt.UnixMicro(),
+		a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt))
 }
 
 func updateAccountsSQL(n int, amount string) string {
@@ -278,7 +281,7 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 	}
 	if len(accts) <= t.s.d.RowStatements {
 		for _, a := range accts {
-			res, err := t.exec(ctx, insertAccountSQL(1), accountArgs(a)...)
+			res, err := t.exec(ctx, insertAccountSQL(1), t.accountArgs(a)...)
 			if err != nil {
 				return err
 			}
@@ -294,7 +297,7 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 		byRef := make(map[string]*ledger.Account, len(part))
 		for _, a := range part {
 			byRef[a.Ref.Encode()] = a
-			args = append(args, accountArgs(a)...)
+			args = t.appendAccountArgs(args, a)
 		}
 		rows, err := t.query(ctx, insertAccountsSQL(n), args...)
 		if err != nil {
@@ -329,8 +332,8 @@ const updateAccountSQL = `UPDATE accounts SET state = ?, balance = ?, credited =
 func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error {
 	if len(accts) <= t.s.d.RowStatements {
 		for _, a := range accts {
-			res, err := t.exec(ctx, updateAccountSQL, string(a.State), a.Balance.String(), a.Credited.String(),
-				a.Charged.String(), a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(),
+			res, err := t.exec(ctx, updateAccountSQL, string(a.State), t.amount(a.Balance), t.amount(a.Credited),
+				t.amount(a.Charged), t.amount(a.MovedIn), t.amount(a.MovedOut), a.TTL.Microseconds(),
 				a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt), a.ID)
 			if err != nil {
 				return err
@@ -345,8 +348,8 @@ func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error 
 		part := accts[start : start+n]
 		args := make([]any, 0, len(part)*11)
 		for _, a := range part {
-			args = append(args, strconv.FormatInt(a.ID, 10), string(a.State), a.Balance.String(), a.Credited.String(),
-				a.Charged.String(), a.MovedIn.String(), a.MovedOut.String(), strconv.FormatInt(a.TTL.Microseconds(), 10),
+			args = append(args, strconv.FormatInt(a.ID, 10), string(a.State), amountText(a.Balance), amountText(a.Credited),
+				amountText(a.Charged), amountText(a.MovedIn), amountText(a.MovedOut), strconv.FormatInt(a.TTL.Microseconds(), 10),
 				strconv.FormatInt(a.UpdatedAt.UnixMicro(), 10), microsText(a.ExpiresAt), microsText(a.ClosedAt))
 		}
 		res, err := t.exec(ctx, updateAccountsSQL(n, t.s.d.Types["AMOUNT"]), args...)
