@@ -32,6 +32,7 @@ type Metrics struct {
 	overcharges      *prometheus.CounterVec
 	overchargeWei    *prometheus.CounterVec
 	booksErrors      prometheus.Counter
+	topUpsUncredited *prometheus.CounterVec
 }
 
 // NewMetrics returns the metrics on a registry of their own (with the Go
@@ -70,6 +71,8 @@ func NewMetrics() *Metrics {
 		Help: "What those claims exceeded the jobs' holds by, not booked (approximate: float64)."}, []string{"orchestrator"})
 	m.booksErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "byoc_gateway_books_errors_total",
 		Help: "Ledger operations of the gateway's books that failed."})
+	m.topUpsUncredited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byoc_gateway_stream_topups_uncredited_total",
+		Help: "Stream top-ups whose tickets the orchestrator credited nothing for (Livepeer-Payment-Credited: 0), per orchestrator."}, []string{"orchestrator"})
 	// Series with known labels exist from the start, at zero.
 	for _, r := range []string{"agree", "orchestrator_higher", "orchestrator_lower"} {
 		m.reconciled.WithLabelValues(r)
@@ -79,6 +82,7 @@ func NewMetrics() *Metrics {
 	}
 	m.reg.MustRegister(m.jobs, m.attempts, m.inflight, m.tickets, m.paidWei, m.chargedWei, m.jobSeconds, m.tokenSeconds,
 		m.selectionSeconds, m.reconciled, m.discrepancyWei, m.writtenDownWei, m.overcharges, m.overchargeWei, m.booksErrors,
+		m.topUpsUncredited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -75,9 +75,44 @@ type Payment struct {
 func (p Payment) Paid() ledger.Amount { return sumCredits(p.Credits) }
 
 // localPayer pays with the gateway's own key: PM tickets from a pm.Sender.
+// A session is ended once no payment uses it; the sender then keeps its
+// last nonce, so the next session with the same params (an orchestrator
+// may send them again) continues after it instead of repeating nonces
+// the orchestrator has already seen.
 type localPayer struct {
 	sender *pm.Sender
 	budget uint32 // nonces one shared session may take
+
+	mu    sync.Mutex
+	users map[pm.SessionID]int // payments and shared sessions using a session
+}
+
+// start starts (or joins) the session of tok's params; end(sid) must
+// follow once its tickets are made.
+func (p *localPayer) start(tok *wire.JobToken) (pm.SessionID, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sid, err := p.sender.StartSession(tok.TicketParams, tok.Price)
+	if err != nil {
+		return sid, err
+	}
+	if p.users == nil {
+		p.users = make(map[pm.SessionID]int)
+	}
+	p.users[sid]++
+	return sid, nil
+}
+
+// end ends the session once its last user is done: two payments with the
+// same params share one session, which the first to finish must not end
+// under the other.
+func (p *localPayer) end(sid pm.SessionID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.users[sid]--; p.users[sid] <= 0 {
+		delete(p.users, sid)
+		p.sender.EndSession(sid)
+	}
 }
 
 // Pay makes n = pm.TicketsNeeded(req.Amount, credit per ticket) tickets,
@@ -106,11 +141,11 @@ func (p *localPayer) Pay(ctx context.Context, req PayRequest) (Payment, error) {
 		defer release()
 		return p.tickets(sid, n, perTicket)
 	}
-	sid, err := p.sender.StartSession(tok.TicketParams, tok.Price)
+	sid, err := p.start(tok)
 	if err != nil {
 		return Payment{}, err
 	}
-	defer p.sender.EndSession(sid)
+	defer p.end(sid)
 	return p.tickets(sid, n, perTicket)
 }
 
@@ -150,9 +185,10 @@ func ticketsFor(tp *wire.TicketParams, need ledger.Amount) (int, ledger.Amount, 
 func (p *localPayer) Share(tok *wire.JobToken) PaySession { return &localSession{p: p, tok: tok} }
 
 // localSession is one PM session shared by the jobs reusing a token:
-// nonces come from one counter, so no two tickets repeat one, and it takes
-// at most the payer's budget of nonces (the recipient accepts a few more
-// per recipientRandHash).
+// nonces come from one counter, so no two tickets repeat one, and its
+// params take at most the payer's budget of nonces (the recipient accepts
+// a few more per recipientRandHash), counting those taken before under
+// the same params.
 type localSession struct {
 	p   *localPayer
 	tok *wire.JobToken
@@ -160,7 +196,7 @@ type localSession struct {
 	mu      sync.Mutex
 	id      pm.SessionID
 	started bool
-	nonces  uint32 // taken by tickets so far
+	nonces  uint32 // taken by tickets of its params so far
 	users   int    // payments using the session now
 	retired bool   // no new users
 }
@@ -175,10 +211,18 @@ func (s *localSession) take(n int) (sid pm.SessionID, release func(), err error)
 		return pm.SessionID{}, nil, ErrSessionSpent
 	}
 	if !s.started {
-		if s.id, err = s.p.sender.StartSession(s.tok.TicketParams, s.tok.Price); err != nil {
+		if s.id, err = s.p.start(s.tok); err != nil {
 			return pm.SessionID{}, nil, err
 		}
 		s.started = true
+		// The params may have been paid from before (the orchestrator
+		// sent them again): their nonces count.
+		s.nonces, _ = s.p.sender.Nonce(s.id)
+		if uint64(s.nonces)+uint64(n) > uint64(s.p.budget) {
+			s.retired = true
+			s.endIfIdle()
+			return pm.SessionID{}, nil, ErrSessionSpent
+		}
 	}
 	s.nonces += uint32(n)
 	s.users++
@@ -200,7 +244,7 @@ func (s *localSession) Retire() {
 // endIfIdle ends a retired session nobody pays from; s.mu held.
 func (s *localSession) endIfIdle() {
 	if s.retired && s.started && s.users == 0 {
-		s.p.sender.EndSession(s.id)
+		s.p.end(s.id)
 		s.started = false
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"byoc/internal/serve"
+	"byoc/internal/tick"
 	"byoc/ledger"
 	"byoc/trickle"
 	"byoc/wire"
@@ -54,13 +56,10 @@ const (
 )
 
 // Ticker paces periodic work: ticks every d until stop is called.
-type Ticker func(d time.Duration) (ticks <-chan time.Time, stop func())
+type Ticker = tick.Ticker
 
 // WallTicker ticks on the wall clock.
-func WallTicker(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTicker(d)
-	return t.C, t.Stop
-}
+var WallTicker Ticker = tick.Wall
 
 // startRequest is the client's body for /process/stream/start.
 type startRequest struct {
@@ -105,8 +104,9 @@ type gwStream struct {
 	endSession context.CancelFunc // ends the relays of the current orchestrator's session
 	swaps      []time.Time        // failovers, for the limit
 	// served are the orchestrators (discovery URLs) and recipients that
-	// ran a session of the stream: a move never goes back to one (its
-	// ledger keeps the stream ID as a job ID used, ours the hold key).
+	// ran a session of the stream (servedBy also those paid for a start
+	// that failed): a move never goes back to one (its ledger keeps the
+	// stream ID as a job ID used, ours the hold key).
 	served       []string
 	servedBy     []common.Address
 	ownChannels  []string // the gateway's channels for its media
@@ -343,7 +343,6 @@ func (g *Gateway) startSession(ctx context.Context, s *gwStream) bool {
 	j := g.streamJob(s)
 	s.mu.Lock()
 	j.filter.Exclude = append(slices.Clone(j.filter.Exclude), s.served...)
-	servedBy := slices.Clone(s.servedBy)
 	s.mu.Unlock()
 	urls, err := g.cfg.Discovery.Orchestrators(ctx)
 	if err == nil {
@@ -360,9 +359,13 @@ func (g *Gateway) startSession(ctx context.Context, s *gwStream) bool {
 		if i >= g.cfg.MaxAttempts || ctx.Err() != nil {
 			break
 		}
-		if slices.Contains(servedBy, o.recipient) {
-			// Another node of an orchestrator that ran the stream: its
-			// hold in our books would take the same key.
+		s.mu.Lock()
+		booked := slices.Contains(s.servedBy, o.recipient)
+		s.mu.Unlock()
+		if booked {
+			// Another node of an orchestrator that ran the stream (or
+			// was paid for a start that failed): its hold in our books
+			// would take the same key.
 			s.event("start_error", fmt.Sprintf("%s: its recipient %s ran this stream already", o.url, o.recipient.Hex()), g.cfg.Now())
 			continue
 		}
@@ -375,7 +378,10 @@ func (g *Gateway) startSession(ctx context.Context, s *gwStream) bool {
 		sctx, cancel := context.WithCancel(ctx)
 		s.mu.Lock()
 		s.state, s.orch, s.channels, s.endSession = "running", o, hdr, cancel
-		s.served, s.servedBy = append(s.served, o.url), append(s.servedBy, o.recipient)
+		s.served = append(s.served, o.url)
+		if !slices.Contains(s.servedBy, o.recipient) {
+			s.servedBy = append(s.servedBy, o.recipient)
+		}
 		s.mu.Unlock()
 		g.startMedia(sctx, s, o, hdr)
 		s.event("started", o.service, g.cfg.Now())
@@ -413,7 +419,24 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 		err = fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
 	}
 	if err != nil {
-		g.books.startAnswered(sb, false)
+		if len(pay.Credits) == 0 || resp != nil && resp.Header.Get(wire.HeaderPaymentCredited) == "" {
+			// Nothing paid, or refused before its payment was taken
+			// (a byoc orchestrator says what it credited; go-livepeer's
+			// never does).
+			g.books.startAnswered(sb, false)
+			return nil, err
+		}
+		// Its tickets were credited (what the orchestrator says it did
+		// not is written off; with no answer, all are taken as credited,
+		// as for jobs), to a hold it closed at once, charged what it
+		// says (Livepeer-Job-Charged) or the start's second. The books
+		// do the same, so both agree.
+		bctx := context.WithoutCancel(ctx)
+		g.bookStreamStart(bctx, s, sb, pay, resp, max(j.timeout, g.cfg.MinCompute))
+		g.bookStreamEnd(bctx, s, resp)
+		s.mu.Lock()
+		s.servedBy = append(s.servedBy, o.recipient) // its key is taken
+		s.mu.Unlock()
 		return nil, err
 	}
 	g.bookStreamStart(context.WithoutCancel(ctx), s, sb, pay, resp, max(j.timeout, g.cfg.MinCompute))
@@ -431,6 +454,8 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 
 // streamCall signs a request for the stream (id as its ID, the client's
 // capability), then pays need (nothing when ≤ 0) and POSTs body to path at o.
+// The payment it returns is what left with the request: nothing when its
+// headers were never written.
 func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer, path, id string, need ledger.Amount, body []byte) (*http.Response, []byte, Payment, error) {
 	// Signed before paying: a request that cannot be signed costs nothing.
 	hdr, err := g.signedHeader(ctx, j, id)
@@ -439,21 +464,26 @@ func (g *Gateway) streamCall(ctx context.Context, s *gwStream, j *job, o *offer,
 	}
 	pay, err := g.pay(ctx, j, o, id, need)
 	if err != nil {
-		return nil, nil, pay, fmt.Errorf("payment: %w", err)
+		return nil, nil, Payment{}, fmt.Errorf("payment: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.service+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, nil, pay, err
+		return nil, nil, Payment{}, err
 	}
 	req.Header.Set(wire.HeaderJobRequest, hdr)
 	req.Header.Set("Content-Type", "application/json")
 	if pay.Header != "" {
 		req.Header.Set(wire.PaymentHeader, pay.Header)
 	}
-	resp, err := g.cfg.Client.Do(req)
+	d := &delivery{decided: make(chan struct{})}
+	resp, err := g.cfg.Client.Do(req.WithContext(httptrace.WithClientTrace(ctx, d.trace())))
+	d.end()
 	if err != nil {
+		if !d.left() {
+			pay = Payment{} // never sent
+		}
 		return nil, nil, pay, err
 	}
 	defer resp.Body.Close()
@@ -636,16 +666,7 @@ func (g *Gateway) handleStreamData(w http.ResponseWriter, r *http.Request) {
 // RunStreams tops up every running stream at each tick of one ticker
 // (StreamTicker every StreamPayInterval) until ctx ends.
 func (g *Gateway) RunStreams(ctx context.Context) {
-	ticks, stop := g.cfg.StreamTicker(g.cfg.StreamPayInterval)
-	defer stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticks:
-			g.PayStreams(ctx)
-		}
-	}
+	tick.Every(ctx, g.cfg.StreamTicker, g.cfg.StreamPayInterval, func(ctx context.Context) { g.PayStreams(ctx) })
 }
 
 // PayStreams runs one round of top-ups over the running streams and
@@ -719,13 +740,13 @@ func (g *Gateway) topUp(ctx context.Context, s *gwStream, o *offer) (bool, error
 		last = err
 		s.log.Warn("stream top-up refused", "try", try+1, "err", err)
 		if errors.Is(err, errStreamGone) {
-			g.streamLost(ctx, s, o, err.Error())
+			g.streamLost(ctx, s, o, err.Error(), false)
 			return false, err
 		}
 	}
 	if errors.Is(last, ErrTransport) {
 		// Unreachable each time: it is gone (killed, or cut off).
-		g.streamLost(ctx, s, o, "unreachable: "+last.Error())
+		g.streamLost(ctx, s, o, "unreachable: "+last.Error(), true)
 		return false, last
 	}
 	s.event("payment_error", "the orchestrator refused the stream's top-up: "+last.Error(), g.cfg.Now())
@@ -762,6 +783,12 @@ func (g *Gateway) topUpOnce(ctx context.Context, s *gwStream, o *offer) (bool, e
 	if resp.StatusCode == http.StatusOK || resp.Header.Get(wire.HeaderPaymentCredited) != "" {
 		g.bookStreamPayment(ctx, s, pay, resp)
 	}
+	if paid := pay.Paid(); paid.Sign() > 0 && resp.Header.Get(wire.HeaderPaymentCredited) != "" && uncredited(resp, paid).Cmp(paid) == 0 {
+		// Paid and worth nothing there (tickets it had seen, or refused):
+		// the stream is not topped up, whatever the status says.
+		g.m.topUpsUncredited.WithLabelValues(o.url).Inc()
+		s.log.Warn("the orchestrator credited nothing for the stream's top-up", "orchestrator", o.url, "paid_wei", paid.String(), "status", resp.StatusCode)
+	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return true, nil
@@ -779,8 +806,12 @@ func (g *Gateway) topUpOnce(ctx context.Context, s *gwStream, o *offer) (bool, e
 // the capability (as go-livepeer's gateway does: at most 2 moves within a
 // minute), keeping the client's URLs, which are the gateway's; when none
 // takes it, it is lost and the client told. Nothing happens when o no
-// longer runs it (a second report of the same loss).
-func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why string) {
+// longer runs it (a second report of the same loss). When o may only
+// look gone (unreachable, or its events channel broke: mayRun), it is
+// also asked to stop the stream, in the background, so that a stream it
+// still runs does not go on charging the hold there while it runs
+// elsewhere.
+func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why string, mayRun bool) {
 	s.lostMu.Lock()
 	defer s.lostMu.Unlock()
 	s.mu.Lock()
@@ -793,6 +824,9 @@ func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why str
 	g.bookStreamEnd(context.WithoutCancel(ctx), s, nil)
 	if end != nil {
 		end()
+	}
+	if mayRun {
+		go g.stopLeft(context.WithoutCancel(ctx), s, o)
 	}
 	s.event("stream_lost", o.url+": "+why, g.cfg.Now())
 	s.log.Warn("the orchestrator no longer runs the stream", "orchestrator", o.url, "why", why)
@@ -817,6 +851,26 @@ func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why str
 	s.cancel()
 	g.stopMedia(s)
 }
+
+// stopLeft asks o, an orchestrator the stream left while it may still run
+// it there, to stop it; best effort, bounded by StreamLeftStopTimeout.
+// Nothing is booked: the books closed the hold there when the stream left
+// (what o charges after that is its claim, found by reconciliation).
+func (g *Gateway) stopLeft(ctx context.Context, s *gwStream, o *offer) {
+	ctx, cancel := context.WithTimeout(ctx, streamLeftStopTimeout)
+	defer cancel()
+	j := g.streamJob(s)
+	j.req = streamRequest(s, "", 10)
+	resp, _, _, err := g.streamCall(ctx, s, j, o, "/ai/stream/stop", s.id, ledger.Amount{}, []byte("stream moved"))
+	if err != nil {
+		s.log.Info("could not stop the stream at the orchestrator it left", "orchestrator", o.url, "err", err)
+		return
+	}
+	s.log.Info("stopped the stream at the orchestrator it left", "orchestrator", o.url, "status", resp.StatusCode)
+}
+
+// streamLeftStopTimeout bounds stopLeft.
+const streamLeftStopTimeout = 10 * time.Second
 
 // orchURL is the URL of the orchestrator running the stream ("" for none).
 func (s *gwStream) orchURL() string {

@@ -166,7 +166,7 @@ func (g *Gateway) readEvents(ctx context.Context, s *gwStream, o *offer, url str
 			// stream stops there; an events channel it cannot be read from
 			// for all the subscriber's retries is gone with it.
 			if ctx.Err() == nil {
-				g.streamLost(context.WithoutCancel(ctx), s, o, "its events channel: "+err.Error())
+				g.streamLost(context.WithoutCancel(ctx), s, o, "its events channel: "+err.Error(), true)
 			}
 			return
 		}
@@ -187,7 +187,7 @@ func (g *Gateway) readEvents(ctx context.Context, s *gwStream, o *offer, url str
 		s.mu.Unlock()
 		s.event("worker:"+cmpOr(typ, "event"), string(b), g.cfg.Now())
 		if typ == "stream_stopped" {
-			g.streamLost(context.WithoutCancel(ctx), s, o, "it stopped the stream: "+string(b))
+			g.streamLost(context.WithoutCancel(ctx), s, o, "it stopped the stream: "+string(b), false)
 			return
 		}
 	}

@@ -280,8 +280,18 @@ func TestTokenCacheSharesOneSession(t *testing.T) {
 	if _, _, err := s.take(1); !errors.Is(err, ErrSessionSpent) {
 		t.Fatalf("a retired token's session was used: %v", err)
 	}
+	// The orchestrator sends the same params again: their nonces are
+	// spent, so the new token's session is too (its tickets would
+	// continue after nonce 5, past the budget).
+	again := c.put("https://o", "echo", tokenResult{url: "https://o", offer: &offer{url: "https://o", token: recordedToken(t)}}).offer.cached
+	if _, _, err := again.session.(*localSession).take(1); !errors.Is(err, ErrSessionSpent) {
+		t.Fatalf("a session of params whose budget was spent took a nonce: %v", err)
+	}
+	again.session.Retire()
 	// A payment from the shared session that it cannot take says so, and
 	// one of its own is made and its session ended at once.
+	tok = recordedToken(t)
+	tok.TicketParams.RecipientRandHash = append([]byte{^tok.TicketParams.RecipientRandHash[0]}, tok.TicketParams.RecipientRandHash[1:]...) // fresh params
 	ct2 := c.put("https://o", "echo", tokenResult{url: "https://o", offer: &offer{url: "https://o", token: tok}}).offer.cached
 	req := PayRequest{Token: tok, Amount: ledger.Wei(1), Shared: ct2.session}
 	ev := pm.TicketEV(new(big.Int).SetBytes(tok.TicketParams.FaceValue), new(big.Int).SetBytes(tok.TicketParams.WinProb))

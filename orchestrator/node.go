@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -49,6 +50,10 @@ type NodeConfig struct {
 	// MaxFaceValue caps a ticket's face value (0: none). A face value close
 	// to TicketEV makes tickets win often (tests, demos).
 	MaxFaceValue *big.Int
+	// TicketSeeds is where ticket params' seeds come from (default
+	// crypto/rand). Tests give a fixed one to make the node send the same
+	// params again, as a recipient may.
+	TicketSeeds io.Reader
 	// SweepInterval is how often idle holds are released (default 15 s).
 	SweepInterval time.Duration
 	// ForgetSessionsEvery is how often the seen nonces of ticket sessions
@@ -136,7 +141,7 @@ func (n *Node) start(cfg NodeConfig, u *url.URL) error {
 	} else if blocks, err = pm.NewOffchainBlocks(cfg.Clock.Now, 0, common.Hash{}); err != nil {
 		return err
 	}
-	rc := pm.RecipientConfig{Address: n.Address, Blocks: blocks, TicketEV: cfg.TicketEV, MaxFaceValue: cfg.MaxFaceValue}
+	rc := pm.RecipientConfig{Address: n.Address, Blocks: blocks, TicketEV: cfg.TicketEV, MaxFaceValue: cfg.MaxFaceValue, Rand: cfg.TicketSeeds}
 	if n.Chain != nil {
 		rc.ValidateSender, rc.MaxFloat, rc.GasPrice = n.Chain.ValidateSender, n.Chain.MaxFloat, n.Chain.GasPrice
 	}

@@ -135,8 +135,10 @@ func (j *jobRun) relaySSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 			j.log.Warn("worker stream broke; worker removed", "url", j.slot.url, "err", err)
 			cut("worker stream broke: " + err.Error())
 			return "worker_failed"
-		case <-tick:
-			_, err := j.job.Debit(ctx, j.now())
+		case at := <-tick:
+			// Charged up to the tick's time, not to when the relay got to
+			// it: a tick taken late charges no time it did not cover.
+			_, err := j.job.Debit(ctx, at)
 			if errors.Is(err, meter.ErrInsufficientBalance) {
 				stopWorker()
 				io.WriteString(w, "event: insufficient balance\ndata: {\"balance\": 0}\n\ndata: [DONE]\n\n")

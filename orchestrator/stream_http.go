@@ -130,6 +130,11 @@ func (o *Orchestrator) handleStreamStart(w http.ResponseWriter, r *http.Request)
 		w.Header().Set(wire.HeaderPaymentCredited, adm.Credited.String())
 	}
 	if err != nil {
+		if adm.Paid {
+			// Its tickets are credited to the pool; the stream was
+			// charged nothing (the gateway books the same).
+			w.Header().Set(wire.HeaderJobCharged, "0")
+		}
 		fail()
 		o.m.streamsStopped.WithLabelValues(StopStartFailed).Inc()
 		meterError(w, err)
@@ -171,9 +176,12 @@ func (o *Orchestrator) handleStreamStart(w http.ResponseWriter, r *http.Request)
 	status, answer, werr := o.callStreamWorker(ctx, s, "/stream/start", "application/json", wb)
 	if werr != nil || status > 399 {
 		// The worker did not start it: charged what it ran (go-livepeer
-		// charges the start call), channels closed, slot released.
-		if _, err := s.money.Finish(ctx, o.meter.Now(), StopStartFailed); err != nil {
+		// charges the start call), said in Livepeer-Job-Charged so the
+		// gateway's books charge the same; channels closed, slot released.
+		if fin, err := s.money.Finish(ctx, o.meter.Now(), StopStartFailed); err != nil {
 			s.log.Error("finish a stream that did not start", "err", err)
+		} else {
+			w.Header().Set(wire.HeaderJobCharged, fin.Total.String())
 		}
 		if o.cfg.Channels != nil {
 			for _, c := range s.channels {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"byoc/internal/tick"
 	"byoc/orchestrator/meter"
 )
 
@@ -22,16 +23,7 @@ type SettleStats struct {
 // (Config.StreamTicker every StreamSettleInterval), until ctx ends: the one
 // periodic billing of all streams, with no goroutine or timer per stream.
 func (o *Orchestrator) RunStreams(ctx context.Context) {
-	ticks, stop := o.cfg.StreamTicker(o.cfg.StreamSettleInterval)
-	defer stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticks:
-			o.SettleStreams(ctx)
-		}
-	}
+	tick.Every(ctx, o.cfg.StreamTicker, o.cfg.StreamSettleInterval, func(ctx context.Context) { o.SettleStreams(ctx) })
 }
 
 // SettleStreams settles every running stream once, at the ledger's time

@@ -47,14 +47,14 @@ func TestSSEChargedOnTicks(t *testing.T) {
 			t.Errorf("hold after a tick at 4.5 s: %d, want 1000", got)
 		}
 		clock.Advance(2 * time.Second) // 6.5 s: 7 s, 2000 more, on a hold of 1000
-		// The last tick at 4.5 s may still be in its debit, which reads the
-		// clock when it runs: then that debit, at 6.5 s, ends the stream
-		// before this tick is taken — the same charge at the same time.
+		// The tick at 4.5 s charges to 4.5 s even if its debit runs after
+		// the clock moved: the stream ends only on this tick.
 		var r testnet.JobResult
 		select {
 		case ticks <- clock.Now():
 			r = <-done
 		case r = <-done:
+			t.Fatalf("the stream ended before the tick at 6.5 s: %d\n%s", r.Status, r.Body)
 		}
 		if r.Status != http.StatusOK || !strings.HasSuffix(r.Body, "event: insufficient balance\ndata: {\"balance\": 0}\n\ndata: [DONE]\n\n") {
 			t.Fatalf("stream past its hold: %d\n%s", r.Status, r.Body)

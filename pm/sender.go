@@ -64,9 +64,16 @@ type Sender struct {
 	maxTicketEV *big.Rat
 	maxTotalEV  *big.Rat
 
-	mu       sync.Mutex // guards sessions and starts
+	mu       sync.Mutex // guards sessions, starts and ended
 	sessions map[SessionID]*session
 	starts   int
+	// ended keeps the last nonce of ended sessions, so a session started
+	// again with the same params continues after it: a recipient may send
+	// the same params again (same recipientRandHash), and it has the
+	// nonces already used recorded. Two generations of at most
+	// MaxSessions each: the older one is dropped when the newer fills, so
+	// a hash used again moves to the newer and stays.
+	ended, endedOld map[SessionID]uint32
 }
 
 type session struct {
@@ -104,6 +111,7 @@ func NewSender(cfg SenderConfig) *Sender {
 		maxTicketEV: new(big.Rat).SetInt(cfg.MaxTicketEV),
 		maxTotalEV:  new(big.Rat).SetInt(cfg.MaxTotalEV),
 		sessions:    make(map[SessionID]*session),
+		ended:       make(map[SessionID]uint32),
 	}
 }
 
@@ -126,7 +134,9 @@ func (s *Sender) Address() common.Address {
 //
 // Starting a session whose recipientRandHash is already open keeps the open
 // session and its nonces (go-livepeer resets them, which would make the
-// recipient reject the reused nonces). Errors: ErrNoTicketParams,
+// recipient reject the reused nonces); starting one whose recipientRandHash
+// was ended before continues after that session's last nonce, for the same
+// reason (the recipient sent the same params again). Errors: ErrNoTicketParams,
 // ErrMissingExpirationParams, ErrTooManySessions, an invalid price
 // (ErrInvalidExpectedPrice) or malformed params (see ParseTicketParams).
 func (s *Sender) StartSession(params *wire.TicketParams, price *wire.PriceInfo) (SessionID, error) {
@@ -177,8 +187,33 @@ func (s *Sender) StartSession(params *wire.TicketParams, price *wire.PriceInfo) 
 	if len(s.sessions) >= s.cfg.MaxSessions {
 		return SessionID{}, fmt.Errorf("%w (%d)", ErrTooManySessions, s.cfg.MaxSessions)
 	}
+	sess.lastNonce = s.takeEndedLocked(id)
 	s.sessions[id] = sess
 	return id, nil
+}
+
+// takeEndedLocked returns the last nonce of the ended session id (0 for
+// none) and forgets it: the session is open again. s.mu held.
+func (s *Sender) takeEndedLocked(id SessionID) uint32 {
+	last, ok := s.ended[id]
+	if ok {
+		delete(s.ended, id)
+	} else if last, ok = s.endedOld[id]; ok {
+		delete(s.endedOld, id)
+	}
+	return last
+}
+
+// keepEndedLocked remembers the last nonce of the session id ends with.
+// s.mu held.
+func (s *Sender) keepEndedLocked(id SessionID, last uint32) {
+	if last == 0 {
+		return
+	}
+	if len(s.ended) >= s.cfg.MaxSessions {
+		s.endedOld, s.ended = s.ended, make(map[SessionID]uint32)
+	}
+	s.ended[id] = last
 }
 
 // pruneLocked drops sessions whose params expired at or before block.
@@ -193,10 +228,15 @@ func (s *Sender) pruneLocked(block *big.Int) {
 	}
 }
 
-// EndSession forgets a session. Ending an unknown session does nothing.
+// EndSession forgets a session, all but its last nonce: a session started
+// again with the same params continues after it (StartSession). Ending an
+// unknown session does nothing.
 func (s *Sender) EndSession(id SessionID) {
 	s.mu.Lock()
-	delete(s.sessions, id)
+	if sess, ok := s.sessions[id]; ok {
+		s.keepEndedLocked(id, sess.lastNonce)
+		delete(s.sessions, id)
+	}
 	s.mu.Unlock()
 }
 

@@ -62,6 +62,62 @@ func TestSenderNonces(t *testing.T) {
 	}
 }
 
+// A recipient that sends the same params again (same recipientRandHash)
+// has the nonces already used recorded: a session started again with
+// them after it ended continues after its last nonce, and the recipient
+// accepts every ticket of both.
+func TestSenderNoncesContinueAcrossRepeatedParams(t *testing.T) {
+	f := newFixture(t)
+	f.snd = NewSender(SenderConfig{Signer: f.snd.cfg.Signer, MaxSessions: 2})
+	id := f.session(t)
+	b1, err := f.snd.CreateTicketBatch(id, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.snd.EndSession(id)
+	if _, err := f.snd.StartSession(b1.Params.Clone(), b1.ExpectedPrice); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := f.snd.CreateTicketBatch(id, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2.Tickets[0].Nonce != 4 || b2.Tickets[1].Nonce != 5 {
+		t.Fatalf("nonces after the same params came again: %d, %d; want 4, 5", b2.Tickets[0].Nonce, b2.Tickets[1].Nonce)
+	}
+	book := NewMemNonceBook(0)
+	for _, b := range []*TicketBatch{b1, b2} {
+		v, err := f.rcpt.Receive(context.Background(), b.Payment(LayoutSegment), f.price, book)
+		if err != nil || v.Err() != nil || v.Credit().Cmp(b.Credit()) != 0 {
+			t.Fatalf("batch: %v %v", err, v.Err())
+		}
+	}
+	f.snd.EndSession(id)
+
+	// Remembered while other sessions end, in at most two generations of
+	// MaxSessions (bounded memory).
+	others := make([]SessionID, 3)
+	for i := range others {
+		others[i] = f.session(t)
+		if _, err := f.snd.CreateTicketBatch(others[i], 1); err != nil {
+			t.Fatal(err)
+		}
+		f.snd.EndSession(others[i])
+		if i == 0 {
+			if _, err := f.snd.StartSession(b1.Params.Clone(), b1.ExpectedPrice); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := f.snd.Nonce(id); n != 5 {
+				t.Fatalf("nonce %d after one other session ended, want 5", n)
+			}
+			f.snd.EndSession(id)
+		}
+	}
+	if len(f.snd.ended)+len(f.snd.endedOld) > 4 {
+		t.Fatalf("%d ended sessions kept, want at most 2 generations of 2", len(f.snd.ended)+len(f.snd.endedOld))
+	}
+}
+
 func TestSenderRefreshAndCap(t *testing.T) {
 	f := newFixture(t)
 	f.snd = NewSender(SenderConfig{Signer: f.snd.cfg.Signer, MaxNonces: 10, RefreshThreshold: 6})

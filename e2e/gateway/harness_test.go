@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -333,3 +335,51 @@ func containsAll(s string, subs ...string) bool {
 }
 
 func ledgerWei(n int64) ledger.Amount { return ledger.Wei(n) }
+
+// liveWorker registers a stream worker as capability "live" at o (1000
+// wei/s, capacity capacity) and returns it.
+func liveWorker(t *testing.T, o *orchestrator.Node, capacity int) *e2eStreamWorker {
+	t.Helper()
+	return registerLive(t, o, &e2eStreamWorker{}, capacity)
+}
+
+// registerLive registers w as capability "live" at o (1000 wei/s).
+func registerLive(t *testing.T, o *orchestrator.Node, w *e2eStreamWorker, capacity int) *e2eStreamWorker {
+	t.Helper()
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: capacity, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
+	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
+	req.Header.Set("Authorization", testnet.Secret)
+	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("register: %v %v", resp, err)
+	}
+	return w
+}
+
+// startLive starts stream id of capability "live" through gw and requires
+// it running.
+func startLive(t *testing.T, ctx context.Context, gw *gateway.Node, id string) {
+	t.Helper()
+	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+	r, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"`+id+`","params":"{}"}`))
+	r.Header.Set(wire.HeaderJobRequest, h)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("start: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if st := gw.StreamState(ctx, id); st != "running" {
+		t.Fatalf("stream: %s", st)
+	}
+}
+
+// streamStatus is stream id as gw's admin API lists it (zero if not).
+func streamStatus(gw *gateway.Node, id string) gateway.StreamStatus {
+	for _, s := range gw.Streams() {
+		if s.ID == id {
+			return s
+		}
+	}
+	return gateway.StreamStatus{}
+}

@@ -1,9 +1,7 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +14,6 @@ import (
 
 	"byoc/ethsig"
 	"byoc/gateway"
-	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/signer"
@@ -150,15 +147,7 @@ func TestRemoteSignerStreams(t *testing.T) {
 		c.Orchestrator.StreamGrace = time.Second
 		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
-	sw := &e2eStreamWorker{}
-	srv := httptest.NewServer(sw)
-	t.Cleanup(srv.Close)
-	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-	req.Header.Set("Authorization", testnet.Secret)
-	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("register: %v %v", resp, err)
-	}
+	sw := liveWorker(t, o, 4)
 	s := startSigner(t, keyA)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -1,12 +1,9 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
+	"byoc/ledger/stores"
 	"byoc/orchestrator"
 	"byoc/wire"
 )
@@ -46,15 +44,7 @@ func testStreamAndJobShareAPool(t *testing.T, store string) {
 		c.LedgerDSN = orchDSN
 		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
-	sw := &e2eStreamWorker{}
-	srv := httptest.NewServer(sw)
-	t.Cleanup(srv.Close)
-	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 8, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-	req.Header.Set("Authorization", testnet.Secret)
-	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("register: %v %v", resp, err)
-	}
+	liveWorker(t, o, 8)
 	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
 		c.LedgerDSN = gwDSN
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
@@ -146,4 +136,96 @@ func testStreamAndJobShareAPool(t *testing.T, store string) {
 		t.Errorf("the books' pool went negative: %d", p)
 	}
 	agree(t, gw, o, "live")
+}
+
+// A stream whose start fails after its tickets reached the orchestrator
+// (its worker answers 500): the orchestrator credited them to the stream's
+// hold, charged the start's second and closed it, the rest going to the
+// pool; the gateway's books do the same (its Livepeer-Job-Charged), so
+// both show the payment and agree. A start that later succeeds at the same
+// orchestrator counts on that credit. On every store, for both roles.
+func TestStreamStartFailedAfterPayment(t *testing.T) {
+	for _, store := range []string{"journal", "sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) { testStreamStartFailedAfterPayment(t, store) })
+	}
+}
+
+func testStreamStartFailedAfterPayment(t *testing.T, store string) {
+	var orchDSN, gwDSN string
+	switch store {
+	case "sqlite":
+		t.Setenv(stores.EnvStore, "sqlite")
+	case "postgres":
+		dsn := ledgertest.PostgresDSN(t)
+		orchDSN, gwDSN = ledgertest.PostgresSchema(t, dsn), ledgertest.PostgresSchema(t, dsn)
+	}
+	clock := ledger.NewManualClock(time.Now())
+	o := startOrch(t, func(c *orchestrator.NodeConfig) {
+		c.Clock = clock
+		c.LedgerDSN = orchDSN
+		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	})
+	sw := registerLive(t, o, &e2eStreamWorker{failStart: true}, 4)
+	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
+		c.LedgerDSN = gwDSN
+		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+		c.Gateway.StreamHost = "https://gw.example"
+		c.Clock = clock
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := func(id string) {
+		t.Helper()
+		r, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"`+id+`","params":"{}"}`))
+		h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+		r.Header.Set(wire.HeaderJobRequest, h)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	start("fails")
+	if st := gw.StreamState(ctx, "fails"); st != "failed" {
+		t.Fatalf("stream state %q, want failed", st)
+	}
+	if sw.count("/stream/start", "fails") != 1 {
+		t.Fatalf("the worker did not get the start")
+	}
+	orchSt := statement(t, o, gw.Address(), "fails")
+	if amount(t, orchSt.Credited) != 10000 || amount(t, orchSt.Charged) != 1000 || orchSt.Account.State != ledger.StateClosed {
+		t.Fatalf("the orchestrator's hold of the failed start: credited %s charged %s %s; want 10000, 1000, closed",
+			orchSt.Credited, orchSt.Charged, orchSt.Account.State)
+	}
+	gwSt, err := gw.Ledger.Statement(ctx, ledger.JobKey{Sender: o.Address.Hex(), JobID: gateway.StreamHoldJobID("fails")}.Ref(), 0)
+	if err != nil || amount(t, gwSt.Credited) != 10000 || amount(t, gwSt.Charged) != 1000 || gwSt.Account.State != ledger.StateClosed {
+		t.Errorf("the gateway's books of the failed start: %+v, %v; want credited 10000, charged 1000, closed", gwSt.Account, err)
+	}
+	if p := agree(t, gw, o, "live").pool; p != 9000 {
+		t.Errorf("pool after the failed start: %d, want 9000", p)
+	}
+
+	// The next stream counts on that credit, at both.
+	sw.mu.Lock()
+	sw.failStart = false
+	sw.mu.Unlock()
+	start("works")
+	if st := gw.StreamState(ctx, "works"); st != "running" {
+		t.Fatalf("stream state %q, want running", st)
+	}
+	clock.Advance(2 * time.Second)
+	r, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/stream/works/stop", strings.NewReader("bye"))
+	if resp, err := http.DefaultClient.Do(r); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stop: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// It drew the 9000 and paid 1000; 2 s charged, 8000 released.
+	if p := agree(t, gw, o, "live").pool; p != 8000 {
+		t.Errorf("pool after the second stream: %d, want 8000", p)
+	}
+	if wd := metric(t, gw, "byoc_gateway_books_written_down_wei_total"); wd != 0 {
+		t.Errorf("written down: %v wei", wd)
+	}
 }

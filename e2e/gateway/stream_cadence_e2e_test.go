@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -51,6 +52,8 @@ type glStreamOrch struct {
 	credited *big.Rat // all tickets' EV
 	minBal   *big.Rat // the lowest balance seen after a debit (nil before one)
 	refuse   bool     // refuse top-ups (400, nothing credited)
+	nothing  bool     // answer top-ups 200 with Livepeer-Payment-Credited: 0, crediting nothing
+	full     bool     // refuse starts 503 (no capacity) before taking their payment
 	removed  []string // streams it removed for want of money
 	stopped  []string // streams stopped by a stop request
 	payments int      // top-ups answered 200
@@ -166,6 +169,10 @@ func (o *glStreamOrch) serve(w http.ResponseWriter, r *http.Request) {
 	minimum := o.seconds(60) // go-livepeer's 60 s after crediting
 	switch r.URL.Path {
 	case "/ai/stream/start":
+		if o.full {
+			http.Error(w, "No capacity available for capability", http.StatusServiceUnavailable)
+			return
+		}
 		if err := o.credit(r.Header.Get(wire.PaymentHeader), req.Capability); err != nil || b.Cmp(minimum) < 0 {
 			w.Header().Set("Content-Type", "text/plain")
 			w.WriteHeader(http.StatusPaymentRequired)
@@ -183,6 +190,11 @@ func (o *glStreamOrch) serve(w http.ResponseWriter, r *http.Request) {
 		if o.refuse {
 			o.refused++
 			http.Error(w, "Failed to process payment, request not valid err=invalid ticket", http.StatusBadRequest)
+			return
+		}
+		if o.nothing {
+			w.Header().Set(wire.HeaderPaymentCredited, "0")
+			w.Header().Set("Livepeer-Balance", b.FloatString(0))
 			return
 		}
 		if err := o.credit(r.Header.Get(wire.PaymentHeader), req.Capability); err != nil || b.Cmp(minimum) < 0 {
@@ -469,4 +481,51 @@ func (o *glStreamOrch) recipient(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return common.BytesToAddress(tok.TicketParams.Recipient).Hex()
+}
+
+// A top-up the orchestrator answers 200 but credits nothing for
+// (Livepeer-Payment-Credited: 0) is logged and counted
+// (byoc_gateway_stream_topups_uncredited_total), and its tickets (70 s)
+// are written off the stream's hold in the books, which then holds only
+// the start's payment (60 s, go-livepeer's minimum).
+func TestStreamTopUpCreditedNothing(t *testing.T) {
+	c := newGLCadence(t)
+	c.o.mu.Lock()
+	c.o.nothing = true
+	c.o.mu.Unlock()
+	c.start("nothing", 30)
+	c.gw.PayStreams(context.Background())
+	if n := metric(t, c.gw, "byoc_gateway_stream_topups_uncredited_total", "orchestrator", c.o.URL); n != 1 {
+		t.Errorf("top-ups credited nothing, counted: %v, want 1", n)
+	}
+	st, err := c.gw.Ledger.Statement(context.Background(), ledger.JobKey{Sender: c.o.recipient(t), JobID: gateway.StreamHoldJobID("nothing")}.Ref(), 0)
+	if err != nil || amount(t, st.Credited) != 60000+70000 || amount(t, st.Charged) != 70000 {
+		t.Errorf("the stream's hold in the books: credited %s, charged (written off) %s, %v; want 130000 and 70000", st.Credited, st.Charged, err)
+	}
+}
+
+// A start refused before its payment was taken (503, no capacity; no
+// Livepeer-Payment-Credited, as go-livepeer never sends) is not booked:
+// the books hold nothing for it.
+func TestStreamStartRefusedBeforePayment(t *testing.T) {
+	c := newGLCadence(t)
+	c.o.mu.Lock()
+	c.o.full = true
+	c.o.mu.Unlock()
+	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 30})
+	r, _ := http.NewRequest(http.MethodPost, c.gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"full","params":"{}"}`))
+	r.Header.Set(wire.HeaderJobRequest, h)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if st := c.gw.StreamState(ctx, "full"); st != "failed" {
+		t.Fatalf("state %q, want failed", st)
+	}
+	if st, err := c.gw.Ledger.Statement(ctx, ledger.JobKey{Sender: c.o.recipient(t), JobID: gateway.StreamHoldJobID("full")}.Ref(), 0); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("the refused start was booked: %+v, %v", st.Account, err)
+	}
 }

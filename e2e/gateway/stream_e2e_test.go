@@ -1,12 +1,10 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -19,10 +17,12 @@ import (
 	"byoc/wire"
 )
 
-// e2eStreamWorker answers a stream's worker calls and counts them by path.
+// e2eStreamWorker answers a stream's worker calls and counts them by path;
+// with failStart it answers every /stream/start 500.
 type e2eStreamWorker struct {
-	mu    sync.Mutex
-	calls map[string]int
+	mu        sync.Mutex
+	calls     map[string]int
+	failStart bool
 }
 
 func (sw *e2eStreamWorker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +32,12 @@ func (sw *e2eStreamWorker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw.calls = map[string]int{}
 	}
 	sw.calls[r.URL.Path+" "+r.Header.Get(wire.HeaderStreamID)]++
+	fail := sw.failStart
 	sw.mu.Unlock()
+	if fail && strings.HasSuffix(r.URL.Path, "/stream/start") {
+		http.Error(w, "no GPU", http.StatusInternalServerError)
+		return
+	}
 	if strings.HasSuffix(r.URL.Path, "/stop") {
 		io.WriteString(w, `{"stopped":true}`)
 	}
@@ -57,15 +62,7 @@ func TestStreamThroughGateway(t *testing.T) {
 		c.Orchestrator.StreamGrace = time.Second
 		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
-	sw := &e2eStreamWorker{}
-	srv := httptest.NewServer(sw)
-	t.Cleanup(srv.Close)
-	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-	req.Header.Set("Authorization", testnet.Secret)
-	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("register: %v %v", resp, err)
-	}
+	sw := liveWorker(t, o, 4)
 	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 		c.Gateway.StreamHost = "https://gw.example"

@@ -1,12 +1,10 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
-	"byoc/wire"
 )
 
 // An orchestrator that goes away mid-stream: the gateway moves the stream
@@ -33,30 +30,13 @@ func TestStreamMovesWhenItsOrchestratorGoes(t *testing.T) {
 		o := startOrch(t, func(c *orchestrator.NodeConfig) {
 			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 		})
-		srv := httptest.NewServer(&e2eStreamWorker{})
-		t.Cleanup(srv.Close)
-		body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-		req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-		req.Header.Set("Authorization", testnet.Secret)
-		if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("register: %v %v", resp, err)
-		}
+		liveWorker(t, o, 4)
 		orchs = append(orchs, o)
 	}
 	gw := startGateway(t, testnet.KeyA, []string{orchs[0].URL, orchs[1].URL}, func(c *gateway.NodeConfig) {
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
-	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
-	r, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"mover","params":"{}"}`))
-	r.Header.Set(wire.HeaderJobRequest, h)
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("start: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	if st := gw.StreamState(ctx, "mover"); st != "running" {
-		t.Fatalf("stream: %s", st)
-	}
+	startLive(t, ctx, gw, "mover")
 	first := gw.Streams()[0].Orchestrator
 	dead, alive := orchs[0], orchs[1]
 	if first == orchs[1].URL {
@@ -101,7 +81,7 @@ func TestStreamMovesWhenItsOrchestratorGoes(t *testing.T) {
 		t.Errorf("the gateway's hold at the new orchestrator: %s credited %s, want the orchestrator's %s", st.Account.State, st.Credited, orchSt.Credited)
 	}
 	stop, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/mover/stop", nil)
-	resp, err = http.DefaultClient.Do(stop)
+	resp, err := http.DefaultClient.Do(stop)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("stop: %v %v", resp, err)
 	}
@@ -154,15 +134,7 @@ func testStreamNeverMovesBack(t *testing.T, store string) {
 			c.Orchestrator.StreamGrace = time.Second
 			c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 		})
-		w := &e2eStreamWorker{}
-		srv := httptest.NewServer(w)
-		t.Cleanup(srv.Close)
-		body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-		req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-		req.Header.Set("Authorization", testnet.Secret)
-		if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("register: %v %v", resp, err)
-		}
+		w := liveWorker(t, o, 4)
 		orchs = append(orchs, o)
 		workers[o.URL] = w
 	}
@@ -172,25 +144,8 @@ func testStreamNeverMovesBack(t *testing.T, store string) {
 		c.LedgerDSN = gwDSN
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
-	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
-	r, _ := http.NewRequest(http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"back","params":"{}"}`))
-	r.Header.Set(wire.HeaderJobRequest, h)
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("start: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	if st := gw.StreamState(ctx, "back"); st != "running" {
-		t.Fatalf("stream: %s", st)
-	}
-	status := func() gateway.StreamStatus {
-		for _, s := range gw.Streams() {
-			if s.ID == "back" {
-				return s
-			}
-		}
-		return gateway.StreamStatus{}
-	}
+	startLive(t, ctx, gw, "back")
+	status := func() gateway.StreamStatus { return streamStatus(gw, "back") }
 	a, b := orchs[0], orchs[1]
 	if status().Orchestrator == b.URL {
 		a, b = b, a

@@ -3,9 +3,12 @@
 // each reserved, paid, charged and released, all closed in 2025. Rows are
 // inserted directly, many to a statement, so a million jobs take minutes,
 // not the hours the ledger's own API would; byoc ledger verify checks the
-// result like any ledger.
+// result like any ledger. With -lists it times instead, on a ledger it
+// filled, the lists of accounts the consoles and /admin/pools read (opening
+// the ledger applies, and times, any migration it lacks).
 //
 //	go run ./internal/ledgerfill -out /tmp/fill/ledger.db -jobs 1000000
+//	go run ./internal/ledgerfill -lists /tmp/fill/ledger.db
 package main
 
 import (
@@ -16,9 +19,11 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"byoc/internal/cpu"
 	"byoc/ledger"
 	"byoc/ledger/sqlite"
 )
@@ -34,7 +39,15 @@ const (
 func main() {
 	out := flag.String("out", "", "the ledger file to create (must not exist)")
 	jobs := flag.Int("jobs", 1_000_000, "how many closed jobs")
+	lists := flag.String("lists", "", "time the account lists on this ledger instead")
+	rounds := flag.Int("rounds", 20, "with -lists: how many times each list is read")
 	flag.Parse()
+	if *lists != "" {
+		if err := timeLists(context.Background(), *lists, *rounds); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *out == "" {
 		log.Fatal("give -out")
 	}
@@ -129,5 +142,43 @@ func fill(ctx context.Context, path string, n int) error {
 		return err
 	}
 	log.Printf("%d closed jobs in %s (%s)", n, path, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// timeLists opens the ledger at path (applying any migration it lacks)
+// and reads each list the consoles and /admin/pools read rounds times,
+// printing the median wall time and the process's CPU time per read.
+func timeLists(ctx context.Context, path string, rounds int) error {
+	began := time.Now()
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Printf("open (with migrations): %s\n", time.Since(began).Round(time.Millisecond))
+	l := ledger.New(s, ledger.Options{})
+	defer l.Close()
+	const rows = 200 // internal/console.Rows
+	for _, q := range []struct {
+		name string
+		f    ledger.AccountFilter
+	}{
+		{"pools (console, /admin/pools)", ledger.AccountFilter{Kind: ledger.KindPool, Limit: rows}},
+		{"open holds (console)", ledger.AccountFilter{Kind: ledger.KindJob, State: ledger.StateOpen, Newest: true, Limit: rows}},
+		{"recent jobs (console)", ledger.AccountFilter{Kind: ledger.KindJob, Newest: true, Limit: 20}},
+	} {
+		walls := make([]time.Duration, rounds)
+		cpu0 := cpu.Process()
+		for i := range walls {
+			t := time.Now()
+			if _, err := l.List(ctx, q.f); err != nil {
+				return err
+			}
+			walls[i] = time.Since(t)
+		}
+		cpuPer := (cpu.Process() - cpu0) / time.Duration(rounds)
+		slices.Sort(walls)
+		fmt.Printf("%-32s median %-10s cpu/read %s\n", q.name, walls[rounds/2].Round(time.Microsecond), cpuPer.Round(time.Microsecond))
+	}
 	return nil
 }

@@ -166,7 +166,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	inner, err := sqlite.Open(ctx, path)
+	inner, err := sqlite.OpenWith(ctx, path, sqlite.Options{Projection: true})
 	if err != nil {
 		lockf.Close()
 		return nil, err

@@ -41,6 +41,13 @@ func BenchmarkPaidJob(b *testing.B) {
 	// The journal alone: the projection held back until the store
 	// closes, after the timer stops (what the acknowledged path costs).
 	b.Run("journal-unprojected", func(b *testing.B) { ledgertest.BenchPaidJob(b, heldBack) })
+	// The projection alone: the held-back records of b.N paid jobs
+	// projected at once, in batches of ProjectBatch.
+	b.Run("projection", func(b *testing.B) {
+		ledgertest.BenchPaidJobCatchUp(b, heldBack, func(ctx context.Context, s ledger.Store) error {
+			return s.(*journal.Store).Sync(ctx)
+		})
+	})
 }
 
 func heldBack(t testing.TB) ledgertest.Opener {

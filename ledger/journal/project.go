@@ -239,7 +239,7 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 			}
 		}
 		if len(entries) > 0 {
-			if err := tx.InsertEntries(ctx, entries); err != nil {
+			if err := sqlstore.InsertProjected(ctx, tx, entries); err != nil {
 				return err
 			}
 		}

@@ -125,6 +125,39 @@ func BenchPaidJob(b *testing.B, f Factory) {
 // goroutines, 8 senders.
 func benchPaidJob(b *testing.B, f Factory, g int) {
 	e := newBenchEnv(b, f)
+	senders := fundSenders(b, e)
+	b.ResetTimer()
+	cpu0 := cpu.Process()
+	runPaidJobs(b, e, senders, g)
+	b.StopTimer()
+	reportOps(b, 2*b.N)
+	// CPU time of this process (the ledger, the benchmark and, for SQLite,
+	// the database; not a PostgreSQL server) per operation: a steadier
+	// figure than µs/op on a shared machine.
+	b.ReportMetric(float64((cpu.Process()-cpu0).Microseconds())/float64(2*b.N), "cpu-µs/op")
+}
+
+// BenchPaidJobCatchUp measures what a store does after the paid jobs'
+// operations were acknowledged: b.N paid jobs run on 16 goroutines with
+// the timer stopped, then catchUp (a journal store's projection held back
+// until then: its Sync) runs alone, timed; cpu-µs/op is its CPU per
+// operation, two per job.
+func BenchPaidJobCatchUp(b *testing.B, f Factory, catchUp func(context.Context, ledger.Store) error) {
+	e := newBenchEnv(b, f)
+	senders := fundSenders(b, e)
+	b.StopTimer()
+	runPaidJobs(b, e, senders, 16)
+	b.StartTimer()
+	cpu0 := cpu.Process()
+	if err := catchUp(e.Ctx, e.Store); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpu.Process()-cpu0).Microseconds())/float64(2*b.N), "cpu-µs/op")
+}
+
+// fundSenders funds the pools of the paid-job benchmarks' 8 senders.
+func fundSenders(b *testing.B, e *Env) []string {
 	senders := make([]string, 8)
 	for i := range senders {
 		senders[i] = fmt.Sprintf("0x%040x", 0xbe0c0+i)
@@ -133,10 +166,13 @@ func benchPaidJob(b *testing.B, f Factory, g int) {
 			b.Fatal(err)
 		}
 	}
+	return senders
+}
+
+// runPaidJobs runs b.N paid jobs on g goroutines.
+func runPaidJobs(b *testing.B, e *Env, senders []string, g int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	b.ResetTimer()
-	cpu0 := cpu.Process()
 	for w := range g {
 		wg.Add(1)
 		go func() {
@@ -152,12 +188,6 @@ func benchPaidJob(b *testing.B, f Factory, g int) {
 		}()
 	}
 	wg.Wait()
-	b.StopTimer()
-	reportOps(b, 2*b.N)
-	// CPU time of this process (the ledger, the benchmark and, for SQLite,
-	// the database; not a PostgreSQL server) per operation: a steadier
-	// figure than µs/op on a shared machine.
-	b.ReportMetric(float64((cpu.Process()-cpu0).Microseconds())/float64(2*b.N), "cpu-µs/op")
 }
 
 func paidJob(b *testing.B, ctx context.Context, l *ledger.Ledger, sender, id, session string, nonce uint32, win bool) {

@@ -2,7 +2,9 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"byoc/ledger"
 	"byoc/ledger/ledgertest"
@@ -52,6 +54,78 @@ func TestReplicas(t *testing.T) {
 	}
 	if r.Credited.Cmp(ledger.Wei(credited)) != 0 || r.Charged.Cmp(ledger.Wei(charged)) != 0 || r.OpenJobs != 0 {
 		t.Fatalf("report %+v; acknowledged credited %d charged %d", r, credited, charged)
+	}
+}
+
+// TestMigrateAccountLists takes a PostgreSQL ledger back before migration
+// 9, opens it again and checks that the lists of pools and of open holds
+// (the consoles', /admin/pools') can be read from its partial indexes:
+// their SQL names the kind and state as literals, which a generic plan of
+// a bound parameter could not match to the indexes' conditions.
+func TestMigrateAccountLists(t *testing.T) {
+	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(s, ledger.Options{})
+	if _, err := l.Credit(ctx, ledger.PoolKey{Sender: "0xaaaa", Capability: "echo"}.Ref(), ledger.Wei(1000), "fund"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Admit(ctx, ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: ledger.JobKey{Sender: "0xaaaa", JobID: "running"},
+		Capability: "echo", Reserve: ledger.Wei(300), Minimum: ledger.Wei(100), TTL: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	for _, q := range []string{`DROP INDEX accounts_pools`, `DROP INDEX accounts_open_jobs`, `DELETE FROM schema_migrations WHERE version = 9`} {
+		if _, err := s.DB().ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+
+	if s, err = postgres.Open(ctx, dsn, postgres.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A ledger this small is read faster by a scan: forbid it, to see the
+	// index is usable at all.
+	if _, err := conn.ExecContext(ctx, `SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	for q, index := range map[string]string{
+		`SELECT id FROM accounts WHERE id > 0 AND kind = 'pool' ORDER BY id LIMIT 200`:                        "accounts_pools",
+		`SELECT id FROM accounts WHERE id > 0 AND kind = 'job' AND state = 'open' ORDER BY id DESC LIMIT 200`: "accounts_open_jobs",
+	} {
+		var plan []string
+		rows, err := conn.QueryContext(ctx, `EXPLAIN `+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var line string
+			rows.Scan(&line)
+			plan = append(plan, line)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "\n"); !strings.Contains(p, index) {
+			t.Errorf("%s\nis not planned on %s:\n%s", q, index, p)
+		}
+	}
+	l = ledger.New(s, ledger.Options{})
+	defer l.Close()
+	if pools, err := l.List(ctx, ledger.AccountFilter{Kind: ledger.KindPool, Limit: 200}); err != nil || len(pools) != 1 {
+		t.Errorf("pools after the migration: %v, %v", pools, err)
+	}
+	if jobs, err := l.List(ctx, ledger.AccountFilter{Kind: ledger.KindJob, State: ledger.StateOpen, Newest: true, Limit: 200}); err != nil ||
+		len(jobs) != 1 || jobs[0].Ref.Name != "running" {
+		t.Errorf("open holds after the migration: %v, %v", jobs, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"byoc/ledger"
+	"byoc/ledger/journal"
 	"byoc/ledger/sqlite"
 )
 
@@ -130,4 +132,103 @@ func withTo(p *ledger.PaymentRequest, to ledger.Ref) ledger.PaymentRequest {
 	q := *p
 	q.To = to
 	return q
+}
+
+// TestMigrateAccountLists takes a ledger (plain SQLite, and the journal
+// store's tables) back before migration 9, opens it again and checks that
+// the lists of pools and of open holds the consoles and /admin/pools read
+// are planned on its partial indexes, not a scan of every account, and
+// list what they did.
+func TestMigrateAccountLists(t *testing.T) {
+	for _, kind := range []string{"sqlite", "journal"} {
+		t.Run(kind, func(t *testing.T) { testMigrateAccountLists(t, kind) })
+	}
+}
+
+func testMigrateAccountLists(t *testing.T, kind string) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	open := func() (ledger.Store, *sql.DB) {
+		t.Helper()
+		if kind == "journal" {
+			s, err := journal.Open(ctx, path, journal.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, s.DB()
+		}
+		s, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, s.DB()
+	}
+	s, db := open()
+	l := ledger.New(s, ledger.Options{})
+	for _, c := range []string{"echo", "sleep"} {
+		if _, err := l.Credit(ctx, ledger.PoolKey{Sender: "0xaaaa", Capability: c}.Ref(), ledger.Wei(1000), "fund-"+c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"done", "running"} {
+		if _, err := l.Admit(ctx, ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: ledger.JobKey{Sender: "0xaaaa", JobID: id},
+			Capability: "echo", Reserve: ledger.Wei(300), Minimum: ledger.Wei(100), TTL: time.Hour}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.FinishJob(ctx, ledger.JobKey{Sender: "0xaaaa", JobID: "done"}, ledger.Wei(50), ledger.Wei(0), "use"); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	for _, q := range []string{`DROP INDEX accounts_pools`, `DROP INDEX accounts_open_jobs`, `DELETE FROM schema_migrations WHERE version = 9`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+
+	s, db = open()
+	defer s.Close()
+	// The lists' SQL as ListAccounts writes it (kind and state literal).
+	for q, index := range map[string]string{
+		`SELECT id FROM accounts WHERE id > 0 AND kind = 'pool' ORDER BY id LIMIT 200`:                                       "accounts_pools",
+		`SELECT id FROM accounts WHERE id > 0 AND kind = 'job' AND state = 'open' ORDER BY id DESC LIMIT 200`:                "accounts_open_jobs",
+		`SELECT id FROM accounts WHERE id > 0 AND kind = 'pool' AND sender = '0xaaaa' ORDER BY id LIMIT 500`:                 "",
+		`SELECT id FROM accounts WHERE id > 0 AND kind = 'job' AND state = 'open' AND sender = '0xaaaa' ORDER BY id LIMIT 5`: "",
+	} {
+		rows, err := db.QueryContext(ctx, `EXPLAIN QUERY PLAN `+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		if strings.Contains(p, "SCAN accounts") && !strings.Contains(p, "INDEX") {
+			t.Errorf("%s\n  scans every account: %s", q, p)
+		}
+		if index != "" && !strings.Contains(p, index) {
+			t.Errorf("%s\n  is not planned on %s: %s", q, index, p)
+		}
+	}
+	l = ledger.New(s, ledger.Options{})
+	defer l.Close()
+	pools, err := l.List(ctx, ledger.AccountFilter{Kind: ledger.KindPool, Limit: 200})
+	if err != nil || len(pools) != 2 || pools[0].Ref.Name != "echo" || pools[1].Ref.Name != "sleep" {
+		t.Errorf("pools after the migration: %v, %v", pools, err)
+	}
+	openJobs, err := l.List(ctx, ledger.AccountFilter{Kind: ledger.KindJob, State: ledger.StateOpen, Newest: true, Limit: 200})
+	if err != nil || len(openJobs) != 1 || openJobs[0].Ref.Name != "running" {
+		t.Errorf("open holds after the migration: %v, %v", openJobs, err)
+	}
+	if r, err := ledger.Verify(ctx, s, ledger.VerifyOptions{}); err != nil || !r.OK() {
+		t.Fatalf("verify: %v %v", err, r.Problems)
+	}
 }

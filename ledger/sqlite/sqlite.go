@@ -35,6 +35,7 @@ var Dialect = sqlstore.Dialect{
 	PollContext:            true,
 	RowStatements:          4,
 	RawWrites:              true,
+	IntegerAmounts:         true,
 	HasTable:               `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`,
 	IsConflict: func(err error) bool {
 		var e *sqlite.Error
@@ -71,6 +72,14 @@ type Options struct {
 	// the file). For a ledger that can be reconciled against another's
 	// durable one: the gateway's books (docs/gateway.md).
 	NormalSync bool
+	// Projection opens the file as the tables of the journal store
+	// (ledger/journal), which writes into them only copies of rows its
+	// ledger has already applied and checked: foreign keys are not
+	// enforced on its connections. Each checked reference costs a lookup
+	// of the referenced account (one or two per entry, one per job), and
+	// a constraint that may abort a statement of many rows makes SQLite
+	// keep a statement journal of every page the statement changes.
+	Projection bool
 }
 
 // OpenWith opens (creating if needed) the ledger file at path as opts say.
@@ -102,7 +111,11 @@ func open(ctx context.Context, path string, existing bool, opts Options) (*sqlst
 	}
 	dsn := func(txlock string) string {
 		q := url.Values{}
-		pragmas := []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-65536)", "temp_store(MEMORY)"}
+		fk := "foreign_keys(ON)"
+		if opts.Projection {
+			fk = "foreign_keys(OFF)"
+		}
+		pragmas := []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", fk, "cache_size(-65536)", "temp_store(MEMORY)"}
 		if existing {
 			// A byoc ledger is in WAL mode already (it persists in the
 			// file); setting it would write to a file that is no ledger.

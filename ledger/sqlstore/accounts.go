@@ -78,16 +78,19 @@ func insertAccountSQLText(n int) string {
 		VALUES ` + placeholders(n, 18)
 }
 
-func accountArgs(a *ledger.Account) []any {
+func (t *tx) accountArgs(a *ledger.Account) []any { return t.appendAccountArgs(make([]any, 0, 18), a) }
+
+// appendAccountArgs appends the 18 values of insertAccountSQL's row for a.
+func (t *tx) appendAccountArgs(args []any, a *ledger.Account) []any {
 	poolRef := ""
 	var poolID any
 	if a.Ref.Kind == ledger.KindJob {
 		poolRef, poolID = a.PoolRef.Encode(), a.PoolID
 	}
-	return []any{a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer,
-		poolRef, poolID, string(a.State), a.Balance.String(), a.Credited.String(), a.Charged.String(),
-		a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(), a.OpenedAt.UnixMicro(),
-		a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt)}
+	return append(args, a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer,
+		poolRef, poolID, string(a.State), t.amount(a.Balance), t.amount(a.Credited), t.amount(a.Charged),
+		t.amount(a.MovedIn), t.amount(a.MovedOut), a.TTL.Microseconds(), a.OpenedAt.UnixMicro(),
+		a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt))
 }
 
 func updateAccountsSQL(n int, amount string) string {
@@ -284,7 +287,7 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 	}
 	if len(accts) <= t.s.d.RowStatements {
 		for _, a := range accts {
-			res, err := t.exec(ctx, insertAccountSQL(1), accountArgs(a)...)
+			res, err := t.exec(ctx, insertAccountSQL(1), t.accountArgs(a)...)
 			if err != nil {
 				return err
 			}
@@ -300,7 +303,7 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 		byRef := make(map[string]*ledger.Account, len(part))
 		for _, a := range part {
 			byRef[a.Ref.Encode()] = a
-			args = append(args, accountArgs(a)...)
+			args = t.appendAccountArgs(args, a)
 		}
 		rows, err := t.query(ctx, insertAccountsSQL(n), args...)
 		if err != nil {
@@ -338,8 +341,8 @@ func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error 
 	}
 	if len(accts) <= t.s.d.RowStatements {
 		for _, a := range accts {
-			res, err := t.exec(ctx, updateAccountSQL, string(a.State), a.Balance.String(), a.Credited.String(),
-				a.Charged.String(), a.MovedIn.String(), a.MovedOut.String(), a.TTL.Microseconds(),
+			res, err := t.exec(ctx, updateAccountSQL, string(a.State), t.amount(a.Balance), t.amount(a.Credited),
+				t.amount(a.Charged), t.amount(a.MovedIn), t.amount(a.MovedOut), a.TTL.Microseconds(),
 				a.UpdatedAt.UnixMicro(), micros(a.ExpiresAt), micros(a.ClosedAt), a.ID)
 			if err != nil {
 				return err
@@ -354,8 +357,8 @@ func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error 
 		part := accts[start : start+n]
 		args := make([]any, 0, len(part)*11)
 		for _, a := range part {
-			args = append(args, strconv.FormatInt(a.ID, 10), string(a.State), a.Balance.String(), a.Credited.String(),
-				a.Charged.String(), a.MovedIn.String(), a.MovedOut.String(), strconv.FormatInt(a.TTL.Microseconds(), 10),
+			args = append(args, strconv.FormatInt(a.ID, 10), string(a.State), amountText(a.Balance), amountText(a.Credited),
+				amountText(a.Charged), amountText(a.MovedIn), amountText(a.MovedOut), strconv.FormatInt(a.TTL.Microseconds(), 10),
 				strconv.FormatInt(a.UpdatedAt.UnixMicro(), 10), microsText(a.ExpiresAt), microsText(a.ClosedAt))
 		}
 		res, err := t.exec(ctx, updateAccountsSQL(n, t.s.d.Types["AMOUNT"]), args...)
@@ -373,12 +376,10 @@ func (t *tx) ListAccounts(ctx context.Context, f ledger.AccountFilter) ([]ledger
 	q := `SELECT ` + accountCols + ` FROM accounts WHERE id > ?`
 	args := []any{f.AfterID}
 	if f.Kind != "" {
-		q += ` AND kind = ?`
-		args = append(args, string(f.Kind))
+		q, args = whereEnum(q, args, "kind", string(f.Kind))
 	}
 	if f.State != "" {
-		q += ` AND state = ?`
-		args = append(args, string(f.State))
+		q, args = whereEnum(q, args, "state", string(f.State))
 	}
 	if f.Sender != "" {
 		q += ` AND sender = ?`
@@ -401,6 +402,25 @@ func (t *tx) ListAccounts(ctx context.Context, f ledger.AccountFilter) ([]ledger
 		args = append(args, f.Limit)
 	}
 	return t.accounts(ctx, q, args...)
+}
+
+// enumLiterals are the kinds and states, which ListAccounts writes into
+// its SQL as literals, so that the partial indexes on them
+// (accounts_pools, accounts_open_jobs: migration 9) serve its lists:
+// PostgreSQL's generic plan of a prepared statement cannot match a bound
+// parameter to an index's condition.
+var enumLiterals = map[string]bool{
+	string(ledger.KindPool): true, string(ledger.KindJob): true,
+	string(ledger.StateOpen): true, string(ledger.StateClosed): true, string(ledger.StateExpired): true,
+}
+
+// whereEnum adds `AND col = v` to q: v as a literal when it is a known
+// kind or state (no quoting needed), else as a parameter.
+func whereEnum(q string, args []any, col, v string) (string, []any) {
+	if enumLiterals[v] {
+		return q + ` AND ` + col + ` = '` + v + `'`, args
+	}
+	return q + ` AND ` + col + ` = ?`, append(args, v)
 }
 
 func (t *tx) ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]ledger.Ref, error) {

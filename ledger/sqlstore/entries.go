@@ -20,8 +20,12 @@ func entriesByKeySQLText(n int) string {
 // insertEntriesSQL inserts n entries, skipping those whose key is taken.
 func insertEntriesSQL(n int) string { return memo("insertEntriesSQL", "", n, insertEntriesSQLText) }
 
-func insertEntriesSQLText(n int) string {
-	return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
+func insertEntriesSQLText(n int) string { return insertEntriesText("INSERT", n) }
+
+// insertEntriesText is insertEntriesSQL with the statement's verb: INSERT,
+// or SQLite's INSERT OR FAIL (see projectedEntriesSQL).
+func insertEntriesText(verb string, n int) string {
+	return verb + ` INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
 		VALUES ` + placeholders(n, 8) + ` ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING`
 }
 
@@ -29,14 +33,20 @@ func (t *tx) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
 	if t.s.d.Arrays && len(entries) > 0 {
 		return t.insertEntriesArray(ctx, entries)
 	}
+	return t.insertEntries(ctx, entries, insertEntriesSQL)
+}
+
+// insertEntries inserts entries with the statements q gives per row count.
+func (t *tx) insertEntries(ctx context.Context, entries []*ledger.Entry, q func(int) string) error {
+	var args []any
 	for start, n := range pieces(len(entries)) {
 		part := entries[start : start+n]
-		args := make([]any, 0, len(part)*8)
+		args = args[:0]
 		for _, e := range part {
-			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), e.Amount.String(),
-				nullString(e.Key), nullString(e.InputHash), e.BalanceAfter.String())
+			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), t.amount(e.Amount),
+				nullString(e.Key), nullString(e.InputHash), t.amount(e.BalanceAfter))
 		}
-		res, err := t.exec(ctx, insertEntriesSQL(n), args...)
+		res, err := t.exec(ctx, q(n), args...)
 		if err != nil {
 			return err
 		}

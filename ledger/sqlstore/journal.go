@@ -92,12 +92,19 @@ func SetProjected(ctx context.Context, ltx ledger.Tx, seq uint64) error {
 	return nil
 }
 
+// The projection's inserts are SQLite's INSERT OR FAIL (the journal
+// store's tables are SQLite): a row that breaks a constraint still fails
+// the statement, and with it the projection's transaction, but the
+// statement need not be undone alone, so SQLite keeps no statement
+// journal (a copy of every page a statement of many rows changes, kept
+// for a constraint that would abort it halfway).
+
 func insertAccountsWithIDsSQL(n int) string {
 	return memo("insertAccountsWithIDsSQL", "", n, insertAccountsWithIDsSQLText)
 }
 
 func insertAccountsWithIDsSQLText(n int) string {
-	return `INSERT INTO accounts (id, ref, kind, sender, name, customer, pool_ref, pool_id, state,
+	return `INSERT OR FAIL INTO accounts (id, ref, kind, sender, name, customer, pool_ref, pool_id, state,
 		balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
 		VALUES ` + placeholders(n, 19)
 }
@@ -105,17 +112,32 @@ func insertAccountsWithIDsSQLText(n int) string {
 // insertWithIDs inserts accounts whose IDs are already assigned (by the
 // journal store), many to a statement.
 func (t *tx) insertWithIDs(ctx context.Context, accts []*ledger.Account) error {
+	var args []any
 	for start, n := range pieces(len(accts)) {
-		args := make([]any, 0, n*19)
+		args = args[:0]
 		for _, a := range accts[start : start+n] {
 			args = append(args, a.ID)
-			args = append(args, accountArgs(a)...)
+			args = t.appendAccountArgs(args, a)
 		}
 		if _, err := t.exec(ctx, insertAccountsWithIDsSQL(n), args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func projectedEntriesSQL(n int) string {
+	return memo("projectedEntriesSQL", "", n, func(n int) string { return insertEntriesText("INSERT OR FAIL", n) })
+}
+
+// InsertProjected is InsertEntries inside the journal store's projection
+// (an Update of this store on SQLite): the same rows, by INSERT OR FAIL.
+func InsertProjected(ctx context.Context, ltx ledger.Tx, entries []*ledger.Entry) error {
+	t, ok := ltx.(*tx)
+	if !ok {
+		return errors.New("sqlstore: InsertProjected outside an sqlstore transaction")
+	}
+	return t.insertEntries(ctx, entries, projectedEntriesSQL)
 }
 
 // ScanNames calls ref for every account's reference and key for every

@@ -75,6 +75,11 @@ type Dialect struct {
 	// be acknowledged before they are durable (ledger.SyncDeferred), to
 	// commit without waiting for the disk.
 	DeferredSync string
+	// IntegerAmounts binds an amount that fits in an int64 as an integer
+	// rather than as its decimal text, for a database whose amount
+	// columns store an integer as that same text (SQLite's TEXT
+	// affinity): the driver need not copy a string per amount.
+	IntegerAmounts bool
 }
 
 // Store is a ledger.Store on a SQL database.
@@ -381,6 +386,25 @@ func micros(t time.Time) any {
 		return nil
 	}
 	return t.UnixMicro()
+}
+
+// amountText is a.String(), without big.Int's conversion for the amounts
+// that fit in an int64 (all of them, in practice: 2^63 wei is 9.2 ether).
+func amountText(a ledger.Amount) string {
+	if v, ok := a.Int64(); ok {
+		return strconv.FormatInt(v, 10)
+	}
+	return a.String()
+}
+
+// amount is a's value for a statement (see Dialect.IntegerAmounts).
+func (t *tx) amount(a ledger.Amount) any {
+	if t.s.d.IntegerAmounts {
+		if v, ok := a.Int64(); ok {
+			return v
+		}
+	}
+	return amountText(a)
 }
 
 func microsText(t time.Time) any {

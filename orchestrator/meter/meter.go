@@ -19,6 +19,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"byoc/internal/defaults"
+	"byoc/internal/tick"
 	"byoc/ledger"
 	"byoc/pm"
 	"byoc/pmledger"
@@ -56,13 +57,10 @@ func (p Pool) Job(id string) ledger.JobKey { return ledger.JobKey{Sender: p.Send
 
 // Ticker paces periodic debits: ticks every d until stop is called.
 // WallTicker is the default; tests tick by hand.
-type Ticker func(d time.Duration) (ticks <-chan time.Time, stop func())
+type Ticker = tick.Ticker
 
 // WallTicker ticks on the wall clock (time.NewTicker).
-func WallTicker(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTicker(d)
-	return t.C, t.Stop
-}
+var WallTicker Ticker = tick.Wall
 
 // Recorder is told the meter's money outcomes, for metrics.
 type Recorder interface {

@@ -1,0 +1,115 @@
+package gateway_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/gateway"
+	"byoc/internal/testnet"
+	"byoc/ledger"
+	"byoc/ledger/ledgertest"
+	"byoc/ledger/stores"
+	"byoc/orchestrator"
+	"byoc/wire"
+)
+
+// fixedSeeds reads the same byte forever: an orchestrator drawing its
+// ticket seeds from it sends the same params (same recipientRandHash) for
+// the same sender, price and block.
+type fixedSeeds struct{}
+
+func (fixedSeeds) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 0x5a
+	}
+	return len(p), nil
+}
+
+// An orchestrator that sends the same ticket params again (here every
+// token of the stream: the start's and each top-up's) has their nonces
+// recorded: the gateway's tickets continue after the nonces it already
+// sent under those params, so every top-up is credited in full — none is
+// refused as seen and silently credited 0 — and both books agree. On
+// every store: the embedded journal, plain SQLite and PostgreSQL, each
+// for both roles.
+func TestStreamTopUpsOnRepeatedParams(t *testing.T) {
+	for _, store := range []string{"journal", "sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) { testStreamTopUpsOnRepeatedParams(t, store) })
+	}
+}
+
+func testStreamTopUpsOnRepeatedParams(t *testing.T, store string) {
+	var orchDSN, gwDSN string
+	switch store {
+	case "sqlite":
+		t.Setenv(stores.EnvStore, "sqlite")
+	case "postgres":
+		dsn := ledgertest.PostgresDSN(t)
+		orchDSN, gwDSN = ledgertest.PostgresSchema(t, dsn), ledgertest.PostgresSchema(t, dsn)
+	}
+	// The clock stands still: one offchain block, so the params repeat.
+	clock := ledger.NewManualClock(time.Now())
+	o := startOrch(t, func(c *orchestrator.NodeConfig) {
+		c.Clock = clock
+		c.LedgerDSN = orchDSN
+		c.TicketSeeds = fixedSeeds{}
+		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	})
+	liveWorker(t, o, 4)
+	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
+		c.LedgerDSN = gwDSN
+		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+		c.Gateway.StreamHost = "https://gw.example"
+		c.Clock = clock
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := func(method, path, body string, hdr *wire.JobRequest) (int, string) {
+		t.Helper()
+		r, _ := http.NewRequestWithContext(ctx, method, gw.URL+path, strings.NewReader(body))
+		if hdr != nil {
+			h, _ := wire.EncodeJobRequestHeader(hdr)
+			r.Header.Set(wire.HeaderJobRequest, h)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, out := client(http.MethodPost, "/process/stream/start", `{"stream_id":"same","params":"{}"}`,
+		&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+	if status != http.StatusOK || gw.StreamState(ctx, "same") != "running" {
+		t.Fatalf("start: %d %s", status, out)
+	}
+	// Held 10 s, below 120 s: each round pays 70 s, from the same params
+	// as the start's.
+	for round := range 2 {
+		if paid, failed := gw.PayStreams(ctx); paid != 1 || failed != 0 {
+			t.Fatalf("top-up round %d: paid %d failed %d", round+1, paid, failed)
+		}
+	}
+	if n := metric(t, gw, "byoc_gateway_stream_topups_uncredited_total"); n != 0 {
+		t.Errorf("%v top-ups credited nothing by the orchestrator (their nonces repeated the start's)", n)
+	}
+	orchSt := statement(t, o, gw.Address(), "same")
+	if got := amount(t, orchSt.Credited); got != 10000+2*70000 {
+		t.Errorf("the orchestrator credited the stream %d, want 150000 (10 s started, 2 × 70 s topped up)", got)
+	}
+	gwSt, err := gw.Ledger.Statement(ctx, ledger.JobKey{Sender: o.Address.Hex(), JobID: gateway.StreamHoldJobID("same")}.Ref(), 0)
+	if err != nil || amount(t, gwSt.Credited)-amount(t, gwSt.Charged) != amount(t, orchSt.Credited) {
+		t.Errorf("the gateway's books of the stream: credited %s, written off %s (%v); the orchestrator credited %s",
+			gwSt.Credited, gwSt.Charged, err, orchSt.Credited)
+	}
+	clock.Advance(3 * time.Second)
+	if status, out = client(http.MethodPost, "/process/stream/same/stop", "bye", nil); status != http.StatusOK {
+		t.Fatalf("stop: %d %s", status, out)
+	}
+	agree(t, gw, o, "live")
+}
