@@ -62,6 +62,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "where the two ledgers go (default: a temporary directory, removed after)")
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "serve the orchestrator over http:// instead of TLS")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the paid stack phase here (the free one with --free), labelled node=gateway|orchestrator|worker|client")
+	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write the allocations of the same phase here (and at its start to FILE.base: go tool pprof -sample_index=alloc_space -base FILE.base FILE)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	logFlags := logFlags{
 		format: fs.String("log-format", "text", "log format of the nodes' logs: text or json"),
