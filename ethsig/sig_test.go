@@ -161,3 +161,15 @@ func TestKeystores(t *testing.T) {
 		t.Error("nil key")
 	}
 }
+
+func TestHexMatchesAddressHex(t *testing.T) {
+	for i := 0; i < 3*hexCacheSize; i++ {
+		var a common.Address
+		a[0], a[1], a[19] = byte(i), byte(i>>8), 0xab
+		for range 2 { // a miss, then (usually) a hit
+			if got, want := Hex(a), a.Hex(); got != want {
+				t.Fatalf("Hex(%x) = %s, want %s", a, got, want)
+			}
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/internal/serve"
 	"byoc/orchestrator/meter"
 	"byoc/wire"
@@ -161,16 +162,17 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.release()
 	j := &jobRun{o: o, req: req, slot: s, reqID: newRequestID(), path: in.path, w: w}
-	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", sender.Hex(), "job_id", req.ID)
+	senderHex := ethsig.Hex(sender)
+	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", senderHex, "job_id", req.ID)
 	if !in.signed && s.price.Sign() != 0 {
 		o.refused(w, "job", refuse("unsigned", http.StatusPaymentRequired, "capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, s.price.RatString()))
 		return
 	}
-	if !o.tryOpen(sender.Hex()) {
-		o.refused(w, "job", refuse("too_many_jobs", http.StatusTooManyRequests, "sender %s already has %d jobs running", sender.Hex(), o.cfg.MaxOpenJobsPerSender))
+	if !o.tryOpen(senderHex) {
+		o.refused(w, "job", refuse("too_many_jobs", http.StatusTooManyRequests, "sender %s already has %d jobs running", senderHex, o.cfg.MaxOpenJobsPerSender))
 		return
 	}
-	defer o.done(sender.Hex())
+	defer o.done(senderHex)
 	o.m.openJobs.Inc()
 	defer o.m.openJobs.Dec()
 
