@@ -83,18 +83,16 @@ func (o *Orchestrator) parseSigned(r *http.Request, what string, unboundEmpty bo
 	in.signed = signed
 	customer := ""
 	if signed && (!unboundEmpty || req.Parameters != "" || o.cfg.RequireBoundJobs) {
-		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
+		b, err := req.CheckedBinding(o.cfg.Ledger.Now())
 		switch {
 		case err != nil:
 			return in, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
-		case !bound && o.cfg.RequireBoundJobs:
+		case b == nil && o.cfg.RequireBoundJobs:
 			return in, refuse("unbound", http.StatusBadRequest, "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)")
-		case bound:
+		case b != nil:
 			// A remote signer's customer, covered by the sender's
 			// signature: the work draws from that customer's pool.
-			if b, err := req.Binding(); err == nil {
-				customer = b.Customer
-			}
+			customer = b.Customer
 		}
 	}
 	if err := json.Unmarshal([]byte(req.Request), &in.details); err != nil {
