@@ -3,6 +3,7 @@ package lazylog
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"testing"
 )
@@ -46,5 +47,25 @@ func TestSameOutput(t *testing.T) {
 	}
 	if !l.Handler().Enabled(context.Background(), slog.LevelError) {
 		t.Error("Enabled not passed through")
+	}
+}
+
+// BenchmarkWith gives a logger to a job as the nodes do, at a level where
+// the job writes nothing: slog's text handler, then with deferred
+// attributes.
+func BenchmarkWith(b *testing.B) {
+	base := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for _, l := range []struct {
+		name string
+		l    *slog.Logger
+	}{{"text", base}, {"deferred", Logger(base)}} {
+		b.Run(l.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				j := l.l.With("request_id", "0123456789abcdef0123456789abcdef", "capability", "echo",
+					"sender", "0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F", "job_id", "0123456789abcdef")
+				j.Info("job done", "outcome", "ok")
+			}
+		})
 	}
 }
