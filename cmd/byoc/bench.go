@@ -43,6 +43,8 @@ Example:
   byoc bench --concurrency 1 --duration 5s --cpuprofile stack.prof   # the paid stack phase
   go tool pprof -tags stack.prof                 # CPU per node
   go tool pprof -tagfocus node=gateway stack.prof # the gateway's part
+  byoc bench --duration 3s --memprofile stack.mem  # its allocations
+  go tool pprof -sample_index=alloc_space -base stack.mem.base stack.mem
 
 Flags:
 `
