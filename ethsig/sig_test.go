@@ -173,3 +173,25 @@ func TestHexMatchesAddressHex(t *testing.T) {
 		}
 	}
 }
+
+// TestHexConcurrent: Hex from many goroutines while the cache fills and
+// starts again (run with -race).
+func TestHexConcurrent(t *testing.T) {
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range hexCacheSize {
+				var a common.Address
+				a[0], a[1], a[2] = byte(g), byte(i), byte(i>>8)
+				if Hex(a) != a.Hex() {
+					t.Errorf("Hex(%x) differs from Address.Hex", a)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
