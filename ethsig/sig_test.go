@@ -161,3 +161,37 @@ func TestKeystores(t *testing.T) {
 		t.Error("nil key")
 	}
 }
+
+func TestHexMatchesAddressHex(t *testing.T) {
+	for i := 0; i < 3*hexCacheSize; i++ {
+		var a common.Address
+		a[0], a[1], a[19] = byte(i), byte(i>>8), 0xab
+		for range 2 { // a miss, then (usually) a hit
+			if got, want := Hex(a), a.Hex(); got != want {
+				t.Fatalf("Hex(%x) = %s, want %s", a, got, want)
+			}
+		}
+	}
+}
+
+// TestHexConcurrent: Hex from many goroutines while the cache fills and
+// starts again (run with -race).
+func TestHexConcurrent(t *testing.T) {
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range hexCacheSize {
+				var a common.Address
+				a[0], a[1], a[2] = byte(g), byte(i), byte(i>>8)
+				if Hex(a) != a.Hex() {
+					t.Errorf("Hex(%x) differs from Address.Hex", a)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"byoc/ethsig"
 	"byoc/ledger"
 )
 
@@ -24,7 +25,7 @@ type poolID struct {
 // ref is the pool's account: the ledger's "sender" field holds the
 // orchestrator's address, since here the gateway is the one that paid.
 func (p poolID) ref() ledger.Ref {
-	return ledger.PoolKey{Sender: p.addr.Hex(), Capability: p.capability}.Ref()
+	return ledger.PoolKey{Sender: ethsig.Hex(p.addr), Capability: p.capability}.Ref()
 }
 
 // snapshot records a pool's state when a token was asked for: ok when no
@@ -179,7 +180,7 @@ func (b *books) open(ctx context.Context, o *offer, capability, id string, requi
 	if o.snap.ok && o.snap.epoch == st.epoch && st.open == 0 && !b.settling(st) && o.poolFigure.ok {
 		after = b.compare(p, st, o.poolFigure, "token", log)
 	}
-	h := &hold{b: b, pool: p, poolRef: ref, key: ledger.JobKey{Sender: p.addr.Hex(), JobID: id}, capability: capability, ttl: ttl, ctx: ctx,
+	h := &hold{b: b, pool: p, poolRef: ref, key: ledger.JobKey{Sender: ethsig.Hex(p.addr), JobID: id}, capability: capability, ttl: ttl, ctx: ctx,
 		alone: st.open == 0, log: log}
 	limit := required
 	if !o.reused {

@@ -15,6 +15,7 @@ import (
 
 	"byoc/ethsig"
 	"byoc/internal/defaults"
+	"byoc/internal/lazylog"
 	"byoc/ledger"
 	"byoc/pm"
 	"byoc/wire"
@@ -192,6 +193,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// Each job gets its own logger (With); its attributes are formatted
+	// only if it writes something.
+	cfg.Logger = lazylog.Logger(cfg.Logger)
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/ledger"
 	"byoc/wire"
 )
@@ -76,7 +77,7 @@ func (b *books) reserveStream(ctx context.Context, o *offer, capability, id stri
 	if !o.reused {
 		limit = ledger.MinAmount(limit, o.available)
 	}
-	sb := &streamBook{key: ledger.JobKey{Sender: p.addr.Hex(), JobID: streamHoldPrefix + id}, pool: p, o: o,
+	sb := &streamBook{key: ledger.JobKey{Sender: ethsig.Hex(p.addr), JobID: streamHoldPrefix + id}, pool: p, o: o,
 		pending: b.pending.Reserve(ref, limit)}
 	st := b.state(p)
 	st.running[sb.key.JobID] = true

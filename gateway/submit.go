@@ -62,6 +62,9 @@ func (g *Gateway) handleJob(w http.ResponseWriter, r *http.Request) {
 		if res.outcome != "ok" && res.outcome != "relayed_error" {
 			lvl = slog.LevelWarn
 		}
+		if !log.Enabled(context.Background(), lvl) {
+			return // before the amounts are formatted for nothing
+		}
 		log.Log(context.Background(), lvl, "job done", "outcome", res.outcome, "status", res.status, "orchestrator", res.orchestrator,
 			"attempts", res.attempts, "tickets", res.tickets, "paid_wei", res.paid.String(), "charged_wei", res.charged.String(),
 			"duration", took)

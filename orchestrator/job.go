@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"byoc/ethsig"
 	"byoc/internal/serve"
 	"byoc/orchestrator/meter"
 	"byoc/wire"
@@ -82,18 +83,16 @@ func (o *Orchestrator) parseSigned(r *http.Request, what string, unboundEmpty bo
 	in.signed = signed
 	customer := ""
 	if signed && (!unboundEmpty || req.Parameters != "" || o.cfg.RequireBoundJobs) {
-		bound, err := req.CheckBinding(o.cfg.Ledger.Now())
+		b, err := req.CheckedBinding(o.cfg.Ledger.Now())
 		switch {
 		case err != nil:
 			return in, refuse("bad_binding", http.StatusBadRequest, "Invalid job binding: %v", err)
-		case !bound && o.cfg.RequireBoundJobs:
+		case b == nil && o.cfg.RequireBoundJobs:
 			return in, refuse("unbound", http.StatusBadRequest, "this orchestrator accepts only bound job requests (a byoc_job binding in parameters)")
-		case bound:
+		case b != nil:
 			// A remote signer's customer, covered by the sender's
 			// signature: the work draws from that customer's pool.
-			if b, err := req.Binding(); err == nil {
-				customer = b.Customer
-			}
+			customer = b.Customer
 		}
 	}
 	if err := json.Unmarshal([]byte(req.Request), &in.details); err != nil {
@@ -161,16 +160,17 @@ func (o *Orchestrator) handleJob(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.release()
 	j := &jobRun{o: o, req: req, slot: s, reqID: newRequestID(), path: in.path, w: w}
-	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", sender.Hex(), "job_id", req.ID)
+	senderHex := ethsig.Hex(sender)
+	j.log = o.log.With("request_id", j.reqID, "capability", req.Capability, "sender", senderHex, "job_id", req.ID)
 	if !in.signed && s.price.Sign() != 0 {
 		o.refused(w, "job", refuse("unsigned", http.StatusPaymentRequired, "capability %s costs %s wei per second: sign the request and pay with tickets", req.Capability, s.price.RatString()))
 		return
 	}
-	if !o.tryOpen(sender.Hex()) {
-		o.refused(w, "job", refuse("too_many_jobs", http.StatusTooManyRequests, "sender %s already has %d jobs running", sender.Hex(), o.cfg.MaxOpenJobsPerSender))
+	if !o.tryOpen(senderHex) {
+		o.refused(w, "job", refuse("too_many_jobs", http.StatusTooManyRequests, "sender %s already has %d jobs running", senderHex, o.cfg.MaxOpenJobsPerSender))
 		return
 	}
-	defer o.done(sender.Hex())
+	defer o.done(senderHex)
 	o.m.openJobs.Inc()
 	defer o.m.openJobs.Dec()
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"byoc/internal/defaults"
+	"byoc/internal/lazylog"
 	"byoc/ledger"
 	"byoc/orchestrator/meter"
 	"byoc/pm"
@@ -132,6 +133,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// Each job gets its own logger (With); its attributes are formatted
+	// only if it writes something.
+	cfg.Logger = lazylog.Logger(cfg.Logger)
 	if cfg.Channels == nil {
 		cfg.Channels = NewTrickleChannels(cfg.Logger)
 	}

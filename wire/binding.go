@@ -57,15 +57,18 @@ func BindFor(req *JobRequest, notAfter time.Time, customer string) error {
 	if req.ID == "" {
 		return fmt.Errorf("%w: a bound request needs a job ID", ErrBindingMismatch)
 	}
-	params := map[string]json.RawMessage{}
-	if req.Parameters != "" {
-		if err := json.Unmarshal([]byte(req.Parameters), &params); err != nil {
-			return fmt.Errorf("%w: %w", ErrJobParametersNotJSON, err)
-		}
-	}
 	b, err := json.Marshal(JobBinding{ID: req.ID, Capability: req.Capability, TimeoutSeconds: req.TimeoutSeconds, NotAfter: notAfter.Unix(), Customer: customer})
 	if err != nil {
 		return err
+	}
+	if req.Parameters == "" || req.Parameters == "{}" {
+		// What marshalling the one-key map below gives, without the map.
+		req.Parameters = `{"` + BindingKey + `":` + string(b) + `}`
+		return nil
+	}
+	params := map[string]json.RawMessage{}
+	if err := json.Unmarshal([]byte(req.Parameters), &params); err != nil {
+		return fmt.Errorf("%w: %w", ErrJobParametersNotJSON, err)
 	}
 	params[BindingKey] = b
 	out, err := json.Marshal(params)
@@ -91,16 +94,24 @@ func (r *JobRequest) Binding() (*JobBinding, error) {
 // CheckBinding verifies that a bound request's binding matches the request
 // and has not expired at now. It returns (false, nil) for an unbound request.
 func (r *JobRequest) CheckBinding(now time.Time) (bound bool, err error) {
+	b, err := r.CheckedBinding(now)
+	return b != nil, err
+}
+
+// CheckedBinding is CheckBinding returning the binding it checked: nil for
+// an unbound request (or one whose parameters are not JSON, with the
+// error); with a mismatch or expiry, the binding and the error.
+func (r *JobRequest) CheckedBinding(now time.Time) (*JobBinding, error) {
 	b, err := r.Binding()
 	switch {
 	case err != nil:
-		return false, err
+		return nil, err
 	case b == nil:
-		return false, nil
+		return nil, nil
 	case b.ID == "" || b.ID != r.ID || b.Capability != r.Capability || b.TimeoutSeconds != r.TimeoutSeconds:
-		return true, fmt.Errorf("%w: bound to job %q, capability %q, timeout %d", ErrBindingMismatch, b.ID, b.Capability, b.TimeoutSeconds)
+		return b, fmt.Errorf("%w: bound to job %q, capability %q, timeout %d", ErrBindingMismatch, b.ID, b.Capability, b.TimeoutSeconds)
 	case now.Unix() > b.NotAfter:
-		return true, fmt.Errorf("%w at %s", ErrBindingExpired, time.Unix(b.NotAfter, 0).UTC().Format(time.RFC3339))
+		return b, fmt.Errorf("%w at %s", ErrBindingExpired, time.Unix(b.NotAfter, 0).UTC().Format(time.RFC3339))
 	}
-	return true, nil
+	return b, nil
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -38,5 +39,28 @@ func TestJobBinding(t *testing.T) {
 	}
 	if err := Bind(&JobRequest{Parameters: "{}"}, now); !errors.Is(err, ErrBindingMismatch) {
 		t.Errorf("binding without a job ID: %v", err)
+	}
+}
+
+// TestBindEmptyParameters: binding a request with no parameters (""
+// or "{}") gives the bytes the general path (a map marshalled) gives,
+// escaping included.
+func TestBindEmptyParameters(t *testing.T) {
+	now := time.Unix(1_767_312_000, 0)
+	for _, params := range []string{"", "{}"} {
+		for _, customer := range []string{"", "cust<&>\u2028é"} {
+			req := &JobRequest{ID: "job-<1>", Request: "{}", Parameters: params, Capability: "echo&co", TimeoutSeconds: 30}
+			if err := BindFor(req, now, customer); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(JobBinding{ID: "job-<1>", Capability: "echo&co", TimeoutSeconds: 30, NotAfter: now.Unix(), Customer: customer})
+			want, _ := json.Marshal(map[string]json.RawMessage{BindingKey: b})
+			if req.Parameters != string(want) {
+				t.Errorf("params %q, customer %q: %s, want %s", params, customer, req.Parameters, want)
+			}
+			if got, err := req.CheckedBinding(now); err != nil || got == nil || got.Customer != customer {
+				t.Errorf("params %q: binding %+v, %v", params, got, err)
+			}
+		}
 	}
 }

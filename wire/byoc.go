@@ -571,7 +571,7 @@ func SignJobRequest(signer ethsig.Signer, req *JobRequest) error {
 	if err != nil {
 		return err
 	}
-	req.Sender, req.Sig = signer.Address().Hex(), sig
+	req.Sender, req.Sig = ethsig.Hex(signer.Address()), sig
 	return nil
 }
 

@@ -43,6 +43,8 @@ Example:
   byoc bench --concurrency 1 --duration 5s --cpuprofile stack.prof   # the paid stack phase
   go tool pprof -tags stack.prof                 # CPU per node
   go tool pprof -tagfocus node=gateway stack.prof # the gateway's part
+  byoc bench --duration 3s --memprofile stack.mem  # its allocations
+  go tool pprof -sample_index=alloc_space -base stack.mem.base stack.mem
 
 Flags:
 `
@@ -62,6 +64,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "where the two ledgers go (default: a temporary directory, removed after)")
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "serve the orchestrator over http:// instead of TLS")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the paid stack phase here (the free one with --free), labelled node=gateway|orchestrator|worker|client")
+	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write the allocations of the same phase here (and at its start to FILE.base: go tool pprof -sample_index=alloc_space -base FILE.base FILE)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	logFlags := logFlags{
 		format: fs.String("log-format", "text", "log format of the nodes' logs: text or json"),

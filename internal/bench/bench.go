@@ -70,6 +70,10 @@ type Config struct {
 	// one with Free), its samples labelled node=orchestrator|gateway|
 	// worker|client.
 	CPUProfile string
+	// MemProfile, if set, is written with the allocations of the same
+	// phase: the allocs profile at its end, and at its start to
+	// MemProfile+".base" (go tool pprof -base).
+	MemProfile string
 	// Logger gets the nodes' logs (default: warnings and errors to stderr).
 	Logger *slog.Logger
 }
@@ -370,6 +374,20 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			}
 			stop = pprof.StopCPUProfile
 		}
+		if ph.name == profiled && cfg.MemProfile != "" {
+			if err := writeAllocs(cfg.MemProfile + ".base"); err != nil {
+				return rep, err
+			}
+			stopCPU := stop
+			stop = func() {
+				if stopCPU != nil {
+					stopCPU()
+				}
+				if err := writeAllocs(cfg.MemProfile); err != nil {
+					cfg.Logger.Warn("bench: memory profile", "err", err)
+				}
+			}
+		}
 		labelled("client", func() { *ph.into, err = measure(ctx, ph.name, cfg, ph.fn) })
 		if stop != nil {
 			stop()
@@ -386,6 +404,20 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	}
 	rep.checkBooks(ctx, gw, orch, signer)
 	return rep, nil
+}
+
+// writeAllocs writes the allocs profile (allocations since the start) to
+// path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // The capabilities the bench registers: the same echo worker, paid and free.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"byoc/ethsig"
 	"byoc/internal/defaults"
 	"byoc/internal/tick"
 	"byoc/ledger"
@@ -46,14 +47,16 @@ type Pool struct {
 
 // Key is the ledger's key of the pool.
 func (p Pool) Key() ledger.PoolKey {
-	return ledger.PoolKey{Sender: p.Sender.Hex(), Capability: p.Capability, Customer: p.Customer}
+	return ledger.PoolKey{Sender: ethsig.Hex(p.Sender), Capability: p.Capability, Customer: p.Customer}
 }
 
 // Ref is the pool's account.
 func (p Pool) Ref() ledger.Ref { return p.Key().Ref() }
 
 // Job is the ledger's key of one of the sender's jobs.
-func (p Pool) Job(id string) ledger.JobKey { return ledger.JobKey{Sender: p.Sender.Hex(), JobID: id} }
+func (p Pool) Job(id string) ledger.JobKey {
+	return ledger.JobKey{Sender: ethsig.Hex(p.Sender), JobID: id}
+}
 
 // Ticker paces periodic debits: ticks every d until stop is called.
 // WallTicker is the default; tests tick by hand.
