@@ -304,3 +304,77 @@ func (f *finishOp) apply(o *opCtx) (any, error) {
 	res.Charged = charged
 	return res, nil
 }
+
+// OpenFinishPendingJob is OpenJob then FinishPendingJob in one atomic
+// step, for a hold reserved in memory (Pending.Reserve, h) whose work sent
+// no payment: nothing was paid to it, so it need not be in the ledger
+// while the work runs — Pending already keeps its draw from being counted
+// twice, and a hold a crash left open would only expire and release
+// everything, as if never opened. It opens the job (req: Reserve is what
+// it draws, Minimum is ignored), charges amount under key (the hold may
+// go below zero by at most grace) and closes it, writing the same
+// accounts and entries as OpenJob and FinishJob would; h is ended as
+// FinishPendingJob ends it. A retry under the same key, once the first
+// has committed, answers what it charged (Replayed); with amount 0 there
+// is no key, and a retry finds the job closed (ErrJobClosed).
+//
+// Errors (nothing changes): ErrInvalidInput, ErrIdempotencyConflict,
+// ErrJobExists (the job is open already), ErrJobMismatch, ErrJobClosed,
+// ErrJobExpired, ErrInsufficientFunds, ErrAmountOverflow.
+func (l *Ledger) OpenFinishPendingJob(ctx context.Context, h *PendingHold, req OpenJobRequest, amount, grace Amount, key string) (CloseJobResult, error) {
+	ended := h.written
+	req.Minimum = Amount{}
+	err := firstErr(l.checkOpen(&req), checkAmount("charge", amount), checkAmount("grace", grace))
+	if err == nil && !amount.IsZero() {
+		err = checkKey(key)
+	}
+	if err != nil {
+		ended(err)
+		return CloseJobResult{}, err
+	}
+	op := &openFinishOp{open: openJobOp{req: req}, finish: finishOp{close: closeJobOp{job: req.Job}}}
+	if !amount.IsZero() {
+		op.finish.charge = &chargeOp{ref: req.Job.Ref(), amount: amount, grace: grace, k: key}
+	}
+	r := &request{op: op, done: make(chan result, 1)}
+	if h != nil {
+		r.committed = ended
+	}
+	if err := l.enqueue(ctx, r); err != nil {
+		ended(err)
+		return CloseJobResult{}, err
+	}
+	v, err := r.wait(ctx)
+	if err != nil {
+		return CloseJobResult{}, err
+	}
+	return v.(CloseJobResult), nil
+}
+
+type openFinishOp struct {
+	open   openJobOp
+	finish finishOp
+}
+
+func (f *openFinishOp) refs() []Ref { return f.open.refs() }
+func (f *openFinishOp) key() string { return f.finish.key() }
+
+func (f *openFinishOp) apply(o *opCtx) (any, error) {
+	if c := f.finish.charge; c != nil {
+		// A retry of one that committed: the charge answers it (and the
+		// close finds the job final), before the open would refuse the ID.
+		if e, err := o.replayed(c.k, c.hash()); err != nil {
+			return nil, err
+		} else if e != nil {
+			return f.finish.apply(o)
+		}
+	}
+	v, err := f.open.apply(o)
+	if err != nil {
+		return nil, err
+	}
+	if !v.(OpenJobResult).Created {
+		return nil, fmt.Errorf("%w: %s", ErrJobExists, f.open.req.Job.Ref())
+	}
+	return f.finish.apply(o)
+}

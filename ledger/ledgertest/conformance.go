@@ -47,6 +47,7 @@ func Run(t *testing.T, f Factory) {
 	}
 	tests = append(tests, paymentTests...)
 	tests = append(tests, upToTests...)
+	tests = append(tests, openFinishTests...)
 	tests = append(tests, archiveTests...)
 	tests = append(tests, outboxTests...)
 	for _, tc := range tests {
