@@ -141,8 +141,15 @@ type hold struct {
 	drawn      ledger.Amount
 	log        *slog.Logger
 	// opened: the hold is open in the ledger (a client's ID); else it is
-	// opened alongside the request, together with the payment (book).
+	// opened alongside the request, together with the payment (book), or,
+	// when the request carries no payment, only once the job has ended,
+	// together with its charge and close (post).
 	opened bool
+	// unpaid: the request carries no payment and the hold is not open:
+	// post opens, charges and closes it in one ledger step if sent says
+	// the request left.
+	unpaid bool
+	sent   *delivery
 	// booked delivers the outcome of book (nil: book was not called); post
 	// waits for it.
 	booked chan error
@@ -158,7 +165,8 @@ type hold struct {
 // the same prepaid credit twice, and opens the attempt's hold with that
 // draw. With wait, open returns once the hold is durably open (and
 // refuses an ID the books have seen with this orchestrator); without, the
-// ledger write runs alongside the request (book starts it) — for IDs the
+// ledger write runs alongside the request (book starts it), or, when the
+// request carries no payment, once the job has ended (post) — for IDs the
 // gateway made up, which cannot have been used. When the token was asked
 // for while the pool was quiet, the orchestrator's pool figure is
 // compared with the books'.
@@ -274,9 +282,18 @@ func (h *hold) unopen() {
 // answers — so they are booked then, alongside the request, not after the
 // answer: a crash mid-job cannot lose them. If the headers were never
 // written, nothing is booked. A hold not opened yet is opened in the same
-// ledger step as the payment (ledger.Admit), or on its own when there is
-// nothing to pay. post waits for all this.
+// ledger step as the payment (ledger.Admit). post waits for all this.
+//
+// A request that carries no payment books nothing now: what its hold
+// draws is reserved in memory (ledger.Pending), and until the job ends
+// the ledger's hold would protect nothing — nothing was paid, and after a
+// crash it would only expire and release everything, as if never opened.
+// post then opens, charges and closes the hold in one ledger step.
 func (h *hold) book(credits []ledger.PaymentCredit, sent *delivery) {
+	if len(credits) == 0 {
+		h.unpaid, h.sent = !h.opened, sent
+		return
+	}
 	h.booked = make(chan error, 1)
 	go func() { h.booked <- h.bookSent(credits, sent) }()
 }
@@ -286,10 +303,6 @@ func (h *hold) book(credits []ledger.PaymentCredit, sent *delivery) {
 func (h *hold) bookSent(credits []ledger.PaymentCredit, sent *delivery) error {
 	b := h.b
 	switch {
-	case len(credits) == 0 && h.opened:
-		return nil
-	case len(credits) == 0:
-		return h.open()
 	case !sent.left() && h.opened:
 		return nil // never left: nothing paid
 	case !sent.left():
@@ -387,6 +400,9 @@ func (h *hold) charge(paid, charged ledger.Amount) ledger.Amount {
 func (h *hold) post(ctx context.Context) error {
 	b := h.b
 	charged := h.pending.Charged()
+	if h.unpaid {
+		return h.postUnpaid(ctx, charged)
+	}
 	if h.booked == nil && !h.opened {
 		// Nothing was sent: the hold was never opened.
 		h.end(true)
@@ -437,6 +453,36 @@ func (h *hold) post(ctx context.Context) error {
 	if err != nil {
 		b.m.booksErrors.Inc()
 		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
+		return fmt.Errorf("%w: %v", ErrBooks, err)
+	}
+	return nil
+}
+
+// postUnpaid is post for a hold whose request carried no payment and
+// which is not open in the ledger: one ledger step opens it with what it
+// drew, posts the charge and closes it — the same accounts and entries as
+// opening it before the request and finishing it after — and ends the
+// pending hold once it commits. A request that never left is booked not
+// at all, as a paid one is not. If the ledger fails, nothing of the job is
+// in it: its draw was never taken, its charge is not booked, and the
+// pool is read again when quiet.
+func (h *hold) postUnpaid(ctx context.Context, charged ledger.Amount) error {
+	b := h.b
+	if charged.IsZero() && !h.sent.left() {
+		h.end(true)
+		return nil
+	}
+	b.mu.Lock()
+	h.unopen()
+	b.mu.Unlock()
+	_, err := b.l.OpenFinishPendingJob(ctx, h.pending, ledger.OpenJobRequest{Job: h.key, Capability: h.capability, Reserve: h.drawn, TTL: h.ttl},
+		charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
+	b.mu.Lock()
+	delete(b.state(h.pool).running, h.key.JobID)
+	b.mu.Unlock()
+	if err != nil {
+		b.m.booksErrors.Inc()
+		h.log.Error("gateway books: could not book the job's hold and charge", "err", err, "charged", charged.String())
 		return fmt.Errorf("%w: %v", ErrBooks, err)
 	}
 	return nil

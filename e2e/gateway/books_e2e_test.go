@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"byoc/gateway"
+	"byoc/internal/testnet"
+	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/wire"
 	"byoc/worker"
@@ -208,5 +211,54 @@ func TestReusedTokenAfterPriceRise(t *testing.T) {
 	}
 	if w.Handler().Stats().Served != 2 {
 		t.Errorf("the worker ran %d jobs, want 2: the refused attempt must not run", w.Handler().Stats().Served)
+	}
+}
+
+// A job that sends no tickets (the pool covers it) is in the gateway's
+// books only once it has ended, in one step that opens its hold, charges
+// and closes it, with the same entries as a hold opened before the job:
+// while it runs, the orchestrator holds it open and the books have no
+// hold for it, and afterwards both sides agree.
+func TestBooksTicketlessJobBookedAtItsEnd(t *testing.T) {
+	o := startOrch(t, nil)
+	w := startWorker(t)
+	register(t, o.URL, w, worker.Sleep, "sleep", 1000, 4)
+	gw := startGateway(t, keyA, []string{o.URL}, nil)
+	// A long timeout pays for 20 s of compute; 1 s is charged.
+	mustOK(t, submit(t, gw, jobSpec{capability: "sleep", body: sleepBody(0), timeout: 20}))
+	before := agree(t, gw, o, "sleep")
+	ctx := context.Background()
+	done := make(chan jobResult, 1)
+	go func() { done <- submit(t, gw, jobSpec{capability: "sleep", body: sleepBody(1500 * time.Millisecond)}) }()
+	var id string
+	testnet.Eventually(t, "the orchestrator to hold the second job", func() bool {
+		jobs, err := o.Ledger.List(ctx, ledger.AccountFilter{Kind: ledger.KindJob, Sender: gw.Address(), State: ledger.StateOpen})
+		if err != nil || len(jobs) != 1 {
+			return false
+		}
+		id = jobs[0].Ref.Name
+		return true
+	})
+	if g := books(t, gw.Ledger, o.Address.Hex(), "sleep"); g.openJobs != 0 {
+		t.Errorf("the gateway's books hold %d jobs open while a ticketless job runs", g.openJobs)
+	}
+	if _, err := gw.Ledger.Statement(ctx, ledger.JobKey{Sender: o.Address.Hex(), JobID: id}.Ref(), 0); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("the running ticketless job is in the books (%v)", err)
+	}
+	mustOK(t, <-done)
+	after := agree(t, gw, o, "sleep")
+	if after.credited != before.credited || after.charged != before.charged+2000 {
+		t.Errorf("the ticketless job paid or was charged otherwise: before %+v, after %+v", before, after)
+	}
+	st, err := gw.Ledger.Statement(ctx, ledger.JobKey{Sender: o.Address.Hex(), JobID: id}.Ref(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range st.Entries {
+		kinds = append(kinds, string(e.Kind)+" "+e.Amount.String())
+	}
+	if got := strings.Join(kinds, ", "); st.Account.State != ledger.StateClosed || got != "reserve 5000, charge 2000, release 3000" {
+		t.Errorf("the ticketless job's hold: %s, entries %s", st.Account.State, got)
 	}
 }
