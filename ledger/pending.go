@@ -17,14 +17,15 @@ import (
 // It is exact while the writer is the pool's only one and reports each
 // hold's life in order: Reserve, then Cancel (the work never started) or
 // Settle (its charge is known), then the end: a hold opened in the ledger
-// is ended by the write that finishes it (Ledger.FinishPendingJob), in
+// is ended by the write that finishes it (Ledger.FinishPendingJob, or
+// Ledger.OpenFinishPendingJob, which opens it too), in
 // the committer once that write has committed, so a pool is never read
 // while a write of its holds is still on its way; a hold that never
 // opened, or that is left to expire, is ended by the writer (End). A pool
 // is read from the ledger again (Sync) when no hold of it is pending,
 // which picks up what others did (the sweeper releasing a hold a crash
-// left behind). Pending writes nothing; the writer's OpenJob, Admit and
-// FinishPendingJob do.
+// left behind). Pending writes nothing; the writer's OpenJob, Admit,
+// FinishPendingJob and OpenFinishPendingJob do.
 type Pending struct {
 	l  *Ledger
 	mu sync.Mutex
