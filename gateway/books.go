@@ -468,6 +468,7 @@ func (h *hold) post(ctx context.Context) error {
 // pool is read again when quiet.
 func (h *hold) postUnpaid(ctx context.Context, charged ledger.Amount) error {
 	b := h.b
+	h.unpaid = false // posted once: a second post finds nothing to write
 	if charged.IsZero() && !h.sent.left() {
 		h.end(true)
 		return nil
