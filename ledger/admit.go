@@ -259,7 +259,14 @@ func (l *Ledger) finish(ctx context.Context, job JobKey, charge chargeOp, h *Pen
 	if !charge.amount.IsZero() {
 		op.charge = &charge
 	}
-	r := &request{op: op, done: make(chan result, 1)}
+	return l.runEnding(ctx, op, h)
+}
+
+// runEnding runs op, which ends a job; h, if not nil, is ended with the
+// write's outcome (also when op is never queued).
+func (l *Ledger) runEnding(ctx context.Context, o op, h *PendingHold) (CloseJobResult, error) {
+	ended := h.written
+	r := &request{op: o, done: make(chan result, 1)}
 	if h != nil {
 		r.committed = ended
 	}
@@ -336,19 +343,7 @@ func (l *Ledger) OpenFinishPendingJob(ctx context.Context, h *PendingHold, req O
 	if !amount.IsZero() {
 		op.finish.charge = &chargeOp{ref: req.Job.Ref(), amount: amount, grace: grace, k: key}
 	}
-	r := &request{op: op, done: make(chan result, 1)}
-	if h != nil {
-		r.committed = ended
-	}
-	if err := l.enqueue(ctx, r); err != nil {
-		ended(err)
-		return CloseJobResult{}, err
-	}
-	v, err := r.wait(ctx)
-	if err != nil {
-		return CloseJobResult{}, err
-	}
-	return v.(CloseJobResult), nil
+	return l.runEnding(ctx, op, h)
 }
 
 type openFinishOp struct {

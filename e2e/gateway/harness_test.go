@@ -20,6 +20,8 @@ import (
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/ledger"
+	"byoc/ledger/ledgertest"
+	"byoc/ledger/stores"
 	"byoc/orchestrator"
 	"byoc/wire"
 	"byoc/worker"
@@ -382,4 +384,39 @@ func streamStatus(gw *gateway.Node, id string) gateway.StreamStatus {
 		}
 	}
 	return gateway.StreamStatus{}
+}
+
+// storeDSNs sets the test's ledgers on store ("journal", "sqlite" or
+// "postgres") and returns the orchestrator's and the gateway's DSNs (""
+// for the embedded stores).
+func storeDSNs(t *testing.T, store string) (orchDSN, gwDSN string) {
+	t.Helper()
+	switch store {
+	case "sqlite":
+		t.Setenv(stores.EnvStore, "sqlite")
+	case "postgres":
+		dsn := ledgertest.PostgresDSN(t)
+		orchDSN, gwDSN = ledgertest.PostgresSchema(t, dsn), ledgertest.PostgresSchema(t, dsn)
+	}
+	return orchDSN, gwDSN
+}
+
+// gwClient sends requests to gw (with a Livepeer header when hdr is not
+// nil) and returns each answer's status and body.
+func gwClient(t *testing.T, ctx context.Context, gw *gateway.Node) func(method, path, body string, hdr *wire.JobRequest) (int, string) {
+	return func(method, path, body string, hdr *wire.JobRequest) (int, string) {
+		t.Helper()
+		r, _ := http.NewRequestWithContext(ctx, method, gw.URL+path, strings.NewReader(body))
+		if hdr != nil {
+			h, _ := wire.EncodeJobRequestHeader(hdr)
+			r.Header.Set(wire.HeaderJobRequest, h)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
 }

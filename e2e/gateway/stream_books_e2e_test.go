@@ -11,8 +11,6 @@ import (
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/ledger"
-	"byoc/ledger/ledgertest"
-	"byoc/ledger/stores"
 	"byoc/orchestrator"
 	"byoc/wire"
 )
@@ -25,19 +23,16 @@ import (
 // refused 402 by the orchestrator, which holds it for the stream). The books
 // never report more than the orchestrator holds (no comparison finds the
 // orchestrator lower, nothing is written down) and, at the end, match its
-// ledger exactly (the stream charged 6 s at both). On both stores: both roles' ledgers on each.
+// ledger exactly (the stream charged 6 s at both). On every store (the embedded
+// journal, plain SQLite, PostgreSQL): both roles' ledgers on each.
 func TestStreamAndJobShareAPool(t *testing.T) {
-	for _, store := range []string{"sqlite", "postgres"} {
+	for _, store := range []string{"journal", "sqlite", "postgres"} {
 		t.Run(store, func(t *testing.T) { testStreamAndJobShareAPool(t, store) })
 	}
 }
 
 func testStreamAndJobShareAPool(t *testing.T, store string) {
-	var orchDSN, gwDSN string
-	if store == "postgres" {
-		dsn := ledgertest.PostgresDSN(t)
-		orchDSN, gwDSN = ledgertest.PostgresSchema(t, dsn), ledgertest.PostgresSchema(t, dsn)
-	}
+	orchDSN, gwDSN := storeDSNs(t, store)
 	clock := ledger.NewManualClock(time.Now())
 	o := startOrch(t, func(c *orchestrator.NodeConfig) {
 		c.Clock = clock
@@ -53,21 +48,7 @@ func testStreamAndJobShareAPool(t *testing.T, store string) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := func(method, path, body string, hdr *wire.JobRequest) (int, string) {
-		t.Helper()
-		r, _ := http.NewRequestWithContext(ctx, method, gw.URL+path, strings.NewReader(body))
-		if hdr != nil {
-			h, _ := wire.EncodeJobRequestHeader(hdr)
-			r.Header.Set(wire.HeaderJobRequest, h)
-		}
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	client := gwClient(t, ctx, gw)
 	startStream := func(id string) {
 		t.Helper()
 		status, out := client(http.MethodPost, "/process/stream/start", `{"stream_id":"`+id+`","params":"{}"}`,
@@ -151,14 +132,7 @@ func TestStreamStartFailedAfterPayment(t *testing.T) {
 }
 
 func testStreamStartFailedAfterPayment(t *testing.T, store string) {
-	var orchDSN, gwDSN string
-	switch store {
-	case "sqlite":
-		t.Setenv(stores.EnvStore, "sqlite")
-	case "postgres":
-		dsn := ledgertest.PostgresDSN(t)
-		orchDSN, gwDSN = ledgertest.PostgresSchema(t, dsn), ledgertest.PostgresSchema(t, dsn)
-	}
+	orchDSN, gwDSN := storeDSNs(t, store)
 	clock := ledger.NewManualClock(time.Now())
 	o := startOrch(t, func(c *orchestrator.NodeConfig) {
 		c.Clock = clock

@@ -68,21 +68,7 @@ func TestStreamThroughGateway(t *testing.T) {
 		c.Gateway.StreamHost = "https://gw.example"
 		c.Clock = clock // the books' time: what the gateway estimates a stream ran
 	})
-	client := func(method, path, body string, hdr *wire.JobRequest) (int, string) {
-		t.Helper()
-		r, _ := http.NewRequest(method, gw.URL+path, strings.NewReader(body))
-		if hdr != nil {
-			h, _ := wire.EncodeJobRequestHeader(hdr)
-			r.Header.Set(wire.HeaderJobRequest, h)
-		}
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	client := gwClient(t, context.Background(), gw)
 	status, out := client(http.MethodPost, "/process/stream/start", `{"stream_name":"cam","params":"{\"prompt\":\"hi\"}"}`,
 		&wire.JobRequest{Request: `{"run":"live"}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
 	var urls wire.StreamURLs

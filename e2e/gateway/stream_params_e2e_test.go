@@ -2,17 +2,13 @@ package gateway_test
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"byoc/gateway"
 	"byoc/internal/testnet"
 	"byoc/ledger"
-	"byoc/ledger/ledgertest"
-	"byoc/ledger/stores"
 	"byoc/orchestrator"
 	"byoc/wire"
 )
@@ -43,14 +39,7 @@ func TestStreamTopUpsOnRepeatedParams(t *testing.T) {
 }
 
 func testStreamTopUpsOnRepeatedParams(t *testing.T, store string) {
-	var orchDSN, gwDSN string
-	switch store {
-	case "sqlite":
-		t.Setenv(stores.EnvStore, "sqlite")
-	case "postgres":
-		dsn := ledgertest.PostgresDSN(t)
-		orchDSN, gwDSN = ledgertest.PostgresSchema(t, dsn), ledgertest.PostgresSchema(t, dsn)
-	}
+	orchDSN, gwDSN := storeDSNs(t, store)
 	// The clock stands still: one offchain block, so the params repeat.
 	clock := ledger.NewManualClock(time.Now())
 	o := startOrch(t, func(c *orchestrator.NodeConfig) {
@@ -68,21 +57,7 @@ func testStreamTopUpsOnRepeatedParams(t *testing.T, store string) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := func(method, path, body string, hdr *wire.JobRequest) (int, string) {
-		t.Helper()
-		r, _ := http.NewRequestWithContext(ctx, method, gw.URL+path, strings.NewReader(body))
-		if hdr != nil {
-			h, _ := wire.EncodeJobRequestHeader(hdr)
-			r.Header.Set(wire.HeaderJobRequest, h)
-		}
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	client := gwClient(t, ctx, gw)
 	status, out := client(http.MethodPost, "/process/stream/start", `{"stream_id":"same","params":"{}"}`,
 		&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
 	if status != http.StatusOK || gw.StreamState(ctx, "same") != "running" {

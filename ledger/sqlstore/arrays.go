@@ -179,16 +179,7 @@ func (t *tx) insertEntriesArray(ctx context.Context, entries []*ledger.Entry) er
 		at[i], kind[i], from[i], to[i], amount[i] = e.At.UnixMicro(), string(e.Kind), e.From, e.To, e.Amount.String()
 		key[i], hash[i], balAfter[i] = e.Key, e.InputHash, e.BalanceAfter.String()
 	}
-	res, err := t.exec(ctx, insertEntriesArraySQL(t.s.d.Types["AMOUNT"]), at, kind, from, to, amount, key, hash, balAfter)
-	if err != nil {
-		return err
-	}
-	if got, err := res.RowsAffected(); err != nil {
-		return err
-	} else if got != int64(n) {
-		return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(n)-got, n)
-	}
-	return nil
+	return insertedAll(t.exec(ctx, insertEntriesArraySQL(t.s.d.Types["AMOUNT"]), at, kind, from, to, amount, key, hash, balAfter))(n)
 }
 
 var entriesByKeyArraySQL = `SELECT ` + entryCols + ` FROM entries WHERE idem_key = ANY(CAST(? AS TEXT[]))`

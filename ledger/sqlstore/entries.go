@@ -46,17 +46,29 @@ func (t *tx) insertEntries(ctx context.Context, entries []*ledger.Entry, q func(
 			args = append(args, e.At.UnixMicro(), string(e.Kind), nullID(e.From), nullID(e.To), t.amount(e.Amount),
 				nullString(e.Key), nullString(e.InputHash), t.amount(e.BalanceAfter))
 		}
-		res, err := t.exec(ctx, q(n), args...)
-		if err != nil {
+		if err := insertedAll(t.exec(ctx, q(n), args...))(n); err != nil {
 			return err
-		}
-		if got, err := res.RowsAffected(); err != nil {
-			return err
-		} else if got != int64(n) {
-			return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(n)-got, n)
 		}
 	}
 	return nil
+}
+
+// insertedAll checks that an insert of n entries inserted them all: a
+// key already taken skips its row (ErrKeyTaken).
+func insertedAll(res sql.Result, err error) func(n int) error {
+	return func(n int) error {
+		if err != nil {
+			return err
+		}
+		got, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if got != int64(n) {
+			return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(n)-got, n)
+		}
+		return nil
+	}
 }
 
 const entryCols = `id, at, kind, from_id, to_id, CAST(amount AS TEXT), idem_key, input_hash, CAST(balance_after AS TEXT)`
