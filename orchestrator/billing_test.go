@@ -14,6 +14,7 @@ import (
 	"byoc/internal/testnet"
 	"byoc/internal/workerstub"
 	"byoc/ledger"
+	"byoc/ledger/journal"
 	"byoc/ledger/ledgertest"
 	"byoc/orchestrator"
 	"byoc/wire"
@@ -248,4 +249,31 @@ func TestSSECutAtTimeout(t *testing.T) {
 		}
 		testnet.Verify(t, n)
 	})
+}
+
+// A job's admission that carries tickets is synced before the job is
+// answered (a ticket's credit is never acknowledged before it is durable);
+// its finish, and the admission of a job that carries none, are
+// acknowledged once written, their syncs deferred (meter.Config.DurableJobs).
+func TestTicketAdmissionSynced(t *testing.T) {
+	n, _, c := clockNode(t, func(*orchestrator.NodeConfig) {})
+	s, ok := n.Store.(*journal.Store)
+	if !ok {
+		t.Fatalf("the node's store is a %T, not the journal", n.Store)
+	}
+	deferred := func(spec testnet.JobSpec) uint64 {
+		t.Helper()
+		before := s.Stats().Deferred
+		if r := c.Job(spec); r.Status != http.StatusOK {
+			t.Fatalf("job %s: %d %s", spec.ID, r.Status, r.Body)
+		}
+		return s.Stats().Deferred - before
+	}
+	if got := deferred(testnet.JobSpec{Capability: "run", ID: "paid", Timeout: 3, Body: `{"advance_ms":1000}`, Payment: c.Pay(c.Token("run", ""), 12)}); got != 1 {
+		t.Errorf("a job with tickets: %d deferred records, want 1 (its finish; its admission synced)", got)
+	}
+	if got := deferred(testnet.JobSpec{Capability: "run", ID: "from-pool", Timeout: 3, Body: `{"advance_ms":1000}`}); got != 2 {
+		t.Errorf("a job paid from the pool: %d deferred records, want 2 (its admission and its finish)", got)
+	}
+	testnet.Verify(t, n)
 }

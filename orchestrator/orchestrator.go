@@ -38,10 +38,10 @@ type Config struct {
 	// HoldTTLMargin is added to a job's timeout to get its hold's idle TTL
 	// (default 2 min): a hold idle that long is released to its pool.
 	HoldTTLMargin time.Duration
-	// DurableFinish answers a job only once its finish is durable
-	// (meter.Config.DurableFinish; default: durable once written, synced
-	// within milliseconds).
-	DurableFinish bool
+	// DurableJobs answers a job only once all its ledger changes are
+	// durable (meter.Config.DurableJobs; default: those that credit no
+	// tickets are durable once written, synced within milliseconds).
+	DurableJobs bool
 	// MaxOpenJobsPerSender bounds the jobs one sender has running (default 64).
 	MaxOpenJobsPerSender int
 	// MaxBodyBytes bounds a job's request body (default 10 MiB) and
@@ -144,7 +144,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	mt, err := meter.New(meter.Config{Ledger: cfg.Ledger, MinCompute: cfg.MinCompute, HoldTTLMargin: cfg.HoldTTLMargin,
 		Receiver: &pmledger.Receiver{Recipient: cfg.Recipient, Ledger: cfg.Ledger, MaxNonces: cfg.MaxNonces},
-		Ticker:   cfg.Ticker, Recorder: meterMetrics{cfg.Metrics}, DurableFinish: cfg.DurableFinish, Logger: cfg.Logger})
+		Ticker:   cfg.Ticker, Recorder: meterMetrics{cfg.Metrics}, DurableJobs: cfg.DurableJobs, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

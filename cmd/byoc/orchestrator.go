@@ -44,7 +44,7 @@ func runOrchestrator(ctx context.Context, args []string, stdout, stderr io.Write
 	ticketEV := fs.String("ticket-ev", "", fmt.Sprintf("expected value of one PM ticket in wei (default %d)", pm.DefaultTicketEV))
 	fs.DurationVar(&cfg.Orchestrator.MinCompute, "min-compute", 60*time.Second, "a job is admitted only if its hold covers this much compute at its price")
 	fs.DurationVar(&cfg.Orchestrator.HoldTTLMargin, "hold-ttl-margin", 2*time.Minute, "a job's hold is released after its timeout plus this much idle time (crashed gateway or node)")
-	fs.BoolVar(&cfg.Orchestrator.DurableFinish, "durable-finish", false, "answer a job only once its charge is synced to disk (an fsync more per job; by default a killed process loses nothing, a power cut may lose the last ~10 ms of charges: those holds expire back to their senders)")
+	fs.BoolVar(&cfg.Orchestrator.DurableJobs, "durable-jobs", false, "answer a job only once all its ledger changes are synced to disk (an fsync more per job; by default what credits no tickets — a finish, a ticketless admission — is synced within ~10 ms: a killed process loses nothing, a power cut may lose the last ~10 ms of it, never a ticket's credit)")
 	fs.DurationVar(&cfg.Orchestrator.StreamSettleInterval, "stream-settle-interval", 23*time.Second, "how often every running stream is charged, in one batch (go-livepeer debits streams every 23s)")
 	fs.DurationVar(&cfg.Orchestrator.StreamGrace, "stream-grace", 30*time.Second, "how long a stream whose hold cannot pay keeps running before it is stopped")
 	fs.IntVar(&cfg.Orchestrator.MaxOpenJobsPerSender, "max-jobs-per-sender", 64, "most jobs one sender may have running")

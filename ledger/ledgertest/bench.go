@@ -206,7 +206,7 @@ func paidJob(b *testing.B, ctx context.Context, l *ledger.Ledger, sender, id, se
 		return
 	}
 	// The orchestrator's finish is acknowledged before its sync
-	// (meter.Config.DurableFinish unset): so is this one.
+	// (meter.Config.DurableJobs unset): so is this one.
 	if _, err := l.FinishJob(ledger.DeferSync(ctx), job, ledger.Wei(1_000), ledger.Wei(1_000), "compute:"+id+":1"); err != nil {
 		b.Error(err)
 	}

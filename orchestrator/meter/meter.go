@@ -93,15 +93,19 @@ type Config struct {
 	Ticker Ticker
 	// Recorder is told the money outcomes (default: nobody).
 	Recorder Recorder
-	// DurableFinish acknowledges a job's finish only once the ledger has
-	// made it durable. By default a finish (and a close) is acknowledged
-	// once written (ledger.DeferSync): a killed process loses nothing; a
-	// power cut may lose the last few milliseconds of finishes, whose
-	// holds then stay open until they expire and return to their senders'
-	// pools — the orchestrator forgoes those charges, nobody pays for what
-	// is not recorded. The admission, which credits tickets, is always
-	// durable before anything is answered.
-	DurableFinish bool
+	// DurableJobs acknowledges a job's ledger changes only once the ledger
+	// has made them durable. By default the operations that credit
+	// nothing — a job's finish (its charge and close), a close, and an
+	// admission that carries no tickets — are acknowledged once written
+	// (ledger.DeferSync): a killed process loses nothing; a power cut may
+	// lose the last few milliseconds of them: an admission lost with its
+	// finish leaves no trace (the orchestrator did that work for free),
+	// a finish lost alone leaves a hold that expires back to the sender's
+	// pool — the orchestrator forgoes those charges, nobody pays for what
+	// is not recorded. An admission that carries tickets, which credits
+	// them, is always durable before anything is answered: a ticket's
+	// credit can never be lost and presented again.
+	DurableJobs bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -131,9 +135,9 @@ func New(cfg Config) (*Meter, error) {
 }
 
 // closeCtx is the context of the ledger operations that end a job: their
-// sync deferred unless Config.DurableFinish.
+// sync deferred unless Config.DurableJobs.
 func (m *Meter) closeCtx(ctx context.Context) context.Context {
-	if m.cfg.DurableFinish {
+	if m.cfg.DurableJobs {
 		return ctx
 	}
 	return ledger.DeferSync(ctx)
@@ -247,7 +251,12 @@ func (m *Meter) Admit(ctx context.Context, req Request) (*Job, Admission, error)
 		}
 		j.v, j.pay = v, pay
 	}
-	res, confirm, err := m.cfg.Ledger.AdmitDecided(ctx, ledger.AdmitRequest{Payment: j.pay, OpenJobRequest: ledger.OpenJobRequest{
+	actx := ctx
+	if j.pay == nil {
+		// Credits nothing: its sync is deferred, as a finish's is.
+		actx = m.closeCtx(ctx)
+	}
+	res, confirm, err := m.cfg.Ledger.AdmitDecided(actx, ledger.AdmitRequest{Payment: j.pay, OpenJobRequest: ledger.OpenJobRequest{
 		Job: j.key, Capability: req.Pool.Capability, Customer: req.Pool.Customer,
 		Reserve: CostFor(req.Price, max(req.Timeout, m.cfg.MinCompute)), Minimum: CostFor(req.Price, m.cfg.MinCompute),
 		TTL: cmp.Or(req.TTL, req.Timeout+m.cfg.HoldTTLMargin)}})

@@ -276,17 +276,18 @@ func TestLegacyRequestHeld(t *testing.T) {
 	})
 }
 
-// A job's finish is acknowledged once written, its sync deferred
-// (ledger.DeferSync), unless Config.DurableFinish; the admission is always
-// synced before it is confirmed.
-func TestFinishSyncDeferred(t *testing.T) {
+// A job's ledger changes that credit no tickets — here a ticketless
+// admission and its finish — are acknowledged once written, their syncs
+// deferred (ledger.DeferSync), unless Config.DurableJobs. (An admission
+// with tickets is synced: TestTicketAdmissionSynced in the orchestrator.)
+func TestJobSyncsDeferred(t *testing.T) {
 	for _, durable := range []bool{false, true} {
 		e := ledgertest.NewEnv(t, ledgertest.Journal)
 		s, ok := e.Ledger.Store().(*journal.Store)
 		if !ok {
 			t.Fatalf("ledgertest.Journal opened a %T", e.Ledger.Store())
 		}
-		m, err := meter.New(meter.Config{Ledger: e.Ledger, MinCompute: time.Second, DurableFinish: durable})
+		m, err := meter.New(meter.Config{Ledger: e.Ledger, MinCompute: time.Second, DurableJobs: durable})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,15 +300,15 @@ func TestFinishSyncDeferred(t *testing.T) {
 			t.Fatal(err)
 		}
 		st2 := s.Stats()
-		if st1.Deferred != st0.Deferred {
-			t.Errorf("durable finish %v: the admission was deferred", durable)
-		}
 		want := uint64(1)
 		if durable {
 			want = 0
 		}
+		if got := st1.Deferred - st0.Deferred; got != want {
+			t.Errorf("durable jobs %v: %d deferred records for the ticketless admission, want %d", durable, got, want)
+		}
 		if got := st2.Deferred - st1.Deferred; got != want {
-			t.Errorf("durable finish %v: %d deferred records for the finish, want %d", durable, got, want)
+			t.Errorf("durable jobs %v: %d deferred records for the finish, want %d", durable, got, want)
 		}
 		e.WantBalance(pool.Ref(), 19000)
 	}
