@@ -420,3 +420,30 @@ func gwClient(t *testing.T, ctx context.Context, gw *gateway.Node) func(method, 
 		return resp.StatusCode, string(b)
 	}
 }
+
+// streamNodes starts an orchestrator (tweak, if not nil, adjusts it) and a
+// gateway in front of it, both on store's ledgers and one manual clock,
+// neither ticking (tests drive settlements and top-ups); workers registers
+// the orchestrator's workers in between.
+func streamNodes(t *testing.T, store string, tweak func(*orchestrator.NodeConfig), workers func(*orchestrator.Node)) (*ledger.ManualClock, *orchestrator.Node, *gateway.Node) {
+	t.Helper()
+	orchDSN, gwDSN := storeDSNs(t, store)
+	clock := ledger.NewManualClock(time.Now())
+	noTicks := func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	o := startOrch(t, func(c *orchestrator.NodeConfig) {
+		c.Clock = clock
+		c.LedgerDSN = orchDSN
+		c.Orchestrator.StreamTicker = noTicks
+		if tweak != nil {
+			tweak(c)
+		}
+	})
+	workers(o)
+	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
+		c.LedgerDSN = gwDSN
+		c.Gateway.StreamTicker = noTicks
+		c.Gateway.StreamHost = "https://gw.example"
+		c.Clock = clock // the books' time, and the token cache's
+	})
+	return clock, o, gw
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"byoc/gateway"
-	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/wire"
@@ -32,20 +31,7 @@ func TestStreamAndJobShareAPool(t *testing.T) {
 }
 
 func testStreamAndJobShareAPool(t *testing.T, store string) {
-	orchDSN, gwDSN := storeDSNs(t, store)
-	clock := ledger.NewManualClock(time.Now())
-	o := startOrch(t, func(c *orchestrator.NodeConfig) {
-		c.Clock = clock
-		c.LedgerDSN = orchDSN
-		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-	})
-	liveWorker(t, o, 8)
-	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
-		c.LedgerDSN = gwDSN
-		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-		c.Gateway.StreamHost = "https://gw.example"
-		c.Clock = clock // the books' time, and the token cache's
-	})
+	clock, o, gw := streamNodes(t, store, nil, func(o *orchestrator.Node) { liveWorker(t, o, 8) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := gwClient(t, ctx, gw)
@@ -132,20 +118,8 @@ func TestStreamStartFailedAfterPayment(t *testing.T) {
 }
 
 func testStreamStartFailedAfterPayment(t *testing.T, store string) {
-	orchDSN, gwDSN := storeDSNs(t, store)
-	clock := ledger.NewManualClock(time.Now())
-	o := startOrch(t, func(c *orchestrator.NodeConfig) {
-		c.Clock = clock
-		c.LedgerDSN = orchDSN
-		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-	})
-	sw := registerLive(t, o, &e2eStreamWorker{failStart: true}, 4)
-	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
-		c.LedgerDSN = gwDSN
-		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-		c.Gateway.StreamHost = "https://gw.example"
-		c.Clock = clock
-	})
+	sw := &e2eStreamWorker{failStart: true}
+	clock, o, gw := streamNodes(t, store, nil, func(o *orchestrator.Node) { registerLive(t, o, sw, 4) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := func(id string) {

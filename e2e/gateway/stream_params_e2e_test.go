@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"byoc/gateway"
-	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/wire"
@@ -39,22 +38,9 @@ func TestStreamTopUpsOnRepeatedParams(t *testing.T) {
 }
 
 func testStreamTopUpsOnRepeatedParams(t *testing.T, store string) {
-	orchDSN, gwDSN := storeDSNs(t, store)
 	// The clock stands still: one offchain block, so the params repeat.
-	clock := ledger.NewManualClock(time.Now())
-	o := startOrch(t, func(c *orchestrator.NodeConfig) {
-		c.Clock = clock
-		c.LedgerDSN = orchDSN
-		c.TicketSeeds = fixedSeeds{}
-		c.Orchestrator.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-	})
-	liveWorker(t, o, 4)
-	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
-		c.LedgerDSN = gwDSN
-		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-		c.Gateway.StreamHost = "https://gw.example"
-		c.Clock = clock
-	})
+	clock, o, gw := streamNodes(t, store, func(c *orchestrator.NodeConfig) { c.TicketSeeds = fixedSeeds{} },
+		func(o *orchestrator.Node) { liveWorker(t, o, 4) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := gwClient(t, ctx, gw)
