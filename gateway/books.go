@@ -443,16 +443,28 @@ func (h *hold) post(ctx context.Context) error {
 	// (settle); the ledger's hold may still hold less when it drew less
 	// than reserved (answered jobs' releases not posted yet), and the pool,
 	// which holds the difference, covers it.
+	return h.writeEnd("could not finish the job's hold; it will expire", charged, func(key string) error {
+		_, err := b.l.FinishPendingJob(ctx, h.pending, h.key, charged, charged, key)
+		return err
+	})
+}
+
+// writeEnd takes the attempt out of its pool's state, runs write — the
+// ledger step that posts its charge under key and ends its pending hold —
+// and forgets the running job; a failure is counted and logged as
+// failed, with the charge it did not post.
+func (h *hold) writeEnd(failed string, charged ledger.Amount, write func(key string) error) error {
+	b := h.b
 	b.mu.Lock()
 	h.unopen()
 	b.mu.Unlock()
-	_, err = b.l.FinishPendingJob(ctx, h.pending, h.key, charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
+	err := write("charge:" + h.key.Sender + ":" + h.key.JobID)
 	b.mu.Lock()
 	delete(b.state(h.pool).running, h.key.JobID)
 	b.mu.Unlock()
 	if err != nil {
 		b.m.booksErrors.Inc()
-		h.log.Error("gateway books: could not finish the job's hold; it will expire", "err", err)
+		h.log.Error("gateway books: "+failed, "err", err, "charged", charged.String())
 		return fmt.Errorf("%w: %v", ErrBooks, err)
 	}
 	return nil
@@ -473,20 +485,11 @@ func (h *hold) postUnpaid(ctx context.Context, charged ledger.Amount) error {
 		h.end(true)
 		return nil
 	}
-	b.mu.Lock()
-	h.unopen()
-	b.mu.Unlock()
-	_, err := b.l.OpenFinishPendingJob(ctx, h.pending, ledger.OpenJobRequest{Job: h.key, Capability: h.capability, Reserve: h.drawn, TTL: h.ttl},
-		charged, charged, "charge:"+h.key.Sender+":"+h.key.JobID)
-	b.mu.Lock()
-	delete(b.state(h.pool).running, h.key.JobID)
-	b.mu.Unlock()
-	if err != nil {
-		b.m.booksErrors.Inc()
-		h.log.Error("gateway books: could not book the job's hold and charge", "err", err, "charged", charged.String())
-		return fmt.Errorf("%w: %v", ErrBooks, err)
-	}
-	return nil
+	return h.writeEnd("could not book the job's hold and charge", charged, func(key string) error {
+		_, err := b.l.OpenFinishPendingJob(ctx, h.pending, ledger.OpenJobRequest{Job: h.key, Capability: h.capability, Reserve: h.drawn, TTL: h.ttl},
+			charged, charged, key)
+		return err
+	})
 }
 
 // end records that the attempt's books are posted without finishing its

@@ -598,9 +598,7 @@ func (g *Gateway) stopStream(ctx context.Context, s *gwStream, body []byte) []by
 	if len(body) == 0 {
 		body = []byte("stream ended")
 	}
-	j := g.streamJob(s)
-	j.req = streamRequest(s, "", 10)
-	resp, out, _, err := g.streamCall(context.WithoutCancel(ctx), s, j, o, "/ai/stream/stop", s.id, ledger.Amount{}, body)
+	resp, out, err := g.stopAt(context.WithoutCancel(ctx), s, o, body)
 	g.bookStreamEnd(context.WithoutCancel(ctx), s, resp)
 	s.event("stopped", "stopped by the client", g.cfg.Now())
 	g.stopped.add(s.status(g.cfg.Ledger.Now()))
@@ -852,6 +850,15 @@ func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why str
 	g.stopMedia(s)
 }
 
+// stopAt asks o to stop s, sending body (the client's, or why), paying
+// nothing.
+func (g *Gateway) stopAt(ctx context.Context, s *gwStream, o *offer, body []byte) (*http.Response, []byte, error) {
+	j := g.streamJob(s)
+	j.req = streamRequest(s, "", 10)
+	resp, out, _, err := g.streamCall(ctx, s, j, o, "/ai/stream/stop", s.id, ledger.Amount{}, body)
+	return resp, out, err
+}
+
 // stopLeft asks o, an orchestrator the stream left while it may still run
 // it there, to stop it; best effort, bounded by StreamLeftStopTimeout.
 // Nothing is booked: the books closed the hold there when the stream left
@@ -859,9 +866,7 @@ func (g *Gateway) streamLost(ctx context.Context, s *gwStream, o *offer, why str
 func (g *Gateway) stopLeft(ctx context.Context, s *gwStream, o *offer) {
 	ctx, cancel := context.WithTimeout(ctx, streamLeftStopTimeout)
 	defer cancel()
-	j := g.streamJob(s)
-	j.req = streamRequest(s, "", 10)
-	resp, _, _, err := g.streamCall(ctx, s, j, o, "/ai/stream/stop", s.id, ledger.Amount{}, []byte("stream moved"))
+	resp, _, err := g.stopAt(ctx, s, o, []byte("stream moved"))
 	if err != nil {
 		s.log.Info("could not stop the stream at the orchestrator it left", "orchestrator", o.url, "err", err)
 		return
