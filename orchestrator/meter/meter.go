@@ -134,9 +134,10 @@ func New(cfg Config) (*Meter, error) {
 	return &Meter{cfg: cfg}, nil
 }
 
-// closeCtx is the context of the ledger operations that end a job: their
-// sync deferred unless Config.DurableJobs.
-func (m *Meter) closeCtx(ctx context.Context) context.Context {
+// uncreditedCtx is the context of the ledger operations that credit no
+// tickets (a job's finish or close, a ticketless admission): their sync
+// deferred unless Config.DurableJobs.
+func (m *Meter) uncreditedCtx(ctx context.Context) context.Context {
 	if m.cfg.DurableJobs {
 		return ctx
 	}
@@ -254,7 +255,7 @@ func (m *Meter) Admit(ctx context.Context, req Request) (*Job, Admission, error)
 	actx := ctx
 	if j.pay == nil {
 		// Credits nothing: its sync is deferred, as a finish's is.
-		actx = m.closeCtx(ctx)
+		actx = m.uncreditedCtx(ctx)
 	}
 	res, confirm, err := m.cfg.Ledger.AdmitDecided(actx, ledger.AdmitRequest{Payment: j.pay, OpenJobRequest: ledger.OpenJobRequest{
 		Job: j.key, Capability: req.Pool.Capability, Customer: req.Pool.Customer,
@@ -457,7 +458,7 @@ func (j *Job) finish(ctx context.Context, units int64) (Final, error) {
 	l := j.m.cfg.Ledger
 	var f Final
 	if j.hold != nil {
-		res, err := l.FinishJobUpTo(j.m.closeCtx(ctx), *j.hold, cost, j.chargeKey(j.units+units))
+		res, err := l.FinishJobUpTo(j.m.uncreditedCtx(ctx), *j.hold, cost, j.chargeKey(j.units+units))
 		if err != nil {
 			j.log.Error("finish job; the sweeper will release its hold", "err", err)
 			return Final{Total: j.charged}, j.fail("finish", err)
@@ -487,7 +488,7 @@ func (j *Job) Close(ctx context.Context) {
 	if j == nil || j.hold == nil {
 		return
 	}
-	if _, err := j.m.cfg.Ledger.CloseJob(j.m.closeCtx(ctx), *j.hold); err != nil {
+	if _, err := j.m.cfg.Ledger.CloseJob(j.m.uncreditedCtx(ctx), *j.hold); err != nil {
 		j.log.Error("close hold; the sweeper will release it", "err", err)
 		return
 	}
