@@ -348,15 +348,22 @@ func liveWorker(t *testing.T, o *orchestrator.Node, capacity int) *e2eStreamWork
 // registerLive registers w as capability "live" at o (1000 wei/s).
 func registerLive(t *testing.T, o *orchestrator.Node, w *e2eStreamWorker, capacity int) *e2eStreamWorker {
 	t.Helper()
-	srv := httptest.NewServer(w)
+	registerStream(t, o, "live", w, capacity)
+	return w
+}
+
+// registerStream serves h and registers it as capability name at o (1000
+// wei/s).
+func registerStream(t *testing.T, o *orchestrator.Node, name string, h http.Handler, capacity int) {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	body, _ := json.Marshal(wire.ExternalCapability{Name: "live", URL: srv.URL, Capacity: capacity, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
+	body, _ := json.Marshal(wire.ExternalCapability{Name: name, URL: srv.URL, Capacity: capacity, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
 	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
 	req.Header.Set("Authorization", testnet.Secret)
 	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("register: %v %v", resp, err)
 	}
-	return w
 }
 
 // startLive starts stream id of capability "live" through gw and requires

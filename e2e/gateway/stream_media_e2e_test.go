@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -79,14 +78,7 @@ func TestStreamMediaThroughGateway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	o := startOrch(t, nil)
-	srv := httptest.NewServer(&mediaWorker{t: t, ctx: ctx})
-	t.Cleanup(srv.Close)
-	body, _ := json.Marshal(wire.ExternalCapability{Name: "upper", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-	req.Header.Set("Authorization", testnet.Secret)
-	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("register: %v %v", resp, err)
-	}
+	registerStream(t, o, "upper", &mediaWorker{t: t, ctx: ctx}, 4)
 	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
@@ -161,14 +153,7 @@ func TestStreamEarlyPublishReachesTheWorker(t *testing.T) {
 	defer cancel()
 	o := startOrch(t, nil)
 	mw := &mediaWorker{t: t, ctx: ctx, gate: make(chan struct{}), reached: make(chan struct{})}
-	srv := httptest.NewServer(mw)
-	t.Cleanup(srv.Close)
-	body, _ := json.Marshal(wire.ExternalCapability{Name: "upper", URL: srv.URL, Capacity: 4, PricePerUnit: 1000, PriceScaling: 1, Currency: "wei"})
-	req, _ := http.NewRequest(http.MethodPost, o.URL+"/capability/register", bytes.NewReader(body))
-	req.Header.Set("Authorization", testnet.Secret)
-	if resp, err := testnet.Insecure.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("register: %v %v", resp, err)
-	}
+	registerStream(t, o, "upper", mw, 4)
 	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
 		c.Gateway.StreamTicker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	})
