@@ -16,7 +16,9 @@ import "context"
 // durable with the next synced commit of the same store, or within a
 // bound the store sets (journal.Options.DeferredSyncWithin). A batch is
 // deferred only when every operation in it is; stores that cannot defer a
-// sync ignore the mark.
+// sync ignore the mark. In a batch that is synced, the deferred operations
+// are acknowledged once the batch is written, before its sync, where the
+// store says when that is (WhenWritten); the others after the sync.
 
 type deferSyncKey struct{}
 
@@ -32,4 +34,20 @@ func DeferSync(ctx context.Context) context.Context {
 func SyncDeferred(ctx context.Context) bool {
 	v, _ := ctx.Value(deferSyncKey{}).(bool)
 	return v
+}
+
+type writtenKey struct{}
+
+// WhenWritten returns ctx carrying f for a store's Update: a store that
+// writes a transaction before it makes it durable calls f once, after the
+// write succeeded and before the sync (the journal store). A store that
+// commits in one step never calls it. f must not block.
+func WhenWritten(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, writtenKey{}, f)
+}
+
+// Written returns the function WhenWritten put in ctx, or nil.
+func Written(ctx context.Context) func() {
+	f, _ := ctx.Value(writtenKey{}).(func())
+	return f
 }

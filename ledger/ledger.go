@@ -49,8 +49,8 @@ type request struct {
 	// has committed (nil) or failed, before done is sent: what the op's
 	// caller must learn even if it stopped waiting (FinishPendingJob).
 	committed func(error)
-	// deferSync: submitted under DeferSync (acknowledged before durable
-	// when its whole batch is).
+	// deferSync: submitted under DeferSync (acknowledged before durable:
+	// once its batch is written, or synced if the store cannot tell).
 	deferSync bool
 }
 
@@ -185,14 +185,18 @@ func (l *Ledger) commitLoop() {
 }
 
 // runBatch applies a batch in one transaction and hands out the results.
+// A batch is synced unless every operation in it was submitted under
+// DeferSync; in a synced batch, the deferred ones are answered once the
+// batch is written, before its sync, if the store says when that is.
 func (l *Ledger) runBatch(batch []*request) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ops := make([]op, len(batch))
-	deferred := true
+	deferred, someDeferred := true, false
 	for i, r := range batch {
 		ops[i] = r.op
 		deferred = deferred && r.deferSync
+		someDeferred = someDeferred || r.deferSync
 	}
 	if deferred {
 		ctx = DeferSync(ctx)
@@ -204,27 +208,53 @@ func (l *Ledger) runBatch(batch []*request) {
 			}
 		}
 	}
-	results, err := l.applyOps(ctx, ops, decided)
+	var answered []bool
+	var written func([]result)
+	if !deferred && someDeferred {
+		answered = make([]bool, len(batch))
+		written = func(results []result) {
+			for i, r := range batch {
+				if r.deferSync && !answered[i] {
+					r.answer(results[i])
+					answered[i] = true
+				}
+			}
+		}
+	}
+	results, err := l.applyOps(ctx, ops, decided, written)
 	for i, r := range batch {
+		if answered != nil && answered[i] {
+			continue
+		}
 		res := result{err: err}
 		if err != nil {
 			res.err = fmt.Errorf("ledger: batch of %d not committed: %w", len(batch), err)
 		} else {
 			res = results[i]
 		}
-		if r.committed != nil {
-			r.committed(res.err)
-		}
-		r.done <- res
+		r.answer(res)
 	}
+}
+
+// answer hands r its outcome: committed, then done.
+func (r *request) answer(res result) {
+	if r.committed != nil {
+		r.committed(res.err)
+	}
+	r.done <- res
 }
 
 // applyOps applies ops in one store transaction. decided, if not nil, is
 // called with the results the first time they are applied and flushed, just
-// before the commit.
-func (l *Ledger) applyOps(ctx context.Context, ops []op, decided func([]result)) ([]result, error) {
+// before the commit. written, if not nil, is called with the results once
+// the store has written them, before it syncs them, if it writes before it
+// syncs (WhenWritten).
+func (l *Ledger) applyOps(ctx context.Context, ops []op, decided, written func([]result)) ([]result, error) {
 	now := l.clock.Now().UTC().Truncate(time.Microsecond)
 	var results []result
+	if written != nil {
+		ctx = WhenWritten(ctx, func() { written(results) })
+	}
 	// First take the batch's idempotency keys to be new, which saves a
 	// lookup per key; if one was taken after all, apply the batch again,
 	// looking them up (see batchState.lookupKeys).

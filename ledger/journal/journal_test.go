@@ -225,3 +225,34 @@ func TestDeferredSync(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// The journal says when an Update is written (ledger.WhenWritten): after
+// its record is written, before that record's sync.
+func TestWrittenBeforeSync(t *testing.T) {
+	ctx := context.Background()
+	s, err := journal.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l := ledger.New(s, ledger.Options{})
+	defer l.Close()
+	pool := ledger.PoolKey{Sender: "0xs", Capability: "echo"}.Ref()
+	if _, err := l.Credit(ctx, pool, ledger.Wei(10), "a"); err != nil {
+		t.Fatal(err)
+	}
+	st0 := s.Stats()
+	var at journal.Stats
+	calls := 0
+	err = s.Update(ledger.WhenWritten(ctx, func() { calls++; at = s.Stats() }), func(tx ledger.Tx) error {
+		return tx.InsertOutbox(ctx, []*ledger.OutboxEvent{{Key: "e", Topic: "usage", At: ledgertest.Epoch, Body: []byte("e")}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st1 := s.Stats()
+	if calls != 1 || at.Records != st0.Records+1 || at.Syncs != st0.Syncs || st1.Syncs != st0.Syncs+1 {
+		t.Fatalf("written called %d times, with records %d→%d and syncs %d→%d, then syncs %d; want once, after the write, before the sync",
+			calls, st0.Records, at.Records, st0.Syncs, at.Syncs, st1.Syncs)
+	}
+}

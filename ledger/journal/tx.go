@@ -46,6 +46,10 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 		return nil
 	}
 	if err == nil && seq > 0 {
+		if f := ledger.Written(ctx); f != nil {
+			// What in it may be acknowledged before its sync is.
+			f()
+		}
 		// Acknowledged only once durable; the next Update runs meanwhile.
 		if err = s.log.syncTo(seq); err != nil {
 			s.wmu.Lock()
