@@ -204,22 +204,32 @@ func segments(t *testing.T, path string) []string {
 	return segs
 }
 
-// tearLastSegment appends half a record to the last segment: a header
-// that promises more bytes than follow.
+// tearLastSegment writes half a record after the last segment's records
+// (over its zero fill): a header that promises more bytes than follow.
 func tearLastSegment(t *testing.T, path string) {
 	t.Helper()
 	segs := segments(t, path)
 	if len(segs) == 0 {
 		t.Fatal("no journal segment after the kill")
 	}
-	f, err := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
+	last := segs[len(segs)-1]
+	b, err := os.ReadFile(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Where the records end: the zero fill, or the file's end.
+	end := 8
+	for end+16 <= len(b) && binary.LittleEndian.Uint64(b[end+8:]) != 0 {
+		end += 16 + int(binary.LittleEndian.Uint32(b[end:]))
+	}
+	f, err := os.OpenFile(last, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hdr := binary.LittleEndian.AppendUint32(nil, 500)
 	hdr = binary.LittleEndian.AppendUint32(hdr, 0xdeadbeef)
 	hdr = binary.LittleEndian.AppendUint64(hdr, 1<<40)
-	if _, err := f.Write(append(hdr, `{"c":[{"a":`...)); err != nil {
+	if _, err := f.WriteAt(append(hdr, `{"c":[{"a":`...), int64(end)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

@@ -270,6 +270,7 @@ func (s *Store) recover(ctx context.Context) error {
 	}
 	s.log = &segLog{dir: s.dir, limit: s.opts.SegmentBytes, sync: s.syncFunc(), written: last, durable: last}
 	s.log.scond = sync.NewCond(&s.log.smu)
+	s.log.zcond = sync.NewCond(&s.log.zmu)
 	if err := s.log.create(s.nextSeq); err != nil {
 		return err
 	}
@@ -364,7 +365,7 @@ func (s *Store) DB() *sql.DB {
 type Stats struct {
 	Records   uint64 // journal records appended (one per committed Update)
 	Bytes     uint64 // their bytes, headers included
-	Syncs     uint64 // journal syncs (one serves every record written before it)
+	Syncs     uint64 // journal syncs for records (one serves every record written before it; a zero fill's own sync is not counted)
 	Deferred  uint64 // records acknowledged before their sync (ledger.DeferSync)
 	Projected uint64 // seq of the last record the tables hold
 	Pending   int    // records waiting for the projection

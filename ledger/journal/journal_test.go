@@ -1,9 +1,14 @@
 package journal_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,5 +259,44 @@ func TestWrittenBeforeSync(t *testing.T) {
 	if calls != 1 || at.Records != st0.Records+1 || at.Syncs != st0.Syncs || st1.Syncs != st0.Syncs+1 {
 		t.Fatalf("written called %d times, with records %d→%d and syncs %d→%d, then syncs %d; want once, after the write, before the sync",
 			calls, st0.Records, at.Records, st0.Syncs, at.Syncs, st1.Syncs)
+	}
+}
+
+// A segment ends in its zero fill: reopening the journal reads its records
+// and reports nothing torn.
+func TestReopenZeroFilled(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	var logs bytes.Buffer
+	opts := journal.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	for round := range 2 {
+		s, err := journal.Open(ctx, path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := ledger.New(s, ledger.Options{})
+		pool := ledger.PoolKey{Sender: "0xs", Capability: "echo"}
+		for i := range 50 {
+			if _, err := l.Credit(ctx, pool.Ref(), ledger.Wei(1), fmt.Sprint(round, "-", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if bal, err := l.Balance(ctx, pool.Ref()); err != nil || bal.Cmp(ledger.Wei(int64(50*(round+1)))) != 0 {
+			t.Fatalf("round %d: balance %v, %v", round, bal, err)
+		}
+		l.Close()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs, _ := filepath.Glob(filepath.Join(journal.Dir(path), "seg-*.log"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v, want the current one", segs)
+	}
+	if b, err := os.ReadFile(segs[0]); err != nil || len(b) < 64<<10 || b[len(b)-1] != 0 {
+		t.Fatalf("the segment has %d bytes (%v), want a zero fill of at least 64 KiB", len(b), err)
+	}
+	if strings.Contains(logs.String(), "torn") {
+		t.Fatalf("reopening reported a torn record:\n%s", logs.String())
 	}
 }

@@ -25,6 +25,12 @@ import (
 // little-endian. Records are appended and synced before the operations
 // they carry are acknowledged; a record that was being written when the
 // process died fails its length or checksum and ends the journal.
+//
+// A segment is filled with zeros ahead of its records, in the background
+// (segLog.fill): a record written over zeros the file already holds does
+// not change the file's size, so its fdatasync writes the record and
+// nothing of the file system's own. An all-zero header, with only zeros
+// after it, ends the records of a segment.
 
 const (
 	magic     = "BYOCJNL1"
@@ -66,7 +72,30 @@ type segLog struct {
 
 	mu   sync.Mutex
 	full []segment // closed segments, oldest first
+
+	// Zero fill (see above): zmu guards zeroed, ahead and filling.
+	zmu   sync.Mutex
+	zcond *sync.Cond
+	// zeroed is how far the current segment's file reaches (records and
+	// the zeros after them): a record that ends before it does not
+	// grow the file.
+	zeroed int64
+	// ahead is how far past the records the next fill reaches: it starts
+	// small (a ledger that writes little fills little) and doubles with
+	// each fill, up to maxAhead.
+	ahead   int64
+	filling bool
+	zwg     sync.WaitGroup
 }
+
+// The zero fill's first and largest reach past the records.
+const (
+	minAhead = 64 << 10
+	maxAhead = 4 << 20
+)
+
+// zeros is what fill writes, a piece at a time.
+var zeros = make([]byte, 256<<10)
 
 type segment struct {
 	path      string
@@ -110,6 +139,15 @@ func listSegments(dir string) ([]string, []uint64, error) {
 // errTorn marks the end of the valid records of a segment.
 var errTorn = errors.New("journal: torn or corrupt record")
 
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // readSegment calls fn for each valid record of the segment at path and
 // returns the offset where the valid records end, and errTorn if bytes
 // that are no valid record follow.
@@ -128,6 +166,14 @@ func readSegment(path string, fn func(seq uint64, payload []byte) error) (int64,
 	for off < len(b) {
 		if len(b)-off < headerLen {
 			return int64(off), errTorn
+		}
+		if allZero(b[off : off+headerLen]) {
+			// The zero fill past the last record: the end, if only zeros
+			// follow.
+			if !allZero(b[off:]) {
+				return int64(off), errTorn
+			}
+			return int64(off), nil
 		}
 		n := binary.LittleEndian.Uint32(b[off:])
 		sum := binary.LittleEndian.Uint32(b[off+4:])
@@ -161,10 +207,17 @@ func (l *segLog) create(first uint64) error {
 		f.Close()
 		return fmt.Errorf("journal: %w", err)
 	}
+	l.size = int64(len(magic))
+	// zeroed before f: a fill that finds the new file finds its zeroed.
+	l.zmu.Lock()
+	l.zeroed = l.size
+	if l.ahead == 0 {
+		l.ahead = minAhead
+	}
+	l.zmu.Unlock()
 	l.smu.Lock()
 	l.f = f
 	l.smu.Unlock()
-	l.size = int64(len(magic))
 	return nil
 }
 
@@ -177,6 +230,20 @@ func (l *segLog) append(seq uint64, payload []byte) error {
 	l.buf = binary.LittleEndian.AppendUint64(l.buf, seq)
 	l.buf = append(l.buf, payload...)
 	binary.LittleEndian.PutUint32(l.buf[4:], crc32.Checksum(l.buf[8:], crcTable))
+	end := l.size + int64(len(l.buf))
+	l.zmu.Lock()
+	for end > l.zeroed && l.filling {
+		// The fill is writing zeros where this record goes: after it.
+		l.zcond.Wait()
+	}
+	l.zeroed = max(l.zeroed, end)
+	fill := !l.filling && l.zeroed-end < l.ahead/2 && l.zeroed < l.limit
+	l.filling = l.filling || fill
+	l.zmu.Unlock()
+	if fill {
+		l.zwg.Add(1)
+		go l.fill()
+	}
 	if _, err := l.f.Write(l.buf); err != nil {
 		return l.undo(err)
 	}
@@ -207,39 +274,100 @@ func (l *segLog) syncTo(seq uint64) error {
 			l.scond.Wait()
 			continue
 		}
-		l.syncing = true
-		// The file cannot be rotated away while the sync holds fileMu
-		// (lock order: fileMu, then smu).
-		l.smu.Unlock()
-		l.fileMu.RLock()
-		l.smu.Lock()
-		if l.durable >= seq || l.f == nil {
-			// A rotation synced it meanwhile (or the log is closed).
-			l.syncing = false
-			l.smu.Unlock()
-			l.fileMu.RUnlock()
-			l.smu.Lock()
-			l.scond.Broadcast()
-			continue
-		}
-		target, f := l.written, l.f
-		l.syncs++
-		l.smu.Unlock()
-		err := l.sync(f)
-		l.fileMu.RUnlock()
-		l.smu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.serr = fmt.Errorf("journal: sync: %w", errors.Join(err, errBroken))
-		} else if target > l.durable {
-			l.durable = target
-		}
-		l.scond.Broadcast()
+		l.syncLocked(seq)
 	}
 	return nil
 }
 
+// syncLocked syncs the current segment, for everything written to it so
+// far (seq > 0: record seq's sync), or only the file (seq 0: a fill's),
+// unless it is closed or a rotation made seq durable meanwhile. The caller holds smu and no sync is in flight; smu is
+// released during the sync.
+func (l *segLog) syncLocked(seq uint64) {
+	l.syncing = true
+	// The file cannot be rotated away while the sync holds fileMu
+	// (lock order: fileMu, then smu).
+	l.smu.Unlock()
+	l.fileMu.RLock()
+	l.smu.Lock()
+	if (seq > 0 && l.durable >= seq) || l.f == nil {
+		// A rotation synced it meanwhile (or the log is closed).
+		l.syncing = false
+		l.smu.Unlock()
+		l.fileMu.RUnlock()
+		l.smu.Lock()
+		l.scond.Broadcast()
+		return
+	}
+	target, f := l.written, l.f
+	if seq > 0 {
+		l.syncs++ // a fill's sync is not counted (Stats.Syncs)
+	}
+	l.smu.Unlock()
+	err := l.sync(f)
+	l.fileMu.RUnlock()
+	l.smu.Lock()
+	l.syncing = false
+	if err != nil {
+		l.serr = fmt.Errorf("journal: sync: %w", errors.Join(err, errBroken))
+	} else if seq > 0 && target > l.durable {
+		l.durable = target
+	}
+	l.scond.Broadcast()
+}
+
+// fill writes zeros past the current segment's records, as far as ahead
+// reaches (not past the segment's size limit), then syncs the file, so
+// the file's new size is durable and the syncs of the records later
+// written over the zeros skip it. That sync takes its turn with the
+// records' syncs and, like them, breaks the journal if it fails (the
+// failure may concern the records' pages), but it acknowledges no record:
+// syncTo always syncs for its own. A failed write leaves the file as it
+// was grown; the records written there later grow it as an append does.
+func (l *segLog) fill() {
+	defer l.zwg.Done()
+	// The file cannot be rotated away during the fill.
+	l.fileMu.RLock()
+	l.smu.Lock()
+	f := l.f
+	l.smu.Unlock()
+	l.zmu.Lock()
+	from := l.zeroed
+	to := min(from+l.ahead, l.limit)
+	l.zmu.Unlock()
+	var err error
+	for off := from; f != nil && off < to && err == nil; off += int64(len(zeros)) {
+		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off)
+	}
+	l.zmu.Lock()
+	if f != nil && err == nil && to > l.zeroed {
+		l.zeroed = to
+	}
+	l.ahead = min(2*l.ahead, maxAhead)
+	l.filling = false
+	l.zcond.Broadcast()
+	l.zmu.Unlock()
+	l.fileMu.RUnlock()
+	if f == nil || err != nil {
+		return
+	}
+	l.smu.Lock()
+	for l.syncing {
+		l.scond.Wait()
+	}
+	if l.serr == nil {
+		l.syncLocked(0)
+	}
+	l.smu.Unlock()
+}
+
 func (l *segLog) undo(err error) error {
+	l.zmu.Lock()
+	for l.filling {
+		l.zcond.Wait()
+	}
+	l.zeroed = l.size
+	l.zmu.Unlock()
 	if terr := l.f.Truncate(l.size); terr != nil {
 		return fmt.Errorf("journal: %w; and cutting back the partial record failed: %w", err, errors.Join(terr, errBroken))
 	}
@@ -311,6 +439,7 @@ func (l *segLog) dropThrough(projected uint64) error {
 }
 
 func (l *segLog) close() error {
+	l.zwg.Wait()
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
 	if l.f == nil {
