@@ -238,11 +238,14 @@ func (l *segLog) append(seq uint64, payload []byte) error {
 	}
 	l.zeroed = max(l.zeroed, end)
 	fill := !l.filling && l.zeroed-end < l.ahead/2 && l.zeroed < l.limit
+	from, to := l.zeroed, min(l.zeroed+l.ahead, l.limit)
 	l.filling = l.filling || fill
 	l.zmu.Unlock()
 	if fill {
+		// This segment is not rotated away during the fill: a record
+		// past from waits for it, and to is at most the size limit.
 		l.zwg.Add(1)
-		go l.fill()
+		go l.fill(l.f.Name(), from, to)
 	}
 	if _, err := l.f.Write(l.buf); err != nil {
 		return l.undo(err)
@@ -274,91 +277,67 @@ func (l *segLog) syncTo(seq uint64) error {
 			l.scond.Wait()
 			continue
 		}
-		l.syncLocked(seq)
+		l.syncing = true
+		// The file cannot be rotated away while the sync holds fileMu
+		// (lock order: fileMu, then smu).
+		l.smu.Unlock()
+		l.fileMu.RLock()
+		l.smu.Lock()
+		if l.durable >= seq || l.f == nil {
+			// A rotation synced it meanwhile (or the log is closed).
+			l.syncing = false
+			l.smu.Unlock()
+			l.fileMu.RUnlock()
+			l.smu.Lock()
+			l.scond.Broadcast()
+			continue
+		}
+		target, f := l.written, l.f
+		l.syncs++
+		l.smu.Unlock()
+		err := l.sync(f)
+		l.fileMu.RUnlock()
+		l.smu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.serr = fmt.Errorf("journal: sync: %w", errors.Join(err, errBroken))
+		} else if target > l.durable {
+			l.durable = target
+		}
+		l.scond.Broadcast()
 	}
 	return nil
 }
 
-// syncLocked syncs the current segment, for everything written to it so
-// far (seq > 0: record seq's sync), or only the file (seq 0: a fill's),
-// unless it is closed or a rotation made seq durable meanwhile. The caller holds smu and no sync is in flight; smu is
-// released during the sync.
-func (l *segLog) syncLocked(seq uint64) {
-	l.syncing = true
-	// The file cannot be rotated away while the sync holds fileMu
-	// (lock order: fileMu, then smu).
-	l.smu.Unlock()
-	l.fileMu.RLock()
-	l.smu.Lock()
-	if (seq > 0 && l.durable >= seq) || l.f == nil {
-		// A rotation synced it meanwhile (or the log is closed).
-		l.syncing = false
-		l.smu.Unlock()
-		l.fileMu.RUnlock()
-		l.smu.Lock()
-		l.scond.Broadcast()
-		return
-	}
-	target, f := l.written, l.f
-	if seq > 0 {
-		l.syncs++ // a fill's sync is not counted (Stats.Syncs)
-	}
-	l.smu.Unlock()
-	err := l.sync(f)
-	l.fileMu.RUnlock()
-	l.smu.Lock()
-	l.syncing = false
-	if err != nil {
-		l.serr = fmt.Errorf("journal: sync: %w", errors.Join(err, errBroken))
-	} else if seq > 0 && target > l.durable {
-		l.durable = target
-	}
-	l.scond.Broadcast()
-}
-
-// fill writes zeros past the current segment's records, as far as ahead
-// reaches (not past the segment's size limit), then syncs the file, so
-// the file's new size is durable and the syncs of the records later
-// written over the zeros skip it. That sync takes its turn with the
-// records' syncs and, like them, breaks the journal if it fails (the
-// failure may concern the records' pages), but it acknowledges no record:
-// syncTo always syncs for its own. A failed write leaves the file as it
-// was grown; the records written there later grow it as an append does.
-func (l *segLog) fill() {
+// fill writes zeros over [from, to) of the segment file name, past its
+// records, then syncs them, so the file's new size is durable and the
+// syncs of the records later written over the zeros skip it. It writes
+// and syncs through a descriptor of its own: its sync runs beside the
+// records' syncs without delaying them, and a write-back error it meets
+// is still reported to the records' descriptor (Linux reports such an
+// error to every open file description), so it acknowledges nothing and
+// breaks nothing. A fill that fails leaves the file as far as it grew;
+// records written past that grow it as an append does.
+func (l *segLog) fill(name string, from, to int64) {
 	defer l.zwg.Done()
-	// The file cannot be rotated away during the fill.
-	l.fileMu.RLock()
-	l.smu.Lock()
-	f := l.f
-	l.smu.Unlock()
-	l.zmu.Lock()
-	from := l.zeroed
-	to := min(from+l.ahead, l.limit)
-	l.zmu.Unlock()
-	var err error
-	for off := from; f != nil && off < to && err == nil; off += int64(len(zeros)) {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	for off := from; err == nil && off < to; off += int64(len(zeros)) {
 		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off)
 	}
+	if err == nil {
+		err = l.sync(f)
+	}
+	if f != nil {
+		f.Close()
+	}
 	l.zmu.Lock()
-	if f != nil && err == nil && to > l.zeroed {
+	if err == nil && to > l.zeroed {
 		l.zeroed = to
 	}
 	l.ahead = min(2*l.ahead, maxAhead)
 	l.filling = false
 	l.zcond.Broadcast()
 	l.zmu.Unlock()
-	l.fileMu.RUnlock()
-	if f == nil || err != nil {
-		return
-	}
-	l.smu.Lock()
-	for l.syncing {
-		l.scond.Wait()
-	}
-	if l.serr == nil {
-		l.syncLocked(0)
-	}
-	l.smu.Unlock()
 }
 
 func (l *segLog) undo(err error) error {
