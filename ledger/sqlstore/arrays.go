@@ -5,7 +5,7 @@ package sqlstore
 // ticket sessions are one statement of one fixed text whatever their
 // number, instead of a statement per power-of-two piece. On a database
 // across a network, each statement is a round trip; one text per
-// statement is also one prepared statement per connection.
+// statement is also one cached statement description per connection.
 //
 // NULL travels as a sentinel that NULLIF turns back: 0 for an account ID
 // (IDs start at 1), "" for a key or hash, noMicros for a time.
