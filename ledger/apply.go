@@ -209,6 +209,27 @@ func (st *batchState) flush() error {
 		}
 		return id
 	}
+	changed := make([]*Account, 0, len(st.dirty))
+	for a := range st.dirty {
+		changed = append(changed, a)
+	}
+	sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
+	if w, ok := st.tx.(RowWriter); ok {
+		temps := make([]int64, len(st.created))
+		for i, a := range st.created {
+			temps[i] = a.ID
+		}
+		if err := w.WriteRows(st.ctx, st.created, changed, st.entries, st.nonceRecords()); err != nil {
+			return err
+		}
+		for i, a := range st.created {
+			real[temps[i]] = a.ID
+		}
+		if err := st.flushOutbox(); err != nil {
+			return err
+		}
+		return st.flushWinners(mapID)
+	}
 	for _, kind := range []Kind{KindPool, KindJob} {
 		var batch []*Account
 		var temps []int64
@@ -229,12 +250,7 @@ func (st *batchState) flush() error {
 			real[temps[i]] = a.ID
 		}
 	}
-	if len(st.dirty) > 0 {
-		changed := make([]*Account, 0, len(st.dirty))
-		for a := range st.dirty {
-			changed = append(changed, a)
-		}
-		sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
+	if len(changed) > 0 {
 		if err := st.tx.UpdateAccounts(st.ctx, changed); err != nil {
 			return err
 		}
@@ -247,12 +263,22 @@ func (st *batchState) flush() error {
 			return err
 		}
 	}
-	if len(st.outbox) > 0 {
-		if err := st.tx.InsertOutbox(st.ctx, st.outbox); err != nil {
+	if err := st.flushOutbox(); err != nil {
+		return err
+	}
+	if rec := st.nonceRecords(); len(rec) > 0 {
+		if err := st.tx.RecordNonces(st.ctx, rec); err != nil {
 			return err
 		}
 	}
-	return st.flushTickets(mapID)
+	return st.flushWinners(mapID)
+}
+
+func (st *batchState) flushOutbox() error {
+	if len(st.outbox) == 0 {
+		return nil
+	}
+	return st.tx.InsertOutbox(st.ctx, st.outbox)
 }
 
 // opCtx is one op's private view of the batch: copies of the accounts it

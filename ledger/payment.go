@@ -417,20 +417,21 @@ const (
 	WinnerFailed = "failed"
 )
 
-// flushTickets writes the batch's nonces and winners.
-func (st *batchState) flushTickets(realID func(int64) int64) error {
+// nonceRecords are the nonces the batch adds to ticket sessions, by
+// session.
+func (st *batchState) nonceRecords() []SessionNonces {
 	var rec []SessionNonces
 	for name, s := range st.sessions {
 		if len(s.added) > 0 {
 			rec = append(rec, SessionNonces{Session: name, Expiry: s.expiry, Count: s.base, Read: s.read, Nonces: s.added})
 		}
 	}
-	if len(rec) > 0 {
-		sort.Slice(rec, func(i, j int) bool { return rec[i].Session < rec[j].Session })
-		if err := st.tx.RecordNonces(st.ctx, rec); err != nil {
-			return err
-		}
-	}
+	sort.Slice(rec, func(i, j int) bool { return rec[i].Session < rec[j].Session })
+	return rec
+}
+
+// flushWinners queues the batch's winning tickets.
+func (st *batchState) flushWinners(realID func(int64) int64) error {
 	if len(st.winners) == 0 {
 		return nil
 	}
