@@ -72,11 +72,26 @@ func (st *batchState) prefetch(ops []op) error {
 			}
 		}
 	}
-	if err := st.load(dedupRefs(refs)); err != nil {
+	refs = dedupRefs(refs)
+	ask := st.askSessions(nq)
+	if p, ok := st.tx.(Prefetcher); ok && len(refs) > 0 && len(ask) > 0 {
+		accts, got, err := p.Prefetch(st.ctx, refs, ask)
+		if err != nil {
+			return err
+		}
+		st.loaded(accts)
+		st.readSessions(ask, got)
+		return st.loadKeys(keys)
+	}
+	if err := st.load(refs); err != nil {
 		return err
 	}
-	if err := st.loadSessions(nq); err != nil {
-		return err
+	if len(ask) > 0 {
+		got, err := st.tx.NonceState(st.ctx, ask)
+		if err != nil {
+			return err
+		}
+		st.readSessions(ask, got)
 	}
 	return st.loadKeys(keys)
 }
@@ -165,11 +180,16 @@ func (st *batchState) load(refs []Ref) error {
 	if err != nil {
 		return err
 	}
+	st.loaded(accts)
+	return nil
+}
+
+// loaded takes accounts the store read.
+func (st *batchState) loaded(accts []Account) {
 	for i := range accts {
 		a := accts[i]
 		st.byRef[a.Ref] = &a
 	}
-	return nil
 }
 
 type keyedRef struct {

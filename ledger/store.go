@@ -124,6 +124,14 @@ type RowWriter interface {
 	WriteRows(ctx context.Context, created, changed []*Account, entries []*Entry, sessions []SessionNonces) error
 }
 
+// Prefetcher is a Tx that reads what a batch needs in one call (for a
+// database across a network: one round trip instead of two): Prefetch
+// returns what LoadAccounts(refs) and NonceState(queries) would, and locks
+// the same rows in the same order.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, refs []Ref, queries []NonceQuery) ([]Account, map[string]SessionState, error)
+}
+
 // NonceQuery asks which of Nonces a ticket session holds.
 type NonceQuery struct {
 	Session string

@@ -12,6 +12,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -502,4 +503,67 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 		}
 	}
 	return nil
+}
+
+var _ ledger.Prefetcher = arrayTx{}
+
+// prefetchArraySQL is lockAccountsArraySQL and nonceStateArraySQL in one
+// statement: a row per account (its columns, then NULLs), then a row per
+// nonce query's answer (NULLs for the account's columns). The accounts
+// are locked in ref order as lockAccountsArraySQL alone locks them: a
+// common table expression with a locking clause is evaluated once, its
+// rows locked after they are sorted.
+func prefetchArraySQL(lock string) string {
+	return memo("prefetchArraySQL", lock, 0, func(int) string {
+		nulls := strings.Repeat("NULL, ", strings.Count(accountCols, ",")+1)
+		return `WITH locked AS (` + lockAccountsArraySQL(lock) + `)
+		SELECT *, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM locked
+		UNION ALL
+		SELECT ` + nulls + strings.TrimPrefix(nonceStateArraySQL, "SELECT ")
+	})
+}
+
+// Prefetch implements ledger.Prefetcher in one statement.
+func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledger.NonceQuery) ([]ledger.Account, map[string]ledger.SessionState, error) {
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = r.Encode()
+	}
+	sessions, nonces := nonceArrays(queries)
+	rows, err := t.query(ctx, prefetchArraySQL(t.lock), names, names, sessions, nonces)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var accts []ledger.Account
+	states := map[string]ledger.SessionState{}
+	for rows.Next() {
+		var (
+			r             accountRow
+			session       sql.NullString
+			count, expiry sql.NullInt64
+			nonce         sql.NullInt64
+		)
+		if err := rows.Scan(append(r.dest(), &session, &count, &expiry, &nonce)...); err != nil {
+			return nil, nil, err
+		}
+		if r.id.Valid {
+			a, err := r.account()
+			if err != nil {
+				return nil, nil, err
+			}
+			accts = append(accts, a)
+			continue
+		}
+		st := states[session.String]
+		st.Count, st.Expiry = int(count.Int64), expiry.Int64
+		if nonce.Valid {
+			st.Recorded = append(st.Recorded, uint32(nonce.Int64))
+		}
+		states[session.String] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return accts, states, nil
 }
