@@ -220,7 +220,8 @@ func dedupRefs(refs []Ref) []Ref {
 }
 
 // flush writes the batch: new pools, then new jobs (which point at pool IDs),
-// then changed accounts, then entries.
+// then changed accounts, then entries (all of them and the nonces in one
+// call where the store is a RowWriter).
 func (st *batchState) flush() error {
 	real := map[int64]int64{}
 	mapID := func(id int64) int64 {
@@ -294,6 +295,7 @@ func (st *batchState) flush() error {
 	return st.flushWinners(mapID)
 }
 
+// flushOutbox writes the batch's outbox events.
 func (st *batchState) flushOutbox() error {
 	if len(st.outbox) == 0 {
 		return nil
