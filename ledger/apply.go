@@ -72,11 +72,26 @@ func (st *batchState) prefetch(ops []op) error {
 			}
 		}
 	}
-	if err := st.load(dedupRefs(refs)); err != nil {
+	refs = dedupRefs(refs)
+	ask := st.askSessions(nq)
+	if p, ok := st.tx.(Prefetcher); ok && len(refs) > 0 && len(ask) > 0 {
+		accts, got, err := p.Prefetch(st.ctx, refs, ask)
+		if err != nil {
+			return err
+		}
+		st.loaded(accts)
+		st.readSessions(ask, got)
+		return st.loadKeys(keys)
+	}
+	if err := st.load(refs); err != nil {
 		return err
 	}
-	if err := st.loadSessions(nq); err != nil {
-		return err
+	if len(ask) > 0 {
+		got, err := st.tx.NonceState(st.ctx, ask)
+		if err != nil {
+			return err
+		}
+		st.readSessions(ask, got)
 	}
 	return st.loadKeys(keys)
 }
@@ -165,11 +180,16 @@ func (st *batchState) load(refs []Ref) error {
 	if err != nil {
 		return err
 	}
+	st.loaded(accts)
+	return nil
+}
+
+// loaded takes accounts the store read.
+func (st *batchState) loaded(accts []Account) {
 	for i := range accts {
 		a := accts[i]
 		st.byRef[a.Ref] = &a
 	}
-	return nil
 }
 
 type keyedRef struct {
@@ -200,7 +220,8 @@ func dedupRefs(refs []Ref) []Ref {
 }
 
 // flush writes the batch: new pools, then new jobs (which point at pool IDs),
-// then changed accounts, then entries.
+// then changed accounts, then entries (all of them and the nonces in one
+// call where the store is a RowWriter).
 func (st *batchState) flush() error {
 	real := map[int64]int64{}
 	mapID := func(id int64) int64 {
@@ -208,6 +229,27 @@ func (st *batchState) flush() error {
 			return real[id]
 		}
 		return id
+	}
+	changed := make([]*Account, 0, len(st.dirty))
+	for a := range st.dirty {
+		changed = append(changed, a)
+	}
+	sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
+	if w, ok := st.tx.(RowWriter); ok {
+		temps := make([]int64, len(st.created))
+		for i, a := range st.created {
+			temps[i] = a.ID
+		}
+		if err := w.WriteRows(st.ctx, st.created, changed, st.entries, st.nonceRecords()); err != nil {
+			return err
+		}
+		for i, a := range st.created {
+			real[temps[i]] = a.ID
+		}
+		if err := st.flushOutbox(); err != nil {
+			return err
+		}
+		return st.flushWinners(mapID)
 	}
 	for _, kind := range []Kind{KindPool, KindJob} {
 		var batch []*Account
@@ -229,12 +271,7 @@ func (st *batchState) flush() error {
 			real[temps[i]] = a.ID
 		}
 	}
-	if len(st.dirty) > 0 {
-		changed := make([]*Account, 0, len(st.dirty))
-		for a := range st.dirty {
-			changed = append(changed, a)
-		}
-		sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
+	if len(changed) > 0 {
 		if err := st.tx.UpdateAccounts(st.ctx, changed); err != nil {
 			return err
 		}
@@ -247,12 +284,23 @@ func (st *batchState) flush() error {
 			return err
 		}
 	}
-	if len(st.outbox) > 0 {
-		if err := st.tx.InsertOutbox(st.ctx, st.outbox); err != nil {
+	if err := st.flushOutbox(); err != nil {
+		return err
+	}
+	if rec := st.nonceRecords(); len(rec) > 0 {
+		if err := st.tx.RecordNonces(st.ctx, rec); err != nil {
 			return err
 		}
 	}
-	return st.flushTickets(mapID)
+	return st.flushWinners(mapID)
+}
+
+// flushOutbox writes the batch's outbox events.
+func (st *batchState) flushOutbox() error {
+	if len(st.outbox) == 0 {
+		return nil
+	}
+	return st.tx.InsertOutbox(st.ctx, st.outbox)
 }
 
 // opCtx is one op's private view of the batch: copies of the accounts it

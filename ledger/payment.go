@@ -217,6 +217,21 @@ func (st *batchState) session(name string, nonces []uint32) (*sessionState, erro
 // loadSessions reads what the batch does not know yet of these sessions:
 // their nonce counts and expiries, and which of the nonces they hold.
 func (st *batchState) loadSessions(queries []NonceQuery) error {
+	ask := st.askSessions(queries)
+	if len(ask) == 0 {
+		return nil
+	}
+	got, err := st.tx.NonceState(st.ctx, ask)
+	if err != nil {
+		return err
+	}
+	st.readSessions(ask, got)
+	return nil
+}
+
+// askSessions returns what the batch does not know yet of these sessions,
+// as queries for NonceState, whose answer readSessions takes.
+func (st *batchState) askSessions(queries []NonceQuery) []NonceQuery {
 	var ask []NonceQuery
 	at := map[string]int{} // session → its query in ask
 	for _, q := range queries {
@@ -243,13 +258,11 @@ func (st *batchState) loadSessions(queries []NonceQuery) error {
 			ask = append(ask, NonceQuery{Session: q.Session})
 		}
 	}
-	if len(ask) == 0 {
-		return nil
-	}
-	got, err := st.tx.NonceState(st.ctx, ask)
-	if err != nil {
-		return err
-	}
+	return ask
+}
+
+// readSessions takes the store's answer got to the queries ask.
+func (st *batchState) readSessions(ask []NonceQuery, got map[string]SessionState) {
 	for _, q := range ask {
 		s := st.sessions[q.Session]
 		g := got[q.Session]
@@ -260,7 +273,6 @@ func (st *batchState) loadSessions(queries []NonceQuery) error {
 			s.base, s.expiry, s.read = g.Count, g.Expiry, g.Expiry // 0, 0 for a new session
 		}
 	}
-	return nil
 }
 
 type paymentOp struct {
@@ -417,20 +429,21 @@ const (
 	WinnerFailed = "failed"
 )
 
-// flushTickets writes the batch's nonces and winners.
-func (st *batchState) flushTickets(realID func(int64) int64) error {
+// nonceRecords are the nonces the batch adds to ticket sessions, by
+// session.
+func (st *batchState) nonceRecords() []SessionNonces {
 	var rec []SessionNonces
 	for name, s := range st.sessions {
 		if len(s.added) > 0 {
 			rec = append(rec, SessionNonces{Session: name, Expiry: s.expiry, Count: s.base, Read: s.read, Nonces: s.added})
 		}
 	}
-	if len(rec) > 0 {
-		sort.Slice(rec, func(i, j int) bool { return rec[i].Session < rec[j].Session })
-		if err := st.tx.RecordNonces(st.ctx, rec); err != nil {
-			return err
-		}
-	}
+	sort.Slice(rec, func(i, j int) bool { return rec[i].Session < rec[j].Session })
+	return rec
+}
+
+// flushWinners queues the batch's winning tickets.
+func (st *batchState) flushWinners(realID func(int64) int64) error {
 	if len(st.winners) == 0 {
 		return nil
 	}

@@ -112,6 +112,26 @@ type Tx interface {
 	MarkDelivered(ctx context.Context, ids []int64, at time.Time) error
 }
 
+// RowWriter is a Tx that writes a batch's rows in one call (for a
+// database across a network: one round trip instead of four). WriteRows
+// does what InsertAccounts (of the new pools, then of the new jobs),
+// UpdateAccounts, InsertEntries and RecordNonces would do one after the
+// other, each given rows, and returns the first of their errors. The new
+// accounts come with temporary IDs (negative), which the PoolID of a new
+// job and the From and To of entries may name; WriteRows gives the new
+// accounts their IDs and replaces the temporary ones where they are named.
+type RowWriter interface {
+	WriteRows(ctx context.Context, created, changed []*Account, entries []*Entry, sessions []SessionNonces) error
+}
+
+// Prefetcher is a Tx that reads what a batch needs in one call (for a
+// database across a network: one round trip instead of two): Prefetch
+// returns what LoadAccounts(refs) and NonceState(queries) would, and locks
+// the same rows in the same order.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, refs []Ref, queries []NonceQuery) ([]Account, map[string]SessionState, error)
+}
+
 // NonceQuery asks which of Nonces a ticket session holds.
 type NonceQuery struct {
 	Session string

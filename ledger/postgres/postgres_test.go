@@ -173,3 +173,50 @@ func TestDeferredSyncIsLocal(t *testing.T) {
 		t.Fatalf("balance %v, %v; want 10", bal, err)
 	}
 }
+
+// A batch that creates a pool and a job of it and moves money into the
+// job writes them in one statement (sqlstore's WriteRows): the job's pool
+// ID and the entry's account are the new rows' IDs.
+func TestNewAccountsInOneStatement(t *testing.T) {
+	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(s, ledger.Options{})
+	t.Cleanup(func() { l.Close(); s.Close() })
+	job := ledger.JobKey{Sender: "0xnew", JobID: "first"}
+	res, err := l.Admit(ctx, ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: job, Capability: "echo",
+		Reserve: ledger.Wei(2_000), Minimum: ledger.Wei(500), TTL: time.Minute},
+		Payment: &ledger.PaymentRequest{Session: "0xsession", SessionExpiry: 1_000, MaxNonces: 10,
+			Tickets: []ledger.PaymentTicket{{Nonce: 1, Credit: ledger.PaymentCredit{Key: "pm:first", Amount: ledger.Wei(1_000)}}}}})
+	if err != nil || !res.Admitted || res.Job.Balance.Cmp(ledger.Wei(1_000)) != 0 {
+		t.Fatalf("admit: %+v, %v", res, err)
+	}
+	var poolID, jobPoolID, entryTo int64
+	err = s.DB().QueryRowContext(ctx, `SELECT p.id, j.pool_id, e.to_id FROM accounts j
+		JOIN accounts p ON p.kind = 'pool' AND p.sender = '0xnew'
+		JOIN entries e ON e.idem_key = 'pm:first'
+		WHERE j.kind = 'job' AND j.name = 'first'`).Scan(&poolID, &jobPoolID, &entryTo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobID int64
+	if err := s.DB().QueryRowContext(ctx, `SELECT id FROM accounts WHERE kind = 'job' AND name = 'first'`).Scan(&jobID); err != nil {
+		t.Fatal(err)
+	}
+	if jobPoolID != poolID || entryTo != jobID {
+		t.Fatalf("job %d of pool %d (want %d), payment's entry to %d", jobID, jobPoolID, poolID, entryTo)
+	}
+	if _, err := l.FinishJob(ctx, job, ledger.Wei(300), ledger.Amount{}, "use:first"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ledger.Verify(ctx, s, ledger.VerifyOptions{})
+	if err != nil || !r.OK() {
+		t.Fatalf("verify: %v %v", err, r.Problems)
+	}
+	if bal, err := l.Balance(ctx, ledger.PoolKey{Sender: "0xnew", Capability: "echo"}.Ref()); err != nil || bal.Cmp(ledger.Wei(700)) != 0 {
+		t.Fatalf("pool balance %v, %v; want 700", bal, err)
+	}
+}

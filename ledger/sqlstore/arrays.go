@@ -5,13 +5,14 @@ package sqlstore
 // ticket sessions are one statement of one fixed text whatever their
 // number, instead of a statement per power-of-two piece. On a database
 // across a network, each statement is a round trip; one text per
-// statement is also one prepared statement per connection.
+// statement is also one cached statement description per connection.
 //
 // NULL travels as a sentinel that NULLIF turns back: 0 for an account ID
 // (IDs start at 1), "" for a key or hash, noMicros for a time.
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -62,44 +63,33 @@ func (t *tx) loadAccountsArray(ctx context.Context, names []string) ([]ledger.Ac
 
 func insertAccountsArraySQL(amount string) string {
 	return memo("insertAccountsArraySQL", amount, 0, func(int) string {
-		return `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
+		return insertAccountsText(amount, `NULLIF(pool_id, 0)`) + ` RETURNING id, ref`
+	})
+}
+
+// insertAccountsText inserts the accounts of its arrays, their pool IDs
+// given by poolID, an expression on the arrays' columns.
+func insertAccountsText(amount, poolID string) string {
+	return `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
 		balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
-		SELECT ref, kind, sender, name, customer, pool_ref, NULLIF(pool_id, 0), state,
+		SELECT ref, kind, sender, name, customer, pool_ref, ` + poolID + `, state,
 			CAST(balance AS ` + amount + `), CAST(credited AS ` + amount + `), CAST(charged AS ` + amount + `),
 			CAST(moved_in AS ` + amount + `), CAST(moved_out AS ` + amount + `), ttl_us, opened_at, updated_at,
 			NULLIF(expires_at, ` + fmt.Sprint(int64(noMicros)) + `), NULLIF(closed_at, ` + fmt.Sprint(int64(noMicros)) + `)
 		FROM unnest(` + arrays("TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT",
-			"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT") + `)
+		"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT") + `)
 		AS v (ref, kind, sender, name, customer, pool_ref, pool_id, state,
-			balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
-		RETURNING id, ref`
-	})
+			balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)`
 }
 
 func (t *tx) insertAccountsArray(ctx context.Context, accts []*ledger.Account) error {
-	n := len(accts)
-	var (
-		ref, kind, sender, name, customer, poolRef, state = make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		bal, cred, chg, in, out                       = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		poolID, ttl, opened, updated, expires, closed = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	)
-	byRef := make(map[string]*ledger.Account, n)
-	for i, a := range accts {
-		ref[i], kind[i], sender[i], name[i], customer[i] = a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer
-		if a.Ref.Kind == ledger.KindJob {
-			poolRef[i], poolID[i] = a.PoolRef.Encode(), a.PoolID
-		}
-		state[i] = string(a.State)
-		bal[i], cred[i], chg[i], in[i], out[i] = a.Balance.String(), a.Credited.String(), a.Charged.String(), a.MovedIn.String(), a.MovedOut.String()
-		ttl[i], opened[i], updated[i] = a.TTL.Microseconds(), a.OpenedAt.UnixMicro(), a.UpdatedAt.UnixMicro()
-		expires[i], closed[i] = microsOrNone(a.ExpiresAt), microsOrNone(a.ClosedAt)
-		byRef[ref[i]] = a
-	}
-	rows, err := t.query(ctx, insertAccountsArraySQL(t.s.d.Types["AMOUNT"]), ref, kind, sender, name, customer, poolRef, poolID, state,
-		bal, cred, chg, in, out, ttl, opened, updated, expires, closed)
+	rows, err := t.query(ctx, insertAccountsArraySQL(t.s.d.Types["AMOUNT"]), insertAccountsArgs(accts)...)
 	if err != nil {
 		return err
+	}
+	byRef := make(map[string]*ledger.Account, len(accts))
+	for _, a := range accts {
+		byRef[a.Ref.Encode()] = a
 	}
 	got := 0
 	for rows.Next() {
@@ -117,10 +107,33 @@ func (t *tx) insertAccountsArray(ctx context.Context, accts []*ledger.Account) e
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return err
 	}
-	if got != n {
-		return fmt.Errorf("sqlstore: inserted %d accounts, got %d ids", n, got)
+	if got != len(accts) {
+		return fmt.Errorf("sqlstore: inserted %d accounts, got %d ids", len(accts), got)
 	}
 	return nil
+}
+
+// insertAccountsArgs are insertAccountsText's arguments for accts; a
+// PoolID that is not a real ID (not positive) goes as 0.
+func insertAccountsArgs(accts []*ledger.Account) []any {
+	n := len(accts)
+	var (
+		ref, kind, sender, name, customer, poolRef, state = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		bal, cred, chg, in, out                       = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		poolID, ttl, opened, updated, expires, closed = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	)
+	for i, a := range accts {
+		ref[i], kind[i], sender[i], name[i], customer[i] = a.Ref.Encode(), string(a.Ref.Kind), a.Ref.Sender, a.Ref.Name, a.Ref.Customer
+		if a.Ref.Kind == ledger.KindJob {
+			poolRef[i], poolID[i] = a.PoolRef.Encode(), max(a.PoolID, 0)
+		}
+		state[i] = string(a.State)
+		bal[i], cred[i], chg[i], in[i], out[i] = a.Balance.String(), a.Credited.String(), a.Charged.String(), a.MovedIn.String(), a.MovedOut.String()
+		ttl[i], opened[i], updated[i] = a.TTL.Microseconds(), a.OpenedAt.UnixMicro(), a.UpdatedAt.UnixMicro()
+		expires[i], closed[i] = microsOrNone(a.ExpiresAt), microsOrNone(a.ClosedAt)
+	}
+	return []any{ref, kind, sender, name, customer, poolRef, poolID, state, bal, cred, chg, in, out, ttl, opened, updated, expires, closed}
 }
 
 func updateAccountsArraySQL(amount string) string {
@@ -138,6 +151,18 @@ func updateAccountsArraySQL(amount string) string {
 }
 
 func (t *tx) updateAccountsArray(ctx context.Context, accts []*ledger.Account) error {
+	res, err := t.exec(ctx, updateAccountsArraySQL(t.s.d.Types["AMOUNT"]), updateAccountsArgs(accts)...)
+	if err != nil {
+		return err
+	}
+	if got, err := res.RowsAffected(); err == nil && got != int64(len(accts)) {
+		return fmt.Errorf("sqlstore: updated %d of %d accounts", got, len(accts))
+	}
+	return nil
+}
+
+// updateAccountsArgs are updateAccountsArraySQL's arguments for accts.
+func updateAccountsArgs(accts []*ledger.Account) []any {
 	n := len(accts)
 	var (
 		id, ttl, updated, expires, closed = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
@@ -148,38 +173,50 @@ func (t *tx) updateAccountsArray(ctx context.Context, accts []*ledger.Account) e
 		bal[i], cred[i], chg[i], in[i], out[i] = a.Balance.String(), a.Credited.String(), a.Charged.String(), a.MovedIn.String(), a.MovedOut.String()
 		ttl[i], updated[i], expires[i], closed[i] = a.TTL.Microseconds(), a.UpdatedAt.UnixMicro(), microsOrNone(a.ExpiresAt), microsOrNone(a.ClosedAt)
 	}
-	res, err := t.exec(ctx, updateAccountsArraySQL(t.s.d.Types["AMOUNT"]), id, state, bal, cred, chg, in, out, ttl, updated, expires, closed)
-	if err != nil {
-		return err
-	}
-	if got, err := res.RowsAffected(); err == nil && got != int64(n) {
-		return fmt.Errorf("sqlstore: updated %d of %d accounts", got, n)
-	}
-	return nil
+	return []any{id, state, bal, cred, chg, in, out, ttl, updated, expires, closed}
 }
 
 func insertEntriesArraySQL(amount string) string {
 	return memo("insertEntriesArraySQL", amount, 0, func(int) string {
-		return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
-		SELECT at, kind, NULLIF(from_id, 0), NULLIF(to_id, 0), CAST(amount AS ` + amount + `),
-			NULLIF(idem_key, ''), NULLIF(input_hash, ''), CAST(balance_after AS ` + amount + `)
-		FROM unnest(` + arrays("BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT") + `)
-		AS v (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
-		ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING`
+		return insertEntriesArrayText(amount, false)
 	})
 }
 
+// insertEntriesArrayText inserts the entries of its arrays; with byRef,
+// two more arrays name by ref the accounts of from_id and to_id that are
+// 0 there, accounts inserted by the same statement (newaccts).
+func insertEntriesArrayText(amount string, byRef bool) string {
+	from, to, cols, types := `NULLIF(from_id, 0)`, `NULLIF(to_id, 0)`, ``, []string{"BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT"}
+	if byRef {
+		from = `COALESCE(NULLIF(from_id, 0), (SELECT id FROM newaccts WHERE newaccts.ref = v.from_ref))`
+		to = `COALESCE(NULLIF(to_id, 0), (SELECT id FROM newaccts WHERE newaccts.ref = v.to_ref))`
+		cols, types = `, from_ref, to_ref`, append(types, "TEXT", "TEXT")
+	}
+	return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
+		SELECT at, kind, ` + from + `, ` + to + `, CAST(amount AS ` + amount + `),
+			NULLIF(idem_key, ''), NULLIF(input_hash, ''), CAST(balance_after AS ` + amount + `)
+		FROM unnest(` + arrays(types...) + `)
+		AS v (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after` + cols + `)
+		ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING`
+}
+
 func (t *tx) insertEntriesArray(ctx context.Context, entries []*ledger.Entry) error {
+	return insertedAll(t.exec(ctx, insertEntriesArraySQL(t.s.d.Types["AMOUNT"]), insertEntriesArgs(entries)...))(len(entries))
+}
+
+// insertEntriesArgs are insertEntriesArraySQL's arguments for entries; an
+// account ID that is not a real one (not positive) goes as 0.
+func insertEntriesArgs(entries []*ledger.Entry) []any {
 	n := len(entries)
 	var (
 		at, from, to                      = make([]int64, n), make([]int64, n), make([]int64, n)
 		kind, amount, key, hash, balAfter = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
 	for i, e := range entries {
-		at[i], kind[i], from[i], to[i], amount[i] = e.At.UnixMicro(), string(e.Kind), e.From, e.To, e.Amount.String()
+		at[i], kind[i], from[i], to[i], amount[i] = e.At.UnixMicro(), string(e.Kind), max(e.From, 0), max(e.To, 0), e.Amount.String()
 		key[i], hash[i], balAfter[i] = e.Key, e.InputHash, e.BalanceAfter.String()
 	}
-	return insertedAll(t.exec(ctx, insertEntriesArraySQL(t.s.d.Types["AMOUNT"]), at, kind, from, to, amount, key, hash, balAfter))(n)
+	return []any{at, kind, from, to, amount, key, hash, balAfter}
 }
 
 var entriesByKeyArraySQL = `SELECT ` + entryCols + ` FROM entries WHERE idem_key = ANY(CAST(? AS TEXT[]))`
@@ -210,34 +247,49 @@ func nonceArrays(queries []ledger.NonceQuery) (sessions []string, nonces []int64
 func recordNoncesArraySQL(create, update, nonces bool) string {
 	variant := fmt.Sprint(create, update, nonces)
 	return memo("recordNoncesArraySQL", variant, 0, func(int) string {
-		var parts []string
-		if create {
-			parts = append(parts, `created AS (
+		count := `SELECT 0`
+		if update {
+			count = `SELECT count(*) FROM updated`
+		}
+		return `WITH ` + strings.Join(nonceParts(create, update, nonces), ",\n\t") + "\n\t" + count
+	})
+}
+
+// nonceParts are recordNoncesArraySQL's common table expressions: created,
+// updated (returning a row per session updated) and added.
+func nonceParts(create, update, nonces bool) []string {
+	var parts []string
+	if create {
+		parts = append(parts, `created AS (
 		INSERT INTO ticket_sessions (session, expiry, nonces)
 		SELECT * FROM unnest(`+arrays("TEXT", "BIGINT", "BIGINT")+`))`)
-		}
-		if update {
-			parts = append(parts, `updated AS (
+	}
+	if update {
+		parts = append(parts, `updated AS (
 		UPDATE ticket_sessions SET nonces = ticket_sessions.nonces + v.added,
 			expiry = GREATEST(ticket_sessions.expiry, v.expiry)
 		FROM unnest(`+arrays("TEXT", "BIGINT", "BIGINT", "BIGINT")+`) AS v (session, added, expiry, count)
 		WHERE ticket_sessions.session = v.session AND ticket_sessions.nonces = v.count
 		RETURNING 1)`)
-		}
-		if nonces {
-			parts = append(parts, `added AS (
+	}
+	if nonces {
+		parts = append(parts, `added AS (
 		INSERT INTO ticket_nonces (session, nonce)
 		SELECT * FROM unnest(`+arrays("TEXT", "BIGINT")+`))`)
-		}
-		count := `SELECT 0`
-		if update {
-			count = `SELECT count(*) FROM updated`
-		}
-		return `WITH ` + strings.Join(parts, ",\n\t") + "\n\t" + count
-	})
+	}
+	return parts
 }
 
-func (t *tx) recordNoncesArray(ctx context.Context, sessions []ledger.SessionNonces) error {
+// nonceWrite is what recordNoncesArraySQL writes: which of its parts have
+// rows, their arguments in order, and how many sessions are to be
+// updated.
+type nonceWrite struct {
+	create, update, nonces bool
+	args                   []any
+	updates                int
+}
+
+func nonceArgs(sessions []ledger.SessionNonces) nonceWrite {
 	var (
 		newName, updName, nonceName                            = []string{}, []string{}, []string{}
 		newExpiry, newCount, added, updExpiry, updCount, nonce = []int64{}, []int64{}, []int64{}, []int64{}, []int64{}, []int64{}
@@ -253,20 +305,34 @@ func (t *tx) recordNoncesArray(ctx context.Context, sessions []ledger.SessionNon
 			nonceName, nonce = append(nonceName, s.Session), append(nonce, int64(v))
 		}
 	}
-	var args []any
-	if len(newName) > 0 {
-		args = append(args, newName, newExpiry, newCount)
+	w := nonceWrite{create: len(newName) > 0, update: len(updName) > 0, nonces: len(nonceName) > 0, updates: len(updName)}
+	if w.create {
+		w.args = append(w.args, newName, newExpiry, newCount)
 	}
-	if len(updName) > 0 {
-		args = append(args, updName, added, updExpiry, updCount)
+	if w.update {
+		w.args = append(w.args, updName, added, updExpiry, updCount)
 	}
-	if len(nonceName) > 0 {
-		args = append(args, nonceName, nonce)
+	if w.nonces {
+		w.args = append(w.args, nonceName, nonce)
 	}
-	if len(args) == 0 {
+	return w
+}
+
+// check turns the count of sessions updated into errStale if another
+// writer changed one meanwhile.
+func (w nonceWrite) check(got int64) error {
+	if got != int64(w.updates) {
+		return fmt.Errorf("%w: %d of %d ticket sessions changed meanwhile", errStale, int64(w.updates)-got, w.updates)
+	}
+	return nil
+}
+
+func (t *tx) recordNoncesArray(ctx context.Context, sessions []ledger.SessionNonces) error {
+	w := nonceArgs(sessions)
+	if len(w.args) == 0 {
 		return nil
 	}
-	rows, err := t.query(ctx, recordNoncesArraySQL(len(newName) > 0, len(updName) > 0, len(nonceName) > 0), args...)
+	rows, err := t.query(ctx, recordNoncesArraySQL(w.create, w.update, w.nonces), w.args...)
 	if err != nil {
 		return err
 	}
@@ -277,8 +343,227 @@ func (t *tx) recordNoncesArray(ctx context.Context, sessions []ledger.SessionNon
 	if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
 		return err
 	}
-	if got != int64(len(updName)) {
-		return fmt.Errorf("%w: %d of %d ticket sessions changed meanwhile", errStale, int64(len(updName))-got, len(updName))
+	return w.check(got)
+}
+
+// arrayTx is a tx of a store with array statements: it writes a batch's
+// rows in one statement (ledger.RowWriter).
+type arrayTx struct{ *tx }
+
+var _ ledger.RowWriter = arrayTx{}
+
+// rowsWrite is what writeRowsArraySQL writes: which of its parts have
+// rows.
+type rowsWrite struct {
+	pools, jobs, accts, entries bool
+	nonces                      nonceWrite
+}
+
+// writeRowsArraySQL is InsertAccounts (pools, then jobs), UpdateAccounts,
+// InsertEntries and RecordNonces in one statement of data-modifying common
+// table expressions, those that have rows. It returns a row (id, ref) per
+// account inserted, then the counts of accounts updated, entries inserted
+// and ticket sessions updated, as rows (count, "#accounts" / "#entries" /
+// "#sessions": not a ref, which always holds a unit separator).
+//
+// The expressions write different tables, except the two inserts of
+// accounts and the update of others, so none needs to see another's rows;
+// a new job's pool ID and an entry's account that are new come from the
+// inserts' returned rows. Foreign keys are checked at the statement's end.
+func writeRowsArraySQL(amount string, w rowsWrite) string {
+	variant := fmt.Sprint(amount, w.pools, w.jobs, w.accts, w.entries, w.nonces.create, w.nonces.update, w.nonces.nonces)
+	return memo("writeRowsArraySQL", variant, 0, func(int) string {
+		var parts, out []string
+		if w.pools {
+			parts = append(parts, `newpools AS (`+insertAccountsText(amount, `NULLIF(pool_id, 0)`)+` RETURNING id, ref)`)
+		}
+		if w.jobs {
+			poolID := `NULLIF(pool_id, 0)`
+			if w.pools {
+				poolID = `COALESCE(NULLIF(pool_id, 0), (SELECT id FROM newpools WHERE newpools.ref = v.pool_ref))`
+			}
+			parts = append(parts, `newjobs AS (`+insertAccountsText(amount, poolID)+` RETURNING id, ref)`)
+		}
+		var news []string
+		if w.pools {
+			news = append(news, `SELECT id, ref FROM newpools`)
+		}
+		if w.jobs {
+			news = append(news, `SELECT id, ref FROM newjobs`)
+		}
+		if len(news) > 0 {
+			parts = append(parts, `newaccts AS (`+strings.Join(news, ` UNION ALL `)+`)`)
+			out = append(out, `SELECT id, ref FROM newaccts`)
+		}
+		if w.accts {
+			parts = append(parts, `acc AS (`+updateAccountsArraySQL(amount)+` RETURNING 1)`)
+			out = append(out, `SELECT count(*), '#accounts' FROM acc`)
+		}
+		if w.entries {
+			parts = append(parts, `ent AS (`+insertEntriesArrayText(amount, len(news) > 0)+` RETURNING 1)`)
+			out = append(out, `SELECT count(*), '#entries' FROM ent`)
+		}
+		parts = append(parts, nonceParts(w.nonces.create, w.nonces.update, w.nonces.nonces)...)
+		if w.nonces.update {
+			out = append(out, `SELECT count(*), '#sessions' FROM updated`)
+		}
+		if len(out) == 0 {
+			out = append(out, `SELECT 0, '#nothing'`)
+		}
+		return `WITH ` + strings.Join(parts, ",\n\t") + "\n\t" + strings.Join(out, "\n\tUNION ALL ")
+	})
+}
+
+// WriteRows implements ledger.RowWriter in one statement.
+func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account, entries []*ledger.Entry, sessions []ledger.SessionNonces) error {
+	var pools, jobs []*ledger.Account
+	refOf := make(map[int64]string, len(created)) // temporary ID → ref
+	byRef := make(map[string]*ledger.Account, len(created))
+	for _, a := range created {
+		if a.Ref.Kind == ledger.KindPool {
+			pools = append(pools, a)
+		} else {
+			jobs = append(jobs, a)
+		}
+		r := a.Ref.Encode()
+		refOf[a.ID], byRef[r] = r, a
+	}
+	w := rowsWrite{pools: len(pools) > 0, jobs: len(jobs) > 0, accts: len(accts) > 0, entries: len(entries) > 0, nonces: nonceArgs(sessions)}
+	if len(created) == 0 && !w.accts && !w.entries && len(w.nonces.args) == 0 {
+		return nil
+	}
+	var args []any
+	if w.pools {
+		args = append(args, insertAccountsArgs(pools)...)
+	}
+	if w.jobs {
+		args = append(args, insertAccountsArgs(jobs)...)
+	}
+	if w.accts {
+		args = append(args, updateAccountsArgs(accts)...)
+	}
+	if w.entries {
+		args = append(args, insertEntriesArgs(entries)...)
+		if len(created) > 0 {
+			fromRef, toRef := make([]string, len(entries)), make([]string, len(entries))
+			for i, e := range entries {
+				fromRef[i], toRef[i] = refOf[min(e.From, 0)], refOf[min(e.To, 0)]
+			}
+			args = append(args, fromRef, toRef)
+		}
+	}
+	args = append(args, w.nonces.args...)
+	rows, err := t.query(ctx, writeRowsArraySQL(t.s.d.Types["AMOUNT"], w), args...)
+	if err != nil {
+		return err
+	}
+	realID := make(map[int64]int64, len(created)) // temporary ID → real
+	counts := map[string]int64{}
+	for rows.Next() {
+		var n int64
+		var r string
+		if err := rows.Scan(&n, &r); err != nil {
+			rows.Close()
+			return err
+		}
+		if a := byRef[r]; a != nil {
+			realID[a.ID], a.ID = n, n
+		} else {
+			counts[r] = n
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	// The errors InsertAccounts, UpdateAccounts, InsertEntries and
+	// RecordNonces would return, in that order.
+	if len(realID) != len(created) {
+		return fmt.Errorf("sqlstore: inserted %d accounts, got %d ids", len(created), len(realID))
+	}
+	if got := counts["#accounts"]; got != int64(len(accts)) {
+		return fmt.Errorf("sqlstore: updated %d of %d accounts", got, len(accts))
+	}
+	if got := counts["#entries"]; got != int64(len(entries)) {
+		return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(len(entries))-got, len(entries))
+	}
+	if err := w.nonces.check(counts["#sessions"]); err != nil {
+		return err
+	}
+	for _, a := range jobs {
+		if a.PoolID < 0 {
+			a.PoolID = realID[a.PoolID]
+		}
+	}
+	for _, e := range entries {
+		if e.From < 0 {
+			e.From = realID[e.From]
+		}
+		if e.To < 0 {
+			e.To = realID[e.To]
+		}
 	}
 	return nil
+}
+
+var _ ledger.Prefetcher = arrayTx{}
+
+// prefetchArraySQL is lockAccountsArraySQL and nonceStateArraySQL in one
+// statement: a row per account (its columns, then NULLs), then a row per
+// nonce query's answer (NULLs for the account's columns). The accounts
+// are locked in ref order as lockAccountsArraySQL alone locks them: a
+// common table expression with a locking clause is evaluated once, its
+// rows locked after they are sorted.
+func prefetchArraySQL(lock string) string {
+	return memo("prefetchArraySQL", lock, 0, func(int) string {
+		nulls := strings.Repeat("NULL, ", strings.Count(accountCols, ",")+1)
+		return `WITH locked AS (` + lockAccountsArraySQL(lock) + `)
+		SELECT *, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM locked
+		UNION ALL
+		SELECT ` + nulls + strings.TrimPrefix(nonceStateArraySQL, "SELECT ")
+	})
+}
+
+// Prefetch implements ledger.Prefetcher in one statement.
+func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledger.NonceQuery) ([]ledger.Account, map[string]ledger.SessionState, error) {
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = r.Encode()
+	}
+	sessions, nonces := nonceArrays(queries)
+	rows, err := t.query(ctx, prefetchArraySQL(t.lock), names, names, sessions, nonces)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var accts []ledger.Account
+	states := map[string]ledger.SessionState{}
+	for rows.Next() {
+		var (
+			r             accountRow
+			session       sql.NullString
+			count, expiry sql.NullInt64
+			nonce         sql.NullInt64
+		)
+		if err := rows.Scan(append(r.dest(), &session, &count, &expiry, &nonce)...); err != nil {
+			return nil, nil, err
+		}
+		if r.id.Valid {
+			a, err := r.account()
+			if err != nil {
+				return nil, nil, err
+			}
+			accts = append(accts, a)
+			continue
+		}
+		st := states[session.String]
+		st.Count, st.Expiry = int(count.Int64), expiry.Int64
+		if nonce.Valid {
+			st.Recorded = append(st.Recorded, uint32(nonce.Int64))
+		}
+		states[session.String] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return accts, states, nil
 }

@@ -204,7 +204,11 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err e
 			return err
 		}
 	}
-	if err := fn(&tx{s: s, db: s.write, q: sqlTx, lock: s.d.LockClause}); err != nil {
+	var t ledger.Tx = &tx{s: s, db: s.write, q: sqlTx, lock: s.d.LockClause}
+	if s.d.Arrays {
+		t = arrayTx{t.(*tx)}
+	}
+	if err := fn(t); err != nil {
 		return err
 	}
 	committed = true
