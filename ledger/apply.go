@@ -1,11 +1,14 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,11 +46,35 @@ type batchState struct {
 	sessions   map[string]*sessionState
 	winners    []Winner
 	outbox     []*OutboxEvent
+	// op is the opCtx that begin hands out again for each op; accts and
+	// ents hold the ops' account copies and entries, a few allocations
+	// for the whole batch.
+	op    opCtx
+	accts []Account
+	ents  []Entry
 }
 
 func newBatchState(ctx context.Context, tx Tx, now time.Time, lookupKeys bool) *batchState {
 	return &batchState{ctx: ctx, tx: tx, now: now, lookupKeys: lookupKeys, assumed: map[string]bool{}, byRef: map[Ref]*Account{},
 		keys: map[string]*Entry{}, dirty: map[*Account]bool{}, sessions: map[string]*sessionState{}}
+}
+
+// newAccount returns a place for an account of the batch.
+func (st *batchState) newAccount() *Account {
+	if len(st.accts) == cap(st.accts) {
+		st.accts = make([]Account, 0, 16)
+	}
+	st.accts = st.accts[:len(st.accts)+1]
+	return &st.accts[len(st.accts)-1]
+}
+
+// newEntry returns a place for an entry of the batch.
+func (st *batchState) newEntry() *Entry {
+	if len(st.ents) == cap(st.ents) {
+		st.ents = make([]Entry, 0, 16)
+	}
+	st.ents = st.ents[:len(st.ents)+1]
+	return &st.ents[len(st.ents)-1]
 }
 
 // noncer is an op that presents ticket nonces, which prefetch loads.
@@ -58,8 +85,8 @@ type noncer interface {
 // prefetch loads the accounts, idempotency entries and ticket sessions that
 // ops will need.
 func (st *batchState) prefetch(ops []op) error {
-	var refs []Ref
-	var keys []string
+	refs := make([]Ref, 0, 2*len(ops))
+	keys := make([]string, 0, len(ops))
 	var nq []NonceQuery
 	for _, op := range ops {
 		refs = append(refs, op.refs()...)
@@ -184,49 +211,42 @@ func (st *batchState) load(refs []Ref) error {
 	return nil
 }
 
-// loaded takes accounts the store read.
+// loaded takes accounts the store read (pointing into accts).
 func (st *batchState) loaded(accts []Account) {
+	if len(st.byRef) == 0 {
+		// Room for what the ops create too (about one account an op).
+		st.byRef = make(map[Ref]*Account, 2*len(accts))
+	}
 	for i := range accts {
-		a := accts[i]
-		st.byRef[a.Ref] = &a
+		st.byRef[accts[i].Ref] = &accts[i]
 	}
 }
 
-type keyedRef struct {
-	key string
-	ref Ref
-}
-
+// dedupRefs sorts refs, in place, and drops repeats. A stable order makes
+// concurrent writers lock rows in the same order: that of the encoded
+// references (see compareRefs).
 func dedupRefs(refs []Ref) []Ref {
-	seen := make(map[Ref]bool, len(refs))
-	out := refs[:0:0]
-	for _, r := range refs {
-		if !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
-	}
-	// A stable order makes concurrent writers lock rows in the same order:
-	// by encoded reference, each encoded once.
-	keyed := make([]keyedRef, len(out))
-	for i, r := range out {
-		keyed[i] = keyedRef{r.Encode(), r}
-	}
-	sort.Slice(keyed, func(i, j int) bool { return keyed[i].key < keyed[j].key })
-	for i := range keyed {
-		out[i] = keyed[i].ref
-	}
-	return out
+	slices.SortFunc(refs, compareRefs)
+	return slices.Compact(refs)
+}
+
+// compareRefs orders references as their encodings (Ref.Encode) do, without
+// encoding them: field by field, since a valid name holds no control
+// character, so none sorts below the separator.
+func compareRefs(a, b Ref) int {
+	return cmp.Or(strings.Compare(string(a.Kind), string(b.Kind)), strings.Compare(a.Sender, b.Sender),
+		strings.Compare(a.Name, b.Name), strings.Compare(a.Customer, b.Customer))
 }
 
 // flush writes the batch: new pools, then new jobs (which point at pool IDs),
 // then changed accounts, then entries (all of them and the nonces in one
 // call where the store is a RowWriter).
 func (st *batchState) flush() error {
-	real := map[int64]int64{}
+	// The real ID of temporary ID -1-i is real[i].
+	real := make([]int64, -st.nextTemp)
 	mapID := func(id int64) int64 {
 		if id < 0 {
-			return real[id]
+			return real[-1-id]
 		}
 		return id
 	}
@@ -234,7 +254,7 @@ func (st *batchState) flush() error {
 	for a := range st.dirty {
 		changed = append(changed, a)
 	}
-	sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
+	slices.SortFunc(changed, func(a, b *Account) int { return cmp.Compare(a.ID, b.ID) })
 	if w, ok := st.tx.(RowWriter); ok {
 		temps := make([]int64, len(st.created))
 		for i, a := range st.created {
@@ -244,16 +264,17 @@ func (st *batchState) flush() error {
 			return err
 		}
 		for i, a := range st.created {
-			real[temps[i]] = a.ID
+			real[-1-temps[i]] = a.ID
 		}
 		if err := st.flushOutbox(); err != nil {
 			return err
 		}
 		return st.flushWinners(mapID)
 	}
+	batch := make([]*Account, 0, len(st.created))
+	temps := make([]int64, 0, len(st.created))
 	for _, kind := range []Kind{KindPool, KindJob} {
-		var batch []*Account
-		var temps []int64
+		batch, temps = batch[:0], temps[:0]
 		for _, a := range st.created {
 			if a.Ref.Kind == kind {
 				a.PoolID = mapID(a.PoolID)
@@ -268,7 +289,7 @@ func (st *batchState) flush() error {
 			return err
 		}
 		for i, a := range batch {
-			real[temps[i]] = a.ID
+			real[-1-temps[i]] = a.ID
 		}
 	}
 	if len(changed) > 0 {
@@ -317,8 +338,16 @@ type opCtx struct {
 	assumed []string // keys the op took to be new without a lookup
 }
 
+// begin starts an op: the batch's opCtx, emptied (the last op's is
+// committed or dropped by then).
 func (st *batchState) begin() *opCtx {
-	return &opCtx{st: st, touched: map[Ref]*Account{}}
+	o := &st.op
+	if o.touched == nil {
+		o.st, o.touched = st, map[Ref]*Account{}
+	}
+	o.discard()
+	o.assumed = o.assumed[:0]
+	return o
 }
 
 func (o *opCtx) now() time.Time { return o.st.now }
@@ -332,9 +361,10 @@ func (o *opCtx) account(ref Ref) *Account {
 	if !ok {
 		return nil
 	}
-	c := *a
-	o.touched[ref] = &c
-	return &c
+	c := o.st.newAccount()
+	*c = *a
+	o.touched[ref] = c
+	return c
 }
 
 // create makes a new account with a temporary ID.
@@ -342,7 +372,8 @@ func (o *opCtx) create(a Account) *Account {
 	o.st.nextTemp--
 	a.ID = o.st.nextTemp
 	a.OpenedAt, a.UpdatedAt = o.now(), o.now()
-	p := &a
+	p := o.st.newAccount()
+	*p = a
 	o.touched[a.Ref] = p
 	o.created = append(o.created, p)
 	return p
@@ -350,7 +381,9 @@ func (o *opCtx) create(a Account) *Account {
 
 func (o *opCtx) entry(e Entry) {
 	e.At = o.now()
-	o.entries = append(o.entries, &e)
+	p := o.st.newEntry()
+	*p = e
+	o.entries = append(o.entries, p)
 }
 
 // replayed looks for an earlier entry with the op's key. It returns the
@@ -372,18 +405,15 @@ func (o *opCtx) replayed(key, hash string) (*Entry, error) {
 // discard drops everything the op did so far, as if it had failed: it
 // then succeeds without a trace.
 func (o *opCtx) discard() {
-	o.touched = map[Ref]*Account{}
-	o.created, o.entries, o.nonces, o.winners, o.outbox = nil, nil, nil, nil, nil
+	clear(o.touched)
+	o.created, o.entries, o.nonces = o.created[:0], o.entries[:0], o.nonces[:0]
+	o.winners, o.outbox = o.winners[:0], o.outbox[:0]
 }
 
 func (o *opCtx) commit() {
-	isNew := map[*Account]bool{}
-	for _, a := range o.created {
-		isNew[a] = true
-		o.st.created = append(o.st.created, a)
-	}
+	o.st.created = append(o.st.created, o.created...)
 	for ref, c := range o.touched {
-		if isNew[c] {
+		if slices.Contains(o.created, c) {
 			o.st.byRef[ref] = c
 			continue
 		}
@@ -427,12 +457,18 @@ func (o *opCtx) event(ev *OutboxEvent) {
 	o.outbox = append(o.outbox, &e)
 }
 
+// inputHash hashes parts, each as "<length>:<part>;".
 func inputHash(parts ...string) string {
-	h := sha256.New()
+	var buf [256]byte
+	b := buf[:0]
 	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s;", len(p), p)
+		b = strconv.AppendInt(b, int64(len(p)), 10)
+		b = append(b, ':')
+		b = append(b, p...)
+		b = append(b, ';')
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // usable checks that money may move into or out of a job now.
@@ -498,7 +534,8 @@ func (c *creditOp) hash() string {
 }
 
 func (c *creditOp) apply(o *opCtx) (any, error) {
-	if e, err := o.replayed(c.k, c.hash()); err != nil || e != nil {
+	hash := c.hash()
+	if e, err := o.replayed(c.k, hash); err != nil || e != nil {
 		if err != nil {
 			return nil, err
 		}
@@ -522,7 +559,7 @@ func (c *creditOp) apply(o *opCtx) (any, error) {
 	a.Balance = nb
 	a.Credited = a.Credited.Add(c.amount)
 	o.touch(a)
-	o.entry(Entry{Kind: EntryCredit, To: a.ID, Amount: c.amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
+	o.entry(Entry{Kind: EntryCredit, To: a.ID, Amount: c.amount, Key: c.k, InputHash: hash, BalanceAfter: nb})
 	o.event(c.event)
 	return CreditResult{Balance: nb}, nil
 }
@@ -564,7 +601,8 @@ func (c *chargeOp) hash() string {
 }
 
 func (c *chargeOp) apply(o *opCtx) (any, error) {
-	if e, err := o.replayed(c.k, c.hash()); err != nil || e != nil {
+	hash := c.hash()
+	if e, err := o.replayed(c.k, hash); err != nil || e != nil {
 		if err != nil {
 			return nil, err
 		}
@@ -618,7 +656,7 @@ func (c *chargeOp) apply(o *opCtx) (any, error) {
 		}
 	}
 	o.touch(a)
-	o.entry(Entry{Kind: EntryCharge, From: a.ID, Amount: amount, Key: c.k, InputHash: c.hash(), BalanceAfter: nb})
+	o.entry(Entry{Kind: EntryCharge, From: a.ID, Amount: amount, Key: c.k, InputHash: hash, BalanceAfter: nb})
 	o.event(c.event)
 	for i := range more {
 		o.event(&more[i])

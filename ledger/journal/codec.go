@@ -76,8 +76,11 @@ func (e *enc) account(a *jAccount) {
 	e.time(a.A.ClosedAt)
 }
 
-func (r *record) encode() ([]byte, error) {
-	e := &enc{b: make([]byte, 0, 256)}
+func (r *record) encode() ([]byte, error) { return r.appendEncoded(make([]byte, 0, 256)) }
+
+// appendEncoded appends the record's payload to b.
+func (r *record) appendEncoded(b []byte) ([]byte, error) {
+	e := &enc{b: b}
 	e.b = append(e.b, codecVersion)
 	e.uvarint(uint64(len(r.Created)))
 	for i := range r.Created {

@@ -98,6 +98,9 @@ type Store struct {
 	nextEvent int64
 	broken    error
 	closed    bool
+	// utx is every Update's Tx, encBuf the buffer records are encoded in.
+	utx    updateTx
+	encBuf []byte
 
 	mu        sync.RWMutex // guards m, committed and mustSync
 	m         *mem

@@ -59,13 +59,25 @@ func (m *mem) apply(r *record) {
 	}
 	for i := range r.Updated {
 		a := r.Updated[i].account()
-		m.accts[a.Ref] = &memAcct{a: a, seq: r.seq}
-	}
-	for _, e := range r.Entries {
-		if e.Key != "" {
-			m.keys[e.Key] = &memEntry{e: e, seq: r.seq}
-			m.names.add(nameKey, e.Key)
+		if ma := m.accts[a.Ref]; ma != nil {
+			// In place: readers copy what they read under the lock.
+			ma.a, ma.seq = a, r.seq
+		} else {
+			m.accts[a.Ref] = &memAcct{a: a, seq: r.seq}
 		}
+	}
+	var mes []memEntry // the record's keyed entries, one allocation
+	for i := range r.Entries {
+		e := &r.Entries[i]
+		if e.Key == "" {
+			continue
+		}
+		if mes == nil {
+			mes = make([]memEntry, 0, len(r.Entries)-i)
+		}
+		mes = append(mes, memEntry{e: *e, seq: r.seq})
+		m.keys[e.Key] = &mes[len(mes)-1]
+		m.names.add(nameKey, e.Key)
 	}
 	for _, sn := range r.Nonces {
 		s := m.sessions[sn.Session]

@@ -65,8 +65,14 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 // Memory changes at once, so the next batch builds on this one; should
 // the sync fail, the store is broken and acknowledges nothing more.
 func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (uint64, error) {
-	t := &updateTx{s: s, rec: &record{}, nextID: s.nextID, nextEvent: s.nextEvent, absent: map[ledger.Ref]bool{},
-		created: map[ledger.Ref]bool{}, newKeys: map[string]bool{}}
+	t := &s.utx
+	if t.absent == nil {
+		t.absent, t.created, t.newKeys = map[ledger.Ref]bool{}, map[ledger.Ref]bool{}, map[string]bool{}
+	}
+	clear(t.absent)
+	clear(t.created)
+	clear(t.newKeys)
+	*t = updateTx{s: s, rec: &record{}, nextID: s.nextID, nextEvent: s.nextEvent, absent: t.absent, created: t.created, newKeys: t.newKeys}
 	if err := fn(t); err != nil {
 		return 0, err
 	}
@@ -75,10 +81,12 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (uint6
 		return 0, nil
 	}
 	r.seq = s.nextSeq
-	b, err := r.encode()
+	// The log copies the payload: its buffer serves the next record too.
+	b, err := r.appendEncoded(s.encBuf[:0])
 	if err != nil {
 		return 0, fmt.Errorf("journal: encode: %w", err)
 	}
+	s.encBuf = b
 	if err := s.log.append(r.seq, b); err != nil {
 		if errors.Is(err, errBroken) {
 			s.broken = err
@@ -149,7 +157,8 @@ func (s *Store) stopDeferredSyncs() {
 	s.dwg.Wait()
 }
 
-// updateTx is the Tx of Update.
+// updateTx is the Tx of Update. Update's are one, the Store's, its
+// maps emptied for each (Update holds the write lock).
 type updateTx struct {
 	s      *Store
 	rec    *record
@@ -170,11 +179,14 @@ type updateTx struct {
 // (final jobs the projection holds, or no account), from the projection.
 // Pools are always in memory. The caller holds s.mu for reading.
 func (s *Store) loadMem(refs []ledger.Ref) (out []ledger.Account, missing, absent []ledger.Ref) {
-	seen := map[ledger.Ref]bool{}
-	add := func(a *ledger.Account) {
-		if !seen[a.Ref] {
-			seen[a.Ref] = true
-			out = append(out, *a)
+	seen := make(map[*memAcct]bool, len(refs))
+	add := func(ma *memAcct) {
+		if !seen[ma] {
+			seen[ma] = true
+			if out == nil {
+				out = make([]ledger.Account, 0, len(refs)+len(refs)/2)
+			}
+			out = append(out, ma.a)
 		}
 	}
 	for _, r := range refs {
@@ -187,10 +199,10 @@ func (s *Store) loadMem(refs []ledger.Ref) (out []ledger.Account, missing, absen
 			}
 			continue
 		}
-		add(&ma.a)
+		add(ma)
 		if r.Kind == ledger.KindJob {
 			if p := s.m.accts[ma.a.PoolRef]; p != nil {
-				add(&p.a)
+				add(p)
 			}
 		}
 	}
@@ -439,6 +451,7 @@ func (t *updateTx) InsertAccounts(ctx context.Context, accts []*ledger.Account) 
 			return fmt.Errorf("%w: account %s exists", ledger.ErrConflict, found[0].Ref)
 		}
 	}
+	t.rec.Created = slices.Grow(t.rec.Created, len(accts))
 	for _, a := range accts {
 		a.ID = t.nextID
 		t.nextID++
@@ -449,6 +462,7 @@ func (t *updateTx) InsertAccounts(ctx context.Context, accts []*ledger.Account) 
 }
 
 func (t *updateTx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error {
+	t.rec.Updated = slices.Grow(t.rec.Updated, len(accts))
 	for _, a := range accts {
 		if a.ID <= 0 {
 			return fmt.Errorf("journal: update of account %s without an ID", a.Ref)
@@ -459,7 +473,7 @@ func (t *updateTx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) 
 }
 
 func (t *updateTx) InsertEntries(ctx context.Context, entries []*ledger.Entry) error {
-	var keys []string
+	keys := make([]string, 0, len(entries))
 	for _, e := range entries {
 		if e.Key == "" {
 			continue
@@ -481,6 +495,7 @@ func (t *updateTx) InsertEntries(ctx context.Context, entries []*ledger.Entry) e
 			t.newKeys[k] = true
 		}
 	}
+	t.rec.Entries = slices.Grow(t.rec.Entries, len(entries))
 	for _, e := range entries {
 		t.rec.Entries = append(t.rec.Entries, *e)
 	}
