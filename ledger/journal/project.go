@@ -160,10 +160,17 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 			}
 			return sqlstore.SetProjected(ctx, tx, last)
 		}
-		final := map[int64]*ledger.Account{}
+		nAccts, nEntries := 0, 0
+		for _, r := range batch {
+			nAccts += len(r.Created) + len(r.Updated)
+			nEntries += len(r.Entries)
+		}
+		// The accounts' last states, one allocation for all.
+		states := make([]ledger.Account, 0, nAccts)
+		final := make(map[int64]*ledger.Account, nAccts)
 		isNew := map[int64]bool{}
 		var newIDs, updIDs []int64
-		var entries []*ledger.Entry
+		entries := make([]*ledger.Entry, 0, nEntries)
 		var winners []*ledger.WinnerRow
 		var winnerUpdates []winnerUpdate
 		var events []*ledger.OutboxEvent
@@ -175,16 +182,18 @@ func (s *Store) project(ctx context.Context, batch []*record) error {
 				return errors.New("journal: a special record inside a projection batch")
 			}
 			for i := range r.Created {
-				a := r.Created[i].account()
-				final[a.ID], isNew[a.ID] = &a, true
+				states = append(states, r.Created[i].account())
+				a := &states[len(states)-1]
+				final[a.ID], isNew[a.ID] = a, true
 				newIDs = append(newIDs, a.ID)
 			}
 			for i := range r.Updated {
-				a := r.Updated[i].account()
+				states = append(states, r.Updated[i].account())
+				a := &states[len(states)-1]
 				if final[a.ID] == nil {
 					updIDs = append(updIDs, a.ID)
 				}
-				final[a.ID] = &a
+				final[a.ID] = a
 			}
 			for i := range r.Entries {
 				entries = append(entries, &r.Entries[i])

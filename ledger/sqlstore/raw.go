@@ -26,6 +26,10 @@ type rawConn struct {
 	mu    sync.Mutex
 	conn  any // the driver connection the statements belong to
 	stmts map[string]driver.Stmt
+	// nv is the buffer of a statement's driver values, which the driver
+	// does not keep past the call: a transaction takes it and gives it
+	// back.
+	nv []driver.NamedValue
 }
 
 // updateRaw is updateOnce on the driver connection.
@@ -41,6 +45,14 @@ func (s *Store) updateRaw(ctx context.Context, fn func(ledger.Tx) error) error {
 	defer conn.Close()
 	return conn.Raw(func(dc any) (err error) {
 		r := &rawTx{s: s, dc: dc}
+		s.raw.mu.Lock()
+		r.nv, s.raw.nv = s.raw.nv, nil
+		s.raw.mu.Unlock()
+		defer func() {
+			s.raw.mu.Lock()
+			s.raw.nv = r.nv
+			s.raw.mu.Unlock()
+		}()
 		if _, err := r.exec(ctx, "BEGIN IMMEDIATE", nil); err != nil {
 			return err
 		}
@@ -112,6 +124,7 @@ func (s *Store) closeRaw() {
 type rawTx struct {
 	s  *Store
 	dc any
+	nv []driver.NamedValue // see rawConn.nv
 }
 
 func (r *rawTx) stmt(ctx context.Context, q string) (driver.Stmt, error) {
@@ -137,8 +150,13 @@ func (r *rawTx) stmt(ctx context.Context, q string) (driver.Stmt, error) {
 	return st, nil
 }
 
-func namedValues(args []any) ([]driver.NamedValue, error) {
-	nv := make([]driver.NamedValue, len(args))
+// namedValues converts args into driver values, in nv's room if it has
+// enough.
+func namedValues(nv []driver.NamedValue, args []any) ([]driver.NamedValue, error) {
+	if cap(nv) < len(args) {
+		nv = make([]driver.NamedValue, len(args))
+	}
+	nv = nv[:len(args)]
 	for i, a := range args {
 		switch v := a.(type) {
 		case nil, int64, string, []byte, float64, bool:
@@ -155,18 +173,24 @@ func namedValues(args []any) ([]driver.NamedValue, error) {
 	return nv, nil
 }
 
-// bound returns q's prepared statement and args as driver values.
+// bound returns q's prepared statement and args as driver values, in
+// r.nv: the caller calls release once the driver is done with them.
 func (r *rawTx) bound(ctx context.Context, q string, args []any) (driver.Stmt, []driver.NamedValue, error) {
 	st, err := r.stmt(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
-	nv, err := namedValues(args)
+	nv, err := namedValues(r.nv, args)
+	r.nv = nv
 	return st, nv, err
 }
 
+// release drops the values bound last, so the buffer holds on to none.
+func (r *rawTx) release() { clear(r.nv) }
+
 func (r *rawTx) exec(ctx context.Context, q string, args []any) (sql.Result, error) {
 	st, nv, err := r.bound(ctx, q, args)
+	defer r.release()
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +203,7 @@ func (r *rawTx) exec(ctx context.Context, q string, args []any) (sql.Result, err
 
 func (r *rawTx) query(ctx context.Context, q string, args []any) (rows, error) {
 	st, nv, err := r.bound(ctx, q, args)
+	defer r.release()
 	if err != nil {
 		return nil, err
 	}
