@@ -43,7 +43,7 @@ func CostOf(price *big.Rat, units int64) (Amount, error) {
 		return Amount{}, fmt.Errorf("%w: cost of %d units at price %v", ErrInvalidInput, units, price)
 	}
 	total := new(big.Rat).Mul(price, new(big.Rat).SetInt64(units))
-	a := Amount{ceilRat(total)}
+	a := fromBig(ceilRat(total))
 	if a.outOfRange() {
 		return Amount{}, fmt.Errorf("%w: cost %s exceeds 2^256-1", ErrInvalidInput, a)
 	}
@@ -56,7 +56,7 @@ func CreditFor(v *big.Rat) Amount {
 	if v == nil || v.Sign() <= 0 {
 		return Amount{}
 	}
-	return Amount{new(big.Int).Quo(v.Num(), v.Denom())}
+	return fromBig(new(big.Int).Quo(v.Num(), v.Denom()))
 }
 
 // ceilRat rounds r up to an integer.
