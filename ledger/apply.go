@@ -87,6 +87,13 @@ type noncer interface {
 func (st *batchState) prefetch(ops []op) error {
 	refs := make([]Ref, 0, 2*len(ops))
 	keys := make([]string, 0, len(ops))
+	// An op touches about two accounts and writes about two entries, one
+	// or two of them keyed.
+	st.accts, st.ents = make([]Account, 0, 2*len(ops)), make([]Entry, 0, 2*len(ops))
+	if len(st.keys) == 0 && len(st.assumed) == 0 && len(st.dirty) == 0 {
+		st.keys, st.assumed = make(map[string]*Entry, 2*len(ops)), make(map[string]bool, 2*len(ops))
+		st.dirty = make(map[*Account]bool, len(ops))
+	}
 	var nq []NonceQuery
 	for _, op := range ops {
 		refs = append(refs, op.refs()...)
