@@ -57,6 +57,17 @@ func TestReplicas(t *testing.T) {
 	}
 }
 
+// openLedger opens the store at dsn and a ledger on it; the caller closes
+// both.
+func openLedger(t *testing.T, dsn string) (*sqlstore.Store, *ledger.Ledger) {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ledger.New(s, ledger.Options{})
+}
+
 // TestMigrateAccountLists takes a PostgreSQL ledger back before migration
 // 9, opens it again and checks that the lists of pools and of open holds
 // (the consoles', /admin/pools') can be read from its partial indexes:
@@ -65,11 +76,7 @@ func TestReplicas(t *testing.T) {
 func TestMigrateAccountLists(t *testing.T) {
 	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ledger.New(s, ledger.Options{})
+	s, l := openLedger(t, dsn)
 	if _, err := l.Credit(ctx, ledger.PoolKey{Sender: "0xaaaa", Capability: "echo"}.Ref(), ledger.Wei(1000), "fund"); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +92,8 @@ func TestMigrateAccountLists(t *testing.T) {
 	}
 	s.Close()
 
-	if s, err = postgres.Open(ctx, dsn, postgres.Options{}); err != nil {
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -178,13 +186,8 @@ func TestDeferredSyncIsLocal(t *testing.T) {
 // job writes them in one statement (sqlstore's WriteRows): the job's pool
 // ID and the entry's account are the new rows' IDs.
 func TestNewAccountsInOneStatement(t *testing.T) {
-	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ledger.New(s, ledger.Options{})
+	s, l := openLedger(t, ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t)))
 	t.Cleanup(func() { l.Close(); s.Close() })
 	job := ledger.JobKey{Sender: "0xnew", JobID: "first"}
 	res, err := l.Admit(ctx, ledger.AdmitRequest{OpenJobRequest: ledger.OpenJobRequest{Job: job, Capability: "echo",
