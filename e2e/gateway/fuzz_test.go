@@ -116,6 +116,7 @@ func FuzzGatewayJob(f *testing.F) {
 		{http.MethodGet, "", client("reverse", "get", 5, "{}"), "", nil},
 		{post, "", client("free", "chunked", 5, "{}"), "Transfer-Encoding: chunked", []byte("1\r\na\r\n0\r\n\r\n")},
 		{post, "%25zz", client("reverse", "pct", 5, "{}"), "", []byte("x")},
+		{post, ".", client("free", "dot", 5, "{}"), "", []byte("\xff")},
 		{post, "", client("free", "badchunk", 5, "{}"), "Transfer-Encoding: chunked", []byte("zz\r\nab")},
 	} {
 		f.Add(s.method, s.suffix, s.job, s.headers, s.body)
@@ -141,14 +142,18 @@ func FuzzGatewayJob(f *testing.F) {
 			t.Fatalf("status %d (worker reached: %v): %s", status, reached, answer)
 		}
 		gwAfter, orchAfter := reportOf(t, env.Store), reportOf(t, orch.Store)
+		// A path with a dot segment is redirected to its clean form by the
+		// router (307, the method and body kept): not a refusal, and like
+		// one it reaches nothing.
+		cleaned := status == http.StatusTemporaryRedirect && rec.Header().Get("Location") != ""
 		if rec.Header().Get(gateway.HeaderJobIDResponse) == "" {
 			switch {
-			case status < 400 || status >= 500:
+			case (status < 400 || status >= 500) && !cleaned:
 				t.Fatalf("refused without a job ID, yet status %d: %s", status, answer)
 			case reached || orchAfter.Entries != orchBefore.Entries || orchAfter.Accounts != orchBefore.Accounts:
-				t.Fatalf("a request refused with %d reached the orchestrator: %s", status, answer)
+				t.Fatalf("a request answered %d without a job ID reached the orchestrator: %s", status, answer)
 			case gwAfter.Entries != gwBefore.Entries || gwAfter.Accounts != gwBefore.Accounts:
-				t.Fatalf("a request refused with %d changed the books: %+v → %+v", status, gwBefore, gwAfter)
+				t.Fatalf("a request answered %d without a job ID changed the books: %+v → %+v", status, gwBefore, gwAfter)
 			}
 		}
 		for _, capability := range []string{"reverse", "free"} {
