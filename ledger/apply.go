@@ -54,9 +54,14 @@ type batchState struct {
 	ents  []Entry
 }
 
-func newBatchState(ctx context.Context, tx Tx, now time.Time, lookupKeys bool) *batchState {
-	return &batchState{ctx: ctx, tx: tx, now: now, lookupKeys: lookupKeys, assumed: map[string]bool{}, byRef: map[Ref]*Account{},
-		keys: map[string]*Entry{}, dirty: map[*Account]bool{}, sessions: map[string]*sessionState{}}
+// newBatchState starts the state of a batch of n ops, its maps and slabs
+// sized for them: an op touches about two accounts and writes about two
+// entries, one or two of them keyed.
+func newBatchState(ctx context.Context, tx Tx, now time.Time, lookupKeys bool, n int) *batchState {
+	return &batchState{ctx: ctx, tx: tx, now: now, lookupKeys: lookupKeys,
+		assumed: make(map[string]bool, 2*n), byRef: make(map[Ref]*Account, 4*n), keys: make(map[string]*Entry, 2*n),
+		dirty: make(map[*Account]bool, n), sessions: map[string]*sessionState{},
+		accts: make([]Account, 0, 2*n), ents: make([]Entry, 0, 2*n)}
 }
 
 // newAccount returns a place for an account of the batch.
@@ -87,13 +92,6 @@ type noncer interface {
 func (st *batchState) prefetch(ops []op) error {
 	refs := make([]Ref, 0, 2*len(ops))
 	keys := make([]string, 0, len(ops))
-	// An op touches about two accounts and writes about two entries, one
-	// or two of them keyed.
-	st.accts, st.ents = make([]Account, 0, 2*len(ops)), make([]Entry, 0, 2*len(ops))
-	if len(st.keys) == 0 && len(st.assumed) == 0 && len(st.dirty) == 0 {
-		st.keys, st.assumed = make(map[string]*Entry, 2*len(ops)), make(map[string]bool, 2*len(ops))
-		st.dirty = make(map[*Account]bool, len(ops))
-	}
 	var nq []NonceQuery
 	for _, op := range ops {
 		refs = append(refs, op.refs()...)
@@ -120,12 +118,8 @@ func (st *batchState) prefetch(ops []op) error {
 	if err := st.load(refs); err != nil {
 		return err
 	}
-	if len(ask) > 0 {
-		got, err := st.tx.NonceState(st.ctx, ask)
-		if err != nil {
-			return err
-		}
-		st.readSessions(ask, got)
+	if err := st.fetchSessions(ask); err != nil {
+		return err
 	}
 	return st.loadKeys(keys)
 }
@@ -220,10 +214,6 @@ func (st *batchState) load(refs []Ref) error {
 
 // loaded takes accounts the store read (pointing into accts).
 func (st *batchState) loaded(accts []Account) {
-	if len(st.byRef) == 0 {
-		// Room for what the ops create too (about one account an op).
-		st.byRef = make(map[Ref]*Account, 2*len(accts))
-	}
 	for i := range accts {
 		st.byRef[accts[i].Ref] = &accts[i]
 	}

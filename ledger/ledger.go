@@ -208,22 +208,25 @@ func (l *Ledger) runBatch(batch []*request) {
 			}
 		}
 	}
-	var answered []bool
+	// early: the deferred operations were answered once written.
+	early := false
 	var written func([]result)
 	if !deferred && someDeferred {
-		answered = make([]bool, len(batch))
 		written = func(results []result) {
+			if early {
+				return
+			}
+			early = true
 			for i, r := range batch {
-				if r.deferSync && !answered[i] {
+				if r.deferSync {
 					r.answer(results[i])
-					answered[i] = true
 				}
 			}
 		}
 	}
 	results, err := l.applyOps(ctx, ops, decided, written)
 	for i, r := range batch {
-		if answered != nil && answered[i] {
+		if early && r.deferSync {
 			continue
 		}
 		res := result{err: err}
@@ -260,7 +263,7 @@ func (l *Ledger) applyOps(ctx context.Context, ops []op, decided, written func([
 	// looking them up (see batchState.lookupKeys).
 	for _, lookupKeys := range []bool{false, true} {
 		err := l.store.Update(ctx, func(tx Tx) error {
-			st := newBatchState(ctx, tx, now, lookupKeys)
+			st := newBatchState(ctx, tx, now, lookupKeys, len(ops))
 			if err := st.prefetch(ops); err != nil {
 				return err
 			}

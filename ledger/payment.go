@@ -217,7 +217,12 @@ func (st *batchState) session(name string, nonces []uint32) (*sessionState, erro
 // loadSessions reads what the batch does not know yet of these sessions:
 // their nonce counts and expiries, and which of the nonces they hold.
 func (st *batchState) loadSessions(queries []NonceQuery) error {
-	ask := st.askSessions(queries)
+	return st.fetchSessions(st.askSessions(queries))
+}
+
+// fetchSessions asks the store the queries askSessions made, if any, and
+// takes its answer.
+func (st *batchState) fetchSessions(ask []NonceQuery) error {
 	if len(ask) == 0 {
 		return nil
 	}
