@@ -76,8 +76,6 @@ func (e *enc) account(a *jAccount) {
 	e.time(a.A.ClosedAt)
 }
 
-func (r *record) encode() ([]byte, error) { return r.appendEncoded(make([]byte, 0, 256)) }
-
 // appendEncoded appends the record's payload to b.
 func (r *record) appendEncoded(b []byte) ([]byte, error) {
 	e := &enc{b: b}

@@ -36,7 +36,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			Totals: ledger.Flows{Credited: ledger.Wei(1)}, Carry: map[int64]ledger.Flows{1: {Charged: ledger.Wei(2)}}}},
 	}
 	for _, r := range recs {
-		b, err := r.encode()
+		b, err := r.appendEncoded(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestCodecRoundTrip(t *testing.T) {
 func TestCodecReadsVersion1(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r := &record{seq: 9, Entries: []ledger.Entry{{At: at, Kind: ledger.EntryCredit, To: 1, Amount: ledger.Wei(5), Key: "k", BalanceAfter: ledger.Wei(5)}}}
-	b, err := r.encode()
+	b, err := r.appendEncoded(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +111,11 @@ func TestCodecWinnerUpdates(t *testing.T) {
 		{Key: "w", From: "queued", U: ledger.WinnerUpdate{State: "submitted", TxHash: "0xab", TxNonce: 3, TxRaw: []byte{2, 0xf8}, Attempt: true}, Now: at},
 		{Key: "w", From: "submitted", U: ledger.WinnerUpdate{State: "redeemed", TxHash: "0xab", TxNonce: 3, Payout: &paid}, Now: at},
 	}
-	prefix, err := base.encode()
+	prefix, err := base.appendEncoded(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := with.encode()
+	b, err := with.appendEncoded(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
