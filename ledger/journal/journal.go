@@ -271,10 +271,7 @@ func (s *Store) recover(ctx context.Context) error {
 	if _, err := s.inner.DB().ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
 		return err
 	}
-	s.log = &segLog{dir: s.dir, limit: s.opts.SegmentBytes, sync: s.syncFunc(), written: last, durable: last}
-	s.log.scond = sync.NewCond(&s.log.smu)
-	s.log.zcond = sync.NewCond(&s.log.zmu)
-	if err := s.log.create(s.nextSeq); err != nil {
+	if s.log, err = openLog(s.dir, s.opts.SegmentBytes, s.syncFunc(), last); err != nil {
 		return err
 	}
 	if err := s.inner.ScanLive(ctx, func(a ledger.Account) error {

@@ -192,6 +192,18 @@ func readSegment(path string, fn func(seq uint64, payload []byte) error) (int64,
 	return int64(off), nil
 }
 
+// openLog starts the log in dir after record last, in a new segment
+// (segments rotate after limit bytes; syncf makes records durable).
+func openLog(dir string, limit int64, syncf func(*os.File) error, last uint64) (*segLog, error) {
+	l := &segLog{dir: dir, limit: limit, sync: syncf, written: last, durable: last, ahead: minAhead}
+	l.scond = sync.NewCond(&l.smu)
+	l.zcond = sync.NewCond(&l.zmu)
+	if err := l.create(last + 1); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
 // create starts a new segment whose first record will be first.
 func (l *segLog) create(first uint64) error {
 	path := filepath.Join(l.dir, segName(first))
@@ -207,17 +219,13 @@ func (l *segLog) create(first uint64) error {
 		f.Close()
 		return fmt.Errorf("journal: %w", err)
 	}
-	l.size = int64(len(magic))
-	// zeroed before f: a fill that finds the new file finds its zeroed.
-	l.zmu.Lock()
-	l.zeroed = l.size
-	if l.ahead == 0 {
-		l.ahead = minAhead
-	}
-	l.zmu.Unlock()
 	l.smu.Lock()
 	l.f = f
 	l.smu.Unlock()
+	l.size = int64(len(magic))
+	l.zmu.Lock()
+	l.zeroed = l.size
+	l.zmu.Unlock()
 	return nil
 }
 

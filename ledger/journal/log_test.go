@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 )
 
 // newTestLog starts a segment log in a temporary directory.
 func newTestLog(t *testing.T, limit int64) *segLog {
 	t.Helper()
-	l := &segLog{dir: t.TempDir(), limit: limit, sync: dataSync}
-	l.scond = sync.NewCond(&l.smu)
-	l.zcond = sync.NewCond(&l.zmu)
-	if err := l.create(1); err != nil {
+	l, err := openLog(t.TempDir(), limit, dataSync, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.close() })
