@@ -325,9 +325,26 @@ func (t *tx) InsertAccounts(ctx context.Context, accts []*ledger.Account) error 
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return err
 		}
-		if n != len(part) {
-			return fmt.Errorf("sqlstore: inserted %d accounts, got %d ids", len(part), n)
+		if err := insertedAccounts(len(part), n); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// insertedAccounts checks that an insert of n accounts returned an ID for
+// each (got).
+func insertedAccounts(n, got int) error {
+	if got != n {
+		return fmt.Errorf("sqlstore: inserted %d accounts, got %d ids", n, got)
+	}
+	return nil
+}
+
+// updatedAccounts checks that an update of n accounts updated them all.
+func updatedAccounts(n int, got int64) error {
+	if got != int64(n) {
+		return fmt.Errorf("sqlstore: updated %d of %d accounts", got, n)
 	}
 	return nil
 }
@@ -365,8 +382,10 @@ func (t *tx) UpdateAccounts(ctx context.Context, accts []*ledger.Account) error 
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err == nil && n != int64(len(part)) {
-			return fmt.Errorf("sqlstore: updated %d of %d accounts", n, len(part))
+		if n, err := res.RowsAffected(); err == nil {
+			if err := updatedAccounts(len(part), n); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

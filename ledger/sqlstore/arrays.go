@@ -107,10 +107,7 @@ func (t *tx) insertAccountsArray(ctx context.Context, accts []*ledger.Account) e
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return err
 	}
-	if got != len(accts) {
-		return fmt.Errorf("sqlstore: inserted %d accounts, got %d ids", len(accts), got)
-	}
-	return nil
+	return insertedAccounts(len(accts), got)
 }
 
 // insertAccountsArgs are insertAccountsText's arguments for accts; a
@@ -155,8 +152,8 @@ func (t *tx) updateAccountsArray(ctx context.Context, accts []*ledger.Account) e
 	if err != nil {
 		return err
 	}
-	if got, err := res.RowsAffected(); err == nil && got != int64(len(accts)) {
-		return fmt.Errorf("sqlstore: updated %d of %d accounts", got, len(accts))
+	if got, err := res.RowsAffected(); err == nil {
+		return updatedAccounts(len(accts), got)
 	}
 	return nil
 }
@@ -477,17 +474,11 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 	}
 	// The errors InsertAccounts, UpdateAccounts, InsertEntries and
 	// RecordNonces would return, in that order.
-	if len(realID) != len(created) {
-		return fmt.Errorf("sqlstore: inserted %d accounts, got %d ids", len(created), len(realID))
-	}
-	if got := counts["#accounts"]; got != int64(len(accts)) {
-		return fmt.Errorf("sqlstore: updated %d of %d accounts", got, len(accts))
-	}
-	if got := counts["#entries"]; got != int64(len(entries)) {
-		return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(len(entries))-got, len(entries))
-	}
-	if err := w.nonces.check(counts["#sessions"]); err != nil {
-		return err
+	for _, err := range []error{insertedAccounts(len(created), len(realID)), updatedAccounts(len(accts), counts["#accounts"]),
+		insertedEntries(len(entries), counts["#entries"]), w.nonces.check(counts["#sessions"])} {
+		if err != nil {
+			return err
+		}
 	}
 	for _, a := range jobs {
 		if a.PoolID < 0 {
@@ -555,12 +546,7 @@ func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledg
 			accts = append(accts, a)
 			continue
 		}
-		st := states[session.String]
-		st.Count, st.Expiry = int(count.Int64), expiry.Int64
-		if nonce.Valid {
-			st.Recorded = append(st.Recorded, uint32(nonce.Int64))
-		}
-		states[session.String] = st
+		addNonceRow(states, session.String, count.Int64, expiry.Int64, nonce)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, err

@@ -64,11 +64,17 @@ func insertedAll(res sql.Result, err error) func(n int) error {
 		if err != nil {
 			return err
 		}
-		if got != int64(n) {
-			return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(n)-got, n)
-		}
-		return nil
+		return insertedEntries(n, got)
 	}
+}
+
+// insertedEntries checks that got of n entries were inserted: a key
+// already taken skips its row (ErrKeyTaken).
+func insertedEntries(n int, got int64) error {
+	if got != int64(n) {
+		return fmt.Errorf("%w: %d of %d entries", ledger.ErrKeyTaken, int64(n)-got, n)
+	}
+	return nil
 }
 
 const entryCols = `id, at, kind, from_id, to_id, CAST(amount AS TEXT), idem_key, input_hash, CAST(balance_after AS TEXT)`

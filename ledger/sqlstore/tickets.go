@@ -102,18 +102,24 @@ func (t *tx) NonceState(ctx context.Context, queries []ledger.NonceQuery) (map[s
 				rows.Close()
 				return nil, err
 			}
-			st := out[session]
-			st.Count, st.Expiry = int(count), expiry
-			if nonce.Valid {
-				st.Recorded = append(st.Recorded, uint32(nonce.Int64))
-			}
-			out[session] = st
+			addNonceRow(out, session, count, expiry, nonce)
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// addNonceRow takes a row of a nonce-state query into out: a session's
+// count and expiry, and one of the asked nonces it holds (if valid).
+func addNonceRow(out map[string]ledger.SessionState, session string, count, expiry int64, nonce sql.NullInt64) {
+	st := out[session]
+	st.Count, st.Expiry = int(count), expiry
+	if nonce.Valid {
+		st.Recorded = append(st.Recorded, uint32(nonce.Int64))
+	}
+	out[session] = st
 }
 
 func (t *tx) RecordNonces(ctx context.Context, sessions []ledger.SessionNonces) error {
