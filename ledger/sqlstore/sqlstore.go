@@ -204,9 +204,10 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err e
 			return err
 		}
 	}
-	var t ledger.Tx = &tx{s: s, db: s.write, q: sqlTx, lock: s.d.LockClause}
+	base := &tx{s: s, db: s.write, q: sqlTx, lock: s.d.LockClause}
+	var t ledger.Tx = base
 	if s.d.Arrays {
-		t = arrayTx{t.(*tx)}
+		t = arrayTx{base}
 	}
 	if err := fn(t); err != nil {
 		return err
