@@ -53,8 +53,9 @@ var Dialect = sqlstore.Dialect{
 		}
 		return false
 	},
-	ReadOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
-	Arrays:      true,
+	ReadOptions:    &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+	Arrays:         true,
+	BatchFunctions: true,
 	// A batch of deferred syncs commits without waiting for its WAL
 	// flush: the WAL writer flushes it within three wal_writer_delay
 	// (600 ms by default), and so does the next synchronous commit, which

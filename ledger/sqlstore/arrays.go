@@ -287,6 +287,25 @@ type nonceWrite struct {
 }
 
 func nonceArgs(sessions []ledger.SessionNonces) nonceWrite {
+	c := splitNonces(sessions)
+	w := nonceWrite{create: len(c[0].([]string)) > 0, update: len(c[3].([]string)) > 0, nonces: len(c[7].([]string)) > 0,
+		updates: len(c[3].([]string))}
+	if w.create {
+		w.args = append(w.args, c[0:3]...)
+	}
+	if w.update {
+		w.args = append(w.args, c[3:7]...)
+	}
+	if w.nonces {
+		w.args = append(w.args, c[7:9]...)
+	}
+	return w
+}
+
+// splitNonces returns the arrays of the sessions to create (name, expiry,
+// count), of those to update (name, added, expiry, count read before)
+// and of the nonces (session, nonce), none nil.
+func splitNonces(sessions []ledger.SessionNonces) []any {
 	var (
 		newName, updName, nonceName                            = []string{}, []string{}, []string{}
 		newExpiry, newCount, added, updExpiry, updCount, nonce = []int64{}, []int64{}, []int64{}, []int64{}, []int64{}, []int64{}
@@ -302,17 +321,7 @@ func nonceArgs(sessions []ledger.SessionNonces) nonceWrite {
 			nonceName, nonce = append(nonceName, s.Session), append(nonce, int64(v))
 		}
 	}
-	w := nonceWrite{create: len(newName) > 0, update: len(updName) > 0, nonces: len(nonceName) > 0, updates: len(updName)}
-	if w.create {
-		w.args = append(w.args, newName, newExpiry, newCount)
-	}
-	if w.update {
-		w.args = append(w.args, updName, added, updExpiry, updCount)
-	}
-	if w.nonces {
-		w.args = append(w.args, nonceName, nonce)
-	}
-	return w
+	return []any{newName, newExpiry, newCount, updName, added, updExpiry, updCount, nonceName, nonce}
 }
 
 // check turns the count of sessions updated into errStale if another
@@ -411,6 +420,27 @@ func writeRowsArraySQL(amount string, w rowsWrite) string {
 	})
 }
 
+// writeRowsArgs are writeRowsArraySQL's arguments for w.
+func writeRowsArgs(w rowsWrite, pools, jobs, accts []*ledger.Account, entries []*ledger.Entry, refOf map[int64]string) []any {
+	var args []any
+	if w.pools {
+		args = append(args, insertAccountsArgs(pools)...)
+	}
+	if w.jobs {
+		args = append(args, insertAccountsArgs(jobs)...)
+	}
+	if w.accts {
+		args = append(args, updateAccountsArgs(accts)...)
+	}
+	if w.entries {
+		args = append(args, insertEntriesArgs(entries)...)
+		if w.pools || w.jobs {
+			args = append(args, entryRefs(entries, refOf)...)
+		}
+	}
+	return append(args, w.nonces.args...)
+}
+
 // WriteRows implements ledger.RowWriter in one statement.
 func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account, entries []*ledger.Entry, sessions []ledger.SessionNonces) error {
 	var pools, jobs []*ledger.Account
@@ -429,28 +459,14 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 	if len(created) == 0 && !w.accts && !w.entries && len(w.nonces.args) == 0 {
 		return nil
 	}
+	var q string
 	var args []any
-	if w.pools {
-		args = append(args, insertAccountsArgs(pools)...)
+	if t.s.d.BatchFunctions {
+		q, args = writeRowsFuncSQL, writeRowsFuncArgs(created, accts, entries, refOf, sessions)
+	} else {
+		q, args = writeRowsArraySQL(t.s.d.Types["AMOUNT"], w), writeRowsArgs(w, pools, jobs, accts, entries, refOf)
 	}
-	if w.jobs {
-		args = append(args, insertAccountsArgs(jobs)...)
-	}
-	if w.accts {
-		args = append(args, updateAccountsArgs(accts)...)
-	}
-	if w.entries {
-		args = append(args, insertEntriesArgs(entries)...)
-		if len(created) > 0 {
-			fromRef, toRef := make([]string, len(entries)), make([]string, len(entries))
-			for i, e := range entries {
-				fromRef[i], toRef[i] = refOf[min(e.From, 0)], refOf[min(e.To, 0)]
-			}
-			args = append(args, fromRef, toRef)
-		}
-	}
-	args = append(args, w.nonces.args...)
-	rows, err := t.query(ctx, writeRowsArraySQL(t.s.d.Types["AMOUNT"], w), args...)
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return err
 	}
@@ -521,7 +537,13 @@ func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledg
 		names[i] = r.Encode()
 	}
 	sessions, nonces := nonceArrays(queries)
-	rows, err := t.query(ctx, prefetchArraySQL(t.lock), names, names, sessions, nonces)
+	var rows rows
+	var err error
+	if t.s.d.BatchFunctions && t.lock != "" {
+		rows, err = t.query(ctx, prefetchFuncSQL, names, append([]string{}, sessions...), append([]int64{}, nonces...))
+	} else {
+		rows, err = t.query(ctx, prefetchArraySQL(t.lock), names, names, sessions, nonces)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -552,4 +574,39 @@ func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledg
 		return nil, nil, err
 	}
 	return accts, states, nil
+}
+
+// prefetchFuncSQL is prefetchArraySQL (with its lock) as a call of the
+// function byoc_prefetch (Dialect.BatchFunctions).
+const prefetchFuncSQL = `SELECT * FROM byoc_prefetch(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]))`
+
+// writeRowsFuncSQL is writeRowsArraySQL as a call of the function
+// byoc_write_rows (Dialect.BatchFunctions), which takes every part's
+// arrays, empty for a part without rows, and returns the same rows.
+var writeRowsFuncSQL = `SELECT * FROM byoc_write_rows(` + arrays(
+	"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT",
+	"BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", // created accounts
+	"BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", // updated accounts
+	"BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", // entries
+	"TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT") + `)` // sessions, nonces
+
+// writeRowsFuncArgs are writeRowsFuncSQL's arguments; refOf names the
+// new accounts by temporary ID.
+func writeRowsFuncArgs(created, accts []*ledger.Account, entries []*ledger.Entry, refOf map[int64]string, sessions []ledger.SessionNonces) []any {
+	args := make([]any, 0, 48)
+	args = append(args, insertAccountsArgs(created)...)
+	args = append(args, updateAccountsArgs(accts)...)
+	args = append(args, insertEntriesArgs(entries)...)
+	args = append(args, entryRefs(entries, refOf)...)
+	return append(args, splitNonces(sessions)...)
+}
+
+// entryRefs are the arrays of the refs of entries' new accounts (from,
+// to), "" for an account that is not new.
+func entryRefs(entries []*ledger.Entry, refOf map[int64]string) []any {
+	fromRef, toRef := make([]string, len(entries)), make([]string, len(entries))
+	for i, e := range entries {
+		fromRef[i], toRef[i] = refOf[min(e.From, 0)], refOf[min(e.To, 0)]
+	}
+	return []any{fromRef, toRef}
 }

@@ -84,17 +84,21 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // splitStatements splits a migration on semicolons that end a line, after
-// dropping -- comments.
+// dropping -- comments, except within a $$-quoted body (a function's).
 func splitStatements(text string) []string {
 	var out []string
 	var cur strings.Builder
+	quoted := false
 	for _, line := range strings.Split(text, "\n") {
 		if i := strings.Index(line, "--"); i >= 0 {
 			line = line[:i]
 		}
+		if strings.Count(line, "$$")%2 == 1 {
+			quoted = !quoted
+		}
 		cur.WriteString(line)
 		cur.WriteString("\n")
-		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+		if !quoted && strings.HasSuffix(strings.TrimSpace(line), ";") {
 			if s := strings.TrimSpace(cur.String()); s != ";" {
 				out = append(out, s)
 			}

@@ -71,6 +71,12 @@ type Dialect struct {
 	// rows: for a database a round trip away (PostgreSQL). The driver must
 	// take []string and []int64 arguments as arrays.
 	Arrays bool
+	// BatchFunctions reads and writes a batch's rows by calling the
+	// functions byoc_prefetch and byoc_write_rows (a migration of the
+	// dialect creates them) instead of one statement of common table
+	// expressions each: their plans are made once per connection, not
+	// at every batch. With Arrays only.
+	BatchFunctions bool
 	// DeferredSync, if set, is run first in an Update whose operations may
 	// be acknowledged before they are durable (ledger.SyncDeferred), to
 	// commit without waiting for the disk.
