@@ -257,7 +257,11 @@ func (st *batchState) flush() error {
 		for i, a := range st.created {
 			temps[i] = a.ID
 		}
-		if err := w.WriteRows(st.ctx, st.created, changed, st.entries, st.nonceRecords()); err != nil {
+		wctx := st.ctx
+		if len(st.outbox) == 0 && len(st.winners) == 0 {
+			wctx = FinalWrite(wctx)
+		}
+		if err := w.WriteRows(wctx, st.created, changed, st.entries, st.nonceRecords()); err != nil {
 			return err
 		}
 		for i, a := range st.created {

@@ -51,3 +51,34 @@ func Written(ctx context.Context) func() {
 	f, _ := ctx.Value(writtenKey{}).(func())
 	return f
 }
+
+type finalWriteKey struct{}
+
+// FinalWrite returns ctx marked, for a RowWriter's WriteRows, as the
+// transaction's last write: nothing else is written or read in it after
+// WriteRows returns, so a store may commit with the write (a round trip
+// less); an error of WriteRows then covers the commit's.
+func FinalWrite(ctx context.Context) context.Context {
+	return context.WithValue(ctx, finalWriteKey{}, true)
+}
+
+// KeepCommit returns ctx marked, for a store's Update, so that the
+// transaction commits after fn returns, never with a final write: for a
+// wrapper of Update that may still fail the transaction after fn.
+func KeepCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keepCommitKey{}, true)
+}
+
+// CommitKept reports whether ctx carries KeepCommit's mark.
+func CommitKept(ctx context.Context) bool {
+	v, _ := ctx.Value(keepCommitKey{}).(bool)
+	return v
+}
+
+type keepCommitKey struct{}
+
+// WriteIsFinal reports whether ctx carries FinalWrite's mark.
+func WriteIsFinal(ctx context.Context) bool {
+	v, _ := ctx.Value(finalWriteKey{}).(bool)
+	return v
+}

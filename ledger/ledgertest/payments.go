@@ -434,7 +434,7 @@ type FailingCommits struct {
 }
 
 func (f *FailingCommits) Update(ctx context.Context, fn func(ledger.Tx) error) error {
-	return f.Store.Update(ctx, func(tx ledger.Tx) error {
+	return f.Store.Update(ledger.KeepCommit(ctx), func(tx ledger.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}

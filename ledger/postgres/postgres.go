@@ -56,6 +56,14 @@ var Dialect = sqlstore.Dialect{
 	ReadOptions:    &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	Arrays:         true,
 	BatchFunctions: true,
+	Pipeline:       pipeline,
+	ErrorCode: func(err error) string {
+		var e *pgconn.PgError
+		if errors.As(err, &e) {
+			return e.Code
+		}
+		return ""
+	},
 	// A batch of deferred syncs commits without waiting for its WAL
 	// flush: the WAL writer flushes it within three wal_writer_delay
 	// (600 ms by default), and so does the next synchronous commit, which

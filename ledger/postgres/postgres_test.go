@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,37 @@ func TestNewAccountsInOneStatement(t *testing.T) {
 	}
 	if bal, err := l.Balance(ctx, ledger.PoolKey{Sender: "0xnew", Capability: "echo"}.Ref()); err != nil || bal.Cmp(ledger.Wei(700)) != 0 {
 		t.Fatalf("pool balance %v, %v; want 700", bal, err)
+	}
+}
+
+// A write that commits with its transaction (ledger.FinalWrite) and fails
+// a check of byoc_write_rows (here: an entry's key already taken) reports
+// the check's error and commits nothing, the account it inserted neither.
+func TestFinalWriteFailsWhole(t *testing.T) {
+	dsn := ledgertest.PostgresSchema(t, ledgertest.PostgresDSN(t))
+	ctx := context.Background()
+	s, l := openLedger(t, dsn)
+	defer func() { l.Close(); s.Close() }()
+	pool := ledger.PoolKey{Sender: "0xfinal", Capability: "echo"}
+	if _, err := l.Credit(ctx, pool.Ref(), ledger.Wei(100), "taken"); err != nil {
+		t.Fatal(err)
+	}
+	other := ledger.PoolKey{Sender: "0xother", Capability: "echo"}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		a := &ledger.Account{ID: -1, Ref: other.Ref(), State: ledger.StateOpen, Balance: ledger.Wei(5), Credited: ledger.Wei(5),
+			OpenedAt: now, UpdatedAt: now}
+		e := &ledger.Entry{At: now, Kind: ledger.EntryCredit, To: -1, Amount: ledger.Wei(5), Key: "taken", InputHash: "h", BalanceAfter: ledger.Wei(5)}
+		return tx.(ledger.RowWriter).WriteRows(ledger.FinalWrite(ctx), []*ledger.Account{a}, nil, []*ledger.Entry{e}, nil)
+	})
+	if !errors.Is(err, ledger.ErrKeyTaken) {
+		t.Fatalf("write with a taken key: %v", err)
+	}
+	if _, err := l.Account(ctx, other.Ref()); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("the account of a failed final write exists: %v", err)
+	}
+	// The connection is usable again: the next batch commits.
+	if _, err := l.Credit(ctx, other.Ref(), ledger.Wei(7), "new"); err != nil {
+		t.Fatal(err)
 	}
 }

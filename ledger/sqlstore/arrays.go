@@ -459,16 +459,20 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 	if len(created) == 0 && !w.accts && !w.entries && len(w.nonces.args) == 0 {
 		return nil
 	}
-	var q string
-	var args []any
-	if t.s.d.BatchFunctions {
-		q, args = writeRowsFuncSQL, writeRowsFuncArgs(created, accts, entries, refOf, sessions)
-	} else {
-		q, args = writeRowsArraySQL(t.s.d.Types["AMOUNT"], w), writeRowsArgs(w, pools, jobs, accts, entries, refOf)
+	var rows rows
+	var err error
+	switch {
+	case t.s.d.BatchFunctions && t.pipe != nil && t.pipe.final && ledger.WriteIsFinal(ctx):
+		// The function checks the counts below itself (batchError), so
+		// the commit can go with it.
+		rows, err = t.pipe.query(ctx, t.s.rebind(writeRowsFuncSQL), writeRowsFuncArgs(created, accts, entries, refOf, sessions), true)
+	case t.s.d.BatchFunctions:
+		rows, err = t.query(ctx, writeRowsFuncSQL, writeRowsFuncArgs(created, accts, entries, refOf, sessions)...)
+	default:
+		rows, err = t.query(ctx, writeRowsArraySQL(t.s.d.Types["AMOUNT"], w), writeRowsArgs(w, pools, jobs, accts, entries, refOf)...)
 	}
-	rows, err := t.query(ctx, q, args...)
 	if err != nil {
-		return err
+		return t.s.batchError(err)
 	}
 	realID := make(map[int64]int64, len(created)) // temporary ID → real
 	counts := map[string]int64{}
@@ -486,7 +490,7 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 		}
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return err
+		return t.s.batchError(err)
 	}
 	// The errors InsertAccounts, UpdateAccounts, InsertEntries and
 	// RecordNonces would return, in that order.
@@ -609,4 +613,23 @@ func entryRefs(entries []*ledger.Entry, refOf map[int64]string) []any {
 		fromRef[i], toRef[i] = refOf[min(e.From, 0)], refOf[min(e.To, 0)]
 	}
 	return []any{fromRef, toRef}
+}
+
+// batchError is err of byoc_write_rows as the error the check of the
+// count it raised for returns (Dialect.ErrorCode): BY001 for entries
+// whose key was taken, BY002 for accounts not updated, BY003 for ticket
+// sessions changed meanwhile.
+func (s *Store) batchError(err error) error {
+	if s.d.ErrorCode == nil {
+		return err
+	}
+	switch s.d.ErrorCode(err) {
+	case "BY001":
+		return fmt.Errorf("%w: %v", ledger.ErrKeyTaken, err)
+	case "BY002":
+		return fmt.Errorf("sqlstore: %v", err)
+	case "BY003":
+		return fmt.Errorf("%w: %v", errStale, err)
+	}
+	return err
 }

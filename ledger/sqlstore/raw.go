@@ -219,12 +219,7 @@ func (r *rawTx) query(ctx context.Context, q string, args []any) (rows, error) {
 }
 
 // rows is what the store reads results through: *sql.Rows, or rawRows.
-type rows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-	Close() error
-}
+type rows = Rows
 
 // rawRows reads a driver.Rows as database/sql would (Scan converts as
 // sql.Rows.Scan does, through sql.Null).

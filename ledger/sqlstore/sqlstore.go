@@ -86,6 +86,12 @@ type Dialect struct {
 	// columns store an integer as that same text (SQLite's TEXT
 	// affinity): the driver need not copy a string per amount.
 	IntegerAmounts bool
+	// Pipeline, if set, gives the Pipe through which Update runs its
+	// transactions on a driver connection of the write handle (see
+	// pipe.go). With Arrays only.
+	Pipeline func(driverConn any) (Pipe, error)
+	// ErrorCode returns the SQLSTATE of a database error, "" for another.
+	ErrorCode func(error) string
 }
 
 // Store is a ledger.Store on a SQL database.
@@ -191,6 +197,9 @@ func (s *Store) updateOnce(ctx context.Context, fn func(ledger.Tx) error) (err e
 	if s.d.RawWrites {
 		return s.updateRaw(ctx, fn)
 	}
+	if s.d.Pipeline != nil {
+		return s.updatePipe(ctx, fn)
+	}
 	bctx, err := s.stmtCtx(ctx)
 	if err != nil {
 		return err
@@ -242,6 +251,7 @@ type tx struct {
 	db   *sql.DB // the handle q belongs to
 	q    *sql.Tx
 	raw  *rawTx
+	pipe *pipeTx
 	lock string
 }
 
@@ -352,6 +362,9 @@ func (t *tx) query(ctx context.Context, q string, args ...any) (rows, error) {
 	if t.raw != nil {
 		return t.raw.query(ctx, q, args)
 	}
+	if t.pipe != nil {
+		return t.pipe.query(ctx, t.s.rebind(q), args, false)
+	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -365,6 +378,9 @@ func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error
 	}
 	if t.raw != nil {
 		return t.raw.exec(ctx, q, args)
+	}
+	if t.pipe != nil {
+		return t.pipe.exec(ctx, t.s.rebind(q), args)
 	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)

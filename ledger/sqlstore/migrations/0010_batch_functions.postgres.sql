@@ -50,7 +50,10 @@ $$;
 -- or hash, the smallest BIGINT for a time. It returns a row (id, ref) per
 -- account inserted, then the counts of accounts updated, entries inserted
 -- and ticket sessions updated as (count, '#accounts' / '#entries' /
--- '#sessions'), each only when its arrays are not empty.
+-- '#sessions'), each only when its arrays are not empty. A count short of
+-- its arrays' is an error, so that the caller may send COMMIT with the
+-- call: BY001 an entry's key was taken, BY002 an account was not updated,
+-- BY003 a ticket session changed since it was read.
 CREATE FUNCTION byoc_write_rows(
     a_ref TEXT[], a_kind TEXT[], a_sender TEXT[], a_name TEXT[], a_customer TEXT[], a_pool_ref TEXT[],
     a_pool_id BIGINT[], a_state TEXT[], a_balance TEXT[], a_credited TEXT[], a_charged TEXT[], a_moved_in TEXT[],
@@ -117,6 +120,9 @@ BEGIN
                     closed_at)
             WHERE accounts.id = v.id;
         GET DIAGNOSTICS k = ROW_COUNT;
+        IF k <> cardinality(u_id) THEN
+            RAISE EXCEPTION 'updated % of % accounts', k, cardinality(u_id) USING ERRCODE = 'BY002';
+        END IF;
         n := k; r := '#accounts'; RETURN NEXT;
     END IF;
     IF cardinality(e_at) > 0 THEN
@@ -133,6 +139,9 @@ BEGIN
                 AS v (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after, from_ref, to_ref)
             ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING;
         GET DIAGNOSTICS k = ROW_COUNT;
+        IF k <> cardinality(e_at) THEN
+            RAISE EXCEPTION '% of % entries', cardinality(e_at) - k, cardinality(e_at) USING ERRCODE = 'BY001';
+        END IF;
         n := k; r := '#entries'; RETURN NEXT;
     END IF;
     IF cardinality(c_session) > 0 THEN
@@ -145,6 +154,10 @@ BEGIN
             FROM unnest(s_session, s_added, s_expiry, s_count) AS v (session, added, expiry, count)
             WHERE ticket_sessions.session = v.session AND ticket_sessions.nonces = v.count;
         GET DIAGNOSTICS k = ROW_COUNT;
+        IF k <> cardinality(s_session) THEN
+            RAISE EXCEPTION '% of % ticket sessions changed meanwhile', cardinality(s_session) - k, cardinality(s_session)
+                USING ERRCODE = 'BY003';
+        END IF;
         n := k; r := '#sessions'; RETURN NEXT;
     END IF;
     IF cardinality(n_session) > 0 THEN
