@@ -7,7 +7,9 @@
 // The schema uses only portable SQL (BIGINT identity, NUMERIC(78,0), partial
 // indexes, CTE updates) so that PostgreSQL-compatible engines can follow; a
 // batch's statements take array parameters (unnest, = ANY), one round trip
-// each whatever the batch's size.
+// each whatever the batch's size. A ledger batch reads and writes through
+// two PL/pgSQL functions (migration 10), BEGIN sent with the read and
+// COMMIT with the write (pipe.go): two round trips.
 //
 // Driver: github.com/jackc/pgx/v5 through its database/sql adapter, so the
 // SQL store code is shared with SQLite.
