@@ -279,17 +279,18 @@ func nonceParts(create, update, nonces bool) []string {
 
 // nonceWrite is what recordNoncesArraySQL writes: which of its parts have
 // rows, their arguments in order, and how many sessions are to be
-// updated.
+// updated; all holds every part's arrays, empty or not (splitNonces), as
+// byoc_write_rows takes them.
 type nonceWrite struct {
 	create, update, nonces bool
-	args                   []any
+	args, all              []any
 	updates                int
 }
 
 func nonceArgs(sessions []ledger.SessionNonces) nonceWrite {
 	c := splitNonces(sessions)
 	w := nonceWrite{create: len(c[0].([]string)) > 0, update: len(c[3].([]string)) > 0, nonces: len(c[7].([]string)) > 0,
-		updates: len(c[3].([]string))}
+		updates: len(c[3].([]string)), all: c}
 	if w.create {
 		w.args = append(w.args, c[0:3]...)
 	}
@@ -462,12 +463,15 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 	var rows rows
 	var err error
 	switch {
-	case t.s.d.BatchFunctions && t.pipe != nil && t.pipe.final && ledger.WriteIsFinal(ctx):
-		// The function checks the counts below itself (batchError), so
-		// the commit can go with it.
-		rows, err = t.pipe.query(ctx, t.s.rebind(writeRowsFuncSQL), writeRowsFuncArgs(created, accts, entries, refOf, sessions), true)
 	case t.s.d.BatchFunctions:
-		rows, err = t.query(ctx, writeRowsFuncSQL, writeRowsFuncArgs(created, accts, entries, refOf, sessions)...)
+		args := writeRowsFuncArgs(created, accts, entries, refOf, w.nonces.all)
+		if t.pipe != nil && t.pipe.final && ledger.WriteIsFinal(ctx) {
+			// The function checks the counts below itself (batchError),
+			// so the commit can go with it.
+			rows, err = t.pipe.query(ctx, t.s.rebind(writeRowsFuncSQL), args, true)
+		} else {
+			rows, err = t.query(ctx, writeRowsFuncSQL, args...)
+		}
 	default:
 		rows, err = t.query(ctx, writeRowsArraySQL(t.s.d.Types["AMOUNT"], w), writeRowsArgs(w, pools, jobs, accts, entries, refOf)...)
 	}
@@ -544,7 +548,7 @@ func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledg
 	var rows rows
 	var err error
 	if t.s.d.BatchFunctions && t.lock != "" {
-		rows, err = t.query(ctx, prefetchFuncSQL, names, append([]string{}, sessions...), append([]int64{}, nonces...))
+		rows, err = t.query(ctx, prefetchFuncSQL, names, sessions, nonces)
 	} else {
 		rows, err = t.query(ctx, prefetchArraySQL(t.lock), names, names, sessions, nonces)
 	}
@@ -595,14 +599,15 @@ var writeRowsFuncSQL = `SELECT * FROM byoc_write_rows(` + arrays(
 	"TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT") + `)` // sessions, nonces
 
 // writeRowsFuncArgs are writeRowsFuncSQL's arguments; refOf names the
-// new accounts by temporary ID.
-func writeRowsFuncArgs(created, accts []*ledger.Account, entries []*ledger.Entry, refOf map[int64]string, sessions []ledger.SessionNonces) []any {
+// new accounts by temporary ID, nonces are the sessions' arrays
+// (splitNonces).
+func writeRowsFuncArgs(created, accts []*ledger.Account, entries []*ledger.Entry, refOf map[int64]string, nonces []any) []any {
 	args := make([]any, 0, 48)
 	args = append(args, insertAccountsArgs(created)...)
 	args = append(args, updateAccountsArgs(accts)...)
 	args = append(args, insertEntriesArgs(entries)...)
 	args = append(args, entryRefs(entries, refOf)...)
-	return append(args, splitNonces(sessions)...)
+	return append(args, nonces...)
 }
 
 // entryRefs are the arrays of the refs of entries' new accounts (from,
