@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -69,11 +70,21 @@ func (l Limits) Server(h http.Handler, errorLog *log.Logger) *http.Server {
 }
 
 // Handler bounds the reading of request bodies for h: at most MaxUploads at
-// once (503 beyond), each within BodyTimeout (408 after).
+// once (503 beyond), each within BodyTimeout (408 after). A request whose
+// path is not in clean form (empty, "." or ".." elements) gets 400 before
+// h sees it: no route of ours has one, and a redirect to the cleaned path
+// (what http.ServeMux answers) would send a job's body to a route the
+// client did not name.
 func (l Limits) Handler(h http.Handler) http.Handler {
 	l = l.withDefaults()
 	slots := make(chan struct{}, l.MaxUploads)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !clean(r.URL.Path) {
+			w.Header().Set("Connection", "close") // the body is not read
+			http.Error(w, fmt.Sprintf("Malformed path %q: a path may not have empty, \".\" or \"..\" elements", r.URL.Path),
+				http.StatusBadRequest)
+			return
+		}
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || l.streaming(r.URL.Path) {
 			h.ServeHTTP(w, r)
 			return
@@ -93,6 +104,20 @@ func (l Limits) Handler(h http.Handler) http.Handler {
 		r.Body = u
 		h.ServeHTTP(&uploadWriter{ResponseWriter: w, u: u}, r)
 	})
+}
+
+// clean reports whether p is absolute and in the form path.Clean gives it
+// (a trailing slash kept): the paths http.ServeMux routes without a
+// redirect.
+func clean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // WithStreaming is l with prefix added to its Streaming paths (l's own

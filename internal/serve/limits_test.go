@@ -238,3 +238,44 @@ func TestWithStreamingCopies(t *testing.T) {
 		t.Fatalf("base %v, x %v, y %v", base.Streaming, x.Streaming, y.Streaming)
 	}
 }
+
+// TestUncleanPath: a path with empty, "." or ".." elements gets 400 naming
+// it, not the redirect http.ServeMux answers, and the handler never sees
+// it; clean paths, with or without a trailing slash, reach the handler.
+func TestUncleanPath(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/job", readAll)
+	mux.Handle("/dir/", readAll)
+	addr := start(t, Limits{}, mux)
+	for _, tc := range []struct {
+		path string
+		code int
+	}{
+		{"/job", http.StatusOK},
+		{"/dir/", http.StatusOK},
+		{"/dir/x", http.StatusOK},
+		{"//job", http.StatusBadRequest},
+		{"/x/../job", http.StatusBadRequest},
+		{"/./job", http.StatusBadRequest},
+		{"/dir/.", http.StatusBadRequest},
+		{"/dir//x", http.StatusBadRequest},
+		{"/job/..", http.StatusBadRequest},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab", tc.path)
+		code, body := response(t, bufio.NewReader(c))
+		c.Close()
+		if code != tc.code {
+			t.Errorf("%s: %d %q, want %d", tc.path, code, body, tc.code)
+		}
+		if tc.code == http.StatusOK && body != "read 2" {
+			t.Errorf("%s: body %q, want the handler's", tc.path, body)
+		}
+		if tc.code == http.StatusBadRequest && !strings.Contains(body, "Malformed path") {
+			t.Errorf("%s: body %q does not say the path is malformed", tc.path, body)
+		}
+	}
+}
