@@ -1,6 +1,9 @@
 package ledger
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // RunCredits runs one credit per ctxs[i] (keyed keys[i], to to), submitted
 // under that context, as one batch of the committer, and returns what
@@ -20,3 +23,10 @@ func RunCredits(l *Ledger, ctxs []context.Context, to Ref, amount Amount, keys [
 	}()
 	return out
 }
+
+// SetAfter replaces the timer of the committer's wait for a fuller batch;
+// call it before the first operation.
+func SetAfter(l *Ledger, after func(time.Duration) <-chan time.Time) { l.after = after }
+
+// Queued is how many operations wait for the committer.
+func Queued(l *Ledger) int { return len(l.queue) }

@@ -33,6 +33,9 @@ type Ledger struct {
 	queue chan *request
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	// after is time.After for the committer's wait for a fuller batch
+	// (commitLoop); tests replace it.
+	after func(time.Duration) <-chan time.Time
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed against sends on queue
@@ -74,7 +77,7 @@ func New(store Store, opts Options) *Ledger {
 		opts.Logger = slog.Default()
 	}
 	l := &Ledger{store: store, clock: opts.Clock, opts: opts,
-		queue: make(chan *request, 4*opts.MaxBatch), stop: make(chan struct{})}
+		queue: make(chan *request, 4*opts.MaxBatch), stop: make(chan struct{}), after: time.After}
 	for range max(store.Writers(), 1) {
 		l.wg.Add(1)
 		go l.commitLoop()
@@ -149,9 +152,23 @@ func run[T any](ctx context.Context, l *Ledger, op op) (T, error) {
 	return v.(T), nil
 }
 
+// A batch smaller than the last one waits for the rest a little: at most
+// fillShare of the time the last batch took, and never more than
+// maxFillWait. The clients the last batch answered are usually about to
+// send their next operations, and a commit costs much the same for 10
+// operations as for 16 (on PostgreSQL a batch is two round trips and a
+// WAL flush, about 2 ms), so the wait is repaid whenever they come. A
+// lone client never waits: its batch is never smaller than its last.
+const (
+	fillShare   = 20 // the wait is at most 1/fillShare of the last batch's time
+	maxFillWait = 500 * time.Microsecond
+)
+
 func (l *Ledger) commitLoop() {
 	defer l.wg.Done()
 	batch := make([]*request, 0, l.opts.MaxBatch)
+	var last int           // the last batch's size
+	var took time.Duration // and how long it took
 	for {
 		batch = batch[:0]
 		select {
@@ -180,7 +197,21 @@ func (l *Ledger) commitLoop() {
 				break fill
 			}
 		}
+		if want := min(last, l.opts.MaxBatch); len(batch) < want && took > 0 {
+			timeout := l.after(min(took/fillShare, maxFillWait))
+		wait:
+			for len(batch) < want {
+				select {
+				case r := <-l.queue:
+					batch = append(batch, r)
+				case <-timeout:
+					break wait
+				}
+			}
+		}
+		start := time.Now()
 		l.runBatch(batch)
+		last, took = len(batch), time.Since(start)
 	}
 }
 
