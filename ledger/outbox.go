@@ -88,14 +88,14 @@ func (l *Ledger) CreditWithEvent(ctx context.Context, to Ref, amount Amount, key
 }
 
 // PendingOutbox returns undelivered outbox events with an ID above after,
-// oldest first, at most limit (0: 100).
-func (l *Ledger) PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEvent, error) {
+// of topics (all when none), oldest first, at most limit (0: 100).
+func (l *Ledger) PendingOutbox(ctx context.Context, after int64, limit int, topics ...string) ([]OutboxEvent, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	var out []OutboxEvent
 	err := l.store.View(ctx, func(tx ReadTx) (err error) {
-		out, err = tx.PendingOutbox(ctx, after, limit)
+		out, err = tx.PendingOutbox(ctx, after, limit, topics...)
 		return err
 	})
 	return out, err

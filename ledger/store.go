@@ -64,8 +64,8 @@ type ReadTx interface {
 	// Checkpoint returns what archives moved out of the live tables.
 	Checkpoint(ctx context.Context) (Checkpoint, error)
 	// PendingOutbox returns undelivered outbox events with an ID above
-	// after, by ID, at most limit.
-	PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEvent, error)
+	// after, of topics (all when none), by ID, at most limit.
+	PendingOutbox(ctx context.Context, after int64, limit int, topics ...string) ([]OutboxEvent, error)
 }
 
 // Tx reads and writes the ledger inside Update.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"time"
 
 	"byoc/ledger"
@@ -134,30 +133,14 @@ func (s *EventSink) Run(ctx context.Context) {
 }
 
 // pending reads the oldest undelivered events of the sink's topics, at
-// most Batch.
+// most Batch: the store reads them by topic, so another sink's backlog (a
+// usage sink that is down) costs this one nothing.
 func (s *EventSink) pending(ctx context.Context) ([]ledger.OutboxEvent, error) {
 	topics := s.Topics
 	if topics == nil {
 		topics = []string{TopicUsage, TopicRefund}
 	}
-	var out []ledger.OutboxEvent
-	var after int64
-	for len(out) < s.Batch {
-		evs, err := s.Ledger.PendingOutbox(ctx, after, s.Batch)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range evs {
-			if slices.Contains(topics, e.Topic) && len(out) < s.Batch {
-				out = append(out, e)
-			}
-			after = e.ID
-		}
-		if len(evs) < s.Batch {
-			break
-		}
-	}
-	return out, nil
+	return s.Ledger.PendingOutbox(ctx, 0, s.Batch, topics...)
 }
 
 // deliver sends one batch of pending events and marks it delivered.

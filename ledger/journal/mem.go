@@ -23,6 +23,16 @@ type mem struct {
 	// projection holds their delivery; outboxKeys their keys.
 	outbox     map[int64]*memEvent
 	outboxKeys map[string]int64
+	// pending lists each topic's undelivered events' IDs in order, so that
+	// a sink reads its own topic's oldest without going over the others'
+	// (a usage sink that is down can leave millions); a delivered ID stays
+	// until stale counts half of its list, which is then compacted.
+	pending map[string]*topicIDs
+}
+
+type topicIDs struct {
+	ids   []int64
+	stale int
 }
 
 type memEvent struct {
@@ -47,7 +57,7 @@ type memSession struct {
 
 func newMem(filterBytes int) *mem {
 	return &mem{names: newBloom(filterBytes), accts: map[ledger.Ref]*memAcct{}, keys: map[string]*memEntry{}, sessions: map[string]*memSession{},
-		outbox: map[int64]*memEvent{}, outboxKeys: map[string]int64{}}
+		outbox: map[int64]*memEvent{}, outboxKeys: map[string]int64{}, pending: map[string]*topicIDs{}}
 }
 
 // apply makes record r's changes.
@@ -100,6 +110,7 @@ func (m *mem) apply(r *record) {
 			if me := m.outbox[id]; me != nil && me.delivered == 0 {
 				me.delivered = r.seq
 				me.e.DeliveredAt = d.At
+				m.delivered(me.e.Topic)
 			}
 		}
 	}
@@ -159,18 +170,73 @@ func (m *mem) addEvent(e ledger.OutboxEvent) {
 	m.outbox[e.ID] = &memEvent{e: e}
 	m.outboxKeys[e.Key] = e.ID
 	m.names.add(nameOutbox, e.Key)
+	t := m.pending[e.Topic]
+	if t == nil {
+		t = &topicIDs{}
+		m.pending[e.Topic] = t
+	}
+	// Events come in ID order (records, and the tables' scan at start).
+	if n := len(t.ids); n == 0 || t.ids[n-1] < e.ID {
+		t.ids = append(t.ids, e.ID)
+	} else if i, found := slices.BinarySearch(t.ids, e.ID); !found {
+		t.ids = slices.Insert(t.ids, i, e.ID)
+	}
 }
 
-// pendingOutbox returns the undelivered events with an ID above after, by
-// ID, at most limit (0: all), their bodies copied.
-func (m *mem) pendingOutbox(after int64, limit int) []ledger.OutboxEvent {
-	var ids []int64
-	for id, me := range m.outbox {
-		if id > after && me.delivered == 0 {
-			ids = append(ids, id)
+// delivered counts an event of topic delivered, and compacts the topic's
+// list once half of it is delivered.
+func (m *mem) delivered(topic string) {
+	t := m.pending[topic]
+	if t == nil {
+		return
+	}
+	t.stale++
+	if t.stale < 64 || 2*t.stale < len(t.ids) {
+		return
+	}
+	t.ids = slices.DeleteFunc(t.ids, func(id int64) bool {
+		me := m.outbox[id]
+		return me == nil || me.delivered != 0
+	})
+	t.stale = 0
+	if len(t.ids) == 0 {
+		delete(m.pending, topic)
+	}
+}
+
+// pendingOutbox returns the undelivered events of topics (all when none)
+// with an ID above after, by ID, at most limit (0: all), their bodies
+// copied.
+func (m *mem) pendingOutbox(after int64, limit int, topics []string) []ledger.OutboxEvent {
+	var lists []*topicIDs
+	if len(topics) == 0 {
+		for _, t := range m.pending {
+			lists = append(lists, t)
+		}
+	} else {
+		for i, topic := range topics {
+			if t := m.pending[topic]; t != nil && !slices.Contains(topics[:i], topic) {
+				lists = append(lists, t)
+			}
 		}
 	}
-	slices.Sort(ids)
+	var ids []int64
+	for _, t := range lists {
+		i, _ := slices.BinarySearch(t.ids, after+1)
+		n := 0
+		for _, id := range t.ids[i:] {
+			if limit > 0 && n == limit {
+				break
+			}
+			if me := m.outbox[id]; me != nil && me.delivered == 0 {
+				ids = append(ids, id)
+				n++
+			}
+		}
+	}
+	if len(lists) > 1 {
+		slices.Sort(ids)
+	}
 	if limit > 0 && len(ids) > limit {
 		ids = ids[:limit]
 	}

@@ -648,12 +648,16 @@ func (t *updateTx) MarkDelivered(ctx context.Context, ids []int64, at time.Time)
 
 // PendingOutbox implements ledger.ReadTx from memory, with this
 // transaction's own outbox writes.
-func (t *updateTx) PendingOutbox(ctx context.Context, after int64, limit int) ([]ledger.OutboxEvent, error) {
+func (t *updateTx) PendingOutbox(ctx context.Context, after int64, limit int, topics ...string) ([]ledger.OutboxEvent, error) {
+	n := limit
+	if n > 0 {
+		n += len(t.delivering) // those are dropped below
+	}
 	t.s.mu.RLock()
-	out := t.s.m.pendingOutbox(after, 0)
+	out := t.s.m.pendingOutbox(after, n, topics)
 	t.s.mu.RUnlock()
 	for _, e := range t.rec.Outbox {
-		if e.ID > after {
+		if e.ID > after && (len(topics) == 0 || slices.Contains(topics, e.Topic)) {
 			e.Body = append([]byte{}, e.Body...)
 			out = append(out, e) // IDs above memory's
 		}

@@ -166,9 +166,9 @@ func (v *viewTx) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
 
 // PendingOutbox reads memory, which holds every undelivered event, until
 // the view is pinned to the projection, which then holds what memory did.
-func (v *viewTx) PendingOutbox(ctx context.Context, after int64, limit int) ([]ledger.OutboxEvent, error) {
+func (v *viewTx) PendingOutbox(ctx context.Context, after int64, limit int, topics ...string) ([]ledger.OutboxEvent, error) {
 	if !v.pinned {
-		return v.s.m.pendingOutbox(after, limit), nil
+		return v.s.m.pendingOutbox(after, limit, topics), nil
 	}
-	return v.ptx.PendingOutbox(ctx, after, limit)
+	return v.ptx.PendingOutbox(ctx, after, limit, topics...)
 }

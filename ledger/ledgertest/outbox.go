@@ -3,6 +3,8 @@ package ledgertest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ var outboxTests = []struct {
 }{
 	{"OutboxWrittenWithTheMove", testOutboxWithMove},
 	{"OutboxKeysAndDelivery", testOutboxKeys},
+	{"OutboxByTopic", testOutboxByTopic},
 }
 
 // testOutboxWithMove: an event is written exactly when its charge or
@@ -177,4 +180,86 @@ func testOutboxKeys(t *testing.T, e *Env) {
 	}
 	e.WantBalance(pool, 6)
 	want("after a charge with its event", pending(), "b", "c", "e")
+}
+
+// testOutboxByTopic: PendingOutbox with topics returns only their
+// undelivered events, by ID, above after, at most limit (a topic named
+// twice counts once), written, delivered, and after a restart; with many
+// delivered among many pending, the rest still come in order.
+func testOutboxByTopic(t *testing.T, e *Env) {
+	pool := ledger.PoolKey{Sender: "0xsigner", Capability: "budget", Customer: "alice"}.Ref()
+	write := func(i int, topic string) {
+		t.Helper()
+		ev := ledger.OutboxEvent{Key: fmt.Sprint("ev-", i), Topic: topic, Subject: "alice", Body: []byte("{}")}
+		if _, err := e.Ledger.CreditWithEvent(e.Ctx, pool, ledger.Wei(1), fmt.Sprint("credit-", i), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, topic := range []string{"usage", "alert", "usage", "refund", "alert", "usage"} {
+		write(i, topic)
+	}
+	all, err := e.Ledger.PendingOutbox(e.Ctx, 0, 100)
+	if err != nil || len(all) != 6 {
+		t.Fatalf("pending %d, %v; want 6", len(all), err)
+	}
+	check := func(when string, after int64, limit int, want string, topics ...string) {
+		t.Helper()
+		evs, err := e.Ledger.PendingOutbox(e.Ctx, after, limit, topics...)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		var keys []string
+		for i, ev := range evs {
+			keys = append(keys, ev.Key)
+			if i > 0 && ev.ID <= evs[i-1].ID {
+				t.Fatalf("%s %v: IDs out of order: %+v", when, topics, evs)
+			}
+		}
+		if got := strings.Join(keys, " "); got != want {
+			t.Fatalf("%s: pending %v after %d, at most %d: %q, want %q", when, topics, after, limit, got, want)
+		}
+	}
+	checks := func(when string, alerts, others, firstTwo, afterThird string) {
+		t.Helper()
+		check(when, 0, 10, alerts, "alert")
+		check(when, 0, 10, others, "usage", "refund")
+		check(when, 0, 2, firstTwo, "usage", "refund", "usage")
+		check(when, all[2].ID, 10, afterThird, "refund", "usage")
+		check(when, 0, 10, "", "none")
+	}
+	checks("written", "ev-1 ev-4", "ev-0 ev-2 ev-3 ev-5", "ev-0 ev-2", "ev-3 ev-5")
+	e.Restart()
+	checks("after a restart", "ev-1 ev-4", "ev-0 ev-2 ev-3 ev-5", "ev-0 ev-2", "ev-3 ev-5")
+	if err := e.Ledger.MarkDelivered(e.Ctx, []int64{all[1].ID, all[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	checks("delivered", "ev-4", "ev-0 ev-3 ev-5", "ev-0 ev-3", "ev-3 ev-5")
+	e.Restart()
+	checks("delivered, after a restart", "ev-4", "ev-0 ev-3 ev-5", "ev-0 ev-3", "ev-3 ev-5")
+
+	// A backlog: 200 more usage events, 150 of them delivered.
+	var ids []int64
+	for i := 6; i < 206; i++ {
+		write(i, "usage")
+	}
+	evs, err := e.Ledger.PendingOutbox(e.Ctx, all[5].ID, 500, "usage")
+	if err != nil || len(evs) != 200 {
+		t.Fatalf("backlog: %d, %v; want 200", len(evs), err)
+	}
+	var want []string
+	for i, ev := range evs {
+		if i%4 == 0 {
+			want = append(want, ev.Key)
+		} else {
+			ids = append(ids, ev.ID)
+		}
+	}
+	if err := e.Ledger.MarkDelivered(e.Ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	check("backlog delivered", all[5].ID, 500, strings.Join(want, " "), "usage")
+	check("backlog delivered", all[5].ID, 3, strings.Join(want[:3], " "), "usage", "alert")
+	check("backlog delivered", 0, 10, "ev-4", "alert")
+	e.Restart()
+	check("backlog delivered, after a restart", all[5].ID, 500, strings.Join(want, " "), "usage")
 }

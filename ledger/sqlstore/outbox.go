@@ -48,9 +48,18 @@ func (t *tx) InsertOutbox(ctx context.Context, events []*ledger.OutboxEvent) err
 	return nil
 }
 
-func (t *tx) PendingOutbox(ctx context.Context, after int64, limit int) ([]ledger.OutboxEvent, error) {
-	rows, err := t.query(ctx, `SELECT id, event_key, topic, subject, at, body FROM outbox
-		WHERE delivered_at IS NULL AND id > ? ORDER BY id LIMIT ?`, after, limit)
+func (t *tx) PendingOutbox(ctx context.Context, after int64, limit int, topics ...string) ([]ledger.OutboxEvent, error) {
+	q := `SELECT id, event_key, topic, subject, at, body FROM outbox WHERE delivered_at IS NULL AND id > ?`
+	args := []any{after}
+	if len(topics) > 0 {
+		// outbox_pending_topic (migration 11): a sink's own topic's events
+		// without going over the others'.
+		q += ` AND topic IN (` + placeholders(len(topics), 1) + `)`
+		for _, topic := range topics {
+			args = append(args, topic)
+		}
+	}
+	rows, err := t.query(ctx, q+` ORDER BY id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}
