@@ -55,10 +55,9 @@ var Dialect = sqlstore.Dialect{
 		}
 		return false
 	},
-	ReadOptions:    &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
-	Arrays:         true,
-	BatchFunctions: true,
-	Pipeline:       pipeline,
+	ReadOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+	Arrays:      true,
+	Pipeline:    pipeline,
 	ErrorCode: func(err error) string {
 		var e *pgconn.PgError
 		if errors.As(err, &e) {

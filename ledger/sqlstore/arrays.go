@@ -173,28 +173,16 @@ func updateAccountsArgs(accts []*ledger.Account) []any {
 	return []any{id, state, bal, cred, chg, in, out, ttl, updated, expires, closed}
 }
 
+// insertEntriesArraySQL inserts the entries of its arrays.
 func insertEntriesArraySQL(amount string) string {
 	return memo("insertEntriesArraySQL", amount, 0, func(int) string {
-		return insertEntriesArrayText(amount, false)
-	})
-}
-
-// insertEntriesArrayText inserts the entries of its arrays; with byRef,
-// two more arrays name by ref the accounts of from_id and to_id that are
-// 0 there, accounts inserted by the same statement (newaccts).
-func insertEntriesArrayText(amount string, byRef bool) string {
-	from, to, cols, types := `NULLIF(from_id, 0)`, `NULLIF(to_id, 0)`, ``, []string{"BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT"}
-	if byRef {
-		from = `COALESCE(NULLIF(from_id, 0), (SELECT id FROM newaccts WHERE newaccts.ref = v.from_ref))`
-		to = `COALESCE(NULLIF(to_id, 0), (SELECT id FROM newaccts WHERE newaccts.ref = v.to_ref))`
-		cols, types = `, from_ref, to_ref`, append(types, "TEXT", "TEXT")
-	}
-	return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
-		SELECT at, kind, ` + from + `, ` + to + `, CAST(amount AS ` + amount + `),
+		return `INSERT INTO entries (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
+		SELECT at, kind, NULLIF(from_id, 0), NULLIF(to_id, 0), CAST(amount AS ` + amount + `),
 			NULLIF(idem_key, ''), NULLIF(input_hash, ''), CAST(balance_after AS ` + amount + `)
-		FROM unnest(` + arrays(types...) + `)
-		AS v (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after` + cols + `)
+		FROM unnest(` + arrays("BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT") + `)
+		AS v (at, kind, from_id, to_id, amount, idem_key, input_hash, balance_after)
 		ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING`
+	})
 }
 
 func (t *tx) insertEntriesArray(ctx context.Context, entries []*ledger.Entry) error {
@@ -359,89 +347,6 @@ type arrayTx struct{ *tx }
 
 var _ ledger.RowWriter = arrayTx{}
 
-// rowsWrite is what writeRowsArraySQL writes: which of its parts have
-// rows.
-type rowsWrite struct {
-	pools, jobs, accts, entries bool
-	nonces                      nonceWrite
-}
-
-// writeRowsArraySQL is InsertAccounts (pools, then jobs), UpdateAccounts,
-// InsertEntries and RecordNonces in one statement of data-modifying common
-// table expressions, those that have rows. It returns a row (id, ref) per
-// account inserted, then the counts of accounts updated, entries inserted
-// and ticket sessions updated, as rows (count, "#accounts" / "#entries" /
-// "#sessions": not a ref, which always holds a unit separator).
-//
-// The expressions write different tables, except the two inserts of
-// accounts and the update of others, so none needs to see another's rows;
-// a new job's pool ID and an entry's account that are new come from the
-// inserts' returned rows. Foreign keys are checked at the statement's end.
-func writeRowsArraySQL(amount string, w rowsWrite) string {
-	variant := fmt.Sprint(amount, w.pools, w.jobs, w.accts, w.entries, w.nonces.create, w.nonces.update, w.nonces.nonces)
-	return memo("writeRowsArraySQL", variant, 0, func(int) string {
-		var parts, out []string
-		if w.pools {
-			parts = append(parts, `newpools AS (`+insertAccountsText(amount, `NULLIF(pool_id, 0)`)+` RETURNING id, ref)`)
-		}
-		if w.jobs {
-			poolID := `NULLIF(pool_id, 0)`
-			if w.pools {
-				poolID = `COALESCE(NULLIF(pool_id, 0), (SELECT id FROM newpools WHERE newpools.ref = v.pool_ref))`
-			}
-			parts = append(parts, `newjobs AS (`+insertAccountsText(amount, poolID)+` RETURNING id, ref)`)
-		}
-		var news []string
-		if w.pools {
-			news = append(news, `SELECT id, ref FROM newpools`)
-		}
-		if w.jobs {
-			news = append(news, `SELECT id, ref FROM newjobs`)
-		}
-		if len(news) > 0 {
-			parts = append(parts, `newaccts AS (`+strings.Join(news, ` UNION ALL `)+`)`)
-			out = append(out, `SELECT id, ref FROM newaccts`)
-		}
-		if w.accts {
-			parts = append(parts, `acc AS (`+updateAccountsArraySQL(amount)+` RETURNING 1)`)
-			out = append(out, `SELECT count(*), '#accounts' FROM acc`)
-		}
-		if w.entries {
-			parts = append(parts, `ent AS (`+insertEntriesArrayText(amount, len(news) > 0)+` RETURNING 1)`)
-			out = append(out, `SELECT count(*), '#entries' FROM ent`)
-		}
-		parts = append(parts, nonceParts(w.nonces.create, w.nonces.update, w.nonces.nonces)...)
-		if w.nonces.update {
-			out = append(out, `SELECT count(*), '#sessions' FROM updated`)
-		}
-		if len(out) == 0 {
-			out = append(out, `SELECT 0, '#nothing'`)
-		}
-		return `WITH ` + strings.Join(parts, ",\n\t") + "\n\t" + strings.Join(out, "\n\tUNION ALL ")
-	})
-}
-
-// writeRowsArgs are writeRowsArraySQL's arguments for w.
-func writeRowsArgs(w rowsWrite, pools, jobs, accts []*ledger.Account, entries []*ledger.Entry, refOf map[int64]string) []any {
-	var args []any
-	if w.pools {
-		args = append(args, insertAccountsArgs(pools)...)
-	}
-	if w.jobs {
-		args = append(args, insertAccountsArgs(jobs)...)
-	}
-	if w.accts {
-		args = append(args, updateAccountsArgs(accts)...)
-	}
-	if w.entries {
-		args = append(args, insertEntriesArgs(entries)...)
-		if w.pools || w.jobs {
-			args = append(args, entryRefs(entries, refOf)...)
-		}
-	}
-	return append(args, w.nonces.args...)
-}
-
 // WriteRows implements ledger.RowWriter in one statement.
 func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account, entries []*ledger.Entry, sessions []ledger.SessionNonces) error {
 	var pools, jobs []*ledger.Account
@@ -456,24 +361,19 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 		r := a.Ref.Encode()
 		refOf[a.ID], byRef[r] = r, a
 	}
-	w := rowsWrite{pools: len(pools) > 0, jobs: len(jobs) > 0, accts: len(accts) > 0, entries: len(entries) > 0, nonces: nonceArgs(sessions)}
-	if len(created) == 0 && !w.accts && !w.entries && len(w.nonces.args) == 0 {
+	nonces := nonceArgs(sessions)
+	if len(created) == 0 && len(accts) == 0 && len(entries) == 0 && len(nonces.args) == 0 {
 		return nil
 	}
 	var rows rows
 	var err error
-	switch {
-	case t.s.d.BatchFunctions:
-		args := writeRowsFuncArgs(created, accts, entries, refOf, w.nonces.all)
-		if t.pipe != nil && t.pipe.final && ledger.WriteIsFinal(ctx) {
-			// The function checks the counts below itself (batchError),
-			// so the commit can go with it.
-			rows, err = t.pipe.query(ctx, t.s.rebind(writeRowsFuncSQL), args, true)
-		} else {
-			rows, err = t.query(ctx, writeRowsFuncSQL, args...)
-		}
-	default:
-		rows, err = t.query(ctx, writeRowsArraySQL(t.s.d.Types["AMOUNT"], w), writeRowsArgs(w, pools, jobs, accts, entries, refOf)...)
+	args := writeRowsFuncArgs(created, accts, entries, refOf, nonces.all)
+	if t.pipe != nil && t.pipe.final && ledger.WriteIsFinal(ctx) {
+		// The function checks the counts below itself (batchError), so
+		// the commit can go with it.
+		rows, err = t.pipe.query(ctx, t.s.rebind(writeRowsFuncSQL), args, true)
+	} else {
+		rows, err = t.query(ctx, writeRowsFuncSQL, args...)
 	}
 	if err != nil {
 		return t.s.batchError(err)
@@ -499,7 +399,7 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 	// The errors InsertAccounts, UpdateAccounts, InsertEntries and
 	// RecordNonces would return, in that order.
 	for _, err := range []error{insertedAccounts(len(created), len(realID)), updatedAccounts(len(accts), counts["#accounts"]),
-		insertedEntries(len(entries), counts["#entries"]), w.nonces.check(counts["#sessions"])} {
+		insertedEntries(len(entries), counts["#entries"]), nonces.check(counts["#sessions"])} {
 		if err != nil {
 			return err
 		}
@@ -522,22 +422,6 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 
 var _ ledger.Prefetcher = arrayTx{}
 
-// prefetchArraySQL is lockAccountsArraySQL and nonceStateArraySQL in one
-// statement: a row per account (its columns, then NULLs), then a row per
-// nonce query's answer (NULLs for the account's columns). The accounts
-// are locked in ref order as lockAccountsArraySQL alone locks them: a
-// common table expression with a locking clause is evaluated once, its
-// rows locked after they are sorted.
-func prefetchArraySQL(lock string) string {
-	return memo("prefetchArraySQL", lock, 0, func(int) string {
-		nulls := strings.Repeat("NULL, ", strings.Count(accountCols, ",")+1)
-		return `WITH locked AS (` + lockAccountsArraySQL(lock) + `)
-		SELECT *, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM locked
-		UNION ALL
-		SELECT ` + nulls + strings.TrimPrefix(nonceStateArraySQL, "SELECT ")
-	})
-}
-
 // Prefetch implements ledger.Prefetcher in one statement.
 func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledger.NonceQuery) ([]ledger.Account, map[string]ledger.SessionState, error) {
 	names := make([]string, len(refs))
@@ -545,13 +429,7 @@ func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledg
 		names[i] = r.Encode()
 	}
 	sessions, nonces := nonceArrays(queries)
-	var rows rows
-	var err error
-	if t.s.d.BatchFunctions && t.lock != "" {
-		rows, err = t.query(ctx, prefetchFuncSQL, names, sessions, nonces)
-	} else {
-		rows, err = t.query(ctx, prefetchArraySQL(t.lock), names, names, sessions, nonces)
-	}
+	rows, err := t.query(ctx, prefetchFuncSQL, names, sessions, nonces)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -584,13 +462,18 @@ func (t arrayTx) Prefetch(ctx context.Context, refs []ledger.Ref, queries []ledg
 	return accts, states, nil
 }
 
-// prefetchFuncSQL is prefetchArraySQL (with its lock) as a call of the
-// function byoc_prefetch (Dialect.BatchFunctions).
+// prefetchFuncSQL calls the function byoc_prefetch (migration 10): the
+// accounts named and their jobs' pools, locked in ref order, then the
+// ticket sessions' states asked for.
 const prefetchFuncSQL = `SELECT * FROM byoc_prefetch(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]))`
 
-// writeRowsFuncSQL is writeRowsArraySQL as a call of the function
-// byoc_write_rows (Dialect.BatchFunctions), which takes every part's
-// arrays, empty for a part without rows, and returns the same rows.
+// writeRowsFuncSQL calls the function byoc_write_rows (migration 10),
+// which takes every part's arrays, empty for a part without rows: the
+// accounts created and updated, the entries, the ticket sessions' nonces.
+// It returns a row (id, ref) per account inserted, then the counts of
+// accounts updated, entries inserted and ticket sessions updated, as rows
+// (count, "#accounts" / "#entries" / "#sessions": not a ref, which always
+// holds a unit separator).
 var writeRowsFuncSQL = `SELECT * FROM byoc_write_rows(` + arrays(
 	"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT",
 	"BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", // created accounts

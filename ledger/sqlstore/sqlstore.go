@@ -66,17 +66,14 @@ type Dialect struct {
 	// RawWrites runs Update's transactions on the driver connection
 	// directly (see raw.go). For a single write connection only.
 	RawWrites bool
-	// Arrays writes and reads a batch's rows with one statement of array
+	// Arrays reads and writes a batch's rows with one statement of array
 	// parameters each (see arrays.go) instead of a statement per piece of
-	// rows: for a database a round trip away (PostgreSQL). The driver must
-	// take []string and []int64 arguments as arrays.
+	// rows: for a database a round trip away (PostgreSQL). The statements
+	// call the functions byoc_prefetch and byoc_write_rows, which a
+	// migration of the dialect creates, so that their plans are made once
+	// per connection. The driver must take []string and []int64 arguments
+	// as arrays.
 	Arrays bool
-	// BatchFunctions reads and writes a batch's rows by calling the
-	// functions byoc_prefetch and byoc_write_rows (a migration of the
-	// dialect creates them) instead of one statement of common table
-	// expressions each: their plans are made once per connection, not
-	// at every batch. With Arrays only.
-	BatchFunctions bool
 	// DeferredSync, if set, is run first in an Update whose operations may
 	// be acknowledged before they are durable (ledger.SyncDeferred), to
 	// commit without waiting for the disk.
