@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
 
 	"byoc/ledger/sqlstore"
 
@@ -24,7 +26,16 @@ func pipeline(dc any) (sqlstore.Pipe, error) {
 type pipe struct{ c *pgx.Conn }
 
 // send queues before, q and after, sends them, and reads before's results.
+// q runs as a statement prepared on the connection (once, the first time
+// it meets q): the server neither parses nor plans it again at every
+// batch, about a sixth of its time for a batch's two function calls.
 func (p pipe) send(ctx context.Context, before []string, q string, args []any, after string) (pgx.BatchResults, error) {
+	if name, ok := statementName(q); ok {
+		if _, err := p.c.Prepare(ctx, name, q); err != nil { // no round trip once prepared
+			return nil, err
+		}
+		q = name // pgx runs a prepared statement named in place of the SQL
+	}
 	var b pgx.Batch
 	for _, s := range before {
 		b.Queue(s)
@@ -87,4 +98,38 @@ func (r *pipeRows) Close() error {
 	}
 	r.err = errors.Join(err, r.br.Close())
 	return r.err
+}
+
+// statementNames holds the names of the statements prepared, at most
+// maxPrepared: the store's statements are a fixed set (their variants by
+// row count are powers of two), and any beyond run unprepared, so neither
+// this map nor a connection's statements on the server grow without bound.
+var (
+	statementMu    sync.RWMutex
+	statementNames = map[string]string{}
+)
+
+const maxPrepared = 256
+
+// statementName names the prepared statement of q (false: q is not to be
+// prepared). The server keys statements by their first 63 bytes, so the
+// name is a hash of q, not q.
+func statementName(q string) (string, bool) {
+	statementMu.RLock()
+	n, ok := statementNames[q]
+	full := len(statementNames) >= maxPrepared
+	statementMu.RUnlock()
+	if ok || full {
+		return n, ok
+	}
+	h := fnv.New64a()
+	h.Write([]byte(q))
+	n = fmt.Sprintf("byoc_%016x", h.Sum64())
+	statementMu.Lock()
+	defer statementMu.Unlock()
+	if len(statementNames) >= maxPrepared {
+		return "", false
+	}
+	statementNames[q] = n
+	return n, true
 }
