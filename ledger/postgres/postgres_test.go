@@ -256,3 +256,33 @@ func TestFinalWriteFailsWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A DSN that chooses its own default_query_exec_mode (for a pooler in
+// front of the server) keeps it: the batches' statements are then not
+// prepared on the connection, and the ledger works the same.
+func TestDSNExecMode(t *testing.T) {
+	base := ledgertest.PostgresDSN(t)
+	for _, mode := range []string{"exec", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			dsn := ledgertest.PostgresSchema(t, base)
+			sep := "&"
+			if !strings.Contains(dsn, "?") {
+				sep = "?"
+			}
+			s, err := postgres.Open(context.Background(), dsn+sep+"default_query_exec_mode="+mode, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := ledger.New(s, ledger.Options{})
+			t.Cleanup(func() { l.Close(); s.Close() })
+			credited, charged := ledgertest.ConcurrentLoad(t, []*ledger.Ledger{l}, 4, 5)
+			r, err := ledger.Verify(context.Background(), s, ledger.VerifyOptions{})
+			if err != nil || !r.OK() {
+				t.Fatalf("verify: %v %v", err, r.Problems)
+			}
+			if r.Credited.Cmp(ledger.Wei(credited)) != 0 || r.Charged.Cmp(ledger.Wei(charged)) != 0 {
+				t.Fatalf("report %+v; acknowledged credited %d charged %d", r, credited, charged)
+			}
+		})
+	}
+}
