@@ -437,6 +437,12 @@ func (g *Gateway) startAt(ctx context.Context, s *gwStream, j *job, o *offer) (h
 		s.mu.Lock()
 		s.servedBy = append(s.servedBy, o.recipient) // its key is taken
 		s.mu.Unlock()
+		if resp == nil {
+			// Unanswered: o may have started it. Ask it to stop, so that
+			// it does not run, and charge the hold there, a stream no
+			// client uses (what it charged is found by reconciliation).
+			go g.stopLeft(bctx, s, o)
+		}
 		return nil, err
 	}
 	g.bookStreamStart(context.WithoutCancel(ctx), s, sb, pay, resp, max(j.timeout, g.cfg.MinCompute))

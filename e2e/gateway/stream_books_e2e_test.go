@@ -2,13 +2,16 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"byoc/gateway"
+	"byoc/internal/testnet"
 	"byoc/ledger"
 	"byoc/orchestrator"
 	"byoc/wire"
@@ -176,4 +179,77 @@ func testStreamStartFailedAfterPayment(t *testing.T, store string) {
 	if wd := metric(t, gw, "byoc_gateway_books_written_down_wei_total"); wd != 0 {
 		t.Errorf("written down: %v wei", wd)
 	}
+}
+
+// A stream whose start reached the orchestrator and ran there, but whose
+// answer never came back (the connection broke): the gateway books the
+// start's tickets as credited, as for a job, counts the stream failed and
+// asks the orchestrator to stop it, so that it does not run on, charging
+// its hold there, for a stream no client uses. The orchestrator's hold
+// then closes at its stop, the worker gets the stop, and both books agree.
+func TestStreamStartUnanswered(t *testing.T) {
+	clock := ledger.NewManualClock(time.Now())
+	noTicks := func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	o := startOrch(t, func(c *orchestrator.NodeConfig) {
+		c.Clock = clock
+		c.Orchestrator.StreamTicker = noTicks
+	})
+	sw := registerLive(t, o, &e2eStreamWorker{}, 4)
+	drop := &dropStartAnswer{base: gateway.NewOrchestratorClient(nil).Transport}
+	gw := startGateway(t, testnet.KeyA, []string{o.URL}, func(c *gateway.NodeConfig) {
+		c.Gateway.StreamTicker = noTicks
+		c.Gateway.StreamHost = "https://gw.example"
+		c.Gateway.Client = &http.Client{Transport: drop}
+		c.Clock = clock
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"unanswered","params":"{}"}`))
+	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
+	r.Header.Set(wire.HeaderJobRequest, h)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if st := gw.StreamState(ctx, "unanswered"); st != "failed" {
+		t.Fatalf("stream state %q, want failed", st)
+	}
+	if drop.dropped.Load() != 1 {
+		t.Fatalf("%d start answers dropped; want 1", drop.dropped.Load())
+	}
+	if sw.count("/stream/start", "unanswered") != 1 {
+		t.Fatalf("the worker did not get the start")
+	}
+	testnet.Eventually(t, "the orchestrator to stop the stream whose start went unanswered", func() bool {
+		return statement(t, o, gw.Address(), "unanswered").Account.State == ledger.StateClosed
+	})
+	if n := sw.count("/stream/stop", "unanswered"); n != 1 {
+		t.Errorf("the worker got %d stops; want 1", n)
+	}
+	orchSt := statement(t, o, gw.Address(), "unanswered")
+	gwSt, err := gw.Ledger.Statement(ctx, ledger.JobKey{Sender: o.Address.Hex(), JobID: gateway.StreamHoldJobID("unanswered")}.Ref(), 0)
+	if err != nil || gwSt.Account.State != ledger.StateClosed || gwSt.Credited.Cmp(orchSt.Credited) != 0 || orchSt.Credited.Sign() <= 0 {
+		t.Errorf("the gateway's books of the unanswered start: %+v, %v; want closed, credited as the orchestrator's hold (%s)",
+			gwSt.Account, err, orchSt.Credited)
+	}
+	agree(t, gw, o, "live") // each charged the start's second
+}
+
+// dropStartAnswer sends a stream's first start and loses its answer, as a
+// connection that breaks after the orchestrator answered would.
+type dropStartAnswer struct {
+	base    http.RoundTripper
+	dropped atomic.Int32
+}
+
+func (d *dropStartAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := d.base.RoundTrip(r)
+	if err == nil && r.URL.Path == "/ai/stream/start" && d.dropped.Add(1) == 1 {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return nil, errors.New("connection reset before the answer (test)")
+	}
+	return resp, err
 }
