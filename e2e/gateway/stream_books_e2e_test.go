@@ -125,22 +125,7 @@ func testStreamStartFailedAfterPayment(t *testing.T, store string) {
 	clock, o, gw := streamNodes(t, store, nil, func(o *orchestrator.Node) { registerLive(t, o, sw, 4) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	start := func(id string) {
-		t.Helper()
-		r, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"`+id+`","params":"{}"}`))
-		h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
-		r.Header.Set(wire.HeaderJobRequest, h)
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	start("fails")
-	if st := gw.StreamState(ctx, "fails"); st != "failed" {
-		t.Fatalf("stream state %q, want failed", st)
-	}
+	startStream(t, ctx, gw, "fails", "failed")
 	if sw.count("/stream/start", "fails") != 1 {
 		t.Fatalf("the worker did not get the start")
 	}
@@ -161,10 +146,7 @@ func testStreamStartFailedAfterPayment(t *testing.T, store string) {
 	sw.mu.Lock()
 	sw.failStart = false
 	sw.mu.Unlock()
-	start("works")
-	if st := gw.StreamState(ctx, "works"); st != "running" {
-		t.Fatalf("stream state %q, want running", st)
-	}
+	startStream(t, ctx, gw, "works", "running")
 	clock.Advance(2 * time.Second)
 	r, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/stream/works/stop", strings.NewReader("bye"))
 	if resp, err := http.DefaultClient.Do(r); err != nil || resp.StatusCode != http.StatusOK {
@@ -204,18 +186,7 @@ func TestStreamStartUnanswered(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/process/stream/start", strings.NewReader(`{"stream_id":"unanswered","params":"{}"}`))
-	h, _ := wire.EncodeJobRequestHeader(&wire.JobRequest{Request: `{}`, Parameters: "{}", Capability: "live", TimeoutSeconds: 10})
-	r.Header.Set(wire.HeaderJobRequest, h)
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if st := gw.StreamState(ctx, "unanswered"); st != "failed" {
-		t.Fatalf("stream state %q, want failed", st)
-	}
+	startStream(t, ctx, gw, "unanswered", "failed")
 	if drop.dropped.Load() != 1 {
 		t.Fatalf("%d start answers dropped; want 1", drop.dropped.Load())
 	}
