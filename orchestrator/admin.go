@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,12 +42,21 @@ func (o *Orchestrator) AdminHandler(token string) http.Handler {
 			h(w, r)
 		}
 	}
-	limit := func(r *http.Request) int {
-		n, err := strconv.Atoi(r.URL.Query().Get("limit"))
-		if err != nil || n <= 0 {
-			return 1000
-		}
-		return n
+	// query wraps a list's handler: ?limit= (default 1000) must be a
+	// whole number from 1 to maxAdminLimit, else 400 saying so.
+	query := func(h func(w http.ResponseWriter, r *http.Request, limit int)) http.HandlerFunc {
+		return guard(func(w http.ResponseWriter, r *http.Request) {
+			limit := 1000
+			if v := r.URL.Query().Get("limit"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n <= 0 || n > maxAdminLimit {
+					httpError(w, fmt.Sprintf("limit %q: want a whole number from 1 to %d", v, maxAdminLimit), http.StatusBadRequest)
+					return
+				}
+				limit = n
+			}
+			h(w, r, limit)
+		})
 	}
 	mux.HandleFunc("GET /admin/capabilities", guard(func(w http.ResponseWriter, r *http.Request) {
 		type capView struct {
@@ -62,20 +72,20 @@ func (o *Orchestrator) AdminHandler(token string) http.Handler {
 		}
 		writeJSON(w, out)
 	}))
-	mux.HandleFunc("GET /admin/pools", guard(func(w http.ResponseWriter, r *http.Request) {
-		as, err := o.cfg.Ledger.List(r.Context(), ledger.AccountFilter{Kind: ledger.KindPool, Sender: r.URL.Query().Get("sender"), Limit: limit(r)})
+	mux.HandleFunc("GET /admin/pools", query(func(w http.ResponseWriter, r *http.Request, limit int) {
+		as, err := o.cfg.Ledger.List(r.Context(), ledger.AccountFilter{Kind: ledger.KindPool, Sender: r.URL.Query().Get("sender"), Limit: limit})
 		writeResult(w, as, err)
 	}))
-	mux.HandleFunc("GET /admin/jobs", guard(func(w http.ResponseWriter, r *http.Request) {
-		f := ledger.AccountFilter{Kind: ledger.KindJob, Sender: r.URL.Query().Get("sender"), Limit: limit(r)}
+	mux.HandleFunc("GET /admin/jobs", query(func(w http.ResponseWriter, r *http.Request, limit int) {
+		f := ledger.AccountFilter{Kind: ledger.KindJob, Sender: r.URL.Query().Get("sender"), Limit: limit}
 		if r.URL.Query().Get("all") == "" {
 			f.State = ledger.StateOpen
 		}
 		as, err := o.cfg.Ledger.List(r.Context(), f)
 		writeResult(w, as, err)
 	}))
-	mux.HandleFunc("GET /admin/jobs/{sender}/{job}", guard(func(w http.ResponseWriter, r *http.Request) {
-		s, err := o.cfg.Ledger.Statement(r.Context(), ledger.JobKey{Sender: r.PathValue("sender"), JobID: r.PathValue("job")}.Ref(), limit(r))
+	mux.HandleFunc("GET /admin/jobs/{sender}/{job}", query(func(w http.ResponseWriter, r *http.Request, limit int) {
+		s, err := o.cfg.Ledger.Statement(r.Context(), ledger.JobKey{Sender: r.PathValue("sender"), JobID: r.PathValue("job")}.Ref(), limit)
 		writeResult(w, s, err)
 	}))
 	mux.HandleFunc("GET /admin/streams", guard(func(w http.ResponseWriter, r *http.Request) {
@@ -85,19 +95,36 @@ func (o *Orchestrator) AdminHandler(token string) http.Handler {
 		}
 		writeResult(w, ss, err)
 	}))
-	mux.HandleFunc("GET /admin/winners", guard(func(w http.ResponseWriter, r *http.Request) {
-		state := r.URL.Query().Get("state")
-		switch state {
-		case "":
-			state = ledger.WinnerQueued
-		case "all":
-			state = ""
+	mux.HandleFunc("GET /admin/winners", query(func(w http.ResponseWriter, r *http.Request, limit int) {
+		state, ok := winnerState(w, r, ledger.WinnerQueued)
+		if !ok {
+			return
 		}
-		ws, err := o.cfg.Ledger.Winners(r.Context(), state, limit(r))
+		ws, err := o.cfg.Ledger.Winners(r.Context(), state, limit)
 		writeResult(w, ws, err)
 	}))
 	return mux
 }
+
+// winnerState reads a winners list's ?state= (none: dflt; all: every
+// state, ""), or answers 400 saying what it wants.
+func winnerState(w http.ResponseWriter, r *http.Request, dflt string) (string, bool) {
+	switch state := r.URL.Query().Get("state"); state {
+	case "":
+		return dflt, true
+	case "all":
+		return "", true
+	case ledger.WinnerQueued, ledger.WinnerSubmitted, ledger.WinnerRedeemed, ledger.WinnerDead:
+		return state, true
+	default:
+		httpError(w, fmt.Sprintf("state %q: want %s, %s, %s, %s or all", state,
+			ledger.WinnerQueued, ledger.WinnerSubmitted, ledger.WinnerRedeemed, ledger.WinnerDead), http.StatusBadRequest)
+		return "", false
+	}
+}
+
+// maxAdminLimit bounds an admin list's ?limit=.
+const maxAdminLimit = 100_000
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -636,6 +636,30 @@ func TestAdminAndMetrics(t *testing.T) {
 	if testnet.Admin(t, n, "/admin/jobs/"+c.Addr()+"/nope", nil) != http.StatusNotFound {
 		t.Error("statement of an unknown job is not 404")
 	}
+	// A list's limit and a winners' state that make no sense are refused
+	// saying so, not read as the defaults.
+	for _, path := range []string{"/admin/pools?limit=abc", "/admin/pools?limit=0", "/admin/jobs?limit=-1",
+		"/admin/jobs?limit=99999999999999999999", "/admin/jobs/" + c.Addr() + "/j?limit=1e3", "/admin/winners?limit=100001",
+		"/admin/winners?state=won"} {
+		req, _ := http.NewRequest(http.MethodGet, n.AdminURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+n.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "want ") {
+			t.Errorf("%s: %d %q; want 400 saying what it wants", path, resp.StatusCode, body)
+		}
+	}
+	if testnet.Admin(t, n, "/admin/pools?limit=1", &pools) != 200 || len(pools) != 1 {
+		t.Errorf("pools with limit=1: %+v", pools)
+	}
+	var winners []ledger.Winner
+	if testnet.Admin(t, n, "/admin/winners?state=redeemed&limit=100000", &winners) != 200 {
+		t.Error("winners redeemed, limit=100000: not 200")
+	}
 	resp, err := http.Get(n.AdminURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)

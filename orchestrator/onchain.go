@@ -125,7 +125,11 @@ func (n *Node) chainAdmin(token string, next http.Handler) http.Handler {
 		writeJSON(w, vs)
 	}
 	mux.HandleFunc("GET /admin/tickets", guard(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := n.Ledger.Winners(r.Context(), r.URL.Query().Get("state"), 0)
+		state, ok := winnerState(w, r, "")
+		if !ok {
+			return
+		}
+		ws, err := n.Ledger.Winners(r.Context(), state, 0)
 		views(w, r, ws, err)
 	}))
 	mux.HandleFunc("POST /admin/tickets/redeem", guard(func(w http.ResponseWriter, r *http.Request) {

@@ -129,6 +129,9 @@ func testOnChainNode(t *testing.T, dsn string) {
 	if admin("POST", "/admin/tickets/prune", "", &ws) != 200 || len(ws) != 0 {
 		t.Fatalf("prune: %+v", ws)
 	}
+	if code := admin("GET", "/admin/tickets?state=won", "", nil); code != http.StatusBadRequest {
+		t.Fatalf("tickets of an unknown state: %d, want 400", code)
+	}
 	if admin("GET", "/admin/tickets?state=queued", "", &ws) != 200 || len(ws) != 1 || ws[0].Key != key ||
 		ws[0].CreationRound != round.Int64() || ws[0].LastValidRound != round.Int64()+1 {
 		t.Fatalf("list: %+v", ws)
