@@ -61,25 +61,22 @@ func (t *tx) loadAccountsArray(ctx context.Context, names []string) ([]ledger.Ac
 	return t.accounts(ctx, lockAccountsArraySQL(t.lock), names, names)
 }
 
+// insertAccountsArraySQL inserts the accounts of its arrays and returns
+// their IDs and refs.
 func insertAccountsArraySQL(amount string) string {
 	return memo("insertAccountsArraySQL", amount, 0, func(int) string {
-		return insertAccountsText(amount, `NULLIF(pool_id, 0)`) + ` RETURNING id, ref`
-	})
-}
-
-// insertAccountsText inserts the accounts of its arrays, their pool IDs
-// given by poolID, an expression on the arrays' columns.
-func insertAccountsText(amount, poolID string) string {
-	return `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
+		return `INSERT INTO accounts (ref, kind, sender, name, customer, pool_ref, pool_id, state,
 		balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
-		SELECT ref, kind, sender, name, customer, pool_ref, ` + poolID + `, state,
+		SELECT ref, kind, sender, name, customer, pool_ref, NULLIF(pool_id, 0), state,
 			CAST(balance AS ` + amount + `), CAST(credited AS ` + amount + `), CAST(charged AS ` + amount + `),
 			CAST(moved_in AS ` + amount + `), CAST(moved_out AS ` + amount + `), ttl_us, opened_at, updated_at,
 			NULLIF(expires_at, ` + fmt.Sprint(int64(noMicros)) + `), NULLIF(closed_at, ` + fmt.Sprint(int64(noMicros)) + `)
 		FROM unnest(` + arrays("TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT",
-		"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT") + `)
+			"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT") + `)
 		AS v (ref, kind, sender, name, customer, pool_ref, pool_id, state,
-			balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)`
+			balance, credited, charged, moved_in, moved_out, ttl_us, opened_at, updated_at, expires_at, closed_at)
+		RETURNING id, ref`
+	})
 }
 
 func (t *tx) insertAccountsArray(ctx context.Context, accts []*ledger.Account) error {
@@ -110,7 +107,7 @@ func (t *tx) insertAccountsArray(ctx context.Context, accts []*ledger.Account) e
 	return insertedAccounts(len(accts), got)
 }
 
-// insertAccountsArgs are insertAccountsText's arguments for accts; a
+// insertAccountsArgs are insertAccountsArraySQL's arguments for accts; a
 // PoolID that is not a real ID (not positive) goes as 0.
 func insertAccountsArgs(accts []*ledger.Account) []any {
 	n := len(accts)
@@ -349,15 +346,9 @@ var _ ledger.RowWriter = arrayTx{}
 
 // WriteRows implements ledger.RowWriter in one statement.
 func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account, entries []*ledger.Entry, sessions []ledger.SessionNonces) error {
-	var pools, jobs []*ledger.Account
 	refOf := make(map[int64]string, len(created)) // temporary ID → ref
 	byRef := make(map[string]*ledger.Account, len(created))
 	for _, a := range created {
-		if a.Ref.Kind == ledger.KindPool {
-			pools = append(pools, a)
-		} else {
-			jobs = append(jobs, a)
-		}
 		r := a.Ref.Encode()
 		refOf[a.ID], byRef[r] = r, a
 	}
@@ -404,8 +395,8 @@ func (t arrayTx) WriteRows(ctx context.Context, created, accts []*ledger.Account
 			return err
 		}
 	}
-	for _, a := range jobs {
-		if a.PoolID < 0 {
+	for _, a := range created {
+		if a.PoolID < 0 { // a job whose pool is new in the batch
 			a.PoolID = realID[a.PoolID]
 		}
 	}
